@@ -1,0 +1,38 @@
+# Thin wrapper over CMake.  `make run` and `make test` are the two commands a
+# fresh Debian 12 machine needs; both install missing packages first.
+BUILD_DIR ?= build
+ASAN_DIR ?= build-asan
+CONFIG ?= configs/provd.yaml
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+CMAKE_FLAGS ?=
+
+.PHONY: all deps build run test test-asan test-normal bench clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	@cmake -S . -B $(BUILD_DIR) $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD_DIR) -j $(JOBS)
+
+run: build
+	$(BUILD_DIR)/provd -c $(CONFIG)
+
+test-normal: build
+	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
+
+# Unit and plugin tests again under AddressSanitizer + UBSan.
+test-asan: deps
+	@cmake -S . -B $(ASAN_DIR) -DPROVD_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(ASAN_DIR) -j $(JOBS)
+	cd $(ASAN_DIR) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS) -L 'unit|plugin'
+
+test: test-asan test-normal
+
+bench: build
+	bench/run.sh
+
+clean:
+	rm -rf $(BUILD_DIR) $(ASAN_DIR)

@@ -1,0 +1,119 @@
+/* The daemon's YAML configuration (configs/provd.yaml), loaded with
+ * libyaml into a tree that remembers FILE:LINE:COL of every node, checked
+ * against the core schema, and turned into `struct provd_config`.
+ * Plugin options stay as subtrees until the loader checks them against the
+ * plugin's own schema with config_check_options(). */
+#ifndef CORE_CONFIG_CONFIG_H
+#define CORE_CONFIG_CONFIG_H
+
+#include <stddef.h>
+#include <jansson.h>
+
+#include "provd/plugin.h"
+
+/* Where a node came from.  file points into the config (not owned). */
+struct cfg_pos {
+  const char *file;
+  int line; /* 1-based */
+  int col;  /* 1-based */
+};
+
+/* Collected diagnostics, each "FILE:LINE:COL: message". */
+struct diag {
+  char **lines;
+  size_t n;
+};
+void diag_add(struct diag *d, const struct cfg_pos *pos, const char *fmt,
+              ...) __attribute__((format(printf, 3, 4)));
+void diag_print(const struct diag *d); /* to stderr, one per line */
+void diag_free(struct diag *d);
+
+struct cfg_node; /* opaque YAML node */
+const struct cfg_pos *cfg_node_pos(const struct cfg_node *n);
+
+struct cfg_listen {
+  char host[256]; /* "127.0.0.1", "::1", "localhost", "0.0.0.0" */
+  int port;       /* 0..65535; 0 = any free port */
+};
+
+struct cfg_hub {
+  char *name;     /* unique */
+  char *hostname; /* what devices get as assignedHub */
+  int weight;     /* 1..1000, default 1 */
+  struct cfg_pos pos;
+};
+
+/* A `plugins:` item, or `storage:` (kind PROVD_KIND_STORAGE). */
+struct cfg_plugin_decl {
+  enum provd_kind kind;
+  char *name;     /* plugin name, e.g. "symmetric-key" */
+  char *id;       /* instance id; defaults to name */
+  char *path;     /* explicit .so path, or NULL */
+  char **events;  /* notifier event filter */
+  size_t n_events;
+  const struct cfg_node *options; /* `options:` subtree, or NULL */
+  struct cfg_pos pos;             /* of the item */
+};
+
+/* A service API access policy (DPS "shared access policy"). */
+struct cfg_policy {
+  char *name;
+  char *key;     /* base64 */
+  int can_write; /* 0: read-only */
+  struct cfg_pos pos;
+};
+
+struct provd_config {
+  char *file;
+  char *id_scope;
+  struct cfg_listen https;
+  struct cfg_listen mqtt;
+  int has_mqtt;
+  char *data_dir;           /* relative paths are relative to the cwd */
+  char *tls_cert, *tls_key; /* NULL: generated in data_dir/tls */
+  struct cfg_plugin_decl storage; /* default: { plugin: sqlite } */
+  char **plugin_path;
+  size_t n_plugin_path;
+  struct cfg_hub *hubs;
+  size_t n_hubs;
+  struct cfg_plugin_decl *plugins;
+  size_t n_plugins;
+  struct cfg_policy *policies; /* `service_policies:` */
+  size_t n_policies;
+  int workers;              /* 0: number of cores */
+  int log_level;            /* LOG_* */
+  size_t max_body_bytes;    /* `limits.max_body`, default 96 KiB */
+  int retry_after_s;        /* `registration.retry_after`, default 1 */
+  struct cfg_node *root;    /* owned */
+};
+
+/* Loads and checks `path`.  On failure returns -1 with every problem in d
+ * (as many as can be found in one pass). */
+int config_load(const char *path, struct provd_config *cfg, struct diag *d);
+/* Defaults only, as if the file were empty (used when no file exists). */
+void config_defaults(struct provd_config *cfg);
+void config_free(struct provd_config *cfg);
+
+/* Parses "HOST:PORT", "[::1]:PORT" into out; -1 with a message if bad. */
+int config_parse_listen(const char *text, struct cfg_listen *out,
+                        char *msg, size_t msg_len);
+
+/* Checks a plugin's `options:` subtree (may be NULL) against its schema:
+ * unknown keys (with a "did you mean" hint), wrong types, missing
+ * required options, enum values; applies defaults; resolves NAME_file
+ * for sensitive options; expands ${ENV}.  `where` positions errors when
+ * options is NULL.  On success *out is a new JSON object with typed values
+ * (durations in ms, sizes in bytes).  plugin_label names the plugin in
+ * messages. */
+int config_check_options(const struct provd_option *schema,
+                         const struct cfg_node *options,
+                         const struct cfg_pos *where,
+                         const char *plugin_label, json_t **out,
+                         struct diag *d);
+
+/* Writes a redacted (sensitive values shown as "***") JSON rendering of
+ * checked options, for logs.  Caller frees. */
+char *config_redact_options(const struct provd_option *schema,
+                            const json_t *opts);
+
+#endif

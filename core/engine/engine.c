@@ -1,0 +1,712 @@
+#include "engine/engine.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "provd/alloc.h"
+#include "provd/attest.h"
+#include "util/ids.h"
+#include "util/log.h"
+#include "util/metrics.h"
+#include "util/sas.h"
+#include "util/timefmt.h"
+
+/* Groups tried per registration; DPS allows 100 symmetric-key groups. */
+#define MAX_GROUPS_TRIED 1000
+#define CALL_DEADLINE_NS (10ull * 1000000000ull)
+
+struct engine {
+  const struct provd_config *cfg;
+  struct store *store;
+  struct plugin_set *plugins;
+  struct provd_hub_info *hubs;
+  size_t n_hubs;
+};
+
+/* One device request travelling through read -> write -> done. */
+struct job {
+  struct engine *e;
+  struct reg_request *req;
+  engine_done_fn done;
+  void *ud;
+  struct provd_call call;
+  /* read phase results */
+  struct store_rec enrollment;
+  int is_group;
+  char device_id[129];
+  struct store_rec record;   /* registration state to write */
+  char event_type[32];
+  char reason[64];
+  char operation_id[128];
+};
+
+struct auth_outcome {
+  char reason[64];
+  char detail[512];
+};
+
+/* ---------- wire mapping ---------- */
+
+struct wire_error {
+  const char *reason;
+  int http_status;
+  int code;
+  const char *message;
+};
+
+static const struct wire_error wire_errors[] = {
+    {"OPERATION_NOT_FOUND", 404, 404204, "Operation not found."},
+    {"REGISTRATION_NOT_FOUND", 404, 404203, "Registration not found."},
+    {"STORE_UNAVAILABLE", 503, 503001, "Service unavailable, retry later."},
+    {"THROTTLED", 429, 429001, "Too many requests, retry later."},
+    {"INTERNAL", 500, 500001, "Internal error."},
+};
+
+void engine_wire_error(const char *reason, int *http_status, int *code,
+                       const char **message)
+{
+  for (size_t i = 0; i < sizeof(wire_errors) / sizeof(wire_errors[0]); i++)
+    if (strcmp(reason, wire_errors[i].reason) == 0) {
+      *http_status = wire_errors[i].http_status;
+      *code = wire_errors[i].code;
+      *message = wire_errors[i].message;
+      return;
+    }
+  /* Every authentication failure looks the same on the wire: an
+   * unauthenticated caller learns nothing DPS would not tell it. */
+  *http_status = 401;
+  *code = 401002;
+  *message = "Unauthorized";
+}
+
+/* ---------- lifecycle ---------- */
+
+int engine_new(const struct provd_config *cfg, struct store *store,
+               struct plugin_set *plugins, struct engine **out,
+               struct provd_err *err)
+{
+  struct engine *e = calloc(1, sizeof(*e));
+  if (!e) {
+    perr_set(err, "INTERNAL", "out of memory");
+    return PROVD_E_NOMEM;
+  }
+  e->cfg = cfg;
+  e->store = store;
+  e->plugins = plugins;
+  e->n_hubs = cfg->n_hubs;
+  e->hubs = calloc(cfg->n_hubs + 1, sizeof(*e->hubs));
+  if (!e->hubs) {
+    engine_free(e);
+    perr_set(err, "INTERNAL", "out of memory");
+    return PROVD_E_NOMEM;
+  }
+  for (size_t i = 0; i < cfg->n_hubs; i++) {
+    e->hubs[i].struct_size = sizeof(e->hubs[i]);
+    e->hubs[i].name = cfg->hubs[i].name;
+    e->hubs[i].hostname = cfg->hubs[i].hostname;
+    e->hubs[i].weight = (uint32_t)cfg->hubs[i].weight;
+  }
+  *out = e;
+  return PROVD_OK;
+}
+
+void engine_free(struct engine *e)
+{
+  if (!e)
+    return;
+  free(e->hubs);
+  free(e);
+}
+
+void reg_request_free(struct reg_request *req)
+{
+  if (!req)
+    return;
+  free(req->authorization);
+  json_decref(req->body);
+  free(req->peer_chain_pem);
+  free(req);
+}
+
+static void job_free(struct job *j)
+{
+  reg_request_free(j->req);
+  store_rec_clear(&j->enrollment);
+  store_rec_clear(&j->record);
+  free(j);
+}
+
+/* ---------- small JSON helpers ---------- */
+
+static const char *json_str_at(const json_t *obj, const char *key)
+{
+  return json_string_value(json_object_get(obj, key));
+}
+
+static const char *enrollment_type(const json_t *enrollment)
+{
+  return json_str_at(json_object_get(enrollment, "attestation"), "type");
+}
+
+static const char *hostname_of(const struct engine *e, const char *name)
+{
+  for (size_t i = 0; i < e->n_hubs; i++)
+    if (strcmp(e->hubs[i].name, name) == 0)
+      return e->hubs[i].hostname;
+  return NULL;
+}
+
+static const struct provd_hub_info *hub_by_name_or_host(const struct engine *e,
+                                                        const char *text)
+{
+  for (size_t i = 0; i < e->n_hubs; i++)
+    if (strcasecmp(e->hubs[i].name, text) == 0 ||
+        strcasecmp(e->hubs[i].hostname, text) == 0)
+      return &e->hubs[i];
+  return NULL;
+}
+
+/* ---------- finishing ---------- */
+
+static void finish(struct job *j, int http_status, json_t *body, int retry)
+{
+  struct reg_outcome out = {.http_status = http_status, .body = body,
+                            .retry_after_s = retry};
+  snprintf(out.reason, sizeof(out.reason), "%s", j->reason);
+  j->done(j->ud, &out);
+  job_free(j);
+}
+
+static void finish_error(struct job *j, const char *reason, const char *detail)
+{
+  int status, code;
+  const char *message;
+  snprintf(j->reason, sizeof(j->reason), "%s", reason);
+  engine_wire_error(reason, &status, &code, &message);
+  log_info("engine", "registration refused regid=%s reason=%s trace=%s%s%s",
+           j->req->registration_id, reason, j->req->trace_id,
+           detail && *detail ? " detail=" : "", detail ? detail : "");
+  metrics_add("provd_registration_failures_total",
+              "Registration requests refused, by reason.", NULL, 0);
+  char labels[96];
+  snprintf(labels, sizeof(labels), "reason=\"%s\"", reason);
+  metrics_add("provd_registration_failures_total",
+              "Registration requests refused, by reason.", labels, 1);
+  json_t *body = json_pack("{s:i,s:s}", "errorCode", code, "message", message);
+  int retry = status == 429 || status == 503 ? 1 : 0;
+  finish(j, status, body, retry);
+}
+
+/* ---------- authentication ---------- */
+
+static const char *detect_mechanism(const struct reg_request *req)
+{
+  if (req->body && json_object_get(req->body, "tpm"))
+    return "tpm";
+  if (!req->authorization && req->peer_chain_pem)
+    return "x509";
+  return "symmetricKey";
+}
+
+static struct plugin_instance *attest_plugin_for(struct engine *e,
+                                                 const char *mechanism)
+{
+  struct plugin_instance *p;
+  for (size_t i = 0; (p = plugins_nth(e->plugins, PROVD_KIND_ATTESTATION, i));
+       i++) {
+    const struct provd_attest_ops *ops = p->desc->ops;
+    for (const char *const *m = ops->mechanisms; m && *m; m++)
+      if (strcmp(*m, mechanism) == 0)
+        return p;
+  }
+  return NULL;
+}
+
+static int call_attest(struct job *j, struct plugin_instance *p,
+                       const char *mechanism, const struct store_rec *enr,
+                       int is_group, struct auth_outcome *ao)
+{
+  const struct provd_attest_ops *ops = p->desc->ops;
+  struct provd_attest_request areq = {
+      .struct_size = sizeof(areq),
+      .id_scope = j->e->cfg->id_scope,
+      .registration_id = j->req->registration_id,
+      .mechanism = mechanism,
+      .enrollment = cfg_from_json(enr->body),
+      .is_group = is_group,
+      .enrollment_id = enr->id,
+      .authorization = j->req->authorization,
+      .body = j->req->body ? cfg_from_json(j->req->body) : NULL,
+      .client_cert_chain_pem = j->req->peer_chain_pem,
+      .now_unix = time_now_ms() / 1000,
+  };
+  struct provd_attest_result res = {0};
+  struct provd_err err = {0};
+  plugin_op_enter(p);
+  int rc = ops->attest(p->state, &j->call, &areq, &res, &err);
+  plugin_op_leave(p);
+  if (rc == PROVD_OK && res.device_id)
+    snprintf(j->device_id, sizeof(j->device_id), "%s", res.device_id);
+  attest_result_clear(&res);
+  if (rc != PROVD_OK) {
+    snprintf(ao->reason, sizeof(ao->reason), "%s",
+             err.code[0] ? err.code
+                         : (rc < 0 ? "ATTESTATION_ERROR" : "BAD_SIGNATURE"));
+    snprintf(ao->detail, sizeof(ao->detail), "%s", err.msg);
+  }
+  return rc;
+}
+
+/* Tries the enrollment groups of the mechanism in id order.  A group whose
+ * key does not match declines; any other refusal ends the search. */
+static int authenticate_by_group(struct job *j, struct store_session *s,
+                                 struct plugin_instance *p,
+                                 const char *mechanism, struct auth_outcome *ao)
+{
+  struct provd_query q = {.struct_size = sizeof(q), .kind = mechanism,
+                          .limit = MAX_GROUPS_TRIED};
+  struct store_rec *groups = NULL;
+  size_t n = 0;
+  struct provd_err err = {0};
+  if (store_list(s, PROVD_TABLE_ENROLLMENT_GROUPS, &q, &groups, &n, &err) !=
+      PROVD_OK) {
+    snprintf(ao->reason, sizeof(ao->reason), "STORE_UNAVAILABLE");
+    snprintf(ao->detail, sizeof(ao->detail), "%s", err.msg);
+    return PROVD_E_UNAVAILABLE;
+  }
+  int rc = PROVD_NOT_FOUND;
+  snprintf(ao->reason, sizeof(ao->reason), "ENROLLMENT_NOT_FOUND");
+  for (size_t i = 0; i < n; i++) {
+    rc = call_attest(j, p, mechanism, &groups[i], 1, ao);
+    if (rc == PROVD_DECLINED) {
+      snprintf(ao->reason, sizeof(ao->reason), "BAD_SIGNATURE");
+      continue;
+    }
+    if (rc == PROVD_OK) {
+      j->enrollment = groups[i];
+      memset(&groups[i], 0, sizeof(groups[i]));
+      j->is_group = 1;
+    }
+    break;
+  }
+  store_recs_free(groups, n);
+  return rc;
+}
+
+static int authenticate(struct job *j, struct store_session *s,
+                        struct auth_outcome *ao)
+{
+  const char *mechanism = detect_mechanism(j->req);
+  struct plugin_instance *p = attest_plugin_for(j->e, mechanism);
+  if (!p) {
+    snprintf(ao->reason, sizeof(ao->reason), "ATTESTATION_UNAVAILABLE");
+    snprintf(ao->detail, sizeof(ao->detail),
+             "no attestation plugin handles %s", mechanism);
+    return PROVD_DENIED;
+  }
+  struct provd_err err = {0};
+  int rc = store_get(s, PROVD_TABLE_ENROLLMENTS, j->req->registration_id,
+                     &j->enrollment, &err);
+  if (rc == PROVD_NOT_FOUND)
+    return authenticate_by_group(j, s, p, mechanism, ao);
+  if (rc != PROVD_OK) {
+    snprintf(ao->reason, sizeof(ao->reason), "STORE_UNAVAILABLE");
+    snprintf(ao->detail, sizeof(ao->detail), "%s", err.msg);
+    return rc;
+  }
+  const char *type = enrollment_type(j->enrollment.body);
+  if (!type || strcmp(type, mechanism) != 0) {
+    snprintf(ao->reason, sizeof(ao->reason), "ATTESTATION_MISMATCH");
+    snprintf(ao->detail, sizeof(ao->detail),
+             "enrollment uses %s, device presented %s",
+             type ? type : "nothing", mechanism);
+    return PROVD_DENIED;
+  }
+  return call_attest(j, p, mechanism, &j->enrollment, 0, ao);
+}
+
+/* ---------- device-facing documents ---------- */
+
+static void etag_uuid(const char *etag, char out[37])
+{
+  size_t len = etag ? strlen(etag) : 0;
+  if (len == 38 && etag[0] == '"')
+    snprintf(out, 37, "%.36s", etag + 1);
+  else
+    snprintf(out, 37, "%s", etag ? etag : "");
+}
+
+static void operation_id_for(const char *etag, char out[128])
+{
+  char uuid[37], prefix[64];
+  etag_uuid(etag, uuid);
+  ids_operation(prefix); /* "5.<16 hex>.<uuid>": keep the random head */
+  snprintf(out, 128, "%.19s%s", prefix, uuid);
+}
+
+static int operation_matches(const char *operation_id, const char *etag)
+{
+  char uuid[37];
+  etag_uuid(etag, uuid);
+  size_t n = strlen(operation_id), u = strlen(uuid);
+  return u > 0 && n > u && strcmp(operation_id + n - u, uuid) == 0;
+}
+
+/* The registration state as a device sees it: etag base64-encoded as DPS
+ * does, no hub fields unless assigned. */
+static json_t *device_view(const struct store_rec *rec)
+{
+  json_t *v = json_deep_copy(rec->body);
+  const char *status = json_str_at(v, "status");
+  if (!status || strcmp(status, "assigned") != 0) {
+    json_object_del(v, "assignedHub");
+    json_object_del(v, "deviceId");
+    json_object_del(v, "substatus");
+  }
+  if (rec->etag) {
+    char *b64 = b64_encode((const uint8_t *)rec->etag, strlen(rec->etag));
+    if (b64)
+      json_object_set_new(v, "etag", json_string(b64));
+    free(b64);
+  }
+  if (rec->group_id && rec->group_id[0])
+    json_object_set_new(v, "symmetricKey",
+                        json_pack("{s:s}", "enrollmentGroupId", rec->group_id));
+  return v;
+}
+
+static json_t *operation_view(const char *operation_id,
+                              const struct store_rec *rec)
+{
+  const char *status = json_str_at(rec->body, "status");
+  return json_pack("{s:s,s:s,s:o}", "operationId", operation_id, "status",
+                   status ? status : "failed", "registrationState",
+                   device_view(rec));
+}
+
+/* ---------- assignment ---------- */
+
+static struct plugin_instance *alloc_plugin_for(struct engine *e,
+                                                const char *policy)
+{
+  struct plugin_instance *p;
+  for (size_t i = 0; (p = plugins_nth(e->plugins, PROVD_KIND_ALLOCATION, i));
+       i++) {
+    const struct provd_alloc_ops *ops = p->desc->ops;
+    if (!policy || (ops->policy && strcasecmp(ops->policy, policy) == 0))
+      return p; /* no policy on the enrollment: the first declared one */
+  }
+  return NULL;
+}
+
+/* Candidates: the enrollment's iotHubs (names or host names), else every
+ * configured hub.  Fills out (cap entries); returns the count. */
+static size_t candidate_hubs(const struct engine *e, const json_t *enr,
+                             const struct provd_hub_info **out, size_t cap)
+{
+  const json_t *list = json_object_get(enr, "iotHubs");
+  const char *single = json_str_at(enr, "iotHubHostName");
+  size_t n = 0;
+  if (json_is_array(list) && json_array_size(list) > 0) {
+    size_t i;
+    const json_t *h;
+    json_array_foreach(list, i, h) {
+      const struct provd_hub_info *hub =
+          json_string_value(h) ? hub_by_name_or_host(e, json_string_value(h))
+                               : NULL;
+      if (hub && n < cap)
+        out[n++] = hub;
+    }
+    return n;
+  }
+  if (single && *single) {
+    const struct provd_hub_info *hub = hub_by_name_or_host(e, single);
+    if (hub && cap > 0)
+      out[n++] = hub;
+    return n;
+  }
+  for (size_t i = 0; i < e->n_hubs && n < cap; i++)
+    out[n++] = &e->hubs[i];
+  return n;
+}
+
+static int keeps_current_hub(const json_t *enr, const struct store_rec *prev)
+{
+  const json_t *policy = json_object_get(enr, "reprovisionPolicy");
+  const json_t *update = json_object_get(policy, "updateHubAssignment");
+  return prev && prev->hub && json_is_false(update);
+}
+
+/* Runs the allocation plugin; returns the hub name (static storage of the
+ * engine's config) or NULL with j->reason set. */
+static const char *allocate(struct job *j, const struct store_rec *prev)
+{
+  struct engine *e = j->e;
+  const json_t *enr = j->enrollment.body;
+  if (keeps_current_hub(enr, prev) && hostname_of(e, prev->hub)) {
+    for (size_t i = 0; i < e->n_hubs; i++)
+      if (strcmp(e->hubs[i].name, prev->hub) == 0)
+        return e->hubs[i].name;
+  }
+  const char *policy = json_str_at(enr, "allocationPolicy");
+  struct plugin_instance *p = alloc_plugin_for(e, policy);
+  if (!p) {
+    snprintf(j->reason, sizeof(j->reason), "ALLOCATION_POLICY_UNAVAILABLE");
+    return NULL;
+  }
+  /* DPS links at most 50 hubs to one instance. */
+  const struct provd_hub_info *cands[64];
+  size_t n = candidate_hubs(e, enr, cands, 64);
+  if (n == 0) {
+    snprintf(j->reason, sizeof(j->reason), "NO_HUB_AVAILABLE");
+    return NULL;
+  }
+  const struct provd_alloc_ops *ops = p->desc->ops;
+  struct provd_alloc_request areq = {
+      .struct_size = sizeof(areq),
+      .registration_id = j->req->registration_id,
+      .enrollment = cfg_from_json(enr),
+      .payload = j->req->body && json_object_get(j->req->body, "payload")
+                     ? cfg_from_json(json_object_get(j->req->body, "payload"))
+                     : NULL,
+      .current_hub = prev ? prev->hub : NULL,
+      .hubs = cands,
+      .n_hubs = n,
+  };
+  struct provd_alloc_result res = {0};
+  struct provd_err err = {0};
+  plugin_op_enter(p);
+  int rc = ops->allocate(p->state, &j->call, &areq, &res, &err);
+  plugin_op_leave(p);
+  if (rc != PROVD_OK || !res.hub[0]) {
+    snprintf(j->reason, sizeof(j->reason), "%s",
+             err.code[0] ? err.code : "NO_HUB_AVAILABLE");
+    return NULL;
+  }
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(cands[i]->name, res.hub) == 0)
+      return cands[i]->name;
+  snprintf(j->reason, sizeof(j->reason), "NO_HUB_AVAILABLE");
+  return NULL; /* a plugin must pick one of the candidates */
+}
+
+static const char *substatus_for(const json_t *enr,
+                                 const struct store_rec *prev,
+                                 const char *hub)
+{
+  if (!prev || !prev->hub || strcmp(prev->hub, hub) == 0)
+    return "initialAssignment";
+  const json_t *policy = json_object_get(enr, "reprovisionPolicy");
+  if (json_is_false(json_object_get(policy, "migrateDeviceData")))
+    return "deviceDataReset";
+  return "deviceDataMigrated";
+}
+
+static const char *device_id_for(struct job *j)
+{
+  if (j->device_id[0])
+    return j->device_id;
+  const char *configured = json_str_at(j->enrollment.body, "deviceId");
+  if (!j->is_group && configured && *configured)
+    return configured;
+  return j->req->registration_id;
+}
+
+/* Fills j->record with the new registration state.  A failed or disabled
+ * attempt keeps the hub and device id the device already has: nothing
+ * forgets where an identity lives. */
+static void plan_record(struct job *j, const struct store_rec *prev)
+{
+  int64_t now = time_now_ms();
+  char now_s[32], created_s[32], etag[40];
+  time_iso8601(now, now_s);
+  ids_etag(etag);
+  const json_t *enr = j->enrollment.body;
+  const char *created = prev ? json_str_at(prev->body, "createdDateTimeUtc")
+                             : NULL;
+  if (!created) {
+    snprintf(created_s, sizeof(created_s), "%s", now_s);
+    created = created_s;
+  }
+  json_t *body = json_pack("{s:s,s:s,s:s}", "registrationId",
+                           j->req->registration_id, "createdDateTimeUtc",
+                           created, "lastUpdatedDateTimeUtc", now_s);
+  const char *hub = NULL;
+  const char *status = json_str_at(enr, "provisioningStatus");
+  if (status && strcmp(status, "disabled") == 0) {
+    snprintf(j->reason, sizeof(j->reason), "ENROLLMENT_DISABLED");
+    json_object_set_new(body, "status", json_string("disabled"));
+    snprintf(j->event_type, sizeof(j->event_type), "registration.failed");
+  } else if ((hub = allocate(j, prev)) != NULL) {
+    json_object_set_new(body, "assignedHub",
+                        json_string(hostname_of(j->e, hub)));
+    json_object_set_new(body, "deviceId", json_string(device_id_for(j)));
+    json_object_set_new(body, "status", json_string("assigned"));
+    json_object_set_new(body, "substatus",
+                        json_string(substatus_for(enr, prev, hub)));
+    snprintf(j->event_type, sizeof(j->event_type), "device.assigned");
+  } else {
+    /* 400208: "no IoT hub could be selected", the code the C SDK knows. */
+    json_object_set_new(body, "status", json_string("failed"));
+    json_object_set_new(body, "errorCode", json_integer(400208));
+    json_object_set_new(body, "errorMessage",
+                        json_string("No IoT hub could be selected for the "
+                                    "device."));
+    snprintf(j->event_type, sizeof(j->event_type), "registration.failed");
+  }
+  if (!hub && prev && prev->hub) { /* keep the existing identity's home */
+    const char *prev_host = json_str_at(prev->body, "assignedHub");
+    const char *prev_dev = json_str_at(prev->body, "deviceId");
+    if (prev_host && prev_dev) {
+      json_object_set_new(body, "assignedHub", json_string(prev_host));
+      json_object_set_new(body, "deviceId", json_string(prev_dev));
+    }
+    hub = prev->hub;
+  }
+  json_object_set_new(body, "etag", json_string(etag));
+  j->record.id = strdup(j->req->registration_id);
+  j->record.etag = strdup(etag);
+  j->record.body = body;
+  j->record.created_ms = prev ? prev->created_ms : now;
+  j->record.updated_ms = now;
+  j->record.group_id = j->is_group ? strdup(j->enrollment.id) : NULL;
+  j->record.hub = hub ? strdup(hub) : NULL;
+  operation_id_for(etag, j->operation_id);
+}
+
+/* ---------- phases ---------- */
+
+static int write_record(struct store_session *s, void *ud,
+                        struct provd_err *err)
+{
+  struct job *j = ud;
+  int rc = store_put(s, PROVD_TABLE_REGISTRATIONS, &j->record, NULL, 0, err);
+  if (rc != PROVD_OK)
+    return rc;
+  json_t *ev = json_pack(
+      "{s:s,s:O?,s:O?,s:O,s:s?,s:s?}", "registrationId", j->record.id,
+      "deviceId", json_object_get(j->record.body, "deviceId"), "assignedHub",
+      json_object_get(j->record.body, "assignedHub"), "status",
+      json_object_get(j->record.body, "status"), "hub", j->record.hub,
+      "reason", j->reason[0] ? j->reason : NULL);
+  if (j->is_group)
+    json_object_set_new(ev, "enrollmentGroupId", json_string(j->enrollment.id));
+  rc = store_event(s, j->event_type, j->record.id, ev, NULL, err);
+  json_decref(ev);
+  return rc;
+}
+
+static void record_written(void *ud, int status, const struct provd_err *err)
+{
+  struct job *j = ud;
+  if (status != PROVD_OK) {
+    finish_error(j, "STORE_UNAVAILABLE", err ? err->msg : NULL);
+    return;
+  }
+  const char *st = json_str_at(j->record.body, "status");
+  if (strcmp(st, "assigned") == 0) {
+    log_info("engine", "assigned regid=%s device=%s hub=%s%s%s trace=%s",
+             j->record.id, json_str_at(j->record.body, "deviceId"),
+             j->record.hub, j->is_group ? " group=" : "",
+             j->is_group ? j->enrollment.id : "", j->req->trace_id);
+    metrics_add("provd_registrations_total",
+                "Registrations recorded, by outcome.", "status=\"assigned\"",
+                1);
+  } else {
+    log_info("engine", "registration %s regid=%s reason=%s trace=%s", st,
+             j->record.id, j->reason, j->req->trace_id);
+    char labels[64];
+    snprintf(labels, sizeof(labels), "status=\"%s\"", st);
+    metrics_add("provd_registrations_total",
+                "Registrations recorded, by outcome.", labels, 1);
+  }
+  /* Recorded: the device's first poll finds the final state. */
+  json_t *body = json_pack("{s:s,s:s}", "operationId", j->operation_id,
+                           "status", "assigning");
+  finish(j, 202, body, j->e->cfg->retry_after_s);
+}
+
+static void answer_from_record(struct job *j, struct store_session *s)
+{
+  struct store_rec rec = {0};
+  struct provd_err err = {0};
+  int rc = store_get(s, PROVD_TABLE_REGISTRATIONS, j->req->registration_id,
+                     &rec, &err);
+  if (rc == PROVD_NOT_FOUND) {
+    finish_error(j, j->req->op == REG_OPERATION_STATUS
+                        ? "OPERATION_NOT_FOUND"
+                        : "REGISTRATION_NOT_FOUND", NULL);
+    return;
+  }
+  if (rc != PROVD_OK) {
+    finish_error(j, "STORE_UNAVAILABLE", err.msg);
+    return;
+  }
+  json_t *body;
+  if (j->req->op == REG_OPERATION_STATUS) {
+    if (!operation_matches(j->req->operation_id, rec.etag)) {
+      store_rec_clear(&rec);
+      finish_error(j, "OPERATION_NOT_FOUND", NULL);
+      return;
+    }
+    body = operation_view(j->req->operation_id, &rec);
+  } else {
+    body = device_view(&rec);
+  }
+  store_rec_clear(&rec);
+  finish(j, 200, body, 0);
+}
+
+static void read_phase(struct store_session *s, void *ud)
+{
+  struct job *j = ud;
+  struct auth_outcome ao = {{0}, {0}};
+  int rc = authenticate(j, s, &ao);
+  if (rc != PROVD_OK) {
+    finish_error(j, ao.reason, ao.detail);
+    return;
+  }
+  if (j->req->op != REG_REGISTER) {
+    answer_from_record(j, s);
+    return;
+  }
+  struct store_rec prev = {0};
+  struct provd_err err = {0};
+  rc = store_get(s, PROVD_TABLE_REGISTRATIONS, j->req->registration_id, &prev,
+                 &err);
+  if (rc != PROVD_OK && rc != PROVD_NOT_FOUND) {
+    finish_error(j, "STORE_UNAVAILABLE", err.msg);
+    return;
+  }
+  plan_record(j, rc == PROVD_OK ? &prev : NULL);
+  store_rec_clear(&prev);
+  if (store_submit_write(j->e->store, write_record, record_written, j) !=
+      PROVD_OK)
+    finish_error(j, "THROTTLED", "store write queue full");
+}
+
+void engine_submit(struct engine *e, struct reg_request *req,
+                   engine_done_fn done, void *ud)
+{
+  struct job *j = calloc(1, sizeof(*j));
+  if (!j) {
+    struct reg_outcome out = {.http_status = 500,
+                              .body = json_pack("{s:i,s:s}", "errorCode",
+                                                500001, "message",
+                                                "Internal error."),
+                              .reason = "INTERNAL"};
+    reg_request_free(req);
+    done(ud, &out);
+    return;
+  }
+  j->e = e;
+  j->req = req;
+  j->done = done;
+  j->ud = ud;
+  snprintf(j->call.trace_id, sizeof(j->call.trace_id), "%s", req->trace_id);
+  j->call.deadline_ns = time_mono_ns() + CALL_DEADLINE_NS;
+  if (store_submit_read(e->store, read_phase, j) != PROVD_OK)
+    finish_error(j, "THROTTLED", "store read queue full");
+}

@@ -1,0 +1,66 @@
+/* The registration engine: one code path for every device transport.
+ *
+ *   authenticate  (find the enrollment, individual first, then groups;
+ *                  the attestation plugin for the mechanism checks proof)
+ *   allocate      (the allocation plugin of the enrollment's policy picks
+ *                  a hub among the enrollment's candidates)
+ *   record        (registration state + outbox event, one transaction)
+ *
+ * Reads and plugin calls run on store reader threads, the record on the
+ * store writer; callers get the outcome through a callback on one of those
+ * threads and never block. */
+#ifndef CORE_ENGINE_ENGINE_H
+#define CORE_ENGINE_ENGINE_H
+
+#include <jansson.h>
+
+#include "config/config.h"
+#include "plugin/loader.h"
+#include "store/store.h"
+
+struct engine;
+
+enum reg_op {
+  REG_REGISTER = 1,         /* PUT .../register */
+  REG_OPERATION_STATUS = 2, /* GET .../operations/{operationId} */
+  REG_STATUS_LOOKUP = 3     /* POST /{scope}/registrations/{regId} */
+};
+
+/* What a transport hands over; the engine takes ownership. */
+struct reg_request {
+  enum reg_op op;
+  char registration_id[129];
+  char operation_id[128];   /* REG_OPERATION_STATUS */
+  char *authorization;      /* SAS token or NULL; owned */
+  json_t *body;             /* request body object or NULL; owned */
+  char *peer_chain_pem;     /* TLS client chain or NULL; owned */
+  char trace_id[40];
+};
+
+/* The answer in wire terms.  The callback owns `body`. */
+struct reg_outcome {
+  int http_status;
+  json_t *body;            /* response document */
+  int retry_after_s;       /* > 0: send Retry-After */
+  char reason[64];         /* reason code ("" on success) */
+};
+
+typedef void (*engine_done_fn)(void *ud, struct reg_outcome *outcome);
+
+int engine_new(const struct provd_config *cfg, struct store *store,
+               struct plugin_set *plugins, struct engine **out,
+               struct provd_err *err);
+void engine_free(struct engine *e);
+
+/* Takes req (freed by the engine).  done runs exactly once, on a store
+ * thread (or on the caller's thread when the store refuses the work). */
+void engine_submit(struct engine *e, struct reg_request *req,
+                   engine_done_fn done, void *ud);
+void reg_request_free(struct reg_request *req);
+
+/* Maps a reason code to the DPS wire error (HTTP status, errorCode,
+ * message); unknown reasons map to 401/401002. */
+void engine_wire_error(const char *reason, int *http_status, int *code,
+                       const char **message);
+
+#endif

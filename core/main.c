@@ -1,0 +1,378 @@
+/* provd: the daemon.  Loads the YAML config and the plugins it declares,
+ * prepares the data dir, opens the store and serves the DPS device and
+ * service APIs over HTTPS until SIGTERM/SIGINT. */
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "api/api.h"
+#include "config/config.h"
+#include "engine/engine.h"
+#include "net/http.h"
+#include "plugin/loader.h"
+#include "store/store.h"
+#include "tls/pki.h"
+#include "util/log.h"
+#include "util/sas.h"
+
+#define DEFAULT_CONFIG "configs/provd.yaml"
+#define SHUTDOWN_GRACE_MS 10000
+
+struct options {
+  const char *config_file;
+  const char *listen;
+  const char *mqtt_listen;
+  const char *data_dir;
+  const char *id_scope;
+  const char *log_level;
+  int workers;
+  int check_config;
+};
+
+static void usage(FILE *out)
+{
+  fprintf(out,
+          "usage: provd [-c FILE] [--listen HOST:PORT] [--mqtt-listen HOST:PORT]\n"
+          "             [--data-dir DIR] [--id-scope SCOPE] [--workers N]\n"
+          "             [--log-level LEVEL] [--check-config] [--version] [--help]\n"
+          "\n"
+          "Self-hosted device provisioning service, wire-compatible with Azure\n"
+          "IoT Hub DPS (device and service REST APIs over HTTPS).\n"
+          "\n"
+          "  -c, --config FILE       YAML config (default " DEFAULT_CONFIG
+          " if it exists,\n"
+          "                          else built-in defaults)\n"
+          "      --listen HOST:PORT  HTTPS listener (overrides listen.https)\n"
+          "      --mqtt-listen HOST:PORT\n"
+          "                          MQTT listener (accepted; MQTT is not served yet)\n"
+          "      --data-dir DIR      data directory (overrides data_dir)\n"
+          "      --id-scope SCOPE    ID scope devices use (overrides id_scope)\n"
+          "      --workers N         event-loop threads (default: number of cores)\n"
+          "      --log-level LEVEL   error, warn, info or debug\n"
+          "      --check-config      validate the config and plugins, print\n"
+          "                          FILE:LINE:COL: message per problem, exit 0 or 2\n"
+          "      --version           print the version and exit\n"
+          "  -h, --help              this text\n"
+          "\n"
+          "Command-line values override the config file.  SIGTERM or SIGINT stop\n"
+          "accepting, finish in-flight requests, flush the store and exit 0.\n");
+}
+
+static int parse_args(int argc, char **argv, struct options *o)
+{
+  static const struct option longopts[] = {
+      {"config", required_argument, NULL, 'c'},
+      {"listen", required_argument, NULL, 'l'},
+      {"mqtt-listen", required_argument, NULL, 'm'},
+      {"data-dir", required_argument, NULL, 'd'},
+      {"id-scope", required_argument, NULL, 's'},
+      {"workers", required_argument, NULL, 'w'},
+      {"log-level", required_argument, NULL, 'L'},
+      {"check-config", no_argument, NULL, 'k'},
+      {"version", no_argument, NULL, 'V'},
+      {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0}};
+  int c;
+  while ((c = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+    switch (c) {
+    case 'c': o->config_file = optarg; break;
+    case 'l': o->listen = optarg; break;
+    case 'm': o->mqtt_listen = optarg; break;
+    case 'd': o->data_dir = optarg; break;
+    case 's': o->id_scope = optarg; break;
+    case 'L': o->log_level = optarg; break;
+    case 'k': o->check_config = 1; break;
+    case 'w': {
+      char *end;
+      long n = strtol(optarg, &end, 10);
+      if (*end || n < 1 || n > 256) {
+        fprintf(stderr, "provd: --workers takes a number from 1 to 256\n");
+        return 2;
+      }
+      o->workers = (int)n;
+      break;
+    }
+    case 'V': printf("provd %s\n", PROVD_VERSION); return 0;
+    case 'h': usage(stdout); return 0;
+    default: usage(stderr); return 2;
+    }
+  }
+  if (optind < argc) {
+    fprintf(stderr, "provd: unexpected argument '%s'\n", argv[optind]);
+    usage(stderr);
+    return 2;
+  }
+  return -1; /* go on */
+}
+
+static char *replace_str(char *old, const char *value)
+{
+  free(old);
+  return strdup(value);
+}
+
+/* Command-line values win over the file. */
+static int apply_overrides(const struct options *o, struct provd_config *cfg)
+{
+  char msg[256];
+  if (o->listen && config_parse_listen(o->listen, &cfg->https, msg,
+                                       sizeof(msg)) != 0) {
+    fprintf(stderr, "provd: --listen %s: %s\n", o->listen, msg);
+    return -1;
+  }
+  if (o->mqtt_listen) {
+    if (config_parse_listen(o->mqtt_listen, &cfg->mqtt, msg, sizeof(msg))) {
+      fprintf(stderr, "provd: --mqtt-listen %s: %s\n", o->mqtt_listen, msg);
+      return -1;
+    }
+    cfg->has_mqtt = 1;
+  }
+  if (o->data_dir)
+    cfg->data_dir = replace_str(cfg->data_dir, o->data_dir);
+  if (o->id_scope)
+    cfg->id_scope = replace_str(cfg->id_scope, o->id_scope);
+  if (o->workers)
+    cfg->workers = o->workers;
+  if (o->log_level) {
+    int level = log_level_parse(o->log_level);
+    if (level < 0) {
+      fprintf(stderr, "provd: --log-level must be error, warn, info or debug\n");
+      return -1;
+    }
+    cfg->log_level = level;
+  }
+  return 0;
+}
+
+static int load_config(const struct options *o, struct provd_config *cfg)
+{
+  const char *file = o->config_file;
+  if (!file && access(DEFAULT_CONFIG, R_OK) == 0)
+    file = DEFAULT_CONFIG;
+  if (!file) {
+    config_defaults(cfg);
+    return 0;
+  }
+  struct diag d = {0};
+  int rc = config_load(file, cfg, &d);
+  diag_print(&d);
+  diag_free(&d);
+  return rc;
+}
+
+/* The owner policy from the data dir, then the configured ones. */
+static int load_policies(const struct pki_paths *pki,
+                         const struct provd_config *cfg, struct api_ctx *ctx,
+                         struct provd_err *err)
+{
+  char name[64], key_b64[256];
+  if (pki_read_connection_string(pki->conn_string, ctx->service_host,
+                                 sizeof(ctx->service_host), name, sizeof(name),
+                                 key_b64, sizeof(key_b64), err) != 0)
+    return -1;
+  ctx->policies = calloc(cfg->n_policies + 1, sizeof(*ctx->policies));
+  if (!ctx->policies) {
+    perr_set(err, "INTERNAL", "out of memory");
+    return -1;
+  }
+  struct service_policy *p = &ctx->policies[0];
+  snprintf(p->name, sizeof(p->name), "%s", name);
+  p->can_write = 1;
+  if (b64_decode(key_b64, p->key, sizeof(p->key), &p->key_len) != 0) {
+    perr_set(err, "CONFIG", "%s: SharedAccessKey is not valid base64",
+             pki->conn_string);
+    return -1;
+  }
+  for (size_t i = 0; i < cfg->n_policies; i++) {
+    p = &ctx->policies[i + 1];
+    snprintf(p->name, sizeof(p->name), "%s", cfg->policies[i].name);
+    p->can_write = cfg->policies[i].can_write;
+    if (b64_decode(cfg->policies[i].key, p->key, sizeof(p->key),
+                   &p->key_len) != 0) {
+      perr_set(err, "CONFIG", "service policy %s: key is not valid base64",
+               p->name);
+      return -1;
+    }
+  }
+  ctx->n_policies = cfg->n_policies + 1;
+  return 0;
+}
+
+static int check_config_only(const struct provd_config *cfg)
+{
+  struct plugin_set set = {0};
+  struct diag d = {0};
+  int rc = plugins_load(cfg, &set, &d);
+  diag_print(&d);
+  diag_free(&d);
+  if (rc == 0) {
+    printf("%s: configuration OK; plugins:", cfg->file ? cfg->file
+                                                       : "(defaults)");
+    for (size_t i = 0; i < set.n; i++)
+      printf(" %s/%s", plugin_kind_name(set.items[i]->kind),
+             set.items[i]->id);
+    printf("\n");
+  }
+  plugins_free(&set);
+  return rc == 0 ? 0 : 2;
+}
+
+static const char *display_host(const struct cfg_listen *l)
+{
+  if (strcmp(l->host, "127.0.0.1") == 0 || strcmp(l->host, "0.0.0.0") == 0 ||
+      strcmp(l->host, "::1") == 0 || strcmp(l->host, "::") == 0)
+    return "localhost"; /* the generated certificate's name */
+  return l->host;
+}
+
+static void print_banner(const struct provd_config *cfg,
+                         const struct pki_paths *pki, int port, int workers)
+{
+  char conn[512] = "";
+  FILE *f = fopen(pki->conn_string, "r");
+  if (f) {
+    if (!fgets(conn, sizeof(conn), f))
+      conn[0] = '\0';
+    fclose(f);
+    conn[strcspn(conn, "\r\n")] = '\0';
+  }
+  const char *host = display_host(&cfg->https);
+  printf("provd %s ready (%d workers)\n"
+         "  ID scope:          %s\n"
+         "  device endpoint:   https://%s:%d  (DPS device API)\n"
+         "  service endpoint:  https://%s:%d  (DPS service API)\n"
+         "  CA file:           %s\n"
+         "  connection string: %s  (file %s)\n"
+         "  try:               curl --cacert %s https://%s:%d/healthz\n",
+         PROVD_VERSION, workers, cfg->id_scope, host, port, host, port,
+         pki->ca, conn, pki->conn_string, pki->ca, host, port);
+  fflush(stdout);
+}
+
+struct daemon {
+  struct provd_config cfg;
+  struct plugin_set plugins;
+  struct store *store;
+  struct engine *engine;
+  struct api_ctx api;
+  struct http_server *http;
+  SSL_CTX *ssl;
+  struct pki_paths pki;
+};
+
+static int start_daemon(struct daemon *dm, struct provd_err *err)
+{
+  struct provd_config *cfg = &dm->cfg;
+  if (pki_init_data_dir(cfg->data_dir, cfg->tls_cert, cfg->tls_key, &dm->pki,
+                        err) != 0)
+    return -1;
+  struct diag d = {0};
+  int rc = plugins_load(cfg, &dm->plugins, &d);
+  diag_print(&d);
+  diag_free(&d);
+  if (rc != 0) {
+    perr_set(err, "CONFIG", "plugins could not be loaded");
+    return -2;
+  }
+  if (plugins_start(&dm->plugins, err) != PROVD_OK)
+    return -1;
+  struct plugin_instance *storage =
+      plugins_nth(&dm->plugins, PROVD_KIND_STORAGE, 0);
+  struct store_opts so = {.readers = 4, .queue_max = 8192, .batch_max = 512};
+  if (!storage || store_open(storage, &so, &dm->store, err) != PROVD_OK)
+    return -1;
+  if (engine_new(cfg, dm->store, &dm->plugins, &dm->engine, err) != PROVD_OK)
+    return -1;
+  dm->api.cfg = cfg;
+  dm->api.store = dm->store;
+  dm->api.plugins = &dm->plugins;
+  dm->api.engine = dm->engine;
+  if (load_policies(&dm->pki, cfg, &dm->api, err) != 0)
+    return -1;
+  dm->ssl = tls_server_ctx_new(dm->pki.cert, dm->pki.key, err);
+  if (!dm->ssl)
+    return -1;
+  int workers = cfg->workers > 0 ? cfg->workers
+                                 : (int)sysconf(_SC_NPROCESSORS_ONLN);
+  if (workers < 1)
+    workers = 1;
+  struct http_server_opts ho = {
+      .host = cfg->https.host, .port = cfg->https.port, .workers = workers,
+      .ssl = dm->ssl, .max_body_bytes = cfg->max_body_bytes,
+      .handler = api_handle, .ud = &dm->api};
+  if (http_server_start(&ho, &dm->http, err) != 0)
+    return -1;
+  if (cfg->has_mqtt)
+    log_warn("provd", "mqtt listener %s:%d requested, but MQTT is not served "
+                      "by this version; ignoring", cfg->mqtt.host,
+             cfg->mqtt.port);
+  dm->api.ready = 1;
+  print_banner(cfg, &dm->pki, http_server_port(dm->http), workers);
+  log_info("provd", "serving https on %s:%d id_scope=%s data_dir=%s",
+           cfg->https.host, http_server_port(dm->http), cfg->id_scope,
+           cfg->data_dir);
+  return 0;
+}
+
+static void stop_daemon(struct daemon *dm)
+{
+  dm->api.ready = 0;
+  if (dm->http)
+    http_server_stop(dm->http, SHUTDOWN_GRACE_MS);
+  if (dm->store)
+    store_close(dm->store); /* runs every queued write first */
+  engine_free(dm->engine);
+  plugins_stop(&dm->plugins);
+  plugins_free(&dm->plugins);
+  if (dm->ssl)
+    SSL_CTX_free(dm->ssl);
+  free(dm->api.policies);
+}
+
+int main(int argc, char **argv)
+{
+  struct options opts = {0};
+  int rc = parse_args(argc, argv, &opts);
+  if (rc >= 0)
+    return rc;
+  static struct daemon dm;
+  if (load_config(&opts, &dm.cfg) != 0 || apply_overrides(&opts, &dm.cfg))
+    return 2;
+  log_set_level(dm.cfg.log_level);
+  if (opts.check_config) {
+    rc = check_config_only(&dm.cfg);
+    config_free(&dm.cfg);
+    return rc;
+  }
+  /* Signals are taken synchronously by this thread only: block them
+   * before any worker thread exists so every thread inherits the mask. */
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+  signal(SIGPIPE, SIG_IGN);
+
+  struct provd_err err = {0};
+  rc = start_daemon(&dm, &err);
+  if (rc != 0) {
+    if (err.msg[0])
+      log_error("provd", "cannot start: %s", err.msg);
+    stop_daemon(&dm);
+    config_free(&dm.cfg);
+    return rc == -2 ? 2 : 1;
+  }
+  int sig = 0;
+  while (sigwait(&stop_signals, &sig) != 0)
+    ;
+  log_info("provd", "signal %d: stopping (finishing in-flight requests)", sig);
+  stop_daemon(&dm);
+  config_free(&dm.cfg);
+  log_info("provd", "stopped");
+  return 0;
+}

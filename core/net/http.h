@@ -1,0 +1,76 @@
+/* HTTPS/1.1 server: one libevent loop per worker thread, each with its own
+ * SO_REUSEPORT listener, TLS through bufferevent_openssl.  Handlers run on
+ * the loop thread and must not block; they answer with http_respond(),
+ * exactly once, from any thread (work handed to other threads posts its
+ * answer back to the connection's loop). */
+#ifndef CORE_NET_HTTP_H
+#define CORE_NET_HTTP_H
+
+#include <stddef.h>
+#include <openssl/ssl.h>
+
+#include "util/err.h"
+
+struct http_header {
+  const char *name;
+  const char *value;
+};
+
+/* A parsed request.  All strings are NUL-terminated and live as long as
+ * the exchange. */
+struct http_request {
+  const char *method;  /* "GET", "PUT", ... */
+  const char *target;  /* raw request target: path + "?" + query */
+  const char *path;    /* raw (still percent-encoded) path, no query */
+  const char *query;   /* raw query without "?", or "" */
+  const struct http_header *headers;
+  size_t n_headers;
+  const char *body;    /* NUL-terminated, body_len bytes */
+  size_t body_len;
+  const char *peer_chain_pem; /* client certificate chain, leaf first, or
+                                 NULL when the client sent none */
+  const char *peer_addr;      /* "127.0.0.1:54321" */
+};
+
+struct http_exchange;
+
+const struct http_request *http_exchange_request(struct http_exchange *ex);
+/* Case-insensitive lookup; NULL if absent. */
+const char *http_request_header(const struct http_request *req,
+                                const char *name);
+/* Percent-decodes query parameter `name` into out; -1 if absent. */
+int http_query_param(const struct http_request *req, const char *name,
+                     char *out, size_t out_len);
+
+/* Sends the response and releases the exchange.  extra headers are
+ * copied.  Safe from any thread; exactly once per exchange. */
+void http_respond(struct http_exchange *ex, int status,
+                  const char *content_type, const char *body,
+                  size_t body_len, const struct http_header *extra,
+                  size_t n_extra);
+
+typedef void (*http_handler_fn)(struct http_exchange *ex, void *ud);
+
+struct http_server_opts {
+  const char *host;         /* bind address */
+  int port;                 /* 0: any free port */
+  int workers;              /* event loops, >= 1 */
+  SSL_CTX *ssl;             /* NULL: plain HTTP (tests and benchmarks) */
+  size_t max_header_bytes;  /* default 16 KiB */
+  size_t max_body_bytes;    /* default 96 KiB; larger -> 413 */
+  int idle_timeout_s;       /* default 30 */
+  size_t max_connections;   /* per worker, default 4096 */
+  http_handler_fn handler;
+  void *ud;
+};
+
+struct http_server;
+int http_server_start(const struct http_server_opts *o,
+                      struct http_server **out, struct provd_err *err);
+/* The bound port (useful with port 0). */
+int http_server_port(const struct http_server *srv);
+/* Stops accepting, lets in-flight exchanges finish (at most grace_ms),
+ * closes every connection and joins the worker threads. */
+void http_server_stop(struct http_server *srv, int grace_ms);
+
+#endif

@@ -1,0 +1,95 @@
+/* The core's store: typed helpers over the storage plugin, and the
+ * threads that run store work off the network event loops.
+ *
+ * Reads run on a pool of reader threads, each with its own session.
+ * Writes run on one writer thread that batches queued jobs into a single
+ * transaction (group commit): each job runs inside its own savepoint, so a
+ * failing job leaves the others alone, and its done() callback fires only
+ * after the batch is durably committed.  Queues are bounded; a full queue
+ * answers PROVD_E_UNAVAILABLE at once. */
+#ifndef CORE_STORE_STORE_H
+#define CORE_STORE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+
+#include "plugin/loader.h"
+#include "provd/storage.h"
+#include "util/err.h"
+
+struct store;
+struct store_session;
+
+/* An owned copy of a record. */
+struct store_rec {
+  char *id;
+  char *etag;
+  json_t *body;       /* owned reference */
+  int64_t created_ms;
+  int64_t updated_ms;
+  char *group_id;
+  char *hub;
+  char *kind;
+};
+void store_rec_clear(struct store_rec *r);
+
+struct store_opts {
+  int readers;        /* reader threads, default 2 */
+  size_t queue_max;   /* per queue, default 4096 */
+  size_t batch_max;   /* jobs per write transaction, default 256 */
+};
+
+/* `storage` is a started storage plugin instance. */
+int store_open(struct plugin_instance *storage, const struct store_opts *o,
+               struct store **out, struct provd_err *err);
+/* Runs every queued job, then stops the threads. */
+void store_close(struct store *st);
+
+/* ---- synchronous use, on the calling thread ---- */
+struct store_session *store_session_open(struct store *st,
+                                         struct provd_err *err);
+void store_session_close(struct store_session *s);
+
+int store_tx_begin(struct store_session *s, struct provd_err *err);
+int store_tx_commit(struct store_session *s, struct provd_err *err);
+int store_tx_rollback(struct store_session *s, struct provd_err *err);
+
+/* PROVD_OK or PROVD_NOT_FOUND; out is filled on OK. */
+int store_get(struct store_session *s, enum provd_table t, const char *id,
+              struct store_rec *out, struct provd_err *err);
+int store_put(struct store_session *s, enum provd_table t,
+              const struct store_rec *rec, const char *if_match,
+              int must_create, struct provd_err *err);
+int store_del(struct store_session *s, enum provd_table t, const char *id,
+              const char *if_match, struct provd_err *err);
+/* *out is a new array of *n records; free with store_recs_free. */
+int store_list(struct store_session *s, enum provd_table t,
+               const struct provd_query *q, struct store_rec **out,
+               size_t *n, struct provd_err *err);
+void store_recs_free(struct store_rec *recs, size_t n);
+int store_count(struct store_session *s, enum provd_table t,
+                const struct provd_query *q, uint64_t *out,
+                struct provd_err *err);
+/* Appends an event to the outbox (inside the caller's transaction). */
+int store_event(struct store_session *s, const char *type,
+                const char *subject, const json_t *body, uint64_t *seq_out,
+                struct provd_err *err);
+
+/* ---- asynchronous jobs ---- */
+/* Runs on a reader thread. */
+typedef void (*store_read_fn)(struct store_session *s, void *ud);
+int store_submit_read(struct store *st, store_read_fn fn, void *ud);
+
+/* Runs on the writer thread inside a savepoint; a non-OK return rolls
+ * back the job's changes. */
+typedef int (*store_write_fn)(struct store_session *s, void *ud,
+                              struct provd_err *err);
+/* Called on the writer thread after the commit (or the failure) with the
+ * job's status: the write_fn's, or the commit's error. */
+typedef void (*store_done_fn)(void *ud, int status,
+                              const struct provd_err *err);
+int store_submit_write(struct store *st, store_write_fn fn,
+                       store_done_fn done, void *ud);
+
+#endif

@@ -1,0 +1,37 @@
+/* Data-dir initialisation: local CA, server certificate, service
+ * connection string; and the server TLS context. */
+#ifndef CORE_TLS_PKI_H
+#define CORE_TLS_PKI_H
+
+#include <limits.h>
+#include <openssl/ssl.h>
+
+#include "util/err.h"
+
+struct pki_paths {
+  char ca[PATH_MAX];          /* DIR/tls/ca.pem */
+  char cert[PATH_MAX];        /* server certificate (chain) in use */
+  char key[PATH_MAX];         /* its private key */
+  char conn_string[PATH_MAX]; /* DIR/service-connection-string */
+};
+
+/* Creates data_dir (0700) if missing; on first start generates
+ * tls/ca.pem + ca.key, tls/server.pem + server.key (ECDSA P-256, SAN
+ * DNS:localhost, IP:127.0.0.1, signed by the CA) unless cert/key are
+ * given, and service-connection-string (0600).  Later starts reuse them. */
+int pki_init_data_dir(const char *data_dir, const char *cert,
+                      const char *key, struct pki_paths *out,
+                      struct provd_err *err);
+
+/* Reads HostName / SharedAccessKeyName / SharedAccessKey from the
+ * connection string file. */
+int pki_read_connection_string(const char *path, char *host, size_t hlen,
+                               char *key_name, size_t nlen, char *key,
+                               size_t klen, struct provd_err *err);
+
+/* TLS 1.2+ server context; requests but does not require a client
+ * certificate (any certificate is accepted at the TLS layer). */
+SSL_CTX *tls_server_ctx_new(const char *cert, const char *key,
+                            struct provd_err *err);
+
+#endif

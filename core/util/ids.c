@@ -1,0 +1,55 @@
+#include "util/ids.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+#include <openssl/rand.h>
+
+void ids_uuid(char out[37])
+{
+  unsigned char b[16];
+  if (RAND_bytes(b, sizeof(b)) != 1) {
+    /* RAND_bytes only fails when the OS has no entropy source at all;
+     * an all-zero id is still unique enough never to be trusted. */
+    for (int i = 0; i < 16; i++)
+      b[i] = 0;
+  }
+  b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+  b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+  snprintf(out, 37,
+           "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
+           "%02x%02x%02x%02x%02x%02x",
+           b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10],
+           b[11], b[12], b[13], b[14], b[15]);
+}
+
+void ids_etag(char out[40])
+{
+  char u[37];
+  ids_uuid(u);
+  snprintf(out, 40, "\"%s\"", u);
+}
+
+void ids_operation(char out[64])
+{
+  unsigned char b[8] = {0};
+  char u[37];
+  RAND_bytes(b, sizeof(b));
+  ids_uuid(u);
+  snprintf(out, 64, "5.%02x%02x%02x%02x%02x%02x%02x%02x.%s", b[0], b[1],
+           b[2], b[3], b[4], b[5], b[6], b[7], u);
+}
+
+int ids_registration_id_valid(const char *id)
+{
+  size_t n = id ? strlen(id) : 0;
+  if (n == 0 || n > 128)
+    return 0;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)id[i];
+    if (!isalnum(c) && c != '-' && c != '.' && c != '_' && c != ':')
+      return 0;
+  }
+  return isalnum((unsigned char)id[0]) &&
+         (isalnum((unsigned char)id[n - 1]) || id[n - 1] == '-');
+}

@@ -1,0 +1,60 @@
+/* SharedAccessSignature tokens (DPS device and service tokens) and the
+ * base64 / key-derivation helpers around them.  See
+ * shared/spec/dps-protocol.md section 3. */
+#ifndef CORE_UTIL_SAS_H
+#define CORE_UTIL_SAS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/err.h"
+
+#define SAS_MAX_TOKEN 4096
+
+/* A parsed token.  String fields point into buf. */
+struct sas_token {
+  char buf[SAS_MAX_TOKEN];
+  const char *sr_raw; /* exactly as in the token (the signed bytes) */
+  const char *sig;    /* URL-decoded base64 */
+  const char *se_raw; /* exactly as in the token */
+  const char *skn;    /* URL-decoded; NULL when absent */
+  int64_t se;         /* expiry, Unix seconds */
+};
+
+/* Parses "SharedAccessSignature sr=..&sig=..&se=..&skn=.." (fields in any
+ * order, names case-insensitive).  On failure sets err to
+ * "MALFORMED_TOKEN" with a message and returns -1. */
+int sas_parse(const char *text, struct sas_token *out,
+              struct provd_err *err);
+/* 1 when base64(HMAC-SHA256(key, sr_raw "\n" se_raw)) equals sig,
+ * compared in constant time; 0 otherwise. */
+int sas_signature_ok(const struct sas_token *t, const uint8_t *key,
+                     size_t key_len);
+/* 1 when the URL-decoded sr equals `resource` ignoring ASCII case. */
+int sas_resource_is(const struct sas_token *t, const char *resource);
+/* 1 when se + skew_s < now. */
+int sas_expired(const struct sas_token *t, int64_t now, int64_t skew_s);
+
+/* Builds "SharedAccessSignature sr=<url-encoded resource>&sig=..&se=..
+ * [&skn=..]" signed with key.  Caller frees. */
+char *sas_build(const char *resource, const uint8_t *key, size_t key_len,
+                int64_t expiry, const char *skn);
+
+/* Group enrollment device key: base64(HMAC-SHA256(base64dec(group key),
+ * registration id)).  out gets at least 45 bytes.  -1 on bad base64. */
+int sas_derive_device_key(const char *group_key_b64,
+                          const char *registration_id, char *out,
+                          size_t out_len);
+
+/* Standard base64 with padding.  decode returns -1 on bad input or when
+ * out_cap is too small; encode returns a new string (caller frees). */
+int b64_decode(const char *in, uint8_t *out, size_t out_cap,
+               size_t *out_len);
+char *b64_encode(const uint8_t *in, size_t len);
+
+/* Percent-decoding ("+" stays "+").  -1 on a bad escape or overflow. */
+int url_decode(const char *in, size_t in_len, char *out, size_t out_cap);
+/* Percent-encodes everything but A-Z a-z 0-9 - . _ ~ (uppercase hex). */
+int url_encode(const char *in, char *out, size_t out_cap);
+
+#endif

@@ -1,0 +1,60 @@
+/* Attestation plugins: verify a device's proof of identity against the
+ * enrollment the core matched.
+ *
+ * The core finds candidate enrollments (the individual enrollment for the
+ * registration id first, then enrollment groups) whose attestation type is
+ * one of the plugin's `mechanisms`, and calls attest() once per candidate
+ * until one answers something other than PROVD_DECLINED.
+ */
+#ifndef PROVD_ATTEST_H
+#define PROVD_ATTEST_H
+
+#include "plugin.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct provd_attest_result; /* host-owned; filled via host setters */
+
+struct provd_attest_request {
+  uint32_t struct_size;
+  const char *id_scope;
+  const char *registration_id;
+  /* DPS attestation type of the enrollment: "symmetricKey", "x509",
+   * "tpm". */
+  const char *mechanism;
+  /* The enrollment record as the service API stores it (DPS JSON,
+   * secrets included).  Read with the host's cfg_* accessors. */
+  const struct provd_cfg *enrollment;
+  int is_group;                     /* enrollment is an enrollment group */
+  const char *enrollment_id;        /* registrationId or enrollmentGroupId */
+  /* The device's SAS token (HTTP Authorization header or MQTT password),
+   * or NULL. */
+  const char *authorization;
+  const struct provd_cfg *body;     /* the device's request body */
+  const char *client_cert_chain_pem; /* TLS peer chain, leaf first, or NULL */
+  int64_t now_unix;                 /* seconds; use it, not the clock */
+  /* Opaque bytes from a previous PROVD_CHALLENGE round, or NULL. */
+  const uint8_t *session;
+  size_t session_len;
+};
+
+struct provd_attest_ops {
+  uint32_t struct_size;
+  /* DPS attestation types handled, NULL-ended. */
+  const char *const *mechanisms;
+  /* Returns PROVD_OK (device authenticated; optionally set the device id
+   * and claims), PROVD_DENIED with a reason code in err (BAD_SIGNATURE,
+   * TOKEN_EXPIRED, ...), PROVD_CHALLENGE (set the challenge through
+   * attest_set_challenge), PROVD_DECLINED (not this plugin's business), or
+   * a negative error. */
+  int (*attest)(void *state, struct provd_call *call,
+                const struct provd_attest_request *req,
+                struct provd_attest_result *res, struct provd_err *err);
+};
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* PROVD_ATTEST_H */

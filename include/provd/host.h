@@ -1,0 +1,127 @@
+/* provd host services: the table the host passes to create().
+ *
+ * Every function is thread-safe unless its comment says otherwise.  The
+ * table and everything it returns stay valid until the instance's
+ * destroy() returns.  Strings handed to the host are copied; strings the
+ * host hands out are borrowed for the duration of the call.
+ */
+#ifndef PROVD_HOST_H
+#define PROVD_HOST_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "plugin.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum provd_log_level {
+  PROVD_LOG_ERROR = 0,
+  PROVD_LOG_WARN = 1,
+  PROVD_LOG_INFO = 2,
+  PROVD_LOG_DEBUG = 3
+};
+
+/* Outbound HTTP request (blocking; see http_request). */
+struct provd_http_req {
+  uint32_t struct_size;
+  const char *method;               /* "GET", "POST", ... */
+  const char *url;
+  const char *const *headers;       /* "Name: value", NULL-ended, or NULL */
+  const uint8_t *body;
+  size_t body_len;
+  int64_t timeout_ms;               /* 0: host default (10 s) */
+};
+
+/* The host fills this; body is host-owned until the next call on the same
+ * struct or until the op returns. */
+struct provd_http_resp {
+  uint32_t struct_size;
+  int status;                       /* HTTP status, 0 if none */
+  const uint8_t *body;
+  size_t body_len;
+};
+
+struct provd_attest_result; /* attest.h */
+struct provd_alloc_result;  /* alloc.h */
+
+struct provd_host_api {
+  uint32_t struct_size;
+  uint16_t abi_major, abi_minor;
+
+  /* Logging, tagged with the instance id and the call's trace id (call may
+   * be NULL).  Never log secrets. */
+  void (*log)(struct provd_instance *inst, struct provd_call *call,
+              int level, const char *fmt, ...)
+      __attribute__((format(printf, 4, 5)));
+  int (*log_enabled)(struct provd_instance *inst, int level);
+
+  /* Errors: a stable reason code (e.g. "BAD_SIGNATURE") plus human text. */
+  void (*err_set)(struct provd_err *err, const char *reason_code,
+                  const char *fmt, ...)
+      __attribute__((format(printf, 3, 4)));
+  const char *(*strstatus)(int status);
+
+  /* Read-only config and record nodes (options, enrollments, request
+   * bodies).  Return PROVD_OK, PROVD_NOT_FOUND when the key is absent, or
+   * PROVD_E_INVAL when the value has another type.  Durations are read
+   * with cfg_int (already converted to ms), sizes likewise (bytes). */
+  int (*cfg_str)(const struct provd_cfg *c, const char *key,
+                 const char **out);
+  int (*cfg_int)(const struct provd_cfg *c, const char *key, int64_t *out);
+  int (*cfg_bool)(const struct provd_cfg *c, const char *key, int *out);
+  int (*cfg_double)(const struct provd_cfg *c, const char *key,
+                    double *out);
+  int (*cfg_child)(const struct provd_cfg *c, const char *key,
+                   const struct provd_cfg **out);
+  size_t (*cfg_count)(const struct provd_cfg *c); /* sequence length */
+  int (*cfg_at)(const struct provd_cfg *c, size_t i,
+                const struct provd_cfg **out);
+  /* The scalar text of a node itself (sequence items), or NULL. */
+  const char *(*cfg_text)(const struct provd_cfg *c);
+
+  /* Time. */
+  uint64_t (*mono_ns)(void);
+  int64_t (*unix_ms)(void);
+
+  /* Cryptographically secure random bytes. */
+  int (*random)(uint8_t *buf, size_t len);
+
+  /* Metrics: a counter named provd_plugin_<name>, labelled with the
+   * instance id. */
+  void (*counter_add)(struct provd_instance *inst, const char *name,
+                      const char *help, double value);
+
+  /* Calls. */
+  const char *(*call_trace_id)(const struct provd_call *call);
+  uint64_t (*call_deadline_ns)(const struct provd_call *call);
+
+  /* Blocking outbound HTTP(S) with the host's TLS settings.  Ops run on
+   * worker threads, never on an event loop, so blocking here is allowed;
+   * lifecycle functions must not call it.  Returns PROVD_OK when a
+   * response arrived (any status), PROVD_E_TIMEOUT or
+   * PROVD_E_UNAVAILABLE otherwise. */
+  int (*http_request)(struct provd_instance *inst, struct provd_call *call,
+                      const struct provd_http_req *req,
+                      struct provd_http_resp *resp);
+
+  /* Result builders (the host copies what it is given). */
+  int (*attest_set_device_id)(struct provd_attest_result *r,
+                              const char *device_id);
+  int (*attest_add_claim)(struct provd_attest_result *r, const char *key,
+                          const char *value);
+  int (*attest_set_challenge)(struct provd_attest_result *r,
+                              const char *challenge_json,
+                              const uint8_t *session, size_t session_len);
+  int (*alloc_set_hub)(struct provd_alloc_result *r, const char *hub_name,
+                       const char *reason);
+  /* ABI minor >= 1: append here, test with PROVD_HAS(host, ...). */
+};
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* PROVD_HOST_H */

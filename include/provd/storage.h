@@ -1,0 +1,107 @@
+/* Storage plugins: enrollments, enrollment groups, registrations, hubs and
+ * the event outbox, all transactional.
+ *
+ * Records are JSON documents (the DPS wire shapes) plus a few indexed
+ * columns the core queries by.  The core owns threading: it opens one
+ * session per thread that touches the store and never uses a session from
+ * two threads at once.  Sessions of one instance may run concurrently.
+ *
+ * Transactions nest: tx_begin inside an open transaction starts a
+ * savepoint; tx_rollback undoes only the innermost level.  An op that
+ * fails (any non-OK status) leaves the data unchanged.
+ */
+#ifndef PROVD_STORAGE_H
+#define PROVD_STORAGE_H
+
+#include "plugin.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum provd_table {
+  PROVD_TABLE_ENROLLMENTS = 1,       /* id = registrationId */
+  PROVD_TABLE_ENROLLMENT_GROUPS = 2, /* id = enrollmentGroupId */
+  PROVD_TABLE_REGISTRATIONS = 3,     /* id = registrationId */
+  PROVD_TABLE_HUBS = 4               /* id = hub name */
+};
+
+/* One stored record.  In callbacks every pointer is borrowed for the
+ * duration of the callback. */
+struct provd_record {
+  uint32_t struct_size;
+  const char *id;          /* primary key; compared case-insensitively */
+  const char *etag;        /* opaque, set by the core */
+  const char *body_json;   /* the whole document */
+  int64_t created_ms;
+  int64_t updated_ms;
+  /* Indexed columns (NULL when not applicable). */
+  const char *group_id;    /* registrations: enrollment group used */
+  const char *hub;         /* registrations: assigned hub name */
+  const char *kind;        /* enrollments/groups: attestation type */
+};
+
+/* Receives records; return PROVD_OK to continue, anything else stops. */
+typedef int (*provd_record_fn)(void *ud, const struct provd_record *rec);
+
+/* List filter.  Rows come in ascending id order (case-folded). */
+struct provd_query {
+  uint32_t struct_size;
+  const char *after_id;    /* continuation: ids strictly after this */
+  size_t limit;            /* 0: no limit */
+  const char *group_id;    /* registrations only: filter, or NULL */
+  const char *hub;         /* registrations only: filter, or NULL */
+  const char *kind;        /* enrollments/groups: filter, or NULL */
+};
+
+struct provd_outbox_event {
+  uint32_t struct_size;
+  uint64_t seq;            /* assigned by the store, increasing */
+  const char *type;
+  int64_t time_ms;
+  const char *subject;     /* registration or group id */
+  const char *body_json;
+};
+
+typedef int (*provd_event_fn)(void *ud, const struct provd_outbox_event *ev);
+
+struct provd_storage_ops {
+  uint32_t struct_size;
+  /* One session per thread.  Migrations run in start(), not here. */
+  int (*session_open)(void *state, void **session, struct provd_err *err);
+  void (*session_close)(void *session);
+
+  int (*tx_begin)(void *session, struct provd_err *err);
+  int (*tx_commit)(void *session, struct provd_err *err);
+  int (*tx_rollback)(void *session, struct provd_err *err);
+
+  /* PROVD_OK (fn called once) or PROVD_NOT_FOUND. */
+  int (*get)(void *session, enum provd_table t, const char *id,
+             provd_record_fn fn, void *ud, struct provd_err *err);
+  /* Insert or replace.  if_match: NULL = unconditional, "*" = must
+   * exist, else must equal the stored etag (PROVD_PRECONDITION_FAILED;
+   * PROVD_NOT_FOUND when it does not exist).  must_create: fail with
+   * PROVD_EXISTS when the id exists. */
+  int (*put)(void *session, enum provd_table t,
+             const struct provd_record *rec, const char *if_match,
+             int must_create, struct provd_err *err);
+  /* PROVD_OK, PROVD_NOT_FOUND or PROVD_PRECONDITION_FAILED. */
+  int (*del)(void *session, enum provd_table t, const char *id,
+             const char *if_match, struct provd_err *err);
+  int (*list)(void *session, enum provd_table t, const struct provd_query *q,
+              provd_record_fn fn, void *ud, struct provd_err *err);
+  int (*count)(void *session, enum provd_table t, const struct provd_query *q,
+               uint64_t *out, struct provd_err *err);
+
+  /* Event outbox.  append sets *seq_out. */
+  int (*outbox_append)(void *session, const struct provd_outbox_event *ev,
+                       uint64_t *seq_out, struct provd_err *err);
+  /* Events with seq > after_seq, ascending, at most limit. */
+  int (*outbox_list)(void *session, uint64_t after_seq, size_t limit,
+                     provd_event_fn fn, void *ud, struct provd_err *err);
+};
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* PROVD_STORAGE_H */
