@@ -1,0 +1,126 @@
+# Helpers for the e2e tests: start/stop a real provd on 127.0.0.1 with a
+# free port and a temp data dir, compute SAS tokens, make assertions.
+set -euo pipefail
+
+SOURCE_DIR=${PROVD_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)}
+BUILD_DIR=${PROVD_BUILD_DIR:-$SOURCE_DIR/build}
+PROVD=${PROVD_BIN:-$BUILD_DIR/provd}
+PROVCTL=$BUILD_DIR/provctl
+PROVD_DEVICE=$BUILD_DIR/provd-device
+PLUGIN_DIR=${PROVD_PLUGIN_DIR:-$BUILD_DIR/plugins}
+SCOPE=0ne00000001
+
+WORK=$(mktemp -d /tmp/provd-e2e.XXXXXX)
+PROVD_PID=
+PORT=
+FAILS=0
+PASSES=0
+
+cleanup() {
+  if [ -n "${PROVD_PID}" ] && kill -0 "$PROVD_PID" 2>/dev/null; then
+    kill -KILL "$PROVD_PID" 2>/dev/null || true
+  fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+write_config() { # file data_dir
+  cat > "$1" <<YAML
+id_scope: $SCOPE
+listen: { https: "127.0.0.1:0" }
+data_dir: $2
+plugin_path: [ $PLUGIN_DIR ]
+workers: 2
+hubs:
+  - { name: hub-1, hostname: hub-1.example.net, weight: 1 }
+  - { name: hub-2, hostname: hub-2.example.net, weight: 1 }
+plugins:
+  - { kind: attestation, name: symmetric-key }
+  - { kind: allocation, name: hashed }
+YAML
+}
+
+# start_provd CONFIG: runs provd in the background, waits for its banner,
+# sets PORT and PROVD_PID; logs go to $WORK/provd.log (appended).
+start_provd() {
+  : > "$WORK/banner"
+  "$PROVD" -c "$1" > "$WORK/banner" 2>> "$WORK/provd.log" &
+  PROVD_PID=$!
+  for _ in $(seq 1 150); do
+    PORT=$(sed -n 's|.*device endpoint: *https://localhost:\([0-9]*\).*|\1|p' "$WORK/banner")
+    [ -n "$PORT" ] && return 0
+    kill -0 "$PROVD_PID" 2>/dev/null || { cat "$WORK/provd.log" >&2; fail "provd exited during start"; exit 1; }
+    sleep 0.1
+  done
+  cat "$WORK/provd.log" >&2
+  fail "provd did not print its banner"
+  exit 1
+}
+
+stop_provd() { # prints the exit code
+  kill -TERM "$PROVD_PID"
+  local rc=0
+  wait "$PROVD_PID" || rc=$?
+  PROVD_PID=
+  echo "$rc"
+}
+
+pass() { PASSES=$((PASSES + 1)); echo "ok - $*"; }
+fail() { FAILS=$((FAILS + 1)); echo "not ok - $*"; }
+
+check() { # description, command...
+  local what=$1; shift
+  if "$@"; then pass "$what"; else fail "$what"; fi
+}
+
+expect_eq() { # description expected actual
+  if [ "$2" = "$3" ]; then pass "$1"; else fail "$1: expected '$2', got '$3'"; fi
+}
+
+finish() {
+  echo "$PASSES passed, $FAILS failed"
+  [ "$FAILS" -eq 0 ]
+}
+
+b64_to_hex() { printf %s "$1" | base64 -d | od -An -tx1 -v | tr -d ' \n'; }
+
+urlenc_b64() { printf %s "$1" | sed -e 's/+/%2B/g' -e 's|/|%2F|g' -e 's/=/%3D/g'; }
+
+# device_token KEY_B64 REGID [EXPIRY]: Node-SDK style token (sr not encoded)
+device_token() {
+  local key=$1 regid=$2 se=${3:-$(( $(date +%s) + 3600 ))}
+  local sr="$SCOPE/registrations/$regid"
+  local sig
+  sig=$(printf '%s\n%s' "$sr" "$se" |
+        openssl dgst -sha256 -mac HMAC -macopt "hexkey:$(b64_to_hex "$key")" -binary | base64 -w0)
+  printf 'SharedAccessSignature sr=%s&sig=%s&skn=registration&se=%s' "$sr" "$(urlenc_b64 "$sig")" "$se"
+}
+
+derive_key() { # GROUP_KEY_B64 REGID
+  printf %s "$2" | openssl dgst -sha256 -mac HMAC -macopt "hexkey:$(b64_to_hex "$1")" -binary | base64 -w0
+}
+
+random_key() { openssl rand -base64 32; }
+
+# http METHOD PATH [BODY] [extra curl args...]: sets STATUS and BODY_OUT.
+http() {
+  local method=$1 path=$2 body=${3-}
+  shift 3 || shift $#
+  local args=(-sS -o "$WORK/resp" -w '%{http_code}' --cacert "$DATA_DIR/tls/ca.pem" -X "$method")
+  if [ -n "$body" ]; then
+    args+=(-H 'Content-Type: application/json; charset=utf-8' --data-binary "$body")
+  fi
+  STATUS=$(curl "${args[@]}" "$@" "https://localhost:$PORT$path")
+  BODY_OUT=$(cat "$WORK/resp")
+}
+
+json_get() { # JSON FIELD(dotted)
+  printf %s "$1" | python3 -c '
+import json, sys
+doc = json.load(sys.stdin)
+for part in sys.argv[1].split("."):
+    doc = doc.get(part) if isinstance(doc, dict) else None
+print("" if doc is None else doc)' "$2"
+}
+
+provctl() { "$PROVCTL" --url "https://localhost:$PORT" --data-dir "$DATA_DIR" "$@"; }

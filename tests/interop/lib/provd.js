@@ -1,0 +1,76 @@
+'use strict';
+// Starts and stops a real provd for a test: temp data dir, temp config,
+// 127.0.0.1 on a free port (port 0; the banner tells which one).
+const { spawn } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const https = require('node:https');
+
+const SOURCE_DIR = process.env.PROVD_SOURCE_DIR || path.resolve(__dirname, '../../..');
+const BUILD_DIR = process.env.PROVD_BUILD_DIR || path.join(SOURCE_DIR, 'build');
+const PROVD_BIN = process.env.PROVD_BIN || path.join(BUILD_DIR, 'provd');
+const PLUGIN_DIR = process.env.PROVD_PLUGIN_DIR || path.join(BUILD_DIR, 'plugins');
+
+const ID_SCOPE = '0ne00000001';
+
+function writeConfig(dir) {
+  const cfg = [
+    `id_scope: ${ID_SCOPE}`,
+    'listen: { https: "127.0.0.1:0" }',
+    `data_dir: ${path.join(dir, 'data')}`,
+    `plugin_path: [ ${PLUGIN_DIR} ]`,
+    'workers: 2',
+    'hubs:',
+    '  - { name: hub-1, hostname: hub-1.example.net, weight: 1 }',
+    '  - { name: hub-2, hostname: hub-2.example.net, weight: 1 }',
+    'plugins:',
+    '  - { kind: attestation, name: symmetric-key }',
+    '  - { kind: allocation, name: hashed }',
+    '',
+  ].join('\n');
+  const file = path.join(dir, 'provd.yaml');
+  fs.writeFileSync(file, cfg);
+  return file;
+}
+
+async function startProvd() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'provd-interop-'));
+  const config = writeConfig(dir);
+  const child = spawn(PROVD_BIN, ['-c', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => { stdout += d; });
+  child.stderr.on('data', (d) => { stderr += d; });
+  const port = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`provd did not start:\n${stdout}\n${stderr}`)), 15000);
+    const check = () => {
+      const m = /device endpoint:\s+https:\/\/localhost:(\d+)/.exec(stdout);
+      if (m) { clearTimeout(timer); resolve(Number(m[1])); }
+    };
+    child.stdout.on('data', check);
+    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`provd exited ${code}:\n${stderr}`)); });
+  });
+  const dataDir = path.join(dir, 'data');
+  const ca = fs.readFileSync(path.join(dataDir, 'tls', 'ca.pem'));
+  const connectionString = fs.readFileSync(path.join(dataDir, 'service-connection-string'), 'utf8').trim();
+  // The SDKs take a host name without a port: point Node's global HTTPS
+  // agent at provd instead (spec/dps-wire-traces.md section 1.1).
+  https.globalAgent.defaultPort = port;
+  https.globalAgent.options.ca = ca;
+  return {
+    dir, port, ca, connectionString, idScope: ID_SCOPE,
+    logs: () => stderr,
+    async stop() {
+      if (child.exitCode !== null) return child.exitCode;
+      const code = await new Promise((resolve) => {
+        child.on('exit', (c) => resolve(c));
+        child.kill('SIGTERM');
+      });
+      fs.rmSync(dir, { recursive: true, force: true });
+      return code;
+    },
+  };
+}
+
+module.exports = { startProvd, ID_SCOPE };
