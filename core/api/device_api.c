@@ -188,7 +188,7 @@ void device_api_handle(struct api_ctx *ctx, struct http_exchange *ex)
     return;
   }
   char version[64], regid[160], opid[160] = "";
-  if (http_query_param(req, "api-version", version, sizeof(version)) != 0 ||
+  if (http_query_param(req, "api-version", version, sizeof(version)) < 0 ||
       !version[0]) {
     refuse(ex, 400, 400004, "BAD_REQUEST", "api-version is required.");
     return;

@@ -62,6 +62,8 @@ static const struct wire_error wire_errors[] = {
     {"STORE_UNAVAILABLE", 503, 503001, "Service unavailable, retry later."},
     {"THROTTLED", 429, 429001, "Too many requests, retry later."},
     {"INTERNAL", 500, 500001, "Internal error."},
+    /* A plugin that could not decide is our fault, not the device's. */
+    {"ATTESTATION_ERROR", 500, 500001, "Internal error."},
 };
 
 void engine_wire_error(const char *reason, int *http_status, int *code,

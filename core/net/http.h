@@ -38,7 +38,8 @@ const struct http_request *http_exchange_request(struct http_exchange *ex);
 /* Case-insensitive lookup; NULL if absent. */
 const char *http_request_header(const struct http_request *req,
                                 const char *name);
-/* Percent-decodes query parameter `name` into out; -1 if absent. */
+/* Percent-decodes query parameter `name` into out; returns its length,
+ * -1 if absent, -2 if malformed or longer than out_len - 1. */
 int http_query_param(const struct http_request *req, const char *name,
                      char *out, size_t out_len);
 

@@ -52,9 +52,11 @@ int b64_decode(const char *in, uint8_t *out, size_t out_cap,
                size_t *out_len);
 char *b64_encode(const uint8_t *in, size_t len);
 
-/* Percent-decoding ("+" stays "+").  -1 on a bad escape or overflow. */
+/* Percent-decoding ("+" stays "+").  0 on success, -1 on a bad escape,
+ * %00, or overflow. */
 int url_decode(const char *in, size_t in_len, char *out, size_t out_cap);
-/* Percent-encodes everything but A-Z a-z 0-9 - . _ ~ (uppercase hex). */
+/* Percent-encodes everything but A-Z a-z 0-9 - . _ ~ (uppercase hex).
+ * 0 on success, -1 on overflow. */
 int url_encode(const char *in, char *out, size_t out_cap);
 
 #endif

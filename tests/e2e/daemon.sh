@@ -39,7 +39,7 @@ check "/metrics is Prometheus text with provd counters" bash -c "grep -q '^# TYP
 ca_before=$(sha256sum < "$DATA_DIR/tls/ca.pem")
 key_before=$(sha256sum < "$DATA_DIR/tls/server.key")
 conn_before=$(cat "$DATA_DIR/service-connection-string")
-expect_eq "SIGTERM exits 0" 0 "$(stop_provd)"
+stop_provd; expect_eq "SIGTERM exits 0" 0 "$STOP_RC"
 
 start_provd "$WORK/provd.yaml"
 expect_eq "second start reuses the CA" "$ca_before" "$(sha256sum < "$DATA_DIR/tls/ca.pem")"
@@ -47,7 +47,7 @@ expect_eq "second start reuses the server key" "$key_before" "$(sha256sum < "$DA
 expect_eq "second start reuses the connection string" "$conn_before" "$(cat "$DATA_DIR/service-connection-string")"
 code=$(curl -sS -o /dev/null -w '%{http_code}' --cacert "$DATA_DIR/tls/ca.pem" "https://localhost:$PORT/healthz")
 expect_eq "/healthz after restart" 200 "$code"
-expect_eq "SIGINT exits 0" 0 "$(kill -INT "$PROVD_PID"; rc=0; wait "$PROVD_PID" || rc=$?; PROVD_PID=; echo $rc)"
+stop_provd INT; expect_eq "SIGINT exits 0" 0 "$STOP_RC"
 
 # --check-config
 out=$("$PROVD" -c "$WORK/provd.yaml" --check-config 2>&1) && rc=0 || rc=$?

@@ -105,14 +105,14 @@ check "provd-device prints the hub" grep -Eq "assigned hub=hub-[12].example.net 
 # --- bad input: clear errors, nothing stored ---
 count_before=$(provctl registration list --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
 tok=$(device_token "$K1" dev-1)
-big=$(head -c 200000 /dev/zero | tr '\0' 'a')
-http PUT "$(reg_path dev-1)" "{\"registrationId\":\"dev-1\",\"payload\":\"$big\"}" -H "Authorization: $tok"
+{ printf '{"registrationId":"dev-1","payload":"'; head -c 200000 /dev/zero | tr '\0' 'a'; printf '"}'; } > "$WORK/big.json"
+http PUT "$(reg_path dev-1)" "@$WORK/big.json" -H "Authorization: $tok"
 expect_eq "oversized body answers 413" 413 "$STATUS"
 http PUT "$(reg_path dev-1)" '{"registrationId":' -H "Authorization: $tok"
 expect_eq "invalid JSON answers 400" 400 "$STATUS"
 http PUT "$(reg_path dev-1)" '["dev-1"]' -H "Authorization: $tok"
 expect_eq "a non-object body answers 400" 400 "$STATUS"
-http PUT "$(reg_path dev-1)" '{"registrationId":"dev-1"}' -H "Authorization: $tok" -H 'Content-Type: text/plain'
+CONTENT_TYPE=text/plain http PUT "$(reg_path dev-1)" '{"registrationId":"dev-1"}' -H "Authorization: $tok"
 expect_eq "wrong content type answers 415" 415 "$STATUS"
 http PUT "$(reg_path dev-1)" '{"registrationId":"someone-else"}' -H "Authorization: $tok"
 expect_eq "body id that differs from the path answers 400" 400 "$STATUS"
@@ -137,13 +137,13 @@ expect_eq "registration show gives the hub" "$hub" "$(json_get "$out" assignedHu
 on_hub=$(provctl registration list --hub "$hub" --json | python3 -c 'import json,sys; print(" ".join(r["registrationId"] for r in json.load(sys.stdin)))')
 check "registration list --hub lists dev-1" grep -qw dev-1 <<<"$on_hub"
 
-expect_eq "SIGTERM exits 0" 0 "$(stop_provd)"
+stop_provd; expect_eq "SIGTERM exits 0" 0 "$STOP_RC"
 start_provd "$WORK/provd.yaml"
 out=$(provctl registration show dev-1 --json)
 expect_eq "after restart dev-1 is still on $hub" "$hub" "$(json_get "$out" assignedHub)"
 register dev-1 "$(device_token "$K1" dev-1)"
 poll dev-1 "$OPID" "$(device_token "$K1" dev-1)"
 expect_eq "after restart the same device gets the same hub" "$hub" "$(json_get "$BODY_OUT" registrationState.assignedHub)"
-expect_eq "SIGTERM exits 0 again" 0 "$(stop_provd)"
+stop_provd; expect_eq "SIGTERM exits 0 again" 0 "$STOP_RC"
 
 finish

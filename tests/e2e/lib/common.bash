@@ -57,12 +57,13 @@ start_provd() {
   exit 1
 }
 
-stop_provd() { # prints the exit code
-  kill -TERM "$PROVD_PID"
-  local rc=0
-  wait "$PROVD_PID" || rc=$?
+# stop_provd [SIGNAL]: sets STOP_RC to provd's exit code.  Not usable in
+# $(...): a subshell cannot wait for this shell's child.
+stop_provd() {
+  kill "-${1:-TERM}" "$PROVD_PID"
+  STOP_RC=0
+  wait "$PROVD_PID" || STOP_RC=$?
   PROVD_PID=
-  echo "$rc"
 }
 
 pass() { PASSES=$((PASSES + 1)); echo "ok - $*"; }
@@ -103,12 +104,13 @@ derive_key() { # GROUP_KEY_B64 REGID
 random_key() { openssl rand -base64 32; }
 
 # http METHOD PATH [BODY] [extra curl args...]: sets STATUS and BODY_OUT.
+# CONTENT_TYPE overrides the body's content type.
 http() {
   local method=$1 path=$2 body=${3-}
   shift 3 || shift $#
   local args=(-sS -o "$WORK/resp" -w '%{http_code}' --cacert "$DATA_DIR/tls/ca.pem" -X "$method")
   if [ -n "$body" ]; then
-    args+=(-H 'Content-Type: application/json; charset=utf-8' --data-binary "$body")
+    args+=(-H "Content-Type: ${CONTENT_TYPE:-application/json; charset=utf-8}" --data-binary "$body")
   fi
   STATUS=$(curl "${args[@]}" "$@" "https://localhost:$PORT$path")
   BODY_OUT=$(cat "$WORK/resp")

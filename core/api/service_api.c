@@ -1,0 +1,724 @@
+/* The DPS service API (enrollment management REST) and provd's admin
+ * extensions.  On the event loop: authenticate the SharedAccessSignature,
+ * route, check headers and bodies, validate documents; then hand a job to
+ * the store (service_store.c), which answers from its own thread.
+ * docs/service-api.md describes the wire behaviour. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "api/service_internal.h"
+#include "util/ids.h"
+#include "util/log.h"
+#include "util/metrics.h"
+#include "util/sas.h"
+#include "util/timefmt.h"
+
+#define LOG_COMP "service"
+#define CLOCK_SKEW_S 300        /* accepted token expiry skew (C# uses 5 min) */
+#define API_VERSION_MAX 64
+#define PATH_SEGMENTS_MAX 4
+#define SEGMENT_MAX 512         /* decoded; ids are checked to 128 later */
+#define QUERY_TEXT_MAX 4096
+#define EVENTS_LIMIT_DEFAULT 100
+
+/* ---- responses ---- */
+
+static void count_request(const char *op, int status)
+{
+  char labels[96];
+  snprintf(labels, sizeof(labels), "op=\"%s\",code=\"%d\"", op, status);
+  metrics_add("provd_service_requests_total",
+              "Service API requests by operation and HTTP status", labels,
+              1);
+}
+
+static void respond_unavailable(struct http_exchange *ex)
+{
+  struct http_header retry = {"Retry-After", "1"};
+  api_respond_error_with(ex, 503, SVC_E_UNAVAILABLE,
+                     "Service unavailable, retry later", &retry, 1);
+}
+
+static void log_write(const struct svc_job *job, int status)
+{
+  if (!job->is_write)
+    return;
+  if (job->op == SVC_OP_BULK)
+    log_info(LOG_COMP, "%s policy=%s mode=%s items=%zu status=%d",
+             job->op_name, job->policy,
+             enrollment_bulk_mode_name(job->bulk.mode), job->bulk.n,
+             status);
+  else
+    log_info(LOG_COMP, "%s policy=%s id=%s status=%d", job->op_name,
+             job->policy, job->id, status);
+}
+
+static void job_done(struct svc_job *job, int status)
+{
+  count_request(job->op_name, status);
+  log_write(job, status);
+  svc_job_free(job);
+}
+
+void svc_job_respond_json(struct svc_job *job, int status, json_t *body,
+                          const struct http_header *extra, size_t n_extra)
+{
+  if (!body) {
+    svc_job_respond_error(job, 500, SVC_E_INTERNAL, "Out of memory");
+    return;
+  }
+  api_respond_json(job->ex, status, body, extra, n_extra);
+  job_done(job, status);
+}
+
+void svc_job_respond_empty(struct svc_job *job, int status)
+{
+  http_respond(job->ex, status, NULL, NULL, 0, NULL, 0);
+  job_done(job, status);
+}
+
+void svc_job_respond_error(struct svc_job *job, int status, int code,
+                           const char *message)
+{
+  api_respond_error(job->ex, status, code, message);
+  job_done(job, status);
+}
+
+void svc_job_respond_unavailable(struct svc_job *job,
+                                 const struct provd_err *why)
+{
+  log_warn(LOG_COMP, "%s id=%s: store unavailable: %s", job->op_name,
+           job->id[0] ? job->id : "-",
+           why && why->msg[0] ? why->msg : "queue full");
+  respond_unavailable(job->ex);
+  job_done(job, 503);
+}
+
+void svc_job_free(struct svc_job *job)
+{
+  if (!job)
+    return;
+  json_decref(job->doc);
+  json_decref(job->result);
+  enrollment_bulk_clear(&job->bulk);
+  free(job);
+}
+
+/* ---- authentication ---- */
+
+/* sr names the service host, or a path below it ("host/enrollments"). */
+static int resource_ok(const struct api_ctx *ctx, const char *sr_raw)
+{
+  char sr[SAS_MAX_TOKEN];
+  if (url_decode(sr_raw, strlen(sr_raw), sr, sizeof(sr)) < 0)
+    return 0;
+  size_t host_len = strlen(ctx->service_host);
+  if (host_len == 0 || strncasecmp(sr, ctx->service_host, host_len) != 0)
+    return 0;
+  return sr[host_len] == '\0' || sr[host_len] == '/';
+}
+
+static const struct service_policy *find_policy(const struct api_ctx *ctx,
+                                                const char *name)
+{
+  for (size_t i = 0; name && i < ctx->n_policies; i++) {
+    if (strcasecmp(ctx->policies[i].name, name) == 0)
+      return &ctx->policies[i];
+  }
+  return NULL;
+}
+
+/* The policy the request is signed with, or NULL (why says why, for the
+ * log only: the client just gets 401). */
+static const struct service_policy *authenticate(
+    const struct api_ctx *ctx, const struct http_request *req,
+    const char **why)
+{
+  const char *auth = http_request_header(req, "Authorization");
+  struct sas_token tok;
+  struct provd_err err;
+  if (!auth) {
+    *why = "no Authorization header";
+    return NULL;
+  }
+  if (sas_parse(auth, &tok, &err) != 0) {
+    *why = "malformed token";
+    return NULL;
+  }
+  const struct service_policy *p = find_policy(ctx, tok.skn);
+  if (!p) {
+    *why = "unknown policy (skn)";
+    return NULL;
+  }
+  if (!sas_signature_ok(&tok, p->key, p->key_len)) {
+    *why = "bad signature";
+    return NULL;
+  }
+  if (sas_expired(&tok, (int64_t)time(NULL), CLOCK_SKEW_S)) {
+    *why = "token expired";
+    return NULL;
+  }
+  if (!resource_ok(ctx, tok.sr_raw)) {
+    *why = "token resource (sr) is not this service";
+    return NULL;
+  }
+  return p;
+}
+
+/* ---- routing ---- */
+
+struct path_parts {
+  size_t n;
+  char seg[PATH_SEGMENTS_MAX][SEGMENT_MAX];
+};
+
+/* 0, or the HTTP status to answer: 404 (shape), 400 (bad escape). */
+static int split_path(const char *path, struct path_parts *p)
+{
+  if (!path || path[0] != '/')
+    return 404;
+  const char *s = path + 1;
+  p->n = 0;
+  for (;;) {
+    const char *slash = strchr(s, '/');
+    size_t len = slash ? (size_t)(slash - s) : strlen(s);
+    if (p->n == PATH_SEGMENTS_MAX)
+      return 404;
+    if (url_decode(s, len, p->seg[p->n], SEGMENT_MAX) < 0)
+      return 400;
+    p->n++;
+    if (!slash)
+      return 0;
+    s = slash + 1;
+  }
+}
+
+struct route {
+  enum svc_op op;
+  const char *op_name;
+  enum provd_table table;
+  enum enrollment_kind kind;
+  const char *id;   /* into path_parts, or NULL */
+  const char *allow; /* for 405 */
+  int status;       /* 0 = routed; else 404 / 405 */
+};
+
+struct collection {
+  const char *name;
+  enum provd_table table;
+  enum enrollment_kind kind;
+  const char *prefix; /* op names */
+};
+
+static const struct collection COLLECTIONS[] = {
+    {"enrollments", PROVD_TABLE_ENROLLMENTS, ENROLLMENT_INDIVIDUAL,
+     "enrollment"},
+    {"enrollmentGroups", PROVD_TABLE_ENROLLMENT_GROUPS, ENROLLMENT_GROUP,
+     "group"},
+    {"registrations", PROVD_TABLE_REGISTRATIONS, ENROLLMENT_INDIVIDUAL,
+     "registration"},
+};
+
+static void set_op(struct route *r, enum svc_op op, const char *name)
+{
+  r->op = op;
+  r->op_name = name;
+  r->status = 0;
+}
+
+static void no_method(struct route *r, const char *allow)
+{
+  r->status = 405;
+  r->allow = allow;
+}
+
+static int is_method(const char *m, const char *want)
+{
+  return strcmp(m, want) == 0;
+}
+
+/* /enrollments[/] and /enrollmentGroups[/]: bulk.  /registrations: the
+ * provd listing. */
+static void route_collection(const struct collection *c, const char *m,
+                             struct route *r)
+{
+  if (c->table == PROVD_TABLE_REGISTRATIONS) {
+    if (is_method(m, "GET"))
+      set_op(r, SVC_OP_REG_LIST, "registration.list");
+    else
+      no_method(r, "GET");
+  } else if (is_method(m, "POST")) {
+    set_op(r, SVC_OP_BULK, c->kind == ENROLLMENT_GROUP ? "group.bulk"
+                                                       : "enrollment.bulk");
+  } else {
+    no_method(r, "POST");
+  }
+}
+
+static void route_item(const struct collection *c, const char *m,
+                       const char *seg, struct route *r)
+{
+  int group = c->kind == ENROLLMENT_GROUP;
+  r->id = seg;
+  if (c->table == PROVD_TABLE_REGISTRATIONS) {
+    if (is_method(m, "GET"))
+      set_op(r, SVC_OP_REG_GET, "registration.get");
+    else if (is_method(m, "DELETE"))
+      set_op(r, SVC_OP_REG_DELETE, "registration.delete");
+    else
+      no_method(r, "GET, DELETE");
+  } else if (is_method(m, "POST") && strcasecmp(seg, "query") == 0) {
+    r->id = NULL;
+    set_op(r, SVC_OP_QUERY, group ? "group.query" : "enrollment.query");
+  } else if (is_method(m, "GET")) {
+    set_op(r, SVC_OP_GET, group ? "group.get" : "enrollment.get");
+  } else if (is_method(m, "PUT")) {
+    set_op(r, SVC_OP_PUT, group ? "group.put" : "enrollment.put");
+  } else if (is_method(m, "DELETE")) {
+    set_op(r, SVC_OP_DELETE, group ? "group.delete" : "enrollment.delete");
+  } else {
+    no_method(r, "GET, PUT, DELETE");
+  }
+}
+
+/* /{collection}/{id}/attestationmechanism, /registrations/{id}/query */
+static void route_action(const struct collection *c, const char *m,
+                         const struct path_parts *p, struct route *r)
+{
+  int regs = c->table == PROVD_TABLE_REGISTRATIONS;
+  const char *want = regs ? "query" : "attestationmechanism";
+  if (strcasecmp(p->seg[2], want) != 0)
+    return;
+  r->id = p->seg[1];
+  if (!is_method(m, "POST"))
+    no_method(r, "POST");
+  else if (regs)
+    set_op(r, SVC_OP_REG_QUERY, "registration.query");
+  else
+    set_op(r, SVC_OP_ATTESTATION, c->kind == ENROLLMENT_GROUP
+                                      ? "group.attestation"
+                                      : "enrollment.attestation");
+}
+
+static void route_extension(const char *name, const char *m,
+                            struct route *r)
+{
+  int hubs = strcasecmp(name, "hubs") == 0;
+  if (!hubs && strcasecmp(name, "events") != 0)
+    return;
+  if (!is_method(m, "GET"))
+    no_method(r, "GET");
+  else if (hubs)
+    set_op(r, SVC_OP_HUBS, "hubs.list");
+  else
+    set_op(r, SVC_OP_EVENTS, "events.list");
+}
+
+static void route_request(const char *m, const struct path_parts *p,
+                          struct route *r)
+{
+  memset(r, 0, sizeof(*r));
+  r->status = 404;
+  r->op_name = "unknown";
+  /* "/x/" is "/x" (Node posts bulk operations to "/enrollments/"). */
+  size_t n = p->n;
+  if (n == 2 && p->seg[1][0] == '\0')
+    n = 1;
+  for (size_t i = 0; i < n; i++) {
+    if (p->seg[i][0] == '\0')
+      return;
+  }
+  if (n == 1)
+    route_extension(p->seg[0], m, r);
+  for (size_t i = 0; i < sizeof(COLLECTIONS) / sizeof(COLLECTIONS[0]); i++) {
+    const struct collection *c = &COLLECTIONS[i];
+    if (strcasecmp(p->seg[0], c->name) != 0)
+      continue;
+    r->table = c->table;
+    r->kind = c->kind;
+    if (n == 1)
+      route_collection(c, m, r);
+    else if (n == 2)
+      route_item(c, m, p->seg[1], r);
+    else if (n == 3)
+      route_action(c, m, p, r);
+  }
+}
+
+/* ---- request checks ---- */
+
+static int needs_write(enum svc_op op)
+{
+  return op == SVC_OP_PUT || op == SVC_OP_DELETE || op == SVC_OP_BULK ||
+         op == SVC_OP_REG_DELETE;
+}
+
+/* application/json, any case, parameters allowed. */
+static int content_type_json(const char *ct)
+{
+  static const char want[] = "application/json";
+  if (!ct)
+    return 0;
+  while (*ct == ' ')
+    ct++;
+  if (strncasecmp(ct, want, sizeof(want) - 1) != 0)
+    return 0;
+  char next = ct[sizeof(want) - 1];
+  return next == '\0' || next == ';' || next == ' ';
+}
+
+/* A request-scoped answer before any job exists. */
+static void reject(struct http_exchange *ex, const char *op, int status,
+                   int code, const char *message)
+{
+  count_request(op, status);
+  api_respond_error(ex, status, code, message);
+}
+
+/* Parses the body as JSON (NULL with *status set when it is not). */
+static json_t *parse_body(const struct http_request *req, int required,
+                          int *status, const char **msg)
+{
+  *status = 0;
+  if (req->body_len == 0) {
+    if (required) {
+      *status = 400;
+      *msg = "A JSON request body is required";
+    }
+    return NULL;
+  }
+  if (!content_type_json(http_request_header(req, "Content-Type"))) {
+    *status = 415;
+    *msg = "Content-Type must be application/json";
+    return NULL;
+  }
+  json_error_t jerr;
+  json_t *doc = json_loadb(req->body, req->body_len, 0, &jerr);
+  if (!doc) {
+    *status = 400;
+    *msg = "The request body is not valid JSON";
+  }
+  return doc;
+}
+
+static int if_match_header(const struct http_request *req,
+                           struct svc_job *job)
+{
+  const char *im = http_request_header(req, "If-Match");
+  job->if_match[0] = '\0';
+  if (!im)
+    return 0;
+  return enrollment_etag_normalize(im, job->if_match,
+                                   sizeof(job->if_match));
+}
+
+static int paging_headers(const struct http_request *req,
+                          struct svc_job *job)
+{
+  if (page_size_parse(http_request_header(req, "x-ms-max-item-count"),
+                      &job->page_size) != 0)
+    return -1;
+  const char *cont = http_request_header(req, "x-ms-continuation");
+  job->after_id[0] = '\0';
+  if (cont && cont[0] &&
+      continuation_decode(cont, job->after_id, sizeof(job->after_id)) != 0)
+    return -1;
+  return 0;
+}
+
+/* A decimal in [0, max]; -1 otherwise. */
+static int parse_u64(const char *s, uint64_t max, uint64_t *out)
+{
+  uint64_t v = 0;
+  size_t i = 0;
+  for (; s[i] >= '0' && s[i] <= '9'; i++) {
+    if (i >= 19)
+      return -1;
+    v = v * 10 + (uint64_t)(s[i] - '0');
+  }
+  if (i == 0 || s[i] || v > max)
+    return -1;
+  *out = v;
+  return 0;
+}
+
+/* The hub filter takes a hub name or its host name; rows hold names. */
+static void resolve_hub(const struct provd_config *cfg, const char *given,
+                        char *out, size_t out_cap)
+{
+  for (size_t i = 0; cfg && i < cfg->n_hubs; i++) {
+    if (strcasecmp(cfg->hubs[i].hostname, given) == 0) {
+      snprintf(out, out_cap, "%s", cfg->hubs[i].name);
+      return;
+    }
+  }
+  snprintf(out, out_cap, "%s", given);
+}
+
+/* ---- per-operation preparation (loop thread) ---- */
+
+struct prep_error {
+  int status;
+  int code;
+  const char *msg;
+};
+
+static int prep_fail(struct prep_error *e, int status, int code,
+                     const char *msg)
+{
+  e->status = status;
+  e->code = code;
+  e->msg = msg;
+  return -1;
+}
+
+static int prep_put(const struct http_request *req, struct svc_job *job,
+                    struct prep_error *e, char *detail, size_t detail_cap)
+{
+  int status;
+  const char *msg = NULL;
+  job->doc = parse_body(req, 1, &status, &msg);
+  if (!job->doc)
+    return prep_fail(e, status,
+                     status == 415 ? SVC_E_MEDIA_TYPE : SVC_E_BAD_REQUEST,
+                     msg);
+  struct provd_err err;
+  perr_clear(&err);
+  if (enrollment_normalize(job->kind, job->doc, job->id,
+                           &job->attestation_type, &err) != PROVD_OK) {
+    snprintf(detail, detail_cap, "%s", err.msg);
+    return prep_fail(e, 400, SVC_E_BAD_DOCUMENT, detail);
+  }
+  return 0;
+}
+
+static int prep_bulk(const struct http_request *req, struct svc_job *job,
+                     struct prep_error *e, char *detail, size_t detail_cap)
+{
+  int status;
+  const char *msg = NULL;
+  json_t *body = parse_body(req, 1, &status, &msg);
+  if (!body)
+    return prep_fail(e, status,
+                     status == 415 ? SVC_E_MEDIA_TYPE : SVC_E_BAD_REQUEST,
+                     msg);
+  struct provd_err err;
+  perr_clear(&err);
+  int rc = enrollment_bulk_parse(job->kind, body, &job->bulk, &err);
+  json_decref(body);
+  if (rc != PROVD_OK) {
+    snprintf(detail, detail_cap, "%s", err.msg);
+    return prep_fail(e, 400, SVC_E_BAD_DOCUMENT, detail);
+  }
+  return 0;
+}
+
+/* Query bodies: {"query": "<any text>"} or nothing; any query selects
+ * every row (paging still applies). */
+static int prep_query(const struct http_request *req, struct svc_job *job,
+                      struct prep_error *e)
+{
+  int status;
+  const char *msg = NULL;
+  json_t *body = parse_body(req, 0, &status, &msg);
+  if (status)
+    return prep_fail(e, status,
+                     status == 415 ? SVC_E_MEDIA_TYPE : SVC_E_BAD_REQUEST,
+                     msg);
+  json_t *q = json_object_get(body, "query");
+  int ok = !body || (json_is_object(body) &&
+                     (!q || (json_is_string(q) &&
+                             json_string_length(q) <= QUERY_TEXT_MAX)));
+  json_decref(body);
+  if (!ok)
+    return prep_fail(e, 400, SVC_E_BAD_REQUEST,
+                     "The query must be {\"query\": \"<text>\"}");
+  if (paging_headers(req, job) != 0)
+    return prep_fail(e, 400, SVC_E_BAD_REQUEST,
+                     "Bad x-ms-max-item-count or x-ms-continuation");
+  return 0;
+}
+
+/* 1 when the query parameter is present (decoded into out), 0 when it is
+ * absent, -1 when it is malformed or too long. */
+static int query_param(const struct http_request *req, const char *name,
+                       char *out, size_t cap)
+{
+  int rc = http_query_param(req, name, out, cap);
+  if (rc == -1) {
+    out[0] = '\0';
+    return 0;
+  }
+  return rc < 0 ? -1 : 1;
+}
+
+static int prep_reg_list(const struct http_request *req, struct svc_job *job,
+                         struct prep_error *e)
+{
+  char hub[256];
+  int has = query_param(req, "group", job->group, sizeof(job->group));
+  if (has < 0 || (has && !enrollment_id_valid(job->group)))
+    return prep_fail(e, 400, SVC_E_BAD_ID, "group is not a valid id");
+  has = query_param(req, "hub", hub, sizeof(hub));
+  if (has < 0 || (has && !hub[0]))
+    return prep_fail(e, 400, SVC_E_BAD_REQUEST, "hub is not a hub name");
+  if (has)
+    resolve_hub(job->ctx->cfg, hub, job->hub, sizeof(job->hub));
+  if (paging_headers(req, job) != 0)
+    return prep_fail(e, 400, SVC_E_BAD_REQUEST,
+                     "Bad x-ms-max-item-count or x-ms-continuation");
+  return 0;
+}
+
+static int prep_events(const struct http_request *req, struct svc_job *job,
+                       struct prep_error *e)
+{
+  char text[32];
+  uint64_t limit = EVENTS_LIMIT_DEFAULT;
+  job->after_seq = 0;
+  int has = query_param(req, "after", text, sizeof(text));
+  if (has < 0 || (has && parse_u64(text, INT64_MAX, &job->after_seq) != 0))
+    return prep_fail(e, 400, SVC_E_BAD_REQUEST, "after must be a number");
+  has = query_param(req, "limit", text, sizeof(text));
+  if (has < 0 ||
+      (has && (parse_u64(text, UINT32_MAX, &limit) != 0 || limit == 0)))
+    return prep_fail(e, 400, SVC_E_BAD_REQUEST,
+                     "limit must be a positive number");
+  job->page_size = limit > PAGE_SIZE_MAX ? PAGE_SIZE_MAX : (size_t)limit;
+  return 0;
+}
+
+static int prep_job(const struct http_request *req, struct svc_job *job,
+                    struct prep_error *e, char *detail, size_t detail_cap)
+{
+  switch (job->op) {
+  case SVC_OP_PUT:
+    return prep_put(req, job, e, detail, detail_cap);
+  case SVC_OP_BULK:
+    return prep_bulk(req, job, e, detail, detail_cap);
+  case SVC_OP_QUERY:
+  case SVC_OP_REG_QUERY:
+    return prep_query(req, job, e);
+  case SVC_OP_REG_LIST:
+    return prep_reg_list(req, job, e);
+  case SVC_OP_EVENTS:
+    return prep_events(req, job, e);
+  default:
+    return 0;
+  }
+}
+
+/* Copies the route into a new job and checks what every op shares. */
+static struct svc_job *new_job(struct api_ctx *ctx, struct http_exchange *ex,
+                               const struct http_request *req,
+                               const struct route *r,
+                               const struct service_policy *p,
+                               struct prep_error *e)
+{
+  struct svc_job *job = calloc(1, sizeof(*job));
+  if (!job) {
+    prep_fail(e, 500, SVC_E_INTERNAL, "Out of memory");
+    return NULL;
+  }
+  job->ctx = ctx;
+  job->ex = ex;
+  job->op = r->op;
+  job->op_name = r->op_name;
+  job->is_write = needs_write(r->op);
+  job->kind = r->kind;
+  job->table = r->table;
+  job->page_size = PAGE_SIZE_DEFAULT;
+  snprintf(job->policy, sizeof(job->policy), "%s", p->name);
+  if (r->id) {
+    if (!enrollment_id_valid(r->id)) {
+      prep_fail(e, 400, SVC_E_BAD_ID, "The id in the path is not valid");
+      svc_job_free(job);
+      return NULL;
+    }
+    snprintf(job->id, sizeof(job->id), "%s", r->id);
+    /* registrations/{groupId}/query lists the group's registrations */
+    if (r->op == SVC_OP_REG_QUERY)
+      snprintf(job->group, sizeof(job->group), "%s", r->id);
+  }
+  if (if_match_header(req, job) != 0) {
+    prep_fail(e, 400, SVC_E_BAD_REQUEST, "Bad If-Match header");
+    svc_job_free(job);
+    return NULL;
+  }
+  return job;
+}
+
+/* ---- the entry point ---- */
+
+/* Answers 401/400/404/405/403 before any work; 0 when the request may
+ * proceed with *r routed (ids point into *parts) and *policy set. */
+static int gatekeep(struct api_ctx *ctx, struct http_exchange *ex,
+                    const struct http_request *req, struct path_parts *parts,
+                    struct route *r, const struct service_policy **policy)
+{
+  const char *why = NULL;
+  *policy = authenticate(ctx, req, &why);
+  if (!*policy) {
+    log_info(LOG_COMP, "401 %s %s from %s: %s", req->method, req->path,
+             req->peer_addr ? req->peer_addr : "?", why);
+    reject(ex, "unauthorized", 401, SVC_E_UNAUTHORIZED, "Unauthorized");
+    return -1;
+  }
+  char version[API_VERSION_MAX];
+  if (query_param(req, "api-version", version, sizeof(version)) != 1 ||
+      !version[0]) {
+    reject(ex, "bad_request", 400, SVC_E_BAD_REQUEST,
+           "The api-version query parameter is required");
+    return -1;
+  }
+  int st = split_path(req->path, parts);
+  if (st == 400) {
+    reject(ex, "bad_request", 400, SVC_E_BAD_ID, "Malformed path");
+    return -1;
+  }
+  if (st == 0)
+    route_request(req->method, parts, r);
+  if (st == 404 || r->status == 404) {
+    reject(ex, "unknown", 404, SVC_E_NO_ROUTE, "Not found");
+    return -1;
+  }
+  if (r->status == 405) {
+    struct http_header allow = {"Allow", r->allow};
+    count_request(r->op_name, 405);
+    api_respond_error_with(ex, 405, SVC_E_METHOD, "Method not allowed", &allow,
+                       1);
+    return -1;
+  }
+  if (needs_write(r->op) && !(*policy)->can_write) {
+    reject(ex, r->op_name, 403, SVC_E_FORBIDDEN,
+           "The access policy does not allow writes");
+    return -1;
+  }
+  return 0;
+}
+
+void service_api_handle(struct api_ctx *ctx, struct http_exchange *ex)
+{
+  const struct http_request *req = http_exchange_request(ex);
+  struct path_parts parts;
+  struct route r;
+  const struct service_policy *policy = NULL;
+  if (gatekeep(ctx, ex, req, &parts, &r, &policy) != 0)
+    return;
+  struct prep_error e = {500, SVC_E_INTERNAL, "Internal error"};
+  char detail[512];
+  struct svc_job *job = new_job(ctx, ex, req, &r, policy, &e);
+  if (job && prep_job(req, job, &e, detail, sizeof(detail)) != 0) {
+    svc_job_free(job);
+    job = NULL;
+  }
+  if (!job) {
+    reject(ex, r.op_name, e.status, e.code, e.msg);
+    return;
+  }
+  if (svc_job_submit(job) != PROVD_OK)
+    svc_job_respond_unavailable(job, NULL);
+}

@@ -1,0 +1,97 @@
+/* Private to the service API (service_api.c: auth, routing, request
+ * checks on the event loop; service_store.c: the work that runs on store
+ * threads and answers from there). */
+#ifndef CORE_API_SERVICE_INTERNAL_H
+#define CORE_API_SERVICE_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+
+#include "api/api.h"
+#include "api/enrollment_json.h"
+
+/* DPS-style 6-digit error codes (HTTP status * 1000 + sub-code);
+ * docs/service-api.md lists them. */
+enum {
+  SVC_E_BAD_REQUEST = 400000,
+  SVC_E_BAD_ID = 400001,
+  SVC_E_BAD_DOCUMENT = 400004,
+  SVC_E_UNAUTHORIZED = 401002,
+  SVC_E_FORBIDDEN = 403001,
+  SVC_E_NO_ROUTE = 404000,
+  SVC_E_NO_ENROLLMENT = 404201,
+  SVC_E_NO_GROUP = 404202,
+  SVC_E_NO_REGISTRATION = 404203,
+  SVC_E_METHOD = 405000,
+  SVC_E_EXISTS = 409001,
+  SVC_E_PRECONDITION = 412001,
+  SVC_E_MEDIA_TYPE = 415001,
+  SVC_E_INTERNAL = 500000,
+  SVC_E_NOT_IMPLEMENTED = 501000,
+  SVC_E_UNAVAILABLE = 503001
+};
+
+enum svc_op {
+  SVC_OP_GET = 1,          /* GET /enrollments|enrollmentGroups/{id} */
+  SVC_OP_PUT,              /* PUT .../{id} */
+  SVC_OP_DELETE,           /* DELETE .../{id} */
+  SVC_OP_ATTESTATION,      /* POST .../{id}/attestationmechanism */
+  SVC_OP_QUERY,            /* POST .../query */
+  SVC_OP_BULK,             /* POST /enrollments[/] */
+  SVC_OP_REG_GET,          /* GET /registrations/{id} */
+  SVC_OP_REG_DELETE,       /* DELETE /registrations/{id} */
+  SVC_OP_REG_QUERY,        /* POST /registrations/{groupId}/query */
+  SVC_OP_REG_LIST,         /* GET /registrations?hub=&group= (provd) */
+  SVC_OP_HUBS,             /* GET /hubs (provd) */
+  SVC_OP_EVENTS            /* GET /events (provd) */
+};
+
+/* One service request handed to a store thread.  Owns everything it
+ * points to except ctx and ex. */
+struct svc_job {
+  struct api_ctx *ctx;
+  struct http_exchange *ex;
+  enum svc_op op;
+  const char *op_name;        /* static: "enrollment.put", ... */
+  int is_write;
+  enum enrollment_kind kind;  /* enrollment and group ops */
+  enum provd_table table;
+  char policy[64];            /* who asked (for the write log) */
+  char id[ENROLLMENT_ID_MAX + 1];
+  char if_match[ENROLLMENT_ETAG_MAX + 3]; /* normalised; "" = none */
+  json_t *doc;                /* PUT: normalised document */
+  const char *attestation_type; /* PUT: static */
+  struct bulk_request bulk;   /* SVC_OP_BULK */
+  /* listing */
+  size_t page_size;
+  char after_id[ENROLLMENT_ID_MAX + 1]; /* "" = from the start */
+  char group[ENROLLMENT_ID_MAX + 1];    /* "" = any */
+  char hub[256];                        /* hub name; "" = any */
+  uint64_t after_seq;                   /* SVC_OP_EVENTS */
+  /* outcome of a write job, set on the writer thread */
+  int fail_http;              /* 0: no logical failure */
+  int fail_code;
+  char fail_msg[160];
+  json_t *result;             /* success body; NULL: 204 */
+};
+
+/* ---- service_api.c ---- */
+void svc_job_free(struct svc_job *job);
+/* Every answer to a job goes through one of these: they respond, count,
+ * log writes, and free the job. */
+void svc_job_respond_json(struct svc_job *job, int status, json_t *body,
+                          const struct http_header *extra, size_t n_extra);
+void svc_job_respond_empty(struct svc_job *job, int status);
+void svc_job_respond_error(struct svc_job *job, int status, int code,
+                           const char *message);
+/* 503 + Retry-After: 1 (store error or full queue). */
+void svc_job_respond_unavailable(struct svc_job *job,
+                                 const struct provd_err *why);
+
+/* ---- service_store.c ---- */
+/* Hands the job to the store.  On PROVD_OK the job will be answered and
+ * freed later; otherwise the caller still owns it. */
+int svc_job_submit(struct svc_job *job);
+
+#endif

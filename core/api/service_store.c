@@ -1,0 +1,530 @@
+/* Service API work that runs on store threads: reads on a reader thread,
+ * writes as one job on the writer thread (each write also appends its
+ * outbox event, in the same transaction).  Every function here answers
+ * the exchange itself through the svc_job_respond_* helpers. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/service_internal.h"
+#include "provd/storage.h"
+#include "util/ids.h"
+#include "util/log.h"
+#include "util/timefmt.h"
+
+static int not_found_code(enum provd_table t)
+{
+  switch (t) {
+  case PROVD_TABLE_ENROLLMENT_GROUPS:
+    return SVC_E_NO_GROUP;
+  case PROVD_TABLE_REGISTRATIONS:
+    return SVC_E_NO_REGISTRATION;
+  default:
+    return SVC_E_NO_ENROLLMENT;
+  }
+}
+
+static const char *not_found_text(enum provd_table t)
+{
+  switch (t) {
+  case PROVD_TABLE_ENROLLMENT_GROUPS:
+    return "Enrollment group not found";
+  case PROVD_TABLE_REGISTRATIONS:
+    return "Registration not found";
+  default:
+    return "Enrollment not found";
+  }
+}
+
+static void respond_not_found(struct svc_job *job)
+{
+  svc_job_respond_error(job, 404, not_found_code(job->table),
+                        not_found_text(job->table));
+}
+
+/* Individual enrollments show the device's registration state once it
+ * registered through them (not through a group); it is never stored in
+ * the enrollment itself. */
+static void attach_registration_state(struct store_session *s,
+                                      json_t *enrollment, const char *id)
+{
+  struct store_rec reg = {0};
+  struct provd_err err;
+  perr_clear(&err);
+  if (store_get(s, PROVD_TABLE_REGISTRATIONS, id, &reg, &err) != PROVD_OK)
+    return;
+  if ((!reg.group_id || !reg.group_id[0]) && json_is_object(reg.body))
+    json_object_set(enrollment, "registrationState", reg.body);
+  store_rec_clear(&reg);
+}
+
+/* ---- reads ---- */
+
+static void read_record(struct store_session *s, void *ud)
+{
+  struct svc_job *job = ud;
+  struct store_rec rec = {0};
+  struct provd_err err;
+  perr_clear(&err);
+  int rc = store_get(s, job->table, job->id, &rec, &err);
+  if (rc == PROVD_NOT_FOUND) {
+    respond_not_found(job);
+    return;
+  }
+  if (rc != PROVD_OK || !rec.body) {
+    store_rec_clear(&rec);
+    svc_job_respond_unavailable(job, &err);
+    return;
+  }
+  json_t *body = rec.body;
+  rec.body = NULL;
+  store_rec_clear(&rec);
+  if (job->op == SVC_OP_ATTESTATION) {
+    json_t *att = json_incref(json_object_get(body, "attestation"));
+    json_decref(body);
+    body = att ? att : json_object();
+  } else if (job->table == PROVD_TABLE_ENROLLMENTS) {
+    attach_registration_state(s, body, job->id);
+  }
+  svc_job_respond_json(job, 200, body, NULL, 0);
+}
+
+static const char *item_type(const struct svc_job *job)
+{
+  switch (job->table) {
+  case PROVD_TABLE_ENROLLMENT_GROUPS:
+    return "EnrollmentGroup";
+  case PROVD_TABLE_REGISTRATIONS:
+    return "DeviceRegistration";
+  default:
+    return "Enrollment";
+  }
+}
+
+/* One page of a table, DPS query style: a JSON array plus x-ms-* paging
+ * headers; x-ms-continuation only when more rows exist. */
+static void read_page(struct store_session *s, void *ud)
+{
+  struct svc_job *job = ud;
+  struct provd_query q = {.struct_size = sizeof(q)};
+  q.after_id = job->after_id[0] ? job->after_id : NULL;
+  q.limit = job->page_size + 1; /* one more tells whether a next page exists */
+  q.group_id = job->group[0] ? job->group : NULL;
+  q.hub = job->hub[0] ? job->hub : NULL;
+  struct store_rec *recs = NULL;
+  size_t n = 0;
+  struct provd_err err;
+  perr_clear(&err);
+  if (store_list(s, job->table, &q, &recs, &n, &err) != PROVD_OK) {
+    svc_job_respond_unavailable(job, &err);
+    return;
+  }
+  size_t shown = n > job->page_size ? job->page_size : n;
+  json_t *arr = json_array();
+  for (size_t i = 0; i < shown; i++) {
+    json_t *body = recs[i].body;
+    recs[i].body = NULL;
+    if (!body)
+      continue;
+    if (job->table == PROVD_TABLE_ENROLLMENTS)
+      attach_registration_state(s, body, recs[i].id);
+    json_array_append_new(arr, body);
+  }
+  char *next = n > shown ? continuation_encode(recs[shown - 1].id) : NULL;
+  store_recs_free(recs, n);
+  char max_items[24];
+  snprintf(max_items, sizeof(max_items), "%zu", job->page_size);
+  struct http_header hdr[3] = {{"x-ms-item-type", item_type(job)},
+                               {"x-ms-max-item-count", max_items},
+                               {"x-ms-continuation", next}};
+  svc_job_respond_json(job, 200, arr, hdr, next ? 3 : 2);
+  free(next);
+}
+
+static void read_hubs(struct store_session *s, void *ud)
+{
+  struct svc_job *job = ud;
+  const struct provd_config *cfg = job->ctx->cfg;
+  json_t *arr = json_array();
+  for (size_t i = 0; cfg && i < cfg->n_hubs; i++) {
+    const struct cfg_hub *h = &cfg->hubs[i];
+    struct provd_query q = {.struct_size = sizeof(q), .hub = h->name};
+    uint64_t count = 0;
+    struct provd_err err;
+    perr_clear(&err);
+    if (store_count(s, PROVD_TABLE_REGISTRATIONS, &q, &count, &err) !=
+        PROVD_OK) {
+      json_decref(arr);
+      svc_job_respond_unavailable(job, &err);
+      return;
+    }
+    json_array_append_new(
+        arr, json_pack("{s:s, s:s, s:i, s:I}", "name", h->name, "hostname",
+                       h->hostname, "weight", h->weight, "devices",
+                       (json_int_t)count));
+  }
+  svc_job_respond_json(job, 200, arr, NULL, 0);
+}
+
+/* store.h has no outbox listing yet; until it does, /events reads the
+ * outbox through the storage plugin's own ops with a session of its
+ * own, on this reader thread. */
+struct events_acc {
+  json_t *arr;
+};
+
+static int collect_event(void *ud, const struct provd_outbox_event *ev)
+{
+  struct events_acc *acc = ud;
+  char when[32];
+  time_iso8601(ev->time_ms, when);
+  json_t *body = ev->body_json ? json_loads(ev->body_json, 0, NULL) : NULL;
+  if (!body)
+    body = ev->body_json ? json_string(ev->body_json) : json_null();
+  json_array_append_new(
+      acc->arr, json_pack("{s:I, s:s, s:s, s:s, s:o}", "seq",
+                          (json_int_t)ev->seq, "type",
+                          ev->type ? ev->type : "", "time", when, "subject",
+                          ev->subject ? ev->subject : "", "body", body));
+  return PROVD_OK;
+}
+
+static int list_outbox(struct plugin_instance *inst, uint64_t after,
+                       size_t limit, struct events_acc *acc,
+                       struct provd_err *err)
+{
+  const struct provd_storage_ops *ops = inst->desc->ops;
+  void *sess = NULL;
+  plugin_op_enter(inst);
+  int rc = ops->session_open(inst->state, &sess, err);
+  if (rc == PROVD_OK) {
+    rc = ops->outbox_list(sess, after, limit, collect_event, acc, err);
+    ops->session_close(sess);
+  }
+  plugin_op_leave(inst);
+  return rc;
+}
+
+static void read_events(struct store_session *s, void *ud)
+{
+  (void)s;
+  struct svc_job *job = ud;
+  struct plugin_instance *inst =
+      job->ctx->plugins
+          ? plugins_nth(job->ctx->plugins, PROVD_KIND_STORAGE, 0)
+          : NULL;
+  const struct provd_storage_ops *ops =
+      inst && inst->desc ? inst->desc->ops : NULL;
+  if (!ops || !inst->started ||
+      !PROVD_HAS(ops, struct provd_storage_ops, outbox_list) ||
+      !ops->outbox_list || !ops->session_open) {
+    svc_job_respond_error(job, 501, SVC_E_NOT_IMPLEMENTED,
+                          "The event outbox cannot be listed");
+    return;
+  }
+  struct events_acc acc = {json_array()};
+  struct provd_err err;
+  perr_clear(&err);
+  if (list_outbox(inst, job->after_seq, job->page_size, &acc, &err) !=
+      PROVD_OK) {
+    json_decref(acc.arr);
+    svc_job_respond_unavailable(job, &err);
+    return;
+  }
+  svc_job_respond_json(job, 200, acc.arr, NULL, 0);
+}
+
+/* ---- writes ---- */
+
+static void job_fail(struct svc_job *job, int http, int code,
+                     const char *msg)
+{
+  job->fail_http = http;
+  job->fail_code = code;
+  snprintf(job->fail_msg, sizeof(job->fail_msg), "%s", msg);
+}
+
+static const char *event_type(enum provd_table t, const char *what)
+{
+  static const char *const names[][3] = {
+      {"enrollment.created", "enrollment.updated", "enrollment.deleted"},
+      {"group.created", "group.updated", "group.deleted"},
+      {"registration.deleted", "registration.deleted",
+       "registration.deleted"}};
+  int row = t == PROVD_TABLE_ENROLLMENT_GROUPS ? 1
+            : t == PROVD_TABLE_REGISTRATIONS   ? 2
+                                               : 0;
+  int col = strcmp(what, "created") == 0   ? 0
+            : strcmp(what, "updated") == 0 ? 1
+                                           : 2;
+  return names[row][col];
+}
+
+/* Events carry ids and etags only: never keys. */
+static int append_event(struct store_session *s, enum provd_table t,
+                        const char *what, const char *id, const char *etag,
+                        struct provd_err *err)
+{
+  json_t *body = json_pack("{s:s, s:s}", "id", id, "etag", etag ? etag : "");
+  if (!body) {
+    perr_set(err, "NOMEM", "out of memory");
+    return PROVD_E_NOMEM;
+  }
+  int rc = store_event(s, event_type(t, what), id, body, NULL, err);
+  json_decref(body);
+  return rc;
+}
+
+/* Stamps and stores doc (replacing `old` when it exists), then records
+ * the event.  The document keeps createdDateTimeUtc across updates. */
+static int store_document(struct store_session *s, enum provd_table t,
+                          json_t *doc, const char *id, const char *kind,
+                          const struct store_rec *old, const char *if_match,
+                          int must_create, struct provd_err *err)
+{
+  int64_t now = time_now_ms();
+  char now_text[32], etag[40];
+  time_iso8601(now, now_text);
+  ids_etag(etag);
+  const char *created = NULL;
+  if (old)
+    created = json_string_value(json_object_get(old->body,
+                                                "createdDateTimeUtc"));
+  if (enrollment_stamp(doc, created ? created : now_text, now_text, etag) !=
+      PROVD_OK) {
+    perr_set(err, "NOMEM", "out of memory");
+    return PROVD_E_NOMEM;
+  }
+  char kind_buf[32];
+  snprintf(kind_buf, sizeof(kind_buf), "%s", kind ? kind : "");
+  struct store_rec rec = {0};
+  rec.id = (char *)id; /* store_put reads the record, never keeps it */
+  rec.etag = etag;
+  rec.body = doc;
+  rec.created_ms = old ? old->created_ms : now;
+  rec.updated_ms = now;
+  rec.kind = kind_buf[0] ? kind_buf : NULL;
+  int rc = store_put(s, t, &rec, if_match, must_create, err);
+  if (rc != PROVD_OK)
+    return rc;
+  return append_event(s, t, old ? "updated" : "created", id, etag, err);
+}
+
+/* 1 when an If-Match value allows changing the record `old`. */
+static int etag_matches(const char *if_match, const struct store_rec *old)
+{
+  if (!if_match || !if_match[0] || strcmp(if_match, "*") == 0)
+    return 1;
+  return old->etag && strcmp(old->etag, if_match) == 0;
+}
+
+static int write_put(struct store_session *s, void *ud,
+                     struct provd_err *err)
+{
+  struct svc_job *job = ud;
+  job->fail_http = 0;
+  json_decref(job->result);
+  job->result = NULL;
+  struct store_rec old = {0};
+  int rc = store_get(s, job->table, job->id, &old, err);
+  if (rc != PROVD_OK && rc != PROVD_NOT_FOUND)
+    return rc;
+  int exists = rc == PROVD_OK;
+  const char *if_match = job->if_match[0] ? job->if_match : NULL;
+  if (if_match && !exists) {
+    /* If-Match: * asks for an existing record (HTTP semantics). */
+    if (strcmp(if_match, "*") == 0)
+      job_fail(job, 412, SVC_E_PRECONDITION, "Precondition failed");
+    else
+      job_fail(job, 404, not_found_code(job->table),
+               not_found_text(job->table));
+    return PROVD_NOT_FOUND;
+  }
+  if (exists && !etag_matches(if_match, &old)) {
+    store_rec_clear(&old);
+    job_fail(job, 412, SVC_E_PRECONDITION, "Precondition failed");
+    return PROVD_PRECONDITION_FAILED;
+  }
+  const char *id = json_string_value(
+      json_object_get(job->doc, enrollment_id_field(job->kind)));
+  rc = store_document(s, job->table, job->doc, id ? id : job->id,
+                      job->attestation_type, exists ? &old : NULL, if_match,
+                      0, err);
+  store_rec_clear(&old);
+  if (rc != PROVD_OK)
+    return rc;
+  job->result = json_deep_copy(job->doc);
+  if (job->result && job->table == PROVD_TABLE_ENROLLMENTS)
+    attach_registration_state(s, job->result, job->id);
+  return PROVD_OK;
+}
+
+/* Shared by DELETE of enrollments, groups and registrations. */
+static int write_delete(struct store_session *s, void *ud,
+                        struct provd_err *err)
+{
+  struct svc_job *job = ud;
+  job->fail_http = 0;
+  struct store_rec old = {0};
+  int rc = store_get(s, job->table, job->id, &old, err);
+  if (rc == PROVD_NOT_FOUND) {
+    job_fail(job, 404, not_found_code(job->table),
+             not_found_text(job->table));
+    return rc;
+  }
+  if (rc != PROVD_OK)
+    return rc;
+  if (!etag_matches(job->if_match, &old)) {
+    store_rec_clear(&old);
+    job_fail(job, 412, SVC_E_PRECONDITION, "Precondition failed");
+    return PROVD_PRECONDITION_FAILED;
+  }
+  rc = store_del(s, job->table, old.id ? old.id : job->id,
+                 job->if_match[0] ? job->if_match : NULL, err);
+  if (rc == PROVD_OK)
+    rc = append_event(s, job->table, "deleted", old.id ? old.id : job->id,
+                      old.etag, err);
+  store_rec_clear(&old);
+  return rc;
+}
+
+/* ---- bulk ---- */
+
+struct item_outcome {
+  int http;  /* 0 = success */
+  int code;
+  const char *text;
+};
+
+static void item_not_found(const struct svc_job *job,
+                           struct item_outcome *o)
+{
+  o->http = 404;
+  o->code = not_found_code(job->table);
+  o->text = not_found_text(job->table);
+}
+
+/* One bulk item inside its own savepoint.  Returns a store status when
+ * the store failed (the whole job then fails); item-level refusals go to
+ * *o with PROVD_OK. */
+static int bulk_item_apply(struct store_session *s, struct svc_job *job,
+                           struct bulk_item *it, struct item_outcome *o,
+                           struct provd_err *err)
+{
+  struct store_rec old = {0};
+  int rc = store_get(s, job->table, it->id, &old, err);
+  if (rc != PROVD_OK && rc != PROVD_NOT_FOUND)
+    return rc;
+  int exists = rc == PROVD_OK;
+  enum bulk_mode m = job->bulk.mode;
+  rc = PROVD_OK;
+  if (m == BULK_CREATE && exists) {
+    *o = (struct item_outcome){409, SVC_E_EXISTS, "Enrollment already exists"};
+  } else if ((m == BULK_UPDATE_IF_MATCH || m == BULK_DELETE) && !exists) {
+    item_not_found(job, o);
+  } else if (m == BULK_UPDATE_IF_MATCH && !etag_matches(it->etag, &old)) {
+    *o = (struct item_outcome){412, SVC_E_PRECONDITION, "Precondition failed"};
+  } else if (m == BULK_DELETE) {
+    const char *id = old.id ? old.id : it->id;
+    rc = store_del(s, job->table, id, NULL, err);
+    if (rc == PROVD_OK)
+      rc = append_event(s, job->table, "deleted", id, old.etag, err);
+  } else {
+    rc = store_document(s, job->table, it->doc, it->id, it->attestation_type,
+                        exists ? &old : NULL,
+                        m == BULK_UPDATE_IF_MATCH ? it->etag : NULL,
+                        m == BULK_CREATE, err);
+  }
+  store_rec_clear(&old);
+  return rc;
+}
+
+static json_t *bulk_error(const struct svc_job *job, const char *id,
+                          const struct item_outcome *o)
+{
+  return json_pack("{s:s, s:i, s:s}", enrollment_id_field(job->kind), id,
+                   "errorCode", o->code, "errorStatus", o->text);
+}
+
+static int write_bulk(struct store_session *s, void *ud,
+                      struct provd_err *err)
+{
+  struct svc_job *job = ud;
+  job->fail_http = 0;
+  json_decref(job->result);
+  json_t *errors = json_array();
+  job->result = json_pack("{s:b, s:o}", "isSuccessful", 1, "errors", errors);
+  if (!job->result) {
+    perr_set(err, "NOMEM", "out of memory");
+    return PROVD_E_NOMEM;
+  }
+  for (size_t i = 0; i < job->bulk.n; i++) {
+    struct bulk_item *it = &job->bulk.items[i];
+    struct item_outcome o = {0, 0, NULL};
+    int rc = store_tx_begin(s, err);
+    if (rc != PROVD_OK)
+      return rc;
+    rc = bulk_item_apply(s, job, it, &o, err);
+    if (rc != PROVD_OK) {
+      struct provd_err ignored;
+      store_tx_rollback(s, &ignored);
+      return rc;
+    }
+    rc = store_tx_commit(s, err);
+    if (rc != PROVD_OK)
+      return rc;
+    if (o.http) {
+      json_array_append_new(errors, bulk_error(job, it->id, &o));
+      json_object_set_new(job->result, "isSuccessful", json_false());
+    }
+  }
+  return PROVD_OK;
+}
+
+/* ---- completion of writes (writer thread, after the commit) ---- */
+
+static void write_done(void *ud, int status, const struct provd_err *err)
+{
+  struct svc_job *job = ud;
+  if (status == PROVD_OK && job->result) {
+    json_t *body = job->result;
+    job->result = NULL;
+    svc_job_respond_json(job, 200, body, NULL, 0);
+  } else if (status == PROVD_OK) {
+    svc_job_respond_empty(job, 204);
+  } else if (job->fail_http) {
+    svc_job_respond_error(job, job->fail_http, job->fail_code,
+                          job->fail_msg);
+  } else {
+    svc_job_respond_unavailable(job, err);
+  }
+}
+
+int svc_job_submit(struct svc_job *job)
+{
+  struct store *st = job->ctx->store;
+  if (!st)
+    return PROVD_E_UNAVAILABLE;
+  switch (job->op) {
+  case SVC_OP_GET:
+  case SVC_OP_ATTESTATION:
+  case SVC_OP_REG_GET:
+    return store_submit_read(st, read_record, job);
+  case SVC_OP_QUERY:
+  case SVC_OP_REG_QUERY:
+  case SVC_OP_REG_LIST:
+    return store_submit_read(st, read_page, job);
+  case SVC_OP_HUBS:
+    return store_submit_read(st, read_hubs, job);
+  case SVC_OP_EVENTS:
+    return store_submit_read(st, read_events, job);
+  case SVC_OP_PUT:
+    return store_submit_write(st, write_put, write_done, job);
+  case SVC_OP_DELETE:
+  case SVC_OP_REG_DELETE:
+    return store_submit_write(st, write_delete, write_done, job);
+  case SVC_OP_BULK:
+    return store_submit_write(st, write_bulk, write_done, job);
+  }
+  return PROVD_E_INTERNAL;
+}

@@ -1,0 +1,1376 @@
+/* HTTPS/1.1 server.  Threads and ownership (details in
+ * docs/internals/http.md):
+ *
+ * - One worker = one pthread + one event_base + one SO_REUSEPORT listener.
+ *   A connection (struct conn) lives on exactly one worker and is only
+ *   touched by that worker's thread, with two exceptions that go through
+ *   the worker mutex: http_respond() from another thread (it fills the
+ *   exchange's response buffer, then queues the conn on the completion
+ *   list and wakes the loop), and an orphaned exchange after stop.
+ * - Each conn embeds one exchange; requests on a connection are served
+ *   one at a time (reading is paused while the handler owns the exchange),
+ *   so the exchange and its buffers are reused without per-request mallocs.
+ * - A conn is freed when its socket is closed AND no handler owns its
+ *   exchange AND no callback of ours is on the stack for it (conn_release).
+ *   If the client goes away first the conn stays until http_respond. */
+#include "net/http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/thread.h>
+#include <event2/util.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "net/http_parse.h"
+#include "util/log.h"
+#include "util/metrics.h"
+
+#define DEFAULT_MAX_HEADER_BYTES (16 * 1024)
+#define DEFAULT_MAX_BODY_BYTES (96 * 1024)
+#define DEFAULT_IDLE_TIMEOUT_S 30
+#define DEFAULT_MAX_CONNECTIONS 4096
+#define MAX_WORKERS 1024
+#define LISTEN_BACKLOG 1024
+/* Stop serving pipelined requests while this much output is unread. */
+#define OUTPUT_HIGH_WATER (256 * 1024)
+/* Requests served from one read before yielding to other connections. */
+#define MAX_PIPELINE_PER_PASS 32
+/* After the last response of a connection: how long we keep reading (and
+ * discarding) so that unread request bytes do not turn our close into a
+ * reset that destroys the response in flight. */
+#define LINGER_S 2
+/* Per-connection buffers above this size are released after use. */
+#define BUFFER_KEEP_BYTES (16 * 1024)
+#define MAX_PEER_CHAIN_CERTS 16
+#define MAX_STATUS 600
+#define ACCEPT_PAUSE_MS 100
+
+#define COMPONENT "http"
+#define M_REQUESTS "provd_http_requests_total"
+#define M_REQUESTS_HELP "HTTP responses sent, by status code"
+#define M_HANDSHAKES "provd_tls_handshakes_total"
+#define M_HANDSHAKES_HELP "Completed TLS handshakes"
+#define M_OPEN "provd_http_connections_open"
+#define M_OPEN_HELP "Open HTTP(S) connections"
+
+enum ex_state { EX_IDLE, EX_HANDLER, EX_RESPONDED };
+
+struct conn;
+
+struct http_exchange {
+  struct conn *conn;
+  struct http_request req;
+  enum ex_state state;
+  bool keep_alive; /* what the request asked for */
+  bool head_only;  /* HEAD: headers but no body */
+  /* The serialized response minus the Connection line, which the loop
+   * adds when it writes (only it knows whether the server is stopping).
+   * Filled by http_respond on any thread, read by the loop after. */
+  char *resp;
+  size_t resp_len, resp_cap, resp_head_len;
+  const char *out;    /* resp, or a static fallback when out of memory */
+  size_t out_len, out_head_len;
+  int status;
+};
+
+struct worker;
+
+struct conn {
+  struct worker *w;
+  struct bufferevent *bev; /* NULL once the socket is closed */
+  struct conn *prev, *next; /* the worker's connection list */
+  struct conn *done_next;   /* completion list link (under w->mu) */
+  bool queued;              /* on the completion list (under w->mu) */
+  bool tls;
+  bool in_flight;  /* a handler owns the exchange (loop's view) */
+  bool processing; /* conn_process is on the stack: do not free */
+  bool closing;    /* last response queued; close once it is flushed */
+  bool lingering;  /* write side shut; draining input until EOF */
+  bool wait_drain; /* paused pipelining until the client reads */
+  bool have_head;  /* head parsed, waiting for the body */
+  bool sent_continue;
+  bool chain_loaded;
+  size_t scan_from; /* where to resume searching for the head's end */
+  struct http_head head;
+  char *arena; /* the current request: head + body + path copy */
+  size_t arena_cap;
+  struct http_header hdrs[HTTP_MAX_HEADERS];
+  char *peer_chain; /* PEM, leaf first; NULL without client certificate */
+  char peer_addr[INET6_ADDRSTRLEN + 8];
+  struct http_exchange ex;
+};
+
+struct http_server;
+
+struct worker {
+  struct http_server *srv;
+  int index;
+  pthread_t thread;
+  bool thread_started;
+  struct event_base *base;
+  struct evconnlistener *listener;
+  struct event *wake;         /* completions and stop requests */
+  struct event *grace;        /* stop deadline */
+  struct event *flush;        /* publish counters once the batch is done */
+  struct event *accept_pause; /* re-enable accepting after EMFILE */
+
+  pthread_mutex_t mu;
+  struct conn *done_head, *done_tail; /* mu */
+  bool loop_alive;                    /* mu: false once torn down */
+  bool stop_requested;                /* mu */
+  int grace_ms;                       /* mu */
+
+  /* Loop thread only. */
+  bool stopping, torn_down, flush_pending;
+  struct conn *conns;
+  size_t n_conns;
+  uint32_t code_counts[MAX_STATUS];
+  uint64_t handshakes;
+  atomic_size_t n_open; /* read by other workers for the gauge */
+};
+
+struct http_server {
+  struct http_server_opts o;
+  char host[256];
+  int port;
+  int n_workers;
+  struct worker *workers;
+  struct http_parse_limits limits;
+  pthread_mutex_t life_mu;
+  size_t orphans; /* life_mu: exchanges still owned by handlers after stop */
+  bool detached;  /* life_mu: stop returned; last orphan frees the server */
+};
+
+static _Thread_local struct worker *tl_worker;
+
+static const char OOM_RESPONSE[] =
+    "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n";
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static bool grow(char **buf, size_t *cap, size_t need)
+{
+  if (need <= *cap)
+    return true;
+  size_t n = *cap ? *cap : 512;
+  while (n < need)
+    n *= 2;
+  char *p = realloc(*buf, n);
+  if (!p)
+    return false;
+  *buf = p;
+  *cap = n;
+  return true;
+}
+
+static bool is_token(const char *s)
+{
+  if (!s || !*s)
+    return false;
+  for (; *s; s++) {
+    unsigned char ch = (unsigned char)*s;
+    bool alnum = (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') ||
+                 (ch >= 'A' && ch <= 'Z');
+    if (!alnum && !strchr("!#$%&'*+-.^_`|~", ch))
+      return false;
+  }
+  return true;
+}
+
+/* A header value we can put on the wire: no CR, LF, NUL or other CTL
+ * (HTAB allowed), so a value can never start a new header. */
+static bool is_safe_value(const char *s)
+{
+  if (!s)
+    return false;
+  for (; *s; s++) {
+    unsigned char ch = (unsigned char)*s;
+    if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+      return false;
+  }
+  return true;
+}
+
+/* ---- response serialization (any thread) ------------------------------ */
+
+struct out {
+  char **buf;
+  size_t *len, *cap;
+  bool failed;
+};
+
+static void out_put(struct out *o, const char *s, size_t n)
+{
+  if (o->failed || !grow(o->buf, o->cap, *o->len + n)) {
+    o->failed = true;
+    return;
+  }
+  memcpy(*o->buf + *o->len, s, n);
+  *o->len += n;
+}
+
+static void out_str(struct out *o, const char *s)
+{
+  out_put(o, s, strlen(s));
+}
+
+static void out_header(struct out *o, const char *name, const char *value)
+{
+  out_str(o, name);
+  out_put(o, ": ", 2);
+  out_str(o, value);
+  out_put(o, "\r\n", 2);
+}
+
+static bool header_is_ours(const char *name)
+{
+  return strcasecmp(name, "Content-Length") == 0 ||
+         strcasecmp(name, "Connection") == 0 ||
+         strcasecmp(name, "Transfer-Encoding") == 0 ||
+         strcasecmp(name, "Content-Type") == 0;
+}
+
+static void out_extra_headers(struct out *o, const struct http_header *extra,
+                              size_t n_extra)
+{
+  for (size_t i = 0; i < n_extra; i++) {
+    if (!is_token(extra[i].name) || !is_safe_value(extra[i].value) ||
+        header_is_ours(extra[i].name)) {
+      log_warn(COMPONENT, "dropped unsafe or reserved response header %s",
+               is_token(extra[i].name) ? extra[i].name : "(bad name)");
+      continue;
+    }
+    out_header(o, extra[i].name, extra[i].value);
+  }
+}
+
+static bool status_has_body(int status)
+{
+  return status >= 200 && status != 204 && status != 304;
+}
+
+/* Fills ex->resp; on allocation failure points ex->out at a static 500. */
+static void serialize_response(struct http_exchange *ex, int status,
+                               const char *content_type, const char *body,
+                               size_t body_len,
+                               const struct http_header *extra,
+                               size_t n_extra)
+{
+  if (status < 200 || status >= MAX_STATUS) {
+    log_error(COMPONENT, "handler answered with status %d; sending 500",
+              status);
+    status = 500;
+    body_len = 0;
+    content_type = NULL;
+  }
+  if (!status_has_body(status))
+    body_len = 0;
+  ex->status = status;
+  ex->resp_len = 0;
+  struct out o = {&ex->resp, &ex->resp_len, &ex->resp_cap, false};
+  char line[64];
+  snprintf(line, sizeof line, "HTTP/1.1 %d %s\r\n", status,
+           http_reason_phrase(status));
+  out_str(&o, line);
+  if (content_type && is_safe_value(content_type))
+    out_header(&o, "Content-Type", content_type);
+  if (status_has_body(status)) {
+    snprintf(line, sizeof line, "%zu", body_len);
+    out_header(&o, "Content-Length", line);
+  }
+  out_extra_headers(&o, extra, n_extra);
+  ex->resp_head_len = ex->resp_len;
+  if (body_len && !ex->head_only)
+    out_put(&o, body, body_len);
+  if (o.failed) {
+    ex->status = 500;
+    ex->out = OOM_RESPONSE;
+    ex->out_len = ex->out_head_len = sizeof OOM_RESPONSE - 1;
+    return;
+  }
+  ex->out = ex->resp;
+  ex->out_len = ex->resp_len;
+  ex->out_head_len = ex->resp_head_len;
+}
+
+/* ---- counters ---------------------------------------------------------- */
+
+static void worker_publish_counters(struct worker *w)
+{
+  w->flush_pending = false;
+  for (int code = 0; code < MAX_STATUS; code++) {
+    if (!w->code_counts[code])
+      continue;
+    char labels[32];
+    snprintf(labels, sizeof labels, "code=\"%d\"", code);
+    metrics_add(M_REQUESTS, M_REQUESTS_HELP, labels, w->code_counts[code]);
+    w->code_counts[code] = 0;
+  }
+  if (w->handshakes) {
+    metrics_add(M_HANDSHAKES, M_HANDSHAKES_HELP, NULL, (double)w->handshakes);
+    w->handshakes = 0;
+  }
+  size_t open = 0;
+  for (int i = 0; i < w->srv->n_workers; i++)
+    open += atomic_load_explicit(&w->srv->workers[i].n_open,
+                                 memory_order_relaxed);
+  metrics_set(M_OPEN, M_OPEN_HELP, NULL, (double)open);
+}
+
+static void on_flush(evutil_socket_t fd, short what, void *arg)
+{
+  (void)fd;
+  (void)what;
+  worker_publish_counters(arg);
+}
+
+/* Counters are published after the current batch of events, so the
+ * metrics lock is taken once per loop iteration, not once per request. */
+static void worker_counters_dirty(struct worker *w)
+{
+  if (!w->flush_pending && w->flush && !w->torn_down) {
+    w->flush_pending = true;
+    event_active(w->flush, EV_TIMEOUT, 0);
+  }
+}
+
+/* ---- connection lifetime (loop thread) -------------------------------- */
+
+static void worker_teardown(struct worker *w);
+
+static void conn_close_socket(struct conn *c)
+{
+  if (!c->bev)
+    return;
+  bufferevent_free(c->bev);
+  c->bev = NULL;
+  atomic_fetch_sub_explicit(&c->w->n_open, 1, memory_order_relaxed);
+  worker_counters_dirty(c->w);
+}
+
+static void conn_unlink(struct conn *c)
+{
+  struct worker *w = c->w;
+  if (c->prev)
+    c->prev->next = c->next;
+  else
+    w->conns = c->next;
+  if (c->next)
+    c->next->prev = c->prev;
+  c->prev = c->next = NULL;
+  w->n_conns--;
+}
+
+static void conn_free(struct conn *c)
+{
+  free(c->arena);
+  free(c->ex.resp);
+  free(c->peer_chain);
+  free(c);
+}
+
+/* Frees c if nothing refers to it any more.  c may be gone afterwards. */
+static void conn_release(struct conn *c)
+{
+  if (c->bev || c->in_flight || c->processing)
+    return;
+  struct worker *w = c->w;
+  conn_unlink(c);
+  conn_free(c);
+  if (w->stopping && w->n_conns == 0)
+    worker_teardown(w);
+}
+
+static void conn_trim_buffers(struct conn *c)
+{
+  if (c->arena_cap > BUFFER_KEEP_BYTES) {
+    free(c->arena);
+    c->arena = NULL;
+    c->arena_cap = 0;
+  }
+  if (c->ex.resp_cap > BUFFER_KEEP_BYTES) {
+    free(c->ex.resp);
+    c->ex.resp = NULL;
+    c->ex.resp_cap = 0;
+  }
+}
+
+/* Writes the serialized response in ex->out plus the Connection line. */
+static void conn_write_response(struct conn *c, bool keep_alive)
+{
+  struct http_exchange *ex = &c->ex;
+  static const char ka[] = "Connection: keep-alive\r\n\r\n";
+  static const char cl[] = "Connection: close\r\n\r\n";
+  struct evbuffer *out = bufferevent_get_output(c->bev);
+  evbuffer_add(out, ex->out, ex->out_head_len);
+  if (keep_alive)
+    evbuffer_add(out, ka, sizeof ka - 1);
+  else
+    evbuffer_add(out, cl, sizeof cl - 1);
+  evbuffer_add(out, ex->out + ex->out_head_len,
+               ex->out_len - ex->out_head_len);
+  if (ex->status > 0 && ex->status < MAX_STATUS)
+    c->w->code_counts[ex->status]++;
+  worker_counters_dirty(c->w);
+  if (!keep_alive) {
+    c->closing = true;
+    bufferevent_disable(c->bev, EV_READ);
+  }
+}
+
+/* After the last response was flushed: half-close and drain, so the
+ * client reads the response instead of a reset. */
+static void conn_begin_linger(struct conn *c)
+{
+  c->closing = false;
+  if (c->w->stopping) {
+    conn_close_socket(c);
+    return;
+  }
+  c->lingering = true;
+  if (c->tls) {
+    SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+    if (ssl)
+      SSL_shutdown(ssl); /* close_notify; no need to wait for the peer's */
+  }
+  evutil_socket_t fd = bufferevent_getfd(c->bev);
+  if (fd >= 0)
+    shutdown(fd, SHUT_WR);
+  struct evbuffer *in = bufferevent_get_input(c->bev);
+  evbuffer_drain(in, evbuffer_get_length(in));
+  struct timeval tv = {LINGER_S, 0};
+  bufferevent_set_timeouts(c->bev, &tv, &tv);
+  bufferevent_enable(c->bev, EV_READ);
+}
+
+/* An answer the server gives by itself (the handler never sees the
+ * request); the connection is closed after it. */
+static void conn_fail(struct conn *c, int status)
+{
+  const char *msg;
+  switch (status) {
+  case 413: msg = "Request body too large"; break;
+  case 417: msg = "Unsupported Expect header"; break;
+  case 431: msg = "Request header fields too large"; break;
+  case 501: msg = "Transfer-Encoding is not supported"; break;
+  case 505: msg = "HTTP version not supported"; break;
+  case 500: msg = "Internal server error"; break;
+  default: status = 400; msg = "Bad request"; break;
+  }
+  char body[160];
+  int n = snprintf(body, sizeof body, "{\"errorCode\":%d,\"message\":\"%s\"}",
+                   status * 1000, msg);
+  c->ex.head_only = false;
+  serialize_response(&c->ex, status, "application/json; charset=utf-8",
+                     body, (size_t)n, NULL, 0);
+  log_debug(COMPONENT, "%s: answered %d before routing", c->peer_addr,
+            status);
+  conn_write_response(c, false);
+}
+
+/* ---- request intake (loop thread) ------------------------------------- */
+
+/* 1: c->head holds a complete head; 0: need more; < 0: minus a status. */
+static int conn_find_head(struct conn *c, struct evbuffer *in, size_t avail)
+{
+  const struct http_parse_limits *lim = &c->w->srv->limits;
+  /* One byte past the limit lets the parser say "too large". */
+  size_t n = avail < lim->max_header_bytes + 1 ? avail
+                                               : lim->max_header_bytes + 1;
+  const char *p = (const char *)evbuffer_pullup(in, (ev_ssize_t)n);
+  if (!p)
+    return -500;
+  /* Parse only once the empty line is there: a client dripping bytes
+   * then costs O(n) in total instead of one full parse per byte. */
+  size_t from = c->scan_from > 3 ? c->scan_from - 3 : 0;
+  if (from >= n || !memmem(p + from, n - from, "\r\n\r\n", 4)) {
+    c->scan_from = n;
+    return avail > lim->max_header_bytes ? -431 : 0;
+  }
+  int r = http_parse_head(p, n, lim, &c->head);
+  if (r == HTTP_PARSE_NEED_MORE) { /* only empty lines so far */
+    c->scan_from = n;
+    return 0;
+  }
+  if (r < 0)
+    return r;
+  c->scan_from = 0;
+  c->have_head = true;
+  return 1;
+}
+
+static char *arena_terminate(struct conn *c, struct http_span s)
+{
+  c->arena[s.off + s.len] = '\0';
+  return c->arena + s.off;
+}
+
+/* Moves head + body out of the input buffer into the arena and points
+ * the request's strings into it (NUL written over separators). */
+static int conn_build_request(struct conn *c, struct evbuffer *in,
+                              size_t total)
+{
+  const struct http_head *h = &c->head;
+  size_t need = total + 1 + h->path.len + 1;
+  if (!grow(&c->arena, &c->arena_cap, need))
+    return -1;
+  if (evbuffer_remove(in, c->arena, total) != (int)total)
+    return -1;
+  c->arena[total] = '\0';
+  char *path = c->arena + total + 1;
+  memcpy(path, c->arena + h->path.off, h->path.len);
+  path[h->path.len] = '\0';
+
+  struct http_request *req = &c->ex.req;
+  memset(req, 0, sizeof *req);
+  req->path = path;
+  req->query = h->has_query ? c->arena + h->query.off : "";
+  for (size_t i = 0; i < h->n_headers; i++) {
+    c->hdrs[i].name = arena_terminate(c, h->headers[i].name);
+    c->hdrs[i].value = arena_terminate(c, h->headers[i].value);
+  }
+  req->method = arena_terminate(c, h->method);
+  req->target = arena_terminate(c, h->target);
+  req->headers = c->hdrs;
+  req->n_headers = h->n_headers;
+  req->body = c->arena + h->head_len;
+  req->body_len = (size_t)h->content_length;
+  req->peer_addr = c->peer_addr;
+  c->ex.keep_alive = h->keep_alive;
+  c->ex.head_only = strcmp(req->method, "HEAD") == 0;
+  c->have_head = false;
+  c->sent_continue = false;
+  return 0;
+}
+
+static void conn_load_peer_chain(struct conn *c)
+{
+  c->chain_loaded = true;
+  SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+  X509 *leaf = ssl ? SSL_get1_peer_certificate(ssl) : NULL;
+  if (!leaf)
+    return;
+  BIO *mem = BIO_new(BIO_s_mem());
+  if (mem && PEM_write_bio_X509(mem, leaf)) {
+    /* Server side: the chain does not include the leaf (skip it anyway
+     * should a resumed session report it). */
+    STACK_OF(X509) *chain = SSL_get_peer_cert_chain(ssl);
+    int n = chain ? sk_X509_num(chain) : 0;
+    for (int i = 0; i < n && i < MAX_PEER_CHAIN_CERTS; i++) {
+      X509 *x = sk_X509_value(chain, i);
+      if (X509_cmp(x, leaf) != 0)
+        PEM_write_bio_X509(mem, x);
+    }
+    char *data = NULL;
+    long len = BIO_get_mem_data(mem, &data);
+    if (len > 0 && (c->peer_chain = malloc((size_t)len + 1))) {
+      memcpy(c->peer_chain, data, (size_t)len);
+      c->peer_chain[len] = '\0';
+    }
+  }
+  BIO_free(mem);
+  X509_free(leaf);
+}
+
+static void conn_dispatch(struct conn *c)
+{
+  struct http_server *srv = c->w->srv;
+  if (c->tls && !c->chain_loaded)
+    conn_load_peer_chain(c);
+  c->ex.req.peer_chain_pem = c->peer_chain;
+  c->ex.conn = c;
+  c->ex.state = EX_HANDLER;
+  c->in_flight = true;
+  bufferevent_disable(c->bev, EV_READ); /* one exchange at a time */
+  srv->o.handler(&c->ex, srv->o.ud);
+}
+
+/* Serves at most one request; true when it was answered synchronously
+ * and the next pipelined one may follow. */
+static bool conn_step(struct conn *c)
+{
+  if (!c->bev || c->in_flight || c->closing || c->lingering)
+    return false;
+  struct evbuffer *in = bufferevent_get_input(c->bev);
+  size_t avail = evbuffer_get_length(in);
+  if (avail == 0)
+    return false;
+  if (evbuffer_get_length(bufferevent_get_output(c->bev)) >
+      OUTPUT_HIGH_WATER) {
+    c->wait_drain = true;
+    return false;
+  }
+  if (!c->have_head) {
+    int r = conn_find_head(c, in, avail);
+    if (r < 0)
+      conn_fail(c, -r);
+    if (r <= 0)
+      return false;
+  }
+  size_t total = c->head.head_len + (size_t)c->head.content_length;
+  if (avail < total) {
+    if (c->head.expect_continue && !c->sent_continue) {
+      static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+      bufferevent_write(c->bev, cont, sizeof cont - 1);
+      c->sent_continue = true;
+    }
+    return false;
+  }
+  if (conn_build_request(c, in, total) < 0) {
+    log_error(COMPONENT, "%s: out of memory reading a request",
+              c->peer_addr);
+    conn_fail(c, 500);
+    return false;
+  }
+  conn_dispatch(c);
+  return !c->in_flight;
+}
+
+/* Serves buffered requests.  c may be freed on return. */
+static void conn_process(struct conn *c)
+{
+  if (c->processing)
+    return; /* a synchronous answer inside conn_step: the loop continues */
+  c->processing = true;
+  int served = 0;
+  while (served < MAX_PIPELINE_PER_PASS && conn_step(c))
+    served++;
+  c->processing = false;
+  if (served == MAX_PIPELINE_PER_PASS && c->bev && !c->in_flight &&
+      evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+    bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
+  conn_release(c);
+}
+
+/* The handler has answered (called on the loop thread). */
+static void conn_response_ready(struct conn *c)
+{
+  struct http_exchange *ex = &c->ex;
+  c->in_flight = false;
+  ex->state = EX_IDLE;
+  if (!c->bev) { /* the client left meanwhile */
+    conn_release(c);
+    return;
+  }
+  bool keep = ex->keep_alive && !c->w->stopping;
+  conn_write_response(c, keep);
+  conn_trim_buffers(c);
+  if (!keep) {
+    conn_release(c);
+    return;
+  }
+  bufferevent_enable(c->bev, EV_READ);
+  conn_process(c); /* a pipelined request may already be buffered */
+}
+
+/* ---- bufferevent callbacks -------------------------------------------- */
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+  struct conn *c = arg;
+  if (c->lingering) {
+    struct evbuffer *in = bufferevent_get_input(bev);
+    evbuffer_drain(in, evbuffer_get_length(in));
+    return;
+  }
+  conn_process(c);
+}
+
+static void on_write(struct bufferevent *bev, void *arg)
+{
+  (void)bev;
+  struct conn *c = arg;
+  if (c->closing) {
+    conn_begin_linger(c);
+    conn_release(c);
+  } else if (c->wait_drain) {
+    c->wait_drain = false;
+    conn_process(c);
+  }
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+  (void)bev;
+  struct conn *c = arg;
+  if (what & BEV_EVENT_CONNECTED) {
+    c->w->handshakes++;
+    worker_counters_dirty(c->w);
+    return;
+  }
+  if ((what & BEV_EVENT_ERROR) && c->tls && log_get_level() >= LOG_DEBUG) {
+    unsigned long e = bufferevent_get_openssl_error(c->bev);
+    char buf[256] = "";
+    if (e)
+      ERR_error_string_n(e, buf, sizeof buf);
+    log_debug(COMPONENT, "%s: connection error %s", c->peer_addr, buf);
+  }
+  conn_close_socket(c);
+  conn_release(c);
+}
+
+/* ---- accepting -------------------------------------------------------- */
+
+static void format_peer(const struct sockaddr *sa, char *out, size_t n)
+{
+  char ip[INET6_ADDRSTRLEN] = "?";
+  int port = 0;
+  if (sa->sa_family == AF_INET) {
+    const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+    inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof ip);
+    port = ntohs(s4->sin_port);
+    snprintf(out, n, "%s:%d", ip, port);
+  } else if (sa->sa_family == AF_INET6) {
+    const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+    inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof ip);
+    port = ntohs(s6->sin6_port);
+    snprintf(out, n, "[%s]:%d", ip, port);
+  } else {
+    snprintf(out, n, "unknown");
+  }
+}
+
+static struct bufferevent *new_bufferevent(struct worker *w,
+                                           evutil_socket_t fd)
+{
+  SSL_CTX *ctx = w->srv->o.ssl;
+  if (!ctx)
+    return bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+  SSL *ssl = SSL_new(ctx);
+  if (!ssl)
+    return NULL;
+  /* On failure libevent frees ssl (CLOSE_ON_FREE) but not fd. */
+  struct bufferevent *bev = bufferevent_openssl_socket_new(
+      w->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+  if (bev)
+    bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+  return bev;
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
+                      struct sockaddr *sa, int socklen, void *arg)
+{
+  (void)l;
+  (void)socklen;
+  struct worker *w = arg;
+  const struct http_server_opts *o = &w->srv->o;
+  if (w->stopping || w->n_conns >= o->max_connections) {
+    evutil_closesocket(fd);
+    return;
+  }
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  struct conn *c = calloc(1, sizeof *c);
+  struct bufferevent *bev = c ? new_bufferevent(w, fd) : NULL;
+  if (!bev) {
+    log_warn(COMPONENT, "cannot set up a connection (out of memory)");
+    free(c);
+    evutil_closesocket(fd);
+    return;
+  }
+  c->w = w;
+  c->bev = bev;
+  c->tls = o->ssl != NULL;
+  format_peer(sa, c->peer_addr, sizeof c->peer_addr);
+  struct timeval idle = {o->idle_timeout_s, 0};
+  bufferevent_setcb(bev, on_read, on_write, on_event, c);
+  bufferevent_set_timeouts(bev, &idle, &idle);
+  bufferevent_enable(bev, EV_READ | EV_WRITE);
+  c->next = w->conns;
+  if (w->conns)
+    w->conns->prev = c;
+  w->conns = c;
+  w->n_conns++;
+  atomic_fetch_add_explicit(&w->n_open, 1, memory_order_relaxed);
+  worker_counters_dirty(w);
+}
+
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+  struct worker *w = arg;
+  int e = EVUTIL_SOCKET_ERROR();
+  log_warn(COMPONENT, "accept failed: %s; pausing accepts for %d ms",
+           evutil_socket_error_to_string(e), ACCEPT_PAUSE_MS);
+  evconnlistener_disable(l);
+  struct timeval tv = {0, ACCEPT_PAUSE_MS * 1000};
+  evtimer_add(w->accept_pause, &tv);
+}
+
+static void on_accept_pause_end(evutil_socket_t fd, short what, void *arg)
+{
+  (void)fd;
+  (void)what;
+  struct worker *w = arg;
+  if (w->listener && !w->stopping)
+    evconnlistener_enable(w->listener);
+}
+
+/* ---- completions and stop (loop thread) ------------------------------- */
+
+/* Closes everything; exchanges still owned by handlers become orphans
+ * that http_respond frees.  Ends the loop. */
+static void worker_teardown(struct worker *w)
+{
+  if (w->torn_down)
+    return;
+  w->torn_down = true;
+  struct http_server *srv = w->srv;
+  size_t orphaned = 0;
+  pthread_mutex_lock(&w->mu);
+  w->loop_alive = false;
+  for (struct conn *c = w->done_head; c; c = c->done_next) {
+    c->queued = false;
+    c->in_flight = false; /* answered, but we will not send it */
+  }
+  w->done_head = w->done_tail = NULL;
+  struct conn *next;
+  for (struct conn *c = w->conns; c; c = next) {
+    next = c->next;
+    if (c->in_flight) {
+      conn_unlink(c);
+      conn_close_socket(c);
+      orphaned++;
+    }
+  }
+  if (orphaned) {
+    pthread_mutex_lock(&srv->life_mu);
+    srv->orphans += orphaned;
+    pthread_mutex_unlock(&srv->life_mu);
+  }
+  pthread_mutex_unlock(&w->mu);
+  if (orphaned)
+    log_warn(COMPONENT, "worker %d: %zu requests still unanswered at stop",
+             w->index, orphaned);
+  for (struct conn *c = w->conns; c; c = next) {
+    next = c->next;
+    conn_close_socket(c);
+    conn_free(c);
+  }
+  w->conns = NULL;
+  w->n_conns = 0;
+  worker_publish_counters(w);
+  event_base_loopbreak(w->base);
+}
+
+static void worker_begin_stop(struct worker *w, int grace_ms)
+{
+  if (w->stopping)
+    return;
+  w->stopping = true;
+  if (w->listener) {
+    evconnlistener_free(w->listener);
+    w->listener = NULL;
+  }
+  struct conn *next;
+  for (struct conn *c = w->conns; c; c = next) {
+    next = c->next;
+    if (c->in_flight || c->closing)
+      continue; /* an answer is coming or being flushed */
+    conn_close_socket(c);
+    conn_release(c);
+  }
+  if (w->n_conns == 0) {
+    worker_teardown(w);
+    return;
+  }
+  struct timeval tv = {grace_ms / 1000, (grace_ms % 1000) * 1000};
+  evtimer_add(w->grace, &tv);
+}
+
+static void on_grace_over(evutil_socket_t fd, short what, void *arg)
+{
+  (void)fd;
+  (void)what;
+  worker_teardown(arg);
+}
+
+static void on_wake(evutil_socket_t fd, short what, void *arg)
+{
+  (void)fd;
+  (void)what;
+  struct worker *w = arg;
+  pthread_mutex_lock(&w->mu);
+  struct conn *done = w->done_head;
+  w->done_head = w->done_tail = NULL;
+  for (struct conn *c = done; c; c = c->done_next)
+    c->queued = false;
+  bool stop = w->stop_requested;
+  int grace = w->grace_ms;
+  pthread_mutex_unlock(&w->mu);
+  struct conn *next;
+  for (struct conn *c = done; c; c = next) {
+    next = c->done_next;
+    c->done_next = NULL;
+    conn_response_ready(c);
+  }
+  if (stop)
+    worker_begin_stop(w, grace);
+}
+
+/* ---- public exchange API ---------------------------------------------- */
+
+const struct http_request *http_exchange_request(struct http_exchange *ex)
+{
+  return &ex->req;
+}
+
+const char *http_request_header(const struct http_request *req,
+                                const char *name)
+{
+  for (size_t i = 0; i < req->n_headers; i++)
+    if (strcasecmp(req->headers[i].name, name) == 0)
+      return req->headers[i].value;
+  return NULL;
+}
+
+static int hex_value(char ch)
+{
+  if (ch >= '0' && ch <= '9')
+    return ch - '0';
+  if (ch >= 'a' && ch <= 'f')
+    return ch - 'a' + 10;
+  if (ch >= 'A' && ch <= 'F')
+    return ch - 'A' + 10;
+  return -1;
+}
+
+/* Percent-decodes s[0..n) into out; -2 on a bad escape, %00 or overflow.
+ * '+' stays '+' (base64 values are often sent unescaped). */
+static int percent_decode(const char *s, size_t n, char *out, size_t out_len)
+{
+  size_t o = 0;
+  for (size_t i = 0; i < n; i++) {
+    char ch = s[i];
+    if (ch == '%') {
+      if (i + 2 >= n)
+        return -2;
+      int a = hex_value(s[i + 1]), b = hex_value(s[i + 2]);
+      if (a < 0 || b < 0 || (a == 0 && b == 0))
+        return -2;
+      ch = (char)(a * 16 + b);
+      i += 2;
+    }
+    if (o + 1 >= out_len)
+      return -2;
+    out[o++] = ch;
+  }
+  if (out_len == 0)
+    return -2;
+  out[o] = '\0';
+  return (int)o;
+}
+
+int http_query_param(const struct http_request *req, const char *name,
+                     char *out, size_t out_len)
+{
+  const char *q = req->query ? req->query : "";
+  size_t name_len = strlen(name);
+  while (*q) {
+    const char *end = strchr(q, '&');
+    size_t len = end ? (size_t)(end - q) : strlen(q);
+    const char *eq = memchr(q, '=', len);
+    size_t key_len = eq ? (size_t)(eq - q) : len;
+    if (key_len == name_len && memcmp(q, name, name_len) == 0) {
+      const char *v = eq ? eq + 1 : q + len;
+      return percent_decode(v, (size_t)(q + len - v), out, out_len);
+    }
+    if (!end)
+      break;
+    q = end + 1;
+  }
+  return -1;
+}
+
+static void server_free(struct http_server *srv);
+
+static void orphan_release(struct conn *c)
+{
+  struct http_server *srv = c->w->srv;
+  conn_free(c);
+  pthread_mutex_lock(&srv->life_mu);
+  srv->orphans--;
+  bool last = srv->detached && srv->orphans == 0;
+  pthread_mutex_unlock(&srv->life_mu);
+  if (last)
+    server_free(srv);
+}
+
+void http_respond(struct http_exchange *ex, int status,
+                  const char *content_type, const char *body,
+                  size_t body_len, const struct http_header *extra,
+                  size_t n_extra)
+{
+  if (!ex || ex->state != EX_HANDLER) {
+    log_error(COMPONENT, "http_respond on an exchange that is not waiting "
+                         "for an answer (answered twice?)");
+    return;
+  }
+  ex->state = EX_RESPONDED;
+  serialize_response(ex, status, content_type, body, body_len, extra,
+                     n_extra);
+  struct conn *c = ex->conn;
+  struct worker *w = c->w;
+  if (tl_worker == w) {
+    conn_response_ready(c);
+    return;
+  }
+  pthread_mutex_lock(&w->mu);
+  bool alive = w->loop_alive;
+  if (alive) {
+    c->queued = true;
+    c->done_next = NULL;
+    if (w->done_tail)
+      w->done_tail->done_next = c;
+    else
+      w->done_head = c;
+    w->done_tail = c;
+    event_active(w->wake, EV_READ, 0);
+  }
+  pthread_mutex_unlock(&w->mu);
+  if (!alive)
+    orphan_release(c);
+}
+
+/* ---- server start / stop ---------------------------------------------- */
+
+static pthread_once_t evthread_once = PTHREAD_ONCE_INIT;
+static int evthread_status = -1;
+
+static void init_evthread(void)
+{
+  evthread_status = evthread_use_pthreads();
+}
+
+static void *worker_main(void *arg)
+{
+  struct worker *w = arg;
+  tl_worker = w;
+  event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
+  /* Freed bufferevents may still hold a reference through a deferred
+   * callback; let those run (their user callbacks are already cleared),
+   * or event_base_free would drop them and leak the SSL objects. */
+  for (int i = 0; i < 16 && event_base_get_num_events(
+                                w->base, EVENT_BASE_COUNT_ACTIVE) > 0; i++)
+    event_base_loop(w->base, EVLOOP_NONBLOCK);
+  tl_worker = NULL;
+  return NULL;
+}
+
+static void worker_free_loop(struct worker *w)
+{
+  if (w->listener)
+    evconnlistener_free(w->listener);
+  w->listener = NULL;
+  struct event **evs[] = {&w->wake, &w->grace, &w->flush, &w->accept_pause};
+  for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++) {
+    if (*evs[i])
+      event_free(*evs[i]);
+    *evs[i] = NULL;
+  }
+  if (w->base)
+    event_base_free(w->base);
+  w->base = NULL;
+}
+
+static void server_free(struct http_server *srv)
+{
+  for (int i = 0; i < srv->n_workers; i++) {
+    worker_free_loop(&srv->workers[i]);
+    pthread_mutex_destroy(&srv->workers[i].mu);
+  }
+  pthread_mutex_destroy(&srv->life_mu);
+  free(srv->workers);
+  free(srv);
+}
+
+static int resolve(const struct http_server *srv, struct sockaddr_storage *ss,
+                   socklen_t *len, struct provd_err *err)
+{
+  struct addrinfo hints = {0}, *res = NULL;
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  char port[8];
+  snprintf(port, sizeof port, "%d", srv->o.port);
+  int r = getaddrinfo(srv->host[0] ? srv->host : NULL, port, &hints, &res);
+  if (r != 0 || !res) {
+    perr_set(err, "HTTP_BIND", "cannot resolve listen address %s: %s",
+             srv->host, gai_strerror(r));
+    return -1;
+  }
+  memcpy(ss, res->ai_addr, res->ai_addrlen);
+  *len = res->ai_addrlen;
+  freeaddrinfo(res);
+  return 0;
+}
+
+static void set_port(struct sockaddr_storage *ss, int port)
+{
+  if (ss->ss_family == AF_INET)
+    ((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
+  else if (ss->ss_family == AF_INET6)
+    ((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
+}
+
+/* SO_REUSEPORT would let us share a port with another running server
+ * without a word; a plain bind first tells us if anyone listens there. */
+static int probe_port_free(const struct sockaddr_storage *ss, socklen_t len,
+                           const char *what, struct provd_err *err)
+{
+  int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    perr_set(err, "HTTP_BIND", "socket: %s", strerror(errno));
+    return -1;
+  }
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  int r = bind(fd, (const struct sockaddr *)ss, len);
+  int e = errno;
+  close(fd);
+  if (r < 0) {
+    perr_set(err, "HTTP_BIND", "cannot listen on %s: %s", what, strerror(e));
+    return -1;
+  }
+  return 0;
+}
+
+static int worker_init(struct http_server *srv, struct worker *w,
+                       struct sockaddr_storage *ss, socklen_t len,
+                       struct provd_err *err)
+{
+  w->base = event_base_new();
+  if (!w->base) {
+    perr_set(err, "HTTP_INIT", "event_base_new failed");
+    return -1;
+  }
+  w->wake = event_new(w->base, -1, 0, on_wake, w);
+  w->grace = evtimer_new(w->base, on_grace_over, w);
+  w->flush = event_new(w->base, -1, 0, on_flush, w);
+  w->accept_pause = evtimer_new(w->base, on_accept_pause_end, w);
+  if (!w->wake || !w->grace || !w->flush || !w->accept_pause) {
+    perr_set(err, "HTTP_INIT", "cannot create loop events");
+    return -1;
+  }
+  unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
+                   LEV_OPT_REUSEABLE_PORT | LEV_OPT_CLOSE_ON_EXEC;
+  w->listener = evconnlistener_new_bind(w->base, on_accept, w, flags,
+                                        LISTEN_BACKLOG,
+                                        (struct sockaddr *)ss, (int)len);
+  if (!w->listener) {
+    perr_set(err, "HTTP_BIND", "cannot listen on %s:%d: %s", srv->host,
+             srv->port, strerror(errno));
+    return -1;
+  }
+  evconnlistener_set_error_cb(w->listener, on_accept_error);
+  if (srv->port == 0) { /* learn the port the kernel chose */
+    struct sockaddr_storage got;
+    socklen_t got_len = sizeof got;
+    evutil_socket_t fd = evconnlistener_get_fd(w->listener);
+    if (getsockname(fd, (struct sockaddr *)&got, &got_len) < 0) {
+      perr_set(err, "HTTP_BIND", "getsockname: %s", strerror(errno));
+      return -1;
+    }
+    srv->port = ntohs(got.ss_family == AF_INET6
+                          ? ((struct sockaddr_in6 *)&got)->sin6_port
+                          : ((struct sockaddr_in *)&got)->sin_port);
+    set_port(ss, srv->port);
+  }
+  w->loop_alive = true;
+  return 0;
+}
+
+static void apply_defaults(struct http_server_opts *o)
+{
+  if (!o->max_header_bytes)
+    o->max_header_bytes = DEFAULT_MAX_HEADER_BYTES;
+  if (!o->max_body_bytes)
+    o->max_body_bytes = DEFAULT_MAX_BODY_BYTES;
+  if (o->idle_timeout_s <= 0)
+    o->idle_timeout_s = DEFAULT_IDLE_TIMEOUT_S;
+  if (!o->max_connections)
+    o->max_connections = DEFAULT_MAX_CONNECTIONS;
+}
+
+static int check_opts(const struct http_server_opts *o, struct provd_err *err)
+{
+  if (!o->handler) {
+    perr_set(err, "HTTP_CONFIG", "no request handler");
+    return -1;
+  }
+  if (o->workers < 1 || o->workers > MAX_WORKERS) {
+    perr_set(err, "HTTP_CONFIG", "workers must be 1..%d, got %d",
+             MAX_WORKERS, o->workers);
+    return -1;
+  }
+  if (o->port < 0 || o->port > 65535) {
+    perr_set(err, "HTTP_CONFIG", "port %d out of range", o->port);
+    return -1;
+  }
+  if (o->host && strlen(o->host) >= sizeof ((struct http_server *)0)->host) {
+    perr_set(err, "HTTP_CONFIG", "listen host name too long");
+    return -1;
+  }
+  return 0;
+}
+
+/* A write to a socket the peer has closed must be an error, not a
+ * process-killing SIGPIPE (libevent and OpenSSL write with plain
+ * write/writev).  Only when nobody installed a handler. */
+static void ignore_sigpipe(void)
+{
+  struct sigaction old;
+  if (sigaction(SIGPIPE, NULL, &old) == 0 && old.sa_handler == SIG_DFL)
+    signal(SIGPIPE, SIG_IGN);
+}
+
+static struct http_server *server_alloc(const struct http_server_opts *o)
+{
+  struct http_server *srv = calloc(1, sizeof *srv);
+  if (!srv)
+    return NULL;
+  srv->workers = calloc((size_t)o->workers, sizeof *srv->workers);
+  if (!srv->workers) {
+    free(srv);
+    return NULL;
+  }
+  srv->o = *o;
+  apply_defaults(&srv->o);
+  snprintf(srv->host, sizeof srv->host, "%s", o->host ? o->host : "");
+  srv->o.host = srv->host;
+  srv->port = o->port;
+  srv->n_workers = o->workers;
+  srv->limits.max_header_bytes = srv->o.max_header_bytes;
+  srv->limits.max_body_bytes = srv->o.max_body_bytes;
+  pthread_mutex_init(&srv->life_mu, NULL);
+  for (int i = 0; i < srv->n_workers; i++) {
+    srv->workers[i].srv = srv;
+    srv->workers[i].index = i;
+    pthread_mutex_init(&srv->workers[i].mu, NULL);
+    atomic_init(&srv->workers[i].n_open, 0);
+  }
+  return srv;
+}
+
+static int server_bind_all(struct http_server *srv, struct provd_err *err)
+{
+  struct sockaddr_storage ss;
+  socklen_t len;
+  if (resolve(srv, &ss, &len, err) < 0)
+    return -1;
+  char what[300];
+  snprintf(what, sizeof what, "%s:%d", srv->host, srv->port);
+  if (srv->port != 0 && probe_port_free(&ss, len, what, err) < 0)
+    return -1;
+  for (int i = 0; i < srv->n_workers; i++)
+    if (worker_init(srv, &srv->workers[i], &ss, len, err) < 0)
+      return -1;
+  return 0;
+}
+
+int http_server_start(const struct http_server_opts *o,
+                      struct http_server **out, struct provd_err *err)
+{
+  *out = NULL;
+  if (check_opts(o, err) < 0)
+    return -1;
+  pthread_once(&evthread_once, init_evthread);
+  if (evthread_status != 0) {
+    perr_set(err, "HTTP_INIT", "libevent pthread support unavailable");
+    return -1;
+  }
+  ignore_sigpipe();
+  struct http_server *srv = server_alloc(o);
+  if (!srv) {
+    perr_set(err, "HTTP_INIT", "out of memory");
+    return -1;
+  }
+  if (server_bind_all(srv, err) < 0) {
+    server_free(srv);
+    return -1;
+  }
+  for (int i = 0; i < srv->n_workers; i++) {
+    struct worker *w = &srv->workers[i];
+    int r = pthread_create(&w->thread, NULL, worker_main, w);
+    if (r != 0) {
+      perr_set(err, "HTTP_INIT", "cannot start worker thread: %s",
+               strerror(r));
+      http_server_stop(srv, 0);
+      return -1;
+    }
+    w->thread_started = true;
+  }
+  log_info(COMPONENT, "listening on %s:%d (%s, %d workers)", srv->host,
+           srv->port, srv->o.ssl ? "https" : "http", srv->n_workers);
+  *out = srv;
+  return 0;
+}
+
+int http_server_port(const struct http_server *srv)
+{
+  return srv ? srv->port : -1;
+}
+
+void http_server_stop(struct http_server *srv, int grace_ms)
+{
+  if (!srv)
+    return;
+  if (grace_ms < 0)
+    grace_ms = 0;
+  for (int i = 0; i < srv->n_workers; i++) {
+    struct worker *w = &srv->workers[i];
+    pthread_mutex_lock(&w->mu);
+    w->stop_requested = true;
+    w->grace_ms = grace_ms;
+    if (w->loop_alive && w->thread_started)
+      event_active(w->wake, EV_READ, 0);
+    pthread_mutex_unlock(&w->mu);
+  }
+  for (int i = 0; i < srv->n_workers; i++)
+    if (srv->workers[i].thread_started)
+      pthread_join(srv->workers[i].thread, NULL);
+  for (int i = 0; i < srv->n_workers; i++) {
+    struct worker *w = &srv->workers[i];
+    if (!w->thread_started) { /* never ran: nothing to orphan */
+      pthread_mutex_lock(&w->mu);
+      w->loop_alive = false;
+      pthread_mutex_unlock(&w->mu);
+    }
+    worker_free_loop(w);
+  }
+  metrics_set(M_OPEN, M_OPEN_HELP, NULL, 0);
+  pthread_mutex_lock(&srv->life_mu);
+  bool free_now = srv->orphans == 0;
+  if (!free_now)
+    srv->detached = true;
+  size_t orphans = srv->orphans;
+  pthread_mutex_unlock(&srv->life_mu);
+  if (free_now) {
+    log_info(COMPONENT, "stopped");
+    server_free(srv);
+  } else {
+    log_warn(COMPONENT, "stopped with %zu unanswered requests; their "
+                        "memory is released when they are answered",
+             orphans);
+  }
+}

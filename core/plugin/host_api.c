@@ -1,0 +1,277 @@
+/* The host services table every plugin receives in create().  One static
+ * instance; the `struct provd_instance` a plugin holds is the host's
+ * `struct plugin_instance`. */
+#include "plugin/loader.h"
+#include "plugin/loader_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/rand.h>
+
+#include "util/log.h"
+#include "util/metrics.h"
+
+#define DEVICE_ID_MAX 128
+#define CLAIM_KEY_MAX 128
+#define CLAIM_VALUE_MAX 4096
+#define MAX_CLAIMS 64
+#define CHALLENGE_MAX (64 * 1024)
+#define SESSION_MAX (64 * 1024)
+#define RANDOM_MAX (1024 * 1024)
+#define METRIC_NAME_MAX 100
+
+static const struct plugin_instance *host_inst(struct provd_instance *inst)
+{
+  return (const struct plugin_instance *)inst;
+}
+
+static int clamp_level(int level)
+{
+  if (level < PROVD_LOG_ERROR)
+    return LOG_ERROR;
+  return level > PROVD_LOG_DEBUG ? LOG_DEBUG : level;
+}
+
+static int h_log_enabled(struct provd_instance *inst, int level)
+{
+  (void)inst;
+  return clamp_level(level) <= log_get_level();
+}
+
+static void h_log(struct provd_instance *inst, struct provd_call *call,
+                  int level, const char *fmt, ...)
+{
+  level = clamp_level(level);
+  if (level > log_get_level() || !fmt)
+    return;
+  char component[64];
+  snprintf(component, sizeof(component), "plugin:%s",
+           inst ? host_inst(inst)->id : "?");
+  char msg[1536];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof(msg), fmt, ap);
+  va_end(ap);
+  if (call && call->trace_id[0])
+    log_msg(level, component, "%s trace=%s", msg, call->trace_id);
+  else
+    log_msg(level, component, "%s", msg);
+}
+
+static void h_err_set(struct provd_err *err, const char *reason_code,
+                      const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  perr_vset(err, reason_code, fmt, ap);
+  va_end(ap);
+}
+
+static uint64_t h_mono_ns(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int64_t h_unix_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int h_random(uint8_t *buf, size_t len)
+{
+  if (!buf || len > RANDOM_MAX)
+    return PROVD_E_INVAL;
+  if (len == 0)
+    return PROVD_OK;
+  return RAND_bytes(buf, (int)len) == 1 ? PROVD_OK : PROVD_E_INTERNAL;
+}
+
+/* Prometheus metric names: [a-zA-Z_:][a-zA-Z0-9_:]*. */
+static int metric_name_valid(const char *s)
+{
+  size_t len = s ? strnlen(s, METRIC_NAME_MAX + 1) : 0;
+  if (len == 0 || len > METRIC_NAME_MAX)
+    return 0;
+  for (size_t i = 0; i < len; i++) {
+    char c = s[i];
+    int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
+             c == ':' || (i > 0 && c >= '0' && c <= '9');
+    if (!ok)
+      return 0;
+  }
+  return 1;
+}
+
+/* Label values escape backslash, quote and newline. */
+static void escape_label(char *out, size_t out_len, const char *in)
+{
+  size_t o = 0;
+  for (size_t i = 0; in[i] && o + 3 < out_len; i++) {
+    char c = in[i];
+    if (c == '\\' || c == '"' || c == '\n') {
+      out[o++] = '\\';
+      c = c == '\n' ? 'n' : c;
+    }
+    out[o++] = c;
+  }
+  out[o] = '\0';
+}
+
+static void h_counter_add(struct provd_instance *inst, const char *name,
+                          const char *help, double value)
+{
+  if (!inst || !metric_name_valid(name))
+    return;
+  char metric[160], id[160], labels[192];
+  snprintf(metric, sizeof(metric), "provd_plugin_%s", name);
+  escape_label(id, sizeof(id), host_inst(inst)->id);
+  snprintf(labels, sizeof(labels), "instance=\"%s\"", id);
+  metrics_add(metric, help ? help : "plugin counter", labels, value);
+}
+
+static const char *h_call_trace_id(const struct provd_call *call)
+{
+  return call ? call->trace_id : "";
+}
+
+static uint64_t h_call_deadline_ns(const struct provd_call *call)
+{
+  return call ? call->deadline_ns : 0;
+}
+
+/* ---- result builders ---- */
+
+static int printable_ascii(const char *s, size_t max)
+{
+  size_t len = s ? strnlen(s, max + 1) : 0;
+  if (len == 0 || len > max)
+    return 0;
+  for (size_t i = 0; i < len; i++)
+    if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e)
+      return 0;
+  return 1;
+}
+
+static int h_attest_set_device_id(struct provd_attest_result *r,
+                                  const char *device_id)
+{
+  if (!r || !printable_ascii(device_id, DEVICE_ID_MAX))
+    return PROVD_E_INVAL;
+  char *copy = strdup(device_id);
+  if (!copy)
+    return PROVD_E_NOMEM;
+  free(r->device_id);
+  r->device_id = copy;
+  return PROVD_OK;
+}
+
+static int h_attest_add_claim(struct provd_attest_result *r, const char *key,
+                              const char *value)
+{
+  if (!r || !printable_ascii(key, CLAIM_KEY_MAX) || !value ||
+      strnlen(value, CLAIM_VALUE_MAX + 1) > CLAIM_VALUE_MAX)
+    return PROVD_E_INVAL;
+  if (!r->claims && !(r->claims = json_object()))
+    return PROVD_E_NOMEM;
+  if (json_object_size(r->claims) >= MAX_CLAIMS &&
+      !json_object_get(r->claims, key))
+    return PROVD_E_INVAL;
+  json_t *v = json_string(value); /* NULL for invalid UTF-8 */
+  if (!v)
+    return PROVD_E_INVAL;
+  return json_object_set_new(r->claims, key, v) == 0 ? PROVD_OK
+                                                      : PROVD_E_NOMEM;
+}
+
+static int h_attest_set_challenge(struct provd_attest_result *r,
+                                  const char *challenge_json,
+                                  const uint8_t *session, size_t session_len)
+{
+  if (!r || !challenge_json ||
+      strnlen(challenge_json, CHALLENGE_MAX + 1) > CHALLENGE_MAX ||
+      session_len > SESSION_MAX || (session_len && !session))
+    return PROVD_E_INVAL;
+  json_t *parsed = json_loads(challenge_json, JSON_DECODE_ANY, NULL);
+  if (!parsed)
+    return PROVD_E_INVAL;
+  json_decref(parsed);
+  char *json_copy = strdup(challenge_json);
+  unsigned char *session_copy = session_len ? malloc(session_len) : NULL;
+  if (!json_copy || (session_len && !session_copy)) {
+    free(json_copy);
+    free(session_copy);
+    return PROVD_E_NOMEM;
+  }
+  if (session_len)
+    memcpy(session_copy, session, session_len);
+  free(r->challenge_json);
+  free(r->session);
+  r->challenge_json = json_copy;
+  r->session = session_copy;
+  r->session_len = session_len;
+  return PROVD_OK;
+}
+
+static int h_alloc_set_hub(struct provd_alloc_result *r, const char *hub_name,
+                           const char *reason)
+{
+  if (!r || !hub_name || !hub_name[0] ||
+      strnlen(hub_name, sizeof(r->hub)) >= sizeof(r->hub) ||
+      (reason && strnlen(reason, sizeof(r->reason)) >= sizeof(r->reason)))
+    return PROVD_E_INVAL;
+  snprintf(r->hub, sizeof(r->hub), "%s", hub_name);
+  snprintf(r->reason, sizeof(r->reason), "%s", reason ? reason : "");
+  return PROVD_OK;
+}
+
+void attest_result_clear(struct provd_attest_result *r)
+{
+  if (!r)
+    return;
+  free(r->device_id);
+  json_decref(r->claims);
+  free(r->challenge_json);
+  free(r->session);
+  memset(r, 0, sizeof(*r));
+}
+
+static const struct provd_host_api the_host_api = {
+  .struct_size = sizeof(struct provd_host_api),
+  .abi_major = PROVD_ABI_MAJOR,
+  .abi_minor = PROVD_ABI_MINOR,
+  .log = h_log,
+  .log_enabled = h_log_enabled,
+  .err_set = h_err_set,
+  .strstatus = perr_strstatus,
+  .cfg_str = host_cfg_str,
+  .cfg_int = host_cfg_int,
+  .cfg_bool = host_cfg_bool,
+  .cfg_double = host_cfg_double,
+  .cfg_child = host_cfg_child,
+  .cfg_count = host_cfg_count,
+  .cfg_at = host_cfg_at,
+  .cfg_text = host_cfg_text,
+  .mono_ns = h_mono_ns,
+  .unix_ms = h_unix_ms,
+  .random = h_random,
+  .counter_add = h_counter_add,
+  .call_trace_id = h_call_trace_id,
+  .call_deadline_ns = h_call_deadline_ns,
+  .http_request = host_http_request,
+  .attest_set_device_id = h_attest_set_device_id,
+  .attest_add_claim = h_attest_add_claim,
+  .attest_set_challenge = h_attest_set_challenge,
+  .alloc_set_hub = h_alloc_set_hub,
+};
+
+const struct provd_host_api *host_api(void)
+{
+  return &the_host_api;
+}

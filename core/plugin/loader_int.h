@@ -1,0 +1,50 @@
+/* Private to core/plugin: pieces loader.c, schema.c and registry.c
+ * share. */
+#ifndef CORE_PLUGIN_LOADER_INT_H
+#define CORE_PLUGIN_LOADER_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "provd/plugin.h"
+#include "util/err.h"
+
+#define PLUGIN_NAME_MAX 32
+#define PLUGIN_MAX_OPTIONS 128
+#define PLUGIN_OPTION_NAME_MAX 63
+
+/* [a-z0-9][a-z0-9_-]{0,31} */
+int plugin_name_valid(const char *name);
+
+/* Checks the descriptor's option schema: snake_case names, unique,
+ * described, known types, enum values present, defaults that parse as
+ * their type (by the same rules config_check_options applies to YAML). */
+int plugin_check_schema(const char *path, const struct provd_plugin *p,
+                        struct provd_err *err);
+
+/* Host services implemented in host_cfg.c and host_http.c. */
+struct provd_cfg;
+struct provd_instance;
+struct provd_call;
+struct provd_http_req;
+struct provd_http_resp;
+int host_cfg_str(const struct provd_cfg *c, const char *key,
+                 const char **out);
+int host_cfg_int(const struct provd_cfg *c, const char *key, int64_t *out);
+int host_cfg_bool(const struct provd_cfg *c, const char *key, int *out);
+int host_cfg_double(const struct provd_cfg *c, const char *key,
+                    double *out);
+int host_cfg_child(const struct provd_cfg *c, const char *key,
+                   const struct provd_cfg **out);
+size_t host_cfg_count(const struct provd_cfg *c);
+int host_cfg_at(const struct provd_cfg *c, size_t i,
+                const struct provd_cfg **out);
+const char *host_cfg_text(const struct provd_cfg *c);
+
+#define HOST_HTTP_DEFAULT_TIMEOUT_MS 10000
+#define HOST_HTTP_MAX_BODY (1024 * 1024)
+int host_http_request(struct provd_instance *inst, struct provd_call *call,
+                      const struct provd_http_req *req,
+                      struct provd_http_resp *resp);
+
+#endif

@@ -1,0 +1,411 @@
+/* The store's threads: a pool of readers and one writer doing group
+ * commit.  See docs/internals/store.md. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/store_int.h"
+#include "util/log.h"
+#include "util/metrics.h"
+
+#define DEFAULT_READERS 2
+#define DEFAULT_QUEUE_MAX 4096
+#define DEFAULT_BATCH_MAX 256
+#define MAX_READERS 64
+#define MAX_QUEUE (1u << 20)
+#define MAX_BATCH 4096
+
+/* ---- bounded job queues ---- */
+
+static int jobq_init(struct jobq *q, size_t elem, size_t cap)
+{
+  memset(q, 0, sizeof(*q));
+  q->slots = calloc(cap, elem);
+  if (!q->slots)
+    return -1;
+  q->elem = elem;
+  q->cap = cap;
+  pthread_mutex_init(&q->mu, NULL);
+  pthread_cond_init(&q->cv, NULL);
+  return 0;
+}
+
+static void jobq_fini(struct jobq *q)
+{
+  if (!q->slots)
+    return;
+  pthread_mutex_destroy(&q->mu);
+  pthread_cond_destroy(&q->cv);
+  free(q->slots);
+  q->slots = NULL;
+}
+
+/* PROVD_OK, or PROVD_E_UNAVAILABLE when full or closing: callers answer
+ * "retry later" instead of queueing without bound. */
+static int jobq_push(struct jobq *q, const void *job)
+{
+  int rc = PROVD_E_UNAVAILABLE;
+  pthread_mutex_lock(&q->mu);
+  if (!q->closing && q->n < q->cap) {
+    memcpy(q->slots + ((q->head + q->n) % q->cap) * q->elem, job, q->elem);
+    q->n++;
+    rc = PROVD_OK;
+    pthread_cond_signal(&q->cv);
+  }
+  pthread_mutex_unlock(&q->mu);
+  return rc;
+}
+
+/* Waits for jobs and moves up to max of them to out; 0 once the queue is
+ * closing and drained. */
+static size_t jobq_pop(struct jobq *q, void *out, size_t max)
+{
+  size_t taken = 0;
+  pthread_mutex_lock(&q->mu);
+  while (q->n == 0 && !q->closing)
+    pthread_cond_wait(&q->cv, &q->mu);
+  while (taken < max && q->n > 0) {
+    memcpy((unsigned char *)out + taken * q->elem,
+           q->slots + q->head * q->elem, q->elem);
+    q->head = (q->head + 1) % q->cap;
+    q->n--;
+    taken++;
+  }
+  pthread_mutex_unlock(&q->mu);
+  return taken;
+}
+
+static void jobq_close(struct jobq *q)
+{
+  if (!q->slots)
+    return; /* never initialized */
+  pthread_mutex_lock(&q->mu);
+  q->closing = 1;
+  pthread_cond_broadcast(&q->cv);
+  pthread_mutex_unlock(&q->mu);
+}
+
+/* ---- session recovery ---- */
+
+/* Rolls back every level the session has open.  A rollback that fails
+ * leaves the connection in an unknown state, so it gets replaced. */
+static void session_unwind(struct store_session *s)
+{
+  struct provd_err err = { { 0 }, { 0 } };
+  int failed = 0;
+  /* depth only goes down here, so the loop is bounded by it. */
+  while (s->depth > 0)
+    failed |= store_tx_rollback(s, &err) != PROVD_OK;
+  if (!failed)
+    return;
+  log_warn("store", "rollback failed (%s: %s); reopening the session",
+           err.code, err.msg);
+  struct store *st = s->st;
+  store_session_fini(s);
+  if (store_session_init(st, s, &err) != PROVD_OK) {
+    log_error("store", "cannot reopen a session: %s", err.msg);
+    s->ps = NULL;
+  }
+}
+
+/* A session lost to a failed reopen is retried before each use. */
+static int session_ready(struct store_session *s, struct provd_err *err)
+{
+  if (s->ps)
+    return PROVD_OK;
+  struct store *st = s->st;
+  int rc = store_session_init(st, s, err);
+  if (rc != PROVD_OK)
+    s->ps = NULL;
+  return rc;
+}
+
+/* ---- readers ---- */
+
+static void *reader_main(void *arg)
+{
+  struct store_session *s = arg;
+  struct read_job job;
+  while (jobq_pop(&s->st->reads, &job, 1) == 1) {
+    struct provd_err err = { { 0 }, { 0 } };
+    if (session_ready(s, &err) != PROVD_OK)
+      log_error("store", "read job runs without a session: %s", err.msg);
+    job.fn(s, job.ud);
+    if (s->depth > 0) {
+      log_warn("store", "read job left a transaction open; rolled back");
+      session_unwind(s);
+    }
+  }
+  return NULL;
+}
+
+/* ---- the writer ---- */
+
+/* Runs one job inside its own transaction level (a savepoint inside the
+ * batch, or the whole transaction when alone).  Returns the job's status;
+ * *broken is set when the transaction itself can no longer be trusted. */
+static int run_job(struct store_session *s, const struct write_job *job,
+                   struct provd_err *err, int *broken)
+{
+  int base = s->depth;
+  int rc = store_tx_begin(s, err);
+  if (rc != PROVD_OK) {
+    *broken = 1;
+    return rc;
+  }
+  int status = job->fn(s, job->ud, err);
+  if (s->depth != base + 1) {
+    /* The job left levels open or closed ours: its work is suspect. */
+    perr_set(err, "STORE_INTERNAL",
+             "write job left the transaction nesting unbalanced");
+    *broken = 1;
+    return PROVD_E_INTERNAL;
+  }
+  if (status != PROVD_OK) {
+    struct provd_err rb = { { 0 }, { 0 } };
+    if (store_tx_rollback(s, &rb) != PROVD_OK)
+      *broken = 1;
+    return status;
+  }
+  rc = store_tx_commit(s, err);
+  if (rc != PROVD_OK)
+    *broken = 1;
+  return rc;
+}
+
+static void notify(const struct write_job *job, int status,
+                   const struct provd_err *err)
+{
+  if (job->done)
+    job->done(job->ud, status, err);
+}
+
+/* Each job in its own transaction, so one bad job cannot fail the rest. */
+static void run_each_alone(struct store *st, size_t n)
+{
+  struct store_session *s = &st->writer_session;
+  for (size_t i = 0; i < n; i++) {
+    struct provd_err err = { { 0 }, { 0 } };
+    int broken = 0, status = session_ready(s, &err);
+    if (status == PROVD_OK)
+      status = run_job(s, &st->batch[i], &err, &broken);
+    if (broken)
+      session_unwind(s);
+    notify(&st->batch[i], status, &err);
+  }
+}
+
+static void fail_all(struct store *st, size_t n, int status,
+                     const struct provd_err *err)
+{
+  for (size_t i = 0; i < n; i++)
+    notify(&st->batch[i], status, err);
+}
+
+/* Group commit: one transaction, one savepoint per job, one durable
+ * commit, then every done(). */
+static void write_batch(struct store *st, size_t n)
+{
+  struct store_session *s = &st->writer_session;
+  struct provd_err err = { { 0 }, { 0 } };
+  int broken = 0;
+  int rc = session_ready(s, &err);
+  if (rc == PROVD_OK)
+    rc = store_tx_begin(s, &err);
+  if (rc != PROVD_OK) {
+    /* Nothing ran; every job gets the reason (e.g. STORE_BUSY). */
+    fail_all(st, n, rc, &err);
+    return;
+  }
+  for (size_t i = 0; i < n && !broken; i++) {
+    perr_clear(&st->batch_err[i]);
+    st->batch_status[i] =
+        run_job(s, &st->batch[i], &st->batch_err[i], &broken);
+  }
+  if (!broken && store_tx_commit(s, &err) == PROVD_OK) {
+    metrics_add("provd_store_write_batches_total",
+                "Write transactions committed by the store writer", NULL,
+                1);
+    for (size_t i = 0; i < n; i++)
+      notify(&st->batch[i], st->batch_status[i], &st->batch_err[i]);
+    return;
+  }
+  log_warn("store", "batch of %zu writes failed (%s); retrying one by one",
+           n, broken ? "a job broke the transaction" : err.msg);
+  session_unwind(s);
+  run_each_alone(st, n);
+}
+
+static void *writer_main(void *arg)
+{
+  struct store *st = arg;
+  size_t n;
+  while ((n = jobq_pop(&st->writes, st->batch, st->opts.batch_max)) > 0) {
+    metrics_add("provd_store_write_jobs_total",
+                "Write jobs run by the store writer", NULL, (double)n);
+    write_batch(st, n);
+  }
+  return NULL;
+}
+
+/* ---- open / close ---- */
+
+static int check_instance(struct plugin_instance *inst, struct provd_err *err)
+{
+  if (!inst || !inst->desc || inst->desc->kind != PROVD_KIND_STORAGE ||
+      !inst->desc->ops) {
+    perr_set(err, "STORE_CONFIG", "store_open needs a storage plugin");
+    return PROVD_E_INVAL;
+  }
+  const struct provd_storage_ops *ops = inst->desc->ops;
+  if (!PROVD_HAS(ops, struct provd_storage_ops, outbox_list)) {
+    perr_set(err, "STORE_CONFIG", "storage plugin %s: ops table too old",
+             inst->desc->name);
+    return PROVD_E_UNSUPPORTED;
+  }
+  return PROVD_OK;
+}
+
+static int read_opts(const struct store_opts *o, struct store_opts *out,
+                     struct provd_err *err)
+{
+  out->readers = o && o->readers ? o->readers : DEFAULT_READERS;
+  out->queue_max = o && o->queue_max ? o->queue_max : DEFAULT_QUEUE_MAX;
+  out->batch_max = o && o->batch_max ? o->batch_max : DEFAULT_BATCH_MAX;
+  if (out->readers < 1 || out->readers > MAX_READERS ||
+      out->queue_max > MAX_QUEUE || out->batch_max > MAX_BATCH) {
+    perr_set(err, "STORE_CONFIG",
+             "store: readers 1..%d, queue_max up to %u, batch_max up to %d",
+             MAX_READERS, MAX_QUEUE, MAX_BATCH);
+    return PROVD_E_INVAL;
+  }
+  return PROVD_OK;
+}
+
+/* Stops the threads that run (after draining), then frees everything. */
+static void store_free(struct store *st)
+{
+  jobq_close(&st->reads);
+  jobq_close(&st->writes);
+  for (int i = 0; i < st->n_readers; i++)
+    pthread_join(st->reader_threads[i], NULL);
+  if (st->writer_running)
+    pthread_join(st->writer_thread, NULL);
+  for (int i = 0; st->reader_sessions && i < st->opts.readers; i++)
+    store_session_fini(&st->reader_sessions[i]);
+  store_session_fini(&st->writer_session);
+  jobq_fini(&st->reads);
+  jobq_fini(&st->writes);
+  free(st->reader_threads);
+  free(st->reader_sessions);
+  free(st->batch);
+  free(st->batch_status);
+  free(st->batch_err);
+  free(st);
+}
+
+static int alloc_parts(struct store *st, struct provd_err *err)
+{
+  size_t r = (size_t)st->opts.readers, b = st->opts.batch_max;
+  st->reader_threads = calloc(r, sizeof(*st->reader_threads));
+  st->reader_sessions = calloc(r, sizeof(*st->reader_sessions));
+  st->batch = calloc(b, sizeof(*st->batch));
+  st->batch_status = calloc(b, sizeof(*st->batch_status));
+  st->batch_err = calloc(b, sizeof(*st->batch_err));
+  if (!st->reader_threads || !st->reader_sessions || !st->batch ||
+      !st->batch_status || !st->batch_err ||
+      jobq_init(&st->reads, sizeof(struct read_job), st->opts.queue_max) ||
+      jobq_init(&st->writes, sizeof(struct write_job), st->opts.queue_max)) {
+    perr_set(err, "STORE_NOMEM", "no memory for the store");
+    return PROVD_E_NOMEM;
+  }
+  return PROVD_OK;
+}
+
+/* Sessions open here, on the caller's thread, so that a bad database is
+ * an error of store_open() rather than a log line from a thread. */
+static int open_sessions(struct store *st, struct provd_err *err)
+{
+  int rc = store_session_init(st, &st->writer_session, err);
+  for (int i = 0; rc == PROVD_OK && i < st->opts.readers; i++)
+    rc = store_session_init(st, &st->reader_sessions[i], err);
+  return rc;
+}
+
+static int start_threads(struct store *st, struct provd_err *err)
+{
+  if (pthread_create(&st->writer_thread, NULL, writer_main, st) != 0) {
+    perr_set(err, "STORE_THREAD", "cannot start the store writer thread");
+    return PROVD_E_INTERNAL;
+  }
+  st->writer_running = 1;
+  for (int i = 0; i < st->opts.readers; i++) {
+    if (pthread_create(&st->reader_threads[i], NULL, reader_main,
+                       &st->reader_sessions[i]) != 0) {
+      perr_set(err, "STORE_THREAD", "cannot start store reader thread %d",
+               i);
+      return PROVD_E_INTERNAL;
+    }
+    st->n_readers++;
+  }
+  return PROVD_OK;
+}
+
+int store_open(struct plugin_instance *storage, const struct store_opts *o,
+               struct store **out, struct provd_err *err)
+{
+  *out = NULL;
+  int rc = check_instance(storage, err);
+  struct store_opts opts;
+  if (rc == PROVD_OK)
+    rc = read_opts(o, &opts, err);
+  if (rc != PROVD_OK)
+    return rc;
+  struct store *st = calloc(1, sizeof(*st));
+  if (!st) {
+    perr_set(err, "STORE_NOMEM", "no memory for the store");
+    return PROVD_E_NOMEM;
+  }
+  st->inst = storage;
+  st->ops = storage->desc->ops;
+  st->opts = opts;
+  rc = alloc_parts(st, err);
+  if (rc == PROVD_OK)
+    rc = open_sessions(st, err);
+  if (rc == PROVD_OK)
+    rc = start_threads(st, err);
+  if (rc != PROVD_OK) {
+    store_free(st);
+    return rc;
+  }
+  *out = st;
+  return PROVD_OK;
+}
+
+void store_close(struct store *st)
+{
+  if (st)
+    store_free(st);
+}
+
+int store_submit_read(struct store *st, store_read_fn fn, void *ud)
+{
+  if (!st || !fn)
+    return PROVD_E_INVAL;
+  struct read_job job = { .fn = fn, .ud = ud };
+  return jobq_push(&st->reads, &job);
+}
+
+int store_submit_write(struct store *st, store_write_fn fn,
+                       store_done_fn done, void *ud)
+{
+  if (!st || !fn)
+    return PROVD_E_INVAL;
+  struct write_job job = { .fn = fn, .done = done, .ud = ud };
+  int rc = jobq_push(&st->writes, &job);
+  if (rc != PROVD_OK)
+    metrics_add("provd_store_write_rejected_total",
+                "Write jobs refused because the queue was full or closing",
+                NULL, 1);
+  return rc;
+}

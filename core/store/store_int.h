@@ -1,0 +1,62 @@
+/* Private parts of the core store shared by store.c (threads, queues) and
+ * store_ops.c (typed helpers). */
+#ifndef CORE_STORE_STORE_INT_H
+#define CORE_STORE_STORE_INT_H
+
+#include <pthread.h>
+
+#include "store/store.h"
+
+struct store_session {
+  struct store *st;
+  void *ps;          /* the plugin's session, owned */
+  int depth;         /* transaction levels opened through this wrapper */
+  char *buf;         /* JSON serialization scratch, reused, owned */
+  size_t buf_cap;
+};
+
+/* A bounded FIFO of fixed-size jobs. */
+struct jobq {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  unsigned char *slots; /* cap * elem bytes */
+  size_t elem, cap, head, n;
+  int closing;          /* no new jobs; consumers drain and exit */
+};
+
+struct read_job {
+  store_read_fn fn;
+  void *ud;
+};
+
+struct write_job {
+  store_write_fn fn;
+  store_done_fn done;
+  void *ud;
+};
+
+struct store {
+  struct plugin_instance *inst;          /* borrowed */
+  const struct provd_storage_ops *ops;   /* borrowed from the descriptor */
+  struct store_opts opts;
+
+  struct jobq reads, writes;
+  pthread_t *reader_threads;
+  struct store_session *reader_sessions; /* one per reader thread */
+  int n_readers;                         /* threads running */
+
+  pthread_t writer_thread;
+  int writer_running;
+  struct store_session writer_session;
+  /* Per-batch scratch of batch_max entries, writer thread only. */
+  struct write_job *batch;
+  int *batch_status;
+  struct provd_err *batch_err;
+};
+
+/* Fills an embedded session (store_ops.c); PROVD_OK or an error. */
+int store_session_init(struct store *st, struct store_session *s,
+                       struct provd_err *err);
+void store_session_fini(struct store_session *s);
+
+#endif

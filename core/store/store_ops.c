@@ -1,0 +1,350 @@
+/* Typed helpers over the storage plugin: owned record copies in, JSON
+ * bodies parsed with jansson out.  Storage plugins are THREADSAFE per
+ * session, so ops are called directly, without plugin_op_enter(). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "store/store_int.h"
+
+/* Bodies above this are refused before serialization finishes. */
+#define STORE_MAX_BODY (4u * 1024u * 1024u)
+#define STORE_BUF_INITIAL 4096
+
+/* ---- sessions ---- */
+
+int store_session_init(struct store *st, struct store_session *s,
+                       struct provd_err *err)
+{
+  memset(s, 0, sizeof(*s));
+  s->st = st;
+  return st->ops->session_open(st->inst->state, &s->ps, err);
+}
+
+void store_session_fini(struct store_session *s)
+{
+  if (s->ps)
+    s->st->ops->session_close(s->ps);
+  free(s->buf);
+  memset(s, 0, sizeof(*s));
+}
+
+struct store_session *store_session_open(struct store *st,
+                                         struct provd_err *err)
+{
+  struct store_session *s = malloc(sizeof(*s));
+  if (!s) {
+    perr_set(err, "STORE_NOMEM", "no memory for a store session");
+    return NULL;
+  }
+  if (store_session_init(st, s, err) != PROVD_OK) {
+    free(s);
+    return NULL;
+  }
+  return s;
+}
+
+void store_session_close(struct store_session *s)
+{
+  if (!s)
+    return;
+  store_session_fini(s);
+  free(s);
+}
+
+/* A session whose connection was lost and not yet reopened. */
+static int no_session(const struct store_session *s, struct provd_err *err)
+{
+  if (s->ps)
+    return PROVD_OK;
+  perr_set(err, "STORE_UNAVAILABLE", "the store session is not connected");
+  return PROVD_E_UNAVAILABLE;
+}
+
+#define NEED_SESSION(s, err)                                             \
+  do {                                                                   \
+    int need_rc_ = no_session(s, err);                                   \
+    if (need_rc_ != PROVD_OK)                                            \
+      return need_rc_;                                                   \
+  } while (0)
+
+/* ---- transactions: the wrapper counts levels so the writer can check
+ * that a job left the nesting as it found it ---- */
+
+int store_tx_begin(struct store_session *s, struct provd_err *err)
+{
+  NEED_SESSION(s, err);
+  int rc = s->st->ops->tx_begin(s->ps, err);
+  if (rc == PROVD_OK)
+    s->depth++;
+  return rc;
+}
+
+int store_tx_commit(struct store_session *s, struct provd_err *err)
+{
+  NEED_SESSION(s, err);
+  int rc = s->st->ops->tx_commit(s->ps, err);
+  /* A failed commit leaves the level open for a rollback. */
+  if (rc == PROVD_OK && s->depth > 0)
+    s->depth--;
+  return rc;
+}
+
+int store_tx_rollback(struct store_session *s, struct provd_err *err)
+{
+  /* The level is gone either way; on failure the owner resets the
+   * session (and session_unwind's loop relies on the decrement). */
+  if (s->depth > 0)
+    s->depth--;
+  NEED_SESSION(s, err);
+  return s->st->ops->tx_rollback(s->ps, err);
+}
+
+/* ---- records ---- */
+
+void store_rec_clear(struct store_rec *r)
+{
+  if (!r)
+    return;
+  free(r->id);
+  free(r->etag);
+  json_decref(r->body);
+  free(r->group_id);
+  free(r->hub);
+  free(r->kind);
+  memset(r, 0, sizeof(*r));
+}
+
+static int dup_opt(const char *src, char **dst)
+{
+  *dst = NULL;
+  if (!src)
+    return 0;
+  *dst = strdup(src);
+  return *dst ? 0 : -1;
+}
+
+/* Copies a borrowed plugin record into an owned one. */
+static int rec_copy(const struct provd_record *in, struct store_rec *out)
+{
+  memset(out, 0, sizeof(*out));
+  out->created_ms = in->created_ms;
+  out->updated_ms = in->updated_ms;
+  if (dup_opt(in->id, &out->id) || dup_opt(in->etag, &out->etag) ||
+      dup_opt(in->group_id, &out->group_id) || dup_opt(in->hub, &out->hub) ||
+      dup_opt(in->kind, &out->kind)) {
+    store_rec_clear(out);
+    return PROVD_E_NOMEM;
+  }
+  json_error_t jerr;
+  out->body = in->body_json ? json_loads(in->body_json, 0, &jerr) : NULL;
+  if (!out->body) {
+    store_rec_clear(out);
+    return PROVD_E_INTERNAL;
+  }
+  return PROVD_OK;
+}
+
+/* Remembers a copy failure so the plugin's generic callback error can be
+ * replaced by the real reason. */
+struct copy_ctx {
+  struct store_rec *out;
+  int failed; /* status of the failed copy, or 0 */
+  char id[128];
+};
+
+static void copy_note_failure(struct copy_ctx *c, int rc,
+                              const struct provd_record *rec)
+{
+  c->failed = rc;
+  snprintf(c->id, sizeof(c->id), "%s", rec->id ? rec->id : "?");
+}
+
+static void copy_report(const struct copy_ctx *c, struct provd_err *err)
+{
+  if (c->failed == PROVD_E_NOMEM)
+    perr_set(err, "STORE_NOMEM", "no memory to copy record %s", c->id);
+  else if (c->failed)
+    perr_set(err, "STORE_CORRUPT", "record %s has a body that is not JSON",
+             c->id);
+}
+
+static int copy_one(void *ud, const struct provd_record *rec)
+{
+  struct copy_ctx *c = ud;
+  int rc = rec_copy(rec, c->out);
+  if (rc != PROVD_OK)
+    copy_note_failure(c, rc, rec);
+  return rc;
+}
+
+int store_get(struct store_session *s, enum provd_table t, const char *id,
+              struct store_rec *out, struct provd_err *err)
+{
+  struct copy_ctx c = { .out = out };
+  memset(out, 0, sizeof(*out));
+  NEED_SESSION(s, err);
+  int rc = s->st->ops->get(s->ps, t, id, copy_one, &c, err);
+  if (c.failed)
+    copy_report(&c, err);
+  return rc;
+}
+
+/* Serializes body into the session's scratch buffer, NUL-terminated;
+ * *out stays valid until the next serialize() on this session. */
+static int serialize(struct store_session *s, const json_t *body,
+                     const char **out, struct provd_err *err)
+{
+  /* One pass into the reused buffer in the common case; a second one
+   * only after the buffer had to grow. */
+  size_t need = json_dumpb(body, s->buf, s->buf_cap ? s->buf_cap - 1 : 0,
+                           JSON_COMPACT);
+  if (need == 0 || need >= STORE_MAX_BODY) {
+    perr_set(err, "STORE_INVALID",
+             need ? "record body larger than 4 MiB"
+                  : "record body is not a JSON object or array");
+    return PROVD_E_INVAL;
+  }
+  if (need + 1 > s->buf_cap) {
+    size_t cap = s->buf_cap ? s->buf_cap : STORE_BUF_INITIAL;
+    while (cap < need + 1)
+      cap *= 2;
+    char *nb = realloc(s->buf, cap);
+    if (!nb) {
+      perr_set(err, "STORE_NOMEM", "no memory to serialize a record");
+      return PROVD_E_NOMEM;
+    }
+    s->buf = nb;
+    s->buf_cap = cap;
+    json_dumpb(body, s->buf, need, JSON_COMPACT);
+  }
+  s->buf[need] = '\0';
+  *out = s->buf;
+  return PROVD_OK;
+}
+
+int store_put(struct store_session *s, enum provd_table t,
+              const struct store_rec *rec, const char *if_match,
+              int must_create, struct provd_err *err)
+{
+  NEED_SESSION(s, err);
+  if (!rec || !rec->id || !rec->body) {
+    perr_set(err, "STORE_INVALID", "record without id or body");
+    return PROVD_E_INVAL;
+  }
+  const char *body = NULL;
+  int rc = serialize(s, rec->body, &body, err);
+  if (rc != PROVD_OK)
+    return rc;
+  struct provd_record r = {
+    .struct_size = sizeof(r),
+    .id = rec->id,
+    .etag = rec->etag,
+    .body_json = body,
+    .created_ms = rec->created_ms,
+    .updated_ms = rec->updated_ms,
+    .group_id = rec->group_id,
+    .hub = rec->hub,
+    .kind = rec->kind,
+  };
+  return s->st->ops->put(s->ps, t, &r, if_match, must_create, err);
+}
+
+int store_del(struct store_session *s, enum provd_table t, const char *id,
+              const char *if_match, struct provd_err *err)
+{
+  NEED_SESSION(s, err);
+  return s->st->ops->del(s->ps, t, id, if_match, err);
+}
+
+struct rec_vec {
+  struct store_rec *items;
+  size_t n, cap;
+  struct copy_ctx copy;
+};
+
+static int append_one(void *ud, const struct provd_record *rec)
+{
+  struct rec_vec *v = ud;
+  if (v->n == v->cap) {
+    size_t cap = v->cap ? v->cap * 2 : 16;
+    struct store_rec *ni = cap <= SIZE_MAX / sizeof(*ni)
+                               ? realloc(v->items, cap * sizeof(*ni))
+                               : NULL;
+    if (!ni) {
+      copy_note_failure(&v->copy, PROVD_E_NOMEM, rec);
+      return PROVD_E_NOMEM;
+    }
+    v->items = ni;
+    v->cap = cap;
+  }
+  int rc = rec_copy(rec, &v->items[v->n]);
+  if (rc != PROVD_OK)
+    copy_note_failure(&v->copy, rc, rec);
+  else
+    v->n++;
+  return rc;
+}
+
+void store_recs_free(struct store_rec *recs, size_t n)
+{
+  for (size_t i = 0; recs && i < n; i++)
+    store_rec_clear(&recs[i]);
+  free(recs);
+}
+
+int store_list(struct store_session *s, enum provd_table t,
+               const struct provd_query *q, struct store_rec **out,
+               size_t *n, struct provd_err *err)
+{
+  struct rec_vec v = { 0 };
+  *out = NULL;
+  *n = 0;
+  NEED_SESSION(s, err);
+  int rc = s->st->ops->list(s->ps, t, q, append_one, &v, err);
+  if (rc != PROVD_OK) {
+    copy_report(&v.copy, err);
+    store_recs_free(v.items, v.n);
+    return rc;
+  }
+  *out = v.items;
+  *n = v.n;
+  return PROVD_OK;
+}
+
+int store_count(struct store_session *s, enum provd_table t,
+                const struct provd_query *q, uint64_t *out,
+                struct provd_err *err)
+{
+  NEED_SESSION(s, err);
+  return s->st->ops->count(s->ps, t, q, out, err);
+}
+
+static int64_t now_unix_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int store_event(struct store_session *s, const char *type,
+                const char *subject, const json_t *body, uint64_t *seq_out,
+                struct provd_err *err)
+{
+  NEED_SESSION(s, err);
+  const char *text = "{}"; /* an event without details */
+  if (body) {
+    int rc = serialize(s, body, &text, err);
+    if (rc != PROVD_OK)
+      return rc;
+  }
+  struct provd_outbox_event ev = {
+    .struct_size = sizeof(ev),
+    .type = type,
+    .time_ms = now_unix_ms(),
+    .subject = subject,
+    .body_json = text,
+  };
+  return s->st->ops->outbox_append(s->ps, &ev, seq_out, err);
+}

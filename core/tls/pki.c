@@ -1,0 +1,667 @@
+/* Data-dir PKI: a local CA, a server certificate it signs, the service
+ * connection string; and the server TLS context.  Files are written
+ * atomically (temp + fsync + rename) and never regenerated once they
+ * exist: an operator who distributed ca.pem must be able to rely on it. */
+#include "tls/pki.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/bn.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "util/log.h"
+
+#define COMPONENT "pki"
+#define CA_DAYS 3650
+#define SERVER_DAYS 825
+#define BACKDATE_S (-3600) /* tolerate devices whose clock is a bit behind */
+#define SERIAL_BYTES 16
+#define SAS_KEY_BYTES 32
+#define MAX_CONN_STRING_FILE 4096
+/* TLS 1.2 suites: forward secrecy and AEAD first; CBC kept for small
+ * device stacks.  TLS 1.3 suites stay OpenSSL's defaults. */
+#define TLS12_CIPHERS                                                       \
+  "ECDHE+AESGCM:ECDHE+CHACHA20:ECDHE+AES:!aNULL:!eNULL:!MD5:!DSS:!RC4:!3DES"
+
+static const char CONN_STRING_PREFIX[] =
+    "HostName=localhost;SharedAccessKeyName=provisioningserviceowner;"
+    "SharedAccessKey=";
+
+/* ---- errors ----------------------------------------------------------- */
+
+/* Sets err with the message plus OpenSSL's most recent reason. */
+static void crypto_err(struct provd_err *err, const char *code,
+                       const char *what)
+{
+  unsigned long e = ERR_peek_last_error();
+  char reason[256] = "unknown error";
+  if (e)
+    ERR_error_string_n(e, reason, sizeof reason);
+  ERR_clear_error();
+  perr_set(err, code, "%s: %s", what, reason);
+}
+
+/* ---- files ------------------------------------------------------------ */
+
+static int join_path(char *out, size_t n, const char *dir, const char *name,
+                     struct provd_err *err)
+{
+  int r = snprintf(out, n, "%s/%s", dir, name);
+  if (r < 0 || (size_t)r >= n) {
+    perr_set(err, "PKI_IO", "path too long: %s/%s", dir, name);
+    return -1;
+  }
+  return 0;
+}
+
+static bool file_exists(const char *path)
+{
+  struct stat st;
+  return stat(path, &st) == 0;
+}
+
+/* mkdir -p; directories we create get `mode`. */
+static int mkdir_p(const char *path, mode_t mode, struct provd_err *err)
+{
+  char buf[PATH_MAX];
+  if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) {
+    perr_set(err, "PKI_IO", "path too long: %s", path);
+    return -1;
+  }
+  size_t len = strlen(buf);
+  while (len > 1 && buf[len - 1] == '/')
+    buf[--len] = '\0';
+  for (char *p = buf + 1;; p++) {
+    bool last = *p == '\0';
+    if (*p == '/' || last) {
+      char saved = *p;
+      *p = '\0';
+      if (mkdir(buf, mode) < 0 && errno != EEXIST) {
+        perr_set(err, "PKI_IO", "cannot create directory %s: %s", buf,
+                 strerror(errno));
+        return -1;
+      }
+      *p = saved;
+    }
+    if (last)
+      break;
+  }
+  struct stat st;
+  if (stat(buf, &st) < 0 || !S_ISDIR(st.st_mode)) {
+    perr_set(err, "PKI_IO", "%s is not a directory", buf);
+    return -1;
+  }
+  return 0;
+}
+
+static int write_all(int fd, const void *data, size_t len)
+{
+  const char *p = data;
+  while (len > 0) {
+    ssize_t n = write(fd, p, len);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return -1;
+    p += n;
+    len -= (size_t)n;
+  }
+  return 0;
+}
+
+static void fsync_parent(const char *path)
+{
+  char dir[PATH_MAX];
+  snprintf(dir, sizeof dir, "%s", path);
+  char *slash = strrchr(dir, '/');
+  if (!slash)
+    snprintf(dir, sizeof dir, ".");
+  else if (slash == dir)
+    dir[1] = '\0';
+  else
+    *slash = '\0';
+  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0) {
+    fsync(fd);
+    close(fd);
+  }
+}
+
+/* Writes path atomically with `mode`: a reader sees the old file or the
+ * whole new one, even across a crash. */
+static int write_atomic(const char *path, const void *data, size_t len,
+                        mode_t mode, struct provd_err *err)
+{
+  char tmp[PATH_MAX];
+  if (snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path) >= (int)sizeof tmp) {
+    perr_set(err, "PKI_IO", "path too long: %s", path);
+    return -1;
+  }
+  int fd = mkstemp(tmp);
+  if (fd < 0) {
+    perr_set(err, "PKI_IO", "cannot create %s: %s", tmp, strerror(errno));
+    return -1;
+  }
+  if (fchmod(fd, mode) < 0 || write_all(fd, data, len) < 0 || fsync(fd) < 0) {
+    perr_set(err, "PKI_IO", "cannot write %s: %s", tmp, strerror(errno));
+    close(fd);
+    unlink(tmp);
+    return -1;
+  }
+  close(fd);
+  if (rename(tmp, path) < 0) {
+    perr_set(err, "PKI_IO", "cannot rename %s to %s: %s", tmp, path,
+             strerror(errno));
+    unlink(tmp);
+    return -1;
+  }
+  fsync_parent(path);
+  return 0;
+}
+
+/* Writes the PEM held in a memory BIO. */
+static int write_pem(const char *path, mode_t mode, BIO *mem,
+                     struct provd_err *err)
+{
+  char *data = NULL;
+  long len = BIO_get_mem_data(mem, &data);
+  if (len <= 0) {
+    perr_set(err, "PKI_CRYPTO", "empty PEM for %s", path);
+    return -1;
+  }
+  return write_atomic(path, data, (size_t)len, mode, err);
+}
+
+static int write_key(const char *path, EVP_PKEY *key, struct provd_err *err)
+{
+  BIO *mem = BIO_new(BIO_s_mem());
+  if (!mem || !PEM_write_bio_PrivateKey(mem, key, NULL, NULL, 0, NULL, NULL)) {
+    BIO_free(mem);
+    crypto_err(err, "PKI_CRYPTO", "cannot encode private key");
+    return -1;
+  }
+  int r = write_pem(path, 0600, mem, err);
+  BIO_free(mem);
+  return r;
+}
+
+static int write_cert(const char *path, X509 *cert, struct provd_err *err)
+{
+  BIO *mem = BIO_new(BIO_s_mem());
+  if (!mem || !PEM_write_bio_X509(mem, cert)) {
+    BIO_free(mem);
+    crypto_err(err, "PKI_CRYPTO", "cannot encode certificate");
+    return -1;
+  }
+  int r = write_pem(path, 0644, mem, err);
+  BIO_free(mem);
+  return r;
+}
+
+static EVP_PKEY *load_key(const char *path, struct provd_err *err)
+{
+  BIO *in = BIO_new_file(path, "r");
+  EVP_PKEY *key = in ? PEM_read_bio_PrivateKey(in, NULL, NULL, NULL) : NULL;
+  BIO_free(in);
+  if (!key)
+    crypto_err(err, "PKI_CRYPTO", path);
+  return key;
+}
+
+static X509 *load_cert(const char *path, struct provd_err *err)
+{
+  BIO *in = BIO_new_file(path, "r");
+  X509 *cert = in ? PEM_read_bio_X509(in, NULL, NULL, NULL) : NULL;
+  BIO_free(in);
+  if (!cert)
+    crypto_err(err, "PKI_CRYPTO", path);
+  return cert;
+}
+
+/* ---- certificates ----------------------------------------------------- */
+
+static EVP_PKEY *generate_p256(struct provd_err *err)
+{
+  EVP_PKEY *key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+  if (!key)
+    crypto_err(err, "PKI_CRYPTO", "cannot generate a P-256 key");
+  return key;
+}
+
+static int add_ext(X509 *cert, X509 *issuer, int nid, const char *value)
+{
+  X509V3_CTX ctx;
+  X509V3_set_ctx_nodb(&ctx);
+  X509V3_set_ctx(&ctx, issuer, cert, NULL, NULL, 0);
+  X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
+  if (!ext)
+    return -1;
+  int ok = X509_add_ext(cert, ext, -1);
+  X509_EXTENSION_free(ext);
+  return ok ? 0 : -1;
+}
+
+static int set_random_serial(X509 *cert)
+{
+  unsigned char raw[SERIAL_BYTES];
+  if (RAND_bytes(raw, sizeof raw) != 1)
+    return -1;
+  raw[0] &= 0x7f; /* positive */
+  raw[0] |= 0x01; /* and exactly SERIAL_BYTES long */
+  BIGNUM *bn = BN_bin2bn(raw, sizeof raw, NULL);
+  int ok = bn && BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(cert)) != NULL;
+  BN_free(bn);
+  return ok ? 0 : -1;
+}
+
+static int set_common_name(X509_NAME *name, const char *cn)
+{
+  return X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
+                                    (const unsigned char *)cn, -1, -1, 0)
+             ? 0
+             : -1;
+}
+
+/* A fresh certificate shell: version 3, serial, validity, subject, key. */
+static X509 *new_cert(EVP_PKEY *key, const char *cn, long days)
+{
+  X509 *cert = X509_new();
+  if (!cert)
+    return NULL;
+  if (!X509_set_version(cert, 2) || set_random_serial(cert) < 0 ||
+      !X509_gmtime_adj(X509_getm_notBefore(cert), BACKDATE_S) ||
+      !X509_time_adj_ex(X509_getm_notAfter(cert), (int)days, 0, NULL) ||
+      set_common_name(X509_get_subject_name(cert), cn) < 0 ||
+      !X509_set_pubkey(cert, key)) {
+    X509_free(cert);
+    return NULL;
+  }
+  return cert;
+}
+
+static X509 *make_ca_cert(EVP_PKEY *key, struct provd_err *err)
+{
+  X509 *cert = new_cert(key, "provd local CA", CA_DAYS);
+  bool ok = cert &&
+            X509_set_issuer_name(cert, X509_get_subject_name(cert)) &&
+            add_ext(cert, cert, NID_basic_constraints, "critical,CA:TRUE") == 0 &&
+            add_ext(cert, cert, NID_key_usage, "critical,keyCertSign,cRLSign") == 0 &&
+            add_ext(cert, cert, NID_subject_key_identifier, "hash") == 0 &&
+            add_ext(cert, cert, NID_authority_key_identifier, "keyid:always") == 0 &&
+            X509_sign(cert, key, EVP_sha256()) > 0;
+  if (!ok) {
+    crypto_err(err, "PKI_CRYPTO", "cannot create the local CA certificate");
+    X509_free(cert);
+    return NULL;
+  }
+  return cert;
+}
+
+static X509 *make_server_cert(EVP_PKEY *key, X509 *ca, EVP_PKEY *ca_key,
+                              struct provd_err *err)
+{
+  X509 *cert = new_cert(key, "localhost", SERVER_DAYS);
+  bool ok = cert &&
+            X509_set_issuer_name(cert, X509_get_subject_name(ca)) &&
+            add_ext(cert, ca, NID_basic_constraints, "critical,CA:FALSE") == 0 &&
+            add_ext(cert, ca, NID_key_usage, "critical,digitalSignature") == 0 &&
+            add_ext(cert, ca, NID_ext_key_usage, "serverAuth") == 0 &&
+            add_ext(cert, ca, NID_subject_alt_name,
+                    "DNS:localhost,IP:127.0.0.1,IP:::1") == 0 &&
+            add_ext(cert, ca, NID_subject_key_identifier, "hash") == 0 &&
+            add_ext(cert, ca, NID_authority_key_identifier, "keyid:always") == 0 &&
+            X509_sign(cert, ca_key, EVP_sha256()) > 0;
+  if (!ok) {
+    crypto_err(err, "PKI_CRYPTO", "cannot create the server certificate");
+    X509_free(cert);
+    return NULL;
+  }
+  return cert;
+}
+
+/* ---- the local PKI ---------------------------------------------------- */
+
+struct local_pki {
+  char ca_pem[PATH_MAX], ca_key[PATH_MAX];
+  char srv_pem[PATH_MAX], srv_key[PATH_MAX];
+};
+
+static int generate_ca(const struct local_pki *p, X509 **ca,
+                       EVP_PKEY **ca_key, struct provd_err *err)
+{
+  *ca_key = generate_p256(err);
+  if (!*ca_key)
+    return -1;
+  *ca = make_ca_cert(*ca_key, err);
+  if (!*ca)
+    return -1;
+  /* Key first: a ca.pem without its key could never sign again. */
+  if (write_key(p->ca_key, *ca_key, err) < 0 ||
+      write_cert(p->ca_pem, *ca, err) < 0)
+    return -1;
+  log_info(COMPONENT, "generated local CA %s", p->ca_pem);
+  return 0;
+}
+
+static int load_ca(const struct local_pki *p, X509 **ca, EVP_PKEY **ca_key,
+                   struct provd_err *err)
+{
+  *ca = load_cert(p->ca_pem, err);
+  if (!*ca)
+    return -1;
+  *ca_key = load_key(p->ca_key, err);
+  if (!*ca_key)
+    return -1;
+  if (!X509_check_private_key(*ca, *ca_key)) {
+    ERR_clear_error();
+    perr_set(err, "PKI_STATE", "%s does not belong to %s", p->ca_key,
+             p->ca_pem);
+    return -1;
+  }
+  return 0;
+}
+
+static int issue_server_cert(const struct local_pki *p, X509 *ca,
+                             EVP_PKEY *ca_key, struct provd_err *err)
+{
+  EVP_PKEY *key = generate_p256(err);
+  X509 *cert = key ? make_server_cert(key, ca, ca_key, err) : NULL;
+  int r = -1;
+  if (cert && write_key(p->srv_key, key, err) == 0 &&
+      write_cert(p->srv_pem, cert, err) == 0) {
+    log_info(COMPONENT, "generated server certificate %s", p->srv_pem);
+    r = 0;
+  }
+  X509_free(cert);
+  EVP_PKEY_free(key);
+  return r;
+}
+
+/* Decides what exists, what may be generated, and what is inconsistent
+ * (never silently replaced). */
+static int ensure_local_pki(const struct local_pki *p, struct provd_err *err)
+{
+  bool ca_pem = file_exists(p->ca_pem), ca_key = file_exists(p->ca_key);
+  bool srv_pem = file_exists(p->srv_pem), srv_key = file_exists(p->srv_key);
+  if (srv_pem != srv_key) {
+    perr_set(err, "PKI_STATE", "%s without %s; restore it or remove both "
+             "to regenerate", srv_pem ? p->srv_pem : p->srv_key,
+             srv_pem ? p->srv_key : p->srv_pem);
+    return -1;
+  }
+  if (!ca_pem && (ca_key || srv_pem)) {
+    perr_set(err, "PKI_STATE", "%s is missing; restore it or remove the "
+             "tls directory to regenerate the local PKI", p->ca_pem);
+    return -1;
+  }
+  if (srv_pem)
+    return 0; /* all in place (the CA key may have been put offline) */
+  if (ca_pem && !ca_key) {
+    perr_set(err, "PKI_STATE", "%s is missing, so no server certificate "
+             "can be issued", p->ca_key);
+    return -1;
+  }
+  X509 *ca = NULL;
+  EVP_PKEY *key = NULL;
+  int r = ca_pem ? load_ca(p, &ca, &key, err) : generate_ca(p, &ca, &key, err);
+  if (r == 0)
+    r = issue_server_cert(p, ca, key, err);
+  X509_free(ca);
+  EVP_PKEY_free(key);
+  return r;
+}
+
+/* ---- connection string ------------------------------------------------ */
+
+static int generate_connection_string(const char *path, struct provd_err *err)
+{
+  unsigned char raw[SAS_KEY_BYTES];
+  char b64[4 * ((SAS_KEY_BYTES + 2) / 3) + 1];
+  char line[sizeof CONN_STRING_PREFIX + sizeof b64 + 1];
+  if (RAND_bytes(raw, sizeof raw) != 1) {
+    crypto_err(err, "PKI_CRYPTO", "no random bytes for the service key");
+    return -1;
+  }
+  EVP_EncodeBlock((unsigned char *)b64, raw, sizeof raw);
+  int n = snprintf(line, sizeof line, "%s%s\n", CONN_STRING_PREFIX, b64);
+  int r = write_atomic(path, line, (size_t)n, 0600, err);
+  OPENSSL_cleanse(raw, sizeof raw);
+  OPENSSL_cleanse(b64, sizeof b64);
+  OPENSSL_cleanse(line, sizeof line);
+  if (r == 0)
+    log_info(COMPONENT, "generated service connection string %s", path);
+  return r;
+}
+
+static int ensure_connection_string(const char *path, struct provd_err *err)
+{
+  if (!file_exists(path))
+    return generate_connection_string(path, err);
+  char host[256], name[128], key[256];
+  int r = pki_read_connection_string(path, host, sizeof host, name,
+                                     sizeof name, key, sizeof key, err);
+  OPENSSL_cleanse(key, sizeof key);
+  struct stat st;
+  if (r == 0 && stat(path, &st) == 0 && (st.st_mode & 077))
+    log_warn(COMPONENT, "%s is readable by other users (mode %03o)", path,
+             (unsigned)(st.st_mode & 0777));
+  return r;
+}
+
+/* ---- public ----------------------------------------------------------- */
+
+static int check_readable(const char *what, const char *path,
+                          struct provd_err *err)
+{
+  FILE *f = fopen(path, "r");
+  if (!f) {
+    perr_set(err, "PKI_IO", "cannot read %s %s: %s", what, path,
+             strerror(errno));
+    return -1;
+  }
+  fclose(f);
+  return 0;
+}
+
+static int use_given_cert(const char *cert, const char *key,
+                          struct pki_paths *out, struct provd_err *err)
+{
+  if (!cert || !*cert || !key || !*key) {
+    perr_set(err, "PKI_CONFIG", "tls cert and key must be given together");
+    return -1;
+  }
+  if (check_readable("certificate", cert, err) < 0 ||
+      check_readable("private key", key, err) < 0)
+    return -1;
+  if (snprintf(out->cert, sizeof out->cert, "%s", cert) >=
+          (int)sizeof out->cert ||
+      snprintf(out->key, sizeof out->key, "%s", key) >= (int)sizeof out->key) {
+    perr_set(err, "PKI_CONFIG", "certificate or key path too long");
+    return -1;
+  }
+  return 0;
+}
+
+int pki_init_data_dir(const char *data_dir, const char *cert,
+                      const char *key, struct pki_paths *out,
+                      struct provd_err *err)
+{
+  memset(out, 0, sizeof *out);
+  if (!data_dir || !*data_dir) {
+    perr_set(err, "PKI_CONFIG", "no data directory");
+    return -1;
+  }
+  char tls_dir[PATH_MAX];
+  struct local_pki p;
+  if (mkdir_p(data_dir, 0700, err) < 0 ||
+      join_path(tls_dir, sizeof tls_dir, data_dir, "tls", err) < 0 ||
+      join_path(out->conn_string, sizeof out->conn_string, data_dir,
+                "service-connection-string", err) < 0 ||
+      join_path(p.ca_pem, sizeof p.ca_pem, tls_dir, "ca.pem", err) < 0 ||
+      join_path(p.ca_key, sizeof p.ca_key, tls_dir, "ca.key", err) < 0 ||
+      join_path(p.srv_pem, sizeof p.srv_pem, tls_dir, "server.pem", err) < 0 ||
+      join_path(p.srv_key, sizeof p.srv_key, tls_dir, "server.key", err) < 0)
+    return -1;
+  bool given = (cert && *cert) || (key && *key);
+  if (given) {
+    /* The operator's certificate: its CA is theirs; ca.pem is reported
+     * only if an earlier start left one. */
+    if (use_given_cert(cert, key, out, err) < 0)
+      return -1;
+    if (file_exists(p.ca_pem))
+      snprintf(out->ca, sizeof out->ca, "%s", p.ca_pem);
+  } else {
+    if (mkdir_p(tls_dir, 0700, err) < 0 || ensure_local_pki(&p, err) < 0)
+      return -1;
+    snprintf(out->ca, sizeof out->ca, "%s", p.ca_pem);
+    snprintf(out->cert, sizeof out->cert, "%s", p.srv_pem);
+    snprintf(out->key, sizeof out->key, "%s", p.srv_key);
+  }
+  return ensure_connection_string(out->conn_string, err);
+}
+
+static int copy_field(const char *what, const char *v, size_t len, char *out,
+                      size_t out_len, struct provd_err *err)
+{
+  if (len == 0 || len >= out_len) {
+    perr_set(err, "CONN_STRING", "%s is %s", what, len ? "too long" : "empty");
+    return -1;
+  }
+  memcpy(out, v, len);
+  out[len] = '\0';
+  return 0;
+}
+
+/* Splits "A=1;B=2" (a value may contain '='); fills the three fields. */
+static int parse_connection_string(char *text, char *host, size_t hlen,
+                                   char *key_name, size_t nlen, char *key,
+                                   size_t klen, struct provd_err *err)
+{
+  bool got_host = false, got_name = false, got_key = false;
+  char *part = text;
+  while (part && *part) {
+    char *semi = strchr(part, ';');
+    size_t len = semi ? (size_t)(semi - part) : strlen(part);
+    char *eq = memchr(part, '=', len);
+    if (eq) {
+      size_t name_len = (size_t)(eq - part);
+      const char *v = eq + 1;
+      size_t vlen = len - name_len - 1;
+      int r = 0;
+      if (name_len == 8 && strncasecmp(part, "HostName", 8) == 0) {
+        r = copy_field("HostName", v, vlen, host, hlen, err);
+        got_host = true;
+      } else if (name_len == 19 &&
+                 strncasecmp(part, "SharedAccessKeyName", 19) == 0) {
+        r = copy_field("SharedAccessKeyName", v, vlen, key_name, nlen, err);
+        got_name = true;
+      } else if (name_len == 15 &&
+                 strncasecmp(part, "SharedAccessKey", 15) == 0) {
+        r = copy_field("SharedAccessKey", v, vlen, key, klen, err);
+        got_key = true;
+      }
+      if (r < 0)
+        return -1;
+    }
+    part = semi ? semi + 1 : NULL;
+  }
+  if (!got_host || !got_name || !got_key) {
+    perr_set(err, "CONN_STRING", "missing %s",
+             !got_host ? "HostName"
+                       : !got_name ? "SharedAccessKeyName" : "SharedAccessKey");
+    return -1;
+  }
+  return 0;
+}
+
+int pki_read_connection_string(const char *path, char *host, size_t hlen,
+                               char *key_name, size_t nlen, char *key,
+                               size_t klen, struct provd_err *err)
+{
+  FILE *f = fopen(path, "r");
+  if (!f) {
+    perr_set(err, "PKI_IO", "cannot read %s: %s", path, strerror(errno));
+    return -1;
+  }
+  char buf[MAX_CONN_STRING_FILE + 1];
+  size_t n = fread(buf, 1, sizeof buf, f);
+  fclose(f);
+  if (n > MAX_CONN_STRING_FILE) {
+    OPENSSL_cleanse(buf, sizeof buf);
+    perr_set(err, "CONN_STRING", "%s is larger than %d bytes", path,
+             MAX_CONN_STRING_FILE);
+    return -1;
+  }
+  buf[n] = '\0';
+  while (n > 0 && strchr(" \t\r\n", buf[n - 1]))
+    buf[--n] = '\0';
+  int r = -1;
+  if (memchr(buf, '\n', n) || memchr(buf, '\0', n))
+    perr_set(err, "CONN_STRING", "%s must hold one line", path);
+  else
+    r = parse_connection_string(buf, host, hlen, key_name, nlen, key, klen,
+                                err);
+  OPENSSL_cleanse(buf, sizeof buf);
+  if (r < 0 && err && strcmp(err->code, "CONN_STRING") == 0) {
+    char msg[sizeof err->msg];
+    snprintf(msg, sizeof msg, "%s", err->msg);
+    perr_set(err, "CONN_STRING", "%s: %s", path, msg);
+  }
+  return r;
+}
+
+/* Device certificates are checked by the x509 attestation plugin against
+ * the enrollment, not by the TLS layer: accept whatever is presented. */
+static int accept_any_cert(int preverify_ok, X509_STORE_CTX *ctx)
+{
+  (void)preverify_ok;
+  (void)ctx;
+  return 1;
+}
+
+SSL_CTX *tls_server_ctx_new(const char *cert, const char *key,
+                            struct provd_err *err)
+{
+  static const unsigned char sid_ctx[] = "provd";
+  SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+  if (!ctx) {
+    crypto_err(err, "TLS_CONFIG", "SSL_CTX_new");
+    return NULL;
+  }
+  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+                               SSL_OP_CIPHER_SERVER_PREFERENCE);
+  const char *step = NULL;
+  if (!SSL_CTX_set_cipher_list(ctx, TLS12_CIPHERS))
+    step = "cipher list";
+  else if (!SSL_CTX_use_certificate_chain_file(ctx, cert))
+    step = cert;
+  else if (!SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM))
+    step = key;
+  else if (!SSL_CTX_check_private_key(ctx))
+    step = "private key does not match the certificate";
+  if (step) {
+    crypto_err(err, "TLS_CONFIG", step);
+    SSL_CTX_free(ctx);
+    return NULL;
+  }
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, accept_any_cert);
+  /* Required with SSL_VERIFY_PEER once sessions are cached, or resumption
+   * fails with "session id context uninitialized". */
+  SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof sid_ctx - 1);
+  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+  return ctx;
+}

@@ -1,0 +1,463 @@
+/* SharedAccessSignature tokens, base64 and percent-encoding.
+ *
+ * The signature covers the `sr` value exactly as it appears in the token:
+ * Node sends it unencoded, the C SDK with lowercase `%2f`, TPM clients with
+ * `%2F` (shared/spec/dps-wire-traces.md 1.4).  So sr is never normalised
+ * before the MAC; it is decoded only to compare it with the resource. */
+#include "util/sas.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#define SAS_PREFIX "SharedAccessSignature "
+#define SAS_MAX_FIELDS 16   /* a real token has 3 or 4 */
+#define SAS_MAC_LEN 32      /* HMAC-SHA256 */
+#define SAS_MAX_KEY 1024    /* decoded key bytes we accept (DPS: 16..64) */
+#define SAS_MAX_SE_DIGITS 18 /* keeps se far from int64 overflow */
+
+/* ---- base64 (RFC 4648, standard alphabet, padded, strict) ---- */
+
+static const char b64_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/* Value of one base64 digit, or -1. */
+static int b64_digit(unsigned char c)
+{
+  if (c >= 'A' && c <= 'Z')
+    return c - 'A';
+  if (c >= 'a' && c <= 'z')
+    return c - 'a' + 26;
+  if (c >= '0' && c <= '9')
+    return c - '0' + 52;
+  if (c == '+')
+    return 62;
+  if (c == '/')
+    return 63;
+  return -1;
+}
+
+/* Rejects anything an RFC 4648 encoder would not produce: wrong length,
+ * characters outside the alphabet (whitespace included), padding anywhere
+ * but at the end, and non-zero bits under the padding. */
+int b64_decode(const char *in, uint8_t *out, size_t out_cap,
+               size_t *out_len)
+{
+  if (!in || !out_len)
+    return -1;
+  size_t n = strlen(in);
+  if (n % 4 != 0)
+    return -1;
+  size_t pad = 0;
+  if (n >= 4 && in[n - 1] == '=')
+    pad = in[n - 2] == '=' ? 2 : 1;
+  size_t need = n / 4 * 3 - pad;
+  if (need > out_cap || (need > 0 && !out))
+    return -1;
+  size_t o = 0;
+  for (size_t i = 0; i < n; i += 4) {
+    int last = i + 4 == n;
+    int d[4];
+    for (size_t k = 0; k < 4; k++) {
+      unsigned char c = (unsigned char)in[i + k];
+      if (c == '=' && last && k >= 4 - pad)
+        d[k] = 0;
+      else if ((d[k] = b64_digit(c)) < 0)
+        return -1;
+    }
+    uint32_t v = (uint32_t)d[0] << 18 | (uint32_t)d[1] << 12 |
+                 (uint32_t)d[2] << 6 | (uint32_t)d[3];
+    size_t take = last ? 3 - pad : 3;
+    /* Bits that padding hides must be zero (canonical encoding). */
+    if (last && pad == 1 && (v & 0xffu))
+      return -1;
+    if (last && pad == 2 && (v & 0xffffu))
+      return -1;
+    for (size_t k = 0; k < take; k++)
+      out[o++] = (uint8_t)(v >> (16 - 8 * k));
+  }
+  *out_len = o;
+  return 0;
+}
+
+char *b64_encode(const uint8_t *in, size_t len)
+{
+  if (!in && len > 0)
+    return NULL;
+  if (len > (SIZE_MAX - 1) / 4 * 3 - 3)
+    return NULL;
+  size_t cap = (len + 2) / 3 * 4 + 1;
+  char *s = malloc(cap);
+  if (!s)
+    return NULL;
+  size_t o = 0;
+  for (size_t i = 0; i < len; i += 3) {
+    size_t rest = len - i;
+    uint32_t v = (uint32_t)in[i] << 16;
+    if (rest > 1)
+      v |= (uint32_t)in[i + 1] << 8;
+    if (rest > 2)
+      v |= in[i + 2];
+    s[o++] = b64_alphabet[v >> 18 & 63];
+    s[o++] = b64_alphabet[v >> 12 & 63];
+    s[o++] = rest > 1 ? b64_alphabet[v >> 6 & 63] : '=';
+    s[o++] = rest > 2 ? b64_alphabet[v & 63] : '=';
+  }
+  s[o] = '\0';
+  return s;
+}
+
+/* ---- percent-encoding ---- */
+
+static int hex_value(unsigned char c)
+{
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}
+
+/* 0 on success, like every helper here (callers test `!= 0` or `< 0`).
+ * "%00" is refused as well: a NUL in the middle would let
+ * "scope/registrations/dev%00junk" compare equal to a shorter resource.
+ * Safe in place (out == in): the write index never passes the read index. */
+int url_decode(const char *in, size_t in_len, char *out, size_t out_cap)
+{
+  if (!in || !out || out_cap == 0)
+    return -1;
+  size_t o = 0;
+  for (size_t i = 0; i < in_len; i++) {
+    unsigned char c = (unsigned char)in[i];
+    if (c == '%') {
+      if (i + 2 >= in_len)
+        return -1;
+      int hi = hex_value((unsigned char)in[i + 1]);
+      int lo = hi < 0 ? -1 : hex_value((unsigned char)in[i + 2]);
+      if (lo < 0 || (hi == 0 && lo == 0))
+        return -1;
+      c = (unsigned char)(hi << 4 | lo);
+      i += 2;
+    } else if (c == '\0') {
+      return -1;
+    }
+    if (o + 1 >= out_cap)
+      return -1;
+    out[o++] = (char)c;
+  }
+  out[o] = '\0';
+  return 0;
+}
+
+static int url_unreserved(unsigned char c)
+{
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+         (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
+         c == '~';
+}
+
+int url_encode(const char *in, char *out, size_t out_cap)
+{
+  static const char hex[] = "0123456789ABCDEF";
+  if (!in || !out || out_cap == 0)
+    return -1;
+  size_t o = 0;
+  for (const unsigned char *p = (const unsigned char *)in; *p; p++) {
+    size_t need = url_unreserved(*p) ? 1 : 3;
+    if (o + need >= out_cap)
+      return -1;
+    if (need == 1) {
+      out[o++] = (char)*p;
+    } else {
+      out[o++] = '%';
+      out[o++] = hex[*p >> 4];
+      out[o++] = hex[*p & 15];
+    }
+  }
+  out[o] = '\0';
+  return 0;
+}
+
+/* ---- parsing ---- */
+
+/* se: 1..SAS_MAX_SE_DIGITS ASCII digits, nothing else. */
+static int parse_se(const char *s, int64_t *out)
+{
+  size_t n = strlen(s);
+  if (n == 0 || n > SAS_MAX_SE_DIGITS)
+    return -1;
+  int64_t v = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (s[i] < '0' || s[i] > '9')
+      return -1;
+    v = v * 10 + (s[i] - '0');
+  }
+  *out = v;
+  return 0;
+}
+
+struct sas_fields {
+  char *sr, *sig, *se, *skn;
+};
+
+/* Points the matching slot at value; -1 (with err) on a duplicate. */
+static int sas_take_field(struct sas_fields *f, const char *name,
+                          char *value, struct provd_err *err)
+{
+  char **slot = NULL;
+  if (strcasecmp(name, "sr") == 0)
+    slot = &f->sr;
+  else if (strcasecmp(name, "sig") == 0)
+    slot = &f->sig;
+  else if (strcasecmp(name, "se") == 0)
+    slot = &f->se;
+  else if (strcasecmp(name, "skn") == 0)
+    slot = &f->skn;
+  if (!slot)
+    return 0; /* unknown fields are ignored, as DPS does */
+  if (*slot) {
+    perr_set(err, "MALFORMED_TOKEN", "token has field '%s' twice", name);
+    return -1;
+  }
+  *slot = value;
+  return 0;
+}
+
+/* Splits buf ("a=1&b=2") in place into the known fields. */
+static int sas_split(char *buf, struct sas_fields *f, struct provd_err *err)
+{
+  char *p = buf;
+  for (int count = 0;; count++) {
+    if (count == SAS_MAX_FIELDS) {
+      perr_set(err, "MALFORMED_TOKEN", "token has more than %d fields",
+               SAS_MAX_FIELDS);
+      return -1;
+    }
+    char *amp = strchr(p, '&');
+    if (amp)
+      *amp = '\0';
+    char *eq = strchr(p, '=');
+    if (!eq || eq == p) {
+      perr_set(err, "MALFORMED_TOKEN", "token field %d is not name=value",
+               count + 1);
+      return -1;
+    }
+    *eq = '\0';
+    if (sas_take_field(f, p, eq + 1, err) != 0)
+      return -1;
+    if (!amp)
+      return 0;
+    p = amp + 1;
+  }
+}
+
+static int sas_require(const char *value, const char *name,
+                       struct provd_err *err)
+{
+  if (value && *value)
+    return 0;
+  perr_set(err, "MALFORMED_TOKEN", "token has no %s", name);
+  return -1;
+}
+
+/* Decodes a field in place; -1 (with err) on a bad escape. */
+static int sas_decode_in_place(char *value, const char *name,
+                               struct provd_err *err)
+{
+  size_t n = strlen(value);
+  if (url_decode(value, n, value, n + 1) < 0) {
+    perr_set(err, "MALFORMED_TOKEN", "token field %s has a bad %%-escape",
+             name);
+    return -1;
+  }
+  return 0;
+}
+
+/* sr stays raw, but it must still decode (sas_resource_is decodes it). */
+static int sas_check_sr(const char *sr, struct provd_err *err)
+{
+  char scratch[SAS_MAX_TOKEN];
+  if (url_decode(sr, strlen(sr), scratch, sizeof(scratch)) < 0) {
+    perr_set(err, "MALFORMED_TOKEN", "token field sr has a bad %%-escape");
+    return -1;
+  }
+  return 0;
+}
+
+int sas_parse(const char *text, struct sas_token *out, struct provd_err *err)
+{
+  static const size_t prefix_len = sizeof(SAS_PREFIX) - 1;
+  if (!out) {
+    perr_set(err, "MALFORMED_TOKEN", "no output for the token");
+    return -1;
+  }
+  memset(out, 0, sizeof(*out));
+  if (!text) {
+    perr_set(err, "MALFORMED_TOKEN", "no token");
+    return -1;
+  }
+  size_t n = strnlen(text, SAS_MAX_TOKEN);
+  if (n >= SAS_MAX_TOKEN) {
+    perr_set(err, "MALFORMED_TOKEN", "token longer than %d bytes",
+             SAS_MAX_TOKEN - 1);
+    return -1;
+  }
+  if (n < prefix_len || memcmp(text, SAS_PREFIX, prefix_len) != 0) {
+    perr_set(err, "MALFORMED_TOKEN",
+             "token does not start with 'SharedAccessSignature '");
+    return -1;
+  }
+  memcpy(out->buf, text + prefix_len, n - prefix_len + 1);
+
+  struct sas_fields f = {0};
+  if (sas_split(out->buf, &f, err) != 0 ||
+      sas_require(f.sr, "sr", err) != 0 ||
+      sas_require(f.sig, "sig", err) != 0 ||
+      sas_require(f.se, "se", err) != 0 || sas_check_sr(f.sr, err) != 0 ||
+      sas_decode_in_place(f.sig, "sig", err) != 0 ||
+      (f.skn && sas_decode_in_place(f.skn, "skn", err) != 0))
+    goto fail;
+  if (parse_se(f.se, &out->se) != 0) {
+    perr_set(err, "MALFORMED_TOKEN", "token field se is not a number");
+    goto fail;
+  }
+  out->sr_raw = f.sr;
+  out->sig = f.sig;
+  out->se_raw = f.se;
+  out->skn = f.skn;
+  return 0;
+fail:
+  memset(out, 0, sizeof(*out));
+  return -1;
+}
+
+/* ---- signing and checks ---- */
+
+/* HMAC-SHA256(key, sr "\n" se) into mac.  -1 when it does not fit. */
+static int sas_mac(const char *sr, const char *se, const uint8_t *key,
+                   size_t key_len, uint8_t mac[SAS_MAC_LEN])
+{
+  char msg[2 * SAS_MAX_TOKEN];
+  int n = snprintf(msg, sizeof(msg), "%s\n%s", sr, se);
+  if (n < 0 || (size_t)n >= sizeof(msg) || key_len > (size_t)INT32_MAX)
+    return -1;
+  static const uint8_t empty_key[1];
+  unsigned int mac_len = 0;
+  if (!HMAC(EVP_sha256(), key_len ? key : empty_key, (int)key_len,
+            (const unsigned char *)msg, (size_t)n, mac, &mac_len) ||
+      mac_len != SAS_MAC_LEN)
+    return -1;
+  return 0;
+}
+
+int sas_signature_ok(const struct sas_token *t, const uint8_t *key,
+                     size_t key_len)
+{
+  if (!t || !t->sr_raw || !t->se_raw || !t->sig || (!key && key_len))
+    return 0;
+  uint8_t given[SAS_MAC_LEN + 3];
+  size_t given_len = 0;
+  if (b64_decode(t->sig, given, sizeof(given), &given_len) != 0 ||
+      given_len != SAS_MAC_LEN)
+    return 0;
+  uint8_t expect[SAS_MAC_LEN];
+  if (sas_mac(t->sr_raw, t->se_raw, key, key_len, expect) != 0)
+    return 0;
+  int ok = CRYPTO_memcmp(given, expect, SAS_MAC_LEN) == 0;
+  OPENSSL_cleanse(expect, sizeof(expect));
+  return ok;
+}
+
+int sas_resource_is(const struct sas_token *t, const char *resource)
+{
+  if (!t || !t->sr_raw || !resource)
+    return 0;
+  char decoded[SAS_MAX_TOKEN];
+  if (url_decode(t->sr_raw, strlen(t->sr_raw), decoded, sizeof(decoded)) < 0)
+    return 0;
+  return strcasecmp(decoded, resource) == 0;
+}
+
+int sas_expired(const struct sas_token *t, int64_t now, int64_t skew_s)
+{
+  if (!t)
+    return 1;
+  if (skew_s < 0)
+    skew_s = 0;
+  /* se < now - skew, written so that neither side can overflow: se has at
+   * most 18 digits and skew is bounded by the caller's config. */
+  if (skew_s > INT64_MAX / 2)
+    return 0;
+  return t->se + skew_s < now;
+}
+
+char *sas_build(const char *resource, const uint8_t *key, size_t key_len,
+                int64_t expiry, const char *skn)
+{
+  if (!resource || (!key && key_len) || expiry < 0)
+    return NULL;
+  char sr[SAS_MAX_TOKEN], se[24], sig_enc[128], skn_enc[SAS_MAX_TOKEN];
+  uint8_t mac[SAS_MAC_LEN];
+  snprintf(se, sizeof(se), "%" PRId64, expiry);
+  if (url_encode(resource, sr, sizeof(sr)) < 0 ||
+      (skn && url_encode(skn, skn_enc, sizeof(skn_enc)) < 0) ||
+      sas_mac(sr, se, key, key_len, mac) != 0)
+    return NULL;
+  char *sig = b64_encode(mac, sizeof(mac));
+  OPENSSL_cleanse(mac, sizeof(mac));
+  if (!sig)
+    return NULL;
+  int enc = url_encode(sig, sig_enc, sizeof(sig_enc));
+  free(sig);
+  if (enc < 0)
+    return NULL;
+  size_t cap = sizeof(SAS_PREFIX) + strlen(sr) + strlen(sig_enc) +
+               strlen(se) + (skn ? strlen(skn_enc) : 0) + 32;
+  char *tok = malloc(cap);
+  if (!tok)
+    return NULL;
+  snprintf(tok, cap, SAS_PREFIX "sr=%s&sig=%s&se=%s%s%s", sr, sig_enc, se,
+           skn ? "&skn=" : "", skn ? skn_enc : "");
+  return tok;
+}
+
+int sas_derive_device_key(const char *group_key_b64,
+                          const char *registration_id, char *out,
+                          size_t out_len)
+{
+  if (!group_key_b64 || !registration_id || !out || out_len < 45)
+    return -1;
+  uint8_t key[SAS_MAX_KEY];
+  size_t key_len = 0;
+  if (b64_decode(group_key_b64, key, sizeof(key), &key_len) != 0 ||
+      key_len == 0) {
+    OPENSSL_cleanse(key, sizeof(key));
+    return -1;
+  }
+  uint8_t mac[SAS_MAC_LEN];
+  unsigned int mac_len = 0;
+  const unsigned char *ok =
+      HMAC(EVP_sha256(), key, (int)key_len,
+           (const unsigned char *)registration_id, strlen(registration_id),
+           mac, &mac_len);
+  OPENSSL_cleanse(key, sizeof(key));
+  if (!ok || mac_len != SAS_MAC_LEN)
+    return -1;
+  char *b64 = b64_encode(mac, sizeof(mac));
+  OPENSSL_cleanse(mac, sizeof(mac));
+  if (!b64)
+    return -1;
+  size_t n = strlen(b64);
+  memcpy(out, b64, n + 1); /* 44 + NUL <= out_len */
+  OPENSSL_cleanse(b64, n);
+  free(b64);
+  return 0;
+}

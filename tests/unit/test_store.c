@@ -1,0 +1,1234 @@
+/* The sqlite storage plugin (the real build/plugins/sqlite.so, loaded with
+ * plugin_open and driven through host_api()) and the core store on top of
+ * it: migrations, CRUD, etag rules, lists, transactions, group commit,
+ * queues, the outbox and durability across a SIGKILL. */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "plugin/loader.h"
+#include "provd/storage.h"
+#include "storage-sqlite/schema.h"
+#include "store/store.h"
+#include "util/err.h"
+#include "util/metrics.h"
+
+static char tmp[256];
+static char db_path[512];
+static const struct provd_plugin *desc;
+
+static void setup(void)
+{
+  const char *dir = getenv("PROVD_PLUGIN_DIR");
+  char so[1024];
+  struct provd_err err = { { 0 }, { 0 } };
+  ck_assert_msg(dir && dir[0], "PROVD_PLUGIN_DIR is not set");
+  snprintf(so, sizeof(so), "%s/sqlite.so", dir);
+  ck_assert_msg(plugin_open(so, &desc, &err) == 0, "%s", err.msg);
+  snprintf(tmp, sizeof(tmp), "/tmp/provd-test-store-XXXXXX");
+  ck_assert_ptr_nonnull(mkdtemp(tmp));
+  snprintf(db_path, sizeof(db_path), "%s/provd.db", tmp);
+}
+
+static void teardown(void)
+{
+  char cmd[512];
+  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
+  ck_assert_int_eq(system(cmd), 0);
+}
+
+/* ---- plugin instance through its lifecycle ---- */
+
+static const struct provd_storage_ops *ops(void)
+{
+  return desc->ops;
+}
+
+static json_t *options(const char *synchronous)
+{
+  json_t *o = json_pack("{s:s, s:s, s:I, s:I}", "path", db_path,
+                        "synchronous", synchronous, "busy_timeout",
+                        (json_int_t)5000, "cache_size",
+                        (json_int_t)(4 * 1024 * 1024));
+  ck_assert_ptr_nonnull(o);
+  return o;
+}
+
+/* create + configure + start; returns the status of the first failing
+ * step (the instance is torn down again then). */
+static int inst_try_up(struct plugin_instance *inst, json_t *opts,
+                       struct provd_err *err)
+{
+  const struct provd_lifecycle *lc = desc->lifecycle;
+  memset(inst, 0, sizeof(*inst));
+  inst->desc = desc;
+  inst->kind = PROVD_KIND_STORAGE;
+  inst->name = (char *)"sqlite";
+  inst->id = (char *)"sqlite";
+  inst->options = opts;
+  pthread_mutex_init(&inst->op_lock, NULL);
+  int rc = lc->create(host_api(), (struct provd_instance *)inst,
+                      &inst->state, err);
+  if (rc != PROVD_OK)
+    return rc;
+  rc = lc->configure(inst->state, cfg_from_json(opts), err);
+  if (rc == PROVD_OK)
+    rc = lc->start(inst->state, err);
+  if (rc != PROVD_OK) {
+    lc->destroy(inst->state);
+    inst->state = NULL;
+    return rc;
+  }
+  inst->started = 1;
+  return PROVD_OK;
+}
+
+static void inst_up(struct plugin_instance *inst, const char *synchronous)
+{
+  struct provd_err err = { { 0 }, { 0 } };
+  json_t *opts = options(synchronous);
+  int rc = inst_try_up(inst, opts, &err);
+  ck_assert_msg(rc == PROVD_OK, "start: %s %s", err.code, err.msg);
+}
+
+static void inst_down(struct plugin_instance *inst)
+{
+  if (inst->state) {
+    desc->lifecycle->stop(inst->state);
+    desc->lifecycle->destroy(inst->state);
+  }
+  json_decref(inst->options);
+  pthread_mutex_destroy(&inst->op_lock);
+  memset(inst, 0, sizeof(*inst));
+}
+
+static void *sess_open(struct plugin_instance *inst)
+{
+  struct provd_err err = { { 0 }, { 0 } };
+  void *s = NULL;
+  ck_assert_msg(ops()->session_open(inst->state, &s, &err) == PROVD_OK,
+                "%s", err.msg);
+  return s;
+}
+
+/* ---- raw plugin records ---- */
+
+struct got {
+  int calls;
+  char id[128], etag[64], body[256], group[64], hub[64], kind[64];
+  int64_t created, updated;
+};
+
+static void copy_str(char *dst, size_t n, const char *src)
+{
+  snprintf(dst, n, "%s", src ? src : "(null)");
+}
+
+static int got_one(void *ud, const struct provd_record *r)
+{
+  struct got *g = ud;
+  g->calls++;
+  copy_str(g->id, sizeof(g->id), r->id);
+  copy_str(g->etag, sizeof(g->etag), r->etag);
+  copy_str(g->body, sizeof(g->body), r->body_json);
+  copy_str(g->group, sizeof(g->group), r->group_id);
+  copy_str(g->hub, sizeof(g->hub), r->hub);
+  copy_str(g->kind, sizeof(g->kind), r->kind);
+  g->created = r->created_ms;
+  g->updated = r->updated_ms;
+  return PROVD_OK;
+}
+
+static struct provd_record rec(const char *id, const char *etag,
+                               const char *body)
+{
+  struct provd_record r = { .struct_size = sizeof(r), .id = id,
+                            .etag = etag, .body_json = body,
+                            .created_ms = 1000, .updated_ms = 2000 };
+  return r;
+}
+
+static int put(void *s, enum provd_table t, const char *id,
+               const char *etag, const char *if_match, int must_create)
+{
+  struct provd_err err = { { 0 }, { 0 } };
+  struct provd_record r = rec(id, etag, "{\"v\":1}");
+  return ops()->put(s, t, &r, if_match, must_create, &err);
+}
+
+static int get(void *s, enum provd_table t, const char *id, struct got *g)
+{
+  struct provd_err err = { { 0 }, { 0 } };
+  memset(g, 0, sizeof(*g));
+  return ops()->get(s, t, id, got_one, g, &err);
+}
+
+static int del(void *s, enum provd_table t, const char *id,
+               const char *if_match)
+{
+  struct provd_err err = { { 0 }, { 0 } };
+  return ops()->del(s, t, id, if_match, &err);
+}
+
+static uint32_t header_u32(const char *path, off_t off)
+{
+  unsigned char b[4];
+  int fd = open(path, O_RDONLY);
+  ck_assert_int_ge(fd, 0);
+  ck_assert_int_eq(pread(fd, b, 4, off), 4);
+  close(fd);
+  return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 |
+         b[3];
+}
+
+static void header_put_u32(const char *path, off_t off, uint32_t v)
+{
+  unsigned char b[4] = { v >> 24, v >> 16, v >> 8, v };
+  int fd = open(path, O_WRONLY);
+  ck_assert_int_ge(fd, 0);
+  ck_assert_int_eq(pwrite(fd, b, 4, off), 4);
+  close(fd);
+}
+
+/* SQLite header: user_version at byte 60, application_id at byte 68. */
+#define HDR_USER_VERSION 60
+#define HDR_APPLICATION_ID 68
+
+START_TEST(test_migrations_fresh_and_reopen)
+{
+  struct plugin_instance inst;
+  struct got g;
+  inst_up(&inst, "full");
+  struct stat sb;
+  ck_assert_int_eq(stat(db_path, &sb), 0);
+  ck_assert_int_eq(sb.st_mode & 0777, 0600);
+  void *s = sess_open(&inst);
+  for (int t = PROVD_TABLE_ENROLLMENTS; t <= PROVD_TABLE_HUBS; t++)
+    ck_assert_int_eq(put(s, t, "rec-1", "e1", NULL, 1), PROVD_OK);
+  ops()->session_close(s);
+  inst_down(&inst);
+  /* Closed cleanly: the WAL is checkpointed into the main file. */
+  ck_assert_uint_eq(header_u32(db_path, HDR_USER_VERSION),
+                    PROVD_SQLITE_SCHEMA_VERSION);
+  ck_assert_uint_eq(header_u32(db_path, HDR_APPLICATION_ID),
+                    PROVD_SQLITE_APPLICATION_ID);
+
+  /* Migrations use plain CREATE TABLE: re-running one would fail. */
+  inst_up(&inst, "normal");
+  s = sess_open(&inst);
+  for (int t = PROVD_TABLE_ENROLLMENTS; t <= PROVD_TABLE_HUBS; t++) {
+    ck_assert_int_eq(get(s, t, "rec-1", &g), PROVD_OK);
+    ck_assert_str_eq(g.etag, "e1");
+  }
+  ops()->session_close(s);
+  inst_down(&inst);
+  ck_assert_uint_eq(header_u32(db_path, HDR_USER_VERSION),
+                    PROVD_SQLITE_SCHEMA_VERSION);
+}
+END_TEST
+
+START_TEST(test_refuses_newer_and_foreign_db)
+{
+  struct plugin_instance inst;
+  struct provd_err err = { { 0 }, { 0 } };
+  inst_up(&inst, "full");
+  inst_down(&inst);
+  header_put_u32(db_path, HDR_USER_VERSION, PROVD_SQLITE_SCHEMA_VERSION + 1);
+  json_t *o = options("full");
+  ck_assert_int_eq(inst_try_up(&inst, o, &err), PROVD_E_UNSUPPORTED);
+  ck_assert_str_eq(err.code, "STORE_SCHEMA");
+  ck_assert_ptr_nonnull(strstr(err.msg, "newer"));
+  json_decref(o);
+
+  header_put_u32(db_path, HDR_USER_VERSION, PROVD_SQLITE_SCHEMA_VERSION);
+  header_put_u32(db_path, HDR_APPLICATION_ID, 0x12345678);
+  o = options("full");
+  ck_assert_int_eq(inst_try_up(&inst, o, &err), PROVD_E_CONFIG);
+  ck_assert_str_eq(err.code, "STORE_SCHEMA");
+  ck_assert_ptr_nonnull(strstr(err.msg, "not a provd database"));
+  json_decref(o);
+}
+END_TEST
+
+START_TEST(test_configure_errors)
+{
+  struct plugin_instance inst;
+  struct provd_err err = { { 0 }, { 0 } };
+  json_t *o = json_object();
+  ck_assert_int_eq(inst_try_up(&inst, o, &err), PROVD_E_CONFIG);
+  ck_assert_ptr_nonnull(strstr(err.msg, "path"));
+  json_decref(o);
+  o = options("sometimes");
+  ck_assert_int_eq(inst_try_up(&inst, o, &err), PROVD_E_CONFIG);
+  ck_assert_ptr_nonnull(strstr(err.msg, "synchronous"));
+  json_decref(o);
+  o = options("full");
+  json_object_set_new(o, "path", json_string("/nonexistent-dir/x/provd.db"));
+  ck_assert_int_eq(inst_try_up(&inst, o, &err), PROVD_E_IO);
+  ck_assert_str_eq(err.code, "STORE_IO");
+  json_decref(o);
+}
+END_TEST
+
+START_TEST(test_crud_each_table)
+{
+  struct plugin_instance inst;
+  struct got g;
+  inst_up(&inst, "full");
+  void *s = sess_open(&inst);
+  for (int t = PROVD_TABLE_ENROLLMENTS; t <= PROVD_TABLE_HUBS; t++) {
+    struct provd_err err = { { 0 }, { 0 } };
+    struct provd_record r = rec("Dev-1", "e1", "{\"a\":[1,2]}");
+    r.group_id = "grp";
+    r.hub = "hub-a";
+    r.kind = "x509";
+    ck_assert_int_eq(ops()->put(s, t, &r, NULL, 0, &err), PROVD_OK);
+    ck_assert_int_eq(get(s, t, "dev-1", &g), PROVD_OK); /* any case */
+    ck_assert_int_eq(g.calls, 1);
+    ck_assert_str_eq(g.id, "Dev-1");
+    ck_assert_str_eq(g.etag, "e1");
+    ck_assert_str_eq(g.body, "{\"a\":[1,2]}");
+    ck_assert_str_eq(g.group, "grp");
+    ck_assert_str_eq(g.hub, "hub-a");
+    ck_assert_str_eq(g.kind, "x509");
+    ck_assert_int_eq(g.created, 1000);
+    ck_assert_int_eq(g.updated, 2000);
+    /* Unconditional put with another case replaces the same record. */
+    ck_assert_int_eq(put(s, t, "DEV-1", "e2", NULL, 0), PROVD_OK);
+    uint64_t n = 0;
+    ck_assert_int_eq(ops()->count(s, t, NULL, &n, &err), PROVD_OK);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_int_eq(get(s, t, "dEv-1", &g), PROVD_OK);
+    ck_assert_str_eq(g.etag, "e2");
+    ck_assert_str_eq(g.group, "(null)");
+    ck_assert_int_eq(del(s, t, "DEV-1", NULL), PROVD_OK);
+    ck_assert_int_eq(get(s, t, "dev-1", &g), PROVD_NOT_FOUND);
+    ck_assert_int_eq(g.calls, 0);
+    ck_assert_int_eq(del(s, t, "dev-1", NULL), PROVD_NOT_FOUND);
+  }
+  /* Tables are separate. */
+  ck_assert_int_eq(put(s, PROVD_TABLE_HUBS, "only-hub", "e", NULL, 1),
+                   PROVD_OK);
+  ck_assert_int_eq(get(s, PROVD_TABLE_REGISTRATIONS, "only-hub", &g),
+                   PROVD_NOT_FOUND);
+  struct provd_err err = { { 0 }, { 0 } };
+  ck_assert_int_eq(ops()->get(s, 99, "x", got_one, &g, &err), PROVD_E_INVAL);
+  ops()->session_close(s);
+  inst_down(&inst);
+}
+END_TEST
+
+/* Every if_match / must_create outcome, in autocommit mode and inside a
+ * caller's transaction. */
+static void check_conditions(void *s, enum provd_table t)
+{
+  struct got g;
+  ck_assert_int_eq(put(s, t, "c-1", "e1", NULL, 1), PROVD_OK);
+  ck_assert_int_eq(put(s, t, "C-1", "e9", NULL, 1), PROVD_EXISTS);
+  ck_assert_int_eq(put(s, t, "c-2", "e1", "*", 0), PROVD_NOT_FOUND);
+  ck_assert_int_eq(put(s, t, "c-2", "e1", "e1", 0), PROVD_NOT_FOUND);
+  ck_assert_int_eq(put(s, t, "c-2", "e1", "*", 1), PROVD_NOT_FOUND);
+  ck_assert_int_eq(put(s, t, "c-1", "e1", "*", 1), PROVD_EXISTS);
+  ck_assert_int_eq(get(s, t, "c-2", &g), PROVD_NOT_FOUND);
+  ck_assert_int_eq(put(s, t, "c-1", "e2", "*", 0), PROVD_OK);
+  ck_assert_int_eq(put(s, t, "c-1", "e3", "e1", 0),
+                   PROVD_PRECONDITION_FAILED);
+  ck_assert_int_eq(get(s, t, "c-1", &g), PROVD_OK);
+  ck_assert_str_eq(g.etag, "e2"); /* unchanged by the failed put */
+  ck_assert_int_eq(put(s, t, "C-1", "e3", "e2", 0), PROVD_OK);
+  ck_assert_int_eq(del(s, t, "c-1", "e2"), PROVD_PRECONDITION_FAILED);
+  ck_assert_int_eq(get(s, t, "c-1", &g), PROVD_OK);
+  ck_assert_int_eq(del(s, t, "c-9", "e2"), PROVD_NOT_FOUND);
+  ck_assert_int_eq(del(s, t, "c-9", "*"), PROVD_NOT_FOUND);
+  ck_assert_int_eq(del(s, t, "c-1", "e3"), PROVD_OK);
+  ck_assert_int_eq(get(s, t, "c-1", &g), PROVD_NOT_FOUND);
+  ck_assert_int_eq(put(s, t, "c-1", "e1", NULL, 1), PROVD_OK);
+  ck_assert_int_eq(del(s, t, "c-1", "*"), PROVD_OK);
+}
+
+START_TEST(test_if_match_and_must_create)
+{
+  struct plugin_instance inst;
+  struct provd_err err = { { 0 }, { 0 } };
+  inst_up(&inst, "full");
+  void *s = sess_open(&inst);
+  check_conditions(s, PROVD_TABLE_ENROLLMENTS);
+  ck_assert_int_eq(ops()->tx_begin(s, &err), PROVD_OK);
+  check_conditions(s, PROVD_TABLE_REGISTRATIONS);
+  ck_assert_int_eq(ops()->tx_commit(s, &err), PROVD_OK);
+  ops()->session_close(s);
+  inst_down(&inst);
+}
+END_TEST
+
+struct ids {
+  int n;
+  char id[64][32];
+};
+
+static int collect_id(void *ud, const struct provd_record *r)
+{
+  struct ids *v = ud;
+  ck_assert_int_lt(v->n, 64);
+  snprintf(v->id[v->n++], sizeof(v->id[0]), "%s", r->id);
+  return PROVD_OK;
+}
+
+static int stop_after_two(void *ud, const struct provd_record *r)
+{
+  struct ids *v = ud;
+  collect_id(v, r);
+  return v->n == 2 ? PROVD_DECLINED : PROVD_OK;
+}
+
+static struct ids list_ids(void *s, enum provd_table t,
+                           const struct provd_query *q)
+{
+  struct ids v = { 0 };
+  struct provd_err err = { { 0 }, { 0 } };
+  ck_assert_int_eq(ops()->list(s, t, q, collect_id, &v, &err), PROVD_OK);
+  return v;
+}
+
+static uint64_t count_of(void *s, enum provd_table t,
+                         const struct provd_query *q)
+{
+  struct provd_err err = { { 0 }, { 0 } };
+  uint64_t n = 0;
+  ck_assert_int_eq(ops()->count(s, t, q, &n, &err), PROVD_OK);
+  return n;
+}
+
+START_TEST(test_list_filters_and_count)
+{
+  struct plugin_instance inst;
+  struct provd_err err = { { 0 }, { 0 } };
+  inst_up(&inst, "full");
+  void *s = sess_open(&inst);
+  /* Mixed case, inserted out of order. */
+  static const char *const ids[] = { "d07", "D03", "d10", "d01", "D05",
+                                     "d02", "d09", "D04", "d08", "d06" };
+  for (int i = 0; i < 10; i++) {
+    struct provd_record r = rec(ids[i], "e", "{}");
+    int num = (ids[i][1] - '0') * 10 + (ids[i][2] - '0');
+    r.group_id = num % 2 ? "odd" : "even";
+    r.hub = num <= 5 ? "hub-low" : "hub-high";
+    ck_assert_int_eq(ops()->put(s, PROVD_TABLE_REGISTRATIONS, &r, NULL, 1,
+                                &err),
+                     PROVD_OK);
+    r.kind = num <= 3 ? "tpm" : "x509";
+    r.group_id = r.hub = NULL;
+    ck_assert_int_eq(ops()->put(s, PROVD_TABLE_ENROLLMENTS, &r, NULL, 1,
+                                &err),
+                     PROVD_OK);
+  }
+  struct ids all = list_ids(s, PROVD_TABLE_REGISTRATIONS, NULL);
+  ck_assert_int_eq(all.n, 10);
+  for (int i = 0; i < 10; i++) {
+    char want[8];
+    snprintf(want, sizeof(want), "d%02d", i + 1);
+    ck_assert_int_eq(strcasecmp(all.id[i], want), 0);
+  }
+  /* Paging with after_id + limit visits each row once, in order. */
+  struct provd_query q = { .struct_size = sizeof(q), .limit = 3 };
+  int seen = 0;
+  for (int page = 0; page < 10; page++) {
+    struct ids p = list_ids(s, PROVD_TABLE_REGISTRATIONS, &q);
+    ck_assert_int_le(p.n, 3);
+    for (int i = 0; i < p.n; i++)
+      ck_assert_str_eq(p.id[i], all.id[seen++]);
+    if (p.n < 3)
+      break;
+    static char after[32];
+    snprintf(after, sizeof(after), "%s", p.id[p.n - 1]);
+    q.after_id = after;
+  }
+  ck_assert_int_eq(seen, 10);
+  /* after_id compares case-insensitively. */
+  struct provd_query qa = { .struct_size = sizeof(qa), .after_id = "D08" };
+  struct ids tail = list_ids(s, PROVD_TABLE_REGISTRATIONS, &qa);
+  ck_assert_int_eq(tail.n, 2);
+  ck_assert_str_eq(tail.id[0], "d09");
+  ck_assert_uint_eq(count_of(s, PROVD_TABLE_REGISTRATIONS, &qa), 2);
+
+  struct provd_query qg = { .struct_size = sizeof(qg), .group_id = "odd" };
+  struct ids odd = list_ids(s, PROVD_TABLE_REGISTRATIONS, &qg);
+  ck_assert_int_eq(odd.n, 5);
+  ck_assert_int_eq(strcasecmp(odd.id[0], "d01"), 0);
+  ck_assert_int_eq(strcasecmp(odd.id[4], "d09"), 0);
+  ck_assert_uint_eq(count_of(s, PROVD_TABLE_REGISTRATIONS, &qg), 5);
+
+  struct provd_query qgh = { .struct_size = sizeof(qgh), .group_id = "even",
+                             .hub = "hub-low" };
+  struct ids low_even = list_ids(s, PROVD_TABLE_REGISTRATIONS, &qgh);
+  ck_assert_int_eq(low_even.n, 2); /* d02, d04 */
+  ck_assert_int_eq(strcasecmp(low_even.id[1], "d04"), 0);
+  ck_assert_uint_eq(count_of(s, PROVD_TABLE_REGISTRATIONS, &qgh), 2);
+
+  struct provd_query qh = { .struct_size = sizeof(qh), .hub = "hub-high",
+                            .limit = 2 };
+  ck_assert_int_eq(list_ids(s, PROVD_TABLE_REGISTRATIONS, &qh).n, 2);
+  ck_assert_uint_eq(count_of(s, PROVD_TABLE_REGISTRATIONS, &qh), 5);
+
+  struct provd_query qk = { .struct_size = sizeof(qk), .kind = "tpm" };
+  struct ids tpm = list_ids(s, PROVD_TABLE_ENROLLMENTS, &qk);
+  ck_assert_int_eq(tpm.n, 3);
+  ck_assert_uint_eq(count_of(s, PROVD_TABLE_ENROLLMENTS, &qk), 3);
+  ck_assert_uint_eq(count_of(s, PROVD_TABLE_ENROLLMENTS, NULL), 10);
+  ck_assert_uint_eq(count_of(s, PROVD_TABLE_HUBS, NULL), 0);
+
+  /* A callback can stop the listing early. */
+  struct ids two = { 0 };
+  ck_assert_int_eq(ops()->list(s, PROVD_TABLE_REGISTRATIONS, NULL,
+                               stop_after_two, &two, &err),
+                   PROVD_OK);
+  ck_assert_int_eq(two.n, 2);
+  ops()->session_close(s);
+  inst_down(&inst);
+}
+END_TEST
+
+START_TEST(test_tx_rollback_and_savepoints)
+{
+  struct plugin_instance inst;
+  struct provd_err err = { { 0 }, { 0 } };
+  struct got g;
+  enum provd_table t = PROVD_TABLE_REGISTRATIONS;
+  inst_up(&inst, "full");
+  void *s = sess_open(&inst);
+  void *other = sess_open(&inst);
+
+  ck_assert_int_eq(ops()->tx_begin(s, &err), PROVD_OK);
+  ck_assert_int_eq(put(s, t, "r-1", "e", NULL, 1), PROVD_OK);
+  ck_assert_int_eq(put(s, t, "r-2", "e", NULL, 1), PROVD_OK);
+  ck_assert_int_eq(get(other, t, "r-1", &g), PROVD_NOT_FOUND); /* isolated */
+  ck_assert_int_eq(ops()->tx_rollback(s, &err), PROVD_OK);
+  ck_assert_int_eq(get(s, t, "r-1", &g), PROVD_NOT_FOUND);
+  ck_assert_int_eq(count_of(s, t, NULL), 0);
+
+  /* Inner rollback keeps the outer work. */
+  ck_assert_int_eq(ops()->tx_begin(s, &err), PROVD_OK);
+  ck_assert_int_eq(put(s, t, "a", "e", NULL, 1), PROVD_OK);
+  ck_assert_int_eq(ops()->tx_begin(s, &err), PROVD_OK);
+  ck_assert_int_eq(put(s, t, "b", "e", NULL, 1), PROVD_OK);
+  ck_assert_int_eq(ops()->tx_begin(s, &err), PROVD_OK);
+  ck_assert_int_eq(put(s, t, "b2", "e", NULL, 1), PROVD_OK);
+  ck_assert_int_eq(ops()->tx_commit(s, &err), PROVD_OK); /* into b's level */
+  ck_assert_int_eq(ops()->tx_rollback(s, &err), PROVD_OK);
+  ck_assert_int_eq(put(s, t, "c", "e", NULL, 1), PROVD_OK);
+  ck_assert_int_eq(ops()->tx_commit(s, &err), PROVD_OK);
+  ck_assert_int_eq(get(other, t, "a", &g), PROVD_OK);
+  ck_assert_int_eq(get(other, t, "b", &g), PROVD_NOT_FOUND);
+  ck_assert_int_eq(get(other, t, "b2", &g), PROVD_NOT_FOUND);
+  ck_assert_int_eq(get(other, t, "c", &g), PROVD_OK);
+
+  /* A committed savepoint is still undone by the outer rollback. */
+  ck_assert_int_eq(ops()->tx_begin(s, &err), PROVD_OK);
+  ck_assert_int_eq(ops()->tx_begin(s, &err), PROVD_OK);
+  ck_assert_int_eq(put(s, t, "d", "e", NULL, 1), PROVD_OK);
+  ck_assert_int_eq(ops()->tx_commit(s, &err), PROVD_OK);
+  ck_assert_int_eq(ops()->tx_rollback(s, &err), PROVD_OK);
+  ck_assert_int_eq(get(s, t, "d", &g), PROVD_NOT_FOUND);
+
+  /* Unbalanced calls are refused, not silently ignored. */
+  ck_assert_int_eq(ops()->tx_commit(s, &err), PROVD_E_INVAL);
+  ck_assert_int_eq(ops()->tx_rollback(s, &err), PROVD_E_INVAL);
+  ops()->session_close(other);
+  ops()->session_close(s);
+  inst_down(&inst);
+}
+END_TEST
+
+static int collect_event(void *ud, const struct provd_outbox_event *ev)
+{
+  struct ids *v = ud;
+  ck_assert_int_lt(v->n, 64);
+  snprintf(v->id[v->n++], sizeof(v->id[0]), "%llu:%s:%s",
+           (unsigned long long)ev->seq, ev->type,
+           ev->subject ? ev->subject : "-");
+  return PROVD_OK;
+}
+
+/* ---- the core store ---- */
+
+struct waiter {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int done;                 /* done() calls */
+  int status[512];
+  char code[512][32];
+  int calls[512];
+  int gate_open, gate_entered;
+};
+
+static void waiter_init(struct waiter *w)
+{
+  memset(w, 0, sizeof(*w));
+  pthread_mutex_init(&w->mu, NULL);
+  pthread_cond_init(&w->cv, NULL);
+}
+
+static void waiter_wait(struct waiter *w, int n)
+{
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += 30;
+  pthread_mutex_lock(&w->mu);
+  while (w->done < n)
+    if (pthread_cond_timedwait(&w->cv, &w->mu, &until) == ETIMEDOUT)
+      break;
+  int done = w->done;
+  pthread_mutex_unlock(&w->mu);
+  ck_assert_int_eq(done, n);
+}
+
+struct job {
+  struct waiter *w;
+  int index;
+  enum { JOB_PUT, JOB_PUT_THEN_FAIL, JOB_UNBALANCED, JOB_GATE } kind;
+  char id[32];
+};
+
+static int job_write(struct store_session *s, void *ud, struct provd_err *e)
+{
+  struct job *j = ud;
+  if (j->kind == JOB_GATE) { /* holds the writer until released */
+    pthread_mutex_lock(&j->w->mu);
+    j->w->gate_entered = 1;
+    pthread_cond_broadcast(&j->w->cv);
+    while (!j->w->gate_open)
+      pthread_cond_wait(&j->w->cv, &j->w->mu);
+    pthread_mutex_unlock(&j->w->mu);
+    return PROVD_OK;
+  }
+  struct store_rec r = { .id = j->id, .etag = (char *)"e",
+                         .created_ms = 1, .updated_ms = 2 };
+  r.body = json_pack("{s:i}", "n", j->index);
+  int rc = store_put(s, PROVD_TABLE_REGISTRATIONS, &r, NULL, 1, e);
+  json_decref(r.body);
+  if (rc != PROVD_OK)
+    return rc;
+  if (j->kind == JOB_PUT_THEN_FAIL) {
+    perr_set(e, "TEST_FAIL", "job %d fails on purpose", j->index);
+    return PROVD_DENIED;
+  }
+  if (j->kind == JOB_UNBALANCED)
+    return store_tx_begin(s, e); /* leaves a level open */
+  return PROVD_OK;
+}
+
+static void job_done(void *ud, int status, const struct provd_err *err)
+{
+  struct job *j = ud;
+  pthread_mutex_lock(&j->w->mu);
+  j->w->status[j->index] = status;
+  snprintf(j->w->code[j->index], sizeof(j->w->code[0]), "%s",
+           err ? err->code : "");
+  j->w->calls[j->index]++;
+  j->w->done++;
+  pthread_cond_broadcast(&j->w->cv);
+  pthread_mutex_unlock(&j->w->mu);
+}
+
+static void gate_wait_entered(struct waiter *w)
+{
+  pthread_mutex_lock(&w->mu);
+  while (!w->gate_entered)
+    pthread_cond_wait(&w->cv, &w->mu);
+  pthread_mutex_unlock(&w->mu);
+}
+
+static void gate_open(struct waiter *w)
+{
+  pthread_mutex_lock(&w->mu);
+  w->gate_open = 1;
+  pthread_cond_broadcast(&w->cv);
+  pthread_mutex_unlock(&w->mu);
+}
+
+/* The value of an unlabelled series in the metrics text, 0 if absent. */
+static double metric_value(const char *name)
+{
+  char *text = metrics_render();
+  double v = 0;
+  char key[128];
+  snprintf(key, sizeof(key), "\n%s ", name);
+  const char *p = text ? strstr(text, key) : NULL;
+  if (p)
+    v = strtod(p + strlen(key), NULL);
+  free(text);
+  return v;
+}
+
+static struct store *open_store(struct plugin_instance *inst, int readers,
+                                size_t queue_max, size_t batch_max)
+{
+  struct provd_err err = { { 0 }, { 0 } };
+  struct store_opts o = { .readers = readers, .queue_max = queue_max,
+                          .batch_max = batch_max };
+  struct store *st = NULL;
+  ck_assert_msg(store_open(inst, &o, &st, &err) == PROVD_OK, "%s", err.msg);
+  return st;
+}
+
+static int exists(struct store_session *s, const char *id)
+{
+  struct provd_err err = { { 0 }, { 0 } };
+  struct store_rec r;
+  int rc = store_get(s, PROVD_TABLE_REGISTRATIONS, id, &r, &err);
+  if (rc == PROVD_OK)
+    store_rec_clear(&r);
+  ck_assert(rc == PROVD_OK || rc == PROVD_NOT_FOUND);
+  return rc == PROVD_OK;
+}
+
+/* Queues `n` jobs behind a gate so that they form one batch. */
+static void run_gated_batch(struct store *st, struct waiter *w,
+                            struct job *jobs, int n)
+{
+  struct job gate = { .w = w, .index = n, .kind = JOB_GATE };
+  ck_assert_int_eq(store_submit_write(st, job_write, job_done, &gate),
+                   PROVD_OK);
+  gate_wait_entered(w);
+  for (int i = 0; i < n; i++)
+    ck_assert_int_eq(store_submit_write(st, job_write, job_done, &jobs[i]),
+                     PROVD_OK);
+  gate_open(w);
+  waiter_wait(w, n + 1);
+}
+
+START_TEST(test_store_group_commit_one_job_fails)
+{
+  struct plugin_instance inst;
+  struct waiter w;
+  struct job jobs[40];
+  inst_up(&inst, "full");
+  struct store *st = open_store(&inst, 1, 128, 64);
+  waiter_init(&w);
+  for (int i = 0; i < 40; i++) {
+    jobs[i] = (struct job){ .w = &w, .index = i, .kind = JOB_PUT };
+    snprintf(jobs[i].id, sizeof(jobs[i].id), "dev-%02d", i);
+  }
+  jobs[17].kind = JOB_PUT_THEN_FAIL;
+  snprintf(jobs[25].id, sizeof(jobs[25].id), "DEV-03"); /* duplicate id */
+  double batches0 = metric_value("provd_store_write_batches_total");
+  run_gated_batch(st, &w, jobs, 40);
+  /* The gate's batch plus one batch for all 40 jobs. */
+  ck_assert_int_eq(
+      (int)(metric_value("provd_store_write_batches_total") - batches0), 2);
+  struct provd_err err = { { 0 }, { 0 } };
+  struct store_session *s = store_session_open(st, &err);
+  ck_assert_ptr_nonnull(s);
+  for (int i = 0; i < 40; i++) {
+    ck_assert_int_eq(w.calls[i], 1);
+    if (i == 17) {
+      ck_assert_int_eq(w.status[i], PROVD_DENIED);
+      ck_assert_str_eq(w.code[i], "TEST_FAIL");
+      ck_assert(!exists(s, jobs[i].id)); /* its savepoint rolled back */
+    } else if (i == 25) {
+      ck_assert_int_eq(w.status[i], PROVD_EXISTS);
+    } else {
+      ck_assert_int_eq(w.status[i], PROVD_OK);
+      ck_assert(exists(s, jobs[i].id));
+    }
+  }
+  uint64_t n = 0;
+  ck_assert_int_eq(store_count(s, PROVD_TABLE_REGISTRATIONS, NULL, &n, &err),
+                   PROVD_OK);
+  ck_assert_uint_eq(n, 38);
+  store_session_close(s);
+  store_close(st);
+  inst_down(&inst);
+}
+END_TEST
+
+START_TEST(test_store_broken_batch_retries_alone)
+{
+  struct plugin_instance inst;
+  struct waiter w;
+  struct job jobs[10];
+  inst_up(&inst, "full");
+  struct store *st = open_store(&inst, 1, 64, 64);
+  waiter_init(&w);
+  for (int i = 0; i < 10; i++) {
+    jobs[i] = (struct job){ .w = &w, .index = i, .kind = JOB_PUT };
+    snprintf(jobs[i].id, sizeof(jobs[i].id), "alone-%d", i);
+  }
+  jobs[4].kind = JOB_UNBALANCED;
+  run_gated_batch(st, &w, jobs, 10);
+  struct provd_err err = { { 0 }, { 0 } };
+  struct store_session *s = store_session_open(st, &err);
+  for (int i = 0; i < 10; i++) {
+    ck_assert_int_eq(w.calls[i], 1);
+    ck_assert_int_eq(w.status[i], i == 4 ? PROVD_E_INTERNAL : PROVD_OK);
+    ck_assert_int_eq(exists(s, jobs[i].id), i != 4);
+  }
+  store_session_close(s);
+  /* The writer still works afterwards. */
+  struct waiter w2;
+  waiter_init(&w2);
+  struct job after = { .w = &w2, .index = 0, .kind = JOB_PUT,
+                       .id = "after" };
+  ck_assert_int_eq(store_submit_write(st, job_write, job_done, &after),
+                   PROVD_OK);
+  waiter_wait(&w2, 1);
+  ck_assert_int_eq(w2.status[0], PROVD_OK);
+  store_close(st);
+  inst_down(&inst);
+}
+END_TEST
+
+struct read_job_ud {
+  struct waiter *w;
+  int index;
+  pthread_t main_thread;
+  char id[32];
+};
+
+static void job_read(struct store_session *s, void *ud)
+{
+  struct read_job_ud *r = ud;
+  struct provd_err err = { { 0 }, { 0 } };
+  struct store_rec rec;
+  int rc = store_get(s, PROVD_TABLE_REGISTRATIONS, r->id, &rec, &err);
+  int n = -1;
+  if (rc == PROVD_OK) {
+    n = (int)json_integer_value(json_object_get(rec.body, "n"));
+    store_rec_clear(&rec);
+  }
+  pthread_mutex_lock(&r->w->mu);
+  r->w->status[r->index] = rc == PROVD_OK ? n : -1000 + rc;
+  r->w->calls[r->index] =
+      pthread_equal(pthread_self(), r->main_thread) ? -1 : 1;
+  r->w->done++;
+  pthread_cond_broadcast(&r->w->cv);
+  pthread_mutex_unlock(&r->w->mu);
+}
+
+START_TEST(test_store_async_reads)
+{
+  struct plugin_instance inst;
+  struct provd_err err = { { 0 }, { 0 } };
+  inst_up(&inst, "full");
+  struct store *st = open_store(&inst, 3, 256, 64);
+  struct store_session *s = store_session_open(st, &err);
+  ck_assert_ptr_nonnull(s);
+  ck_assert_int_eq(store_tx_begin(s, &err), PROVD_OK);
+  for (int i = 0; i < 50; i++) {
+    char id[32];
+    snprintf(id, sizeof(id), "r-%d", i);
+    struct store_rec r = { .id = id, .created_ms = 1, .updated_ms = 1 };
+    r.body = json_pack("{s:i}", "n", i * 7);
+    ck_assert_int_eq(store_put(s, PROVD_TABLE_REGISTRATIONS, &r, NULL, 1,
+                               &err),
+                     PROVD_OK);
+    json_decref(r.body);
+  }
+  ck_assert_int_eq(store_tx_commit(s, &err), PROVD_OK);
+  store_session_close(s);
+
+  struct waiter w;
+  static struct read_job_ud reads[60];
+  waiter_init(&w);
+  for (int i = 0; i < 60; i++) {
+    reads[i] = (struct read_job_ud){ .w = &w, .index = i,
+                                     .main_thread = pthread_self() };
+    snprintf(reads[i].id, sizeof(reads[i].id), "R-%d", i); /* any case */
+    ck_assert_int_eq(store_submit_read(st, job_read, &reads[i]), PROVD_OK);
+  }
+  waiter_wait(&w, 60);
+  for (int i = 0; i < 60; i++) {
+    ck_assert_int_eq(w.calls[i], 1); /* ran on a reader thread */
+    ck_assert_int_eq(w.status[i], i < 50 ? i * 7 : -1000 + PROVD_NOT_FOUND);
+  }
+  store_close(st);
+  inst_down(&inst);
+}
+END_TEST
+
+static void read_gate(struct store_session *s, void *ud)
+{
+  (void)s;
+  struct job gate = { .w = ud, .kind = JOB_GATE };
+  struct provd_err err;
+  job_write(NULL, &gate, &err);
+}
+
+static void read_noop(struct store_session *s, void *ud)
+{
+  (void)s;
+  struct waiter *w = ud;
+  pthread_mutex_lock(&w->mu);
+  w->done++;
+  pthread_cond_broadcast(&w->cv);
+  pthread_mutex_unlock(&w->mu);
+}
+
+START_TEST(test_store_queue_full)
+{
+  struct plugin_instance inst;
+  struct waiter w, wr;
+  struct job jobs[3];
+  inst_up(&inst, "full");
+  struct store *st = open_store(&inst, 1, 2, 1);
+  waiter_init(&w);
+  struct job gate = { .w = &w, .index = 3, .kind = JOB_GATE };
+  ck_assert_int_eq(store_submit_write(st, job_write, job_done, &gate),
+                   PROVD_OK);
+  gate_wait_entered(&w); /* the writer holds the gate; the queue is empty */
+  for (int i = 0; i < 3; i++) {
+    jobs[i] = (struct job){ .w = &w, .index = i, .kind = JOB_PUT };
+    snprintf(jobs[i].id, sizeof(jobs[i].id), "q-%d", i);
+  }
+  ck_assert_int_eq(store_submit_write(st, job_write, job_done, &jobs[0]),
+                   PROVD_OK);
+  ck_assert_int_eq(store_submit_write(st, job_write, job_done, &jobs[1]),
+                   PROVD_OK);
+  ck_assert_int_eq(store_submit_write(st, job_write, job_done, &jobs[2]),
+                   PROVD_E_UNAVAILABLE);
+
+  /* Same for reads: one reader held, two queued, the third refused. */
+  waiter_init(&wr);
+  ck_assert_int_eq(store_submit_read(st, read_gate, &wr), PROVD_OK);
+  gate_wait_entered(&wr);
+  ck_assert_int_eq(store_submit_read(st, read_noop, &wr), PROVD_OK);
+  ck_assert_int_eq(store_submit_read(st, read_noop, &wr), PROVD_OK);
+  ck_assert_int_eq(store_submit_read(st, read_noop, &wr), PROVD_E_UNAVAILABLE);
+  gate_open(&wr);
+  waiter_wait(&wr, 2);
+
+  gate_open(&w);
+  waiter_wait(&w, 3); /* gate + two queued jobs; the refused one never */
+  ck_assert_int_eq(w.calls[2], 0);
+  ck_assert_int_eq(w.status[0], PROVD_OK);
+  ck_assert_int_eq(w.status[1], PROVD_OK);
+  store_close(st);
+  inst_down(&inst);
+}
+END_TEST
+
+START_TEST(test_store_outbox_order)
+{
+  struct plugin_instance inst;
+  struct provd_err err = { { 0 }, { 0 } };
+  inst_up(&inst, "full");
+  struct store *st = open_store(&inst, 1, 16, 16);
+  struct store_session *s = store_session_open(st, &err);
+  uint64_t seq[4] = { 0 };
+  json_t *body = json_pack("{s:s}", "hub", "hub-1");
+  ck_assert_int_eq(store_tx_begin(s, &err), PROVD_OK);
+  ck_assert_int_eq(store_event(s, "enrollment.created", "dev-1", body,
+                               &seq[0], &err),
+                   PROVD_OK);
+  ck_assert_int_eq(store_event(s, "device.assigned", "dev-1", body, &seq[1],
+                               &err),
+                   PROVD_OK);
+  ck_assert_int_eq(store_tx_commit(s, &err), PROVD_OK);
+  /* An event in a rolled back transaction never happened. */
+  ck_assert_int_eq(store_tx_begin(s, &err), PROVD_OK);
+  ck_assert_int_eq(store_event(s, "lost", "dev-2", NULL, &seq[2], &err),
+                   PROVD_OK);
+  ck_assert_int_eq(store_tx_rollback(s, &err), PROVD_OK);
+  ck_assert_int_eq(store_event(s, "registration.failed", NULL, NULL, &seq[3],
+                               &err),
+                   PROVD_OK);
+  json_decref(body);
+  ck_assert_uint_lt(seq[0], seq[1]);
+  ck_assert_uint_lt(seq[1], seq[3]);
+
+  /* The store has no outbox reader; the notifier side uses the plugin. */
+  void *ps = sess_open(&inst);
+  struct ids ev = { 0 };
+  ck_assert_int_eq(ops()->outbox_list(ps, 0, 0, collect_event, &ev, &err),
+                   PROVD_OK);
+  ck_assert_int_eq(ev.n, 3);
+  char want[64];
+  snprintf(want, sizeof(want), "%llu:enrollment.created:dev-1",
+           (unsigned long long)seq[0]);
+  ck_assert_str_eq(ev.id[0], want);
+  snprintf(want, sizeof(want), "%llu:device.assigned:dev-1",
+           (unsigned long long)seq[1]);
+  ck_assert_str_eq(ev.id[1], want);
+  snprintf(want, sizeof(want), "%llu:registration.failed:-",
+           (unsigned long long)seq[3]);
+  ck_assert_str_eq(ev.id[2], want);
+  struct ids page = { 0 };
+  ck_assert_int_eq(
+      ops()->outbox_list(ps, seq[0], 1, collect_event, &page, &err),
+      PROVD_OK);
+  ck_assert_int_eq(page.n, 1);
+  ck_assert_str_eq(page.id[0], ev.id[1]);
+  ops()->session_close(ps);
+  store_session_close(s);
+  store_close(st);
+  inst_down(&inst);
+}
+END_TEST
+
+START_TEST(test_store_close_drains_queue)
+{
+  struct plugin_instance inst;
+  struct waiter w;
+  static struct job jobs[300];
+  inst_up(&inst, "normal");
+  struct store *st = open_store(&inst, 1, 512, 32);
+  waiter_init(&w);
+  for (int i = 0; i < 300; i++) {
+    jobs[i] = (struct job){ .w = &w, .index = i, .kind = JOB_PUT };
+    snprintf(jobs[i].id, sizeof(jobs[i].id), "drain-%d", i);
+    ck_assert_int_eq(store_submit_write(st, job_write, job_done, &jobs[i]),
+                     PROVD_OK);
+  }
+  store_close(st); /* returns once every queued job ran */
+  ck_assert_int_eq(w.done, 300);
+  for (int i = 0; i < 300; i++)
+    ck_assert_int_eq(w.status[i % 512], PROVD_OK);
+  inst_down(&inst);
+  inst_up(&inst, "normal");
+  void *s = sess_open(&inst);
+  ck_assert_uint_eq(count_of(s, PROVD_TABLE_REGISTRATIONS, NULL), 300);
+  ops()->session_close(s);
+  inst_down(&inst);
+}
+END_TEST
+
+/* ---- durability across SIGKILL ---- */
+
+#define CRASH_ROWS 500
+
+struct crash_ctx {
+  int fd;        /* pipe to the parent */
+  int done, ok;
+  pthread_mutex_t mu;
+};
+
+static int crash_write(struct store_session *s, void *ud,
+                       struct provd_err *e)
+{
+  intptr_t i = (intptr_t)ud;
+  char id[32];
+  snprintf(id, sizeof(id), "crash-%04d", (int)i);
+  struct store_rec r = { .id = id, .etag = (char *)"e", .created_ms = i,
+                         .updated_ms = i };
+  r.body = json_pack("{s:i}", "n", (int)i);
+  int rc = store_put(s, PROVD_TABLE_REGISTRATIONS, &r, NULL, 1, e);
+  json_decref(r.body);
+  if (rc == PROVD_OK)
+    rc = store_event(s, "device.assigned", id, NULL, NULL, e);
+  return rc;
+}
+
+static struct crash_ctx crash;
+
+/* On the writer thread: once every row is reported committed, tell the
+ * parent and die without any cleanup. */
+static void crash_done(void *ud, int status, const struct provd_err *err)
+{
+  (void)ud;
+  (void)err;
+  pthread_mutex_lock(&crash.mu);
+  crash.done++;
+  crash.ok += status == PROVD_OK;
+  int all = crash.done == CRASH_ROWS;
+  pthread_mutex_unlock(&crash.mu);
+  if (!all)
+    return;
+  char msg[32];
+  int n = snprintf(msg, sizeof(msg), "committed %d\n", crash.ok);
+  if (write(crash.fd, msg, (size_t)n) != n)
+    _exit(3);
+  kill(getpid(), SIGKILL);
+}
+
+static void crash_child(int fd)
+{
+  struct plugin_instance inst;
+  struct provd_err err = { { 0 }, { 0 } };
+  struct store *st = NULL;
+  struct store_opts o = { .readers = 1, .queue_max = 1024,
+                          .batch_max = 64 };
+  crash.fd = fd;
+  pthread_mutex_init(&crash.mu, NULL);
+  /* normal: the weaker setting still has to survive a process crash. */
+  if (inst_try_up(&inst, options("normal"), &err) != PROVD_OK ||
+      store_open(&inst, &o, &st, &err) != PROVD_OK)
+    _exit(2);
+  for (intptr_t i = 0; i < CRASH_ROWS; i++)
+    if (store_submit_write(st, crash_write, crash_done, (void *)i) !=
+        PROVD_OK)
+      _exit(2);
+  pause(); /* the writer thread kills the process */
+  _exit(4);
+}
+
+START_TEST(test_crash_durability)
+{
+  int fds[2];
+  ck_assert_int_eq(pipe(fds), 0);
+  pid_t pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    close(fds[0]);
+    crash_child(fds[1]);
+  }
+  close(fds[1]);
+  char buf[64] = { 0 };
+  ssize_t n = read(fds[0], buf, sizeof(buf) - 1);
+  close(fds[0]);
+  int wstatus = 0;
+  ck_assert_int_eq(waitpid(pid, &wstatus, 0), pid);
+  ck_assert_msg(WIFSIGNALED(wstatus) && WTERMSIG(wstatus) == SIGKILL,
+                "child did not die by SIGKILL (status %d)", wstatus);
+  ck_assert_int_gt(n, 0);
+  char want[32];
+  snprintf(want, sizeof(want), "committed %d\n", CRASH_ROWS);
+  ck_assert_str_eq(buf, want);
+
+  /* The WAL was never checkpointed; reopening must recover every row. */
+  struct plugin_instance inst;
+  struct got g;
+  struct provd_err err = { { 0 }, { 0 } };
+  inst_up(&inst, "full");
+  void *s = sess_open(&inst);
+  ck_assert_uint_eq(count_of(s, PROVD_TABLE_REGISTRATIONS, NULL),
+                    CRASH_ROWS);
+  for (int i = 0; i < CRASH_ROWS; i++) {
+    char id[32], body[32];
+    snprintf(id, sizeof(id), "crash-%04d", i);
+    snprintf(body, sizeof(body), "{\"n\":%d}", i);
+    ck_assert_int_eq(get(s, PROVD_TABLE_REGISTRATIONS, id, &g), PROVD_OK);
+    ck_assert_str_eq(g.body, body);
+  }
+  struct ids ev = { 0 };
+  ck_assert_int_eq(ops()->outbox_list(s, 0, 64, collect_event, &ev, &err),
+                   PROVD_OK);
+  ck_assert_int_eq(ev.n, 64);
+  ops()->session_close(s);
+  inst_down(&inst);
+}
+END_TEST
+
+/* ---- throughput: the registration path writes one row per device ---- */
+
+#define BENCH_ROWS 20000
+
+struct bench_ctx {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int done, ok;
+};
+
+static int bench_write(struct store_session *s, void *ud,
+                       struct provd_err *e)
+{
+  intptr_t i = (intptr_t)ud;
+  char id[32];
+  snprintf(id, sizeof(id), "bench-%06d", (int)i);
+  struct store_rec r = { .id = id, .etag = (char *)"e", .hub = (char *)"h1",
+                         .group_id = (char *)"g1" };
+  r.body = json_pack("{s:s, s:s, s:s, s:s}", "registrationId", id,
+                     "assignedHub", "hub-1.example.net", "deviceId", id,
+                     "status", "assigned");
+  int rc = store_put(s, PROVD_TABLE_REGISTRATIONS, &r, NULL, 0, e);
+  json_decref(r.body);
+  return rc;
+}
+
+static struct bench_ctx bench;
+
+static void bench_done(void *ud, int status, const struct provd_err *err)
+{
+  (void)ud;
+  (void)err;
+  pthread_mutex_lock(&bench.mu);
+  bench.done++;
+  bench.ok += status == PROVD_OK;
+  pthread_cond_broadcast(&bench.cv);
+  pthread_mutex_unlock(&bench.mu);
+}
+
+START_TEST(test_store_write_throughput)
+{
+  struct plugin_instance inst;
+  inst_up(&inst, "full");
+  struct store *st = open_store(&inst, 1, 4096, 256);
+  pthread_mutex_init(&bench.mu, NULL);
+  pthread_cond_init(&bench.cv, NULL);
+  double batches0 = metric_value("provd_store_write_batches_total");
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  for (intptr_t i = 0; i < BENCH_ROWS; i++) {
+    /* Producers back off on E_UNAVAILABLE, as the engine does. */
+    int tries = 0;
+    while (store_submit_write(st, bench_write, bench_done, (void *)i) !=
+           PROVD_OK) {
+      ck_assert_int_lt(++tries, 100000);
+      usleep(100);
+    }
+  }
+  pthread_mutex_lock(&bench.mu);
+  while (bench.done < BENCH_ROWS)
+    pthread_cond_wait(&bench.cv, &bench.mu);
+  pthread_mutex_unlock(&bench.mu);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  double secs = (double)(t1.tv_sec - t0.tv_sec) +
+                (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+  double batches = metric_value("provd_store_write_batches_total") - batches0;
+  fprintf(stderr,
+          "store: %d durable writes in %.3f s = %.0f/s, %.0f batches "
+          "(mean %.1f jobs)\n",
+          BENCH_ROWS, secs, BENCH_ROWS / secs, batches,
+          batches > 0 ? BENCH_ROWS / batches : 0.0);
+  ck_assert_int_eq(bench.ok, BENCH_ROWS);
+  /* Group commit must batch: far fewer transactions than writes. */
+  ck_assert(batches > 0 && batches < BENCH_ROWS / 4);
+  store_close(st);
+  inst_down(&inst);
+}
+END_TEST
+
+static Suite *store_suite(void)
+{
+  Suite *s = suite_create("store");
+  TCase *plugin = tcase_create("sqlite-plugin");
+  tcase_add_checked_fixture(plugin, setup, teardown);
+  tcase_add_test(plugin, test_migrations_fresh_and_reopen);
+  tcase_add_test(plugin, test_refuses_newer_and_foreign_db);
+  tcase_add_test(plugin, test_configure_errors);
+  tcase_add_test(plugin, test_crud_each_table);
+  tcase_add_test(plugin, test_if_match_and_must_create);
+  tcase_add_test(plugin, test_list_filters_and_count);
+  tcase_add_test(plugin, test_tx_rollback_and_savepoints);
+  suite_add_tcase(s, plugin);
+  TCase *core = tcase_create("core-store");
+  tcase_add_checked_fixture(core, setup, teardown);
+  tcase_set_timeout(core, 120);
+  tcase_add_test(core, test_store_group_commit_one_job_fails);
+  tcase_add_test(core, test_store_broken_batch_retries_alone);
+  tcase_add_test(core, test_store_async_reads);
+  tcase_add_test(core, test_store_queue_full);
+  tcase_add_test(core, test_store_outbox_order);
+  tcase_add_test(core, test_store_close_drains_queue);
+  tcase_add_test(core, test_crash_durability);
+  tcase_add_test(core, test_store_write_throughput);
+  suite_add_tcase(s, core);
+  return s;
+}
+
+int main(void)
+{
+  SRunner *sr = srunner_create(store_suite());
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

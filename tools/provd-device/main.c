@@ -1,0 +1,234 @@
+/* provd-device: a device-side DPS client on top of libprovd-device.
+ * Exit codes: 0 assigned, 1 refused / failed / network, 2 usage. */
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "provd_device.h"
+
+#define EXIT_REFUSED 1
+#define EXIT_USAGE 2
+
+static const char usage_text[] =
+  "usage: provd-device register --scope SCOPE --registration-id ID\n"
+  "                             (--symmetric-key B64 | --group-key B64)\n"
+  "                             [--url URL] [--ca FILE] [--payload JSON]\n"
+  "                             [--api-version V] [--timeout SECONDS]"
+  " [--json]\n"
+  "       provd-device send           (not supported yet)\n"
+  "       provd-device --help | --version\n"
+  "\n"
+  "Registers a device with provd (or any DPS-compatible service) over\n"
+  "HTTPS: PUT /{scope}/registrations/{id}/register, then polls the\n"
+  "operation until the service decides.\n"
+  "\n"
+  "  --scope SCOPE            ID scope (provd prints it at start-up)\n"
+  "  --registration-id ID     the device's registration id\n"
+  "  --symmetric-key B64      individual enrollment key (base64)\n"
+  "  --group-key B64          enrollment group key; the device key is\n"
+  "                           derived as HMAC-SHA256(group key, ID)\n"
+  "  --url URL                service URL (default $PROVD_URL, else\n"
+  "                           " PROVD_DEVICE_DEFAULT_URL ")\n"
+  "  --ca FILE                PEM CA file to trust (default: system"
+  " store;\n"
+  "                           for a local provd use var/tls/ca.pem)\n"
+  "  --payload JSON           JSON sent as \"payload\" (custom"
+  " allocation)\n"
+  "  --api-version V          api-version query value (default "
+  PROVD_DEVICE_DEFAULT_API_VERSION ")\n"
+  "  --timeout SECONDS        give up after this long, polls included\n"
+  "                           (default 30)\n"
+  "  --json                   print the registrationState as JSON\n"
+  "  --cert FILE, --key FILE, --tpm TCTI\n"
+  "                           X.509 and TPM attestation: not supported"
+  " yet\n"
+  "\n"
+  "Prints \"assigned hub=HUB device_id=ID\" and exits 0 when assigned;\n"
+  "exits 1 when the service refuses (failed, disabled, HTTP error) or\n"
+  "cannot be reached, 2 on a usage error.\n";
+
+enum opt_id {
+  OPT_SCOPE = 256, OPT_REGID, OPT_SYMKEY, OPT_GROUPKEY, OPT_URL, OPT_CA,
+  OPT_PAYLOAD, OPT_API, OPT_TIMEOUT, OPT_JSON, OPT_CERT, OPT_KEY, OPT_TPM,
+  OPT_HELP, OPT_VERSION
+};
+
+static const struct option long_opts[] = {
+  { "scope", required_argument, NULL, OPT_SCOPE },
+  { "registration-id", required_argument, NULL, OPT_REGID },
+  { "symmetric-key", required_argument, NULL, OPT_SYMKEY },
+  { "group-key", required_argument, NULL, OPT_GROUPKEY },
+  { "url", required_argument, NULL, OPT_URL },
+  { "ca", required_argument, NULL, OPT_CA },
+  { "payload", required_argument, NULL, OPT_PAYLOAD },
+  { "api-version", required_argument, NULL, OPT_API },
+  { "timeout", required_argument, NULL, OPT_TIMEOUT },
+  { "json", no_argument, NULL, OPT_JSON },
+  { "cert", required_argument, NULL, OPT_CERT },
+  { "key", required_argument, NULL, OPT_KEY },
+  { "tpm", required_argument, NULL, OPT_TPM },
+  { "help", no_argument, NULL, OPT_HELP },
+  { "version", no_argument, NULL, OPT_VERSION },
+  { NULL, 0, NULL, 0 }
+};
+
+struct cli {
+  struct provd_device_opts reg;
+  const char *unsupported; /* first X.509/TPM flag seen */
+  int json;
+  int help;
+  int version;
+};
+
+static int usage_error(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+
+static int usage_error(const char *fmt, ...)
+{
+  va_list ap;
+  fprintf(stderr, "provd-device: ");
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "\nTry 'provd-device --help'.\n");
+  return EXIT_USAGE;
+}
+
+static int parse_timeout(const char *text, int *out)
+{
+  char *end = NULL;
+  long v = strtol(text, &end, 10);
+  if (!text[0] || *end || v < 1 || v > 86400)
+    return -1;
+  *out = (int)v;
+  return 0;
+}
+
+/* Fills cli from argv; returns 0 or an exit code. */
+static int parse_args(int argc, char **argv, struct cli *cli)
+{
+  int c;
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, ":", long_opts, NULL)) != -1) {
+    switch (c) {
+    case OPT_SCOPE: cli->reg.id_scope = optarg; break;
+    case OPT_REGID: cli->reg.registration_id = optarg; break;
+    case OPT_SYMKEY: cli->reg.symmetric_key = optarg; break;
+    case OPT_GROUPKEY: cli->reg.group_key = optarg; break;
+    case OPT_URL: cli->reg.url = optarg; break;
+    case OPT_CA: cli->reg.ca_file = optarg; break;
+    case OPT_PAYLOAD: cli->reg.payload_json = optarg; break;
+    case OPT_API: cli->reg.api_version = optarg; break;
+    case OPT_JSON: cli->json = 1; break;
+    case OPT_HELP: cli->help = 1; break;
+    case OPT_VERSION: cli->version = 1; break;
+    case OPT_CERT:
+    case OPT_KEY:
+    case OPT_TPM:
+      if (!cli->unsupported)
+        cli->unsupported = argv[optind - 1];
+      break;
+    case OPT_TIMEOUT:
+      if (parse_timeout(optarg, &cli->reg.timeout_s) != 0)
+        return usage_error("--timeout wants 1..86400 seconds, not \"%s\"",
+                           optarg);
+      break;
+    case ':':
+      return usage_error("%s needs a value", argv[optind - 1]);
+    default:
+      return usage_error("unknown option %s", argv[optind - 1]);
+    }
+  }
+  return 0;
+}
+
+static int check_register_args(const struct cli *cli)
+{
+  if (cli->unsupported) {
+    fprintf(stderr, "provd-device: %s: not supported yet (X.509/TPM come "
+            "in a later release)\n", cli->unsupported);
+    return EXIT_USAGE;
+  }
+  if (!cli->reg.id_scope)
+    return usage_error("%s", "register needs --scope SCOPE");
+  if (!cli->reg.registration_id)
+    return usage_error("%s", "register needs --registration-id ID");
+  if (!cli->reg.symmetric_key == !cli->reg.group_key)
+    return usage_error("%s", "register needs exactly one of "
+                       "--symmetric-key B64 or --group-key B64");
+  return 0;
+}
+
+static void print_outcome(const struct cli *cli,
+                          const struct provd_device_result *r, int ok)
+{
+  if (cli->json) {
+    if (r->registration_state_json)
+      printf("%s\n", r->registration_state_json);
+    return;
+  }
+  if (ok)
+    printf("assigned hub=%s device_id=%s\n", r->assigned_hub, r->device_id);
+}
+
+static int run_register(struct cli *cli)
+{
+  struct provd_device_result result;
+  struct provd_err err;
+  int rc = check_register_args(cli);
+  if (rc != 0)
+    return rc;
+  const char *env_url = getenv("PROVD_URL");
+  if (!cli->reg.url && env_url && env_url[0])
+    cli->reg.url = env_url;
+  int ok = provd_device_register(&cli->reg, &result, &err) == 0;
+  print_outcome(cli, &result, ok);
+  if (!ok) {
+    fprintf(stderr, "provd-device: %s\n", err.msg);
+    if (strcmp(err.code, "NETWORK") == 0)
+      fprintf(stderr, "provd-device: is provd running (make run) and is "
+              "--url right?\n");
+    else if (strcmp(err.code, "TLS") == 0)
+      fprintf(stderr, "provd-device: %s\n", cli->reg.ca_file
+              ? "is --ca the CA that signed the server certificate?"
+              : "for a local provd pass --ca var/tls/ca.pem");
+  }
+  provd_device_result_clear(&result);
+  if (ok)
+    return 0;
+  if (strcmp(err.code, "BAD_INPUT") == 0 || strcmp(err.code, "BAD_URL") == 0)
+    return EXIT_USAGE;
+  return EXIT_REFUSED;
+}
+
+int main(int argc, char **argv)
+{
+  struct cli cli;
+  memset(&cli, 0, sizeof(cli));
+  int rc = parse_args(argc, argv, &cli);
+  if (rc != 0)
+    return rc;
+  if (cli.help) {
+    fputs(usage_text, stdout);
+    return 0;
+  }
+  if (cli.version) {
+    printf("provd-device %s\n", PROVD_VERSION);
+    return 0;
+  }
+  if (optind >= argc)
+    return usage_error("%s", "missing command (register)");
+  const char *cmd = argv[optind];
+  if (optind + 1 < argc)
+    return usage_error("unexpected argument \"%s\"", argv[optind + 1]);
+  if (strcmp(cmd, "register") == 0)
+    return run_register(&cli);
+  if (strcmp(cmd, "send") == 0) {
+    fprintf(stderr, "provd-device: send: not supported yet (telemetry to "
+            "the assigned hub comes in a later release)\n");
+    return EXIT_USAGE;
+  }
+  return usage_error("unknown command \"%s\" (try register)", cmd);
+}

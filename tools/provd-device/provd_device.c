@@ -1,0 +1,434 @@
+#include "provd_device.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "https.h"
+#include "util/sas.h"
+
+#define TOKEN_LIFETIME_S 3600
+#define DEFAULT_POLL_S 2     /* what the SDKs wait without Retry-After */
+#define MAX_ROUNDS 1000      /* requests per registration, whatever happens */
+#define MAX_REQUEST_S 30     /* the Node SDK's per-request limit */
+#define MAX_KEY_BYTES 256
+#define MAX_PAYLOAD (64u * 1024u)
+#define PATH_MAX_LEN 2048
+
+/* Everything one registration needs between requests. */
+struct reg_flow {
+  const struct provd_device_opts *opts;
+  struct https_client *http;
+  char *token;              /* owned */
+  char *body;               /* owned, the register PUT body */
+  char scope_enc[3 * PROVD_DEVICE_MAX_ID + 1];
+  char regid_enc[3 * PROVD_DEVICE_MAX_ID + 1];
+  char api_enc[128];
+  double deadline;          /* monotonic seconds */
+};
+
+static double mono_now(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void sleep_seconds(double s)
+{
+  struct timespec ts;
+  ts.tv_sec = (time_t)s;
+  ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+    ;
+}
+
+void provd_device_result_clear(struct provd_device_result *result)
+{
+  free(result->registration_state_json);
+  memset(result, 0, sizeof(*result));
+}
+
+static int check_id(const char *what, const char *v, struct provd_err *err)
+{
+  if (!v || !v[0]) {
+    perr_set(err, "BAD_INPUT", "%s is required", what);
+    return -1;
+  }
+  if (strlen(v) >= PROVD_DEVICE_MAX_ID) {
+    perr_set(err, "BAD_INPUT", "%s is longer than %d bytes", what,
+             PROVD_DEVICE_MAX_ID - 1);
+    return -1;
+  }
+  return 0;
+}
+
+static int check_opts(const struct provd_device_opts *o,
+                      struct provd_err *err)
+{
+  if (check_id("the ID scope", o->id_scope, err) != 0 ||
+      check_id("the registration id", o->registration_id, err) != 0)
+    return -1;
+  if (!o->symmetric_key == !o->group_key) {
+    perr_set(err, "BAD_INPUT",
+             "give exactly one of a symmetric key or a group key");
+    return -1;
+  }
+  if (o->timeout_s < 0 || o->timeout_s > 86400) {
+    perr_set(err, "BAD_INPUT", "timeout must be 0..86400 seconds");
+    return -1;
+  }
+  if (o->payload_json && strlen(o->payload_json) > MAX_PAYLOAD) {
+    perr_set(err, "BAD_INPUT", "payload is larger than %u bytes",
+             MAX_PAYLOAD);
+    return -1;
+  }
+  return 0;
+}
+
+/* The device key in raw bytes: the given key, or the one derived from the
+ * group key for this registration id (dps-protocol.md 3.2). */
+static int device_key(const struct provd_device_opts *o, uint8_t *key,
+                      size_t *key_len, struct provd_err *err)
+{
+  char derived[128];
+  const char *b64 = o->symmetric_key;
+  if (o->group_key) {
+    if (sas_derive_device_key(o->group_key, o->registration_id, derived,
+                              sizeof(derived)) < 0) {
+      perr_set(err, "BAD_INPUT", "the group key is not valid base64");
+      return -1;
+    }
+    b64 = derived;
+  }
+  if (b64_decode(b64, key, MAX_KEY_BYTES, key_len) < 0 || *key_len == 0) {
+    perr_set(err, "BAD_INPUT", "the %s key is not valid base64",
+             o->group_key ? "derived" : "symmetric");
+    return -1;
+  }
+  return 0;
+}
+
+static char *make_token(const struct provd_device_opts *o,
+                        struct provd_err *err)
+{
+  uint8_t key[MAX_KEY_BYTES];
+  size_t key_len = 0;
+  char resource[2 * PROVD_DEVICE_MAX_ID + 32];
+  if (device_key(o, key, &key_len, err) != 0)
+    return NULL;
+  snprintf(resource, sizeof(resource), "%s/registrations/%s", o->id_scope,
+           o->registration_id);
+  char *token = sas_build(resource, key, key_len,
+                          (int64_t)time(NULL) + TOKEN_LIFETIME_S,
+                          "registration");
+  memset(key, 0, sizeof(key));
+  if (!token)
+    perr_set(err, "NO_MEMORY", "could not build the SAS token");
+  return token;
+}
+
+/* {"registrationId": ..., "payload": ...}; caller frees. */
+static char *make_body(const struct provd_device_opts *o,
+                       struct provd_err *err)
+{
+  json_t *doc = json_pack("{s:s}", "registrationId", o->registration_id);
+  if (!doc) {
+    perr_set(err, "BAD_INPUT", "registration id is not valid UTF-8");
+    return NULL;
+  }
+  if (o->payload_json) {
+    json_error_t jerr;
+    json_t *payload = json_loads(o->payload_json, JSON_DECODE_ANY, &jerr);
+    if (!payload) {
+      perr_set(err, "BAD_INPUT", "payload is not JSON: %s (column %d)",
+               jerr.text, jerr.column);
+      json_decref(doc);
+      return NULL;
+    }
+    json_object_set_new(doc, "payload", payload);
+  }
+  char *text = json_dumps(doc, JSON_COMPACT);
+  json_decref(doc);
+  if (!text)
+    perr_set(err, "NO_MEMORY", "out of memory");
+  return text;
+}
+
+static int flow_init(struct reg_flow *f, const struct provd_device_opts *o,
+                     struct provd_err *err)
+{
+  char ua[64];
+  const char *api = o->api_version ? o->api_version
+                                   : PROVD_DEVICE_DEFAULT_API_VERSION;
+  int timeout = o->timeout_s ? o->timeout_s : PROVD_DEVICE_DEFAULT_TIMEOUT_S;
+  memset(f, 0, sizeof(*f));
+  f->opts = o;
+  if (url_encode(o->id_scope, f->scope_enc, sizeof(f->scope_enc)) < 0 ||
+      url_encode(o->registration_id, f->regid_enc, sizeof(f->regid_enc)) < 0
+      || url_encode(api, f->api_enc, sizeof(f->api_enc)) < 0) {
+    perr_set(err, "BAD_INPUT", "scope, registration id or api-version too "
+             "long");
+    return -1;
+  }
+  f->token = make_token(o, err);
+  if (!f->token)
+    return -1;
+  f->body = make_body(o, err);
+  if (!f->body)
+    return -1;
+  snprintf(ua, sizeof(ua), "provd-device/%s", PROVD_VERSION);
+  f->http = https_client_new(o->url ? o->url : PROVD_DEVICE_DEFAULT_URL,
+                             o->ca_file, o->user_agent ? o->user_agent : ua,
+                             MAX_REQUEST_S, err);
+  if (!f->http)
+    return -1;
+  f->deadline = mono_now() + timeout;
+  return 0;
+}
+
+static void flow_clear(struct reg_flow *f)
+{
+  https_client_free(f->http);
+  if (f->token) {
+    memset(f->token, 0, strlen(f->token));
+    free(f->token);
+  }
+  free(f->body);
+}
+
+static void copy_string(char *dst, size_t cap, json_t *obj, const char *key)
+{
+  json_t *v = json_object_get(obj, key);
+  if (json_is_string(v))
+    snprintf(dst, cap, "%s", json_string_value(v));
+}
+
+/* Picks errorCode / message out of a DPS error body or registrationState
+ * (errorCode may be a number or, from some servers, a string). */
+static void read_error_fields(json_t *obj, struct provd_device_result *r)
+{
+  json_t *code = json_object_get(obj, "errorCode");
+  if (json_is_integer(code))
+    r->error_code = (long)json_integer_value(code);
+  else if (json_is_string(code))
+    r->error_code = strtol(json_string_value(code), NULL, 10);
+  copy_string(r->error_message, sizeof(r->error_message), obj,
+              "errorMessage");
+  if (!r->error_message[0])
+    copy_string(r->error_message, sizeof(r->error_message), obj, "message");
+}
+
+static void note_http_error(const struct https_response *rs,
+                            struct provd_device_result *r,
+                            struct provd_err *err)
+{
+  char text[768];
+  json_t *doc = json_loadb(rs->body, rs->body_len, 0, NULL);
+  if (json_is_object(doc))
+    read_error_fields(doc, r);
+  json_decref(doc);
+  https_describe_error(rs, text, sizeof(text));
+  perr_set(err, "HTTP_ERROR", "%s", text);
+}
+
+/* Reads a RegistrationOperationStatus into r.  -1 when it is not one. */
+static int read_operation(const struct https_response *rs,
+                          struct provd_device_result *r,
+                          struct provd_err *err)
+{
+  json_error_t jerr;
+  json_t *doc = json_loadb(rs->body, rs->body_len, 0, &jerr);
+  if (!json_is_object(doc)) {
+    perr_set(err, "BAD_RESPONSE", "HTTP %ld answer is not a JSON object%s%s",
+             rs->status, doc ? "" : ": ", doc ? "" : jerr.text);
+    json_decref(doc);
+    return -1;
+  }
+  r->status[0] = '\0';
+  copy_string(r->status, sizeof(r->status), doc, "status");
+  copy_string(r->operation_id, sizeof(r->operation_id), doc, "operationId");
+  json_t *state = json_object_get(doc, "registrationState");
+  if (json_is_object(state)) {
+    copy_string(r->assigned_hub, sizeof(r->assigned_hub), state,
+                "assignedHub");
+    copy_string(r->device_id, sizeof(r->device_id), state, "deviceId");
+    read_error_fields(state, r);
+    free(r->registration_state_json);
+    r->registration_state_json = json_dumps(state, JSON_COMPACT);
+  }
+  json_decref(doc);
+  if (!r->status[0]) {
+    perr_set(err, "BAD_RESPONSE", "answer has no \"status\"");
+    return -1;
+  }
+  return 0;
+}
+
+/* Waits before the next request; -1 (TIMEOUT) when the wait would pass
+ * the deadline. */
+static int wait_before_retry(struct reg_flow *f, int retry_after_s,
+                             const char *why, struct provd_err *err)
+{
+  double wait = retry_after_s >= 0 ? retry_after_s : DEFAULT_POLL_S;
+  if (wait < 0.1)
+    wait = 0.1; /* Retry-After: 0 must not become a busy loop */
+  if (mono_now() + wait > f->deadline) {
+    perr_set(err, "TIMEOUT", "%s, and waiting %.0f s more would pass the "
+             "%d s timeout (raise --timeout?)", why, wait,
+             f->opts->timeout_s ? f->opts->timeout_s
+                                : PROVD_DEVICE_DEFAULT_TIMEOUT_S);
+    return -1;
+  }
+  sleep_seconds(wait);
+  return 0;
+}
+
+/* The path of the next request: the register PUT, or the poll of the
+ * operation the service handed out. */
+static int request_path(const struct reg_flow *f, const char *operation_id,
+                        char *path, size_t cap, struct provd_err *err)
+{
+  char op_enc[3 * 256 + 1];
+  int w;
+  if (!operation_id) {
+    w = snprintf(path, cap, "/%s/registrations/%s/register?api-version=%s",
+                 f->scope_enc, f->regid_enc, f->api_enc);
+  } else {
+    if (url_encode(operation_id, op_enc, sizeof(op_enc)) < 0) {
+      perr_set(err, "BAD_RESPONSE", "operationId is too long");
+      return -1;
+    }
+    w = snprintf(path, cap, "/%s/registrations/%s/operations/%s"
+                 "?api-version=%s", f->scope_enc, f->regid_enc, op_enc,
+                 f->api_enc);
+  }
+  if (w < 0 || (size_t)w >= cap) {
+    perr_set(err, "BAD_INPUT", "request path too long");
+    return -1;
+  }
+  return 0;
+}
+
+/* One request: the PUT when operation_id is NULL, else the status GET.
+ * Each request may take at most what is left of the overall deadline. */
+static int send_step(struct reg_flow *f, const char *operation_id,
+                     struct https_response *rs, struct provd_err *err)
+{
+  char path[PATH_MAX_LEN];
+  struct https_request rq = { .authorization = f->token };
+  double left = f->deadline - mono_now();
+  if (request_path(f, operation_id, path, sizeof(path), err) != 0)
+    return -1;
+  rq.method = operation_id ? "GET" : "PUT";
+  rq.body = operation_id ? NULL : f->body;
+  rq.path = path;
+  rq.timeout_s = left >= MAX_REQUEST_S ? MAX_REQUEST_S
+                 : left < 1 ? 1 : (long)left + 1;
+  return https_do(f->http, &rq, rs, err);
+}
+
+/* 429 and 5xx are transient for every DPS SDK but Node: wait as told and
+ * send the same request again. */
+static int is_transient(long status)
+{
+  return status == 429 || status == 500 || status == 502 || status == 503 ||
+         status == 504;
+}
+
+enum step_next { STEP_DONE, STEP_POLL, STEP_REREGISTER, STEP_ERROR };
+
+/* Decides what a 2xx operation status means. */
+static enum step_next judge_status(struct provd_device_result *r,
+                                   struct provd_err *err)
+{
+  const char *st = r->status;
+  if (strcasecmp(st, "assigned") == 0) {
+    if (!r->assigned_hub[0] || !r->device_id[0]) {
+      perr_set(err, "BAD_RESPONSE", "status assigned without assignedHub "
+               "and deviceId");
+      return STEP_ERROR;
+    }
+    return STEP_DONE;
+  }
+  if (strcasecmp(st, "assigning") == 0)
+    return r->operation_id[0] ? STEP_POLL : STEP_REREGISTER;
+  if (strcasecmp(st, "registering") == 0)
+    return STEP_REREGISTER; /* Node re-sends the PUT on this one */
+  if (strcasecmp(st, "failed") == 0) {
+    perr_set(err, "REGISTRATION_FAILED", "registration failed: errorCode "
+             "%ld%s%s", r->error_code, r->error_message[0] ? ": " : "",
+             r->error_message);
+  } else if (strcasecmp(st, "disabled") == 0) {
+    perr_set(err, "REGISTRATION_DISABLED",
+             "the enrollment for this device is disabled");
+  } else {
+    perr_set(err, "UNEXPECTED_STATUS", "service answered status \"%s\"",
+             st);
+  }
+  return STEP_ERROR;
+}
+
+static int run_flow(struct reg_flow *f, struct provd_device_result *r,
+                    struct provd_err *err)
+{
+  struct https_response rs = { .retry_after_s = -1 };
+  int polling = 0;
+  for (int round = 0; round < MAX_ROUNDS; round++) {
+    if (send_step(f, polling ? r->operation_id : NULL, &rs, err) != 0)
+      return -1;
+    if (polling)
+      r->polls++;
+    r->http_status = rs.status;
+    int retry_after = rs.retry_after_s;
+    if (is_transient(rs.status)) {
+      char why[256];
+      https_describe_error(&rs, why, sizeof(why));
+      https_response_clear(&rs);
+      if (wait_before_retry(f, retry_after, why, err) != 0)
+        return -1;
+      continue;
+    }
+    if (!https_ok(&rs)) {
+      note_http_error(&rs, r, err);
+      https_response_clear(&rs);
+      return -1;
+    }
+    int rc = read_operation(&rs, r, err);
+    https_response_clear(&rs);
+    if (rc != 0)
+      return -1;
+    enum step_next next = judge_status(r, err);
+    if (next == STEP_DONE)
+      return 0;
+    if (next == STEP_ERROR)
+      return -1;
+    polling = next == STEP_POLL;
+    if (wait_before_retry(f, retry_after, "still assigning", err) != 0)
+      return -1;
+  }
+  perr_set(err, "TIMEOUT", "no decision after %d requests", MAX_ROUNDS);
+  return -1;
+}
+
+int provd_device_register(const struct provd_device_opts *opts,
+                          struct provd_device_result *result,
+                          struct provd_err *err)
+{
+  struct reg_flow flow;
+  memset(result, 0, sizeof(*result));
+  perr_clear(err);
+  if (check_opts(opts, err) != 0)
+    return -1;
+  int rc = flow_init(&flow, opts, err);
+  if (rc == 0)
+    rc = run_flow(&flow, result, err);
+  flow_clear(&flow);
+  return rc;
+}

@@ -1,0 +1,60 @@
+/* libprovd-device: the device side of the DPS registration flow over
+ * HTTPS, as the Azure SDKs do it (shared/spec/dps-protocol.md section 2):
+ * PUT .../register with a SAS token, then poll .../operations/{id} on the
+ * same connection, honouring Retry-After, until the service decides.
+ * Symmetric keys only for now (individual key or group key). */
+#ifndef TOOLS_PROVD_DEVICE_H
+#define TOOLS_PROVD_DEVICE_H
+
+#include "util/err.h"
+
+#define PROVD_DEVICE_DEFAULT_URL "https://localhost:8443"
+#define PROVD_DEVICE_DEFAULT_API_VERSION "2019-03-31"
+#define PROVD_DEVICE_DEFAULT_TIMEOUT_S 30
+#define PROVD_DEVICE_MAX_ID 256 /* scope and registration id, in bytes */
+
+/* Every string is borrowed for the duration of the call. */
+struct provd_device_opts {
+  const char *url;             /* "https://host:port"; NULL: default URL */
+  const char *ca_file;         /* PEM file to trust; NULL: system store */
+  const char *id_scope;        /* required */
+  const char *registration_id; /* required */
+  const char *symmetric_key;   /* base64 device key ... */
+  const char *group_key;       /* ... or base64 group key (exactly one) */
+  const char *payload_json;    /* NULL or JSON text, sent as "payload" */
+  const char *api_version;     /* NULL: PROVD_DEVICE_DEFAULT_API_VERSION */
+  int timeout_s;               /* bounds the whole flow; 0: default */
+  const char *user_agent;      /* NULL: "provd-device/<version>" */
+};
+
+/* What the service said.  Strings are "" when the service did not say. */
+struct provd_device_result {
+  char status[32];        /* last operation status: assigned, failed, ... */
+  char operation_id[256];
+  char assigned_hub[256];
+  char device_id[256];
+  long http_status;       /* of the last answer; 0 when none arrived */
+  long error_code;        /* DPS 6-digit errorCode; 0 when none */
+  char error_message[512];
+  int polls;              /* operation-status requests made */
+  char *registration_state_json; /* compact JSON or NULL; owned */
+};
+
+/* Runs the registration.  Returns 0 when the device was assigned (result
+ * has hub and device id).  Otherwise -1 with err->code one of:
+ *   BAD_INPUT              an option is missing or invalid
+ *   NETWORK, TLS, TIMEOUT  no (timely) answer; TIMEOUT also when the
+ *                          service was still assigning at the deadline
+ *   HTTP_ERROR             a non-2xx answer (result has status, errorCode)
+ *   BAD_RESPONSE           an answer that is not DPS-shaped
+ *   REGISTRATION_FAILED    status "failed" (result has errorCode)
+ *   REGISTRATION_DISABLED  status "disabled"
+ *   UNEXPECTED_STATUS      any other final status
+ * result is filled as far as the exchange got; release it with
+ * provd_device_result_clear even on failure. */
+int provd_device_register(const struct provd_device_opts *opts,
+                          struct provd_device_result *result,
+                          struct provd_err *err);
+void provd_device_result_clear(struct provd_device_result *result);
+
+#endif
