@@ -6,7 +6,7 @@ CONFIG ?= configs/provd.yaml
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build run test test-asan test-normal bench clean
+.PHONY: all deps build run test test-asan test-normal bench fuzz clean
 
 all: build
 
@@ -27,12 +27,19 @@ test-normal: build
 test-asan: deps
 	@cmake -S . -B $(ASAN_DIR) -DPROVD_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(ASAN_DIR) -j $(JOBS)
-	cd $(ASAN_DIR) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS) -L 'unit|plugin'
+	cd $(ASAN_DIR) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS) -L 'unit|plugin|fuzz'
 
 test: test-asan test-normal
 
 bench: build
 	bench/run.sh
+
+# libFuzzer over every parser for FUZZ_SECONDS each (clang).
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	@CC=clang cmake -S . -B build-fuzz -DPROVD_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
+	@cmake --build build-fuzz -j $(JOBS)
+	tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS)
 
 clean:
 	rm -rf $(BUILD_DIR) $(ASAN_DIR)

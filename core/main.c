@@ -242,15 +242,19 @@ static void print_banner(const struct provd_config *cfg,
     conn[strcspn(conn, "\r\n")] = '\0';
   }
   const char *host = display_host(&cfg->https);
+  const char *ca = pki->ca[0] ? pki->ca : "(operator certificate: devices "
+                                          "trust its issuer)";
   printf("provd %s ready (%d workers)\n"
          "  ID scope:          %s\n"
          "  device endpoint:   https://%s:%d  (DPS device API)\n"
          "  service endpoint:  https://%s:%d  (DPS service API)\n"
          "  CA file:           %s\n"
-         "  connection string: %s  (file %s)\n"
-         "  try:               curl --cacert %s https://%s:%d/healthz\n",
-         PROVD_VERSION, workers, cfg->id_scope, host, port, host, port,
-         pki->ca, conn, pki->conn_string, pki->ca, host, port);
+         "  connection string: %s  (file %s)\n",
+         PROVD_VERSION, workers, cfg->id_scope, host, port, host, port, ca,
+         conn, pki->conn_string);
+  if (pki->ca[0])
+    printf("  try:               curl --cacert %s https://%s:%d/healthz\n",
+           pki->ca, host, port);
   fflush(stdout);
 }
 

@@ -102,7 +102,12 @@ static int check_id_field(enum enrollment_kind kind, json_t *doc,
   if (!v) {
     if (!path_id)
       return invalid(err, "%s is required", field);
+    /* The id goes first, where every SDK puts it. */
+    json_t *rest = json_copy(doc);
+    json_object_clear(doc);
     json_object_set_new(doc, field, json_string(path_id));
+    json_object_update(doc, rest);
+    json_decref(rest);
     v = json_object_get(doc, field);
   }
   if (!json_is_string(v) || !enrollment_id_valid(json_string_value(v)))

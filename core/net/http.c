@@ -618,7 +618,8 @@ static bool conn_step(struct conn *c)
     return false;
   if (evbuffer_get_length(bufferevent_get_output(c->bev)) >
       OUTPUT_HIGH_WATER) {
-    c->wait_drain = true;
+    c->wait_drain = true; /* and stop reading: input stays bounded too */
+    bufferevent_disable(c->bev, EV_READ);
     return false;
   }
   if (!c->have_head) {
@@ -706,6 +707,7 @@ static void on_write(struct bufferevent *bev, void *arg)
     conn_release(c);
   } else if (c->wait_drain) {
     c->wait_drain = false;
+    bufferevent_enable(c->bev, EV_READ);
     conn_process(c);
   }
 }

@@ -66,12 +66,16 @@ struct http_server_opts {
 };
 
 struct http_server;
+/* Binding a fixed port that is already in use fails (SO_REUSEPORT alone
+ * would silently share it).  Ignores SIGPIPE unless the process installed
+ * a handler: libevent and OpenSSL write with plain write(). */
 int http_server_start(const struct http_server_opts *o,
                       struct http_server **out, struct provd_err *err);
 /* The bound port (useful with port 0). */
 int http_server_port(const struct http_server *srv);
 /* Stops accepting, lets in-flight exchanges finish (at most grace_ms),
- * closes every connection and joins the worker threads. */
+ * closes every connection and joins the worker threads.  Once per
+ * server; an exchange answered after the grace period is just freed. */
 void http_server_stop(struct http_server *srv, int grace_ms);
 
 #endif

@@ -76,6 +76,11 @@ int store_event(struct store_session *s, const char *type,
                 const char *subject, const json_t *body, uint64_t *seq_out,
                 struct provd_err *err);
 
+/* Outbox events with seq > after_seq, ascending, at most limit; fn gets
+ * borrowed pointers (see provd_event_fn in provd/storage.h). */
+int store_events(struct store_session *s, uint64_t after_seq, size_t limit,
+                 provd_event_fn fn, void *ud, struct provd_err *err);
+
 /* ---- asynchronous jobs ---- */
 /* Runs on a reader thread. */
 typedef void (*store_read_fn)(struct store_session *s, void *ud);

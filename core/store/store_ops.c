@@ -348,3 +348,10 @@ int store_event(struct store_session *s, const char *type,
   };
   return s->st->ops->outbox_append(s->ps, &ev, seq_out, err);
 }
+
+int store_events(struct store_session *s, uint64_t after_seq, size_t limit,
+                 provd_event_fn fn, void *ud, struct provd_err *err)
+{
+  NEED_SESSION(s, err);
+  return s->st->ops->outbox_list(s->ps, after_seq, limit, fn, ud, err);
+}

@@ -9,7 +9,8 @@
 #include "util/err.h"
 
 struct pki_paths {
-  char ca[PATH_MAX];          /* DIR/tls/ca.pem */
+  char ca[PATH_MAX];          /* DIR/tls/ca.pem; "" when cert/key are the
+                                 operator's and no local CA exists */
   char cert[PATH_MAX];        /* server certificate (chain) in use */
   char key[PATH_MAX];         /* its private key */
   char conn_string[PATH_MAX]; /* DIR/service-connection-string */

@@ -172,8 +172,10 @@ START_TEST(test_only_missing_key_is_generated)
       json_object_get(json_object_get(doc, "attestation"), "symmetricKey");
   ck_assert_str_eq(str_at(sym, "primaryKey", NULL), key);
   ck_assert_uint_eq(decoded_len(str_at(sym, "secondaryKey", NULL)), 64);
-  /* the id is taken from the path when the body has none */
+  /* the id is taken from the path when the body has none, and put first */
   ck_assert_str_eq(str_at(doc, "registrationId", NULL), "dev-2");
+  ck_assert_str_eq(json_object_iter_key(json_object_iter(doc)),
+                   "registrationId");
   json_decref(doc);
 }
 END_TEST

@@ -210,8 +210,8 @@ START_TEST(t_parse_bad_fields)
       "GET / HTTP/1.1\r\nX-A: a\x01z\r\nHost: a\r\n\r\n",
       "GET / HTTP/1.1\r\n\r\n",                      /* 1.1 without Host */
       "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
-      "PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nContent-Length: 3"
-      "\r\n\r\n",
+      ("PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nContent-Length: 3"
+       "\r\n\r\n"),
       "PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: +2\r\n\r\n",
       "PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 2, 2\r\n\r\n",
       "PUT / HTTP/1.1\r\nHost: a\r\nContent-Length:\r\n\r\n",
@@ -381,7 +381,10 @@ static void handler(struct http_exchange *ex, void *ud)
                          ? (int)strtol(ms, NULL, 10) : 100);
     return;
   }
-  if (strcmp(req->path, "/cert") == 0) {
+  if (strcmp(req->path, "/big") == 0) {
+    memset(out, 'b', 8192);
+    snprintf(out + 8192, sizeof out - 8192, "%s", req->query);
+  } else if (strcmp(req->path, "/cert") == 0) {
     snprintf(out, sizeof out, "%s",
              req->peer_chain_pem ? req->peer_chain_pem : "none");
   } else {
@@ -609,6 +612,33 @@ START_TEST(t_tls_pipelined_and_split)
   ck_assert_int_eq(client_read(&c, &r), 0);
   ck_assert_str_eq(r.body, "PUT /split q= len=6 body=abcdef peer=ok");
   client_close(&c);
+}
+END_TEST
+
+/* More pipelined requests than one pass serves, with responses large
+ * enough to fill the socket: all answered, in order. */
+START_TEST(t_tls_pipeline_burst)
+{
+  struct client c;
+  client_open(&c);
+  enum { N = 100 };
+  static char burst[N * 64];
+  size_t o = 0;
+  for (int i = 0; i < N; i++)
+    o += (size_t)snprintf(burst + o, sizeof burst - o,
+                          "GET /big?%d HTTP/1.1\r\nHost: l\r\n\r\n", i);
+  client_send(&c, burst);
+  for (int i = 0; i < N; i++) {
+    struct response r;
+    ck_assert_int_eq(client_read(&c, &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    char want[16];
+    snprintf(want, sizeof want, "%d", i);
+    ck_assert_uint_eq(r.body_len, 8192 + strlen(want));
+    ck_assert_str_eq(r.body + 8192, want);
+  }
+  client_close(&c);
+  ck_assert_int_eq(atomic_load(&g_handler_calls), N);
 }
 END_TEST
 
@@ -898,6 +928,7 @@ static Suite *http_suite(void)
   tcase_add_test(l, t_tls_get);
   tcase_add_test(l, t_tls_keep_alive);
   tcase_add_test(l, t_tls_pipelined_and_split);
+  tcase_add_test(l, t_tls_pipeline_burst);
   tcase_add_test(l, t_tls_answer_from_other_thread);
   tcase_add_test(l, t_tls_client_leaves_before_answer);
   tcase_add_test(l, t_tls_server_errors);
