@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "api/service_internal.h"
+#include "engine/engine.h"
 #include "util/ids.h"
 #include "util/log.h"
 #include "util/metrics.h"
@@ -17,10 +18,10 @@
 #include "util/timefmt.h"
 
 #define LOG_COMP "service"
-#define CLOCK_SKEW_S 300        /* accepted token expiry skew (C# uses 5 min) */
+#define CLOCK_SKEW_S 300 /* token expiry skew (the C# SDK allows 5 min) */
 #define API_VERSION_MAX 64
 #define PATH_SEGMENTS_MAX 4
-#define SEGMENT_MAX 512         /* decoded; ids are checked to 128 later */
+#define SEGMENT_MAX 512 /* decoded; ids are checked to 128 later */
 #define QUERY_TEXT_MAX 4096
 #define EVENTS_LIMIT_DEFAULT 100
 
@@ -39,7 +40,7 @@ static void respond_unavailable(struct http_exchange *ex)
 {
   struct http_header retry = {"Retry-After", "1"};
   api_respond_error_with(ex, 503, SVC_E_UNAVAILABLE,
-                     "Service unavailable, retry later", &retry, 1);
+                         "Service unavailable, retry later", &retry, 1);
 }
 
 static void log_write(const struct svc_job *job, int status)
@@ -333,6 +334,13 @@ static void route_request(const char *m, const struct path_parts *p,
   }
   if (n == 1)
     route_extension(p->seg[0], m, r);
+  if (n == 2 && strcasecmp(p->seg[0], "explain") == 0) {
+    r->id = p->seg[1];
+    if (is_method(m, "POST"))
+      set_op(r, SVC_OP_EXPLAIN, "explain");
+    else
+      no_method(r, "POST");
+  }
   for (size_t i = 0; i < sizeof(COLLECTIONS) / sizeof(COLLECTIONS[0]); i++) {
     const struct collection *c = &COLLECTIONS[i];
     if (strcasecmp(p->seg[0], c->name) != 0)
@@ -688,8 +696,8 @@ static int gatekeep(struct api_ctx *ctx, struct http_exchange *ex,
   if (r->status == 405) {
     struct http_header allow = {"Allow", r->allow};
     count_request(r->op_name, 405);
-    api_respond_error_with(ex, 405, SVC_E_METHOD, "Method not allowed", &allow,
-                       1);
+    api_respond_error_with(ex, 405, SVC_E_METHOD, "Method not allowed",
+                           &allow, 1);
     return -1;
   }
   if (needs_write(r->op) && !(*policy)->can_write) {
@@ -700,6 +708,54 @@ static int gatekeep(struct api_ctx *ctx, struct http_exchange *ex,
   return 0;
 }
 
+static void explain_done(void *ud, struct reg_outcome *out)
+{
+  struct http_exchange *ex = ud;
+  count_request("explain", out->http_status);
+  api_respond_json(ex, out->http_status, out->body, NULL, 0);
+}
+
+/* POST /explain/{regId} {"authorization"?: device SAS, "payload"?: ..}:
+ * the engine's dry run, answered to an authenticated operator. */
+static void handle_explain(struct api_ctx *ctx, struct http_exchange *ex,
+                           const struct http_request *req, const char *id)
+{
+  if (!enrollment_id_valid(id)) {
+    reject(ex, "explain", 400, SVC_E_BAD_ID, "The id in the path is not valid");
+    return;
+  }
+  int status;
+  const char *msg = NULL;
+  json_t *doc = parse_body(req, 0, &status, &msg);
+  if (status) {
+    reject(ex, "explain", status, status == 415 ? 415001 : SVC_E_BAD_REQUEST,
+           msg);
+    return;
+  }
+  const json_t *auth = json_object_get(doc, "authorization");
+  if (doc && (!json_is_object(doc) || (auth && !json_is_string(auth)))) {
+    json_decref(doc);
+    reject(ex, "explain", 400, SVC_E_BAD_REQUEST,
+           "The body must be {\"authorization\"?: string, \"payload\"?: any}");
+    return;
+  }
+  struct reg_request *r = calloc(1, sizeof(*r));
+  if (!r) {
+    json_decref(doc);
+    reject(ex, "explain", 500, SVC_E_INTERNAL, "Out of memory");
+    return;
+  }
+  r->op = REG_EXPLAIN;
+  snprintf(r->registration_id, sizeof(r->registration_id), "%s", id);
+  r->authorization = auth ? strdup(json_string_value(auth)) : NULL;
+  r->body = json_pack("{s:s}", "registrationId", id);
+  if (json_object_get(doc, "payload"))
+    json_object_set(r->body, "payload", json_object_get(doc, "payload"));
+  ids_uuid(r->trace_id);
+  json_decref(doc);
+  engine_submit(ctx->engine, r, explain_done, ex);
+}
+
 void service_api_handle(struct api_ctx *ctx, struct http_exchange *ex)
 {
   const struct http_request *req = http_exchange_request(ex);
@@ -708,6 +764,10 @@ void service_api_handle(struct api_ctx *ctx, struct http_exchange *ex)
   const struct service_policy *policy = NULL;
   if (gatekeep(ctx, ex, req, &parts, &r, &policy) != 0)
     return;
+  if (r.op == SVC_OP_EXPLAIN) {
+    handle_explain(ctx, ex, req, r.id);
+    return;
+  }
   struct prep_error e = {500, SVC_E_INTERNAL, "Internal error"};
   char detail[512];
   struct svc_job *job = new_job(ctx, ex, req, &r, policy, &e);

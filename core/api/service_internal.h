@@ -44,7 +44,8 @@ enum svc_op {
   SVC_OP_REG_QUERY,        /* POST /registrations/{groupId}/query */
   SVC_OP_REG_LIST,         /* GET /registrations?hub=&group= (provd) */
   SVC_OP_HUBS,             /* GET /hubs (provd) */
-  SVC_OP_EVENTS            /* GET /events (provd) */
+  SVC_OP_EVENTS,           /* GET /events (provd) */
+  SVC_OP_EXPLAIN           /* POST /explain/{regId} (provd) */
 };
 
 /* One service request handed to a store thread.  Owns everything it

@@ -189,44 +189,14 @@ static int collect_event(void *ud, const struct provd_outbox_event *ev)
   return PROVD_OK;
 }
 
-static int list_outbox(struct plugin_instance *inst, uint64_t after,
-                       size_t limit, struct events_acc *acc,
-                       struct provd_err *err)
-{
-  const struct provd_storage_ops *ops = inst->desc->ops;
-  void *sess = NULL;
-  plugin_op_enter(inst);
-  int rc = ops->session_open(inst->state, &sess, err);
-  if (rc == PROVD_OK) {
-    rc = ops->outbox_list(sess, after, limit, collect_event, acc, err);
-    ops->session_close(sess);
-  }
-  plugin_op_leave(inst);
-  return rc;
-}
-
 static void read_events(struct store_session *s, void *ud)
 {
-  (void)s;
   struct svc_job *job = ud;
-  struct plugin_instance *inst =
-      job->ctx->plugins
-          ? plugins_nth(job->ctx->plugins, PROVD_KIND_STORAGE, 0)
-          : NULL;
-  const struct provd_storage_ops *ops =
-      inst && inst->desc ? inst->desc->ops : NULL;
-  if (!ops || !inst->started ||
-      !PROVD_HAS(ops, struct provd_storage_ops, outbox_list) ||
-      !ops->outbox_list || !ops->session_open) {
-    svc_job_respond_error(job, 501, SVC_E_NOT_IMPLEMENTED,
-                          "The event outbox cannot be listed");
-    return;
-  }
   struct events_acc acc = {json_array()};
   struct provd_err err;
   perr_clear(&err);
-  if (list_outbox(inst, job->after_seq, job->page_size, &acc, &err) !=
-      PROVD_OK) {
+  if (store_events(s, job->after_seq, job->page_size, collect_event, &acc,
+                   &err) != PROVD_OK) {
     json_decref(acc.arr);
     svc_job_respond_unavailable(job, &err);
     return;
@@ -525,6 +495,8 @@ int svc_job_submit(struct svc_job *job)
     return store_submit_write(st, write_delete, write_done, job);
   case SVC_OP_BULK:
     return store_submit_write(st, write_bulk, write_done, job);
+  case SVC_OP_EXPLAIN:
+    break; /* answered by the engine, never a store job */
   }
   return PROVD_E_INTERNAL;
 }

@@ -661,9 +661,76 @@ static void answer_from_record(struct job *j, struct store_session *s)
   finish(j, 200, body, 0);
 }
 
+/* The operator sees every reason: the caller is authenticated. */
+static void finish_explain(struct job *j, const char *outcome,
+                           const struct auth_outcome *ao)
+{
+  json_t *body = json_pack("{s:s,s:s}", "registrationId",
+                           j->req->registration_id, "outcome", outcome);
+  const char *reason = ao && ao->reason[0] ? ao->reason : j->reason;
+  if (reason[0])
+    json_object_set_new(body, "reason", json_string(reason));
+  if (ao && ao->detail[0])
+    json_object_set_new(body, "detail", json_string(ao->detail));
+  if (j->enrollment.id)
+    json_object_set_new(body, "enrollment",
+                        json_pack("{s:s,s:s}", "kind",
+                                  j->is_group ? "group" : "individual", "id",
+                                  j->enrollment.id));
+  const char *proof = !j->req->authorization ? "not checked"
+                      : strcmp(outcome, "refused") == 0 ? "failed"
+                                                        : "verified";
+  json_object_set_new(body, "attestation", json_string(proof));
+  if (j->record.body) {
+    const json_t *rb = j->record.body;
+    if (j->record.hub && strcmp(outcome, "assigned") == 0)
+      json_object_set_new(body, "hub", json_string(j->record.hub));
+    json_object_set(body, "assignedHub", json_object_get(rb, "assignedHub"));
+    json_object_set(body, "deviceId", json_object_get(rb, "deviceId"));
+    json_object_set(body, "substatus", json_object_get(rb, "substatus"));
+  }
+  finish(j, 200, body, 0);
+}
+
+static void explain_phase(struct job *j, struct store_session *s)
+{
+  struct auth_outcome ao = {{0}, {0}};
+  struct provd_err err = {0};
+  int rc;
+  if (j->req->authorization) {
+    rc = authenticate(j, s, &ao);
+  } else {
+    rc = store_get(s, PROVD_TABLE_ENROLLMENTS, j->req->registration_id,
+                   &j->enrollment, &err);
+    if (rc == PROVD_NOT_FOUND) {
+      snprintf(ao.reason, sizeof(ao.reason), "ENROLLMENT_NOT_FOUND");
+      snprintf(ao.detail, sizeof(ao.detail),
+               "no individual enrollment; a group member can be explained "
+               "with the device's token");
+    } else if (rc != PROVD_OK) {
+      snprintf(ao.reason, sizeof(ao.reason), "STORE_UNAVAILABLE");
+      snprintf(ao.detail, sizeof(ao.detail), "%s", err.msg);
+    }
+  }
+  if (rc != PROVD_OK) {
+    finish_explain(j, "refused", &ao);
+    return;
+  }
+  struct store_rec prev = {0};
+  rc = store_get(s, PROVD_TABLE_REGISTRATIONS, j->req->registration_id, &prev,
+                 &err);
+  plan_record(j, rc == PROVD_OK ? &prev : NULL);
+  store_rec_clear(&prev);
+  finish_explain(j, json_str_at(j->record.body, "status"), NULL);
+}
+
 static void read_phase(struct store_session *s, void *ud)
 {
   struct job *j = ud;
+  if (j->req->op == REG_EXPLAIN) {
+    explain_phase(j, s);
+    return;
+  }
   struct auth_outcome ao = {{0}, {0}};
   int rc = authenticate(j, s, &ao);
   if (rc != PROVD_OK) {

@@ -23,7 +23,12 @@ struct engine;
 enum reg_op {
   REG_REGISTER = 1,         /* PUT .../register */
   REG_OPERATION_STATUS = 2, /* GET .../operations/{operationId} */
-  REG_STATUS_LOOKUP = 3     /* POST /{scope}/registrations/{regId} */
+  REG_STATUS_LOOKUP = 3,    /* POST /{scope}/registrations/{regId} */
+  /* Dry run for operators (service API POST /explain/{regId}): what a
+   * registration would get, or why it would fail; nothing is written.
+   * With an authorization the device proof is checked too; without one
+   * only the individual enrollment is considered. */
+  REG_EXPLAIN = 4
 };
 
 /* What a transport hands over; the engine takes ownership. */

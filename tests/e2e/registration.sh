@@ -102,6 +102,19 @@ out=$("$PROVD_DEVICE" register --url "https://localhost:$PORT" --ca "$DATA_DIR/t
 expect_eq "provd-device register exits 0" 0 "$rc"
 check "provd-device prints the hub" grep -Eq "assigned hub=hub-[12].example.net device_id=dev-3" <<<"$out"
 
+# --- explain: the operator's dry run names the hub or the reason ---
+out=$(provctl explain dev-1 --json)
+expect_eq "explain: dev-1 would be assigned" assigned "$(json_get "$out" outcome)"
+expect_eq "explain: to the hub it has" "$hub" "$(json_get "$out" assignedHub)"
+out=$(provctl explain dev-2 --json)
+expect_eq "explain: dev-2 is disabled" ENROLLMENT_DISABLED "$(json_get "$out" reason)"
+out=$(provctl explain nobody-2 --json)
+expect_eq "explain: unknown id is refused" ENROLLMENT_NOT_FOUND "$(json_get "$out" reason)"
+out=$(provctl explain dev-1 --scope "$SCOPE" --symmetric-key "$(random_key)" --json)
+expect_eq "explain with a wrong device key says why" BAD_SIGNATURE "$(json_get "$out" reason)"
+http GET "/registrations/nobody-2?api-version=2021-10-01" '' -H "Authorization: $(service_token)"
+expect_eq "explain wrote no registration" 404 "$STATUS"
+
 # --- bad input: clear errors, nothing stored ---
 count_before=$(provctl registration list --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
 tok=$(device_token "$K1" dev-1)

@@ -265,8 +265,8 @@ START_TEST(test_unsupported_attestation_types)
                   "{\"type\":\"x509\",\"x509\":{\"clientCertificates\":{}}}}",
                   "attestation type x509 is not supported yet");
   assert_rejected(ENROLLMENT_INDIVIDUAL,
-                  "{\"registrationId\":\"t\",\"attestation\":{\"type\":\"TPM\","
-                  "\"tpm\":{\"endorsementKey\":\"AAAA\"}}}",
+                  "{\"registrationId\":\"t\",\"attestation\":"
+                  "{\"type\":\"TPM\",\"tpm\":{\"endorsementKey\":\"AAAA\"}}}",
                   "attestation type tpm is not supported yet");
   assert_rejected(ENROLLMENT_INDIVIDUAL,
                   "{\"registrationId\":\"t\",\"attestation\":{\"type\":"
@@ -296,8 +296,8 @@ START_TEST(test_enums_canonicalised)
   ck_assert_str_eq(str_at(doc, "attestation", "type"), "symmetricKey");
   json_decref(doc);
   assert_rejected(ENROLLMENT_INDIVIDUAL,
-                  "{\"registrationId\":\"d\",\"provisioningStatus\":\"paused\","
-                  "\"attestation\":{\"type\":\"symmetricKey\"}}",
+                  "{\"registrationId\":\"d\",\"provisioningStatus\":"
+                  "\"paused\",\"attestation\":{\"type\":\"symmetricKey\"}}",
                   "provisioningStatus");
   assert_rejected(ENROLLMENT_INDIVIDUAL,
                   "{\"registrationId\":\"d\",\"allocationPolicy\":\"random\","
@@ -433,10 +433,12 @@ START_TEST(test_stamp_replaces_and_orders_last)
                                     "\"e1\""),
                    PROVD_OK);
   char *text = json_dumps(doc, JSON_COMPACT);
-  ck_assert_str_eq(text,
-                   "{\"a\":1,\"b\":2,\"createdDateTimeUtc\":"
-                   "\"2022-08-31T22:02:50.5163352Z\",\"lastUpdatedDateTimeUtc\""
-                   ":\"2022-09-01T00:00:00.0000000Z\",\"etag\":\"\\\"e1\\\"\"}");
+  ck_assert_str_eq(text, "{\"a\":1,\"b\":2,"
+                         "\"createdDateTimeUtc\":"
+                         "\"2022-08-31T22:02:50.5163352Z\","
+                         "\"lastUpdatedDateTimeUtc\":"
+                         "\"2022-09-01T00:00:00.0000000Z\","
+                         "\"etag\":\"\\\"e1\\\"\"}");
   free(text);
   json_decref(doc);
 }
@@ -501,7 +503,8 @@ START_TEST(test_bulk_create)
   ck_assert_ptr_nonnull(str_at(json_object_get(b.items[1].doc, "attestation"),
                                "symmetricKey", "primaryKey"));
   /* the request body itself is left alone */
-  const json_t *first = json_array_get(json_object_get(body, "enrollments"), 0);
+  const json_t *first =
+      json_array_get(json_object_get(body, "enrollments"), 0);
   ck_assert_ptr_nonnull(json_object_get(first, "etag"));
   ck_assert_ptr_null(json_object_get(json_object_get(first, "attestation"),
                                      "symmetricKey"));
@@ -587,7 +590,8 @@ START_TEST(test_bulk_delete_and_groups)
   ck_assert_int_eq(bulk_text(ENROLLMENT_GROUP,
                              "{\"mode\":\"delete\",\"enrollmentGroups\":["
                              "{\"enrollmentGroupId\":\"g-1\"},"
-                             "{\"enrollmentGroupId\":\"g-2\",\"etag\":\"x\"}]}",
+                             "{\"enrollmentGroupId\":\"g-2\","
+                             "\"etag\":\"x\"}]}",
                              &b, &err),
                    PROVD_OK);
   ck_assert_uint_eq(b.n, 2);

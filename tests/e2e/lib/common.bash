@@ -97,6 +97,19 @@ device_token() {
   printf 'SharedAccessSignature sr=%s&sig=%s&skn=registration&se=%s' "$sr" "$(urlenc_b64 "$sig")" "$se"
 }
 
+# service_token: the admin token from the data dir's connection string.
+service_token() {
+  local cs host name key se sig
+  cs=$(cat "$DATA_DIR/service-connection-string")
+  host=$(sed -n 's/.*HostName=\([^;]*\).*/\1/p' <<<"$cs")
+  name=$(sed -n 's/.*SharedAccessKeyName=\([^;]*\).*/\1/p' <<<"$cs")
+  key=$(sed -n 's/.*SharedAccessKey=\([^;]*\).*/\1/p' <<<"$cs")
+  se=$(( $(date +%s) + 3600 ))
+  sig=$(printf '%s\n%s' "$host" "$se" |
+        openssl dgst -sha256 -mac HMAC -macopt "hexkey:$(b64_to_hex "$key")" -binary | base64 -w0)
+  printf 'SharedAccessSignature sr=%s&sig=%s&se=%s&skn=%s' "$host" "$(urlenc_b64 "$sig")" "$se" "$name"
+}
+
 derive_key() { # GROUP_KEY_B64 REGID
   printf %s "$2" | openssl dgst -sha256 -mac HMAC -macopt "hexkey:$(b64_to_hex "$1")" -binary | base64 -w0
 }
