@@ -17,8 +17,10 @@
 #include "plugin/loader.h"
 #include "store/store.h"
 #include "tls/pki.h"
+#include "util/ids.h"
 #include "util/log.h"
 #include "util/sas.h"
+#include "util/timefmt.h"
 
 #define DEFAULT_CONFIG "configs/provd.yaml"
 #define SHUTDOWN_GRACE_MS 10000
@@ -258,6 +260,37 @@ static void print_banner(const struct provd_config *cfg,
   fflush(stdout);
 }
 
+/* Mirrors the configured hubs into the store, so tools and other provd
+ * instances sharing the store see the same hub list.  Runs before the
+ * listeners exist, on the main thread. */
+static int sync_hubs(struct store *st, const struct provd_config *cfg,
+                     struct provd_err *err)
+{
+  struct store_session *s = store_session_open(st, err);
+  if (!s)
+    return -1;
+  int rc = store_tx_begin(s, err);
+  int64_t now = time_now_ms();
+  for (size_t i = 0; rc == PROVD_OK && i < cfg->n_hubs; i++) {
+    char etag[40];
+    ids_etag(etag);
+    struct store_rec rec = {
+        .id = cfg->hubs[i].name, .etag = etag,
+        .body = json_pack("{s:s,s:s,s:i}", "name", cfg->hubs[i].name,
+                          "hostname", cfg->hubs[i].hostname, "weight",
+                          cfg->hubs[i].weight),
+        .created_ms = now, .updated_ms = now};
+    rc = store_put(s, PROVD_TABLE_HUBS, &rec, NULL, 0, err);
+    json_decref(rec.body);
+  }
+  if (rc == PROVD_OK)
+    rc = store_tx_commit(s, err);
+  else
+    store_tx_rollback(s, NULL);
+  store_session_close(s);
+  return rc == PROVD_OK ? 0 : -1;
+}
+
 struct daemon {
   struct provd_config cfg;
   struct plugin_set plugins;
@@ -289,6 +322,8 @@ static int start_daemon(struct daemon *dm, struct provd_err *err)
       plugins_nth(&dm->plugins, PROVD_KIND_STORAGE, 0);
   struct store_opts so = {.readers = 4, .queue_max = 8192, .batch_max = 512};
   if (!storage || store_open(storage, &so, &dm->store, err) != PROVD_OK)
+    return -1;
+  if (sync_hubs(dm->store, cfg, err) != 0)
     return -1;
   if (engine_new(cfg, dm->store, &dm->plugins, &dm->engine, err) != PROVD_OK)
     return -1;
