@@ -1,0 +1,18 @@
+# Benchmark programs (never run under ctest; see docs/benchmark.md).
+set(_bench_dir ${CMAKE_CURRENT_LIST_DIR})
+
+add_executable(provd-loadgen
+  ${_bench_dir}/loadgen.c
+  ${_bench_dir}/lg_engine.c
+  ${_bench_dir}/lg_http.c
+  ${_bench_dir}/lg_modes.c
+  ${_bench_dir}/lg_stats.c)
+target_link_libraries(provd-loadgen PRIVATE provd_util PkgConfig::OPENSSL
+                      PkgConfig::JANSSON)
+set_target_properties(provd-loadgen PROPERTIES
+  RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/bench)
+
+add_executable(provd-tls-baseline ${_bench_dir}/tls_baseline.c)
+target_link_libraries(provd-tls-baseline PRIVATE provd_core)
+set_target_properties(provd-tls-baseline PROPERTIES
+  RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/bench)

@@ -1,0 +1,470 @@
+/* What each load-generator mode sends and when a unit is done.
+ *
+ * register: one device = one new connection with a full TLS handshake,
+ *   PUT .../register like the Node SDK (trace (a) of dps-wire-traces.md),
+ *   then GET .../operations/{id} on the same connection, immediately (the
+ *   Retry-After the server sends is ignored), until "assigned".
+ * baseline: one new connection + full handshake + GET / + close.
+ * enroll: PUT /enrollments/{id} over keep-alive connections (service API),
+ *   seeding individual symmetric-key enrollments whose keys the register
+ *   mode can recompute: key = base64(HMAC-SHA256(seed, registration id)). */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <jansson.h>
+
+#include "loadgen.h"
+#include "util/sas.h"
+
+#define USER_AGENT "provd-loadgen/" PROVD_VERSION
+#define SERVICE_API_VERSION "2021-10-01"
+#define DEVICE_KEY_MAX 64
+#define TOKEN_LIFETIME_S (24 * 3600)
+
+struct lg_mode_ctx {
+  const struct lg_opts *o;   /* borrowed */
+  char *seed_b64;            /* base64(seed): the "group key" of the
+                                individual-key derivation */
+  char *service_auth;        /* enroll: service SAS token */
+  char service_host[256];    /* enroll: HostName, also the Host header */
+};
+
+/* ---- helpers ---- */
+
+/* xorshift64* per engine (no locking): Request-Ids only need to differ. */
+static uint64_t next_random(struct lg_engine *e)
+{
+  e->rng ^= e->rng >> 12;
+  e->rng ^= e->rng << 25;
+  e->rng ^= e->rng >> 27;
+  return e->rng * 0x2545F4914F6CDD1DULL;
+}
+
+static void request_id(struct lg_engine *e, char out[37])
+{
+  uint64_t a = next_random(e), b = next_random(e);
+  snprintf(out, 37, "%08x-%04x-4%03x-%04x-%012llx", (unsigned)(a >> 32),
+           (unsigned)(a >> 16) & 0xffff, (unsigned)a & 0xfff,
+           (unsigned)((b >> 48) & 0x3fff) | 0x8000,
+           (unsigned long long)(b & 0xffffffffffffULL));
+}
+
+static void set_error(struct lg_verdict *v, enum lg_err_kind kind,
+                      int status, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void set_error(struct lg_verdict *v, enum lg_err_kind kind,
+                      int status, const char *fmt, ...)
+{
+  va_list ap;
+  v->action = LG_UNIT_ERROR;
+  v->kind = kind;
+  v->status = status;
+  va_start(ap, fmt);
+  vsnprintf(v->detail, sizeof v->detail, fmt, ap);
+  va_end(ap);
+}
+
+/* The first bytes of an error body, on one line, for the report. */
+static void body_excerpt(const char *buf, const struct lg_resp *r,
+                         char *out, size_t cap)
+{
+  size_t n = r->body_len < cap - 1 ? r->body_len : cap - 1;
+  memcpy(out, buf + r->body_off, n);
+  out[n] = '\0';
+  for (size_t i = 0; i < n; i++)
+    if (out[i] == '\r' || out[i] == '\n')
+      out[i] = ' ';
+}
+
+static int unit_reg_id(const struct lg_opts *o, long n, char *out,
+                       size_t cap)
+{
+  int len = snprintf(out, cap, "%s%ld", o->prefix, n);
+  return len < 0 || (size_t)len >= cap ? -1 : 0;
+}
+
+/* key = base64decode(sas_derive_device_key(base, reg_id)): with the group
+ * key as base this is the DPS group derivation; with base64(seed) it is
+ * base64(HMAC-SHA256(seed, reg_id)), the bench's individual keys. */
+static int derive_key_b64(const char *base_b64, const char *reg_id,
+                          char *out, size_t cap)
+{
+  return sas_derive_device_key(base_b64, reg_id, out, cap);
+}
+
+static int device_key(const struct lg_mode_ctx *m, const char *reg_id,
+                      uint8_t *key, size_t *key_len)
+{
+  char key_b64[96];
+  const char *base = m->o->group_key ? m->o->group_key : m->seed_b64;
+  if (derive_key_b64(base, reg_id, key_b64, sizeof key_b64) != 0)
+    return -1;
+  return b64_decode(key_b64, key, DEVICE_KEY_MAX, key_len);
+}
+
+/* ---- register ---- */
+
+static int put_auth(struct lg_conn *c, char *token)
+{
+  int len;
+  if (!token)
+    return -1;
+  len = snprintf(c->auth, sizeof c->auth, "%s", token);
+  free(token);
+  return len < 0 || (size_t)len >= sizeof c->auth ? -1 : 0;
+}
+
+static int device_token(struct lg_mode_ctx *m, struct lg_conn *c)
+{
+  uint8_t key[DEVICE_KEY_MAX];
+  size_t key_len;
+  char resource[2 * LG_MAX_ID];
+  if (device_key(m, c->reg_id, key, &key_len) != 0)
+    return -1;
+  snprintf(resource, sizeof resource, "%s/registrations/%s", m->o->scope,
+           c->reg_id);
+  return put_auth(c, sas_build(resource, key, key_len,
+                               (int64_t)time(NULL) + TOKEN_LIFETIME_S,
+                               "registration"));
+}
+
+/* Headers in the Node SDK's order (dps-wire-traces.md 1.2). */
+static int device_request(struct lg_engine *e, struct lg_conn *c,
+                          const char *method, const char *path_tail,
+                          const char *body)
+{
+  const struct lg_opts *o = e->mode_ctx->o;
+  char rid[37];
+  request_id(e, rid);
+  c->out_len = c->out_off = 0;
+  return lg_conn_printf(
+      c, "%s /%s/registrations/%s/%s?api-version=%s HTTP/1.1\r\n"
+         "Accept: application/json\r\n"
+         "Content-Type: application/json; charset=utf-8\r\n"
+         "Authorization: %s\r\n"
+         "Request-Id: %s\r\n"
+         "User-Agent: " USER_AGENT "\r\n"
+         "Content-Length: %zu\r\n"
+         "Host: %s\r\n"
+         "Connection: keep-alive\r\n\r\n%s",
+      method, o->scope, c->reg_id, path_tail, o->api_version, c->auth, rid,
+      strlen(body), e->target.host, body);
+}
+
+static int register_first(struct lg_engine *e, struct lg_conn *c,
+                          struct lg_verdict *v)
+{
+  const struct lg_opts *o = e->mode_ctx->o;
+  char body[LG_MAX_ID + 32];
+  if (unit_reg_id(o, c->unit % o->ids, c->reg_id, sizeof c->reg_id) != 0 ||
+      device_token(e->mode_ctx, c) != 0) {
+    set_error(v, LG_ERR_PROTOCOL, 0, "cannot build the SAS token");
+    return -1;
+  }
+  snprintf(body, sizeof body, "{\"registrationId\":\"%s\"}", c->reg_id);
+  if (device_request(e, c, "PUT", "register", body) != 0) {
+    set_error(v, LG_ERR_PROTOCOL, 0, "request too large");
+    return -1;
+  }
+  return 0;
+}
+
+static void judge_assigned(json_t *root, struct lg_verdict *v)
+{
+  json_t *state = json_object_get(root, "registrationState");
+  if (!json_is_string(json_object_get(state, "assignedHub")) ||
+      !json_is_string(json_object_get(state, "deviceId")))
+    set_error(v, LG_ERR_PROTOCOL, 0,
+              "assigned without assignedHub/deviceId");
+  else
+    v->action = LG_UNIT_OK;
+}
+
+static void judge_failed(json_t *root, const char *status,
+                         struct lg_verdict *v)
+{
+  json_t *state = json_object_get(root, "registrationState");
+  json_t *msg = json_object_get(state, "errorMessage");
+  set_error(v, LG_ERR_FAILED, 0, "status %s: %.100s", status,
+            json_is_string(msg) ? json_string_value(msg) : "");
+}
+
+/* "assigning": ask again right away on the same connection. */
+static void poll_operation(struct lg_engine *e, struct lg_conn *c,
+                           json_t *root, struct lg_verdict *v)
+{
+  const char *op = json_string_value(json_object_get(root, "operationId"));
+  char tail[LG_MAX_ID + 16];
+  if (!op || url_encode(op, c->op_id, sizeof c->op_id) < 0) {
+    set_error(v, LG_ERR_PROTOCOL, 0, "assigning without a usable "
+              "operationId");
+    return;
+  }
+  if (c->polls >= e->mode_ctx->o->max_polls) {
+    set_error(v, LG_ERR_FAILED, 0, "still assigning after --max-polls");
+    return;
+  }
+  c->polls++;
+  snprintf(tail, sizeof tail, "operations/%s", c->op_id);
+  if (device_request(e, c, "GET", tail, "{}") != 0) {
+    set_error(v, LG_ERR_PROTOCOL, 0, "request too large");
+    return;
+  }
+  v->action = LG_SEND;
+}
+
+static void register_response(struct lg_engine *e, struct lg_conn *c,
+                              const char *buf, const struct lg_resp *r,
+                              struct lg_verdict *v)
+{
+  json_error_t jerr;
+  json_t *root;
+  const char *status;
+  char excerpt[120];
+  if (r->status != 200 && r->status != 202) {
+    body_excerpt(buf, r, excerpt, sizeof excerpt);
+    set_error(v, LG_ERR_HTTP, r->status, "%s", excerpt);
+    return;
+  }
+  root = json_loadb(buf + r->body_off, r->body_len, 0, &jerr);
+  if (!json_is_object(root)) {
+    set_error(v, LG_ERR_PROTOCOL, 0, "body is not a JSON object");
+    json_decref(root);
+    return;
+  }
+  status = json_string_value(json_object_get(root, "status"));
+  if (status && strcasecmp(status, "assigned") == 0)
+    judge_assigned(root, v);
+  else if ((status && strcasecmp(status, "assigning") == 0) ||
+           (!status && r->status == 202))
+    poll_operation(e, c, root, v);
+  else
+    judge_failed(root, status ? status : "(none)", v);
+  json_decref(root);
+}
+
+/* ---- baseline ---- */
+
+static int baseline_first(struct lg_engine *e, struct lg_conn *c,
+                          struct lg_verdict *v)
+{
+  if (lg_conn_printf(c, "GET / HTTP/1.1\r\n"
+                        "Accept: application/json\r\n"
+                        "User-Agent: " USER_AGENT "\r\n"
+                        "Host: %s\r\n"
+                        "Connection: keep-alive\r\n\r\n",
+                     e->target.host) != 0) {
+    set_error(v, LG_ERR_PROTOCOL, 0, "request too large");
+    return -1;
+  }
+  return 0;
+}
+
+static void status_200_response(struct lg_engine *e, struct lg_conn *c,
+                                const char *buf, const struct lg_resp *r,
+                                struct lg_verdict *v)
+{
+  char excerpt[120];
+  (void)e;
+  (void)c;
+  if (r->status >= 200 && r->status < 300) {
+    v->action = LG_UNIT_OK;
+    return;
+  }
+  body_excerpt(buf, r, excerpt, sizeof excerpt);
+  set_error(v, LG_ERR_HTTP, r->status, "%s", excerpt);
+}
+
+/* ---- enroll ---- */
+
+static int enrollment_body(const struct lg_mode_ctx *m, const char *id,
+                           char *out, size_t cap)
+{
+  char primary[96], secondary[96], other[LG_MAX_ID + 16];
+  int len;
+  snprintf(other, sizeof other, "secondary:%s", id);
+  if (derive_key_b64(m->seed_b64, id, primary, sizeof primary) != 0 ||
+      derive_key_b64(m->seed_b64, other, secondary, sizeof secondary) != 0)
+    return -1;
+  len = snprintf(out, cap,
+                 "{\"registrationId\":\"%s\",\"deviceId\":\"%s\","
+                 "\"provisioningStatus\":\"enabled\",\"attestation\":"
+                 "{\"type\":\"symmetricKey\",\"symmetricKey\":"
+                 "{\"primaryKey\":\"%s\",\"secondaryKey\":\"%s\"}}}",
+                 id, id, primary, secondary);
+  return len < 0 || (size_t)len >= cap ? -1 : 0;
+}
+
+/* Headers as the Node service client sends them (traces 1.7, (e)). */
+static int enroll_first(struct lg_engine *e, struct lg_conn *c,
+                        struct lg_verdict *v)
+{
+  struct lg_mode_ctx *m = e->mode_ctx;
+  char body[512], rid[37];
+  if (unit_reg_id(m->o, c->unit, c->reg_id, sizeof c->reg_id) != 0 ||
+      enrollment_body(m, c->reg_id, body, sizeof body) != 0) {
+    set_error(v, LG_ERR_PROTOCOL, 0, "cannot build the enrollment");
+    return -1;
+  }
+  request_id(e, rid);
+  if (lg_conn_printf(c, "PUT /enrollments/%s?api-version="
+                        SERVICE_API_VERSION " HTTP/1.1\r\n"
+                        "Accept: application/json\r\n"
+                        "Content-Type: application/json; charset=utf-8\r\n"
+                        "Authorization: %s\r\n"
+                        "Request-Id: %s\r\n"
+                        "User-Agent: " USER_AGENT "\r\n"
+                        "Content-Length: %zu\r\n"
+                        "Host: %s\r\n"
+                        "Connection: keep-alive\r\n\r\n%s",
+                     c->reg_id, m->service_auth, rid, strlen(body),
+                     m->service_host, body) != 0) {
+    set_error(v, LG_ERR_PROTOCOL, 0, "request too large");
+    return -1;
+  }
+  return 0;
+}
+
+/* ---- the connection string of the service API ---- */
+
+static int read_small_file(const char *path, char *out, size_t cap)
+{
+  FILE *f = fopen(path, "r");
+  size_t n;
+  if (!f)
+    return -1;
+  n = fread(out, 1, cap - 1, f);
+  fclose(f);
+  out[n] = '\0';
+  while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == '\r' ||
+                   out[n - 1] == ' '))
+    out[--n] = '\0';
+  return n > 0 ? 0 : -1;
+}
+
+/* "HostName=h;SharedAccessKeyName=n;SharedAccessKey=k" (any order). */
+static int parse_connection_string(const char *text, char *host,
+                                   size_t hcap, char *name, size_t ncap,
+                                   char *key, size_t kcap)
+{
+  const char *p = text;
+  host[0] = name[0] = key[0] = '\0';
+  while (*p) {
+    const char *end = strchr(p, ';'), *eq;
+    size_t len = end ? (size_t)(end - p) : strlen(p);
+    eq = memchr(p, '=', len);
+    if (eq) {
+      size_t klen = (size_t)(eq - p), vlen = len - klen - 1;
+      char *dst = NULL;
+      size_t cap = 0;
+      if (klen == 8 && strncasecmp(p, "HostName", 8) == 0)
+        dst = host, cap = hcap;
+      else if (klen == 19 && strncasecmp(p, "SharedAccessKeyName", 19) == 0)
+        dst = name, cap = ncap;
+      else if (klen == 15 && strncasecmp(p, "SharedAccessKey", 15) == 0)
+        dst = key, cap = kcap;
+      if (dst && vlen < cap) {
+        memcpy(dst, eq + 1, vlen);
+        dst[vlen] = '\0';
+      }
+    }
+    p += len + (end ? 1 : 0);
+  }
+  return host[0] && name[0] && key[0] ? 0 : -1;
+}
+
+static int build_service_auth(struct lg_mode_ctx *m, char *err,
+                              size_t err_len)
+{
+  const struct lg_opts *o = m->o;
+  char text[1024], path[4096], name[128], key_b64[256];
+  uint8_t key[192];
+  size_t key_len;
+  const char *conn = o->connection_string;
+  if (!conn && o->data_dir) {
+    snprintf(path, sizeof path, "%s/service-connection-string", o->data_dir);
+    if (read_small_file(path, text, sizeof text) != 0) {
+      snprintf(err, err_len, "cannot read %s", path);
+      return -1;
+    }
+    conn = text;
+  }
+  if (!conn) {
+    snprintf(err, err_len, "enroll needs --connection-string or --data-dir");
+    return -1;
+  }
+  if (parse_connection_string(conn, m->service_host, sizeof m->service_host,
+                              name, sizeof name, key_b64,
+                              sizeof key_b64) != 0 ||
+      b64_decode(key_b64, key, sizeof key, &key_len) != 0) {
+    snprintf(err, err_len, "malformed service connection string");
+    return -1;
+  }
+  m->service_auth = sas_build(m->service_host, key, key_len,
+                              (int64_t)time(NULL) + TOKEN_LIFETIME_S, name);
+  if (!m->service_auth) {
+    snprintf(err, err_len, "cannot build the service SAS token");
+    return -1;
+  }
+  return 0;
+}
+
+/* ---- registry ---- */
+
+static const struct lg_mode modes[] = {
+  { "register", false, register_first, register_response },
+  { "baseline", false, baseline_first, status_200_response },
+  { "enroll", true, enroll_first, status_200_response },
+};
+
+const struct lg_mode *lg_mode_find(const char *name)
+{
+  for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++)
+    if (strcmp(modes[i].name, name) == 0)
+      return &modes[i];
+  return NULL;
+}
+
+struct lg_mode_ctx *lg_mode_ctx_new(const struct lg_opts *o, char *err,
+                                    size_t err_len)
+{
+  struct lg_mode_ctx *m = calloc(1, sizeof *m);
+  char probe[96];
+  if (!m) {
+    snprintf(err, err_len, "out of memory");
+    return NULL;
+  }
+  m->o = o;
+  m->seed_b64 = b64_encode((const uint8_t *)o->keys_seed,
+                           strlen(o->keys_seed));
+  if (!m->seed_b64) {
+    snprintf(err, err_len, "out of memory");
+    lg_mode_ctx_free(m);
+    return NULL;
+  }
+  if (o->group_key &&
+      sas_derive_device_key(o->group_key, "probe", probe, sizeof probe)) {
+    snprintf(err, err_len, "--group-key is not base64");
+    lg_mode_ctx_free(m);
+    return NULL;
+  }
+  if (strcmp(o->mode, "enroll") == 0 &&
+      build_service_auth(m, err, err_len) != 0) {
+    lg_mode_ctx_free(m);
+    return NULL;
+  }
+  return m;
+}
+
+void lg_mode_ctx_free(struct lg_mode_ctx *m)
+{
+  if (!m)
+    return;
+  free(m->seed_b64);
+  free(m->service_auth);
+  free(m);
+}
