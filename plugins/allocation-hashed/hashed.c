@@ -170,7 +170,7 @@ static int hashed_allocate(void *state, struct provd_call *call,
 
 /* ---- descriptor ---- */
 
-/* Keep docs/plugins/hashed.md in sync (test_hashed checks it). */
+/* Keep docs/plugins/hashed.md in sync (tests/unit/test_plugin_docs.c checks it). */
 static const struct provd_option hashed_options[] = {
     {"seed", PROVD_OPT_STRING, "", 0,
      "Mixed into the hash; changing it reshuffles which hub every device "

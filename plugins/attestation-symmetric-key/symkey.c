@@ -277,7 +277,7 @@ static int symkey_attest(void *state, struct provd_call *call,
 
 /* ---- descriptor ---- */
 
-/* Keep docs/plugins/symmetric-key.md in sync (test_symkey checks it). */
+/* Keep docs/plugins/symmetric-key.md in sync (tests/unit/test_plugin_docs.c checks it). */
 static const struct provd_option symkey_options[] = {
     {"clock_skew", PROVD_OPT_DURATION, "5m", 0,
      "How long after its expiry (se) a token is still accepted.", NULL},

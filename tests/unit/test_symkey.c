@@ -242,72 +242,7 @@ static void teardown(void)
   inst_close(&in);
 }
 
-/* ---- docs/plugins/<name>.md lists the schema exactly ---- */
-
-static const char *opt_type_name(enum provd_opt_type t)
-{
-  switch (t) {
-  case PROVD_OPT_STRING: return "string";
-  case PROVD_OPT_BOOL: return "bool";
-  case PROVD_OPT_INT: return "int";
-  case PROVD_OPT_DOUBLE: return "double";
-  case PROVD_OPT_DURATION: return "duration";
-  case PROVD_OPT_SIZE: return "size";
-  case PROVD_OPT_ENUM: return "enum";
-  case PROVD_OPT_STRING_LIST: return "string list";
-  case PROVD_OPT_PATH: return "path";
-  case PROVD_OPT_URL: return "url";
-  case PROVD_OPT_NODE: return "node";
-  }
-  return "?";
-}
-
-/* Every option appears as "| `name` | type | `default` | description |",
- * and the table has no other rows. */
-static void check_doc_table(const char *plugin)
-{
-  const char *src = getenv("PROVD_SOURCE_DIR");
-  ck_assert_msg(src != NULL, "PROVD_SOURCE_DIR is not set");
-  char path[4096];
-  snprintf(path, sizeof(path), "%s/docs/plugins/%s.md", src, plugin);
-  FILE *f = fopen(path, "r");
-  ck_assert_msg(f != NULL, "cannot open %s", path);
-  static char doc[64 * 1024];
-  size_t n = fread(doc, 1, sizeof(doc) - 1, f);
-  doc[n] = '\0';
-  fclose(f);
-  /* Only the "## Options" section counts. */
-  char *section = strstr(doc, "\n## Options\n");
-  ck_assert_msg(section != NULL, "%s has no '## Options' section", path);
-  char *end = strstr(section + 1, "\n## ");
-  if (end)
-    end[1] = '\0';
-  size_t rows = 0;
-  for (const struct provd_option *o = desc->options; o->name; o++, rows++) {
-    char row[1024];
-    const char *def = o->default_value;
-    snprintf(row, sizeof(row), "\n| `%s` | %s | `%s` | %s |\n", o->name,
-             opt_type_name(o->type), def && *def ? def : "\"\"",
-             o->description);
-    ck_assert_msg(strstr(section, row) != NULL, "%s lacks the row%s", path,
-                  row);
-  }
-  size_t doc_rows = 0;
-  for (const char *p = section; (p = strstr(p, "\n| `")) != NULL; p++)
-    doc_rows++;
-  ck_assert_msg(doc_rows == rows, "%s documents %zu options, schema has %zu",
-                path, doc_rows, rows);
-}
-
 /* ---- descriptor ---- */
-
-START_TEST(t_doc_matches_schema)
-{
-  if (!desc)
-    load_plugin();
-  check_doc_table("symmetric-key");
-}
-END_TEST
 
 START_TEST(t_descriptor)
 {
@@ -645,7 +580,6 @@ static Suite *symkey_suite(void)
   TCase *tc = tcase_create("accept");
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, t_descriptor);
-  tcase_add_test(tc, t_doc_matches_schema);
   tcase_add_test(tc, t_individual_primary);
   tcase_add_test(tc, t_individual_secondary);
   tcase_add_test(tc, t_secondary_only);
