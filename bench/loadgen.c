@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "loadgen.h"
+#include "util/num.h"
 
 #define DEFAULT_CONCURRENCY 200
 #define DEFAULT_ENROLL_CONCURRENCY 8
@@ -38,17 +39,6 @@ static void usage(FILE *f)
 
 /* ---- option parsing ---- */
 
-static int parse_long(const char *text, long min, long max, long *out)
-{
-  char *end;
-  long v;
-  errno = 0;
-  v = strtol(text, &end, 10);
-  if (errno || end == text || *end || v < min || v > max)
-    return -1;
-  *out = v;
-  return 0;
-}
 
 static int parse_double(const char *text, double min, double max,
                         double *out)
@@ -94,7 +84,7 @@ static int parse_url(struct lg_opts *o)
   o->host[hlen] = '\0';
   memcpy(port_text, colon + 1, plen);
   port_text[plen] = '\0';
-  if (parse_long(port_text, 1, 65535, &port) != 0)
+  if (num_parse_long(port_text, 1, 65535, &port) != 0)
     return -1;
   o->port = (int)port;
   return 0;
@@ -160,16 +150,16 @@ static int apply_numeric(struct lg_opts *o, int id, const char *arg)
 {
   switch (id) {
   case OPT_CONCURRENCY:
-    return parse_long(arg, 1, MAX_CONCURRENCY, &o->concurrency);
+    return num_parse_long(arg, 1, MAX_CONCURRENCY, &o->concurrency);
   case OPT_DURATION: return parse_double(arg, 0.1, 86400, &o->duration_s);
-  case OPT_COUNT: return parse_long(arg, 1, MAX_COUNT, &o->count);
-  case OPT_IDS: return parse_long(arg, 1, MAX_COUNT, &o->ids);
+  case OPT_COUNT: return num_parse_long(arg, 1, MAX_COUNT, &o->count);
+  case OPT_IDS: return num_parse_long(arg, 1, MAX_COUNT, &o->ids);
   case OPT_TIMEOUT: return parse_double(arg, 0.1, 3600, &o->timeout_s);
-  case OPT_MAX_POLLS: return parse_long(arg, 0, 1000, &o->max_polls);
-  case OPT_MAX_ERRORS: return parse_long(arg, 1, MAX_COUNT, &o->max_errors);
+  case OPT_MAX_POLLS: return num_parse_long(arg, 0, 1000, &o->max_polls);
+  case OPT_MAX_ERRORS: return num_parse_long(arg, 1, MAX_COUNT, &o->max_errors);
   case OPT_REQ_PER_CONN:
-    return parse_long(arg, 1, 1000000, &o->requests_per_conn);
-  case OPT_THREADS: return parse_long(arg, 1, MAX_THREADS, &o->threads);
+    return num_parse_long(arg, 1, 1000000, &o->requests_per_conn);
+  case OPT_THREADS: return num_parse_long(arg, 1, MAX_THREADS, &o->threads);
   default: return -1;
   }
 }

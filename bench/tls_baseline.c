@@ -8,7 +8,6 @@
  *
  * Prints "listening https://HOST:PORT workers N" once it serves; stops on
  * SIGTERM/SIGINT. */
-#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -16,8 +15,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "config/config.h"
 #include "net/http.h"
 #include "tls/pki.h"
+#include "util/num.h"
 
 #define FIXED_BODY "{\"status\":\"ok\"}"
 #define MAX_WORKERS 256
@@ -25,8 +26,7 @@
 
 struct baseline_opts {
   const char *data_dir;
-  char host[256];
-  int port;
+  struct cfg_listen listen;
   int workers;
 };
 
@@ -37,37 +37,6 @@ static void answer_fixed(struct http_exchange *ex, void *ud)
                sizeof FIXED_BODY - 1, NULL, 0);
 }
 
-static int parse_int(const char *text, int min, int max, int *out)
-{
-  char *end;
-  long v;
-  errno = 0;
-  v = strtol(text, &end, 10);
-  if (errno || end == text || *end || v < min || v > max)
-    return -1;
-  *out = (int)v;
-  return 0;
-}
-
-/* HOST:PORT; the host may be [v6]. */
-static int parse_listen(const char *text, struct baseline_opts *o)
-{
-  const char *colon = strrchr(text, ':');
-  const char *host = text;
-  size_t len;
-  if (!colon)
-    return -1;
-  len = (size_t)(colon - text);
-  if (len >= 2 && host[0] == '[' && host[len - 1] == ']') {
-    host++;
-    len -= 2;
-  }
-  if (len == 0 || len >= sizeof o->host)
-    return -1;
-  memcpy(o->host, host, len);
-  o->host[len] = '\0';
-  return parse_int(colon + 1, 0, 65535, &o->port);
-}
 
 static int parse_args(int argc, char **argv, struct baseline_opts *o)
 {
@@ -78,18 +47,21 @@ static int parse_args(int argc, char **argv, struct baseline_opts *o)
     { NULL, 0, NULL, 0 },
   };
   long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  long workers;
+  char msg[256];
   int c;
   o->data_dir = NULL;
-  snprintf(o->host, sizeof o->host, "127.0.0.1");
-  o->port = 8444;
+  snprintf(o->listen.host, sizeof o->listen.host, "127.0.0.1");
+  o->listen.port = 8444;
   o->workers = cores > 0 && cores <= MAX_WORKERS ? (int)cores : 1;
   while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
     if (c == 'd')
       o->data_dir = optarg;
-    else if (c == 'l' && parse_listen(optarg, o) == 0)
+    else if (c == 'l' && config_parse_listen(optarg, &o->listen, msg,
+                                             sizeof msg) == 0)
       continue;
-    else if (c == 'w' && parse_int(optarg, 1, MAX_WORKERS, &o->workers) == 0)
-      continue;
+    else if (c == 'w' && num_parse_long(optarg, 1, MAX_WORKERS, &workers) == 0)
+      o->workers = (int)workers;
     else
       return -1;
   }
@@ -127,8 +99,8 @@ static int serve(const struct baseline_opts *o)
     return 1;
   }
   block_stop_signals(&stop_set);
-  hopts.host = o->host;
-  hopts.port = o->port;
+  hopts.host = o->listen.host;
+  hopts.port = o->listen.port;
   hopts.workers = o->workers;
   hopts.ssl = ctx;
   hopts.handler = answer_fixed;
@@ -137,7 +109,7 @@ static int serve(const struct baseline_opts *o)
     SSL_CTX_free(ctx);
     return 1;
   }
-  printf("listening https://%s:%d workers %d\n", o->host,
+  printf("listening https://%s:%d workers %d\n", o->listen.host,
          http_server_port(srv), o->workers);
   fflush(stdout);
   sigwait(&stop_set, &sig);

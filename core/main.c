@@ -1,7 +1,6 @@
 /* provd: the daemon.  Loads the YAML config and the plugins it declares,
  * prepares the data dir, opens the store and serves the DPS device and
  * service APIs over HTTPS until SIGTERM/SIGINT. */
-#include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
@@ -19,6 +18,7 @@
 #include "tls/pki.h"
 #include "util/ids.h"
 #include "util/log.h"
+#include "util/num.h"
 #include "util/sas.h"
 #include "util/timefmt.h"
 
@@ -90,9 +90,8 @@ static int parse_args(int argc, char **argv, struct options *o)
     case 'L': o->log_level = optarg; break;
     case 'k': o->check_config = 1; break;
     case 'w': {
-      char *end;
-      long n = strtol(optarg, &end, 10);
-      if (*end || n < 1 || n > 256) {
+      long n;
+      if (num_parse_long(optarg, 1, 256, &n) != 0) {
         fprintf(stderr, "provd: --workers takes a number from 1 to 256\n");
         return 2;
       }
