@@ -1,6 +1,8 @@
 /* Runs LLVMFuzzerTestOneInput over files or directories of inputs, so a
  * corpus can be replayed with any compiler (gcc, no libFuzzer):
- *   replay_http_parse tests/fuzz/corpus/http_parse crash-1234 */
+ *   replay_http_parse tests/fuzz/corpus/http_parse crash-1234
+ * Like libFuzzer, it calls LLVMFuzzerInitialize first when the target
+ * defines one. */
 #include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -11,6 +13,8 @@
 #define REPLAY_MAX_INPUT (1024 * 1024)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+/* Optional in a target (weak: NULL when the target has none). */
+int LLVMFuzzerInitialize(int *argc, char ***argv) __attribute__((weak));
 
 static int run_file(const char *path)
 {
@@ -68,9 +72,16 @@ static int run_path(const char *path, int *count)
 int main(int argc, char **argv)
 {
   int count = 0, rc = 0;
+  if (LLVMFuzzerInitialize)
+    LLVMFuzzerInitialize(&argc, &argv);
   for (int i = 1; i < argc; i++)
     if (run_path(argv[i], &count) < 0)
       rc = 1;
   printf("replayed %d inputs\n", count);
+  if (count == 0) {
+    /* An empty or missing corpus would make the test pass vacuously. */
+    fprintf(stderr, "no inputs to replay\n");
+    rc = 1;
+  }
   return rc;
 }
