@@ -4,7 +4,8 @@
 # both with a full TLS handshake per device.  See docs/benchmark.md.
 # Builds nothing: run `make build` first (or `make bench`).
 #
-# Knobs: BENCH_DURATION (s, 20), BENCH_CONCURRENCY (200),
+# Knobs: BENCH_DURATION (s per run, 15), BENCH_ROUNDS (3 alternating
+# register/baseline rounds; the ratio is their median), BENCH_CONCURRENCY (200),
 # BENCH_ENROLLMENTS (100000), BENCH_WORKERS (nproc), BENCH_SERVER_CPUS and
 # BENCH_CLIENT_CPUS (taskset lists; empty = no pinning), BENCH_BUILD_DIR
 # (build), BENCH_KEEP=1 keeps the work directory.
@@ -12,7 +13,8 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${BENCH_BUILD_DIR:-$ROOT/build}
-DURATION=${BENCH_DURATION:-20}
+DURATION=${BENCH_DURATION:-15}
+ROUNDS=${BENCH_ROUNDS:-3}
 CONCURRENCY=${BENCH_CONCURRENCY:-200}
 ENROLLMENTS=${BENCH_ENROLLMENTS:-100000}
 WORKERS=${BENCH_WORKERS:-$(nproc)}
@@ -216,28 +218,28 @@ seed_enrollments() {
 
 # A fresh provd process for the measured run, so its rusage covers the
 # registrations (plus start-up and shutdown), not the seeding.
-measure_register() {
-  echo "== register: $CONCURRENCY devices at a time for ${DURATION}s =="
-  start_server provd "$PROVD" -c "$WORK/provd.yaml"
-  wait_ready provd "https://127.0.0.1:$PORT/healthz"
-  run_load register --mode register --concurrency "$CONCURRENCY" \
+measure_register() { # ROUND
+  echo "== round $1: register, $CONCURRENCY devices at a time for ${DURATION}s =="
+  start_server "provd$1" "$PROVD" -c "$WORK/provd.yaml"
+  wait_ready "provd$1" "https://127.0.0.1:$PORT/healthz"
+  run_load "register$1" --mode register --concurrency "$CONCURRENCY" \
     --duration "$DURATION" --url "https://127.0.0.1:$PORT" \
     --ca "$DATA/tls/ca.pem" --scope "$SCOPE" --prefix "$PREFIX" \
     --ids "$ENROLLMENTS" --keys-seed "$SEED"
-  stop_server provd
+  stop_server "provd$1"
 }
 
-measure_baseline() {
+measure_baseline() { # ROUND
   local bport
   bport=$(free_port)
-  echo "== baseline: same listener stack, certificate and workers, fixed answer =="
-  start_server baseline "$BASELINE" --data-dir "$DATA" \
+  echo "== round $1: baseline, same listener stack, certificate and workers, fixed answer =="
+  start_server "baseline$1" "$BASELINE" --data-dir "$DATA" \
     --listen "127.0.0.1:$bport" --workers "$WORKERS"
-  wait_ready baseline "https://127.0.0.1:$bport/"
-  run_load baseline --mode baseline --concurrency "$CONCURRENCY" \
+  wait_ready "baseline$1" "https://127.0.0.1:$bport/"
+  run_load "baseline$1" --mode baseline --concurrency "$CONCURRENCY" \
     --duration "$DURATION" --url "https://127.0.0.1:$bport" \
     --ca "$DATA/tls/ca.pem"
-  stop_server baseline
+  stop_server "baseline$1"
 }
 
 # ---- the report ----
@@ -256,28 +258,38 @@ report_row() {
                cpu / d, ccpu }'
 }
 
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
 report() {
-  local reg_rate base_rate errors ratio
-  reg_rate=$(field "$WORK/register.out" rate)
-  base_rate=$(field "$WORK/baseline.out" rate)
-  errors=$(( $(field "$WORK/register.out" errors) + $(field "$WORK/baseline.out" errors) ))
-  ratio=$(awk -v a="$reg_rate" -v b="$base_rate" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+  local r reg_rate base_rate errors=0 ratio ratios=() reg_rates=() base_rates=()
+  for r in $(seq 1 "$ROUNDS"); do
+    reg_rates+=("$(field "$WORK/register$r.out" rate)")
+    base_rates+=("$(field "$WORK/baseline$r.out" rate)")
+    ratios+=("$(awk -v a="${reg_rates[-1]}" -v b="${base_rates[-1]}" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }')")
+    errors=$(( errors + $(field "$WORK/register$r.out" errors) + $(field "$WORK/baseline$r.out" errors) ))
+  done
+  reg_rate=$(printf '%s\n' "${reg_rates[@]}" | median)
+  base_rate=$(printf '%s\n' "${base_rates[@]}" | median)
+  ratio=$(printf '%s\n' "${ratios[@]}" | median | awk '{ printf "%.2f", $1 }')
   echo
   echo "== provd registration benchmark =="
   echo "machine      $(nproc) cores, $(openssl version 2>/dev/null | cut -d' ' -f1-2), load average before the runs: $LOAD_BEFORE"
   awk -v l="$LOAD_BEFORE" -v n="$(nproc)" 'BEGIN { exit !(l > n / 4) }' &&
     echo "WARNING      the machine was busy before the runs: rates are skewed by other work"
-  echo "load         $CONCURRENCY concurrent devices, ${DURATION}s per run, a new TLS connection + full handshake per device"
+  echo "load         $CONCURRENCY concurrent devices, ${DURATION}s per run, $ROUNDS alternating rounds, a new TLS connection + full handshake per device"
   echo "server       $WORKERS workers; pinned to: ${SERVER_CPUS:-all cores (no pinning)}"
   echo "client       pinned to: ${CLIENT_CPUS:-all cores (no pinning)}; it shares the machine with the server"
   echo "seeding      $ENROLLMENTS enrollments in $(field "$WORK/enroll.out" elapsed_s)s ($(field "$WORK/enroll.out" rate)/s)"
   echo
   printf "%-10s %9s %8s %8s %7s %9s %9s %8s %9s\n" "run" "rate/s" "p50 ms" \
     "p99 ms" "errors" "srv cpu s" "srv ms/req" "srv cores" "cli cpu s"
-  report_row register register provd
-  report_row baseline baseline baseline
+  for r in $(seq 1 "$ROUNDS"); do
+    report_row "register$r" "register$r" "provd$r"
+    report_row "baseline$r" "baseline$r" "baseline$r"
+  done
   echo
-  echo "ratio = register_rate / baseline_rate = $ratio"
+  echo "ratio per round: ${ratios[*]}"
+  echo "ratio = median over rounds of register_rate / baseline_rate = $ratio"
   echo "BENCH ratio=$ratio register_rate=$reg_rate baseline_rate=$base_rate errors=$errors"
   [ "$errors" -eq 0 ] || return 3
 }
@@ -290,8 +302,13 @@ main() {
   PORT=$(free_port)
   write_config
   seed_enrollments
-  measure_register
-  measure_baseline
+  # Alternating rounds: a drift in the machine's speed (a shared VM) hits
+  # both sides alike, and the median ratio ignores one odd round.
+  local r
+  for r in $(seq 1 "$ROUNDS"); do
+    measure_register "$r"
+    measure_baseline "$r"
+  done
   report
 }
 

@@ -319,7 +319,14 @@ static int start_daemon(struct daemon *dm, struct provd_err *err)
     return -1;
   struct plugin_instance *storage =
       plugins_nth(&dm->plugins, PROVD_KIND_STORAGE, 0);
-  struct store_opts so = {.readers = 4, .queue_max = 8192, .batch_max = 512};
+  int workers = cfg->workers > 0 ? cfg->workers
+                                 : (int)sysconf(_SC_NPROCESSORS_ONLN);
+  if (workers < 1)
+    workers = 1;
+  /* As many store readers as event loops: more threads than cores only
+   * add context switches (measured with bench/). */
+  struct store_opts so = {.readers = workers, .queue_max = 8192,
+                          .batch_max = 512};
   if (!storage || store_open(storage, &so, &dm->store, err) != PROVD_OK)
     return -1;
   if (sync_hubs(dm->store, cfg, err) != 0)
@@ -335,10 +342,6 @@ static int start_daemon(struct daemon *dm, struct provd_err *err)
   dm->ssl = tls_server_ctx_new(dm->pki.cert, dm->pki.key, err);
   if (!dm->ssl)
     return -1;
-  int workers = cfg->workers > 0 ? cfg->workers
-                                 : (int)sysconf(_SC_NPROCESSORS_ONLN);
-  if (workers < 1)
-    workers = 1;
   struct http_server_opts ho = {
       .host = cfg->https.host, .port = cfg->https.port, .workers = workers,
       .ssl = dm->ssl, .max_body_bytes = cfg->max_body_bytes,

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "engine/opcache.h"
 #include "provd/alloc.h"
 #include "provd/attest.h"
 #include "util/ids.h"
@@ -16,6 +17,9 @@
 /* Groups tried per registration; DPS allows 100 symmetric-key groups. */
 #define MAX_GROUPS_TRIED 1000
 #define CALL_DEADLINE_NS (10ull * 1000000000ull)
+/* Recent operations kept for status polls: devices poll within seconds. */
+#define OPCACHE_SLOTS 16384
+#define OPCACHE_TTL_MS 60000
 
 struct engine {
   const struct provd_config *cfg;
@@ -23,6 +27,7 @@ struct engine {
   struct plugin_set *plugins;
   struct provd_hub_info *hubs;
   size_t n_hubs;
+  struct opcache *recent; /* answers to status polls, see opcache.h */
 };
 
 /* One device request travelling through read -> write -> done. */
@@ -99,7 +104,8 @@ int engine_new(const struct provd_config *cfg, struct store *store,
   e->plugins = plugins;
   e->n_hubs = cfg->n_hubs;
   e->hubs = calloc(cfg->n_hubs + 1, sizeof(*e->hubs));
-  if (!e->hubs) {
+  e->recent = opcache_new(OPCACHE_SLOTS, OPCACHE_TTL_MS);
+  if (!e->hubs || !e->recent) {
     engine_free(e);
     perr_set(err, "INTERNAL", "out of memory");
     return PROVD_E_NOMEM;
@@ -119,6 +125,7 @@ void engine_free(struct engine *e)
   if (!e)
     return;
   free(e->hubs);
+  opcache_free(e->recent);
   free(e);
 }
 
@@ -600,6 +607,43 @@ static int write_record(struct store_session *s, void *ud,
   return rc;
 }
 
+/* Keeps the poll's answer for the token that just authenticated. */
+static void remember_operation(struct job *j)
+{
+  struct sas_token token;
+  if (!j->req->authorization ||
+      sas_parse(j->req->authorization, &token, NULL) != 0)
+    return;
+  json_t *answer = operation_view(j->operation_id, &j->record);
+  char *text = json_dumps(answer, JSON_COMPACT);
+  json_decref(answer);
+  if (text)
+    opcache_put(j->e->recent, j->operation_id, j->record.id,
+                j->req->authorization, token.se, text, time_now_ms());
+  free(text);
+}
+
+/* A poll answered from memory: same operation, registration id and token
+ * as the register call that created it. */
+static int answer_poll_from_memory(struct engine *e, struct reg_request *req,
+                                   engine_done_fn done, void *ud)
+{
+  char *text = opcache_get(e->recent, req->operation_id,
+                           req->registration_id, req->authorization,
+                           time_now_ms());
+  json_t *body = text ? json_loads(text, 0, NULL) : NULL;
+  free(text);
+  if (!body)
+    return 0;
+  metrics_add("provd_operation_polls_from_memory_total",
+              "Status polls answered from the recent-operations cache.",
+              NULL, 1);
+  struct reg_outcome out = {.http_status = 200, .body = body};
+  reg_request_free(req);
+  done(ud, &out);
+  return 1;
+}
+
 static void record_written(void *ud, int status, const struct provd_err *err)
 {
   struct job *j = ud;
@@ -624,6 +668,7 @@ static void record_written(void *ud, int status, const struct provd_err *err)
     metrics_add("provd_registrations_total",
                 "Registrations recorded, by outcome.", labels, 1);
   }
+  remember_operation(j);
   /* Recorded: the device's first poll finds the final state. */
   json_t *body = json_pack("{s:s,s:s}", "operationId", j->operation_id,
                            "status", "assigning");
@@ -759,6 +804,9 @@ static void read_phase(struct store_session *s, void *ud)
 void engine_submit(struct engine *e, struct reg_request *req,
                    engine_done_fn done, void *ud)
 {
+  if (req->op == REG_OPERATION_STATUS &&
+      answer_poll_from_memory(e, req, done, ud))
+    return;
   struct job *j = calloc(1, sizeof(*j));
   if (!j) {
     struct reg_outcome out = {.http_status = 500,

@@ -57,8 +57,9 @@ int engine_new(const struct provd_config *cfg, struct store *store,
                struct provd_err *err);
 void engine_free(struct engine *e);
 
-/* Takes req (freed by the engine).  done runs exactly once, on a store
- * thread (or on the caller's thread when the store refuses the work). */
+/* Takes req (freed by the engine).  done runs exactly once: on a store
+ * thread, or on the caller's thread when a status poll is answered from
+ * the recent-operations cache (opcache.h) or the store refuses the work. */
 void engine_submit(struct engine *e, struct reg_request *req,
                    engine_done_fn done, void *ud);
 void reg_request_free(struct reg_request *req);
