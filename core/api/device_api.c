@@ -151,6 +151,12 @@ static void device_done(void *ud, struct reg_outcome *out)
     json_decref(out->body);
     return;
   }
+  if (out->body_text) {
+    http_respond(ex, out->http_status, "application/json; charset=utf-8",
+                 out->body_text, strlen(out->body_text), extra, n_extra);
+    free(out->body_text);
+    return;
+  }
   api_respond_json(ex, out->http_status, out->body, extra, n_extra);
 }
 

@@ -42,10 +42,12 @@ struct reg_request {
   char trace_id[40];
 };
 
-/* The answer in wire terms.  The callback owns `body`. */
+/* The answer in wire terms.  The callback owns `body` and `body_text`;
+ * exactly one of them is set. */
 struct reg_outcome {
   int http_status;
   json_t *body;            /* response document */
+  char *body_text;         /* or the document already serialized */
   int retry_after_s;       /* > 0: send Retry-After */
   char reason[64];         /* reason code ("" on success) */
 };
