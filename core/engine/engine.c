@@ -188,17 +188,30 @@ static void finish(struct job *j, int http_status, json_t *body, int retry)
   job_free(j);
 }
 
+/* Reason codes come from plugins too: keep them to A-Z 0-9 _ . - so they
+ * can go into logs and metric labels verbatim. */
+static void set_reason(struct job *j, const char *reason)
+{
+  size_t n = 0;
+  for (const char *p = reason; *p && n < sizeof(j->reason) - 1; p++) {
+    char c = *p;
+    int ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+             (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
+    j->reason[n++] = ok ? c : '_';
+  }
+  j->reason[n] = '\0';
+}
+
 static void finish_error(struct job *j, const char *reason, const char *detail)
 {
   int status, code;
   const char *message;
-  snprintf(j->reason, sizeof(j->reason), "%s", reason);
+  set_reason(j, reason);
+  reason = j->reason;
   engine_wire_error(reason, &status, &code, &message);
   log_info("engine", "registration refused regid=%s reason=%s trace=%s%s%s",
            j->req->registration_id, reason, j->req->trace_id,
            detail && *detail ? " detail=" : "", detail ? detail : "");
-  metrics_add("provd_registration_failures_total",
-              "Registration requests refused, by reason.", NULL, 0);
   char labels[96];
   snprintf(labels, sizeof(labels), "reason=\"%s\"", reason);
   metrics_add("provd_registration_failures_total",
