@@ -13,9 +13,13 @@ all: build
 deps:
 	@scripts/install-deps.sh
 
+# The nested make CMake runs must not inherit ours (-w prints
+# "Entering directory" for every target).
+SUBMAKE = env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL
+
 build: deps
 	@cmake -S . -B $(BUILD_DIR) $(CMAKE_FLAGS) >/dev/null
-	@cmake --build $(BUILD_DIR) -j $(JOBS)
+	@$(SUBMAKE) cmake --build $(BUILD_DIR) -j $(JOBS)
 
 run: build
 	$(BUILD_DIR)/provd -c $(CONFIG)
@@ -26,7 +30,7 @@ test-normal: build
 # Unit and plugin tests again under AddressSanitizer + UBSan.
 test-asan: deps
 	@cmake -S . -B $(ASAN_DIR) -DPROVD_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug $(CMAKE_FLAGS) >/dev/null
-	@cmake --build $(ASAN_DIR) -j $(JOBS)
+	@$(SUBMAKE) cmake --build $(ASAN_DIR) -j $(JOBS)
 	cd $(ASAN_DIR) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS) -L 'unit|plugin|fuzz'
 
 test: test-asan test-normal
@@ -38,7 +42,7 @@ bench: build
 FUZZ_SECONDS ?= 60
 fuzz: deps
 	@CC=clang cmake -S . -B build-fuzz -DPROVD_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
-	@cmake --build build-fuzz -j $(JOBS)
+	@$(SUBMAKE) cmake --build build-fuzz -j $(JOBS)
 	tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS)
 
 clean:
