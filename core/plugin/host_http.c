@@ -14,6 +14,9 @@
 #include "util/log.h"
 
 #define MAX_REQ_HEADERS 64
+#define MAX_HEADER_LEN 8192
+#define MAX_METHOD_LEN 16
+#define MAX_URL_LEN 8192
 
 struct body_buf {
   uint8_t *data;
@@ -104,18 +107,37 @@ static long effective_timeout_ms(const struct provd_call *call,
   return ms > 600000 ? 600000 : (long)ms;
 }
 
+/* libcurl puts the method and header lines on the wire as given: a CR or
+ * LF in them would let a value start a header or request of its own. */
+static int method_valid(const char *m)
+{
+  size_t len = m ? strnlen(m, MAX_METHOD_LEN + 1) : 0;
+  if (len == 0 || len > MAX_METHOD_LEN)
+    return 0;
+  for (size_t i = 0; i < len; i++)
+    if (m[i] < 'A' || m[i] > 'Z')
+      return 0;
+  return 1;
+}
+
+static int header_valid(const char *h)
+{
+  size_t len = strnlen(h, MAX_HEADER_LEN + 1);
+  return len > 0 && len <= MAX_HEADER_LEN && !strpbrk(h, "\r\n");
+}
+
 static int request_valid(const struct provd_http_req *req,
                          struct provd_http_resp *resp)
 {
   if (!req || !resp ||
       !PROVD_HAS(req, struct provd_http_req, body_len) ||
-      !PROVD_HAS(resp, struct provd_http_resp, body_len) || !req->method ||
-      !req->method[0] || strlen(req->method) > 16 || !req->url ||
-      strlen(req->url) > 8192 || (req->body_len && !req->body) ||
-      req->body_len > HOST_HTTP_MAX_BODY)
+      !PROVD_HAS(resp, struct provd_http_resp, body_len) ||
+      !method_valid(req->method) || !req->url ||
+      strnlen(req->url, MAX_URL_LEN + 1) > MAX_URL_LEN ||
+      (req->body_len && !req->body) || req->body_len > HOST_HTTP_MAX_BODY)
     return 0;
   for (size_t i = 0; req->headers && req->headers[i]; i++)
-    if (i >= MAX_REQ_HEADERS)
+    if (i >= MAX_REQ_HEADERS || !header_valid(req->headers[i]))
       return 0;
   return 1;
 }

@@ -69,6 +69,18 @@ int plugin_name_valid(const char *name)
   return 1;
 }
 
+void plugin_text_shown(char *out, size_t out_len, const char *in)
+{
+  size_t o = 0;
+  if (out_len == 0)
+    return;
+  for (size_t i = 0; in && in[i] && o + 1 < out_len; i++) {
+    unsigned char c = (unsigned char)in[i];
+    out[o++] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+  }
+  out[o] = '\0';
+}
+
 /* ---- ops tables: the functions each kind cannot do without ---- */
 
 /* Returns the name of the first mandatory member that is missing, or
@@ -196,7 +208,7 @@ static int check_identity(const char *path, const struct provd_plugin *p,
   }
   if (!plugin_name_valid(p->name)) {
     char shown[40];
-    snprintf(shown, sizeof(shown), "%s", p->name ? p->name : "(null)");
+    plugin_text_shown(shown, sizeof(shown), p->name ? p->name : "(null)");
     perr_set(err, "PLUGIN_BAD_NAME",
              "%s: bad plugin name \"%s\": must match "
              "[a-z0-9][a-z0-9_-]{0,31}",

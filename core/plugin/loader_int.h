@@ -16,6 +16,11 @@
 /* [a-z0-9][a-z0-9_-]{0,31} */
 int plugin_name_valid(const char *name);
 
+/* Copies untrusted descriptor text for an error message: at most
+ * out_len - 1 bytes, anything but printable ASCII as '?', so that a
+ * broken plugin cannot split a diagnostic over several lines. */
+void plugin_text_shown(char *out, size_t out_len, const char *in);
+
 /* Checks the descriptor's option schema: snake_case names, unique,
  * described, known types, enum values present, defaults that parse as
  * their type (by the same rules config_check_options applies to YAML). */

@@ -95,9 +95,11 @@ static int check_option(const char *path, const struct provd_plugin *p,
   }
   if (!problem)
     return 0;
+  char shown[PLUGIN_OPTION_NAME_MAX + 1];
+  plugin_text_shown(shown, sizeof(shown), o->name);
   perr_set(err, "PLUGIN_BAD_SCHEMA",
-           "%s: bad option schema: plugin '%s': option %zu ('%.63s'): %s",
-           path, p->name, idx, o->name ? o->name : "(null)", problem);
+           "%s: bad option schema: plugin '%s': option %zu ('%s'): %s",
+           path, p->name, idx, shown, problem);
   return -1;
 }
 

@@ -91,14 +91,29 @@ int store_tx_commit(struct store_session *s, struct provd_err *err)
   return rc;
 }
 
+/* After a failed rollback the plugin's nesting is unknown: counting on
+ * would let a later "commit" merely release a savepoint of a transaction
+ * that never commits.  Closing the plugin session undoes everything it
+ * had open; until its owner reopens it, every call answers
+ * STORE_UNAVAILABLE (no silent autocommit writes in between). */
+static void session_drop(struct store_session *s)
+{
+  s->st->ops->session_close(s->ps);
+  s->ps = NULL;
+  s->depth = 0;
+}
+
 int store_tx_rollback(struct store_session *s, struct provd_err *err)
 {
-  /* The level is gone either way; on failure the owner resets the
-   * session (and session_unwind's loop relies on the decrement). */
+  /* The level is gone either way (session_unwind's loop relies on the
+   * decrement). */
   if (s->depth > 0)
     s->depth--;
   NEED_SESSION(s, err);
-  return s->st->ops->tx_rollback(s->ps, err);
+  int rc = s->st->ops->tx_rollback(s->ps, err);
+  if (rc != PROVD_OK)
+    session_drop(s);
+  return rc;
 }
 
 /* ---- records ---- */

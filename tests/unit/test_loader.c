@@ -234,6 +234,10 @@ static const struct schema_case schema_cases[] = {
    "option 0 ('mode'): enum without enum_values"},
   {{{"mode", PROVD_OPT_ENUM, "a", PROVD_OPT_REQUIRED, "x", ab_values}},
    "option 0 ('mode'): required option has a default"},
+  /* Descriptor text is shown on one line, control bytes masked. */
+  {{{"two\nlines\x1b[0m", PROVD_OPT_STRING, NULL, 0, "x", NULL}},
+   "option 0 ('two?lines?[0m'): name is not snake_case ([a-z][a-z0-9_]*, "
+   "at most 63)"},
 };
 
 START_TEST(schema_rules)
@@ -986,8 +990,15 @@ START_TEST(http_request_refuses_bad_input)
                    PROVD_E_UNAVAILABLE);
   req.method = NULL;
   ck_assert_int_eq(h->http_request(NULL, NULL, &req, &resp), PROVD_E_INVAL);
-  req.method = "GET";
+  /* CR/LF would smuggle a header or a second request onto the wire. */
   req.url = "http://127.0.0.1:1/";
+  req.method = "GET\r\nX: 1\r\n";
+  ck_assert_int_eq(h->http_request(NULL, NULL, &req, &resp), PROVD_E_INVAL);
+  req.method = "GET";
+  const char *const smuggling[] = {"X-A: 1\r\nX-B: 2", NULL};
+  req.headers = smuggling;
+  ck_assert_int_eq(h->http_request(NULL, NULL, &req, &resp), PROVD_E_INVAL);
+  req.headers = NULL;
   struct provd_call expired = {"t", 1}; /* deadline long past */
   ck_assert_int_eq(h->http_request(NULL, &expired, &req, &resp),
                    PROVD_E_TIMEOUT);

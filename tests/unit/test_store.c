@@ -787,6 +787,77 @@ START_TEST(test_store_broken_batch_retries_alone)
 }
 END_TEST
 
+/* A storage plugin whose rollback fails like an I/O error would: the
+ * real sqlite ops, except that the next `rollback_failures` tx_rollback
+ * calls return PROVD_E_IO and leave SQLite's nesting as it was. */
+static int rollback_failures;
+static int (*real_tx_rollback)(void *, struct provd_err *);
+
+static int flaky_tx_rollback(void *session, struct provd_err *err)
+{
+  if (__atomic_load_n(&rollback_failures, __ATOMIC_SEQ_CST) > 0) {
+    __atomic_sub_fetch(&rollback_failures, 1, __ATOMIC_SEQ_CST);
+    perr_set(err, "STORE_IO", "injected rollback failure");
+    return PROVD_E_IO;
+  }
+  return real_tx_rollback(session, err);
+}
+
+static void make_rollback_flaky(struct plugin_instance *inst)
+{
+  static struct provd_plugin flaky_desc;
+  static struct provd_storage_ops flaky_ops;
+  flaky_ops = *ops();
+  real_tx_rollback = flaky_ops.tx_rollback;
+  flaky_ops.tx_rollback = flaky_tx_rollback;
+  flaky_desc = *desc;
+  flaky_desc.ops = &flaky_ops;
+  inst->desc = &flaky_desc;
+}
+
+/* Whether another connection sees the row: only committed data counts. */
+static int committed(struct store *st, const char *id)
+{
+  struct provd_err err = { { 0 }, { 0 } };
+  struct store_session *s = store_session_open(st, &err);
+  ck_assert_msg(s != NULL, "%s", err.msg);
+  int found = exists(s, id);
+  store_session_close(s);
+  return found;
+}
+
+START_TEST(test_store_failed_rollback_never_reports_uncommitted)
+{
+  struct plugin_instance inst;
+  struct waiter w;
+  struct job jobs[6];
+  inst_up(&inst, "full");
+  make_rollback_flaky(&inst);
+  struct store *st = open_store(&inst, 1, 64, 64);
+  waiter_init(&w);
+  for (int i = 0; i < 6; i++) {
+    jobs[i] = (struct job){ .w = &w, .index = i, .kind = JOB_PUT };
+    snprintf(jobs[i].id, sizeof(jobs[i].id), "rb-%d", i);
+  }
+  /* Job 2's savepoint rollback fails once; the writer must not go on
+   * counting levels that SQLite still has open. */
+  jobs[2].kind = JOB_PUT_THEN_FAIL;
+  rollback_failures = 1;
+  run_gated_batch(st, &w, jobs, 6);
+  ck_assert_int_eq(rollback_failures, 0);
+  for (int i = 0; i < 6; i++) {
+    ck_assert_int_eq(w.calls[i], 1);
+    ck_assert_int_eq(w.status[i], i == 2 ? PROVD_DENIED : PROVD_OK);
+    /* done(OK) means committed: visible to another connection now. */
+    int found = committed(st, jobs[i].id);
+    ck_assert_msg(found == (i != 2), "job %d: done(%d) but committed=%d",
+                  i, w.status[i], found);
+  }
+  store_close(st);
+  inst_down(&inst);
+}
+END_TEST
+
 struct read_job_ud {
   struct waiter *w;
   int index;
@@ -1214,6 +1285,7 @@ static Suite *store_suite(void)
   tcase_set_timeout(core, 120);
   tcase_add_test(core, test_store_group_commit_one_job_fails);
   tcase_add_test(core, test_store_broken_batch_retries_alone);
+  tcase_add_test(core, test_store_failed_rollback_never_reports_uncommitted);
   tcase_add_test(core, test_store_async_reads);
   tcase_add_test(core, test_store_queue_full);
   tcase_add_test(core, test_store_outbox_order);
