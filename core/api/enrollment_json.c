@@ -394,6 +394,14 @@ int enrollment_normalize(enum enrollment_kind kind, json_t *doc,
   return rc;
 }
 
+void enrollment_strip_keys(json_t *doc)
+{
+  json_t *sym = json_object_get(json_object_get(doc, "attestation"),
+                                "symmetricKey");
+  json_object_del(sym, "primaryKey");
+  json_object_del(sym, "secondaryKey");
+}
+
 int enrollment_stamp(json_t *doc, const char *created, const char *updated,
                      const char *etag)
 {

@@ -51,6 +51,11 @@ int enrollment_normalize(enum enrollment_kind kind, json_t *doc,
                          const char *path_id, const char **attestation_type,
                          struct provd_err *err);
 
+/* Removes the symmetric keys (attestation.symmetricKey.primaryKey and
+ * secondaryKey) from a stored document, for query answers: DPS never
+ * lists keys (provd's GET keeps them, as the wire traces show). */
+void enrollment_strip_keys(json_t *doc);
+
 /* Sets createdDateTimeUtc, lastUpdatedDateTimeUtc and etag (in this
  * order, after any other field).  PROVD_OK or PROVD_E_NOMEM. */
 int enrollment_stamp(json_t *doc, const char *created, const char *updated,

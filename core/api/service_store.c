@@ -126,6 +126,10 @@ static void read_page(struct store_session *s, void *ud)
     recs[i].body = NULL;
     if (!body)
       continue;
+    /* Keys only come from single-record reads (GET, PUT answers and
+     * attestationmechanism), never from a listing. */
+    if (job->table != PROVD_TABLE_REGISTRATIONS)
+      enrollment_strip_keys(body);
     if (job->table == PROVD_TABLE_ENROLLMENTS)
       attach_registration_state(s, body, recs[i].id);
     json_array_append_new(arr, body);

@@ -314,6 +314,9 @@ static void do_registration(struct ck *c, struct provd_config *cfg,
 
 /* ---- service_policies ---- */
 
+/* A shorter access-policy key could be guessed; DPS keys are 32 bytes. */
+#define POLICY_KEY_MIN_BYTES 16
+
 static void policy_key(struct ck *c, const struct cfg_node *item,
                        const char *what, struct cfg_policy *p)
 {
@@ -331,8 +334,13 @@ static void policy_key(struct ck *c, const struct cfg_node *item,
   }
   if (!cfg_is_absent(key)) {
     snprintf(w, sizeof(w), "%s.key", what);
-    if (get_str(c, key, w, &p->key) == 0 && !cfg_base64_ok(p->key))
+    if (get_str(c, key, w, &p->key) != 0)
+      return;
+    if (!cfg_base64_ok(p->key))
       ck_err(c, key, "%s: not a valid base64 key", w);
+    else if (cfg_base64_len(p->key) < POLICY_KEY_MIN_BYTES)
+      ck_err(c, key, "%s: the key must decode to at least %d bytes",
+             w, POLICY_KEY_MIN_BYTES);
     return;
   }
   char *path = NULL;
@@ -344,6 +352,9 @@ static void policy_key(struct ck *c, const struct cfg_node *item,
     ck_err(c, file, "%s: cannot read '%s': %s", w, path, msg);
   else if (!cfg_base64_ok(text))
     ck_err(c, file, "%s: '%s' does not hold a valid base64 key", w, path);
+  else if (cfg_base64_len(text) < POLICY_KEY_MIN_BYTES)
+    ck_err(c, file, "%s: '%s': the key must decode to at least %d bytes", w,
+           path, POLICY_KEY_MIN_BYTES);
   free(p->key);
   p->key = text;
   free(path);

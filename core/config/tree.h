@@ -67,6 +67,8 @@ int cfg_parse_duration_ms(const char *text, long long *out);
 int cfg_parse_size(const char *text, unsigned long long *out);
 /* 1 when text is standard padded base64 of 1..512 bytes. */
 int cfg_base64_ok(const char *text);
+/* Decoded length of a base64 key; 0 when it is not valid base64. */
+size_t cfg_base64_len(const char *text);
 
 /* Reads a small file into a new NUL-terminated string with one trailing
  * newline ("\n" or "\r\n") removed.  Caller frees.  On failure returns

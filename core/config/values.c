@@ -229,6 +229,16 @@ int cfg_base64_ok(const char *text)
   return ok;
 }
 
+size_t cfg_base64_len(const char *text)
+{
+  uint8_t buf[512];
+  size_t n = 0;
+  if (!text || b64_decode(text, buf, sizeof(buf), &n) != 0)
+    n = 0;
+  OPENSSL_cleanse(buf, sizeof(buf));
+  return n;
+}
+
 /* ---- files ---- */
 
 char *cfg_read_small_file(const char *path, size_t max, char *msg,

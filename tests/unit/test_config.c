@@ -318,8 +318,11 @@ static const struct {
      "config/bad-policy-both.yaml:4:5: service_policies[0]: give either "
      "'key' or 'key_file', not both"},
     {"config/bad-policy-access.yaml",
-     "config/bad-policy-access.yaml:2:45: service_policies[0].access: "
+     "config/bad-policy-access.yaml:2:30: service_policies[0].access: "
      "unknown access 'write' (expected read or read-write)"},
+    {"config/bad-policy-short-key.yaml",
+     "config/bad-policy-short-key.yaml:2:27: service_policies[0].key: the "
+     "key must decode to at least 16 bytes"},
     {"config/bad-dup-key.yaml",
      "config/bad-dup-key.yaml:3:1: duplicate key 'workers' (first at line 1, "
      "column 1)"},

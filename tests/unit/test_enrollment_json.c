@@ -607,6 +607,39 @@ START_TEST(test_bulk_delete_and_groups)
 }
 END_TEST
 
+/* Listings hand out documents without keys; everything else stays. */
+START_TEST(test_strip_keys)
+{
+  json_t *doc = parse(TRACE_ENROLLMENT);
+  json_t *before = json_deep_copy(doc);
+  enrollment_strip_keys(doc);
+  const json_t *sym =
+      json_object_get(json_object_get(doc, "attestation"), "symmetricKey");
+  ck_assert(json_is_object(sym));
+  ck_assert_ptr_null(json_object_get(sym, "primaryKey"));
+  ck_assert_ptr_null(json_object_get(sym, "secondaryKey"));
+  char *text = json_dumps(doc, JSON_COMPACT);
+  ck_assert_ptr_null(strstr(text, "AAECAwQF"));
+  free(text);
+  ck_assert_str_eq(str_at(doc, "attestation", "type"), "symmetricKey");
+  ck_assert_str_eq(str_at(doc, "registrationId", NULL), "enroll-test-01");
+  /* putting the keys back gives the original: nothing else was touched */
+  json_object_update(json_object_get(json_object_get(doc, "attestation"),
+                                     "symmetricKey"),
+                     json_object_get(json_object_get(before, "attestation"),
+                                     "symmetricKey"));
+  ck_assert(json_equal(doc, before));
+  /* documents without keys or without an attestation are left alone */
+  json_t *bare = parse("{\"attestation\":{\"type\":\"x509\"}}");
+  enrollment_strip_keys(bare);
+  enrollment_strip_keys(NULL);
+  ck_assert_int_eq(json_object_size(json_object_get(bare, "attestation")), 1);
+  json_decref(bare);
+  json_decref(before);
+  json_decref(doc);
+}
+END_TEST
+
 /* ---- paging ---- */
 
 START_TEST(test_page_size)
@@ -680,6 +713,7 @@ static Suite *suite(void)
   tcase_add_test(tc, test_bulk_modes_and_limits);
   tcase_add_test(tc, test_bulk_bad_item_named);
   tcase_add_test(tc, test_bulk_delete_and_groups);
+  tcase_add_test(tc, test_strip_keys);
   tcase_add_test(tc, test_page_size);
   tcase_add_test(tc, test_continuation_round_trip);
   suite_add_tcase(s, tc);
