@@ -60,6 +60,11 @@
  * discarding) so that unread request bytes do not turn our close into a
  * reset that destroys the response in flight. */
 #define LINGER_S 2
+/* A request (head and body), and a TLS handshake, must arrive within this
+ * many seconds of its first byte (or of the idle timeout, if shorter): the
+ * idle timeout restarts with every byte, so alone it lets a client that
+ * drips one byte at a time hold a connection forever (slowloris). */
+#define REQUEST_DEADLINE_S 10
 /* Per-connection buffers above this size are released after use. */
 #define BUFFER_KEEP_BYTES (16 * 1024)
 #define MAX_PEER_CHAIN_CERTS 16
@@ -99,6 +104,9 @@ struct worker;
 struct conn {
   struct worker *w;
   struct bufferevent *bev; /* NULL once the socket is closed */
+  /* Deadline for the TLS handshake, a partly received request, and the
+   * linger; freed with the socket (it belongs to the loop's base). */
+  struct event *deadline;
   struct conn *prev, *next; /* the worker's connection list */
   struct conn *done_next;   /* completion list link (under w->mu) */
   bool queued;              /* on the completion list (under w->mu) */
@@ -361,6 +369,10 @@ static void worker_teardown(struct worker *w);
 
 static void conn_close_socket(struct conn *c)
 {
+  if (c->deadline) {
+    event_free(c->deadline);
+    c->deadline = NULL;
+  }
   if (!c->bev)
     return;
   bufferevent_free(c->bev);
@@ -416,6 +428,42 @@ static void conn_trim_buffers(struct conn *c)
   }
 }
 
+/* Arms the deadline unless it runs already: it counts from the first
+ * byte of what it bounds, not from the latest. */
+static void conn_deadline_start(struct conn *c, int seconds)
+{
+  if (!c->deadline || evtimer_pending(c->deadline, NULL))
+    return;
+  struct timeval tv = {seconds, 0};
+  evtimer_add(c->deadline, &tv);
+}
+
+static void conn_deadline_stop(struct conn *c)
+{
+  if (c->deadline)
+    evtimer_del(c->deadline);
+}
+
+static int request_deadline_s(const struct worker *w)
+{
+  int idle = w->srv->o.idle_timeout_s;
+  return idle < REQUEST_DEADLINE_S ? idle : REQUEST_DEADLINE_S;
+}
+
+/* The handshake, a request or the linger took too long. */
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+  (void)fd;
+  (void)what;
+  struct conn *c = arg;
+  if (!c->bev || c->in_flight || c->closing)
+    return; /* nothing being received; the write timeout bounds a flush */
+  log_debug(COMPONENT, "%s: %s deadline passed; closing", c->peer_addr,
+            c->lingering ? "linger" : "request");
+  conn_close_socket(c);
+  conn_release(c);
+}
+
 /* Writes the serialized response in ex->out plus the Connection line. */
 static void conn_write_response(struct conn *c, bool keep_alive)
 {
@@ -444,11 +492,12 @@ static void conn_write_response(struct conn *c, bool keep_alive)
 static void conn_begin_linger(struct conn *c)
 {
   c->closing = false;
-  if (c->w->stopping) {
-    conn_close_socket(c);
-    return;
-  }
+  /* Also when stopping: closing with unread input would reset the
+   * connection and destroy the answers still in the kernel's buffer. */
   c->lingering = true;
+  /* The read timeout restarts with every byte; the linger must end. */
+  conn_deadline_stop(c);
+  conn_deadline_start(c, LINGER_S);
   if (c->tls) {
     SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
     if (ssl)
@@ -478,6 +527,7 @@ static void conn_fail(struct conn *c, int status)
   case 500: msg = "Internal server error"; break;
   default: status = 400; msg = "Bad request"; break;
   }
+  conn_deadline_stop(c);
   char body[160];
   int n = snprintf(body, sizeof body, "{\"errorCode\":%d,\"message\":\"%s\"}",
                    status * 1000, msg);
@@ -620,17 +670,21 @@ static bool conn_step(struct conn *c)
       OUTPUT_HIGH_WATER) {
     c->wait_drain = true; /* and stop reading: input stays bounded too */
     bufferevent_disable(c->bev, EV_READ);
+    conn_deadline_stop(c); /* the wait is ours, not the client's */
     return false;
   }
   if (!c->have_head) {
     int r = conn_find_head(c, in, avail);
     if (r < 0)
       conn_fail(c, -r);
+    if (r == 0)
+      conn_deadline_start(c, request_deadline_s(c->w));
     if (r <= 0)
       return false;
   }
   size_t total = c->head.head_len + (size_t)c->head.content_length;
   if (avail < total) {
+    conn_deadline_start(c, request_deadline_s(c->w));
     if (c->head.expect_continue && !c->sent_continue) {
       static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
       bufferevent_write(c->bev, cont, sizeof cont - 1);
@@ -638,6 +692,7 @@ static bool conn_step(struct conn *c)
     }
     return false;
   }
+  conn_deadline_stop(c);
   if (conn_build_request(c, in, total) < 0) {
     log_error(COMPONENT, "%s: out of memory reading a request",
               c->peer_addr);
@@ -717,6 +772,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
   (void)bev;
   struct conn *c = arg;
   if (what & BEV_EVENT_CONNECTED) {
+    conn_deadline_stop(c); /* the handshake is done */
     c->w->handshakes++;
     worker_counters_dirty(c->w);
     return;
@@ -784,13 +840,17 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   struct conn *c = calloc(1, sizeof *c);
-  struct bufferevent *bev = c ? new_bufferevent(w, fd) : NULL;
+  struct event *deadline = c ? evtimer_new(w->base, on_deadline, c) : NULL;
+  struct bufferevent *bev = deadline ? new_bufferevent(w, fd) : NULL;
   if (!bev) {
     log_warn(COMPONENT, "cannot set up a connection (out of memory)");
+    if (deadline)
+      event_free(deadline);
     free(c);
     evutil_closesocket(fd);
     return;
   }
+  c->deadline = deadline;
   c->w = w;
   c->bev = bev;
   c->tls = o->ssl != NULL;
@@ -799,6 +859,8 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
   bufferevent_setcb(bev, on_read, on_write, on_event, c);
   bufferevent_set_timeouts(bev, &idle, &idle);
   bufferevent_enable(bev, EV_READ | EV_WRITE);
+  if (c->tls) /* a handshake dripped byte by byte must end too */
+    conn_deadline_start(c, request_deadline_s(w));
   c->next = w->conns;
   if (w->conns)
     w->conns->prev = c;
@@ -889,6 +951,13 @@ static void worker_begin_stop(struct worker *w, int grace_ms)
     next = c->next;
     if (c->in_flight || c->closing)
       continue; /* an answer is coming or being flushed */
+    if (c->bev && evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) {
+      /* Answers given but not yet sent (one may have been written in
+       * this very wake-up): flush them, then close. */
+      c->closing = true;
+      bufferevent_disable(c->bev, EV_READ);
+      continue;
+    }
     conn_close_socket(c);
     conn_release(c);
   }

@@ -825,6 +825,72 @@ START_TEST(t_stop_waits_for_in_flight)
 }
 END_TEST
 
+struct drain_reader {
+  struct client *c;
+  int complete; /* whole responses read before EOF */
+  size_t leftover; /* bytes of a cut-off response */
+};
+
+static void *drain_reader_main(void *arg)
+{
+  struct drain_reader *d = arg;
+  sleep_ms(500); /* stop has begun with our responses still unsent */
+  struct response r;
+  while (client_read(d->c, &r) == 0 && r.status == 200)
+    d->complete++;
+  d->leftover = d->c->len;
+  return NULL;
+}
+
+/* Answers already given but not yet flushed when stop begins (a client
+ * reading slowly, or an answer that arrives in the same wake-up as the
+ * stop) are delivered, not cut off. */
+START_TEST(t_stop_flushes_answered)
+{
+  struct client c;
+  memset(&c, 0, sizeof c);
+  c.ctx = SSL_CTX_new(TLS_client_method());
+  ck_assert_ptr_nonnull(c.ctx);
+  c.fd = socket(AF_INET, SOCK_STREAM, 0);
+  int small = 8192; /* so our answers back up in the server */
+  setsockopt(c.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  struct timeval tv = {10, 0};
+  setsockopt(c.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  struct sockaddr_in sa = {0};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons((uint16_t)http_server_port(g_srv));
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ck_assert_int_eq(connect(c.fd, (struct sockaddr *)&sa, sizeof sa), 0);
+  c.ssl = SSL_new(c.ctx);
+  SSL_set_fd(c.ssl, c.fd);
+  ck_assert_int_eq(SSL_connect(c.ssl), 1);
+  enum { N = 1000 };
+  static char burst[N * 64];
+  size_t o = 0;
+  for (int i = 0; i < N; i++)
+    o += (size_t)snprintf(burst + o, sizeof burst - o,
+                          "GET /big?%d HTTP/1.1\r\nHost: l\r\n\r\n", i);
+  client_send(&c, burst);
+  int calls = -1;
+  for (int i = 0; i < 100 && atomic_load(&g_handler_calls) != calls; i++) {
+    calls = atomic_load(&g_handler_calls);
+    sleep_ms(100); /* until the server stops answering: output backed up */
+  }
+  ck_assert_int_gt(calls, 0);
+  ck_assert_int_lt(calls, N);
+  struct drain_reader d = {&c, 0, 0};
+  pthread_t t;
+  ck_assert_int_eq(pthread_create(&t, NULL, drain_reader_main, &d), 0);
+  http_server_stop(g_srv, 5000);
+  g_srv = NULL;
+  pthread_join(t, NULL);
+  int answered = atomic_load(&g_handler_calls);
+  ck_assert_int_eq(d.complete, answered);
+  ck_assert_uint_eq(d.leftover, 0);
+  client_close(&c);
+}
+END_TEST
+
 /* Grace runs out: stop returns, the late answer frees the orphan. */
 START_TEST(t_stop_grace_expires)
 {
@@ -878,6 +944,135 @@ START_TEST(t_start_rejects_busy_port)
   ck_assert_int_eq(http_server_start(&o, &other, &err), -1);
   ck_assert_ptr_null(other);
   ck_assert_str_eq(err.code, "HTTP_BIND");
+}
+END_TEST
+
+/* ---- deadlines: a client dripping bytes must not hold a connection ----- */
+
+/* A second server with a short idle timeout (the request deadline is the
+ * shorter of it and 10 s); ssl NULL for plain HTTP. */
+static struct http_server *start_short_server(SSL_CTX *ssl, int idle_s)
+{
+  struct http_server_opts o = {0};
+  o.host = "127.0.0.1";
+  o.workers = 1;
+  o.ssl = ssl;
+  o.idle_timeout_s = idle_s;
+  o.handler = handler;
+  struct provd_err err = {0};
+  struct http_server *srv = NULL;
+  ck_assert_msg(http_server_start(&o, &srv, &err) == 0, "%s", err.msg);
+  return srv;
+}
+
+/* 1 once the server has closed its side (EOF or reset), else 0. */
+static int peer_closed(int fd)
+{
+  char b[512];
+  for (;;) {
+    ssize_t n = recv(fd, b, sizeof b, MSG_DONTWAIT);
+    if (n > 0)
+      continue;
+    if (n == 0)
+      return 1;
+    return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : 1;
+  }
+}
+
+/* Sends prefix, then one byte every 200 ms (always well inside the idle
+ * timeout) until the server closes; the ms that took, or -1 if the
+ * connection is still open after max_ms. */
+static double drip_until_closed(int port, const char *prefix, size_t len,
+                                int max_ms)
+{
+  int fd = tcp_connect(port);
+  ck_assert_int_ge(fd, 0);
+  double t0 = now_ms(), took = -1;
+  ck_assert_int_eq(send(fd, prefix, len, MSG_NOSIGNAL), (ssize_t)len);
+  while (now_ms() - t0 < max_ms) {
+    sleep_ms(200);
+    if (peer_closed(fd) || send(fd, "a", 1, MSG_NOSIGNAL) != 1) {
+      took = now_ms() - t0;
+      break;
+    }
+  }
+  close(fd);
+  return took;
+}
+
+START_TEST(t_slow_request_deadline)
+{
+  struct http_server *srv = start_short_server(NULL, 2);
+  int port = http_server_port(srv);
+  static const char *prefixes[] = {
+      "GET / HTTP/1.1\r\nHost: l\r\nX-Drip: ",             /* head */
+      "PUT / HTTP/1.1\r\nHost: l\r\nContent-Length: 900\r\n\r\n", /* body */
+  };
+  for (size_t i = 0; i < 2; i++) {
+    double took = drip_until_closed(port, prefixes[i], strlen(prefixes[i]),
+                                    9000);
+    ck_assert_msg(took >= 1500 && took < 5000, "case %zu: %.0f ms", i, took);
+  }
+  /* A request that arrives in time is still served. */
+  int fd = tcp_connect(port);
+  static const char req[] = "GET /ok HTTP/1.1\r\nHost: l\r\n"
+                            "Connection: close\r\n\r\n";
+  ck_assert_int_eq(send(fd, req, sizeof req - 1, MSG_NOSIGNAL),
+                   (ssize_t)sizeof req - 1);
+  char buf[512];
+  ssize_t n = recv(fd, buf, sizeof buf - 1, 0);
+  ck_assert_int_gt(n, 12);
+  ck_assert(strncmp(buf, "HTTP/1.1 200", 12) == 0);
+  close(fd);
+  http_server_stop(srv, 1000);
+}
+END_TEST
+
+/* A TLS record header, then its payload one byte at a time: OpenSSL waits
+ * for the whole record, the handshake never ends. */
+START_TEST(t_slow_handshake_deadline)
+{
+  struct provd_err err = {0};
+  SSL_CTX *ctx = tls_server_ctx_new(g_paths.cert, g_paths.key, &err);
+  ck_assert_msg(ctx != NULL, "%s", err.msg);
+  struct http_server *srv = start_short_server(ctx, 2);
+  static const char record[] = "\x16\x03\x01\x02\x00\x01\x00\x01\xfc";
+  double took = drip_until_closed(http_server_port(srv), record,
+                                  sizeof record - 1, 9000);
+  ck_assert_msg(took >= 1500 && took < 5000, "%.0f ms", took);
+  http_server_stop(srv, 1000);
+  SSL_CTX_free(ctx);
+}
+END_TEST
+
+/* After an error answer the server lingers, reading and discarding; a
+ * client that keeps sending must not keep it lingering forever. */
+START_TEST(t_linger_ends)
+{
+  struct http_server *srv = start_short_server(NULL, 30);
+  int fd = tcp_connect(http_server_port(srv));
+  static const char bad[] = "GET / HTTP/1.1\r\nHost : l\r\n\r\n";
+  ck_assert_int_eq(send(fd, bad, sizeof bad - 1, MSG_NOSIGNAL),
+                   (ssize_t)sizeof bad - 1);
+  char buf[1024];
+  size_t got = 0;
+  ssize_t n;
+  while ((n = recv(fd, buf + got, sizeof buf - 1 - got, 0)) > 0)
+    got += (size_t)n;
+  ck_assert_int_eq(n, 0); /* the server shut its write side */
+  buf[got] = '\0';
+  ck_assert(strncmp(buf, "HTTP/1.1 400", 12) == 0);
+  double t0 = now_ms(), took = -1;
+  while (now_ms() - t0 < 9000) {
+    sleep_ms(200);
+    if (send(fd, "x", 1, MSG_NOSIGNAL) != 1) { /* reset: fully closed */
+      took = now_ms() - t0;
+      break;
+    }
+  }
+  close(fd);
+  ck_assert_msg(took >= 0 && took < 5000, "%.0f ms", took);
+  http_server_stop(srv, 1000);
 }
 END_TEST
 
@@ -936,9 +1131,18 @@ static Suite *http_suite(void)
   tcase_add_test(l, t_tls_client_certificate);
   tcase_add_test(l, t_stop_waits_for_in_flight);
   tcase_add_test(l, t_stop_grace_expires);
+  tcase_add_test(l, t_stop_flushes_answered);
   tcase_add_test(l, t_metrics_counted);
   tcase_add_test(l, t_start_rejects_busy_port);
   suite_add_tcase(s, l);
+
+  TCase *d = tcase_create("deadlines");
+  tcase_add_unchecked_fixture(d, make_pki, remove_pki);
+  tcase_set_timeout(d, 60);
+  tcase_add_test(d, t_slow_request_deadline);
+  tcase_add_test(d, t_slow_handshake_deadline);
+  tcase_add_test(d, t_linger_ends);
+  suite_add_tcase(s, d);
   return s;
 }
 
