@@ -114,6 +114,7 @@ static int session_ready(struct store_session *s, struct provd_err *err)
   if (s->ps)
     return PROVD_OK;
   struct store *st = s->st;
+  store_session_fini(s); /* a dropped session still owns its buffer */
   int rc = store_session_init(st, s, err);
   if (rc != PROVD_OK)
     s->ps = NULL;
