@@ -376,20 +376,35 @@ static void bind_filter(sqlite3_stmt *stmt, const struct filter *f,
     sqlite3_bind_int64(stmt, Q_LIMIT, f->limit);
 }
 
-int sq_list(void *session, enum provd_table t, const struct provd_query *q,
-            provd_record_fn fn, void *ud, struct provd_err *err)
+/* The statement for a list (counting = 0) or count (1) with q's filters
+ * bound; *stmt_out is NULL when the status is not OK. */
+static int filtered_stmt(struct sq_session *s, enum provd_table t,
+                         const struct provd_query *q, int counting,
+                         sqlite3_stmt **stmt_out, struct provd_err *err)
 {
-  struct sq_session *s = session;
   struct filter f;
+  *stmt_out = NULL;
   if (!sq_table_name(t))
     return invalid(s, err, "unknown table");
   int rc = read_query(s, q, &f, err);
   if (rc != PROVD_OK)
     return rc;
-  sqlite3_stmt *stmt = filter_stmt(s, t, f.mask, 0, err);
+  sqlite3_stmt *stmt = filter_stmt(s, t, f.mask, counting, err);
   if (!stmt)
     return PROVD_E_INTERNAL;
-  bind_filter(stmt, &f, 0);
+  bind_filter(stmt, &f, counting);
+  *stmt_out = stmt;
+  return PROVD_OK;
+}
+
+int sq_list(void *session, enum provd_table t, const struct provd_query *q,
+            provd_record_fn fn, void *ud, struct provd_err *err)
+{
+  struct sq_session *s = session;
+  sqlite3_stmt *stmt;
+  int rc = filtered_stmt(s, t, q, 0, &stmt, err);
+  if (rc != PROVD_OK)
+    return rc;
   /* LIMIT bounds the loop; without one the table size does. */
   while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
     struct provd_record r;
@@ -409,16 +424,10 @@ int sq_count(void *session, enum provd_table t, const struct provd_query *q,
              uint64_t *out, struct provd_err *err)
 {
   struct sq_session *s = session;
-  struct filter f;
-  if (!sq_table_name(t))
-    return invalid(s, err, "unknown table");
-  int rc = read_query(s, q, &f, err);
+  sqlite3_stmt *stmt;
+  int rc = filtered_stmt(s, t, q, 1, &stmt, err);
   if (rc != PROVD_OK)
     return rc;
-  sqlite3_stmt *stmt = filter_stmt(s, t, f.mask, 1, err);
-  if (!stmt)
-    return PROVD_E_INTERNAL;
-  bind_filter(stmt, &f, 1);
   rc = sqlite3_step(stmt);
   if (rc == SQLITE_ROW)
     *out = (uint64_t)sqlite3_column_int64(stmt, 0);

@@ -432,33 +432,11 @@ static int do_list(struct ctl *c, const struct kind *k)
 static int do_remove(struct ctl *c, const struct kind *k)
 {
   struct provd_err err;
-  struct ctl_reply reply;
   char path[PATH_CAP];
-  char if_match[300];
-  const char *hdrs[1] = { if_match };
   const char *id = c->args[0];
-  const char *etag = ctl_value(c, CO_ETAG);
   if (path_for(k, id, NULL, path, &err) != 0)
     return ctl_fail(&err);
-  if (etag)
-    snprintf(if_match, sizeof(if_match), "If-Match: %s", etag);
-  int rc = ctl_call(c, "DELETE", path, NULL, hdrs, etag ? 1 : 0, &reply,
-                    &err);
-  long status = reply.status;
-  ctl_reply_clear(&reply);
-  if (rc != 0) {
-    if (status == 404)
-      perr_set(&err, "NOT_FOUND", "%s %s not found", k->noun, id);
-    return ctl_fail(&err);
-  }
-  if (ctl_has(c, CO_JSON)) {
-    json_t *doc = json_pack("{s:s,s:b}", k->id_field, id, "removed", 1);
-    out_json(doc);
-    json_decref(doc);
-  } else {
-    printf("removed %s %s\n", k->noun, id);
-  }
-  return CTL_EXIT_OK;
+  return ctl_remove(c, path, k->noun, k->id_field, id);
 }
 
 /* Read, flip provisioningStatus, write back under If-Match so a

@@ -140,32 +140,11 @@ int cmd_registration_list(struct ctl *c)
 
 int cmd_registration_remove(struct ctl *c)
 {
-  struct provd_err err;
-  struct ctl_reply reply;
   char path[PATH_CAP];
-  char if_match[300];
-  const char *hdrs[1] = { if_match };
   const char *id = c->args[0];
-  const char *etag = ctl_value(c, CO_ETAG);
   if (ctl_path(path, sizeof(path), "registrations", id, NULL, NULL) != 0)
     return ctl_usage_error(c, "registration id too long");
-  if (etag)
-    snprintf(if_match, sizeof(if_match), "If-Match: %s", etag);
-  int rc = ctl_call(c, "DELETE", path, NULL, hdrs, etag ? 1 : 0, &reply,
-                    &err);
-  if (rc != 0 && reply.status == 404)
-    perr_set(&err, "NOT_FOUND", "no registration record for %s", id);
-  ctl_reply_clear(&reply);
-  if (rc != 0)
-    return ctl_fail(&err);
-  if (ctl_has(c, CO_JSON)) {
-    json_t *doc = json_pack("{s:s,s:b}", "registrationId", id, "removed", 1);
-    out_json(doc);
-    json_decref(doc);
-  } else {
-    printf("removed registration %s\n", id);
-  }
-  return CTL_EXIT_OK;
+  return ctl_remove(c, path, "registration", "registrationId", id);
 }
 
 /* ---- hubs and events ------------------------------------------------- */

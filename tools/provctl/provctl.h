@@ -93,6 +93,11 @@ int ctl_call(struct ctl *c, const char *method, const char *path,
              json_t *body, const char *const *headers, size_t n_headers,
              struct ctl_reply *reply, struct provd_err *err);
 void ctl_reply_clear(struct ctl_reply *r);
+/* DELETE path (with If-Match when --etag was given) and report it:
+ * "removed <noun> <id>", or {"<id_field>": id, "removed": true} with
+ * --json.  A 404 says "<noun> <id> not found".  Returns the exit code. */
+int ctl_remove(struct ctl *c, const char *path, const char *noun,
+               const char *id_field, const char *id);
 /* Follows x-ms-continuation until done or `limit` items (0: no limit)
  * and returns all items in *items (caller decrefs). */
 int ctl_collect(struct ctl *c, const char *method, const char *path,

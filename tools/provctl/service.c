@@ -348,3 +348,32 @@ int ctl_collect(struct ctl *c, const char *method, const char *path,
   json_decref(all);
   return -1;
 }
+
+int ctl_remove(struct ctl *c, const char *path, const char *noun,
+               const char *id_field, const char *id)
+{
+  struct provd_err err;
+  struct ctl_reply reply;
+  char if_match[300];
+  const char *hdrs[1] = { if_match };
+  const char *etag = ctl_value(c, CO_ETAG);
+  if (etag)
+    snprintf(if_match, sizeof(if_match), "If-Match: %s", etag);
+  int rc = ctl_call(c, "DELETE", path, NULL, hdrs, etag ? 1 : 0, &reply,
+                    &err);
+  long status = reply.status;
+  ctl_reply_clear(&reply);
+  if (rc != 0) {
+    if (status == 404)
+      perr_set(&err, "NOT_FOUND", "%s %s not found", noun, id);
+    return ctl_fail(&err);
+  }
+  if (ctl_has(c, CO_JSON)) {
+    json_t *doc = json_pack("{s:s,s:b}", id_field, id, "removed", 1);
+    out_json(doc);
+    json_decref(doc);
+  } else {
+    printf("removed %s %s\n", noun, id);
+  }
+  return CTL_EXIT_OK;
+}
