@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(
-  build-essential cmake pkg-config git curl ca-certificates
+  build-essential cmake pkg-config git curl ca-certificates python3 time
   libssl-dev openssl libevent-dev libjansson-dev libyaml-dev
   libcurl4-openssl-dev libtss2-dev libsqlite3-dev sqlite3 libpq-dev check
   swtpm swtpm-tools tpm2-tools mosquitto mosquitto-dev libmosquitto-dev
