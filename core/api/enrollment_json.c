@@ -1,7 +1,6 @@
 /* Validation and normalisation of service-API enrollment documents. */
 #include "api/enrollment_json.h"
 
-#include <ctype.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +8,7 @@
 #include <openssl/rand.h>
 
 #include "provd/plugin.h"
+#include "util/ids.h"
 #include "util/sas.h"
 
 #define KEY_MIN_BYTES 16
@@ -26,22 +26,11 @@ const char *enrollment_id_field(enum enrollment_kind kind)
   return kind == ENROLLMENT_GROUP ? "enrollmentGroupId" : "registrationId";
 }
 
-static int id_char_ok(unsigned char c)
-{
-  return isalnum(c) || c == '-' || c == '.' || c == '_' || c == ':';
-}
-
 int enrollment_id_valid(const char *id)
 {
-  if (!id || !id[0])
-    return 0;
-  size_t n = 0;
-  for (; id[n]; n++) {
-    if (n >= ENROLLMENT_ID_MAX || !id_char_ok((unsigned char)id[n]))
-      return 0;
-  }
-  unsigned char last = (unsigned char)id[n - 1];
-  return isalnum(last) || last == '-';
+  /* The device API applies the same rule to registration ids: an
+   * enrollment must never be stored under an id no device can use. */
+  return ids_registration_id_valid(id);
 }
 
 static int invalid(struct provd_err *err, const char *fmt, const char *a)
