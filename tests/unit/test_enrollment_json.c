@@ -92,6 +92,12 @@ START_TEST(test_id_rules)
   ck_assert(!enrollment_id_valid("a b"));
   ck_assert(!enrollment_id_valid("a%41"));
   ck_assert(!enrollment_id_valid("d\xc3\xa9v"));
+  /* The device API's rule: an id must start with a letter or digit, or a
+   * device could never register against the enrollment. */
+  ck_assert(!enrollment_id_valid("-dev"));
+  ck_assert(!enrollment_id_valid(".dev"));
+  ck_assert(!enrollment_id_valid("_dev"));
+  ck_assert(!enrollment_id_valid(":dev"));
 }
 END_TEST
 
