@@ -45,6 +45,7 @@
 #include "net/http_parse.h"
 #include "util/log.h"
 #include "util/metrics.h"
+#include "util/sas.h"
 
 #define DEFAULT_MAX_HEADER_BYTES (16 * 1024)
 #define DEFAULT_MAX_BODY_BYTES (96 * 1024)
@@ -1015,43 +1016,6 @@ const char *http_request_header(const struct http_request *req,
   return NULL;
 }
 
-static int hex_value(char ch)
-{
-  if (ch >= '0' && ch <= '9')
-    return ch - '0';
-  if (ch >= 'a' && ch <= 'f')
-    return ch - 'a' + 10;
-  if (ch >= 'A' && ch <= 'F')
-    return ch - 'A' + 10;
-  return -1;
-}
-
-/* Percent-decodes s[0..n) into out; -2 on a bad escape, %00 or overflow.
- * '+' stays '+' (base64 values are often sent unescaped). */
-static int percent_decode(const char *s, size_t n, char *out, size_t out_len)
-{
-  size_t o = 0;
-  for (size_t i = 0; i < n; i++) {
-    char ch = s[i];
-    if (ch == '%') {
-      if (i + 2 >= n)
-        return -2;
-      int a = hex_value(s[i + 1]), b = hex_value(s[i + 2]);
-      if (a < 0 || b < 0 || (a == 0 && b == 0))
-        return -2;
-      ch = (char)(a * 16 + b);
-      i += 2;
-    }
-    if (o + 1 >= out_len)
-      return -2;
-    out[o++] = ch;
-  }
-  if (out_len == 0)
-    return -2;
-  out[o] = '\0';
-  return (int)o;
-}
-
 int http_query_param(const struct http_request *req, const char *name,
                      char *out, size_t out_len)
 {
@@ -1064,7 +1028,9 @@ int http_query_param(const struct http_request *req, const char *name,
     size_t key_len = eq ? (size_t)(eq - q) : len;
     if (key_len == name_len && memcmp(q, name, name_len) == 0) {
       const char *v = eq ? eq + 1 : q + len;
-      return percent_decode(v, (size_t)(q + len - v), out, out_len);
+      if (url_decode(v, (size_t)(q + len - v), out, out_len) != 0)
+        return -2;
+      return (int)strlen(out);
     }
     if (!end)
       break;
