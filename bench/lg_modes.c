@@ -168,6 +168,24 @@ static int precompute_tokens(struct lg_mode_ctx *m)
   return 0;
 }
 
+/* A JSON request with the headers the Node SDKs send, in their order
+ * (dps-wire-traces.md 1.2 and 1.7), appended to the connection's output. */
+static int json_request(struct lg_conn *c, const char *method,
+                        const char *target, const char *auth,
+                        const char *rid, const char *host, const char *body)
+{
+  return lg_conn_printf(c, "%s %s HTTP/1.1\r\n"
+                           "Accept: application/json\r\n"
+                           "Content-Type: application/json; charset=utf-8\r\n"
+                           "Authorization: %s\r\n"
+                           "Request-Id: %s\r\n"
+                           "User-Agent: " USER_AGENT "\r\n"
+                           "Content-Length: %zu\r\n"
+                           "Host: %s\r\n"
+                           "Connection: keep-alive\r\n\r\n%s",
+                        method, target, auth, rid, strlen(body), host, body);
+}
+
 /* Headers in the Node SDK's order (dps-wire-traces.md 1.2). */
 static int device_request(struct lg_engine *e, struct lg_conn *c,
                           const char *method, const char *path_tail,
@@ -175,20 +193,15 @@ static int device_request(struct lg_engine *e, struct lg_conn *c,
 {
   const struct lg_opts *o = e->mode_ctx->o;
   char rid[37];
+  char target[4 * LG_MAX_ID];
   request_id(e, rid);
   c->out_len = c->out_off = 0;
-  return lg_conn_printf(
-      c, "%s /%s/registrations/%s/%s?api-version=%s HTTP/1.1\r\n"
-         "Accept: application/json\r\n"
-         "Content-Type: application/json; charset=utf-8\r\n"
-         "Authorization: %s\r\n"
-         "Request-Id: %s\r\n"
-         "User-Agent: " USER_AGENT "\r\n"
-         "Content-Length: %zu\r\n"
-         "Host: %s\r\n"
-         "Connection: keep-alive\r\n\r\n%s",
-      method, o->scope, c->reg_id, path_tail, o->api_version, c->auth, rid,
-      strlen(body), e->target.host, body);
+  int len = snprintf(target, sizeof target,
+                     "/%s/registrations/%s/%s?api-version=%s", o->scope,
+                     c->reg_id, path_tail, o->api_version);
+  if (len < 0 || (size_t)len >= sizeof target)
+    return -1;
+  return json_request(c, method, target, c->auth, rid, e->target.host, body);
 }
 
 static int register_first(struct lg_engine *e, struct lg_conn *c,
@@ -347,18 +360,11 @@ static int enroll_first(struct lg_engine *e, struct lg_conn *c,
     return -1;
   }
   request_id(e, rid);
-  if (lg_conn_printf(c, "PUT /enrollments/%s?api-version="
-                        SERVICE_API_VERSION " HTTP/1.1\r\n"
-                        "Accept: application/json\r\n"
-                        "Content-Type: application/json; charset=utf-8\r\n"
-                        "Authorization: %s\r\n"
-                        "Request-Id: %s\r\n"
-                        "User-Agent: " USER_AGENT "\r\n"
-                        "Content-Length: %zu\r\n"
-                        "Host: %s\r\n"
-                        "Connection: keep-alive\r\n\r\n%s",
-                     c->reg_id, m->service_auth, rid, strlen(body),
-                     m->service_host, body) != 0) {
+  char target[2 * LG_MAX_ID];
+  snprintf(target, sizeof target,
+           "/enrollments/%s?api-version=" SERVICE_API_VERSION, c->reg_id);
+  if (json_request(c, "PUT", target, m->service_auth, rid, m->service_host,
+                   body) != 0) {
     set_error(v, LG_ERR_PROTOCOL, 0, "request too large");
     return -1;
   }
