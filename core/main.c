@@ -9,6 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "api/api.h"
 #include "config/config.h"
 #include "engine/engine.h"
@@ -166,31 +168,47 @@ static int load_config(const struct options *o, struct provd_config *cfg)
   return rc;
 }
 
+/* The owner policy of the data dir's connection string. */
+static int owner_policy_from(const struct connstr *cs, const char *path,
+                             struct api_ctx *ctx, struct service_policy *p,
+                             struct provd_err *err)
+{
+  if (strlen(cs->key_name) >= sizeof(p->name) ||
+      strlen(cs->host) >= sizeof(ctx->service_host)) {
+    perr_set(err, "CONFIG", "%s: HostName or SharedAccessKeyName too long",
+             path);
+    return -1;
+  }
+  snprintf(ctx->service_host, sizeof(ctx->service_host), "%s", cs->host);
+  snprintf(p->name, sizeof(p->name), "%s", cs->key_name);
+  p->can_write = 1;
+  if (b64_decode(cs->key, p->key, sizeof(p->key), &p->key_len) != 0) {
+    perr_set(err, "CONFIG", "%s: SharedAccessKey is not valid base64", path);
+    return -1;
+  }
+  return 0;
+}
+
 /* The owner policy from the data dir, then the configured ones. */
 static int load_policies(const struct pki_paths *pki,
                          const struct provd_config *cfg, struct api_ctx *ctx,
                          struct provd_err *err)
 {
-  char name[64], key_b64[256];
-  if (pki_read_connection_string(pki->conn_string, ctx->service_host,
-                                 sizeof(ctx->service_host), name, sizeof(name),
-                                 key_b64, sizeof(key_b64), err) != 0)
-    return -1;
   ctx->policies = calloc(cfg->n_policies + 1, sizeof(*ctx->policies));
   if (!ctx->policies) {
     perr_set(err, "INTERNAL", "out of memory");
     return -1;
   }
-  struct service_policy *p = &ctx->policies[0];
-  snprintf(p->name, sizeof(p->name), "%s", name);
-  p->can_write = 1;
-  if (b64_decode(key_b64, p->key, sizeof(p->key), &p->key_len) != 0) {
-    perr_set(err, "CONFIG", "%s: SharedAccessKey is not valid base64",
-             pki->conn_string);
+  struct connstr cs;
+  if (pki_read_connection_string(pki->conn_string, &cs, err) != 0)
     return -1;
-  }
+  int rc = owner_policy_from(&cs, pki->conn_string, ctx, &ctx->policies[0],
+                             err);
+  OPENSSL_cleanse(&cs, sizeof(cs));
+  if (rc != 0)
+    return -1;
   for (size_t i = 0; i < cfg->n_policies; i++) {
-    p = &ctx->policies[i + 1];
+    struct service_policy *p = &ctx->policies[i + 1];
     snprintf(p->name, sizeof(p->name), "%s", cfg->policies[i].name);
     p->can_write = cfg->policies[i].can_write;
     if (b64_decode(cfg->policies[i].key, p->key, sizeof(p->key),
@@ -335,7 +353,6 @@ static int start_daemon(struct daemon *dm, struct provd_err *err)
     return -1;
   dm->api.cfg = cfg;
   dm->api.store = dm->store;
-  dm->api.plugins = &dm->plugins;
   dm->api.engine = dm->engine;
   if (load_policies(&dm->pki, cfg, &dm->api, err) != 0)
     return -1;
@@ -352,7 +369,7 @@ static int start_daemon(struct daemon *dm, struct provd_err *err)
     log_warn("provd", "mqtt listener %s:%d requested, but MQTT is not served "
                       "by this version; ignoring", cfg->mqtt.host,
              cfg->mqtt.port);
-  dm->api.ready = 1;
+  atomic_store(&dm->api.ready, true);
   print_banner(cfg, &dm->pki, http_server_port(dm->http), workers);
   log_info("provd", "serving https on %s:%d id_scope=%s data_dir=%s",
            cfg->https.host, http_server_port(dm->http), cfg->id_scope,
@@ -362,7 +379,7 @@ static int start_daemon(struct daemon *dm, struct provd_err *err)
 
 static void stop_daemon(struct daemon *dm)
 {
-  dm->api.ready = 0;
+  atomic_store(&dm->api.ready, false);
   if (dm->http)
     http_server_stop(dm->http, SHUTDOWN_GRACE_MS);
   if (dm->store)

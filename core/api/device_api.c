@@ -9,49 +9,35 @@
 #include <string.h>
 #include <strings.h>
 
+#include "api/json_body.h"
+#include "api/respond.h"
 #include "engine/engine.h"
+#include "net/wire_error.h"
 #include "util/ids.h"
 #include "util/log.h"
 #include "util/sas.h"
 
-#define MAX_SEGMENTS 6
-
-struct device_path {
-  char seg[MAX_SEGMENTS][160];
-  int n;
-};
-
-static int split_path(const char *path, struct device_path *out)
-{
-  out->n = 0;
-  const char *p = path;
-  while (*p == '/') {
-    p++;
-    const char *end = strchr(p, '/');
-    size_t len = end ? (size_t)(end - p) : strlen(p);
-    if (out->n == MAX_SEGMENTS || len == 0 || len >= sizeof(out->seg[0]))
-      return -1;
-    memcpy(out->seg[out->n], p, len);
-    out->seg[out->n][len] = '\0';
-    out->n++;
-    p += len;
-  }
-  return *p == '\0' ? 0 : -1;
-}
-
-static void refuse(struct http_exchange *ex, int status, int code,
-                   const char *reason, const char *message)
+/* message NULL: the documented message of the reason. */
+static void refuse(struct http_exchange *ex, const char *reason,
+                   const char *message)
 {
   const struct http_request *req = http_exchange_request(ex);
-  log_info("device-api", "request refused reason=%s status=%d %s %s peer=%s",
-           reason, status, req->method, req->path,
-           req->peer_addr ? req->peer_addr : "?");
-  api_respond_error(ex, status, code, message);
+  log_info("device-api", "request refused reason=%s %s %s peer=%s", reason,
+           req->method, req->path, req->peer_addr ? req->peer_addr : "?");
+  api_respond_reason(ex, reason, message);
+}
+
+static int has_empty_segment(const struct path_parts *dp)
+{
+  for (size_t i = 0; i < dp->n; i++)
+    if (!dp->seg[i][0])
+      return 1;
+  return 0;
 }
 
 /* Which operation the method and path shape name; 0 when none. */
 static enum reg_op operation_of(const char *method,
-                                const struct device_path *dp, int *wrong_method)
+                                const struct path_parts *dp, int *wrong_method)
 {
   *wrong_method = 0;
   enum reg_op op = 0;
@@ -73,16 +59,6 @@ static enum reg_op operation_of(const char *method,
   return op;
 }
 
-static int is_json_content_type(const char *ct)
-{
-  if (!ct)
-    return 0;
-  while (*ct == ' ')
-    ct++;
-  return strncasecmp(ct, "application/json", 16) == 0 &&
-         (ct[16] == '\0' || ct[16] == ';' || ct[16] == ' ');
-}
-
 static void trace_id_of(const struct http_request *req, char out[40])
 {
   const char *rid = http_request_header(req, "Request-Id");
@@ -98,21 +74,19 @@ static void trace_id_of(const struct http_request *req, char out[40])
 
 /* Parses and checks the body of PUT/POST; NULL after answering. */
 static json_t *checked_body(struct http_exchange *ex,
-                            const struct http_request *req, const char *regid)
+                            const struct http_request *req, const char *regid,
+                            size_t max_body)
 {
-  if (!is_json_content_type(http_request_header(req, "Content-Type"))) {
-    refuse(ex, 415, 415001, "UNSUPPORTED_MEDIA_TYPE",
-           "Content-Type must be application/json.");
+  enum json_body_status why;
+  json_t *body = json_body_read(http_request_header(req, "Content-Type"),
+                                req->body, req->body_len, max_body,
+                                JSON_BODY_REQUIRED, &why);
+  if (why == JSON_BODY_MEDIA_TYPE) {
+    refuse(ex, "UNSUPPORTED_MEDIA_TYPE", NULL);
     return NULL;
   }
-  json_error_t jerr;
-  json_t *body = req->body_len
-                     ? json_loadb(req->body, req->body_len,
-                                  JSON_REJECT_DUPLICATES, &jerr)
-                     : NULL;
-  if (!json_is_object(body)) {
-    json_decref(body);
-    refuse(ex, 400, 400004, "BAD_REQUEST",
+  if (!body) {
+    refuse(ex, "BAD_REQUEST",
            "The body must be a JSON object (DeviceRegistration).");
     return NULL;
   }
@@ -120,14 +94,13 @@ static json_t *checked_body(struct http_exchange *ex,
   if (id && (!json_is_string(id) ||
              strcasecmp(json_string_value(id), regid) != 0)) {
     json_decref(body);
-    refuse(ex, 400, 400004, "BAD_REQUEST",
+    refuse(ex, "BAD_REQUEST",
            "registrationId in the body does not match the path.");
     return NULL;
   }
   if (json_object_get(body, "csr")) {
     json_decref(body);
-    refuse(ex, 400, 400000, "CSR_NOT_CONFIGURED",
-           "Device sent CSR but it is not configured in the service.");
+    refuse(ex, "CSR_NOT_CONFIGURED", NULL);
     return NULL;
   }
   return body;
@@ -136,6 +109,11 @@ static json_t *checked_body(struct http_exchange *ex,
 static void device_done(void *ud, struct reg_outcome *out)
 {
   struct http_exchange *ex = ud;
+  if (out->error_code) {
+    api_respond_error(ex, out->http_status, out->error_code,
+                      wire_error_of(out->reason).message);
+    return;
+  }
   char retry[16];
   struct http_header extra[1];
   size_t n_extra = 0;
@@ -143,21 +121,9 @@ static void device_done(void *ud, struct reg_outcome *out)
     snprintf(retry, sizeof(retry), "%d", out->retry_after_s);
     extra[n_extra++] = (struct http_header){"Retry-After", retry};
   }
-  if (out->http_status >= 400) {
-    const char *msg = json_string_value(json_object_get(out->body, "message"));
-    int code = (int)json_integer_value(json_object_get(out->body, "errorCode"));
-    api_respond_error_with(ex, out->http_status, code, msg ? msg : "Error.",
-                           extra, n_extra);
-    json_decref(out->body);
-    return;
-  }
-  if (out->body_text) {
-    http_respond(ex, out->http_status, "application/json; charset=utf-8",
-                 out->body_text, strlen(out->body_text), extra, n_extra);
-    free(out->body_text);
-    return;
-  }
-  api_respond_json(ex, out->http_status, out->body, extra, n_extra);
+  http_respond(ex, out->http_status, API_JSON_CONTENT_TYPE, out->body_text,
+               strlen(out->body_text), extra, n_extra);
+  free(out->body_text);
 }
 
 static struct reg_request *request_from(const struct http_request *req,
@@ -178,46 +144,45 @@ static struct reg_request *request_from(const struct http_request *req,
   return r;
 }
 
-void device_api_handle(struct api_ctx *ctx, struct http_exchange *ex)
+void device_api_handle(struct api_ctx *ctx, struct http_exchange *ex,
+                       const struct path_parts *dp,
+                       enum path_split_status split)
 {
   const struct http_request *req = http_exchange_request(ex);
-  struct device_path dp;
   int wrong_method = 0;
   enum reg_op op = 0;
-  if (split_path(req->path, &dp) == 0)
-    op = operation_of(req->method, &dp, &wrong_method);
+  if (split == PATH_OK && !has_empty_segment(dp))
+    op = operation_of(req->method, dp, &wrong_method);
   if (!op) {
-    if (wrong_method)
-      refuse(ex, 405, 405000, "METHOD_NOT_ALLOWED", "Method not allowed.");
-    else
-      refuse(ex, 404, 404000, "NOT_FOUND", "Not found.");
+    refuse(ex, wrong_method ? "METHOD_NOT_ALLOWED" : "NOT_FOUND", NULL);
     return;
   }
   char version[64], regid[160], opid[160] = "";
   if (http_query_param(req, "api-version", version, sizeof(version)) < 0 ||
       !version[0]) {
-    refuse(ex, 400, 400004, "BAD_REQUEST", "api-version is required.");
+    refuse(ex, "BAD_REQUEST", "api-version is required.");
     return;
   }
-  if (url_decode(dp.seg[2], strlen(dp.seg[2]), regid, sizeof(regid)) != 0 ||
+  if (url_decode(dp->seg[2], strlen(dp->seg[2]), regid, sizeof(regid)) != 0 ||
       !ids_registration_id_valid(regid)) {
-    refuse(ex, 400, 400004, "BAD_REQUEST",
+    refuse(ex, "BAD_REQUEST",
            "Invalid registration id: 1-128 characters from A-Z a-z 0-9 - . _ "
            ":, starting with a letter or digit.");
     return;
   }
   if (op == REG_OPERATION_STATUS &&
-      url_decode(dp.seg[4], strlen(dp.seg[4]), opid, sizeof(opid)) != 0) {
-    refuse(ex, 400, 400004, "BAD_REQUEST", "Invalid operation id.");
+      url_decode(dp->seg[4], strlen(dp->seg[4]), opid, sizeof(opid)) != 0) {
+    refuse(ex, "BAD_REQUEST", "Invalid operation id.");
     return;
   }
   json_t *body = NULL;
-  if (op != REG_OPERATION_STATUS && !(body = checked_body(ex, req, regid)))
+  if (op != REG_OPERATION_STATUS &&
+      !(body = checked_body(ex, req, regid, ctx->cfg->max_body_bytes)))
     return;
   struct reg_request *r = request_from(req, op, regid, opid, body);
   if (!r) {
     json_decref(body);
-    api_respond_error(ex, 500, 500001, "Internal error.");
+    refuse(ex, "INTERNAL", NULL);
     return;
   }
   engine_submit(ctx->engine, r, device_done, ex);

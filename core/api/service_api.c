@@ -9,104 +9,23 @@
 #include <strings.h>
 #include <time.h>
 
+#include "api/json_body.h"
+#include "api/respond.h"
 #include "api/service_internal.h"
 #include "engine/engine.h"
+#include "net/wire_error.h"
 #include "util/ids.h"
 #include "util/log.h"
 #include "util/metrics.h"
 #include "util/sas.h"
 #include "util/timefmt.h"
 
-#define LOG_COMP "service"
 #define CLOCK_SKEW_S 300 /* token expiry skew (the C# SDK allows 5 min) */
 #define API_VERSION_MAX 64
-#define PATH_SEGMENTS_MAX 4
+#define SVC_SEGMENTS_MAX 4
 #define SEGMENT_MAX 512 /* decoded; ids are checked to 128 later */
 #define QUERY_TEXT_MAX 4096
 #define EVENTS_LIMIT_DEFAULT 100
-
-/* ---- responses ---- */
-
-static void count_request(const char *op, int status)
-{
-  char labels[96];
-  snprintf(labels, sizeof(labels), "op=\"%s\",code=\"%d\"", op, status);
-  metrics_add("provd_service_requests_total",
-              "Service API requests by operation and HTTP status", labels,
-              1);
-}
-
-static void respond_unavailable(struct http_exchange *ex)
-{
-  struct http_header retry = {"Retry-After", "1"};
-  api_respond_error_with(ex, 503, SVC_E_UNAVAILABLE,
-                         "Service unavailable, retry later", &retry, 1);
-}
-
-static void log_write(const struct svc_job *job, int status)
-{
-  if (!job->is_write)
-    return;
-  if (job->op == SVC_OP_BULK)
-    log_info(LOG_COMP, "%s policy=%s mode=%s items=%zu status=%d",
-             job->op_name, job->policy,
-             enrollment_bulk_mode_name(job->bulk.mode), job->bulk.n,
-             status);
-  else
-    log_info(LOG_COMP, "%s policy=%s id=%s status=%d", job->op_name,
-             job->policy, job->id, status);
-}
-
-static void job_done(struct svc_job *job, int status)
-{
-  count_request(job->op_name, status);
-  log_write(job, status);
-  svc_job_free(job);
-}
-
-void svc_job_respond_json(struct svc_job *job, int status, json_t *body,
-                          const struct http_header *extra, size_t n_extra)
-{
-  if (!body) {
-    svc_job_respond_error(job, 500, SVC_E_INTERNAL, "Out of memory");
-    return;
-  }
-  api_respond_json(job->ex, status, body, extra, n_extra);
-  job_done(job, status);
-}
-
-void svc_job_respond_empty(struct svc_job *job, int status)
-{
-  http_respond(job->ex, status, NULL, NULL, 0, NULL, 0);
-  job_done(job, status);
-}
-
-void svc_job_respond_error(struct svc_job *job, int status, int code,
-                           const char *message)
-{
-  api_respond_error(job->ex, status, code, message);
-  job_done(job, status);
-}
-
-void svc_job_respond_unavailable(struct svc_job *job,
-                                 const struct provd_err *why)
-{
-  log_warn(LOG_COMP, "%s id=%s: store unavailable: %s", job->op_name,
-           job->id[0] ? job->id : "-",
-           why && why->msg[0] ? why->msg : "queue full");
-  respond_unavailable(job->ex);
-  job_done(job, 503);
-}
-
-void svc_job_free(struct svc_job *job)
-{
-  if (!job)
-    return;
-  json_decref(job->doc);
-  json_decref(job->result);
-  enrollment_bulk_clear(&job->bulk);
-  free(job);
-}
 
 /* ---- authentication ---- */
 
@@ -175,30 +94,26 @@ static const struct service_policy *authenticate(
 
 /* ---- routing ---- */
 
-struct path_parts {
+/* The path as the service API routes it: segments percent-decoded. */
+struct svc_path {
   size_t n;
-  char seg[PATH_SEGMENTS_MAX][SEGMENT_MAX];
+  char seg[SVC_SEGMENTS_MAX][SEGMENT_MAX];
 };
 
 /* 0, or the HTTP status to answer: 404 (shape), 400 (bad escape). */
-static int split_path(const char *path, struct path_parts *p)
+static int decode_path(const struct path_parts *raw,
+                       enum path_split_status split, struct svc_path *p)
 {
-  if (!path || path[0] != '/')
+  if (split == PATH_SEGMENT_TOO_LONG)
+    return 400;
+  if (split != PATH_OK || raw->n > SVC_SEGMENTS_MAX)
     return 404;
-  const char *s = path + 1;
-  p->n = 0;
-  for (;;) {
-    const char *slash = strchr(s, '/');
-    size_t len = slash ? (size_t)(slash - s) : strlen(s);
-    if (p->n == PATH_SEGMENTS_MAX)
-      return 404;
-    if (url_decode(s, len, p->seg[p->n], SEGMENT_MAX) < 0)
+  for (p->n = 0; p->n < raw->n; p->n++) {
+    const char *s = raw->seg[p->n];
+    if (url_decode(s, strlen(s), p->seg[p->n], SEGMENT_MAX) < 0)
       return 400;
-    p->n++;
-    if (!slash)
-      return 0;
-    s = slash + 1;
   }
+  return 0;
 }
 
 struct route {
@@ -206,7 +121,7 @@ struct route {
   const char *op_name;
   enum provd_table table;
   enum enrollment_kind kind;
-  const char *id;   /* into path_parts, or NULL */
+  const char *id;   /* into svc_path, or NULL */
   const char *allow; /* for 405 */
   int status;       /* 0 = routed; else 404 / 405 */
 };
@@ -291,7 +206,7 @@ static void route_item(const struct collection *c, const char *m,
 
 /* /{collection}/{id}/attestationmechanism, /registrations/{id}/query */
 static void route_action(const struct collection *c, const char *m,
-                         const struct path_parts *p, struct route *r)
+                         const struct svc_path *p, struct route *r)
 {
   int regs = c->table == PROVD_TABLE_REGISTRATIONS;
   const char *want = regs ? "query" : "attestationmechanism";
@@ -322,7 +237,7 @@ static void route_extension(const char *name, const char *m,
     set_op(r, SVC_OP_EVENTS, "events.list");
 }
 
-static void route_request(const char *m, const struct path_parts *p,
+static void route_request(const char *m, const struct svc_path *p,
                           struct route *r)
 {
   memset(r, 0, sizeof(*r));
@@ -368,50 +283,54 @@ static int needs_write(enum svc_op op)
          op == SVC_OP_REG_DELETE;
 }
 
-/* application/json, any case, parameters allowed. */
-static int content_type_json(const char *ct)
+struct prep_error {
+  int status;
+  int code;
+  const char *msg;
+};
+
+static int prep_fail(struct prep_error *e, int status, int code,
+                     const char *msg)
 {
-  static const char want[] = "application/json";
-  if (!ct)
-    return 0;
-  while (*ct == ' ')
-    ct++;
-  if (strncasecmp(ct, want, sizeof(want) - 1) != 0)
-    return 0;
-  char next = ct[sizeof(want) - 1];
-  return next == '\0' || next == ';' || next == ' ';
+  e->status = status;
+  e->code = code;
+  e->msg = msg;
+  return -1;
 }
 
-/* A request-scoped answer before any job exists. */
-static void reject(struct http_exchange *ex, const char *op, int status,
-                   int code, const char *message)
+/* Reads the body by the one policy (api/json_body.h); NULL with *e set
+ * when refused, NULL without when an optional body is absent. */
+static json_t *read_body(const struct http_request *req, size_t max_body,
+                         enum json_body_flags flags, struct prep_error *e)
 {
-  count_request(op, status);
-  api_respond_error(ex, status, code, message);
-}
-
-/* Parses the body as JSON (NULL with *status set when it is not). */
-static json_t *parse_body(const struct http_request *req, int required,
-                          int *status, const char **msg)
-{
-  *status = 0;
-  if (req->body_len == 0) {
-    if (required) {
-      *status = 400;
-      *msg = "A JSON request body is required";
-    }
-    return NULL;
+  enum json_body_status why;
+  json_t *doc = json_body_read(http_request_header(req, "Content-Type"),
+                               req->body, req->body_len, max_body, flags,
+                               &why);
+  e->status = 0;
+  switch (why) {
+  case JSON_BODY_OK:
+    break;
+  case JSON_BODY_MEDIA_TYPE:
+    prep_fail(e, 415, SVC_E_MEDIA_TYPE,
+              "Content-Type must be application/json");
+    break;
+  case JSON_BODY_EMPTY:
+    prep_fail(e, 400, SVC_E_BAD_REQUEST, "A JSON request body is required");
+    break;
+  case JSON_BODY_TOO_LARGE: {
+    struct wire_error w = wire_error_of("PAYLOAD_TOO_LARGE");
+    prep_fail(e, w.http_status, w.error_code, w.message);
+    break;
   }
-  if (!content_type_json(http_request_header(req, "Content-Type"))) {
-    *status = 415;
-    *msg = "Content-Type must be application/json";
-    return NULL;
-  }
-  json_error_t jerr;
-  json_t *doc = json_loadb(req->body, req->body_len, 0, &jerr);
-  if (!doc) {
-    *status = 400;
-    *msg = "The request body is not valid JSON";
+  case JSON_BODY_NOT_JSON:
+    prep_fail(e, 400, SVC_E_BAD_REQUEST,
+              "The request body is not valid JSON (or repeats a key)");
+    break;
+  case JSON_BODY_NOT_OBJECT:
+    prep_fail(e, 400, SVC_E_BAD_REQUEST,
+              "The request body must be a JSON object");
+    break;
   }
   return doc;
 }
@@ -472,31 +391,13 @@ static void resolve_hub(const struct provd_config *cfg, const char *given,
 
 /* ---- per-operation preparation (loop thread) ---- */
 
-struct prep_error {
-  int status;
-  int code;
-  const char *msg;
-};
-
-static int prep_fail(struct prep_error *e, int status, int code,
-                     const char *msg)
-{
-  e->status = status;
-  e->code = code;
-  e->msg = msg;
-  return -1;
-}
-
 static int prep_put(const struct http_request *req, struct svc_job *job,
                     struct prep_error *e, char *detail, size_t detail_cap)
 {
-  int status;
-  const char *msg = NULL;
-  job->doc = parse_body(req, 1, &status, &msg);
+  job->doc = read_body(req, job->ctx->cfg->max_body_bytes,
+                       JSON_BODY_REQUIRED, e);
   if (!job->doc)
-    return prep_fail(e, status,
-                     status == 415 ? SVC_E_MEDIA_TYPE : SVC_E_BAD_REQUEST,
-                     msg);
+    return -1;
   struct provd_err err;
   perr_clear(&err);
   if (enrollment_normalize(job->kind, job->doc, job->id,
@@ -510,13 +411,10 @@ static int prep_put(const struct http_request *req, struct svc_job *job,
 static int prep_bulk(const struct http_request *req, struct svc_job *job,
                      struct prep_error *e, char *detail, size_t detail_cap)
 {
-  int status;
-  const char *msg = NULL;
-  json_t *body = parse_body(req, 1, &status, &msg);
+  json_t *body = read_body(req, job->ctx->cfg->max_body_bytes,
+                           JSON_BODY_REQUIRED, e);
   if (!body)
-    return prep_fail(e, status,
-                     status == 415 ? SVC_E_MEDIA_TYPE : SVC_E_BAD_REQUEST,
-                     msg);
+    return -1;
   struct provd_err err;
   perr_clear(&err);
   int rc = enrollment_bulk_parse(job->kind, body, &job->bulk, &err);
@@ -533,17 +431,12 @@ static int prep_bulk(const struct http_request *req, struct svc_job *job,
 static int prep_query(const struct http_request *req, struct svc_job *job,
                       struct prep_error *e)
 {
-  int status;
-  const char *msg = NULL;
-  json_t *body = parse_body(req, 0, &status, &msg);
-  if (status)
-    return prep_fail(e, status,
-                     status == 415 ? SVC_E_MEDIA_TYPE : SVC_E_BAD_REQUEST,
-                     msg);
+  json_t *body = read_body(req, job->ctx->cfg->max_body_bytes,
+                           JSON_BODY_OPTIONAL, e);
+  if (e->status)
+    return -1;
   json_t *q = json_object_get(body, "query");
-  int ok = !body || (json_is_object(body) &&
-                     (!q || (json_is_string(q) &&
-                             json_string_length(q) <= QUERY_TEXT_MAX)));
+  int ok = !q || (json_is_string(q) && json_string_length(q) <= QUERY_TEXT_MAX);
   json_decref(body);
   if (!ok)
     return prep_fail(e, 400, SVC_E_BAD_REQUEST,
@@ -668,44 +561,46 @@ static struct svc_job *new_job(struct api_ctx *ctx, struct http_exchange *ex,
 /* Answers 401/400/404/405/403 before any work; 0 when the request may
  * proceed with *r routed (ids point into *parts) and *policy set. */
 static int gatekeep(struct api_ctx *ctx, struct http_exchange *ex,
-                    const struct http_request *req, struct path_parts *parts,
+                    const struct http_request *req,
+                    const struct path_parts *raw,
+                    enum path_split_status split, struct svc_path *parts,
                     struct route *r, const struct service_policy **policy)
 {
   const char *why = NULL;
   *policy = authenticate(ctx, req, &why);
   if (!*policy) {
-    log_info(LOG_COMP, "401 %s %s from %s: %s", req->method, req->path,
+    log_info(SVC_LOG_COMP, "401 %s %s from %s: %s", req->method, req->path,
              req->peer_addr ? req->peer_addr : "?", why);
-    reject(ex, "unauthorized", 401, SVC_E_UNAUTHORIZED, "Unauthorized");
+    svc_reject(ex, "unauthorized", 401, SVC_E_UNAUTHORIZED, "Unauthorized");
     return -1;
   }
   char version[API_VERSION_MAX];
   if (query_param(req, "api-version", version, sizeof(version)) != 1 ||
       !version[0]) {
-    reject(ex, "bad_request", 400, SVC_E_BAD_REQUEST,
+    svc_reject(ex, "bad_request", 400, SVC_E_BAD_REQUEST,
            "The api-version query parameter is required");
     return -1;
   }
-  int st = split_path(req->path, parts);
+  int st = decode_path(raw, split, parts);
   if (st == 400) {
-    reject(ex, "bad_request", 400, SVC_E_BAD_ID, "Malformed path");
+    svc_reject(ex, "bad_request", 400, SVC_E_BAD_ID, "Malformed path");
     return -1;
   }
   if (st == 0)
     route_request(req->method, parts, r);
   if (st == 404 || r->status == 404) {
-    reject(ex, "unknown", 404, SVC_E_NO_ROUTE, "Not found");
+    svc_reject(ex, "unknown", 404, SVC_E_NO_ROUTE, "Not found");
     return -1;
   }
   if (r->status == 405) {
     struct http_header allow = {"Allow", r->allow};
-    count_request(r->op_name, 405);
+    svc_count_request(r->op_name, 405);
     api_respond_error_with(ex, 405, SVC_E_METHOD, "Method not allowed",
                            &allow, 1);
     return -1;
   }
   if (needs_write(r->op) && !(*policy)->can_write) {
-    reject(ex, r->op_name, 403, SVC_E_FORBIDDEN,
+    svc_reject(ex, r->op_name, 403, SVC_E_FORBIDDEN,
            "The access policy does not allow writes");
     return -1;
   }
@@ -715,8 +610,15 @@ static int gatekeep(struct api_ctx *ctx, struct http_exchange *ex,
 static void explain_done(void *ud, struct reg_outcome *out)
 {
   struct http_exchange *ex = ud;
-  count_request("explain", out->http_status);
-  api_respond_json(ex, out->http_status, out->body, NULL, 0);
+  svc_count_request("explain", out->http_status);
+  if (out->error_code) {
+    api_respond_error(ex, out->http_status, out->error_code,
+                      wire_error_of(out->reason).message);
+    return;
+  }
+  http_respond(ex, out->http_status, API_JSON_CONTENT_TYPE, out->body_text,
+               strlen(out->body_text), NULL, 0);
+  free(out->body_text);
 }
 
 /* POST /explain/{regId} {"authorization"?: device SAS, "payload"?: ..}:
@@ -725,28 +627,27 @@ static void handle_explain(struct api_ctx *ctx, struct http_exchange *ex,
                            const struct http_request *req, const char *id)
 {
   if (!enrollment_id_valid(id)) {
-    reject(ex, "explain", 400, SVC_E_BAD_ID, "The id in the path is not valid");
+    svc_reject(ex, "explain", 400, SVC_E_BAD_ID, "The id in the path is not valid");
     return;
   }
-  int status;
-  const char *msg = NULL;
-  json_t *doc = parse_body(req, 0, &status, &msg);
-  if (status) {
-    reject(ex, "explain", status, status == 415 ? 415001 : SVC_E_BAD_REQUEST,
-           msg);
+  struct prep_error e;
+  json_t *doc = read_body(req, ctx->cfg->max_body_bytes, JSON_BODY_OPTIONAL,
+                          &e);
+  if (e.status) {
+    svc_reject(ex, "explain", e.status, e.code, e.msg);
     return;
   }
   const json_t *auth = json_object_get(doc, "authorization");
-  if (doc && (!json_is_object(doc) || (auth && !json_is_string(auth)))) {
+  if (auth && !json_is_string(auth)) {
     json_decref(doc);
-    reject(ex, "explain", 400, SVC_E_BAD_REQUEST,
+    svc_reject(ex, "explain", 400, SVC_E_BAD_REQUEST,
            "The body must be {\"authorization\"?: string, \"payload\"?: any}");
     return;
   }
   struct reg_request *r = calloc(1, sizeof(*r));
   if (!r) {
     json_decref(doc);
-    reject(ex, "explain", 500, SVC_E_INTERNAL, "Out of memory");
+    svc_reject(ex, "explain", 500, SVC_E_INTERNAL, "Out of memory");
     return;
   }
   r->op = REG_EXPLAIN;
@@ -760,13 +661,15 @@ static void handle_explain(struct api_ctx *ctx, struct http_exchange *ex,
   engine_submit(ctx->engine, r, explain_done, ex);
 }
 
-void service_api_handle(struct api_ctx *ctx, struct http_exchange *ex)
+void service_api_handle(struct api_ctx *ctx, struct http_exchange *ex,
+                        const struct path_parts *raw,
+                        enum path_split_status split)
 {
   const struct http_request *req = http_exchange_request(ex);
-  struct path_parts parts;
+  struct svc_path parts;
   struct route r;
   const struct service_policy *policy = NULL;
-  if (gatekeep(ctx, ex, req, &parts, &r, &policy) != 0)
+  if (gatekeep(ctx, ex, req, raw, split, &parts, &r, &policy) != 0)
     return;
   if (r.op == SVC_OP_EXPLAIN) {
     handle_explain(ctx, ex, req, r.id);
@@ -780,7 +683,7 @@ void service_api_handle(struct api_ctx *ctx, struct http_exchange *ex)
     job = NULL;
   }
   if (!job) {
-    reject(ex, r.op_name, e.status, e.code, e.msg);
+    svc_reject(ex, r.op_name, e.status, e.code, e.msg);
     return;
   }
   if (svc_job_submit(job) != PROVD_OK)

@@ -77,7 +77,9 @@ struct svc_job {
   json_t *result;             /* success body; NULL: 204 */
 };
 
-/* ---- service_api.c ---- */
+#define SVC_LOG_COMP "service"
+
+/* ---- service_respond.c (called by service_api.c and service_store.c) ---- */
 void svc_job_free(struct svc_job *job);
 /* Every answer to a job goes through one of these: they respond, count,
  * log writes, and free the job. */
@@ -89,6 +91,11 @@ void svc_job_respond_error(struct svc_job *job, int status, int code,
 /* 503 + Retry-After: 1 (store error or full queue). */
 void svc_job_respond_unavailable(struct svc_job *job,
                                  const struct provd_err *why);
+/* Counts an answer in provd_service_requests_total{op,code}. */
+void svc_count_request(const char *op, int status);
+/* A request-scoped error answer before any job exists (counted). */
+void svc_reject(struct http_exchange *ex, const char *op, int status,
+                int code, const char *message);
 
 /* ---- service_store.c ---- */
 /* Hands the job to the store.  On PROVD_OK the job will be answered and

@@ -6,6 +6,7 @@
 #include <strings.h>
 
 #include "engine/opcache.h"
+#include "net/wire_error.h"
 #include "provd/alloc.h"
 #include "provd/attest.h"
 #include "util/ids.h"
@@ -51,42 +52,6 @@ struct auth_outcome {
   char reason[64];
   char detail[512];
 };
-
-/* ---------- wire mapping ---------- */
-
-struct wire_error {
-  const char *reason;
-  int http_status;
-  int code;
-  const char *message;
-};
-
-static const struct wire_error wire_errors[] = {
-    {"OPERATION_NOT_FOUND", 404, 404204, "Operation not found."},
-    {"REGISTRATION_NOT_FOUND", 404, 404203, "Registration not found."},
-    {"STORE_UNAVAILABLE", 503, 503001, "Service unavailable, retry later."},
-    {"THROTTLED", 429, 429001, "Too many requests, retry later."},
-    {"INTERNAL", 500, 500001, "Internal error."},
-    /* A plugin that could not decide is our fault, not the device's. */
-    {"ATTESTATION_ERROR", 500, 500001, "Internal error."},
-};
-
-void engine_wire_error(const char *reason, int *http_status, int *code,
-                       const char **message)
-{
-  for (size_t i = 0; i < sizeof(wire_errors) / sizeof(wire_errors[0]); i++)
-    if (strcmp(reason, wire_errors[i].reason) == 0) {
-      *http_status = wire_errors[i].http_status;
-      *code = wire_errors[i].code;
-      *message = wire_errors[i].message;
-      return;
-    }
-  /* Every authentication failure looks the same on the wire: an
-   * unauthenticated caller learns nothing DPS would not tell it. */
-  *http_status = 401;
-  *code = 401002;
-  *message = "Unauthorized";
-}
 
 /* ---------- lifecycle ---------- */
 
@@ -179,15 +144,6 @@ static const struct provd_hub_info *hub_by_name_or_host(const struct engine *e,
 
 /* ---------- finishing ---------- */
 
-static void finish(struct job *j, int http_status, json_t *body, int retry)
-{
-  struct reg_outcome out = {.http_status = http_status, .body = body,
-                            .retry_after_s = retry};
-  snprintf(out.reason, sizeof(out.reason), "%s", j->reason);
-  j->done(j->ud, &out);
-  job_free(j);
-}
-
 /* Reason codes come from plugins too: keep them to A-Z 0-9 _ . - so they
  * can go into logs and metric labels verbatim. */
 static void set_reason(struct job *j, const char *reason)
@@ -202,13 +158,20 @@ static void set_reason(struct job *j, const char *reason)
   j->reason[n] = '\0';
 }
 
+/* A refusal in wire terms (net/wire_error.h); the transport shapes it. */
+static void outcome_refused(struct reg_outcome *out, const char *reason)
+{
+  struct wire_error w = wire_error_of(reason);
+  out->http_status = w.http_status;
+  out->error_code = w.error_code;
+  out->retry_after_s = wire_error_retry_after_s(w.http_status);
+  snprintf(out->reason, sizeof(out->reason), "%s", reason);
+}
+
 static void finish_error(struct job *j, const char *reason, const char *detail)
 {
-  int status, code;
-  const char *message;
   set_reason(j, reason);
   reason = j->reason;
-  engine_wire_error(reason, &status, &code, &message);
   log_info("engine", "registration refused regid=%s reason=%s trace=%s%s%s",
            j->req->registration_id, reason, j->req->trace_id,
            detail && *detail ? " detail=" : "", detail ? detail : "");
@@ -216,9 +179,24 @@ static void finish_error(struct job *j, const char *reason, const char *detail)
   snprintf(labels, sizeof(labels), "reason=\"%s\"", reason);
   metrics_add("provd_registration_failures_total",
               "Registration requests refused, by reason.", labels, 1);
-  json_t *body = json_pack("{s:i,s:s}", "errorCode", code, "message", message);
-  int retry = status == 429 || status == 503 ? 1 : 0;
-  finish(j, status, body, retry);
+  struct reg_outcome out = {0};
+  outcome_refused(&out, reason);
+  j->done(j->ud, &out);
+  job_free(j);
+}
+
+/* A success answer: body_take is serialized here, once. */
+static void finish(struct job *j, int http_status, json_t *body_take)
+{
+  char *text = json_dumps(body_take, JSON_COMPACT);
+  json_decref(body_take);
+  if (!text) {
+    finish_error(j, "INTERNAL", "out of memory");
+    return;
+  }
+  struct reg_outcome out = {.http_status = http_status, .body_text = text};
+  j->done(j->ud, &out);
+  job_free(j);
 }
 
 /* ---------- authentication ---------- */
@@ -722,7 +700,7 @@ static void answer_from_record(struct job *j, struct store_session *s)
     body = device_view(&rec);
   }
   store_rec_clear(&rec);
-  finish(j, 200, body, 0);
+  finish(j, 200, body);
 }
 
 /* The operator sees every reason: the caller is authenticated. */
@@ -753,7 +731,7 @@ static void finish_explain(struct job *j, const char *outcome,
     json_object_set(body, "deviceId", json_object_get(rb, "deviceId"));
     json_object_set(body, "substatus", json_object_get(rb, "substatus"));
   }
-  finish(j, 200, body, 0);
+  finish(j, 200, body);
 }
 
 static void explain_phase(struct job *j, struct store_session *s)
@@ -828,11 +806,8 @@ void engine_submit(struct engine *e, struct reg_request *req,
     return;
   struct job *j = calloc(1, sizeof(*j));
   if (!j) {
-    struct reg_outcome out = {.http_status = 500,
-                              .body = json_pack("{s:i,s:s}", "errorCode",
-                                                500001, "message",
-                                                "Internal error."),
-                              .reason = "INTERNAL"};
+    struct reg_outcome out = {0};
+    outcome_refused(&out, "INTERNAL");
     reg_request_free(req);
     done(ud, &out);
     return;

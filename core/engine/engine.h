@@ -42,14 +42,16 @@ struct reg_request {
   char trace_id[40];
 };
 
-/* The answer in wire terms.  The callback owns `body` and `body_text`;
- * exactly one of them is set. */
+/* The answer in wire terms.  Success: http_status and body_text (the
+ * document already serialized; the callback owns it).  Refusal: reason,
+ * http_status and error_code from net/wire_error.h, body_text NULL: the
+ * transport shapes the error answer. */
 struct reg_outcome {
   int http_status;
-  json_t *body;            /* response document */
-  char *body_text;         /* or the document already serialized */
-  int retry_after_s;       /* > 0: send Retry-After */
+  int error_code;          /* DPS errorCode; 0 on success */
   char reason[64];         /* reason code ("" on success) */
+  char *body_text;         /* success document; owned by the callback */
+  int retry_after_s;       /* > 0: send Retry-After */
 };
 
 typedef void (*engine_done_fn)(void *ud, struct reg_outcome *outcome);
@@ -65,10 +67,5 @@ void engine_free(struct engine *e);
 void engine_submit(struct engine *e, struct reg_request *req,
                    engine_done_fn done, void *ud);
 void reg_request_free(struct reg_request *req);
-
-/* Maps a reason code to the DPS wire error (HTTP status, errorCode,
- * message); unknown reasons map to 401/401002. */
-void engine_wire_error(const char *reason, int *http_status, int *code,
-                       const char **message);
 
 #endif

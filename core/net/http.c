@@ -43,6 +43,7 @@
 #include <openssl/x509.h>
 
 #include "net/http_parse.h"
+#include "net/wire_error.h"
 #include "util/log.h"
 #include "util/metrics.h"
 #include "util/sas.h"
@@ -516,27 +517,32 @@ static void conn_begin_linger(struct conn *c)
 
 /* An answer the server gives by itself (the handler never sees the
  * request); the connection is closed after it. */
+static const char *reason_of_status(int status)
+{
+  switch (status) {
+  case 413: return "PAYLOAD_TOO_LARGE";
+  case 417: return "EXPECTATION_UNSUPPORTED";
+  case 431: return "HEADERS_TOO_LARGE";
+  case 501: return "TRANSFER_ENCODING_UNSUPPORTED";
+  case 505: return "HTTP_VERSION_UNSUPPORTED";
+  case 500: return "INTERNAL";
+  default: return "MALFORMED_REQUEST";
+  }
+}
+
 static void conn_fail(struct conn *c, int status)
 {
-  const char *msg;
-  switch (status) {
-  case 413: msg = "Request body too large"; break;
-  case 417: msg = "Unsupported Expect header"; break;
-  case 431: msg = "Request header fields too large"; break;
-  case 501: msg = "Transfer-Encoding is not supported"; break;
-  case 505: msg = "HTTP version not supported"; break;
-  case 500: msg = "Internal server error"; break;
-  default: status = 400; msg = "Bad request"; break;
-  }
+  struct wire_error why = wire_error_of(reason_of_status(status));
+  struct wire_error_answer a;
+  wire_error_answer_init(&a, why.http_status, why.error_code, why.message,
+                         NULL, 0);
   conn_deadline_stop(c);
-  char body[160];
-  int n = snprintf(body, sizeof body, "{\"errorCode\":%d,\"message\":\"%s\"}",
-                   status * 1000, msg);
   c->ex.head_only = false;
-  serialize_response(&c->ex, status, "application/json; charset=utf-8",
-                     body, (size_t)n, NULL, 0);
+  serialize_response(&c->ex, a.http_status, WIRE_ERROR_CONTENT_TYPE, a.body,
+                     a.body_len, a.headers, a.n_headers);
+  wire_error_answer_clear(&a);
   log_debug(COMPONENT, "%s: answered %d before routing", c->peer_addr,
-            status);
+            why.http_status);
   conn_write_response(c, false);
 }
 

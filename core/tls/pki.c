@@ -450,10 +450,9 @@ static int ensure_connection_string(const char *path, struct provd_err *err)
 {
   if (!file_exists(path))
     return generate_connection_string(path, err);
-  char host[256], name[128], key[256];
-  int r = pki_read_connection_string(path, host, sizeof host, name,
-                                     sizeof name, key, sizeof key, err);
-  OPENSSL_cleanse(key, sizeof key);
+  struct connstr cs;
+  int r = pki_read_connection_string(path, &cs, err);
+  OPENSSL_cleanse(&cs, sizeof cs);
   struct stat st;
   if (r == 0 && stat(path, &st) == 0 && (st.st_mode & 077))
     log_warn(COMPONENT, "%s is readable by other users (mode %03o)", path,
@@ -533,63 +532,8 @@ int pki_init_data_dir(const char *data_dir, const char *cert,
   return ensure_connection_string(out->conn_string, err);
 }
 
-static int copy_field(const char *what, const char *v, size_t len, char *out,
-                      size_t out_len, struct provd_err *err)
-{
-  if (len == 0 || len >= out_len) {
-    perr_set(err, "CONN_STRING", "%s is %s", what, len ? "too long" : "empty");
-    return -1;
-  }
-  memcpy(out, v, len);
-  out[len] = '\0';
-  return 0;
-}
-
-/* Splits "A=1;B=2" (a value may contain '='); fills the three fields. */
-static int parse_connection_string(char *text, char *host, size_t hlen,
-                                   char *key_name, size_t nlen, char *key,
-                                   size_t klen, struct provd_err *err)
-{
-  bool got_host = false, got_name = false, got_key = false;
-  char *part = text;
-  while (part && *part) {
-    char *semi = strchr(part, ';');
-    size_t len = semi ? (size_t)(semi - part) : strlen(part);
-    char *eq = memchr(part, '=', len);
-    if (eq) {
-      size_t name_len = (size_t)(eq - part);
-      const char *v = eq + 1;
-      size_t vlen = len - name_len - 1;
-      int r = 0;
-      if (name_len == 8 && strncasecmp(part, "HostName", 8) == 0) {
-        r = copy_field("HostName", v, vlen, host, hlen, err);
-        got_host = true;
-      } else if (name_len == 19 &&
-                 strncasecmp(part, "SharedAccessKeyName", 19) == 0) {
-        r = copy_field("SharedAccessKeyName", v, vlen, key_name, nlen, err);
-        got_name = true;
-      } else if (name_len == 15 &&
-                 strncasecmp(part, "SharedAccessKey", 15) == 0) {
-        r = copy_field("SharedAccessKey", v, vlen, key, klen, err);
-        got_key = true;
-      }
-      if (r < 0)
-        return -1;
-    }
-    part = semi ? semi + 1 : NULL;
-  }
-  if (!got_host || !got_name || !got_key) {
-    perr_set(err, "CONN_STRING", "missing %s",
-             !got_host ? "HostName"
-                       : !got_name ? "SharedAccessKeyName" : "SharedAccessKey");
-    return -1;
-  }
-  return 0;
-}
-
-int pki_read_connection_string(const char *path, char *host, size_t hlen,
-                               char *key_name, size_t nlen, char *key,
-                               size_t klen, struct provd_err *err)
+int pki_read_connection_string(const char *path, struct connstr *out,
+                               struct provd_err *err)
 {
   FILE *f = fopen(path, "r");
   if (!f) {
@@ -612,10 +556,9 @@ int pki_read_connection_string(const char *path, char *host, size_t hlen,
   if (memchr(buf, '\n', n) || memchr(buf, '\0', n))
     perr_set(err, "CONN_STRING", "%s must hold one line", path);
   else
-    r = parse_connection_string(buf, host, hlen, key_name, nlen, key, klen,
-                                err);
+    r = connstr_parse(buf, out, err);
   OPENSSL_cleanse(buf, sizeof buf);
-  if (r < 0 && err && strcmp(err->code, "CONN_STRING") == 0) {
+  if (r < 0 && err && strcmp(err->code, "BAD_CONNECTION_STRING") == 0) {
     char msg[sizeof err->msg];
     snprintf(msg, sizeof msg, "%s", err->msg);
     perr_set(err, "CONN_STRING", "%s: %s", path, msg);

@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <openssl/ssl.h>
 
+#include "util/connstr.h"
 #include "util/err.h"
 
 struct pki_paths {
@@ -24,11 +25,10 @@ int pki_init_data_dir(const char *data_dir, const char *cert,
                       const char *key, struct pki_paths *out,
                       struct provd_err *err);
 
-/* Reads HostName / SharedAccessKeyName / SharedAccessKey from the
- * connection string file. */
-int pki_read_connection_string(const char *path, char *host, size_t hlen,
-                               char *key_name, size_t nlen, char *key,
-                               size_t klen, struct provd_err *err);
+/* Reads the one-line connection string file (util/connstr.h rules);
+ * errors are CONN_STRING and name the file.  out holds the key: wipe it. */
+int pki_read_connection_string(const char *path, struct connstr *out,
+                               struct provd_err *err);
 
 /* TLS 1.2+ server context; requests but does not require a client
  * certificate (any certificate is accepted at the TLS layer). */

@@ -199,13 +199,12 @@ START_TEST(t_connection_string)
   ck_assert_int_eq(text[len - 1], '\n');
   ck_assert_ptr_eq(strchr(text, '\n'), text + len - 1);
 
-  char host[64], name[64], key[128];
+  struct connstr cs;
   struct provd_err err = {0};
-  ck_assert_int_eq(pki_read_connection_string(p.conn_string, host,
-                                              sizeof host, name, sizeof name,
-                                              key, sizeof key, &err), 0);
-  ck_assert_str_eq(host, "localhost");
-  ck_assert_str_eq(name, "provisioningserviceowner");
+  ck_assert_int_eq(pki_read_connection_string(p.conn_string, &cs, &err), 0);
+  ck_assert_str_eq(cs.host, "localhost");
+  ck_assert_str_eq(cs.key_name, "provisioningserviceowner");
+  const char *key = cs.key;
   text[len - 1] = '\0';
   ck_assert_str_eq(key, text + sizeof prefix - 1);
   unsigned char raw[64];
@@ -220,27 +219,27 @@ START_TEST(t_read_connection_string_errors)
 {
   struct pki_paths p;
   init_ok(&p);
-  char host[64], name[64], key[16];
+  struct connstr cs;
   struct provd_err err = {0};
-  /* The 44-character key does not fit in 16 bytes. */
-  ck_assert_int_eq(pki_read_connection_string(p.conn_string, host,
-                                              sizeof host, name, sizeof name,
-                                              key, sizeof key, &err), -1);
-  ck_assert_str_eq(err.code, "CONN_STRING");
   char path[600];
-  path_in(path, sizeof path, "partial");
+  path_in(path, sizeof path, "long-key");
   FILE *f = fopen(path, "w");
+  fputs("HostName=h;SharedAccessKeyName=n;SharedAccessKey=", f);
+  for (int i = 0; i < 600; i++)
+    fputc('A', f);
+  fputc('\n', f);
+  fclose(f);
+  ck_assert_int_eq(pki_read_connection_string(path, &cs, &err), -1);
+  ck_assert_str_eq(err.code, "CONN_STRING");
+  ck_assert_ptr_nonnull(strstr(err.msg, "long-key"));
+  path_in(path, sizeof path, "partial");
+  f = fopen(path, "w");
   fputs("HostName=h;SharedAccessKeyName=n\n", f);
   fclose(f);
-  char big_key[128];
-  ck_assert_int_eq(pki_read_connection_string(path, host, sizeof host, name,
-                                              sizeof name, big_key,
-                                              sizeof big_key, &err), -1);
+  ck_assert_int_eq(pki_read_connection_string(path, &cs, &err), -1);
   ck_assert_ptr_nonnull(strstr(err.msg, "SharedAccessKey"));
   path_in(path, sizeof path, "absent");
-  ck_assert_int_eq(pki_read_connection_string(path, host, sizeof host, name,
-                                              sizeof name, big_key,
-                                              sizeof big_key, &err), -1);
+  ck_assert_int_eq(pki_read_connection_string(path, &cs, &err), -1);
 }
 END_TEST
 
