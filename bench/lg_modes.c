@@ -17,6 +17,7 @@
 #include <jansson.h>
 
 #include "loadgen.h"
+#include "util/connstr.h"
 #include "util/sas.h"
 
 #define USER_AGENT "provd-loadgen/" PROVD_VERSION
@@ -388,42 +389,13 @@ static int read_small_file(const char *path, char *out, size_t cap)
   return n > 0 ? 0 : -1;
 }
 
-/* "HostName=h;SharedAccessKeyName=n;SharedAccessKey=k" (any order). */
-static int parse_connection_string(const char *text, char *host,
-                                   size_t hcap, char *name, size_t ncap,
-                                   char *key, size_t kcap)
-{
-  const char *p = text;
-  host[0] = name[0] = key[0] = '\0';
-  while (*p) {
-    const char *end = strchr(p, ';'), *eq;
-    size_t len = end ? (size_t)(end - p) : strlen(p);
-    eq = memchr(p, '=', len);
-    if (eq) {
-      size_t klen = (size_t)(eq - p), vlen = len - klen - 1;
-      char *dst = NULL;
-      size_t cap = 0;
-      if (klen == 8 && strncasecmp(p, "HostName", 8) == 0)
-        dst = host, cap = hcap;
-      else if (klen == 19 && strncasecmp(p, "SharedAccessKeyName", 19) == 0)
-        dst = name, cap = ncap;
-      else if (klen == 15 && strncasecmp(p, "SharedAccessKey", 15) == 0)
-        dst = key, cap = kcap;
-      if (dst && vlen < cap) {
-        memcpy(dst, eq + 1, vlen);
-        dst[vlen] = '\0';
-      }
-    }
-    p += len + (end ? 1 : 0);
-  }
-  return host[0] && name[0] && key[0] ? 0 : -1;
-}
-
 static int build_service_auth(struct lg_mode_ctx *m, char *err,
                               size_t err_len)
 {
   const struct lg_opts *o = m->o;
-  char text[1024], path[4096], name[128], key_b64[256];
+  char text[1024], path[4096];
+  struct connstr cs;
+  struct provd_err perr;
   uint8_t key[192];
   size_t key_len;
   const char *conn = o->connection_string;
@@ -439,15 +411,20 @@ static int build_service_auth(struct lg_mode_ctx *m, char *err,
     snprintf(err, err_len, "enroll needs --connection-string or --data-dir");
     return -1;
   }
-  if (parse_connection_string(conn, m->service_host, sizeof m->service_host,
-                              name, sizeof name, key_b64,
-                              sizeof key_b64) != 0 ||
-      b64_decode(key_b64, key, sizeof key, &key_len) != 0) {
-    snprintf(err, err_len, "malformed service connection string");
+  if (connstr_parse(conn, &cs, &perr) != 0) {
+    snprintf(err, err_len, "service connection string: %s", perr.msg);
     return -1;
   }
+  if (b64_decode(cs.key, key, sizeof key, &key_len) != 0) {
+    memset(&cs, 0, sizeof cs);
+    snprintf(err, err_len, "service connection string: key is not base64");
+    return -1;
+  }
+  snprintf(m->service_host, sizeof m->service_host, "%s", cs.host);
   m->service_auth = sas_build(m->service_host, key, key_len,
-                              (int64_t)time(NULL) + TOKEN_LIFETIME_S, name);
+                              (int64_t)time(NULL) + TOKEN_LIFETIME_S,
+                              cs.key_name);
+  memset(&cs, 0, sizeof cs);
   if (!m->service_auth) {
     snprintf(err, err_len, "cannot build the service SAS token");
     return -1;

@@ -6,10 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "util/connstr.h"
 #include "util/sas.h"
 
 #define TOKEN_LIFETIME_S 3600
@@ -17,13 +17,6 @@
 #define MAX_KEY_BYTES 256
 #define MAX_PAGES 10000
 #define PATH_CAP 2048
-
-/* The three parts of a service connection string. */
-struct conn_str {
-  char host[256];
-  char key_name[128];
-  char key[512];
-};
 
 int ctl_read_small_file(const char *path, char *out, size_t cap)
 {
@@ -42,57 +35,6 @@ int ctl_read_small_file(const char *path, char *out, size_t cap)
   while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == '\r' ||
                    out[n - 1] == ' ' || out[n - 1] == '\t'))
     out[--n] = '\0';
-  return 0;
-}
-
-/* Stores value (of length len) into dst when the name matches. */
-static int take_part(const char *name, size_t name_len, const char *want,
-                     const char *value, size_t len, char *dst, size_t cap)
-{
-  if (strlen(want) != name_len || strncasecmp(name, want, name_len) != 0)
-    return 0;
-  if (len >= cap)
-    return -1;
-  memcpy(dst, value, len);
-  dst[len] = '\0';
-  return 1;
-}
-
-/* "HostName=..;SharedAccessKeyName=..;SharedAccessKey=.." in any order;
- * unknown parts are ignored, as the SDKs do. */
-static int parse_conn_str(const char *text, struct conn_str *cs,
-                          struct provd_err *err)
-{
-  memset(cs, 0, sizeof(*cs));
-  const char *p = text;
-  for (int parts = 0; *p && parts < 32; parts++) {
-    const char *end = strchr(p, ';');
-    size_t len = end ? (size_t)(end - p) : strlen(p);
-    const char *eq = memchr(p, '=', len);
-    if (eq) {
-      size_t nlen = (size_t)(eq - p);
-      const char *v = eq + 1;
-      size_t vlen = len - nlen - 1;
-      if (take_part(p, nlen, "HostName", v, vlen, cs->host,
-                    sizeof(cs->host)) < 0 ||
-          take_part(p, nlen, "SharedAccessKeyName", v, vlen, cs->key_name,
-                    sizeof(cs->key_name)) < 0 ||
-          take_part(p, nlen, "SharedAccessKey", v, vlen, cs->key,
-                    sizeof(cs->key)) < 0) {
-        perr_set(err, "BAD_CONNECTION_STRING",
-                 "a connection string part is too long");
-        return -1;
-      }
-    }
-    p += len;
-    if (*p == ';')
-      p++;
-  }
-  if (!cs->host[0] || !cs->key_name[0] || !cs->key[0]) {
-    perr_set(err, "BAD_CONNECTION_STRING", "the connection string needs "
-             "HostName=..;SharedAccessKeyName=..;SharedAccessKey=..");
-    return -1;
-  }
   return 0;
 }
 
@@ -125,7 +67,7 @@ static int load_conn_str(const struct ctl *c, char *out, size_t cap,
   return 0;
 }
 
-static char *make_service_token(const struct conn_str *cs,
+static char *make_service_token(const struct connstr *cs,
                                 struct provd_err *err)
 {
   uint8_t key[MAX_KEY_BYTES];
@@ -160,11 +102,11 @@ int ctl_connect(struct ctl *c, struct provd_err *err)
   char text[CONN_STR_MAX];
   char ca_buf[1024];
   char ua[64];
-  struct conn_str cs;
+  struct connstr cs;
   if (c->http)
     return 0;
   if (load_conn_str(c, text, sizeof(text), err) != 0 ||
-      parse_conn_str(text, &cs, err) != 0)
+      connstr_parse(text, &cs, err) != 0)
     return -1;
   memset(text, 0, sizeof(text));
   c->token = make_service_token(&cs, err);
