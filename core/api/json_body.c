@@ -36,7 +36,8 @@ json_t *json_body_read(const char *content_type, const char *body,
     return NULL;
   }
   json_error_t jerr;
-  json_t *doc = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+  json_t *doc =
+      json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
   if (!doc) {
     *status = JSON_BODY_NOT_JSON;
     return NULL;
