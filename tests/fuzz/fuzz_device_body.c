@@ -1,8 +1,8 @@
 /* libFuzzer target over the JSON request bodies provd accepts:
- *  - device registration bodies, parsed as the device API does (jansson,
- *    JSON_REJECT_DUPLICATES) and checked the way it checks them;
- *  - service-API documents (core/api/enrollment_json.c), parsed as the
- *    service API does, then validated as an individual enrollment, an
+ *  - device registration bodies, read by the one body reader both APIs
+ *    use (core/api/json_body.c: an object, no repeated key);
+ *  - service-API documents (core/api/enrollment_json.c), read the same
+ *    way, then validated as an individual enrollment, an
  *    enrollment group and a bulk operation of either kind;
  *  - the service API's header helpers from the same module (etags, page
  *    sizes, continuation tokens) on the input as text.
@@ -19,6 +19,7 @@
 #include <jansson.h>
 
 #include "api/enrollment_json.h"
+#include "api/json_body.h"
 #include "provd/plugin.h"
 #include "util/err.h"
 
@@ -34,15 +35,24 @@ static void require(int ok)
 
 /* ---- device API ---- */
 
-/* Parsed as device_api.c parses it (which then only looks up members). */
+/* Read as both APIs read bodies (json_body.h). */
+static json_t *read_body(const uint8_t *data, size_t size)
+{
+  enum json_body_status why;
+  json_t *body = json_body_read("application/json", (const char *)data, size,
+                                SIZE_MAX, JSON_BODY_REQUIRED, &why);
+  require((body != NULL) == (why == JSON_BODY_OK));
+  require(!body || json_is_object(body));
+  return body;
+}
+
+/* The device API then only looks up members. */
 static void fuzz_device_request(const uint8_t *data, size_t size)
 {
   json_error_t jerr;
-  json_t *body = json_loadb((const char *)data, size,
-                            JSON_REJECT_DUPLICATES, &jerr);
+  json_t *body = read_body(data, size);
   if (!body)
     return;
-  require(json_is_object(body) || json_is_array(body));
   /* Serialising and parsing again gives the same document (the engine
    * stores and forwards bodies and payloads this way). */
   char *text = json_dumps(body, JSON_COMPACT);
@@ -167,8 +177,7 @@ static void fuzz_bulk(enum enrollment_kind kind, const json_t *body)
 
 static void fuzz_service_body(const uint8_t *data, size_t size)
 {
-  json_error_t jerr;
-  json_t *body = json_loadb((const char *)data, size, 0, &jerr);
+  json_t *body = read_body(data, size);
   if (!body)
     return;
   static const enum enrollment_kind kinds[] = {ENROLLMENT_INDIVIDUAL,
