@@ -578,7 +578,7 @@ static int gatekeep(struct api_ctx *ctx, struct http_exchange *ex,
   if (query_param(req, "api-version", version, sizeof(version)) != 1 ||
       !version[0]) {
     svc_reject(ex, "bad_request", 400, SVC_E_BAD_REQUEST,
-           "The api-version query parameter is required");
+               "The api-version query parameter is required");
     return -1;
   }
   int st = decode_path(raw, split, parts);
@@ -601,7 +601,7 @@ static int gatekeep(struct api_ctx *ctx, struct http_exchange *ex,
   }
   if (needs_write(r->op) && !(*policy)->can_write) {
     svc_reject(ex, r->op_name, 403, SVC_E_FORBIDDEN,
-           "The access policy does not allow writes");
+               "The access policy does not allow writes");
     return -1;
   }
   return 0;
@@ -627,7 +627,8 @@ static void handle_explain(struct api_ctx *ctx, struct http_exchange *ex,
                            const struct http_request *req, const char *id)
 {
   if (!enrollment_id_valid(id)) {
-    svc_reject(ex, "explain", 400, SVC_E_BAD_ID, "The id in the path is not valid");
+    svc_reject(ex, "explain", 400, SVC_E_BAD_ID,
+               "The id in the path is not valid");
     return;
   }
   struct prep_error e;
@@ -641,7 +642,8 @@ static void handle_explain(struct api_ctx *ctx, struct http_exchange *ex,
   if (auth && !json_is_string(auth)) {
     json_decref(doc);
     svc_reject(ex, "explain", 400, SVC_E_BAD_REQUEST,
-           "The body must be {\"authorization\"?: string, \"payload\"?: any}");
+               "The body must be {\"authorization\"?: string, "
+               "\"payload\"?: any}");
     return;
   }
   struct reg_request *r = calloc(1, sizeof(*r));

@@ -702,6 +702,12 @@ START_TEST(t_tls_server_errors)
     char want[64];
     snprintf(want, sizeof want, "{\"errorCode\":%d,", cases[i].status * 1000);
     ck_assert_msg(strncmp(r.body, want, strlen(want)) == 0, "%s", r.body);
+    /* the DPS error answer every other error uses (net/wire_error.h) */
+    ck_assert_ptr_nonnull(strstr(r.body, "\"trackingId\":\""));
+    ck_assert_ptr_nonnull(strstr(r.body, "\"timestampUtc\":\""));
+    snprintf(want, sizeof want, "x-ms-error-code: %d\r\n",
+             cases[i].status * 1000);
+    ck_assert_msg(strstr(r.head, want) != NULL, "%s", r.head);
     ck_assert_ptr_nonnull(strstr(r.head, "Connection: close\r\n"));
     ck_assert_ptr_nonnull(strstr(r.head, "Content-Type: application/json; "
                                          "charset=utf-8\r\n"));
