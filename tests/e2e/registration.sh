@@ -57,6 +57,11 @@ register dev-1 "$(device_token "$(random_key)" dev-1)"
 expect_eq "wrong key answers 401" 401 "$STATUS"
 expect_eq "wrong key errorCode 401002" 401002 "$(json_get "$BODY_OUT" errorCode)"
 check "logged reason BAD_SIGNATURE" log_has "regid=dev-1 reason=BAD_SIGNATURE"
+http PUT "$(reg_path dev-1)" '{"registrationId":"dev-1"}' -D "$WORK/head" \
+  -H "Authorization: $(device_token "$(random_key)" dev-1)"
+expect_eq "a refusal says only Unauthorized" Unauthorized "$(json_get "$BODY_OUT" message)"
+check "a refusal carries a trackingId" test -n "$(json_get "$BODY_OUT" trackingId)"
+check "a refusal carries x-ms-error-code: 401002" grep -qi '^x-ms-error-code: 401002' "$WORK/head"
 
 register dev-1 "$(device_token "$K1" dev-1 $(( $(date +%s) - 3600 )))"
 expect_eq "expired token answers 401" 401 "$STATUS"
