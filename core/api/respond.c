@@ -43,6 +43,8 @@ void api_respond_reason(struct http_exchange *ex, const char *reason,
                         const char *message)
 {
   struct wire_error w = wire_error_of(reason);
-  api_respond_error(ex, w.http_status, w.error_code,
-                    message ? message : w.message);
+  /* An unauthenticated caller learns nothing beyond "Unauthorized". */
+  if (!message || w.http_status == 401)
+    message = w.message;
+  api_respond_error(ex, w.http_status, w.error_code, message);
 }

@@ -20,7 +20,7 @@ void api_respond_error_with(struct http_exchange *ex, int status,
                             int error_code, const char *message,
                             const struct http_header *extra, size_t n_extra);
 /* The documented answer for a reason code (docs/reason-codes.md);
- * message NULL sends the documented message. */
+ * message NULL sends the documented message, and a 401 always does. */
 void api_respond_reason(struct http_exchange *ex, const char *reason,
                         const char *message);
 
