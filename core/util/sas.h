@@ -1,6 +1,6 @@
 /* SharedAccessSignature tokens (DPS device and service tokens) and the
- * base64 / key-derivation helpers around them.  See
- * shared/spec/dps-protocol.md section 3. */
+ * group enrollment key derivation.  The codecs they use live in
+ * util/b64.h and util/url.h. */
 #ifndef CORE_UTIL_SAS_H
 #define CORE_UTIL_SAS_H
 
@@ -45,18 +45,5 @@ char *sas_build(const char *resource, const uint8_t *key, size_t key_len,
 int sas_derive_device_key(const char *group_key_b64,
                           const char *registration_id, char *out,
                           size_t out_len);
-
-/* Standard base64 with padding.  decode returns -1 on bad input or when
- * out_cap is too small; encode returns a new string (caller frees). */
-int b64_decode(const char *in, uint8_t *out, size_t out_cap,
-               size_t *out_len);
-char *b64_encode(const uint8_t *in, size_t len);
-
-/* Percent-decoding ("+" stays "+").  0 on success, -1 on a bad escape,
- * %00, or overflow. */
-int url_decode(const char *in, size_t in_len, char *out, size_t out_cap);
-/* Percent-encodes everything but A-Z a-z 0-9 - . _ ~ (uppercase hex).
- * 0 on success, -1 on overflow. */
-int url_encode(const char *in, char *out, size_t out_cap);
 
 #endif

@@ -12,6 +12,7 @@
 #include "provd/attest.h"
 #include "provd/host.h"
 #include "provd/plugin.h"
+#include "util/b64.h"
 #include "util/err.h"
 #include "util/sas.h"
 

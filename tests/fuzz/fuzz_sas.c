@@ -12,8 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/b64.h"
 #include "util/err.h"
 #include "util/sas.h"
+#include "util/url.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

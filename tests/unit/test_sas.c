@@ -8,8 +8,10 @@
 
 #include <openssl/rand.h>
 
+#include "util/b64.h"
 #include "util/err.h"
 #include "util/sas.h"
+#include "util/url.h"
 
 #define SCOPE "0ne00000001"
 #define GROUP_KEY                                                         \
