@@ -197,22 +197,30 @@ static int sas_mac(const char *sr, const char *se, const uint8_t *key,
   return 0;
 }
 
-int sas_signature_ok(const struct sas_token *t, const uint8_t *key,
-                     size_t key_len)
+int sas_signature_matches(const char *sr_raw, const char *se_raw,
+                          const char *sig_b64, const uint8_t *key,
+                          size_t key_len)
 {
-  if (!t || !t->sr_raw || !t->se_raw || !t->sig || (!key && key_len))
+  if (!sr_raw || !se_raw || !sig_b64 || (!key && key_len))
     return 0;
   uint8_t given[SAS_MAC_LEN + 3];
   size_t given_len = 0;
-  if (b64_decode(t->sig, given, sizeof(given), &given_len) != 0 ||
+  if (b64_decode(sig_b64, given, sizeof(given), &given_len) != 0 ||
       given_len != SAS_MAC_LEN)
     return 0;
   uint8_t expect[SAS_MAC_LEN];
-  if (sas_mac(t->sr_raw, t->se_raw, key, key_len, expect) != 0)
+  if (sas_mac(sr_raw, se_raw, key, key_len, expect) != 0)
     return 0;
   int ok = CRYPTO_memcmp(given, expect, SAS_MAC_LEN) == 0;
   OPENSSL_cleanse(expect, sizeof(expect));
   return ok;
+}
+
+int sas_signature_ok(const struct sas_token *t, const uint8_t *key,
+                     size_t key_len)
+{
+  return t && sas_signature_matches(t->sr_raw, t->se_raw, t->sig, key,
+                                    key_len);
 }
 
 int sas_resource_is(const struct sas_token *t, const char *resource)
@@ -225,17 +233,20 @@ int sas_resource_is(const struct sas_token *t, const char *resource)
   return strcasecmp(decoded, resource) == 0;
 }
 
-int sas_expired(const struct sas_token *t, int64_t now, int64_t skew_s)
+int sas_expiry_passed(int64_t se, int64_t now, int64_t skew_s)
 {
-  if (!t)
-    return 1;
   if (skew_s < 0)
     skew_s = 0;
   /* se < now - skew, written so that neither side can overflow: se has at
    * most 18 digits and skew is bounded by the caller's config. */
   if (skew_s > INT64_MAX / 2)
     return 0;
-  return t->se + skew_s < now;
+  return se + skew_s < now;
+}
+
+int sas_expired(const struct sas_token *t, int64_t now, int64_t skew_s)
+{
+  return !t || sas_expiry_passed(t->se, now, skew_s);
 }
 
 char *sas_build(const char *resource, const uint8_t *key, size_t key_len,

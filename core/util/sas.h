@@ -30,10 +30,17 @@ int sas_parse(const char *text, struct sas_token *out,
  * compared in constant time; 0 otherwise. */
 int sas_signature_ok(const struct sas_token *t, const uint8_t *key,
                      size_t key_len);
+/* sas_signature_ok over the token's raw fields: sr and se exactly as
+ * sent, sig as base64. */
+int sas_signature_matches(const char *sr_raw, const char *se_raw,
+                          const char *sig_b64, const uint8_t *key,
+                          size_t key_len);
 /* 1 when the URL-decoded sr equals `resource` ignoring ASCII case. */
 int sas_resource_is(const struct sas_token *t, const char *resource);
 /* 1 when se + skew_s < now. */
 int sas_expired(const struct sas_token *t, int64_t now, int64_t skew_s);
+/* The same for an expiry se (at most 18 digits). */
+int sas_expiry_passed(int64_t se, int64_t now, int64_t skew_s);
 
 /* Builds "SharedAccessSignature sr=<url-encoded resource>&sig=..&se=..
  * [&skn=..]" signed with key.  Caller frees. */
