@@ -196,7 +196,8 @@ struct provd_host_api {
    * constant time; PROVD_DENIED with BAD_SIGNATURE when it did not. */
   int (*sas_verify)(const struct provd_sas_token *tok, const uint8_t *key,
                     size_t key_len, struct provd_err *err);
-  /* ABI minor >= 2: append here, test with PROVD_HAS(host, ...). */
+  /* Later additions go after the ABI minor 1 block above; test for them
+   * with PROVD_HAS(host, ...). */
 };
 
 #ifdef __cplusplus
