@@ -15,7 +15,7 @@
 #include "net/wire_error.h"
 #include "util/ids.h"
 #include "util/log.h"
-#include "util/sas.h"
+#include "util/url.h"
 
 /* message NULL: the documented message of the reason. */
 static void refuse(struct http_exchange *ex, const char *reason,

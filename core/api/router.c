@@ -9,7 +9,7 @@
 #include "api/respond.h"
 #include "util/log.h"
 #include "util/metrics.h"
-#include "util/sas.h"
+#include "util/url.h"
 
 static const char *const service_roots[] = {
     "enrollments", "enrollmentGroups", "registrations", "hubs", "events",

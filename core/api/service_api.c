@@ -16,9 +16,8 @@
 #include "net/wire_error.h"
 #include "util/ids.h"
 #include "util/log.h"
-#include "util/metrics.h"
 #include "util/sas.h"
-#include "util/timefmt.h"
+#include "util/url.h"
 
 #define CLOCK_SKEW_S 300 /* token expiry skew (the C# SDK allows 5 min) */
 #define API_VERSION_MAX 64

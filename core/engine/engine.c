@@ -9,6 +9,7 @@
 #include "net/wire_error.h"
 #include "provd/alloc.h"
 #include "provd/attest.h"
+#include "util/b64.h"
 #include "util/ids.h"
 #include "util/log.h"
 #include "util/metrics.h"

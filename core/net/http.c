@@ -46,7 +46,7 @@
 #include "net/wire_error.h"
 #include "util/log.h"
 #include "util/metrics.h"
-#include "util/sas.h"
+#include "util/url.h"
 
 #define DEFAULT_MAX_HEADER_BYTES (16 * 1024)
 #define DEFAULT_MAX_BODY_BYTES (96 * 1024)
