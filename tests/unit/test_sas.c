@@ -1,5 +1,5 @@
-/* SAS tokens, base64 and percent-encoding (core/util/sas.c, b64.c, url.c) against the
- * key-derivation example of the public DPS symmetric-key attestation docs
+/* SAS tokens, base64 and percent-encoding (core/util/sas.c, b64.c, url.c)
+ * against the key-derivation example of the public DPS symmetric-key attestation docs
  * and a token captured from the Node SDK on the wire. */
 #include <check.h>
 #include <stdio.h>
