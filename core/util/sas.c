@@ -2,7 +2,7 @@
  *
  * The signature covers the `sr` value exactly as it appears in the token:
  * Node sends it unencoded, the C SDK with lowercase `%2f`, TPM clients with
- * `%2F` (shared/spec/dps-wire-traces.md 1.4).  So sr is never normalised
+ * `%2F`, as captured from each SDK.  So sr is never normalised
  * before the MAC; it is decoded only to compare it with the resource. */
 #include "util/sas.h"
 

@@ -19,8 +19,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* The key of the Node SDK traces (shared/spec/dps-wire-traces.md (a) and
- * (e)), so the committed trace tokens reach the "signature matches" path. */
+/* The key of the captured Node SDK tokens in the corpus, so the committed trace tokens reach the "signature matches" path. */
 static const char FUZZ_KEY_B64[] =
     "WKjo9FDRrHYGVYaJ6OAqxFFHO6V9yicFCr21Hy9yJbc=";
 static const uint8_t OTHER_KEY[32] = {1, 2, 3};

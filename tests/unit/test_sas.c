@@ -1,6 +1,6 @@
-/* SAS tokens, base64 and percent-encoding (core/util/sas.c) against the
- * test vectors of shared/spec/dps-protocol.md 3.2 and the Node SDK wire
- * trace (dps-wire-traces.md 1.4, trace (a)). */
+/* SAS tokens, base64 and percent-encoding (core/util/sas.c, b64.c, url.c)
+ * against the key-derivation example of the public DPS symmetric-key attestation docs
+ * and a token captured from the Node SDK on the wire. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
