@@ -22,12 +22,13 @@ struct doc_row {
   int unauthorized; /* "Device sees" says `Unauthorized` */
 };
 
-static char *slurp_doc(void)
+/* A file of the source tree, NUL-terminated; caller frees. */
+static char *slurp(const char *rel)
 {
   const char *src = getenv("PROVD_SOURCE_DIR");
   ck_assert_msg(src != NULL, "PROVD_SOURCE_DIR is not set");
   char path[4096];
-  snprintf(path, sizeof(path), "%s/docs/reason-codes.md", src);
+  snprintf(path, sizeof(path), "%s/%s", src, rel);
   FILE *f = fopen(path, "r");
   ck_assert_msg(f != NULL, "cannot open %s", path);
   char *buf = malloc(MAX_DOC_BYTES + 1);
@@ -81,7 +82,7 @@ static int split_alternatives(char *cell, char *out[], int max)
  * whose HTTP status is an error (>= 400). */
 static size_t documented_errors(struct doc_row rows[], size_t max)
 {
-  char *text = slurp_doc();
+  char *text = slurp("docs/reason-codes.md");
   size_t n = 0;
   char *save = NULL;
   for (char *line = strtok_r(text, "\n", &save); line;
@@ -133,6 +134,31 @@ START_TEST(t_every_documented_reason_maps_as_documented)
     if (rows[i].unauthorized)
       ck_assert_str_eq(w.message, "Unauthorized");
   }
+}
+END_TEST
+
+/* The other direction: every reason the table in wire_error.c names is on
+ * the page (a new reason cannot ship undocumented). */
+START_TEST(t_every_mapped_reason_is_documented)
+{
+  struct doc_row rows[MAX_ROWS];
+  size_t n = documented_errors(rows, MAX_ROWS);
+  char *src = slurp("core/net/wire_error.c");
+  size_t checked = 0;
+  for (const char *p = strstr(src, "{\""); p; p = strstr(p + 2, "{\"")) {
+    char reason[64], tail[3];
+    if (sscanf(p, "{\"%63[A-Z_]%2[\",]", reason, tail) != 2 ||
+        strcmp(tail, "\",") != 0)
+      continue; /* not a table row such as {"THROTTLED", {...}} */
+    int found = 0;
+    for (size_t i = 0; i < n && !found; i++)
+      found = strcmp(rows[i].reason, reason) == 0;
+    ck_assert_msg(found, "%s is mapped in core/net/wire_error.c but not "
+                  "listed in docs/reason-codes.md", reason);
+    checked++;
+  }
+  free(src);
+  ck_assert_uint_ge(checked, 25);
 }
 END_TEST
 
@@ -288,6 +314,7 @@ int main(void)
   Suite *s = suite_create("wire_error");
   TCase *tc = tcase_create("core");
   tcase_add_test(tc, t_every_documented_reason_maps_as_documented);
+  tcase_add_test(tc, t_every_mapped_reason_is_documented);
   tcase_add_test(tc, t_unknown_reason_is_unauthorized);
   tcase_add_test(tc, t_unauthenticated_failures_are_indistinguishable);
   tcase_add_test(tc, t_answer_has_the_dps_shape);
