@@ -4,7 +4,9 @@
  *   PUT .../register like the Node SDK (trace (a) of dps-wire-traces.md),
  *   then GET .../operations/{id} on the same connection, immediately (the
  *   Retry-After the server sends is ignored), until "assigned".
- * baseline: one new connection + full handshake + GET / + close.
+ * baseline: the register unit's bytes against a server that answers
+ *   every request with a fixed body: new connection + full handshake,
+ *   PUT .../register, one GET .../operations/{id}, close.
  * enroll: PUT /enrollments/{id} over keep-alive connections (service API),
  *   seeding individual symmetric-key enrollments whose keys the register
  *   mode can recompute: key = base64(HMAC-SHA256(seed, registration id)). */
@@ -298,19 +300,41 @@ static void register_response(struct lg_engine *e, struct lg_conn *c,
 
 /* ---- baseline ---- */
 
+/* The operation id a ceiling server's fixed answer names; the unit polls
+ * it once whatever the answer says. */
+#define BASELINE_OPERATION "5.0000000000000000.00000000-0000-0000-0000-000000000000"
+
+/* The same bytes a registering device sends: PUT .../register with its
+ * SAS token, then one GET .../operations/{id} on the same connection.  A
+ * ceiling server answers both with a fixed body, so its CPU per unit is a
+ * handshake plus two requests, like a registration. */
 static int baseline_first(struct lg_engine *e, struct lg_conn *c,
                           struct lg_verdict *v)
 {
-  if (lg_conn_printf(c, "GET / HTTP/1.1\r\n"
-                        "Accept: application/json\r\n"
-                        "User-Agent: " USER_AGENT "\r\n"
-                        "Host: %s\r\n"
-                        "Connection: keep-alive\r\n\r\n",
-                     e->target.host) != 0) {
-    set_error(v, LG_ERR_PROTOCOL, 0, "request too large");
-    return -1;
+  return register_first(e, c, v);
+}
+
+static void baseline_response(struct lg_engine *e, struct lg_conn *c,
+                              const char *buf, const struct lg_resp *r,
+                              struct lg_verdict *v)
+{
+  char excerpt[120];
+  if (r->status < 200 || r->status >= 300) {
+    body_excerpt(buf, r, excerpt, sizeof excerpt);
+    set_error(v, LG_ERR_HTTP, r->status, "%s", excerpt);
+    return;
   }
-  return 0;
+  if (c->polls > 0) {
+    v->action = LG_UNIT_OK;
+    return;
+  }
+  c->polls++;
+  if (device_request(e, c, "GET", "operations/" BASELINE_OPERATION, "{}") !=
+      0) {
+    set_error(v, LG_ERR_PROTOCOL, 0, "request too large");
+    return;
+  }
+  v->action = LG_SEND;
 }
 
 static void status_200_response(struct lg_engine *e, struct lg_conn *c,
@@ -459,7 +483,7 @@ static int build_service_auth(struct lg_mode_ctx *m, char *err,
 
 static const struct lg_mode modes[] = {
   { "register", false, register_first, register_response },
-  { "baseline", false, baseline_first, status_200_response },
+  { "baseline", false, baseline_first, baseline_response },
   { "enroll", true, enroll_first, status_200_response },
 };
 
@@ -499,7 +523,8 @@ struct lg_mode_ctx *lg_mode_ctx_new(const struct lg_opts *o, char *err,
     lg_mode_ctx_free(m);
     return NULL;
   }
-  if (strcmp(o->mode, "register") == 0 && precompute_tokens(m) != 0) {
+  if ((strcmp(o->mode, "register") == 0 || strcmp(o->mode, "baseline") == 0)
+      && precompute_tokens(m) != 0) {
     snprintf(err, err_len, "cannot sign the device tokens");
     lg_mode_ctx_free(m);
     return NULL;
