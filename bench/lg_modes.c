@@ -9,7 +9,10 @@
  *   PUT .../register, one GET .../operations/{id}, close.
  * enroll: PUT /enrollments/{id} over keep-alive connections (service API),
  *   seeding individual symmetric-key enrollments whose keys the register
- *   mode can recompute: key = base64(HMAC-SHA256(seed, registration id)). */
+ *   mode can recompute: key = base64(HMAC-SHA256(seed, registration id)).
+ * enroll-bulk: the same enrollments, 10 per POST /enrollments bulk
+ *   operation (mode create); --count is the number of operations and
+ *   --ids the number of enrollments. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -395,6 +398,71 @@ static int enroll_first(struct lg_engine *e, struct lg_conn *c,
   return 0;
 }
 
+/* One bulk operation (POST /enrollments, mode create) per unit: unit u
+ * creates ids u*ENROLL_BULK_ITEMS .. up to --ids.  DPS takes at most 10
+ * items per bulk operation. */
+#define ENROLL_BULK_ITEMS 10
+
+static int bulk_body(const struct lg_mode_ctx *m, long unit, char *out,
+                     size_t cap)
+{
+  long first = unit * ENROLL_BULK_ITEMS;
+  long end = first + ENROLL_BULK_ITEMS < m->o->ids ? first + ENROLL_BULK_ITEMS
+                                                   : m->o->ids;
+  size_t len = (size_t)snprintf(out, cap, "{\"mode\":\"create\","
+                                          "\"enrollments\":[");
+  for (long i = first; i < end; i++) {
+    char id[LG_MAX_ID];
+    if (unit_reg_id(m->o, i, id, sizeof id) != 0 || len + 2 >= cap ||
+        enrollment_body(m, id, out + len, cap - len) != 0)
+      return -1;
+    len += strlen(out + len);
+    out[len++] = i + 1 < end ? ',' : ']';
+  }
+  if (first >= end || len + 2 > cap)
+    return -1;
+  out[len++] = '}';
+  out[len] = '\0';
+  return 0;
+}
+
+static int enroll_bulk_first(struct lg_engine *e, struct lg_conn *c,
+                             struct lg_verdict *v)
+{
+  struct lg_mode_ctx *m = e->mode_ctx;
+  char body[LG_OUT_CAP], rid[37];
+  if (bulk_body(m, c->unit, body, sizeof body) != 0) {
+    set_error(v, LG_ERR_PROTOCOL, 0, "cannot build the bulk operation");
+    return -1;
+  }
+  request_id(e, rid);
+  if (json_request(c, "POST", "/enrollments?api-version=" SERVICE_API_VERSION,
+                   m->service_auth, rid, m->service_host, body) != 0) {
+    set_error(v, LG_ERR_PROTOCOL, 0, "request too large");
+    return -1;
+  }
+  return 0;
+}
+
+/* A bulk operation answers 200 even when items failed. */
+static void bulk_response(struct lg_engine *e, struct lg_conn *c,
+                          const char *buf, const struct lg_resp *r,
+                          struct lg_verdict *v)
+{
+  json_error_t jerr;
+  json_t *root;
+  char excerpt[120];
+  status_200_response(e, c, buf, r, v);
+  if (v->action != LG_UNIT_OK)
+    return;
+  root = json_loadb(buf + r->body_off, r->body_len, 0, &jerr);
+  if (!json_is_true(json_object_get(root, "isSuccessful"))) {
+    body_excerpt(buf, r, excerpt, sizeof excerpt);
+    set_error(v, LG_ERR_FAILED, 0, "bulk: %s", excerpt);
+  }
+  json_decref(root);
+}
+
 /* ---- the connection string of the service API ---- */
 
 static int read_small_file(const char *path, char *out, size_t cap)
@@ -485,6 +553,7 @@ static const struct lg_mode modes[] = {
   { "register", false, register_first, register_response },
   { "baseline", false, baseline_first, baseline_response },
   { "enroll", true, enroll_first, status_200_response },
+  { "enroll-bulk", true, enroll_bulk_first, bulk_response },
 };
 
 const struct lg_mode *lg_mode_find(const char *name)
@@ -518,7 +587,7 @@ struct lg_mode_ctx *lg_mode_ctx_new(const struct lg_opts *o, char *err,
     lg_mode_ctx_free(m);
     return NULL;
   }
-  if (strcmp(o->mode, "enroll") == 0 &&
+  if (strncmp(o->mode, "enroll", 6) == 0 &&
       build_service_auth(m, err, err_len) != 0) {
     lg_mode_ctx_free(m);
     return NULL;

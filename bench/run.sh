@@ -7,7 +7,8 @@
 #
 # Knobs: BENCH_DURATION (s per run, 15), BENCH_ROUNDS (3 alternating
 # register/baseline/nginx rounds; figures are medians), BENCH_CONCURRENCY
-# (32), BENCH_ENROLLMENTS (100000), BENCH_WORKERS (nproc), BENCH_NGINX (the
+# (32), BENCH_ENROLLMENTS (100000), BENCH_SEED_CONCURRENCY (16 connections
+# seeding), BENCH_WORKERS (nproc), BENCH_NGINX (the
 # nginx binary; found on PATH or in /usr/sbin), BENCH_SERVER_CPUS and
 # BENCH_CLIENT_CPUS (taskset lists; empty = no pinning), BENCH_BUILD_DIR
 # (build), BENCH_KEEP=1 keeps the work directory.
@@ -23,6 +24,7 @@ WORKERS=${BENCH_WORKERS:-$(nproc)}
 SERVER_CPUS=${BENCH_SERVER_CPUS:-}
 CLIENT_CPUS=${BENCH_CLIENT_CPUS:-}
 KEEP=${BENCH_KEEP:-0}
+SEED_CONCURRENCY=${BENCH_SEED_CONCURRENCY:-16}
 NGINX=${BENCH_NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
 
 SCOPE=0ne00000001
@@ -50,6 +52,8 @@ check_setup() {
     die "BENCH_CONCURRENCY must be 1..20000"
   [[ $ENROLLMENTS =~ ^[0-9]+$ && $ENROLLMENTS -ge 1 && $ENROLLMENTS -le 10000000 ]] ||
     die "BENCH_ENROLLMENTS must be 1..10000000"
+  [[ $SEED_CONCURRENCY =~ ^[0-9]+$ && $SEED_CONCURRENCY -ge 1 && $SEED_CONCURRENCY -le 1000 ]] ||
+    die "BENCH_SEED_CONCURRENCY must be 1..1000"
   [[ $WORKERS =~ ^[0-9]+$ && $WORKERS -ge 1 && $WORKERS -le 256 ]] ||
     die "BENCH_WORKERS must be 1..256"
 }
@@ -177,7 +181,7 @@ field() {
 }
 
 write_config() {
-  cat >"$WORK/provd.yaml" <<EOF
+  cat >"$CONFIG" <<EOF
 # Written by bench/run.sh; shape of configs/provd.yaml.
 id_scope: $SCOPE
 listen:
@@ -209,29 +213,43 @@ run_load() {
 
 # ---- the phases ----
 
+# seed_enrollments [NAME]: BENCH_ENROLLMENTS enrollments through the
+# service API's bulk operations (10 per POST /enrollments), a progress
+# line every 10 %.
 seed_enrollments() {
-  echo "== seeding $ENROLLMENTS enrollments (service API, keep-alive) =="
-  start_server provd-seed "$PROVD" -c "$WORK/provd.yaml"
-  wait_ready provd-seed "https://127.0.0.1:$PORT/healthz"
-  run_load enroll --mode enroll --count "$ENROLLMENTS" \
+  local name=${1:-enroll}
+  echo "== seeding $ENROLLMENTS enrollments (service API bulk operations, $SEED_CONCURRENCY keep-alive connections) =="
+  start_server "provd-seed-$name" "$PROVD" -c "$CONFIG"
+  wait_ready "provd-seed-$name" "https://127.0.0.1:$PORT/healthz"
+  run_load "$name" --mode enroll-bulk --ids "$ENROLLMENTS" \
+    --count $(( (ENROLLMENTS + 9) / 10 )) --concurrency "$SEED_CONCURRENCY" \
     --url "https://127.0.0.1:$PORT" --data-dir "$DATA" \
     --prefix "$PREFIX" --keys-seed "$SEED"
-  stop_server provd-seed
-  [ "$(field "$WORK/enroll.out" errors)" = 0 ] ||
-    die "seeding had errors (see $WORK/enroll.out and $WORK/provd-seed.log)"
+  stop_server "provd-seed-$name"
+  [ "$(field "$WORK/$name.out" errors)" = 0 ] ||
+    die "seeding had errors (see $WORK/$name.out and $WORK/provd-seed-$name.log)"
+}
+
+# seeding_line NAME: "N enrollments in S s (R/s)".
+seeding_line() {
+  local elapsed
+  elapsed=$(field "$WORK/$1.out" elapsed_s)
+  awk -v n="$ENROLLMENTS" -v s="$elapsed" \
+    'BEGIN { printf "%d enrollments in %.1f s (%.0f/s)", n, s, (s > 0 ? n / s : 0) }'
 }
 
 # A fresh provd process for the measured run, so its rusage covers the
 # registrations (plus start-up and shutdown), not the seeding.
-measure_register() { # ROUND
-  echo "== round $1: register, $CONCURRENCY devices at a time for ${DURATION}s =="
-  start_server "provd$1" "$PROVD" -c "$WORK/provd.yaml"
-  wait_ready "provd$1" "https://127.0.0.1:$PORT/healthz"
-  run_load "register$1" --mode register --concurrency "$CONCURRENCY" \
+measure_register() { # ROUND [TAG]
+  local r=$1 tag=${2:-}
+  echo "== round $r: register$tag, $CONCURRENCY devices at a time for ${DURATION}s, $ENROLLMENTS enrollments =="
+  start_server "provd$tag$r" "$PROVD" -c "$CONFIG"
+  wait_ready "provd$tag$r" "https://127.0.0.1:$PORT/healthz"
+  run_load "register$tag$r" --mode register --concurrency "$CONCURRENCY" \
     --duration "$DURATION" --url "https://127.0.0.1:$PORT" \
     --ca "$DATA/tls/ca.pem" --scope "$SCOPE" --prefix "$PREFIX" \
     --ids "$ENROLLMENTS" --keys-seed "$SEED"
-  stop_server "provd$1"
+  stop_server "provd$tag$r"
 }
 
 # The device side of a ceiling run: the same requests as a registration
@@ -376,7 +394,7 @@ report() {
   echo "load         $CONCURRENCY concurrent devices, ${DURATION}s per run, $ROUNDS alternating rounds; per device a new TLS connection + full handshake, PUT register, one GET of the operation"
   echo "servers      $WORKERS workers each (provd, provd-tls-baseline, nginx); pinned to: ${SERVER_CPUS:-all cores (no pinning)}"
   echo "client       pinned to: ${CLIENT_CPUS:-all cores (no pinning)}; it shares the machine with the server"
-  echo "seeding      $ENROLLMENTS enrollments in $(field "$WORK/enroll.out" elapsed_s)s ($(field "$WORK/enroll.out" rate)/s)"
+  echo "seeding      $(seeding_line enroll)"
   echo
   printf "%-10s %9s %8s %8s %7s %8s %9s %10s %8s %9s\n" "run" "rate/s" "p50 ms" \
     "p99 ms" "errors" "resumed" "srv cpu s" "srv us/req" "srv cores" "cli cpu s"
@@ -398,6 +416,7 @@ main() {
   LOAD_BEFORE=$(cut -d' ' -f1 /proc/loadavg)
   WORK=$(mktemp -d "${TMPDIR:-/tmp}/provd-bench.XXXXXX")
   DATA=$WORK/data
+  CONFIG=$WORK/provd.yaml
   PORT=$(free_port)
   write_config
   seed_enrollments
@@ -412,4 +431,7 @@ main() {
   report
 }
 
-main "$@"
+# bench/scale.sh sources this file for its functions.
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+  main "$@"
+fi
