@@ -339,7 +339,7 @@ measure_nginx() { # ROUND
 # Server CPU µs per successful unit of one run.
 cpu_us_per_unit() { # LOADGEN_OUT SERVER
   awk -v cpu="$(server_cpu "$2")" -v ok="$(field "$WORK/$1.out" ok)" \
-    'BEGIN { printf "%.0f", (ok > 0 ? cpu * 1e6 / ok : 0) }'
+    'BEGIN { printf "%.0f\n", (ok > 0 ? cpu * 1e6 / ok : 0) }'
 }
 
 report_row() {
