@@ -8,6 +8,7 @@
 #include "engine/opcache.h"
 #include "provd/alloc.h"
 #include "provd/attest.h"
+#include "util/b64.h"
 #include "util/ids.h"
 #include "util/log.h"
 #include "util/metrics.h"
