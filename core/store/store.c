@@ -71,13 +71,13 @@ static int jobq_push(struct jobq *q, const void *job)
   return jobq_push_when(q, job, false);
 }
 
-/* Waits for jobs and moves up to max of them to out; 0 once the queue is
- * closing and drained. */
-static size_t jobq_pop(struct jobq *q, void *out, size_t max)
+/* Moves up to max jobs to out.  With wait, first waits for one (0 then
+ * means the queue is closing and drained); without, 0 means empty. */
+static size_t jobq_take(struct jobq *q, void *out, size_t max, bool wait)
 {
   size_t taken = 0;
   pthread_mutex_lock(&q->mu);
-  while (q->n == 0 && !q->closing) {
+  while (wait && q->n == 0 && !q->closing) {
     q->idle++;
     pthread_cond_wait(&q->cv, &q->mu);
     q->idle--;
@@ -93,20 +93,9 @@ static size_t jobq_pop(struct jobq *q, void *out, size_t max)
   return taken;
 }
 
-/* Like jobq_pop, but returns 0 at once when the queue is empty. */
-static size_t jobq_try_pop(struct jobq *q, void *out, size_t max)
+static size_t jobq_pop(struct jobq *q, void *out, size_t max)
 {
-  size_t taken = 0;
-  pthread_mutex_lock(&q->mu);
-  while (taken < max && q->n > 0) {
-    memcpy((unsigned char *)out + taken * q->elem,
-           q->slots + q->head * q->elem, q->elem);
-    q->head = (q->head + 1) % q->cap;
-    q->n--;
-    taken++;
-  }
-  pthread_mutex_unlock(&q->mu);
-  return taken;
+  return jobq_take(q, out, max, true);
 }
 
 static void jobq_close(struct jobq *q)
@@ -302,7 +291,7 @@ static size_t collect_batch(struct store *st, size_t n)
     /* No new read jobs arrive meanwhile (the writer is not idle), so
      * this ends once the reads' own writes are taken. */
     if (reads == 0 || k == max ||
-        (n = jobq_try_pop(&st->writes, st->popped, max - k)) == 0)
+        (n = jobq_take(&st->writes, st->popped, max - k, false)) == 0)
       return k;
   }
 }
