@@ -41,10 +41,10 @@ static void jobq_fini(struct jobq *q)
   q->slots = NULL;
 }
 
-/* PROVD_OK, or PROVD_E_UNAVAILABLE when full or closing: callers answer
- * "retry later" instead of queueing without bound. */
 /* Queues the job (only while a consumer is blocked waiting, if
- * only_if_idle).  The consumer is woken after the mutex is released: woken
+ * only_if_idle): PROVD_OK, or PROVD_E_UNAVAILABLE when full, closing or
+ * not idle, and callers answer "retry later" instead of queueing without
+ * bound.  The consumer is woken after the mutex is released: woken
  * inside it, it would block again at once on the mutex we hold (profiles
  * showed those futex round trips on every job).  Signalling after the
  * unlock is safe because every thread that pushes is stopped or joined
@@ -268,8 +268,7 @@ static void write_batch(struct store *st, size_t n)
 /* Moves the writes among the n popped jobs into st->batch and runs the
  * reads (store_submit_read_for_write) on the way, outside any
  * transaction.  The writes those reads submit are taken into the same
- * batch, so a registration costs one commit, not two.  Returns the
- * batch size. */
+ * batch rather than waiting for the next one.  Returns the batch size. */
 static size_t collect_batch(struct store *st, size_t n)
 {
   size_t k = 0, max = st->opts.batch_max;
