@@ -1125,6 +1125,9 @@ static void *worker_main(void *arg)
 {
   struct worker *w = arg;
   tl_worker = w;
+  char name[16]; /* shown by top -H and perf: "provd-http0" */
+  snprintf(name, sizeof name, "provd-http%d", w->index);
+  pthread_setname_np(pthread_self(), name);
   event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
   /* Freed bufferevents may still hold a reference through a deferred
    * callback; let those run (their user callbacks are already cleared),

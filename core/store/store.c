@@ -163,6 +163,7 @@ static void *reader_main(void *arg)
 {
   struct store_session *s = arg;
   struct read_job job;
+  pthread_setname_np(pthread_self(), "provd-reader");
   while (jobq_pop(&s->st->reads, &job, 1) == 1)
     run_read(s, job.fn, job.ud);
   return NULL;
@@ -299,6 +300,7 @@ static void *writer_main(void *arg)
 {
   struct store *st = arg;
   size_t n;
+  pthread_setname_np(pthread_self(), "provd-writer");
   while ((n = jobq_pop(&st->writes, st->popped, st->opts.batch_max)) > 0) {
     n = collect_batch(st, n);
     if (n == 0)
