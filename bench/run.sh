@@ -218,7 +218,7 @@ run_load() {
 # line every 10 %.
 seed_enrollments() {
   local name=${1:-enroll}
-  echo "== seeding $ENROLLMENTS enrollments (service API bulk operations, $SEED_CONCURRENCY keep-alive connections) =="
+  echo "== seeding $ENROLLMENTS enrollments: $(( (ENROLLMENTS + 9) / 10 )) bulk operations of 10 (the progress counts operations), $SEED_CONCURRENCY keep-alive connections =="
   start_server "provd-seed-$name" "$PROVD" -c "$CONFIG"
   wait_ready "provd-seed-$name" "https://127.0.0.1:$PORT/healthz"
   run_load "$name" --mode enroll-bulk --ids "$ENROLLMENTS" \
