@@ -119,6 +119,14 @@ struct provd_host_api {
   int (*alloc_set_hub)(struct provd_alloc_result *r, const char *hub_name,
                        const char *reason);
   /* ABI minor >= 1: append here, test with PROVD_HAS(host, ...). */
+
+  /* Attestation, ABI 1.1: the credential presented with this request (its
+   * Authorization bytes, or its TLS client chain when it has none) proves
+   * this device until unix_s, so the host may answer this operation's
+   * status polls that present the byte-identical credential before then
+   * without calling attest() again.  Not called: every poll is attested. */
+  int (*attest_set_reuse_until)(struct provd_attest_result *r,
+                                int64_t unix_s);
 };
 
 #ifdef __cplusplus

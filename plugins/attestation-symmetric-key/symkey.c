@@ -261,8 +261,7 @@ static int symkey_attest(void *state, struct provd_call *call,
                          struct provd_attest_result *res,
                          struct provd_err *err)
 {
-  (void)res; /* the device id defaults to the registration id */
-  struct symkey *sk = state;
+  struct symkey *sk = state; /* device id: the registration id */
   if (!req || !req->id_scope || !req->registration_id) {
     sk->host->err_set(err, "INTERNAL",
                       "attest: request without id scope or registration id");
@@ -272,6 +271,11 @@ static int symkey_attest(void *state, struct provd_call *call,
   int rc = symkey_check_token(sk, req, &tok, err);
   if (rc == PROVD_OK)
     rc = symkey_check_keys(sk, call, req, &tok, err);
+  /* The token proves the device until it expires: polls that present it
+   * again need not be verified again. */
+  if (rc == PROVD_OK &&
+      PROVD_HAS(sk->host, struct provd_host_api, attest_set_reuse_until))
+    sk->host->attest_set_reuse_until(res, tok.se + sk->skew_s);
   return rc;
 }
 
