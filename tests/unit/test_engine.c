@@ -370,6 +370,27 @@ static json_t *register_and_poll(const char *reg_id, const char *auth)
   return state;
 }
 
+/* register_and_poll with a fresh token of key (group-derived when
+ * from_group). */
+static json_t *state_after_register(const char *reg_id, const char *key,
+                                    int from_group)
+{
+  char *tok = token(key, from_group, reg_id);
+  json_t *st = register_and_poll(reg_id, tok);
+  free(tok);
+  return st;
+}
+
+/* The answer to a register call with a fresh token of key. */
+static struct answer register_with_key(const char *reg_id, const char *key,
+                                       int from_group)
+{
+  char *tok = token(key, from_group, reg_id);
+  struct answer a = do_register(reg_id, tok);
+  free(tok);
+  return a;
+}
+
 static const char *field(const json_t *obj, const char *key)
 {
   const char *v = json_string_value(json_object_get(obj, key));
@@ -381,13 +402,11 @@ static const char *field(const json_t *obj, const char *key)
 static void expect_assigned(const char *reg_id, const char *key,
                             const char *hub_host, const char *substatus)
 {
-  char *tok = token(key, 0, reg_id);
-  json_t *st = register_and_poll(reg_id, tok);
+  json_t *st = state_after_register(reg_id, key, 0);
   ck_assert_str_eq(field(st, "status"), "assigned");
   ck_assert_str_eq(field(st, "assignedHub"), hub_host);
   ck_assert_str_eq(field(st, "substatus"), substatus);
   json_decref(st);
-  free(tok);
 }
 
 static void expect_refused(struct answer a, int http_status,
@@ -453,8 +472,7 @@ static json_t *policy(int update_hub, int migrate_data)
 START_TEST(t_individual_enrollment_assigned)
 {
   enroll("dev-1", individual("dev-1", key1));
-  char *tok = token(key1, 0, "dev-1");
-  json_t *st = register_and_poll("dev-1", tok);
+  json_t *st = state_after_register("dev-1", key1, 0);
   ck_assert_str_eq(field(st, "registrationId"), "dev-1");
   ck_assert_str_eq(field(st, "deviceId"), "dev-1");
   ck_assert_str_eq(field(st, "status"), "assigned");
@@ -468,7 +486,6 @@ START_TEST(t_individual_enrollment_assigned)
   ck_assert_ptr_nonnull(rec.hub);
   ck_assert_ptr_null(rec.group_id);
   store_rec_clear(&rec);
-  free(tok);
 }
 END_TEST
 
@@ -477,25 +494,21 @@ START_TEST(t_individual_device_id_from_enrollment)
   json_t *doc = individual("dev-2", key1);
   json_object_set_new(doc, "deviceId", json_string("custom-device"));
   enroll("dev-2", doc);
-  char *tok = token(key1, 0, "dev-2");
-  json_t *st = register_and_poll("dev-2", tok);
+  json_t *st = state_after_register("dev-2", key1, 0);
   ck_assert_str_eq(field(st, "deviceId"), "custom-device");
   json_decref(st);
-  free(tok);
 }
 END_TEST
 
 START_TEST(t_group_member_assigned)
 {
   enroll_group("group-a", group("group-a", key1));
-  char *tok = token(key1, 1, "member-1");
-  json_t *st = register_and_poll("member-1", tok);
+  json_t *st = state_after_register("member-1", key1, 1);
   ck_assert_str_eq(field(st, "status"), "assigned");
   ck_assert_str_eq(field(st, "deviceId"), "member-1");
   ck_assert_str_eq(field(json_object_get(st, "symmetricKey"),
                          "enrollmentGroupId"), "group-a");
   json_decref(st);
-  free(tok);
 }
 END_TEST
 
@@ -504,12 +517,10 @@ START_TEST(t_second_group_accepts)
 {
   enroll_group("group-a", group("group-a", key1));
   enroll_group("group-b", group("group-b", key2));
-  char *tok = token(key2, 1, "member-2");
-  json_t *st = register_and_poll("member-2", tok);
+  json_t *st = state_after_register("member-2", key2, 1);
   ck_assert_str_eq(field(json_object_get(st, "symmetricKey"),
                          "enrollmentGroupId"), "group-b");
   json_decref(st);
-  free(tok);
 }
 END_TEST
 
@@ -519,19 +530,16 @@ START_TEST(t_individual_enrollment_shadows_groups)
 {
   enroll("dev-3", individual("dev-3", key1));
   enroll_group("group-b", group("group-b", key2));
-  char *tok = token(key2, 1, "dev-3");
-  expect_refused(do_register("dev-3", tok), 401, "BAD_SIGNATURE", 401002);
-  free(tok);
+  expect_refused(register_with_key("dev-3", key2, 1), 401, "BAD_SIGNATURE",
+                 401002);
 }
 END_TEST
 
 START_TEST(t_unknown_device_refused)
 {
   enroll_group("group-a", group("group-a", key1));
-  char *wrong = token(key2, 1, "stranger");
-  expect_refused(do_register("stranger", wrong), 401, "BAD_SIGNATURE",
-                 401002);
-  free(wrong);
+  expect_refused(register_with_key("stranger", key2, 1), 401,
+                 "BAD_SIGNATURE", 401002);
   ck_assert_int_eq(get_record(PROVD_TABLE_REGISTRATIONS, "stranger",
                               &(struct store_rec){0}),
                    PROVD_NOT_FOUND);
@@ -540,10 +548,8 @@ END_TEST
 
 START_TEST(t_no_enrollment_at_all)
 {
-  char *tok = token(key1, 0, "nobody");
-  expect_refused(do_register("nobody", tok), 401, "ENROLLMENT_NOT_FOUND",
-                 401002);
-  free(tok);
+  expect_refused(register_with_key("nobody", key1, 0), 401,
+                 "ENROLLMENT_NOT_FOUND", 401002);
 }
 END_TEST
 
@@ -553,10 +559,8 @@ START_TEST(t_attestation_mismatch)
   json_t *doc = json_pack("{s:s, s:{s:s, s:{}}}", "registrationId", "dev-x",
                           "attestation", "type", "x509", "x509");
   enroll("dev-x", doc);
-  char *tok = token(key1, 0, "dev-x");
-  expect_refused(do_register("dev-x", tok), 401, "ATTESTATION_MISMATCH",
-                 401002);
-  free(tok);
+  expect_refused(register_with_key("dev-x", key1, 0), 401,
+                 "ATTESTATION_MISMATCH", 401002);
 }
 END_TEST
 
@@ -570,17 +574,14 @@ START_TEST(t_disabled_enrollment)
   json_object_set_new(doc, "provisioningStatus", json_string("disabled"));
   enroll("dev-d", doc);
   /* Authentication comes first: without the key nothing is revealed. */
-  char *wrong = token(key2, 0, "dev-d");
-  expect_refused(do_register("dev-d", wrong), 401, "BAD_SIGNATURE", 401002);
-  free(wrong);
-  char *tok = token(key1, 0, "dev-d");
-  json_t *st = register_and_poll("dev-d", tok);
+  expect_refused(register_with_key("dev-d", key2, 0), 401, "BAD_SIGNATURE",
+                 401002);
+  json_t *st = state_after_register("dev-d", key1, 0);
   ck_assert_str_eq(field(st, "status"), "disabled");
   ck_assert_ptr_null(json_object_get(st, "assignedHub"));
   ck_assert_ptr_null(json_object_get(st, "deviceId"));
   json_decref(st);
   expect_event_reason("dev-d", "ENROLLMENT_DISABLED");
-  free(tok);
 }
 END_TEST
 
@@ -589,11 +590,9 @@ START_TEST(t_disabled_group)
   json_t *doc = group("group-d", key1);
   json_object_set_new(doc, "provisioningStatus", json_string("disabled"));
   enroll_group("group-d", doc);
-  char *tok = token(key1, 1, "member-d");
-  json_t *st = register_and_poll("member-d", tok);
+  json_t *st = state_after_register("member-d", key1, 1);
   ck_assert_str_eq(field(st, "status"), "disabled");
   json_decref(st);
-  free(tok);
 }
 END_TEST
 
@@ -605,8 +604,7 @@ START_TEST(t_disabled_keeps_known_hub)
   enrollment_set("dev-k", "iotHubs", json_pack("[s]", "hub-2"));
   expect_assigned("dev-k", key1, "hub-2.example.net", "initialAssignment");
   enrollment_set("dev-k", "provisioningStatus", json_string("disabled"));
-  char *tok = token(key1, 0, "dev-k");
-  json_t *st = register_and_poll("dev-k", tok);
+  json_t *st = state_after_register("dev-k", key1, 0);
   ck_assert_str_eq(field(st, "status"), "disabled");
   json_decref(st);
   struct store_rec rec = {0};
@@ -614,7 +612,6 @@ START_TEST(t_disabled_keeps_known_hub)
                    PROVD_OK);
   ck_assert_str_eq(rec.hub, "hub-2");
   store_rec_clear(&rec);
-  free(tok);
 }
 END_TEST
 
@@ -649,15 +646,13 @@ START_TEST(t_iot_hubs_candidates_only)
   for (int i = 0; i < 16; i++) {
     char reg_id[32];
     snprintf(reg_id, sizeof(reg_id), "spread-%02d", i);
-    char *tok = token(key1, 1, reg_id);
-    json_t *st = register_and_poll(reg_id, tok);
+    json_t *st = state_after_register(reg_id, key1, 1);
     const char *hub = field(st, "assignedHub");
     on_1 += strcmp(hub, "hub-1.example.net") == 0;
     on_3 += strcmp(hub, "hub-3.example.net") == 0;
     ck_assert_msg(strcmp(hub, "hub-2.example.net") != 0,
                   "%s went to hub-2, not a candidate", reg_id);
     json_decref(st);
-    free(tok);
   }
   ck_assert_int_eq(on_1 + on_3, 16);
   ck_assert_int_gt(on_1, 0);
@@ -670,14 +665,12 @@ START_TEST(t_iot_hubs_unknown)
 {
   enroll("dev-u", individual("dev-u", key1));
   enrollment_set("dev-u", "iotHubs", json_pack("[s]", "elsewhere.example"));
-  char *tok = token(key1, 0, "dev-u");
-  json_t *st = register_and_poll("dev-u", tok);
+  json_t *st = state_after_register("dev-u", key1, 0);
   ck_assert_str_eq(field(st, "status"), "failed");
   ck_assert_int_eq(json_integer_value(json_object_get(st, "errorCode")),
                    400208);
   json_decref(st);
   expect_event_reason("dev-u", "NO_HUB_AVAILABLE");
-  free(tok);
 }
 END_TEST
 
@@ -688,8 +681,7 @@ START_TEST(t_allocation_policy_unavailable)
   enrollment_set("dev-p", "iotHubs", json_pack("[s]", "hub-1"));
   expect_assigned("dev-p", key1, "hub-1.example.net", "initialAssignment");
   enrollment_set("dev-p", "allocationPolicy", json_string("geoLatency"));
-  char *tok = token(key1, 0, "dev-p");
-  json_t *st = register_and_poll("dev-p", tok);
+  json_t *st = state_after_register("dev-p", key1, 0);
   ck_assert_str_eq(field(st, "status"), "failed");
   ck_assert_int_eq(json_integer_value(json_object_get(st, "errorCode")),
                    400208);
@@ -701,7 +693,6 @@ START_TEST(t_allocation_policy_unavailable)
                    PROVD_OK);
   ck_assert_str_eq(rec.hub, "hub-1"); /* the device keeps its home */
   store_rec_clear(&rec);
-  free(tok);
 }
 END_TEST
 
@@ -930,41 +921,33 @@ struct gate {
 static struct gate gate = {PTHREAD_MUTEX_INITIALIZER,
                            PTHREAD_COND_INITIALIZER, 0, 0, 0};
 
-static void gate_hold(void)
+static void gate_set(int *flag)
 {
   pthread_mutex_lock(&gate.mu);
-  gate.entered = 1;
+  *flag = 1;
   pthread_cond_broadcast(&gate.cv);
-  while (!gate.open)
+  pthread_mutex_unlock(&gate.mu);
+}
+
+static void gate_wait(const int *flag)
+{
+  pthread_mutex_lock(&gate.mu);
+  while (!*flag)
     pthread_cond_wait(&gate.cv, &gate.mu);
   pthread_mutex_unlock(&gate.mu);
 }
 
-static void gate_wait_entered(void)
+static void gate_hold(void)
 {
-  pthread_mutex_lock(&gate.mu);
-  while (!gate.entered)
-    pthread_cond_wait(&gate.cv, &gate.mu);
-  pthread_mutex_unlock(&gate.mu);
+  gate_set(&gate.entered);
+  gate_wait(&gate.open);
 }
 
 /* Opens the gate and waits until the filler behind it ran. */
 static void gate_open_and_drain(void)
 {
-  pthread_mutex_lock(&gate.mu);
-  gate.open = 1;
-  pthread_cond_broadcast(&gate.cv);
-  while (!gate.filler_ran)
-    pthread_cond_wait(&gate.cv, &gate.mu);
-  pthread_mutex_unlock(&gate.mu);
-}
-
-static void filler_ran(void)
-{
-  pthread_mutex_lock(&gate.mu);
-  gate.filler_ran = 1;
-  pthread_cond_broadcast(&gate.cv);
-  pthread_mutex_unlock(&gate.mu);
+  gate_set(&gate.open);
+  gate_wait(&gate.filler_ran);
 }
 
 static void read_held(struct store_session *s, void *ud)
@@ -978,7 +961,7 @@ static void read_filler(struct store_session *s, void *ud)
 {
   (void)s;
   (void)ud;
-  filler_ran();
+  gate_set(&gate.filler_ran);
 }
 
 static int write_held(struct store_session *s, void *ud,
@@ -1011,7 +994,7 @@ static void write_filler_done(void *ud, int status,
                               const struct provd_err *err)
 {
   write_done(ud, status, err);
-  filler_ran();
+  gate_set(&gate.filler_ran);
 }
 
 static void throttle_rig(void)
@@ -1026,7 +1009,7 @@ START_TEST(t_throttled_when_read_queue_full)
   throttle_rig();
   char *tok = token(key1, 0, "dev-q");
   ck_assert_int_eq(store_submit_read(rig.store, read_held, NULL), PROVD_OK);
-  gate_wait_entered(); /* the only reader is busy */
+  gate_wait(&gate.entered); /* the only reader is busy */
   ck_assert_int_eq(store_submit_read(rig.store, read_filler, NULL),
                    PROVD_OK); /* the queue is full */
   struct answer a = do_register("dev-q", tok);
@@ -1045,7 +1028,7 @@ START_TEST(t_throttled_when_write_queue_full)
   char *tok = token(key1, 0, "dev-q");
   ck_assert_int_eq(
       store_submit_write(rig.store, write_held, write_done, NULL), PROVD_OK);
-  gate_wait_entered(); /* the writer is busy */
+  gate_wait(&gate.entered); /* the writer is busy */
   ck_assert_int_eq(
       store_submit_write(rig.store, write_nothing, write_filler_done, NULL),
       PROVD_OK); /* the queue is full */
