@@ -17,7 +17,9 @@
 #include <jansson.h>
 
 #include "loadgen.h"
+#include "util/b64.h"
 #include "util/sas.h"
+#include "util/url.h"
 
 #define USER_AGENT "provd-loadgen/" PROVD_VERSION
 #define SERVICE_API_VERSION "2021-10-01"

@@ -16,10 +16,10 @@
 #include "plugin/loader.h"
 #include "store/store.h"
 #include "tls/pki.h"
+#include "util/b64.h"
 #include "util/ids.h"
 #include "util/log.h"
 #include "util/num.h"
-#include "util/sas.h"
 #include "util/timefmt.h"
 
 #define DEFAULT_CONFIG "configs/provd.yaml"

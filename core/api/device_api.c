@@ -12,7 +12,7 @@
 #include "engine/engine.h"
 #include "util/ids.h"
 #include "util/log.h"
-#include "util/sas.h"
+#include "util/url.h"
 
 #define MAX_SEGMENTS 6
 

@@ -8,8 +8,8 @@
 #include <openssl/rand.h>
 
 #include "provd/plugin.h"
+#include "util/b64.h"
 #include "util/ids.h"
-#include "util/sas.h"
 
 #define KEY_MIN_BYTES 16
 #define KEY_MAX_BYTES 64

@@ -1,6 +1,6 @@
 /* Validation and normalisation of service-API documents: individual
  * enrollments, enrollment groups and bulk operations (DPS wire shapes,
- * shared/spec/dps-protocol.md section 7), plus the small wire helpers the
+ * the public DPS service REST reference), plus the small wire helpers the
  * service API needs (id rules, etags, paging tokens).
  *
  * Everything here is pure (no I/O, no store) except key generation, which

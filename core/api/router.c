@@ -10,8 +10,8 @@
 #include "util/ids.h"
 #include "util/log.h"
 #include "util/metrics.h"
-#include "util/sas.h"
 #include "util/timefmt.h"
+#include "util/url.h"
 
 #define JSON_CONTENT_TYPE "application/json; charset=utf-8"
 

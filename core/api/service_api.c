@@ -16,6 +16,7 @@
 #include "util/metrics.h"
 #include "util/sas.h"
 #include "util/timefmt.h"
+#include "util/url.h"
 
 #define LOG_COMP "service"
 #define CLOCK_SKEW_S 300 /* token expiry skew (the C# SDK allows 5 min) */

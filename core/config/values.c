@@ -14,7 +14,7 @@
 #include <openssl/crypto.h>
 
 #include "config/tree.h"
-#include "util/sas.h"
+#include "util/b64.h"
 
 char *cfg_strdup(const char *s)
 {

@@ -8,10 +8,10 @@
 #include "engine/opcache.h"
 #include "provd/alloc.h"
 #include "provd/attest.h"
+#include "util/b64.h"
 #include "util/ids.h"
 #include "util/log.h"
 #include "util/metrics.h"
-#include "util/sas.h" /* b64_encode only: moves to util/b64.h */
 #include "util/timefmt.h"
 
 /* Groups tried per registration; DPS allows 100 symmetric-key groups. */

@@ -45,7 +45,7 @@
 #include "net/http_parse.h"
 #include "util/log.h"
 #include "util/metrics.h"
-#include "util/sas.h"
+#include "util/url.h"
 
 #define DEFAULT_MAX_HEADER_BYTES (16 * 1024)
 #define DEFAULT_MAX_BODY_BYTES (96 * 1024)

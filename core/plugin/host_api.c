@@ -278,6 +278,13 @@ static const struct provd_host_api the_host_api = {
   .attest_add_claim = h_attest_add_claim,
   .attest_set_challenge = h_attest_set_challenge,
   .alloc_set_hub = h_alloc_set_hub,
+  /* ABI minor 1 */
+  .b64_encode = host_b64_encode,
+  .b64_decode = host_b64_decode,
+  .hmac_sha256 = host_hmac_sha256,
+  .sas_parse = host_sas_parse,
+  .sas_check = host_sas_check,
+  .sas_verify = host_sas_verify,
   .attest_set_reuse_until = h_attest_set_reuse_until,
 };
 

@@ -27,7 +27,8 @@ void plugin_text_shown(char *out, size_t out_len, const char *in);
 int plugin_check_schema(const char *path, const struct provd_plugin *p,
                         struct provd_err *err);
 
-/* Host services implemented in host_cfg.c and host_http.c. */
+/* Host services implemented in host_cfg.c, host_http.c and
+ * host_crypto.c. */
 struct provd_cfg;
 struct provd_instance;
 struct provd_call;
@@ -51,5 +52,23 @@ const char *host_cfg_text(const struct provd_cfg *c);
 int host_http_request(struct provd_instance *inst, struct provd_call *call,
                       const struct provd_http_req *req,
                       struct provd_http_resp *resp);
+
+/* ABI minor 1 services in host_crypto.c (documented in host.h). */
+struct provd_sas_token;
+struct provd_sas_policy;
+int host_b64_encode(const uint8_t *in, size_t in_len, char *out,
+                    size_t out_cap, size_t *out_len, struct provd_err *err);
+int host_b64_decode(const char *in, size_t in_len, uint8_t *out,
+                    size_t out_cap, size_t *out_len, struct provd_err *err);
+int host_hmac_sha256(const uint8_t *key, size_t key_len, const uint8_t *msg,
+                     size_t msg_len, uint8_t *out, size_t out_cap,
+                     struct provd_err *err);
+int host_sas_parse(const char *text, char *buf, size_t buf_cap,
+                   struct provd_sas_token *out, struct provd_err *err);
+int host_sas_check(const struct provd_sas_token *tok,
+                   const struct provd_sas_policy *policy,
+                   struct provd_err *err);
+int host_sas_verify(const struct provd_sas_token *tok, const uint8_t *key,
+                    size_t key_len, struct provd_err *err);
 
 #endif

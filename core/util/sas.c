@@ -1,8 +1,8 @@
-/* SharedAccessSignature tokens, base64 and percent-encoding.
+/* SharedAccessSignature tokens.
  *
  * The signature covers the `sr` value exactly as it appears in the token:
  * Node sends it unencoded, the C SDK with lowercase `%2f`, TPM clients with
- * `%2F` (shared/spec/dps-wire-traces.md 1.4).  So sr is never normalised
+ * `%2F`, as captured from each SDK.  So sr is never normalised
  * before the MAC; it is decoded only to compare it with the resource. */
 #include "util/sas.h"
 
@@ -16,175 +16,14 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "util/b64.h"
+#include "util/url.h"
+
 #define SAS_PREFIX "SharedAccessSignature "
 #define SAS_MAX_FIELDS 16   /* a real token has 3 or 4 */
 #define SAS_MAC_LEN 32      /* HMAC-SHA256 */
 #define SAS_MAX_KEY 1024    /* decoded key bytes we accept (DPS: 16..64) */
 #define SAS_MAX_SE_DIGITS 18 /* keeps se far from int64 overflow */
-
-/* ---- base64 (RFC 4648, standard alphabet, padded, strict) ---- */
-
-static const char b64_alphabet[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/* Value of one base64 digit, or -1. */
-static int b64_digit(unsigned char c)
-{
-  if (c >= 'A' && c <= 'Z')
-    return c - 'A';
-  if (c >= 'a' && c <= 'z')
-    return c - 'a' + 26;
-  if (c >= '0' && c <= '9')
-    return c - '0' + 52;
-  if (c == '+')
-    return 62;
-  if (c == '/')
-    return 63;
-  return -1;
-}
-
-/* Rejects anything an RFC 4648 encoder would not produce: wrong length,
- * characters outside the alphabet (whitespace included), padding anywhere
- * but at the end, and non-zero bits under the padding. */
-int b64_decode(const char *in, uint8_t *out, size_t out_cap,
-               size_t *out_len)
-{
-  if (!in || !out_len)
-    return -1;
-  size_t n = strlen(in);
-  if (n % 4 != 0)
-    return -1;
-  size_t pad = 0;
-  if (n >= 4 && in[n - 1] == '=')
-    pad = in[n - 2] == '=' ? 2 : 1;
-  size_t need = n / 4 * 3 - pad;
-  if (need > out_cap || (need > 0 && !out))
-    return -1;
-  size_t o = 0;
-  for (size_t i = 0; i < n; i += 4) {
-    int last = i + 4 == n;
-    int d[4];
-    for (size_t k = 0; k < 4; k++) {
-      unsigned char c = (unsigned char)in[i + k];
-      if (c == '=' && last && k >= 4 - pad)
-        d[k] = 0;
-      else if ((d[k] = b64_digit(c)) < 0)
-        return -1;
-    }
-    uint32_t v = (uint32_t)d[0] << 18 | (uint32_t)d[1] << 12 |
-                 (uint32_t)d[2] << 6 | (uint32_t)d[3];
-    size_t take = last ? 3 - pad : 3;
-    /* Bits that padding hides must be zero (canonical encoding). */
-    if (last && pad == 1 && (v & 0xffu))
-      return -1;
-    if (last && pad == 2 && (v & 0xffffu))
-      return -1;
-    for (size_t k = 0; k < take; k++)
-      out[o++] = (uint8_t)(v >> (16 - 8 * k));
-  }
-  *out_len = o;
-  return 0;
-}
-
-char *b64_encode(const uint8_t *in, size_t len)
-{
-  if (!in && len > 0)
-    return NULL;
-  if (len > (SIZE_MAX - 1) / 4 * 3 - 3)
-    return NULL;
-  size_t cap = (len + 2) / 3 * 4 + 1;
-  char *s = malloc(cap);
-  if (!s)
-    return NULL;
-  size_t o = 0;
-  for (size_t i = 0; i < len; i += 3) {
-    size_t rest = len - i;
-    uint32_t v = (uint32_t)in[i] << 16;
-    if (rest > 1)
-      v |= (uint32_t)in[i + 1] << 8;
-    if (rest > 2)
-      v |= in[i + 2];
-    s[o++] = b64_alphabet[v >> 18 & 63];
-    s[o++] = b64_alphabet[v >> 12 & 63];
-    s[o++] = rest > 1 ? b64_alphabet[v >> 6 & 63] : '=';
-    s[o++] = rest > 2 ? b64_alphabet[v & 63] : '=';
-  }
-  s[o] = '\0';
-  return s;
-}
-
-/* ---- percent-encoding ---- */
-
-static int hex_value(unsigned char c)
-{
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
-/* 0 on success, like every helper here (callers test `!= 0` or `< 0`).
- * "%00" is refused as well: a NUL in the middle would let
- * "scope/registrations/dev%00junk" compare equal to a shorter resource.
- * Safe in place (out == in): the write index never passes the read index. */
-int url_decode(const char *in, size_t in_len, char *out, size_t out_cap)
-{
-  if (!in || !out || out_cap == 0)
-    return -1;
-  size_t o = 0;
-  for (size_t i = 0; i < in_len; i++) {
-    unsigned char c = (unsigned char)in[i];
-    if (c == '%') {
-      if (i + 2 >= in_len)
-        return -1;
-      int hi = hex_value((unsigned char)in[i + 1]);
-      int lo = hi < 0 ? -1 : hex_value((unsigned char)in[i + 2]);
-      if (lo < 0 || (hi == 0 && lo == 0))
-        return -1;
-      c = (unsigned char)(hi << 4 | lo);
-      i += 2;
-    } else if (c == '\0') {
-      return -1;
-    }
-    if (o + 1 >= out_cap)
-      return -1;
-    out[o++] = (char)c;
-  }
-  out[o] = '\0';
-  return 0;
-}
-
-static int url_unreserved(unsigned char c)
-{
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-         (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
-         c == '~';
-}
-
-int url_encode(const char *in, char *out, size_t out_cap)
-{
-  static const char hex[] = "0123456789ABCDEF";
-  if (!in || !out || out_cap == 0)
-    return -1;
-  size_t o = 0;
-  for (const unsigned char *p = (const unsigned char *)in; *p; p++) {
-    size_t need = url_unreserved(*p) ? 1 : 3;
-    if (o + need >= out_cap)
-      return -1;
-    if (need == 1) {
-      out[o++] = (char)*p;
-    } else {
-      out[o++] = '%';
-      out[o++] = hex[*p >> 4];
-      out[o++] = hex[*p & 15];
-    }
-  }
-  out[o] = '\0';
-  return 0;
-}
 
 /* ---- parsing ---- */
 
@@ -358,22 +197,30 @@ static int sas_mac(const char *sr, const char *se, const uint8_t *key,
   return 0;
 }
 
-int sas_signature_ok(const struct sas_token *t, const uint8_t *key,
-                     size_t key_len)
+int sas_signature_matches(const char *sr_raw, const char *se_raw,
+                          const char *sig_b64, const uint8_t *key,
+                          size_t key_len)
 {
-  if (!t || !t->sr_raw || !t->se_raw || !t->sig || (!key && key_len))
+  if (!sr_raw || !se_raw || !sig_b64 || (!key && key_len))
     return 0;
   uint8_t given[SAS_MAC_LEN + 3];
   size_t given_len = 0;
-  if (b64_decode(t->sig, given, sizeof(given), &given_len) != 0 ||
+  if (b64_decode(sig_b64, given, sizeof(given), &given_len) != 0 ||
       given_len != SAS_MAC_LEN)
     return 0;
   uint8_t expect[SAS_MAC_LEN];
-  if (sas_mac(t->sr_raw, t->se_raw, key, key_len, expect) != 0)
+  if (sas_mac(sr_raw, se_raw, key, key_len, expect) != 0)
     return 0;
   int ok = CRYPTO_memcmp(given, expect, SAS_MAC_LEN) == 0;
   OPENSSL_cleanse(expect, sizeof(expect));
   return ok;
+}
+
+int sas_signature_ok(const struct sas_token *t, const uint8_t *key,
+                     size_t key_len)
+{
+  return t && sas_signature_matches(t->sr_raw, t->se_raw, t->sig, key,
+                                    key_len);
 }
 
 int sas_resource_is(const struct sas_token *t, const char *resource)
@@ -386,17 +233,20 @@ int sas_resource_is(const struct sas_token *t, const char *resource)
   return strcasecmp(decoded, resource) == 0;
 }
 
-int sas_expired(const struct sas_token *t, int64_t now, int64_t skew_s)
+int sas_expiry_passed(int64_t se, int64_t now, int64_t skew_s)
 {
-  if (!t)
-    return 1;
   if (skew_s < 0)
     skew_s = 0;
   /* se < now - skew, written so that neither side can overflow: se has at
    * most 18 digits and skew is bounded by the caller's config. */
   if (skew_s > INT64_MAX / 2)
     return 0;
-  return t->se + skew_s < now;
+  return se + skew_s < now;
+}
+
+int sas_expired(const struct sas_token *t, int64_t now, int64_t skew_s)
+{
+  return !t || sas_expiry_passed(t->se, now, skew_s);
 }
 
 char *sas_build(const char *resource, const uint8_t *key, size_t key_len,

@@ -1,6 +1,6 @@
 /* SharedAccessSignature tokens (DPS device and service tokens) and the
- * base64 / key-derivation helpers around them.  See
- * shared/spec/dps-protocol.md section 3. */
+ * group enrollment key derivation.  The codecs they use live in
+ * util/b64.h and util/url.h. */
 #ifndef CORE_UTIL_SAS_H
 #define CORE_UTIL_SAS_H
 
@@ -30,10 +30,17 @@ int sas_parse(const char *text, struct sas_token *out,
  * compared in constant time; 0 otherwise. */
 int sas_signature_ok(const struct sas_token *t, const uint8_t *key,
                      size_t key_len);
+/* sas_signature_ok over the token's raw fields: sr and se exactly as
+ * sent, sig as base64. */
+int sas_signature_matches(const char *sr_raw, const char *se_raw,
+                          const char *sig_b64, const uint8_t *key,
+                          size_t key_len);
 /* 1 when the URL-decoded sr equals `resource` ignoring ASCII case. */
 int sas_resource_is(const struct sas_token *t, const char *resource);
 /* 1 when se + skew_s < now. */
 int sas_expired(const struct sas_token *t, int64_t now, int64_t skew_s);
+/* The same for an expiry se (at most 18 digits). */
+int sas_expiry_passed(int64_t se, int64_t now, int64_t skew_s);
 
 /* Builds "SharedAccessSignature sr=<url-encoded resource>&sig=..&se=..
  * [&skn=..]" signed with key.  Caller frees. */
@@ -45,18 +52,5 @@ char *sas_build(const char *resource, const uint8_t *key, size_t key_len,
 int sas_derive_device_key(const char *group_key_b64,
                           const char *registration_id, char *out,
                           size_t out_len);
-
-/* Standard base64 with padding.  decode returns -1 on bad input or when
- * out_cap is too small; encode returns a new string (caller frees). */
-int b64_decode(const char *in, uint8_t *out, size_t out_cap,
-               size_t *out_len);
-char *b64_encode(const uint8_t *in, size_t len);
-
-/* Percent-decoding ("+" stays "+").  0 on success, -1 on a bad escape,
- * %00, or overflow. */
-int url_decode(const char *in, size_t in_len, char *out, size_t out_cap);
-/* Percent-encodes everything but A-Z a-z 0-9 - . _ ~ (uppercase hex).
- * 0 on success, -1 on overflow. */
-int url_encode(const char *in, char *out, size_t out_cap);
 
 #endif

@@ -45,6 +45,43 @@ struct provd_http_resp {
   size_t body_len;
 };
 
+/* ABI minor 1: SharedAccessSignature tokens
+ * ("SharedAccessSignature sr=..&sig=..&se=..[&skn=..]", as DPS devices and
+ * TPM clients send them).  The signature is
+ * base64(HMAC-SHA256(key, sr "\n" se)) over sr and se exactly as sent. */
+#define PROVD_SAS_MAX_TOKEN 4096 /* longest token text accepted, NUL included */
+/* A parse buffer that holds any token sas_parse accepts. */
+#define PROVD_SAS_BUF_SIZE (2 * PROVD_SAS_MAX_TOKEN)
+#define PROVD_HMAC_SHA256_LEN 32
+
+/* A parsed token.  The strings point into the buffer given to sas_parse
+ * and live as long as it does.  Set struct_size before the call. */
+struct provd_sas_token {
+  uint32_t struct_size;
+  const char *resource_raw; /* sr exactly as sent (the signed bytes) */
+  const char *resource;     /* sr percent-decoded */
+  const char *signature;    /* sig percent-decoded (base64) */
+  const char *expiry_raw;   /* se exactly as sent (the signed bytes) */
+  int64_t expiry;           /* se: Unix seconds */
+  const char *key_name;     /* skn percent-decoded; NULL when absent */
+};
+
+/* What a token must satisfy apart from its signature (sas_check).  Set
+ * struct_size; zeroed fields check nothing. */
+struct provd_sas_policy {
+  uint32_t struct_size;
+  /* Who sent the token, to start error messages ("registration dev-1");
+   * NULL: "token". */
+  const char *subject;
+  /* The decoded sr must equal this, ignoring ASCII case; NULL: any. */
+  const char *resource;
+  /* A token that names a key (skn) must name this one; NULL: any. */
+  const char *key_name;
+  int64_t now_unix;
+  int64_t clock_skew_s;   /* accepted until expiry + clock_skew_s */
+  int64_t max_lifetime_s; /* refused when expiry - now exceeds it; 0: no limit */
+};
+
 struct provd_attest_result; /* attest.h */
 struct provd_alloc_result;  /* alloc.h */
 
@@ -118,15 +155,58 @@ struct provd_host_api {
                               const uint8_t *session, size_t session_len);
   int (*alloc_set_hub)(struct provd_alloc_result *r, const char *hub_name,
                        const char *reason);
-  /* ABI minor >= 1: append here, test with PROVD_HAS(host, ...). */
 
-  /* Attestation, ABI 1.1: the credential presented with this request (its
-   * Authorization bytes, or its TLS client chain when it has none) proves
-   * this device until unix_s, so the host may answer this operation's
-   * status polls that present the byte-identical credential before then
-   * without calling attest() again.  Not called: every poll is attested. */
+  /* ---- ABI minor 1: codecs, HMAC-SHA256 and SAS tokens ----
+   * Test for them with PROVD_HAS(host, struct provd_host_api, sas_verify)
+   * or set min_host_minor = 1.  Output buffers are the caller's, with
+   * their capacity; nothing is allocated.  `err` may be NULL.  On failure
+   * they return PROVD_E_INVAL and set one of the reason codes
+   * BAD_ARGUMENT, INPUT_TOO_LONG, BUFFER_TOO_SMALL, MALFORMED_BASE64,
+   * MALFORMED_TOKEN (see each function). */
+
+  /* Base64, RFC 4648 standard alphabet with padding.  Encode writes
+   * 4 * ceil(in_len / 3) characters and a NUL (*out_len, if not NULL, gets
+   * the characters); in_len <= 1 MiB.  Decode is strict (only what an
+   * encoder produces: no whitespace, canonical padding; MALFORMED_BASE64
+   * otherwise) and reads exactly in_len characters (<= 4 MiB). */
+  int (*b64_encode)(const uint8_t *in, size_t in_len, char *out,
+                    size_t out_cap, size_t *out_len, struct provd_err *err);
+  int (*b64_decode)(const char *in, size_t in_len, uint8_t *out,
+                    size_t out_cap, size_t *out_len, struct provd_err *err);
+
+  /* HMAC-SHA256 of msg (<= 1 MiB) under key (<= 1 KiB) into out
+   * (out_cap >= PROVD_HMAC_SHA256_LEN). */
+  int (*hmac_sha256)(const uint8_t *key, size_t key_len, const uint8_t *msg,
+                     size_t msg_len, uint8_t *out, size_t out_cap,
+                     struct provd_err *err);
+
+  /* Parses a SAS token into *out, its strings stored in buf (buf_cap >=
+   * 2 * (strlen(text) + 1); PROVD_SAS_BUF_SIZE always fits).  Field names
+   * are case-insensitive, in any order; unknown fields are ignored, a
+   * repeated one is refused.  MALFORMED_TOKEN when it does not parse. */
+  int (*sas_parse)(const char *text, char *buf, size_t buf_cap,
+                   struct provd_sas_token *out, struct provd_err *err);
+  /* Checks a parsed token against a policy.  PROVD_OK, or PROVD_DENIED
+   * with TOKEN_RESOURCE_MISMATCH, BAD_KEY_NAME, TOKEN_EXPIRED or
+   * TOKEN_LIFETIME_TOO_LONG. */
+  int (*sas_check)(const struct provd_sas_token *tok,
+                   const struct provd_sas_policy *policy,
+                   struct provd_err *err);
+  /* PROVD_OK when `key` (raw bytes) signed the token, compared in
+   * constant time; PROVD_DENIED with BAD_SIGNATURE when it did not. */
+  int (*sas_verify)(const struct provd_sas_token *tok, const uint8_t *key,
+                    size_t key_len, struct provd_err *err);
+
+  /* Attestation result, ABI minor 1: the credential presented with this
+   * request (its Authorization bytes, or its TLS client chain when it has
+   * none) proves this device until unix_s, so the host may answer this
+   * operation's status polls that present the byte-identical credential
+   * before then without calling attest() again.  Not called: every poll
+   * is attested.  PROVD_E_INVAL when unix_s <= 0. */
   int (*attest_set_reuse_until)(struct provd_attest_result *r,
                                 int64_t unix_s);
+  /* Later additions go here, after the ABI minor 1 members; test for them
+   * with PROVD_HAS(host, ...). */
 };
 
 #ifdef __cplusplus

@@ -1,6 +1,7 @@
 /* Notifier plugins: deliver one event from the core's durable outbox.
- * Delivery is at least once; `id` is stable across retries so receivers
- * can deduplicate on it. */
+ * provd 0.1 loads and configures notifiers but does not call deliver
+ * yet (docs/plugin-abi.md section 4).  `id` identifies the event in the
+ * outbox, so receivers can deduplicate on it. */
 #ifndef PROVD_NOTIFIER_H
 #define PROVD_NOTIFIER_H
 
@@ -21,8 +22,9 @@ struct provd_event {
 
 struct provd_notifier_ops {
   uint32_t struct_size;
-  /* PROVD_OK delivered; PROVD_E_UNAVAILABLE / PROVD_E_TIMEOUT retried
-   * with backoff; PROVD_E_INVAL dead-lettered. */
+  /* PROVD_OK delivered; PROVD_E_UNAVAILABLE / PROVD_E_TIMEOUT a
+   * temporary failure; PROVD_E_INVAL an event that can never be
+   * delivered. */
   int (*deliver)(void *state, struct provd_call *call,
                  const struct provd_event *ev, struct provd_err *err);
 };

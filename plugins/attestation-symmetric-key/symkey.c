@@ -12,15 +12,13 @@
 #include "provd/attest.h"
 #include "provd/host.h"
 #include "provd/plugin.h"
-#include "util/err.h"
-#include "util/sas.h"
 
 #ifndef PROVD_VERSION
 #define PROVD_VERSION "0.1.0"
 #endif
 
 #define SYMKEY_MAX_KEY 256        /* decoded key bytes; DPS uses 16..64 */
-#define SYMKEY_DERIVED_B64 64     /* room for a derived key in base64 */
+#define SYMKEY_MAX_GROUP_KEY 1024 /* decoded group key bytes */
 #define SYMKEY_MAX_SKEW_MS (24LL * 3600 * 1000)
 #define SYMKEY_MAX_LIFETIME_MS (100LL * 365 * 24 * 3600 * 1000)
 
@@ -101,9 +99,16 @@ static void symkey_destroy(void *state)
 
 /* ---- the token itself (same answer for every candidate enrollment) ---- */
 
+/* A parsed token and the buffer its strings live in. */
+struct symkey_token {
+  struct provd_sas_token sas;
+  char buf[PROVD_SAS_BUF_SIZE];
+};
+
 static int symkey_check_token(const struct symkey *sk,
                               const struct provd_attest_request *req,
-                              struct sas_token *tok, struct provd_err *err)
+                              struct symkey_token *tok,
+                              struct provd_err *err)
 {
   const struct provd_host_api *h = sk->host;
   if (!req->authorization || !*req->authorization) {
@@ -111,45 +116,31 @@ static int symkey_check_token(const struct symkey *sk,
                req->registration_id);
     return PROVD_DENIED;
   }
-  struct provd_err perr = {{0}, {0}};
-  if (sas_parse(req->authorization, tok, &perr) != 0) {
-    h->err_set(err, "MALFORMED_TOKEN", "registration %s: %s",
-               req->registration_id, perr.msg);
-    return PROVD_DENIED;
-  }
-  char resource[SAS_MAX_TOKEN];
+  tok->sas.struct_size = sizeof(tok->sas);
+  if (h->sas_parse(req->authorization, tok->buf, sizeof(tok->buf),
+                   &tok->sas, err) != PROVD_OK)
+    return PROVD_DENIED; /* MALFORMED_TOKEN */
+  char subject[160], resource[PROVD_SAS_MAX_TOKEN];
+  snprintf(subject, sizeof(subject), "registration %s",
+           req->registration_id);
   int n = snprintf(resource, sizeof(resource), "%s/registrations/%s",
                    req->id_scope, req->registration_id);
-  if (n < 0 || (size_t)n >= sizeof(resource) ||
-      !sas_resource_is(tok, resource)) {
+  if (n < 0 || (size_t)n >= sizeof(resource)) {
     h->err_set(err, "TOKEN_RESOURCE_MISMATCH",
-               "registration %s: token is not for %s/registrations/%s",
-               req->registration_id, req->id_scope, req->registration_id);
-    return PROVD_DENIED;
-  }
-  if (tok->skn && strcmp(tok->skn, "registration") != 0) {
-    h->err_set(err, "BAD_KEY_NAME",
-               "registration %s: token key name is not 'registration'",
+               "registration %s: id scope and registration id too long",
                req->registration_id);
     return PROVD_DENIED;
   }
-  if (sas_expired(tok, req->now_unix, sk->skew_s)) {
-    h->err_set(err, "TOKEN_EXPIRED",
-               "registration %s: token expired at %" PRId64 " (now %" PRId64
-               ", clock skew %" PRId64 " s)",
-               req->registration_id, tok->se, req->now_unix, sk->skew_s);
-    return PROVD_DENIED;
-  }
-  if (sk->max_lifetime_s > 0 &&
-      tok->se - req->now_unix > sk->max_lifetime_s) {
-    h->err_set(err, "TOKEN_LIFETIME_TOO_LONG",
-               "registration %s: token expires at %" PRId64
-               ", more than %" PRId64 " s after now (%" PRId64 ")",
-               req->registration_id, tok->se, sk->max_lifetime_s,
-               req->now_unix);
-    return PROVD_DENIED;
-  }
-  return PROVD_OK;
+  const struct provd_sas_policy policy = {
+      .struct_size = sizeof(policy),
+      .subject = subject,
+      .resource = resource,
+      .key_name = "registration",
+      .now_unix = req->now_unix,
+      .clock_skew_s = sk->skew_s,
+      .max_lifetime_s = sk->max_lifetime_s,
+  };
+  return h->sas_check(&tok->sas, &policy, err);
 }
 
 /* ---- the keys of the enrollment ---- */
@@ -171,19 +162,28 @@ static const char *symkey_enrollment_key(const struct symkey *sk,
 
 /* The raw device key for one enrollment key: the key itself for an
  * individual enrollment, HMAC(groupKey, registrationId) for a group.
- * -1 when the stored key is not valid base64. */
-static int symkey_device_key(const char *key_b64, int is_group,
-                             const char *registration_id, uint8_t *out,
-                             size_t *out_len)
+ * PROVD_OK, or an error when the stored key is not valid base64. */
+static int symkey_device_key(const struct symkey *sk, const char *key_b64,
+                             int is_group, const char *registration_id,
+                             uint8_t *out, size_t *out_len)
 {
+  const struct provd_host_api *h = sk->host;
   if (!is_group)
-    return b64_decode(key_b64, out, SYMKEY_MAX_KEY, out_len);
-  char derived[SYMKEY_DERIVED_B64];
-  int rc = sas_derive_device_key(key_b64, registration_id, derived,
-                                 sizeof(derived));
-  if (rc == 0)
-    rc = b64_decode(derived, out, SYMKEY_MAX_KEY, out_len);
-  OPENSSL_cleanse(derived, sizeof(derived));
+    return h->b64_decode(key_b64, strlen(key_b64), out, SYMKEY_MAX_KEY,
+                         out_len, NULL);
+  uint8_t group_key[SYMKEY_MAX_GROUP_KEY];
+  size_t group_len = 0;
+  int rc = h->b64_decode(key_b64, strlen(key_b64), group_key,
+                         sizeof(group_key), &group_len, NULL);
+  if (rc == PROVD_OK && group_len == 0)
+    rc = PROVD_E_INVAL;
+  if (rc == PROVD_OK)
+    rc = h->hmac_sha256(group_key, group_len,
+                        (const uint8_t *)registration_id,
+                        strlen(registration_id), out, SYMKEY_MAX_KEY, NULL);
+  if (rc == PROVD_OK)
+    *out_len = PROVD_HMAC_SHA256_LEN;
+  OPENSSL_cleanse(group_key, sizeof(group_key));
   return rc;
 }
 
@@ -191,7 +191,8 @@ static int symkey_device_key(const char *key_b64, int is_group,
  * token, PROVD_E_CONFIG when the stored key is unusable. */
 static int symkey_try_key(const struct symkey *sk, struct provd_call *call,
                           const struct provd_attest_request *req,
-                          const struct sas_token *tok, const char *which)
+                          const struct provd_sas_token *tok,
+                          const char *which)
 {
   const char *key_b64 = symkey_enrollment_key(sk, req->enrollment, which);
   if (!key_b64)
@@ -199,8 +200,8 @@ static int symkey_try_key(const struct symkey *sk, struct provd_call *call,
   uint8_t key[SYMKEY_MAX_KEY];
   size_t key_len = 0;
   int rc;
-  if (symkey_device_key(key_b64, req->is_group, req->registration_id, key,
-                        &key_len) != 0 || key_len == 0) {
+  if (symkey_device_key(sk, key_b64, req->is_group, req->registration_id,
+                        key, &key_len) != PROVD_OK || key_len == 0) {
     sk->host->log(sk->inst, call, PROVD_LOG_WARN,
                   "enrollment %s: attestation.symmetricKey.%s is not "
                   "valid base64 (or longer than %d bytes); skipped",
@@ -208,7 +209,9 @@ static int symkey_try_key(const struct symkey *sk, struct provd_call *call,
                   SYMKEY_MAX_KEY);
     rc = PROVD_E_CONFIG;
   } else {
-    rc = sas_signature_ok(tok, key, key_len) ? PROVD_OK : PROVD_DECLINED;
+    rc = sk->host->sas_verify(tok, key, key_len, NULL) == PROVD_OK
+             ? PROVD_OK
+             : PROVD_DECLINED;
   }
   OPENSSL_cleanse(key, sizeof(key));
   return rc;
@@ -217,7 +220,7 @@ static int symkey_try_key(const struct symkey *sk, struct provd_call *call,
 static int symkey_check_keys(const struct symkey *sk,
                              struct provd_call *call,
                              const struct provd_attest_request *req,
-                             const struct sas_token *tok,
+                             const struct provd_sas_token *tok,
                              struct provd_err *err)
 {
   static const char *const which[] = {"primaryKey", "secondaryKey"};
@@ -267,15 +270,14 @@ static int symkey_attest(void *state, struct provd_call *call,
                       "attest: request without id scope or registration id");
     return PROVD_E_INVAL;
   }
-  struct sas_token tok; /* 4 KiB on the worker stack: no allocation */
+  struct symkey_token tok; /* 8 KiB on the worker stack: no allocation */
   int rc = symkey_check_token(sk, req, &tok, err);
   if (rc == PROVD_OK)
-    rc = symkey_check_keys(sk, call, req, &tok, err);
+    rc = symkey_check_keys(sk, call, req, &tok.sas, err);
   /* The token proves the device until it expires: polls that present it
    * again need not be verified again. */
-  if (rc == PROVD_OK &&
-      PROVD_HAS(sk->host, struct provd_host_api, attest_set_reuse_until))
-    sk->host->attest_set_reuse_until(res, tok.se + sk->skew_s);
+  if (rc == PROVD_OK)
+    sk->host->attest_set_reuse_until(res, tok.sas.expiry + sk->skew_s);
   return rc;
 }
 
@@ -311,7 +313,8 @@ PROVD_PLUGIN_DEFINE = {
     PROVD_PLUGIN_HEADER,
     .kind = PROVD_KIND_ATTESTATION,
     .flags = PROVD_PLUGIN_THREADSAFE,
-    .min_host_minor = 0,
+    .min_host_minor = 1, /* b64_decode, hmac_sha256, sas_*,
+                            attest_set_reuse_until */
     .name = "symmetric-key",
     .version = PROVD_VERSION,
     .description = "DPS symmetric-key attestation (SAS tokens, individual "

@@ -12,13 +12,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/b64.h"
 #include "util/err.h"
 #include "util/sas.h"
+#include "util/url.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* The key of the Node SDK traces (shared/spec/dps-wire-traces.md (a) and
- * (e)), so the committed trace tokens reach the "signature matches" path. */
+/* The key of the captured Node SDK tokens in the corpus, so the committed trace tokens reach the "signature matches" path. */
 static const char FUZZ_KEY_B64[] =
     "WKjo9FDRrHYGVYaJ6OAqxFFHO6V9yicFCr21Hy9yJbc=";
 static const uint8_t OTHER_KEY[32] = {1, 2, 3};
@@ -149,7 +150,7 @@ static void fuzz_base64(const char *text)
     free(enc);
     size_t m = 0;
     if (n > 0)
-      require(b64_decode(text, raw, n - 1, &m) == -1);
+      require(b64_decode(text, raw, n - 1, &m) == B64_TOO_SMALL);
   }
   char derived[64];
   if (sas_derive_device_key(text, "fuzz-device-01", derived,
@@ -159,6 +160,33 @@ static void fuzz_base64(const char *text)
     require(b64_decode(derived, mac, sizeof(mac), &n) == 0 && n == 32);
   }
   free(raw);
+}
+
+/* b64_decode_n reads exactly size bytes (no NUL after them) and agrees
+ * with b64_decode when the input has no NUL inside. */
+static void fuzz_base64_n(const uint8_t *data, size_t size)
+{
+  char *exact = malloc(size ? size : 1);
+  size_t cap = size / 4 * 3 + 1;
+  uint8_t *raw = malloc(cap), *raw_nul = malloc(cap);
+  require(exact && raw && raw_nul);
+  memcpy(exact, data, size);
+  size_t n = 0, m = 0;
+  int rc = b64_decode_n(exact, size, raw, cap, &n);
+  if (!memchr(data, '\0', size)) {
+    char *text = malloc(size + 1);
+    require(text != NULL);
+    memcpy(text, data, size);
+    text[size] = '\0';
+    require(b64_decode(text, raw_nul, cap, &m) == rc);
+    require(rc != 0 || (n == m && memcmp(raw, raw_nul, n) == 0));
+    free(text);
+  } else {
+    require(rc != 0);
+  }
+  free(exact);
+  free(raw);
+  free(raw_nul);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -176,5 +204,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   fuzz_base64(text);
   free(text);
   fuzz_url_decode(data, size);
+  fuzz_base64_n(data, size);
   return 0;
 }

@@ -19,6 +19,7 @@
 #include "engine/engine.h"
 #include "plugin/loader.h"
 #include "store/store.h"
+#include "util/b64.h"
 #include "util/err.h"
 #include "util/sas.h"
 

@@ -8,7 +8,7 @@
 
 #include "api/enrollment_json.h"
 #include "provd/plugin.h"
-#include "util/sas.h"
+#include "util/b64.h"
 
 /* The individual enrollment the Node service SDK sends (trace e). */
 static const char *TRACE_ENROLLMENT =

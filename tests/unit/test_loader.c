@@ -20,6 +20,11 @@
 #include "util/log.h"
 #include "util/metrics.h"
 
+/* "1.<minor>": what the loader logs for plugins built with this SDK. */
+#define ABI_STR_(x) #x
+#define ABI_STR(x) ABI_STR_(x)
+#define ABI_TEXT ABI_STR(PROVD_ABI_MAJOR) "." ABI_STR(PROVD_ABI_MINOR)
+
 static char plugin_dir[1024];
 static char tmp[256];
 
@@ -151,7 +156,7 @@ static const struct open_case open_cases[] = {
   {"bad_abi_major.so", "PLUGIN_ABI_MISMATCH",
    "built for ABI 2, this provd speaks 1"},
   {"needs_newer_host.so", "PLUGIN_ABI_MISMATCH",
-   "needs provd ABI 1.7 or newer, this provd speaks 1.0"},
+   "needs provd ABI 1.7 or newer, this provd speaks " ABI_TEXT},
   {"bad_name.so", "PLUGIN_BAD_NAME",
    "bad plugin name \"Bad Name\": must match [a-z0-9][a-z0-9_-]{0,31}"},
   {"missing_ops.so", "PLUGIN_MISSING_OPS",
@@ -379,7 +384,7 @@ START_TEST(load_applies_defaults_and_logs)
   text = read_text(log_path);
   snprintf(want, sizeof(want),
            "info  plugin: loaded attestation plugin good_attest (instance "
-           "good_attest) version 1.2.3 vendor \"provd tests\" ABI 1.0 from "
+           "good_attest) version 1.2.3 vendor \"provd tests\" ABI " ABI_TEXT " from "
            "%s/good_attest.so\n",
            plugin_dir);
   ck_assert_msg(strstr(text, want), "log was:\n%s", text);

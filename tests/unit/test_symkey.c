@@ -17,8 +17,10 @@
 #include "provd/attest.h"
 #include "provd/host.h"
 #include "provd/plugin.h"
+#include "util/b64.h"
 #include "util/err.h"
 #include "util/sas.h"
+#include "util/url.h"
 
 #define SCOPE "0ne00000001"
 #define NOW 1800000000LL

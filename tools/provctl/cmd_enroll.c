@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "util/sas.h"
+#include "util/b64.h"
 
 #define MAX_KEY_BYTES 256
 #define PATH_CAP 2048

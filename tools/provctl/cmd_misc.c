@@ -7,7 +7,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "util/b64.h"
 #include "util/sas.h"
+#include "util/url.h"
 
 #define PATH_CAP 2048
 #define QUERY_CAP 1024

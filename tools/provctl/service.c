@@ -10,7 +10,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/b64.h"
 #include "util/sas.h"
+#include "util/url.h"
 
 #define TOKEN_LIFETIME_S 3600
 #define CONN_STR_MAX 4096

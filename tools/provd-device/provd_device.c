@@ -11,7 +11,9 @@
 #include <jansson.h>
 
 #include "https.h"
+#include "util/b64.h"
 #include "util/sas.h"
+#include "util/url.h"
 
 #define TOKEN_LIFETIME_S 3600
 #define DEFAULT_POLL_S 2     /* what the SDKs wait without Retry-After */

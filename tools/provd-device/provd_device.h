@@ -1,5 +1,6 @@
 /* libprovd-device: the device side of the DPS registration flow over
- * HTTPS, as the Azure SDKs do it (shared/spec/dps-protocol.md section 2):
+ * HTTPS, as the Azure SDKs do it (DPS device REST API, "Runtime
+ * Registration" in the public Azure REST reference):
  * PUT .../register with a SAS token, then poll .../operations/{id} on the
  * same connection, honouring Retry-After, until the service decides.
  * Symmetric keys only for now (individual key or group key). */

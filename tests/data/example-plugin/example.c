@@ -55,8 +55,8 @@ static int example_configure(void *state, const struct provd_cfg *options,
 
 static void example_destroy(void *state) { free(state); }
 
-/* Runs on a worker thread; blocking I/O is fine.  PROVD_E_UNAVAILABLE asks
- * the host to retry later with backoff. */
+/* Runs on a worker thread; blocking I/O is fine.  PROVD_E_UNAVAILABLE
+ * reports a temporary failure. */
 static int example_deliver(void *state, struct provd_call *call,
                            const struct provd_event *ev,
                            struct provd_err *err)
@@ -67,7 +67,7 @@ static int example_deliver(void *state, struct provd_call *call,
     ex->host->err_set(err, "FILE_UNAVAILABLE", "cannot open %s", ex->file);
     return PROVD_E_UNAVAILABLE;
   }
-  /* The event id is stable across retries: receivers deduplicate on it.
+  /* The event id identifies the event: receivers deduplicate on it.
    * Event types are host-made ("device.assigned"), body_json is JSON. */
   int ok = fprintf(f, "{\"id\":%llu,\"type\":\"%s\",\"event\":%s}\n",
                    (unsigned long long)ev->id, ev->type, ev->body_json) > 0;

@@ -55,7 +55,7 @@ async function startProvd() {
   const ca = fs.readFileSync(path.join(dataDir, 'tls', 'ca.pem'));
   const connectionString = fs.readFileSync(path.join(dataDir, 'service-connection-string'), 'utf8').trim();
   // The SDKs take a host name without a port: point Node's global HTTPS
-  // agent at provd instead (spec/dps-wire-traces.md section 1.1).
+  // agent at provd instead (the SDK builds https://HOST/... with no port).
   https.globalAgent.defaultPort = port;
   https.globalAgent.options.ca = ca;
   return {
