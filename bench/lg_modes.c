@@ -4,10 +4,15 @@
  *   PUT .../register like the Node SDK (trace (a) of dps-wire-traces.md),
  *   then GET .../operations/{id} on the same connection, immediately (the
  *   Retry-After the server sends is ignored), until "assigned".
- * baseline: one new connection + full handshake + GET / + close.
+ * baseline: the register unit's bytes against a server that answers
+ *   every request with a fixed body: new connection + full handshake,
+ *   PUT .../register, one GET .../operations/{id}, close.
  * enroll: PUT /enrollments/{id} over keep-alive connections (service API),
  *   seeding individual symmetric-key enrollments whose keys the register
- *   mode can recompute: key = base64(HMAC-SHA256(seed, registration id)). */
+ *   mode can recompute: key = base64(HMAC-SHA256(seed, registration id)).
+ * enroll-bulk: the same enrollments, 10 per POST /enrollments bulk
+ *   operation (mode create); --count is the number of operations and
+ *   --ids the number of enrollments. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -300,19 +305,41 @@ static void register_response(struct lg_engine *e, struct lg_conn *c,
 
 /* ---- baseline ---- */
 
+/* The operation id a ceiling server's fixed answer names; the unit polls
+ * it once whatever the answer says. */
+#define BASELINE_OPERATION "5.0000000000000000.00000000-0000-0000-0000-000000000000"
+
+/* The same bytes a registering device sends: PUT .../register with its
+ * SAS token, then one GET .../operations/{id} on the same connection.  A
+ * ceiling server answers both with a fixed body, so its CPU per unit is a
+ * handshake plus two requests, like a registration. */
 static int baseline_first(struct lg_engine *e, struct lg_conn *c,
                           struct lg_verdict *v)
 {
-  if (lg_conn_printf(c, "GET / HTTP/1.1\r\n"
-                        "Accept: application/json\r\n"
-                        "User-Agent: " USER_AGENT "\r\n"
-                        "Host: %s\r\n"
-                        "Connection: keep-alive\r\n\r\n",
-                     e->target.host) != 0) {
-    set_error(v, LG_ERR_PROTOCOL, 0, "request too large");
-    return -1;
+  return register_first(e, c, v);
+}
+
+static void baseline_response(struct lg_engine *e, struct lg_conn *c,
+                              const char *buf, const struct lg_resp *r,
+                              struct lg_verdict *v)
+{
+  char excerpt[120];
+  if (r->status < 200 || r->status >= 300) {
+    body_excerpt(buf, r, excerpt, sizeof excerpt);
+    set_error(v, LG_ERR_HTTP, r->status, "%s", excerpt);
+    return;
   }
-  return 0;
+  if (c->polls > 0) {
+    v->action = LG_UNIT_OK;
+    return;
+  }
+  c->polls++;
+  if (device_request(e, c, "GET", "operations/" BASELINE_OPERATION, "{}") !=
+      0) {
+    set_error(v, LG_ERR_PROTOCOL, 0, "request too large");
+    return;
+  }
+  v->action = LG_SEND;
 }
 
 static void status_200_response(struct lg_engine *e, struct lg_conn *c,
@@ -371,6 +398,71 @@ static int enroll_first(struct lg_engine *e, struct lg_conn *c,
     return -1;
   }
   return 0;
+}
+
+/* One bulk operation (POST /enrollments, mode create) per unit: unit u
+ * creates ids u*ENROLL_BULK_ITEMS .. up to --ids.  DPS takes at most 10
+ * items per bulk operation. */
+#define ENROLL_BULK_ITEMS 10
+
+static int bulk_body(const struct lg_mode_ctx *m, long unit, char *out,
+                     size_t cap)
+{
+  long first = unit * ENROLL_BULK_ITEMS;
+  long end = first + ENROLL_BULK_ITEMS < m->o->ids ? first + ENROLL_BULK_ITEMS
+                                                   : m->o->ids;
+  size_t len = (size_t)snprintf(out, cap, "{\"mode\":\"create\","
+                                          "\"enrollments\":[");
+  for (long i = first; i < end; i++) {
+    char id[LG_MAX_ID];
+    if (unit_reg_id(m->o, i, id, sizeof id) != 0 || len + 2 >= cap ||
+        enrollment_body(m, id, out + len, cap - len) != 0)
+      return -1;
+    len += strlen(out + len);
+    out[len++] = i + 1 < end ? ',' : ']';
+  }
+  if (first >= end || len + 2 > cap)
+    return -1;
+  out[len++] = '}';
+  out[len] = '\0';
+  return 0;
+}
+
+static int enroll_bulk_first(struct lg_engine *e, struct lg_conn *c,
+                             struct lg_verdict *v)
+{
+  struct lg_mode_ctx *m = e->mode_ctx;
+  char body[LG_OUT_CAP], rid[37];
+  if (bulk_body(m, c->unit, body, sizeof body) != 0) {
+    set_error(v, LG_ERR_PROTOCOL, 0, "cannot build the bulk operation");
+    return -1;
+  }
+  request_id(e, rid);
+  if (json_request(c, "POST", "/enrollments?api-version=" SERVICE_API_VERSION,
+                   m->service_auth, rid, m->service_host, body) != 0) {
+    set_error(v, LG_ERR_PROTOCOL, 0, "request too large");
+    return -1;
+  }
+  return 0;
+}
+
+/* A bulk operation answers 200 even when items failed. */
+static void bulk_response(struct lg_engine *e, struct lg_conn *c,
+                          const char *buf, const struct lg_resp *r,
+                          struct lg_verdict *v)
+{
+  json_error_t jerr;
+  json_t *root;
+  char excerpt[120];
+  status_200_response(e, c, buf, r, v);
+  if (v->action != LG_UNIT_OK)
+    return;
+  root = json_loadb(buf + r->body_off, r->body_len, 0, &jerr);
+  if (!json_is_true(json_object_get(root, "isSuccessful"))) {
+    body_excerpt(buf, r, excerpt, sizeof excerpt);
+    set_error(v, LG_ERR_FAILED, 0, "bulk: %s", excerpt);
+  }
+  json_decref(root);
 }
 
 /* ---- the connection string of the service API ---- */
@@ -461,8 +553,9 @@ static int build_service_auth(struct lg_mode_ctx *m, char *err,
 
 static const struct lg_mode modes[] = {
   { "register", false, register_first, register_response },
-  { "baseline", false, baseline_first, status_200_response },
+  { "baseline", false, baseline_first, baseline_response },
   { "enroll", true, enroll_first, status_200_response },
+  { "enroll-bulk", true, enroll_bulk_first, bulk_response },
 };
 
 const struct lg_mode *lg_mode_find(const char *name)
@@ -496,12 +589,13 @@ struct lg_mode_ctx *lg_mode_ctx_new(const struct lg_opts *o, char *err,
     lg_mode_ctx_free(m);
     return NULL;
   }
-  if (strcmp(o->mode, "enroll") == 0 &&
+  if (strncmp(o->mode, "enroll", 6) == 0 &&
       build_service_auth(m, err, err_len) != 0) {
     lg_mode_ctx_free(m);
     return NULL;
   }
-  if (strcmp(o->mode, "register") == 0 && precompute_tokens(m) != 0) {
+  if ((strcmp(o->mode, "register") == 0 || strcmp(o->mode, "baseline") == 0)
+      && precompute_tokens(m) != 0) {
     snprintf(err, err_len, "cannot sign the device tokens");
     lg_mode_ctx_free(m);
     return NULL;

@@ -24,7 +24,8 @@
 static void usage(FILE *f)
 {
   fprintf(f,
-"usage: provd-loadgen [--mode register|baseline|enroll] --url https://HOST:PORT\n"
+"usage: provd-loadgen [--mode register|baseline|enroll|enroll-bulk]\n"
+"                     --url https://HOST:PORT\n"
 "                     [--ca FILE] [--data-dir DIR] [--concurrency N]\n"
 "                     [--duration S | --count N] [--scope ID_SCOPE]\n"
 "                     [--prefix bench-dev-] [--ids N] [--keys-seed SEED]\n"
@@ -34,7 +35,8 @@ static void usage(FILE *f)
 "                     [--threads N]\n"
 "Every register/baseline unit is a new connection with a full TLS handshake.\n"
 "enroll: creates --count individual symmetric-key enrollments prefix0..\n"
-"with keys base64(HMAC-SHA256(seed, regid)) through the service API.\n");
+"with keys base64(HMAC-SHA256(seed, regid)) through the service API.\n"
+"enroll-bulk: --ids N of them, 10 per bulk operation; --count = N/10 rounded up.\n");
 }
 
 /* ---- option parsing ---- */
@@ -208,7 +210,7 @@ static void set_defaults(struct lg_opts *o)
 /* Fills what depends on other options; -1 with a message on stderr. */
 static int finish_options(struct lg_opts *o, char *ca_buf, size_t ca_cap)
 {
-  bool enroll = strcmp(o->mode, "enroll") == 0;
+  bool enroll = strncmp(o->mode, "enroll", 6) == 0;
   if (!lg_mode_find(o->mode))
     return fprintf(stderr, "unknown --mode %s\n", o->mode), -1;
   if (!o->url || parse_url(o) != 0)

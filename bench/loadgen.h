@@ -14,7 +14,7 @@
 
 #define LG_MAX_ID 128         /* registration id, operation id */
 #define LG_MAX_AUTH 512       /* a SharedAccessSignature header value */
-#define LG_OUT_CAP 4096       /* one request */
+#define LG_OUT_CAP 8192       /* one request (a 10-item bulk ~3 KiB) */
 #define LG_IN_CAP (64 * 1024) /* one response; larger is a protocol error */
 #define LG_MAX_ERROR_SAMPLES 8
 #define LG_MAX_SAMPLES (1u << 22) /* latency samples kept (16 MiB) */

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Registration benchmark: provd's symmetric-key registration throughput
-# against the TLS ceiling of its own listener stack (provd-tls-baseline),
-# both with a full TLS handshake per device.  See docs/benchmark.md.
+# Registration benchmark: server CPU per symmetric-key registration in
+# provd against two ceilings that only do TLS and answer a fixed body:
+# provd's own listener stack (provd-tls-baseline) and nginx, all with a
+# full TLS handshake per device.  See docs/benchmark.md.
 # Builds nothing: run `make build` first (or `make bench`).
 #
 # Knobs: BENCH_DURATION (s per run, 15), BENCH_ROUNDS (3 alternating
-# register/baseline rounds; the ratio is their median), BENCH_CONCURRENCY (200),
-# BENCH_ENROLLMENTS (100000), BENCH_WORKERS (nproc), BENCH_SERVER_CPUS and
+# register/baseline/nginx rounds; figures are medians), BENCH_CONCURRENCY
+# (32), BENCH_ENROLLMENTS (100000), BENCH_SEED_CONCURRENCY (16 connections
+# seeding), BENCH_WORKERS (nproc), BENCH_NGINX (the
+# nginx binary; found on PATH or in /usr/sbin), BENCH_SERVER_CPUS and
 # BENCH_CLIENT_CPUS (taskset lists; empty = no pinning), BENCH_BUILD_DIR
 # (build), BENCH_KEEP=1 keeps the work directory.
 set -euo pipefail
@@ -15,12 +18,14 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${BENCH_BUILD_DIR:-$ROOT/build}
 DURATION=${BENCH_DURATION:-15}
 ROUNDS=${BENCH_ROUNDS:-3}
-CONCURRENCY=${BENCH_CONCURRENCY:-200}
+CONCURRENCY=${BENCH_CONCURRENCY:-32}
 ENROLLMENTS=${BENCH_ENROLLMENTS:-100000}
 WORKERS=${BENCH_WORKERS:-$(nproc)}
 SERVER_CPUS=${BENCH_SERVER_CPUS:-}
 CLIENT_CPUS=${BENCH_CLIENT_CPUS:-}
 KEEP=${BENCH_KEEP:-0}
+SEED_CONCURRENCY=${BENCH_SEED_CONCURRENCY:-16}
+NGINX=${BENCH_NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
 
 SCOPE=0ne00000001
 SEED=provd-bench-seed
@@ -39,12 +44,16 @@ check_setup() {
     [ -x "$f" ] || die "missing $f: run 'make build' first"
   done
   [ -x /usr/bin/time ] || die "/usr/bin/time is needed for CPU accounting"
+  [ -x "$NGINX" ] ||
+    die "nginx is needed as the external ceiling: run scripts/install-deps.sh (Debian nginx-light) or set BENCH_NGINX"
   [[ $DURATION =~ ^[0-9]+$ && $DURATION -ge 1 && $DURATION -le 3600 ]] ||
     die "BENCH_DURATION must be 1..3600 seconds"
   [[ $CONCURRENCY =~ ^[0-9]+$ && $CONCURRENCY -ge 1 && $CONCURRENCY -le 20000 ]] ||
     die "BENCH_CONCURRENCY must be 1..20000"
   [[ $ENROLLMENTS =~ ^[0-9]+$ && $ENROLLMENTS -ge 1 && $ENROLLMENTS -le 10000000 ]] ||
     die "BENCH_ENROLLMENTS must be 1..10000000"
+  [[ $SEED_CONCURRENCY =~ ^[0-9]+$ && $SEED_CONCURRENCY -ge 1 && $SEED_CONCURRENCY -le 1000 ]] ||
+    die "BENCH_SEED_CONCURRENCY must be 1..1000"
   [[ $WORKERS =~ ^[0-9]+$ && $WORKERS -ge 1 && $WORKERS -le 256 ]] ||
     die "BENCH_WORKERS must be 1..256"
 }
@@ -172,7 +181,7 @@ field() {
 }
 
 write_config() {
-  cat >"$WORK/provd.yaml" <<EOF
+  cat >"$CONFIG" <<EOF
 # Written by bench/run.sh; shape of configs/provd.yaml.
 id_scope: $SCOPE
 listen:
@@ -204,29 +213,53 @@ run_load() {
 
 # ---- the phases ----
 
+# seed_enrollments [NAME]: BENCH_ENROLLMENTS enrollments through the
+# service API's bulk operations (10 per POST /enrollments), a progress
+# line every 10 %.
 seed_enrollments() {
-  echo "== seeding $ENROLLMENTS enrollments (service API, keep-alive) =="
-  start_server provd-seed "$PROVD" -c "$WORK/provd.yaml"
-  wait_ready provd-seed "https://127.0.0.1:$PORT/healthz"
-  run_load enroll --mode enroll --count "$ENROLLMENTS" \
+  local name=${1:-enroll}
+  echo "== seeding $ENROLLMENTS enrollments: $(( (ENROLLMENTS + 9) / 10 )) bulk operations of 10 (the progress counts operations), $SEED_CONCURRENCY keep-alive connections =="
+  start_server "provd-seed-$name" "$PROVD" -c "$CONFIG"
+  wait_ready "provd-seed-$name" "https://127.0.0.1:$PORT/healthz"
+  run_load "$name" --mode enroll-bulk --ids "$ENROLLMENTS" \
+    --count $(( (ENROLLMENTS + 9) / 10 )) --concurrency "$SEED_CONCURRENCY" \
     --url "https://127.0.0.1:$PORT" --data-dir "$DATA" \
     --prefix "$PREFIX" --keys-seed "$SEED"
-  stop_server provd-seed
-  [ "$(field "$WORK/enroll.out" errors)" = 0 ] ||
-    die "seeding had errors (see $WORK/enroll.out and $WORK/provd-seed.log)"
+  stop_server "provd-seed-$name"
+  [ "$(field "$WORK/$name.out" errors)" = 0 ] ||
+    die "seeding had errors (see $WORK/$name.out and $WORK/provd-seed-$name.log)"
+}
+
+# seeding_line NAME: "N enrollments in S s (R/s)".
+seeding_line() {
+  local elapsed
+  elapsed=$(field "$WORK/$1.out" elapsed_s)
+  awk -v n="$ENROLLMENTS" -v s="$elapsed" \
+    'BEGIN { printf "%d enrollments in %.1f s (%.0f/s)", n, s, (s > 0 ? n / s : 0) }'
 }
 
 # A fresh provd process for the measured run, so its rusage covers the
 # registrations (plus start-up and shutdown), not the seeding.
-measure_register() { # ROUND
-  echo "== round $1: register, $CONCURRENCY devices at a time for ${DURATION}s =="
-  start_server "provd$1" "$PROVD" -c "$WORK/provd.yaml"
-  wait_ready "provd$1" "https://127.0.0.1:$PORT/healthz"
-  run_load "register$1" --mode register --concurrency "$CONCURRENCY" \
+measure_register() { # ROUND [TAG]
+  local r=$1 tag=${2:-}
+  echo "== round $r: register$tag, $CONCURRENCY devices at a time for ${DURATION}s, $ENROLLMENTS enrollments =="
+  start_server "provd$tag$r" "$PROVD" -c "$CONFIG"
+  wait_ready "provd$tag$r" "https://127.0.0.1:$PORT/healthz"
+  run_load "register$tag$r" --mode register --concurrency "$CONCURRENCY" \
     --duration "$DURATION" --url "https://127.0.0.1:$PORT" \
     --ca "$DATA/tls/ca.pem" --scope "$SCOPE" --prefix "$PREFIX" \
     --ids "$ENROLLMENTS" --keys-seed "$SEED"
-  stop_server "provd$1"
+  stop_server "provd$tag$r"
+}
+
+# The device side of a ceiling run: the same requests as a registration
+# (PUT register with the device's token, then one GET of an operation, on
+# one new connection with a full handshake), answered with a fixed body.
+run_ceiling_load() { # NAME PORT
+  run_load "$1" --mode baseline --concurrency "$CONCURRENCY" \
+    --duration "$DURATION" --url "https://127.0.0.1:$2" \
+    --ca "$DATA/tls/ca.pem" --scope "$SCOPE" --prefix "$PREFIX" \
+    --ids "$ENROLLMENTS" --keys-seed "$SEED"
 }
 
 measure_baseline() { # ROUND
@@ -236,13 +269,78 @@ measure_baseline() { # ROUND
   start_server "baseline$1" "$BASELINE" --data-dir "$DATA" \
     --listen "127.0.0.1:$bport" --workers "$WORKERS"
   wait_ready "baseline$1" "https://127.0.0.1:$bport/"
-  run_load "baseline$1" --mode baseline --concurrency "$CONCURRENCY" \
-    --duration "$DURATION" --url "https://127.0.0.1:$bport" \
-    --ca "$DATA/tls/ca.pem"
+  run_ceiling_load "baseline$1" "$bport"
   stop_server "baseline$1"
 }
 
+# The fixed answer of both ceilings (FIXED_BODY in bench/tls_baseline.c).
+NGINX_BODY='{"operationId":"5.0000000000000000.00000000-0000-0000-0000-000000000000","status":"assigning"}'
+
+# nginx with provd's TLS settings (core/tls/pki.c tls_server_ctx_new):
+# the data dir's P-256 certificate, TLS 1.2+, the same TLS 1.2 cipher
+# list, a client certificate requested but not required, no session
+# cache, no tickets.  Everything it writes stays in its own prefix; no
+# system configuration is read.
+write_nginx_config() { # PREFIX PORT
+  mkdir -p "$1/logs" "$1/tmp"
+  cat >"$1/nginx.conf" <<EOF
+# Written by bench/run.sh.
+worker_processes $WORKERS;
+pid $1/nginx.pid;
+error_log $1/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $1/tmp/body;
+  proxy_temp_path $1/tmp/proxy;
+  fastcgi_temp_path $1/tmp/fastcgi;
+  uwsgi_temp_path $1/tmp/uwsgi;
+  scgi_temp_path $1/tmp/scgi;
+  server {
+    listen 127.0.0.1:$2 ssl;
+    ssl_certificate $DATA/tls/server.pem;
+    ssl_certificate_key $DATA/tls/server.key;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_ciphers "$(tls12_ciphers)";
+    ssl_prefer_server_ciphers on;
+    ssl_session_cache off;
+    ssl_session_tickets off;
+    ssl_verify_client optional_no_ca;
+    default_type "application/json; charset=utf-8";
+    location / { return 202 '$NGINX_BODY'; }
+  }
+}
+EOF
+}
+
+# provd's TLS 1.2 cipher list, read from the source so the two cannot drift.
+tls12_ciphers() {
+  sed -n '/#define TLS12_CIPHERS/{n;p}' "$ROOT/core/tls/pki.c" |
+    sed 's/^[^"]*"\([^"]*\)".*/\1/'
+}
+
+measure_nginx() { # ROUND
+  local nport prefix
+  nport=$(free_port)
+  prefix=$WORK/nginx$1
+  write_nginx_config "$prefix" "$nport"
+  echo "== round $1: nginx, same certificate, TLS settings and workers, fixed answer =="
+  # daemon off: the master stays the child of time, and it reaps its
+  # workers, so the rusage time reports covers master + workers.
+  start_server "nginx$1" "$NGINX" -p "$prefix" -c "$prefix/nginx.conf" \
+    -g 'daemon off;'
+  wait_ready "nginx$1" "https://127.0.0.1:$nport/"
+  run_ceiling_load "nginx$1" "$nport"
+  stop_server "nginx$1"
+}
+
 # ---- the report ----
+
+# Server CPU µs per successful unit of one run.
+cpu_us_per_unit() { # LOADGEN_OUT SERVER
+  awk -v cpu="$(server_cpu "$2")" -v ok="$(field "$WORK/$1.out" ok)" \
+    'BEGIN { printf "%.0f\n", (ok > 0 ? cpu * 1e6 / ok : 0) }'
+}
 
 report_row() {
   local label=$1 name=$2 server=$3 ok cpu
@@ -252,45 +350,64 @@ report_row() {
       -v p50="$(field "$WORK/$name.out" p50_ms)" \
       -v p99="$(field "$WORK/$name.out" p99_ms)" \
       -v e="$(field "$WORK/$name.out" errors)" -v ok="$ok" -v cpu="$cpu" \
+      -v res="$(field "$WORK/$name.out" resumed)" \
       -v ccpu="$(field "$WORK/$name.out" cpu_client_s)" -v d="$DURATION" \
-      'BEGIN { printf "%-10s %9.1f %8.2f %8.2f %7d %9.2f %9.3f %8.2f %9.2f\n",
-               l, r, p50, p99, e, cpu, (ok > 0 ? cpu * 1000 / ok : 0),
+      'BEGIN { printf "%-10s %9.1f %8.2f %8.2f %7d %8d %9.2f %10.0f %8.2f %9.2f\n",
+               l, r, p50, p99, e, res, cpu, (ok > 0 ? cpu * 1e6 / ok : 0),
                cpu / d, ccpu }'
 }
 
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
+# median_of KIND FIELD: the median over rounds of a loadgen field
+# (KIND register|baseline|nginx).
+median_of() {
+  local r
+  for r in $(seq 1 "$ROUNDS"); do field "$WORK/$1$r.out" "$2"; done | median
+}
+
+# median_cpu KIND SERVER_KIND: median server CPU µs per unit.
+median_cpu() {
+  local r
+  for r in $(seq 1 "$ROUNDS"); do cpu_us_per_unit "$1$r" "$2$r"; done |
+    median
+}
+
 report() {
-  local r reg_rate base_rate errors=0 ratio ratios=() reg_rates=() base_rates=()
+  local r kind errors=0 resumed=0 reg_us base_us ngx_us eff_base eff_ngx
   for r in $(seq 1 "$ROUNDS"); do
-    reg_rates+=("$(field "$WORK/register$r.out" rate)")
-    base_rates+=("$(field "$WORK/baseline$r.out" rate)")
-    ratios+=("$(awk -v a="${reg_rates[-1]}" -v b="${base_rates[-1]}" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }')")
-    errors=$(( errors + $(field "$WORK/register$r.out" errors) + $(field "$WORK/baseline$r.out" errors) ))
+    for kind in register baseline nginx; do
+      errors=$(( errors + $(field "$WORK/$kind$r.out" errors) ))
+      resumed=$(( resumed + $(field "$WORK/$kind$r.out" resumed) ))
+    done
   done
-  reg_rate=$(printf '%s\n' "${reg_rates[@]}" | median)
-  base_rate=$(printf '%s\n' "${base_rates[@]}" | median)
-  ratio=$(printf '%s\n' "${ratios[@]}" | median | awk '{ printf "%.2f", $1 }')
+  reg_us=$(median_cpu register provd)
+  base_us=$(median_cpu baseline baseline)
+  ngx_us=$(median_cpu nginx nginx)
+  eff_base=$(awk -v c="$base_us" -v p="$reg_us" 'BEGIN { printf "%.2f", (p > 0 ? c / p : 0) }')
+  eff_ngx=$(awk -v c="$ngx_us" -v p="$reg_us" 'BEGIN { printf "%.2f", (p > 0 ? c / p : 0) }')
   echo
   echo "== provd registration benchmark =="
-  echo "machine      $(nproc) cores, $(openssl version 2>/dev/null | cut -d' ' -f1-2), load average before the runs: $LOAD_BEFORE"
+  echo "machine      $(nproc) cores, $(openssl version 2>/dev/null | cut -d' ' -f1-2), $("$NGINX" -v 2>&1 | sed 's/^nginx version: //'), load average before the runs: $LOAD_BEFORE"
   awk -v l="$LOAD_BEFORE" -v n="$(nproc)" 'BEGIN { exit !(l > n / 4) }' &&
     echo "WARNING      the machine was busy before the runs: rates are skewed by other work"
-  echo "load         $CONCURRENCY concurrent devices, ${DURATION}s per run, $ROUNDS alternating rounds, a new TLS connection + full handshake per device"
-  echo "server       $WORKERS workers; pinned to: ${SERVER_CPUS:-all cores (no pinning)}"
+  echo "load         $CONCURRENCY concurrent devices, ${DURATION}s per run, $ROUNDS alternating rounds; per device a new TLS connection + full handshake, PUT register, one GET of the operation"
+  echo "servers      $WORKERS workers each (provd, provd-tls-baseline, nginx); pinned to: ${SERVER_CPUS:-all cores (no pinning)}"
   echo "client       pinned to: ${CLIENT_CPUS:-all cores (no pinning)}; it shares the machine with the server"
-  echo "seeding      $ENROLLMENTS enrollments in $(field "$WORK/enroll.out" elapsed_s)s ($(field "$WORK/enroll.out" rate)/s)"
+  echo "seeding      $(seeding_line enroll)"
   echo
-  printf "%-10s %9s %8s %8s %7s %9s %9s %8s %9s\n" "run" "rate/s" "p50 ms" \
-    "p99 ms" "errors" "srv cpu s" "srv ms/req" "srv cores" "cli cpu s"
+  printf "%-10s %9s %8s %8s %7s %8s %9s %10s %8s %9s\n" "run" "rate/s" "p50 ms" \
+    "p99 ms" "errors" "resumed" "srv cpu s" "srv us/req" "srv cores" "cli cpu s"
   for r in $(seq 1 "$ROUNDS"); do
     report_row "register$r" "register$r" "provd$r"
     report_row "baseline$r" "baseline$r" "baseline$r"
+    report_row "nginx$r" "nginx$r" "nginx$r"
   done
   echo
-  echo "ratio per round: ${ratios[*]}"
-  echo "ratio = median over rounds of register_rate / baseline_rate = $ratio"
-  echo "BENCH ratio=$ratio register_rate=$reg_rate baseline_rate=$base_rate errors=$errors"
+  echo "server CPU per request (median of rounds): provd ${reg_us} us per registration, baseline ${base_us} us, nginx ${ngx_us} us"
+  echo "efficiency = ceiling CPU per request / provd CPU per registration: ${eff_ngx} against nginx, ${eff_base} against the baseline"
+  echo "BENCH provd_cpu_us=$reg_us baseline_cpu_us=$base_us nginx_cpu_us=$ngx_us efficiency_nginx=$eff_ngx efficiency_baseline=$eff_base register_rate=$(median_of register rate) baseline_rate=$(median_of baseline rate) nginx_rate=$(median_of nginx rate) register_p99_ms=$(median_of register p99_ms) resumed=$resumed errors=$errors"
+  [ "$resumed" -eq 0 ] || { echo "bench: $resumed handshakes resumed a session; the figures are not of full handshakes" >&2; return 3; }
   [ "$errors" -eq 0 ] || return 3
 }
 
@@ -299,6 +416,7 @@ main() {
   LOAD_BEFORE=$(cut -d' ' -f1 /proc/loadavg)
   WORK=$(mktemp -d "${TMPDIR:-/tmp}/provd-bench.XXXXXX")
   DATA=$WORK/data
+  CONFIG=$WORK/provd.yaml
   PORT=$(free_port)
   write_config
   seed_enrollments
@@ -308,8 +426,12 @@ main() {
   for r in $(seq 1 "$ROUNDS"); do
     measure_register "$r"
     measure_baseline "$r"
+    measure_nginx "$r"
   done
   report
 }
 
-main "$@"
+# bench/scale.sh sources this file for its functions.
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+  main "$@"
+fi

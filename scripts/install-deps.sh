@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Installs every Debian and npm package provd's build, run and tests need.
+# nginx-light is the benchmark's external ceiling (bench/run.sh starts its own
+# instance; the package's service is not needed).
 # Idempotent and quiet when nothing is missing.  Run as root (or with sudo
 # available) on Debian 12.
 set -euo pipefail
@@ -10,7 +12,7 @@ PACKAGES=(
   libssl-dev openssl libevent-dev libjansson-dev libyaml-dev
   libcurl4-openssl-dev libtss2-dev libsqlite3-dev sqlite3 libpq-dev check
   swtpm swtpm-tools tpm2-tools mosquitto mosquitto-dev libmosquitto-dev
-  postgresql python3-aiosmtpd
+  postgresql python3-aiosmtpd nginx-light
 )
 
 SUDO=""

@@ -853,6 +853,10 @@ void engine_submit(struct engine *e, struct reg_request *req,
   j->ud = ud;
   snprintf(j->call.trace_id, sizeof(j->call.trace_id), "%s", req->trace_id);
   j->call.deadline_ns = time_mono_ns() + CALL_DEADLINE_NS;
-  if (store_submit_read(e->store, read_phase, j) != PROVD_OK)
+  /* A registration's read ends in a write: let an idle writer do both. */
+  int rc = req->op == REG_REGISTER
+               ? store_submit_read_for_write(e->store, read_phase, j)
+               : store_submit_read(e->store, read_phase, j);
+  if (rc != PROVD_OK)
     finish_error(j, "THROTTLED", "store read queue full");
 }

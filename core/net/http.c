@@ -155,6 +155,10 @@ struct worker {
   struct conn *conns;
   size_t n_conns;
   uint32_t code_counts[MAX_STATUS];
+  /* The statuses counted since the last publish, so publishing does not
+   * scan MAX_STATUS slots once per loop iteration. */
+  uint16_t counted_codes[MAX_STATUS];
+  size_t n_counted_codes;
   uint64_t handshakes;
   atomic_size_t n_open; /* read by other workers for the gauge */
 };
@@ -325,17 +329,36 @@ static void serialize_response(struct http_exchange *ex, int status,
 
 /* ---- counters ---------------------------------------------------------- */
 
+/* "code=\"NNN\"" without printf: this runs once per loop iteration. */
+static void status_label(int code, char out[16])
+{
+  memcpy(out, "code=\"", 6);
+  out[6] = (char)('0' + code / 100 % 10);
+  out[7] = (char)('0' + code / 10 % 10);
+  out[8] = (char)('0' + code % 10);
+  out[9] = '"';
+  out[10] = '\0';
+}
+
+static void worker_count_status(struct worker *w, int status)
+{
+  if (status < 100 || status >= MAX_STATUS)
+    return;
+  if (w->code_counts[status]++ == 0)
+    w->counted_codes[w->n_counted_codes++] = (uint16_t)status;
+}
+
 static void worker_publish_counters(struct worker *w)
 {
   w->flush_pending = false;
-  for (int code = 0; code < MAX_STATUS; code++) {
-    if (!w->code_counts[code])
-      continue;
-    char labels[32];
-    snprintf(labels, sizeof labels, "code=\"%d\"", code);
+  for (size_t i = 0; i < w->n_counted_codes; i++) {
+    int code = w->counted_codes[i];
+    char labels[16];
+    status_label(code, labels);
     metrics_add(M_REQUESTS, M_REQUESTS_HELP, labels, w->code_counts[code]);
     w->code_counts[code] = 0;
   }
+  w->n_counted_codes = 0;
   if (w->handshakes) {
     metrics_add(M_HANDSHAKES, M_HANDSHAKES_HELP, NULL, (double)w->handshakes);
     w->handshakes = 0;
@@ -479,8 +502,7 @@ static void conn_write_response(struct conn *c, bool keep_alive)
     evbuffer_add(out, cl, sizeof cl - 1);
   evbuffer_add(out, ex->out + ex->out_head_len,
                ex->out_len - ex->out_head_len);
-  if (ex->status > 0 && ex->status < MAX_STATUS)
-    c->w->code_counts[ex->status]++;
+  worker_count_status(c->w, ex->status);
   worker_counters_dirty(c->w);
   if (!keep_alive) {
     c->closing = true;
@@ -1103,6 +1125,9 @@ static void *worker_main(void *arg)
 {
   struct worker *w = arg;
   tl_worker = w;
+  char name[16]; /* shown by top -H and perf: "provd-http0" */
+  snprintf(name, sizeof name, "provd-http%d", w->index);
+  pthread_setname_np(pthread_self(), name);
   event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
   /* Freed bufferevents may still hold a reference through a deferred
    * callback; let those run (their user callbacks are already cleared),

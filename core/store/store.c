@@ -1,5 +1,6 @@
 /* The store's threads: a pool of readers and one writer doing group
  * commit.  See docs/internals/store.md. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,30 +41,47 @@ static void jobq_fini(struct jobq *q)
   q->slots = NULL;
 }
 
-/* PROVD_OK, or PROVD_E_UNAVAILABLE when full or closing: callers answer
- * "retry later" instead of queueing without bound. */
-static int jobq_push(struct jobq *q, const void *job)
+/* Queues the job (only while a consumer is blocked waiting, if
+ * only_if_idle): PROVD_OK, or PROVD_E_UNAVAILABLE when full, closing or
+ * not idle, and callers answer "retry later" instead of queueing without
+ * bound.  The consumer is woken after the mutex is released: woken
+ * inside it, it would block again at once on the mutex we hold (profiles
+ * showed those futex round trips on every job).  Signalling after the
+ * unlock is safe because every thread that pushes is stopped or joined
+ * before jobq_fini. */
+static int jobq_push_when(struct jobq *q, const void *job, bool only_if_idle)
 {
   int rc = PROVD_E_UNAVAILABLE;
+  bool wake = false;
   pthread_mutex_lock(&q->mu);
-  if (!q->closing && q->n < q->cap) {
+  if (!q->closing && q->n < q->cap && (!only_if_idle || q->idle > 0)) {
     memcpy(q->slots + ((q->head + q->n) % q->cap) * q->elem, job, q->elem);
     q->n++;
     rc = PROVD_OK;
-    pthread_cond_signal(&q->cv);
+    wake = q->idle > 0;
   }
   pthread_mutex_unlock(&q->mu);
+  if (wake)
+    pthread_cond_signal(&q->cv);
   return rc;
 }
 
-/* Waits for jobs and moves up to max of them to out; 0 once the queue is
- * closing and drained. */
-static size_t jobq_pop(struct jobq *q, void *out, size_t max)
+static int jobq_push(struct jobq *q, const void *job)
+{
+  return jobq_push_when(q, job, false);
+}
+
+/* Moves up to max jobs to out.  With wait, first waits for one (0 then
+ * means the queue is closing and drained); without, 0 means empty. */
+static size_t jobq_take(struct jobq *q, void *out, size_t max, bool wait)
 {
   size_t taken = 0;
   pthread_mutex_lock(&q->mu);
-  while (q->n == 0 && !q->closing)
+  while (wait && q->n == 0 && !q->closing) {
+    q->idle++;
     pthread_cond_wait(&q->cv, &q->mu);
+    q->idle--;
+  }
   while (taken < max && q->n > 0) {
     memcpy((unsigned char *)out + taken * q->elem,
            q->slots + q->head * q->elem, q->elem);
@@ -73,6 +91,11 @@ static size_t jobq_pop(struct jobq *q, void *out, size_t max)
   }
   pthread_mutex_unlock(&q->mu);
   return taken;
+}
+
+static size_t jobq_pop(struct jobq *q, void *out, size_t max)
+{
+  return jobq_take(q, out, max, true);
 }
 
 static void jobq_close(struct jobq *q)
@@ -123,20 +146,26 @@ static int session_ready(struct store_session *s, struct provd_err *err)
 
 /* ---- readers ---- */
 
+/* Runs one read job on s; the job must leave no transaction open. */
+static void run_read(struct store_session *s, store_read_fn fn, void *ud)
+{
+  struct provd_err err = { { 0 }, { 0 } };
+  if (session_ready(s, &err) != PROVD_OK)
+    log_error("store", "read job runs without a session: %s", err.msg);
+  fn(s, ud);
+  if (s->depth > 0) {
+    log_warn("store", "read job left a transaction open; rolled back");
+    session_unwind(s);
+  }
+}
+
 static void *reader_main(void *arg)
 {
   struct store_session *s = arg;
   struct read_job job;
-  while (jobq_pop(&s->st->reads, &job, 1) == 1) {
-    struct provd_err err = { { 0 }, { 0 } };
-    if (session_ready(s, &err) != PROVD_OK)
-      log_error("store", "read job runs without a session: %s", err.msg);
-    job.fn(s, job.ud);
-    if (s->depth > 0) {
-      log_warn("store", "read job left a transaction open; rolled back");
-      session_unwind(s);
-    }
-  }
+  pthread_setname_np(pthread_self(), "provd-reader");
+  while (jobq_pop(&s->st->reads, &job, 1) == 1)
+    run_read(s, job.fn, job.ud);
   return NULL;
 }
 
@@ -237,11 +266,45 @@ static void write_batch(struct store *st, size_t n)
   run_each_alone(st, n);
 }
 
+/* Moves the writes among the n popped jobs into st->batch and runs the
+ * reads (store_submit_read_for_write) on the way, outside any
+ * transaction.  The writes those reads submit are taken into the same
+ * batch rather than waiting for the next one.  Returns the batch size. */
+static size_t collect_batch(struct store *st, size_t n)
+{
+  size_t k = 0, max = st->opts.batch_max;
+  for (;;) {
+    size_t reads = 0;
+    for (size_t i = 0; i < n; i++) {
+      const struct write_job *job = &st->popped[i];
+      if (job->read_fn) {
+        run_read(&st->writer_session, job->read_fn, job->ud);
+        reads++;
+      } else {
+        st->batch[k++] = *job;
+      }
+    }
+    if (reads)
+      metrics_add("provd_store_reads_on_writer_total",
+                  "Read jobs the idle store writer ran itself", NULL,
+                  (double)reads);
+    /* No new read jobs arrive meanwhile (the writer is not idle), so
+     * this ends once the reads' own writes are taken. */
+    if (reads == 0 || k == max ||
+        (n = jobq_take(&st->writes, st->popped, max - k, false)) == 0)
+      return k;
+  }
+}
+
 static void *writer_main(void *arg)
 {
   struct store *st = arg;
   size_t n;
-  while ((n = jobq_pop(&st->writes, st->batch, st->opts.batch_max)) > 0) {
+  pthread_setname_np(pthread_self(), "provd-writer");
+  while ((n = jobq_pop(&st->writes, st->popped, st->opts.batch_max)) > 0) {
+    n = collect_batch(st, n);
+    if (n == 0)
+      continue;
     metrics_add("provd_store_write_jobs_total",
                 "Write jobs run by the store writer", NULL, (double)n);
     write_batch(st, n);
@@ -300,6 +363,7 @@ static void store_free(struct store *st)
   free(st->reader_threads);
   free(st->reader_sessions);
   free(st->batch);
+  free(st->popped);
   free(st->batch_status);
   free(st->batch_err);
   free(st);
@@ -311,9 +375,11 @@ static int alloc_parts(struct store *st, struct provd_err *err)
   st->reader_threads = calloc(r, sizeof(*st->reader_threads));
   st->reader_sessions = calloc(r, sizeof(*st->reader_sessions));
   st->batch = calloc(b, sizeof(*st->batch));
+  st->popped = calloc(b, sizeof(*st->popped));
   st->batch_status = calloc(b, sizeof(*st->batch_status));
   st->batch_err = calloc(b, sizeof(*st->batch_err));
   if (!st->reader_threads || !st->reader_sessions || !st->batch ||
+      !st->popped ||
       !st->batch_status || !st->batch_err ||
       jobq_init(&st->reads, sizeof(struct read_job), st->opts.queue_max) ||
       jobq_init(&st->writes, sizeof(struct write_job), st->opts.queue_max)) {
@@ -395,6 +461,16 @@ int store_submit_read(struct store *st, store_read_fn fn, void *ud)
     return PROVD_E_INVAL;
   struct read_job job = { .fn = fn, .ud = ud };
   return jobq_push(&st->reads, &job);
+}
+
+int store_submit_read_for_write(struct store *st, store_read_fn fn, void *ud)
+{
+  if (!st || !fn)
+    return PROVD_E_INVAL;
+  struct write_job job = { .read_fn = fn, .ud = ud };
+  if (jobq_push_when(&st->writes, &job, true) == PROVD_OK)
+    return PROVD_OK;
+  return store_submit_read(st, fn, ud);
 }
 
 int store_submit_write(struct store *st, store_write_fn fn,

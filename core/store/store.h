@@ -85,6 +85,13 @@ int store_events(struct store_session *s, uint64_t after_seq, size_t limit,
 /* Runs on a reader thread. */
 typedef void (*store_read_fn)(struct store_session *s, void *ud);
 int store_submit_read(struct store *st, store_read_fn fn, void *ud);
+/* A read whose job goes on to submit a write (a registration: read the
+ * enrollment and the previous state, then write the new one).  It runs
+ * on the writer thread when the writer is idle, on a reader thread
+ * otherwise: either way it wakes at most one sleeping store thread, where
+ * a reader that hands to an idle writer wakes two.  Its write, submitted
+ * from fn, joins the batch the writer commits next. */
+int store_submit_read_for_write(struct store *st, store_read_fn fn, void *ud);
 
 /* Runs on the writer thread inside a savepoint; a non-OK return rolls
  * back the job's changes. */

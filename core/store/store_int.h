@@ -22,6 +22,7 @@ struct jobq {
   unsigned char *slots; /* cap * elem bytes */
   size_t elem, cap, head, n;
   int closing;          /* no new jobs; consumers drain and exit */
+  int idle;             /* consumers blocked waiting for a job */
 };
 
 struct read_job {
@@ -29,9 +30,12 @@ struct read_job {
   void *ud;
 };
 
+/* A write, or (read_fn set) a read the writer runs because it was idle:
+ * see store_submit_read_for_write. */
 struct write_job {
   store_write_fn fn;
   store_done_fn done;
+  store_read_fn read_fn;
   void *ud;
 };
 
@@ -50,6 +54,7 @@ struct store {
   struct store_session writer_session;
   /* Per-batch scratch of batch_max entries, writer thread only. */
   struct write_job *batch;
+  struct write_job *popped; /* jobs as taken from the queue */
   int *batch_status;
   struct provd_err *batch_err;
 };

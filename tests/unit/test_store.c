@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -926,6 +927,120 @@ START_TEST(test_store_async_reads)
 }
 END_TEST
 
+/* A registration-shaped job: read, then submit a write from the read. */
+struct read_write_ud {
+  struct store *st;
+  struct job write;       /* submitted from the read */
+  pthread_t read_thread;  /* where the read ran */
+  pthread_t write_thread; /* where the write ran (the writer) */
+};
+
+static int rw_write(struct store_session *s, void *ud, struct provd_err *e)
+{
+  struct read_write_ud *rw = (struct read_write_ud *)((char *)ud -
+                             offsetof(struct read_write_ud, write));
+  rw->write_thread = pthread_self();
+  return job_write(s, ud, e);
+}
+
+static void rw_read(struct store_session *s, void *ud)
+{
+  struct read_write_ud *rw = ud;
+  ck_assert_ptr_nonnull(s);
+  pthread_mutex_lock(&rw->write.w->mu);
+  rw->read_thread = pthread_self();
+  pthread_cond_broadcast(&rw->write.w->cv);
+  pthread_mutex_unlock(&rw->write.w->mu);
+  if (store_submit_write(rw->st, rw_write, job_done, &rw->write) !=
+      PROVD_OK)
+    job_done(&rw->write, PROVD_E_UNAVAILABLE, NULL);
+}
+
+static void rw_init(struct read_write_ud *rw, struct store *st,
+                    struct waiter *w, int index)
+{
+  memset(rw, 0, sizeof(*rw));
+  rw->st = st;
+  rw->write = (struct job){ .w = w, .index = index, .kind = JOB_PUT };
+  snprintf(rw->write.id, sizeof(rw->write.id), "rw-%d", index);
+}
+
+/* An idle writer runs the read itself, then commits the read's write. */
+START_TEST(test_store_read_for_write_idle_writer)
+{
+  struct plugin_instance inst;
+  struct waiter w;
+  static struct read_write_ud rw[50];
+  struct provd_err err = { { 0 }, { 0 } };
+  inst_up(&inst, "full");
+  struct store *st = open_store(&inst, 2, 64, 16);
+  waiter_init(&w);
+  /* The writer is idle once it waits for work; give it up to ~5 s to get
+   * there (each attempt waits for the previous one to finish). */
+  int on_writer = -1;
+  for (int i = 0; i < 50 && on_writer < 0; i++) {
+    rw_init(&rw[i], st, &w, i);
+    ck_assert_int_eq(store_submit_read_for_write(st, rw_read, &rw[i]),
+                     PROVD_OK);
+    waiter_wait(&w, i + 1);
+    ck_assert_int_eq(w.status[i], PROVD_OK);
+    if (pthread_equal(rw[i].read_thread, rw[i].write_thread))
+      on_writer = i;
+    else
+      usleep(100 * 1000);
+  }
+  ck_assert_msg(on_writer >= 0, "the read never ran on the idle writer");
+  struct store_session *s = store_session_open(st, &err);
+  ck_assert_ptr_nonnull(s);
+  ck_assert(exists(s, rw[on_writer].write.id));
+  store_session_close(s);
+  store_close(st);
+  inst_down(&inst);
+}
+END_TEST
+
+/* A busy writer is not kept from its batch: the read runs on a reader,
+ * and its write is committed once the writer is free. */
+START_TEST(test_store_read_for_write_busy_writer)
+{
+  struct plugin_instance inst;
+  struct waiter w, wg;
+  struct read_write_ud rw;
+  struct provd_err err = { { 0 }, { 0 } };
+  inst_up(&inst, "full");
+  struct store *st = open_store(&inst, 2, 64, 16);
+  waiter_init(&w);
+  waiter_init(&wg);
+  struct job gate = { .w = &wg, .index = 0, .kind = JOB_GATE };
+  ck_assert_int_eq(store_submit_write(st, job_write, job_done, &gate),
+                   PROVD_OK);
+  gate_wait_entered(&wg); /* the writer is busy until the gate opens */
+  rw_init(&rw, st, &w, 0);
+  ck_assert_int_eq(store_submit_read_for_write(st, rw_read, &rw), PROVD_OK);
+  /* The read runs while the writer is still held. */
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += 10;
+  pthread_mutex_lock(&w.mu);
+  while (!rw.read_thread &&
+         pthread_cond_timedwait(&w.cv, &w.mu, &until) != ETIMEDOUT)
+    ;
+  int ran = rw.read_thread != 0;
+  pthread_mutex_unlock(&w.mu);
+  ck_assert_msg(ran, "the read waited for the busy writer");
+  gate_open(&wg);
+  waiter_wait(&wg, 1);
+  waiter_wait(&w, 1);
+  ck_assert_int_eq(w.status[0], PROVD_OK);
+  ck_assert(!pthread_equal(rw.read_thread, rw.write_thread));
+  struct store_session *s = store_session_open(st, &err);
+  ck_assert(exists(s, "rw-0"));
+  store_session_close(s);
+  store_close(st);
+  inst_down(&inst);
+}
+END_TEST
+
 static void read_gate(struct store_session *s, void *ud)
 {
   (void)s;
@@ -1288,6 +1403,8 @@ static Suite *store_suite(void)
   tcase_add_test(core, test_store_failed_rollback_never_reports_uncommitted);
   tcase_add_test(core, test_store_async_reads);
   tcase_add_test(core, test_store_queue_full);
+  tcase_add_test(core, test_store_read_for_write_idle_writer);
+  tcase_add_test(core, test_store_read_for_write_busy_writer);
   tcase_add_test(core, test_store_outbox_order);
   tcase_add_test(core, test_store_close_drains_queue);
   tcase_add_test(core, test_crash_durability);
