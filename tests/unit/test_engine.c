@@ -911,8 +911,8 @@ END_TEST
  * Bounded queues: a full store queue answers 429 THROTTLED at once.
  * ------------------------------------------------------------------- */
 
-/* A store job that holds its thread until the test opens the gate, and
- * a filler job that reports when it ran (the queue is empty again). */
+/* Store jobs that hold their thread until the test opens the gate, and
+ * a filler job that reports when it ran (its queue is empty again). */
 struct gate {
   pthread_mutex_t mu;
   pthread_cond_t cv;
@@ -922,33 +922,34 @@ struct gate {
 static struct gate gate = {PTHREAD_MUTEX_INITIALIZER,
                            PTHREAD_COND_INITIALIZER, 0, 0, 0};
 
-static void gate_set(int *flag)
+static void gate_count(int *counter)
 {
   pthread_mutex_lock(&gate.mu);
-  *flag = 1;
+  (*counter)++;
   pthread_cond_broadcast(&gate.cv);
   pthread_mutex_unlock(&gate.mu);
 }
 
-static void gate_wait(const int *flag)
+static void gate_wait(const int *counter, int at_least)
 {
   pthread_mutex_lock(&gate.mu);
-  while (!*flag)
+  while (*counter < at_least)
     pthread_cond_wait(&gate.cv, &gate.mu);
   pthread_mutex_unlock(&gate.mu);
 }
 
+/* Runs on a store thread: counts itself in, waits for the gate. */
 static void gate_hold(void)
 {
-  gate_set(&gate.entered);
-  gate_wait(&gate.open);
+  gate_count(&gate.entered);
+  gate_wait(&gate.open, 1);
 }
 
 /* Opens the gate and waits until the filler behind it ran. */
 static void gate_open_and_drain(void)
 {
-  gate_set(&gate.open);
-  gate_wait(&gate.filler_ran);
+  gate_count(&gate.open);
+  gate_wait(&gate.filler_ran, 1);
 }
 
 static void read_held(struct store_session *s, void *ud)
@@ -962,7 +963,7 @@ static void read_filler(struct store_session *s, void *ud)
 {
   (void)s;
   (void)ud;
-  gate_set(&gate.filler_ran);
+  gate_count(&gate.filler_ran);
 }
 
 static int write_held(struct store_session *s, void *ud,
@@ -995,7 +996,7 @@ static void write_filler_done(void *ud, int status,
                               const struct provd_err *err)
 {
   write_done(ud, status, err);
-  gate_set(&gate.filler_ran);
+  gate_count(&gate.filler_ran);
 }
 
 static void throttle_rig(void)
@@ -1005,17 +1006,24 @@ static void throttle_rig(void)
   enroll("dev-q", individual("dev-q", key1));
 }
 
+/* A busy writer does not take a registration's read, so with the only
+ * reader busy too and its queue full, registrations and polls are
+ * refused at once. */
 START_TEST(t_throttled_when_read_queue_full)
 {
   throttle_rig();
   char *tok = token(key1, 0, "dev-q");
+  ck_assert_int_eq(
+      store_submit_write(rig.store, write_held, write_done, NULL), PROVD_OK);
   ck_assert_int_eq(store_submit_read(rig.store, read_held, NULL), PROVD_OK);
-  gate_wait(&gate.entered); /* the only reader is busy */
+  gate_wait(&gate.entered, 2); /* the writer and the only reader are busy */
   ck_assert_int_eq(store_submit_read(rig.store, read_filler, NULL),
-                   PROVD_OK); /* the queue is full */
+                   PROVD_OK); /* the read queue is full */
   struct answer a = do_register("dev-q", tok);
   ck_assert_int_gt(a.retry_after_s, 0);
   expect_refused(a, 429, "THROTTLED", 429001);
+  expect_refused(do_poll("dev-q", "5.0123456789abcdef.op", tok), 429,
+                 "THROTTLED", 429001);
   gate_open_and_drain();
   char op[128];
   register_ok("dev-q", tok, op); /* and recovers */
@@ -1029,7 +1037,7 @@ START_TEST(t_throttled_when_write_queue_full)
   char *tok = token(key1, 0, "dev-q");
   ck_assert_int_eq(
       store_submit_write(rig.store, write_held, write_done, NULL), PROVD_OK);
-  gate_wait(&gate.entered); /* the writer is busy */
+  gate_wait(&gate.entered, 1); /* the writer is busy */
   ck_assert_int_eq(
       store_submit_write(rig.store, write_nothing, write_filler_done, NULL),
       PROVD_OK); /* the queue is full */
