@@ -13,7 +13,6 @@
 #include "util/ids.h"
 #include "util/log.h"
 #include "util/metrics.h"
-#include "util/sas.h"
 #include "util/timefmt.h"
 
 /* Groups tried per registration; DPS allows 100 symmetric-key groups. */
@@ -47,6 +46,7 @@ struct job {
   char event_type[32];
   char reason[64];
   char operation_id[128];
+  int64_t reuse_until_s; /* from the attestation plugin; 0: not vouched */
 };
 
 struct auth_outcome {
@@ -250,6 +250,8 @@ static int call_attest(struct job *j, struct plugin_instance *p,
   plugin_op_leave(p);
   if (rc == PROVD_OK && res.device_id)
     snprintf(j->device_id, sizeof(j->device_id), "%s", res.device_id);
+  if (rc == PROVD_OK)
+    j->reuse_until_s = res.reuse_until_s;
   attest_result_clear(&res);
   if (rc != PROVD_OK) {
     snprintf(ao->reason, sizeof(ao->reason), "%s",
@@ -599,29 +601,36 @@ static int write_record(struct store_session *s, void *ud,
   return rc;
 }
 
-/* Keeps the poll's answer for the token that just authenticated. */
+/* What the device presented as proof, whatever the mechanism: the bytes
+ * the poll cache is keyed by (attest_set_reuse_until in provd/host.h). */
+static const char *presented_credential(const struct reg_request *req)
+{
+  return req->authorization ? req->authorization : req->peer_chain_pem;
+}
+
+/* Keeps the poll's answer when the attestation plugin vouched that the
+ * credential of this request keeps proving the device for a while. */
 static void remember_operation(struct job *j)
 {
-  struct sas_token token;
-  if (!j->req->authorization ||
-      sas_parse(j->req->authorization, &token, NULL) != 0)
+  const char *credential = presented_credential(j->req);
+  if (j->reuse_until_s <= 0 || !credential)
     return;
   json_t *answer = operation_view(j->operation_id, &j->record);
   char *text = json_dumps(answer, JSON_COMPACT);
   json_decref(answer);
   if (text)
-    opcache_put(j->e->recent, j->operation_id, j->record.id,
-                j->req->authorization, token.se, text, time_now_ms());
+    opcache_put(j->e->recent, j->operation_id, j->record.id, credential,
+                j->reuse_until_s, text, time_now_ms());
   free(text);
 }
 
-/* A poll answered from memory: same operation, registration id and token
- * as the register call that created it. */
+/* A poll answered from memory: same operation, registration id and
+ * credential bytes as the register call that created it. */
 static int answer_poll_from_memory(struct engine *e, struct reg_request *req,
                                    engine_done_fn done, void *ud)
 {
   char *text = opcache_get(e->recent, req->operation_id,
-                           req->registration_id, req->authorization,
+                           req->registration_id, presented_credential(req),
                            time_now_ms());
   if (!text)
     return 0;

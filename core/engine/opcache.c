@@ -14,8 +14,8 @@
 struct entry {
   char operation_id[OP_ID_MAX];
   char registration_id[REG_ID_MAX];
-  unsigned char token_hash[SHA256_DIGEST_LENGTH];
-  int64_t token_expiry_s;
+  unsigned char credential_hash[SHA256_DIGEST_LENGTH];
+  int64_t reuse_until_s;
   int64_t expires_ms;
   char *body; /* owned; NULL = empty slot */
 };
@@ -80,48 +80,48 @@ static pthread_mutex_t *lock_of(struct opcache *c, size_t slot)
 }
 
 void opcache_put(struct opcache *c, const char *operation_id,
-                 const char *registration_id, const char *authorization,
-                 int64_t token_expiry_s, const char *body_json,
+                 const char *registration_id, const char *credential,
+                 int64_t reuse_until_s, const char *body_json,
                  int64_t now_ms)
 {
   size_t op_len = strlen(operation_id), reg_len = strlen(registration_id);
-  if (!c || !authorization || op_len >= OP_ID_MAX || reg_len >= REG_ID_MAX)
+  if (!c || !credential || op_len >= OP_ID_MAX || reg_len >= REG_ID_MAX)
     return;
   char *body = strdup(body_json);
   if (!body)
     return;
   unsigned char hash[SHA256_DIGEST_LENGTH];
-  SHA256((const unsigned char *)authorization, strlen(authorization), hash);
+  SHA256((const unsigned char *)credential, strlen(credential), hash);
   size_t slot = slot_of(c, operation_id);
   struct entry *e = &c->slots[slot];
   pthread_mutex_lock(lock_of(c, slot));
   free(e->body);
   memcpy(e->operation_id, operation_id, op_len + 1);
   memcpy(e->registration_id, registration_id, reg_len + 1);
-  memcpy(e->token_hash, hash, sizeof(hash));
-  e->token_expiry_s = token_expiry_s;
+  memcpy(e->credential_hash, hash, sizeof(hash));
+  e->reuse_until_s = reuse_until_s;
   e->expires_ms = now_ms + c->ttl_ms;
   e->body = body;
   pthread_mutex_unlock(lock_of(c, slot));
 }
 
 char *opcache_get(struct opcache *c, const char *operation_id,
-                  const char *registration_id, const char *authorization,
+                  const char *registration_id, const char *credential,
                   int64_t now_ms)
 {
-  if (!c || !authorization)
+  if (!c || !credential)
     return NULL;
   unsigned char hash[SHA256_DIGEST_LENGTH];
-  SHA256((const unsigned char *)authorization, strlen(authorization), hash);
+  SHA256((const unsigned char *)credential, strlen(credential), hash);
   size_t slot = slot_of(c, operation_id);
   struct entry *e = &c->slots[slot];
   char *answer = NULL;
   pthread_mutex_lock(lock_of(c, slot));
   if (e->body && e->expires_ms >= now_ms &&
-      e->token_expiry_s >= now_ms / 1000 &&
+      e->reuse_until_s >= now_ms / 1000 &&
       strcmp(e->operation_id, operation_id) == 0 &&
       strcasecmp(e->registration_id, registration_id) == 0 &&
-      CRYPTO_memcmp(e->token_hash, hash, sizeof(hash)) == 0)
+      CRYPTO_memcmp(e->credential_hash, hash, sizeof(hash)) == 0)
     answer = strdup(e->body);
   pthread_mutex_unlock(lock_of(c, slot));
   return answer;

@@ -219,6 +219,15 @@ static int h_attest_set_challenge(struct provd_attest_result *r,
   return PROVD_OK;
 }
 
+static int h_attest_set_reuse_until(struct provd_attest_result *r,
+                                    int64_t unix_s)
+{
+  if (!r || unix_s <= 0)
+    return PROVD_E_INVAL;
+  r->reuse_until_s = unix_s;
+  return PROVD_OK;
+}
+
 static int h_alloc_set_hub(struct provd_alloc_result *r, const char *hub_name,
                            const char *reason)
 {
@@ -276,6 +285,7 @@ static const struct provd_host_api the_host_api = {
   .sas_parse = host_sas_parse,
   .sas_check = host_sas_check,
   .sas_verify = host_sas_verify,
+  .attest_set_reuse_until = h_attest_set_reuse_until,
 };
 
 const struct provd_host_api *host_api(void)

@@ -88,6 +88,7 @@ struct provd_attest_result {
   char *challenge_json; /* owned */
   unsigned char *session;
   size_t session_len;
+  int64_t reuse_until_s; /* attest_set_reuse_until; 0: not set */
 };
 void attest_result_clear(struct provd_attest_result *r);
 

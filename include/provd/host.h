@@ -196,7 +196,16 @@ struct provd_host_api {
    * constant time; PROVD_DENIED with BAD_SIGNATURE when it did not. */
   int (*sas_verify)(const struct provd_sas_token *tok, const uint8_t *key,
                     size_t key_len, struct provd_err *err);
-  /* Later additions go after the ABI minor 1 block above; test for them
+
+  /* Attestation result, ABI minor 1: the credential presented with this
+   * request (its Authorization bytes, or its TLS client chain when it has
+   * none) proves this device until unix_s, so the host may answer this
+   * operation's status polls that present the byte-identical credential
+   * before then without calling attest() again.  Not called: every poll
+   * is attested.  PROVD_E_INVAL when unix_s <= 0. */
+  int (*attest_set_reuse_until)(struct provd_attest_result *r,
+                                int64_t unix_s);
+  /* Later additions go here, after the ABI minor 1 members; test for them
    * with PROVD_HAS(host, ...). */
 };
 

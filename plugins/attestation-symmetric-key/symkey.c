@@ -264,8 +264,7 @@ static int symkey_attest(void *state, struct provd_call *call,
                          struct provd_attest_result *res,
                          struct provd_err *err)
 {
-  (void)res; /* the device id defaults to the registration id */
-  struct symkey *sk = state;
+  struct symkey *sk = state; /* device id: the registration id */
   if (!req || !req->id_scope || !req->registration_id) {
     sk->host->err_set(err, "INTERNAL",
                       "attest: request without id scope or registration id");
@@ -275,6 +274,10 @@ static int symkey_attest(void *state, struct provd_call *call,
   int rc = symkey_check_token(sk, req, &tok, err);
   if (rc == PROVD_OK)
     rc = symkey_check_keys(sk, call, req, &tok.sas, err);
+  /* The token proves the device until it expires: polls that present it
+   * again need not be verified again. */
+  if (rc == PROVD_OK)
+    sk->host->attest_set_reuse_until(res, tok.sas.expiry + sk->skew_s);
   return rc;
 }
 
@@ -310,7 +313,8 @@ PROVD_PLUGIN_DEFINE = {
     PROVD_PLUGIN_HEADER,
     .kind = PROVD_KIND_ATTESTATION,
     .flags = PROVD_PLUGIN_THREADSAFE,
-    .min_host_minor = 1, /* b64_decode, hmac_sha256, sas_* */
+    .min_host_minor = 1, /* b64_decode, hmac_sha256, sas_*,
+                            attest_set_reuse_until */
     .name = "symmetric-key",
     .version = PROVD_VERSION,
     .description = "DPS symmetric-key attestation (SAS tokens, individual "

@@ -121,32 +121,44 @@ http GET "/registrations/nobody-2?api-version=2021-10-01" '' -H "Authorization: 
 expect_eq "explain wrote no registration" 404 "$STATUS"
 
 # --- bad input: clear errors, nothing stored ---
+# fresh-1 is enrolled and holds a valid token but has never registered: a
+# guard that let one of these requests through would create its record.
+K5=$(random_key)
+provctl enrollment add fresh-1 --primary-key "$K5" --secondary-key "$(random_key)" >/dev/null
+registration_absent() { # REGID
+  http GET "/registrations/$1?api-version=2021-10-01" '' -H "Authorization: $(service_token)"
+  [ "$STATUS" = 404 ]
+}
+check "fresh-1 has no registration yet" registration_absent fresh-1
 count_before=$(provctl registration list --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
-tok=$(device_token "$K1" dev-1)
-{ printf '{"registrationId":"dev-1","payload":"'; head -c 200000 /dev/zero | tr '\0' 'a'; printf '"}'; } > "$WORK/big.json"
-http PUT "$(reg_path dev-1)" "@$WORK/big.json" -H "Authorization: $tok"
+tok=$(device_token "$K5" fresh-1)
+{ printf '{"registrationId":"fresh-1","payload":"'; head -c 200000 /dev/zero | tr '\0' 'a'; printf '"}'; } > "$WORK/big.json"
+http PUT "$(reg_path fresh-1)" "@$WORK/big.json" -H "Authorization: $tok"
 expect_eq "oversized body answers 413" 413 "$STATUS"
-http PUT "$(reg_path dev-1)" '{"registrationId":' -H "Authorization: $tok"
+http PUT "$(reg_path fresh-1)" '{"registrationId":' -H "Authorization: $tok"
 expect_eq "invalid JSON answers 400" 400 "$STATUS"
-http PUT "$(reg_path dev-1)" '["dev-1"]' -H "Authorization: $tok"
+http PUT "$(reg_path fresh-1)" '["fresh-1"]' -H "Authorization: $tok"
 expect_eq "a non-object body answers 400" 400 "$STATUS"
-CONTENT_TYPE=text/plain http PUT "$(reg_path dev-1)" '{"registrationId":"dev-1"}' -H "Authorization: $tok"
+CONTENT_TYPE=text/plain http PUT "$(reg_path fresh-1)" '{"registrationId":"fresh-1"}' -H "Authorization: $tok"
 expect_eq "wrong content type answers 415" 415 "$STATUS"
-http PUT "$(reg_path dev-1)" '{"registrationId":"someone-else"}' -H "Authorization: $tok"
+http PUT "$(reg_path fresh-1)" '{"registrationId":"someone-else"}' -H "Authorization: $tok"
 expect_eq "body id that differs from the path answers 400" 400 "$STATUS"
-http PUT "/0ne99999999/registrations/dev-1/register?api-version=2019-03-31" '{"registrationId":"dev-1"}' -H "Authorization: $tok"
+http PUT "/0ne99999999/registrations/fresh-1/register?api-version=2019-03-31" '{"registrationId":"fresh-1"}' -H "Authorization: $tok"
 expect_eq "unknown ID scope answers 404" 404 "$STATUS"
-http PUT "/$SCOPE/registrations/dev-1/register" '{"registrationId":"dev-1"}' -H "Authorization: $tok"
+http PUT "/$SCOPE/registrations/fresh-1/register" '{"registrationId":"fresh-1"}' -H "Authorization: $tok"
 expect_eq "missing api-version answers 400" 400 "$STATUS"
 for bad in 'bad%21id' '-leading' 'trailing.' "$(head -c 129 /dev/zero | tr '\0' 'x')" 'sp%20ace'; do
   http PUT "/$SCOPE/registrations/$bad/register?api-version=2019-03-31" "{}" -H "Authorization: $tok"
   expect_eq "registration id '$bad' breaks the naming rules: 400" 400 "$STATUS"
 done
-http PUT "$(reg_path dev-1)" '{"registrationId":"dev-1"}' -H "Authorization: SharedAccessSignature garbage"
+http PUT "$(reg_path fresh-1)" '{"registrationId":"fresh-1"}' -H "Authorization: SharedAccessSignature garbage"
 expect_eq "malformed token answers 401" 401 "$STATUS"
-check "logged reason MALFORMED_TOKEN" log_has "regid=dev-1 reason=MALFORMED_TOKEN"
+check "logged reason MALFORMED_TOKEN" log_has "regid=fresh-1 reason=MALFORMED_TOKEN"
+check "bad input created no registration for fresh-1" registration_absent fresh-1
 count_after=$(provctl registration list --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
 expect_eq "bad input stored nothing" "$count_before" "$count_after"
+register fresh-1 "$tok"
+expect_eq "the same token and a good request register fresh-1" 202 "$STATUS"
 check "provd is still healthy" bash -c "curl -sSf --cacert '$DATA_DIR/tls/ca.pem' https://localhost:$PORT/healthz >/dev/null"
 
 # --- the back end's device -> hub map, and restart durability ---

@@ -200,6 +200,8 @@ expect_eq "page size 0 is 400" 400 "$STATUS"
 DEEP=$(python3 -c 'print("{\"attestation\":{\"type\":\"symmetricKey\"},\"initialTwin\":{\"tags\":" + "["*3000 + "]"*3000 + "}}")')
 http PUT "/enrollments/dev-2$V" "$DEEP" -H "$OWNER"
 expect_eq "JSON nested 3000 deep is 400" 400 "$STATUS"
+http GET "/enrollments/dev-2$V" '' -H "$OWNER"
+expect_eq "the refused PUTs created no dev-2" 404 "$STATUS"
 check "provd is still running" kill -0 "$PROVD_PID"
 
 finish

@@ -26,6 +26,24 @@ function deriveKey(groupKey, registrationId) {
     .update(registrationId, 'utf8').digest('base64');
 }
 
+// A refusal as the SDK surfaces it: the HTTP status of the response and
+// the DPS errorCode of its body (the device SDK puts the body into the
+// message, the service SDK into responseBody).
+function refusal(err) {
+  const text = err.responseBody || String(err.message).replace(/^Error: /, '');
+  let errorCode;
+  try { errorCode = JSON.parse(text).errorCode; } catch { errorCode = undefined; }
+  return { name: err.name, status: err.response && err.response.statusCode, errorCode };
+}
+
+// An assert.rejects predicate that accepts exactly this refusal.
+function refusedWith(expected) {
+  return (err) => {
+    assert.deepEqual(refusal(err), expected, `refusal: ${err.stack}`);
+    return true;
+  };
+}
+
 async function registerDevice(server, registrationId, key) {
   const security = new SymmetricKeySecurityClient(registrationId, key);
   const client = ProvisioningDeviceClient.create('localhost', server.idScope, new Http(), security);
@@ -77,7 +95,7 @@ test('azure-iot-provisioning-service + device SDK against provd', async (t) => {
       attestation: { type: 'symmetricKey', symmetricKey: { primaryKey: randomKey(), secondaryKey: randomKey() } },
     }, cb));
     await assert.rejects(registerDevice(server, registrationId, randomKey()),
-      (err) => err.name === 'UnauthorizedError' || /401|nauthori/.test(String(err)));
+      refusedWith({ name: 'UnauthorizedError', status: 401, errorCode: 401002 }));
   });
 
   await t.test('group enrollment: device key derived from the group key', async () => {
@@ -110,7 +128,7 @@ test('azure-iot-provisioning-service + device SDK against provd', async (t) => {
     // A write based on the old etag must fail with 412.
     const stale = Object.assign({}, first, { provisioningStatus: 'enabled' });
     await assert.rejects(call((cb) => svc.createOrUpdateIndividualEnrollment(stale, cb)),
-      (err) => err.name === 'InvalidEtagError' || /412/.test(String(err)));
+      refusedWith({ name: 'InvalidEtagError', status: 412, errorCode: 412001 }));
 
     const query = svc.createIndividualEnrollmentQuery({ query: '*' }, 2);
     const seen = [];
@@ -124,6 +142,7 @@ test('azure-iot-provisioning-service + device SDK against provd', async (t) => {
     assert.equal(new Set(seen).size, seen.length, 'no duplicates across pages');
 
     await call((cb) => svc.deleteIndividualEnrollment(registrationId, cb));
-    await assert.rejects(call((cb) => svc.getIndividualEnrollment(registrationId, cb)));
+    await assert.rejects(call((cb) => svc.getIndividualEnrollment(registrationId, cb)),
+      refusedWith({ name: 'Error', status: 404, errorCode: 404201 }));
   });
 });

@@ -1,7 +1,7 @@
 /* The hashed allocation plugin, loaded from its .so through the real
  * loader and host table: stability, weights, the rendezvous property, and
  * agreement with the hash function documented in docs/plugins/hashed.md
- * (recomputed here with OpenSSL). */
+ * (recomputed here with OpenSSL, and pinned as golden values). */
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
@@ -224,6 +224,42 @@ START_TEST(t_matches_documented_hash)
 }
 END_TEST
 
+/* Golden values, so that the function cannot change together with the
+ * reference copy above: the hub picked for device-000000 .. device-000047
+ * (last letter of its name), computed once from docs/plugins/hashed.md
+ * outside this code.  Worked by hand for device-000000, weights 3/1/5:
+ *   SHA-256("device-000000\0hub-a") = 94dcd3d23bcac5a9...  u = 0.58149
+ *     score = -3 / ln(u) = 5.533
+ *   SHA-256("device-000000\0hub-b") = fd2a00d92c9a4780...  u = 0.98892
+ *     score = -1 / ln(u) = 89.769   <- highest: hub-b
+ *   SHA-256("device-000000\0hub-c") = 0f9a55523cc34d4a...  u = 0.06095
+ *     score = -5 / ln(u) = 1.787
+ * A different string here means devices move to other hubs. */
+static const char golden_no_seed[] =
+    "bccbccbccaaacccbcaacacccaccccacaaccaaaccaccccccc";
+static const char golden_seeded[] =
+    "aacbcccbaaacccbacaaaaaaaccccacccccaaaaccabaccbac";
+
+START_TEST(t_golden_values)
+{
+  const char *seed = _i ? "reshuffle-2026" : "";
+  const char *golden = _i ? golden_seeded : golden_no_seed;
+  struct inst a;
+  inst_open(&a, seed);
+  static const uint32_t w[] = {3, 1, 5};
+  struct hubs h;
+  hubs_make(&h, names3, w, 3);
+  char got[64] = {0};
+  for (size_t i = 0; i < strlen(golden); i++) {
+    char id[32];
+    reg_id(id, sizeof(id), (int)i);
+    got[i] = names3[pick(&a, &h, id)][4];
+  }
+  ck_assert_str_eq(got, golden);
+  inst_close(&a);
+}
+END_TEST
+
 /* Registration ids are case-insensitive; so is the hash. */
 START_TEST(t_case_insensitive)
 {
@@ -426,6 +462,7 @@ static Suite *hashed_suite(void)
   tcase_add_test(tc, t_descriptor);
   tcase_add_test(tc, t_stable);
   tcase_add_loop_test(tc, t_matches_documented_hash, 0, 2);
+  tcase_add_loop_test(tc, t_golden_values, 0, 2);
   tcase_add_test(tc, t_case_insensitive);
   tcase_add_test(tc, t_order_independent);
   tcase_add_test(tc, t_distribution_1_1);

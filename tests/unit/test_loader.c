@@ -768,9 +768,15 @@ START_TEST(host_result_setters)
   ck_assert_int_eq(memcmp(r.session, session, 3), 0);
   ck_assert_int_eq(h->attest_set_challenge(&r, "{not json", NULL, 0),
                    PROVD_E_INVAL);
+  ck_assert_int_eq(h->attest_set_reuse_until(&r, 1800000000), PROVD_OK);
+  ck_assert_int_eq(r.reuse_until_s, 1800000000);
+  ck_assert_int_eq(h->attest_set_reuse_until(&r, 0), PROVD_E_INVAL);
+  ck_assert_int_eq(h->attest_set_reuse_until(&r, -5), PROVD_E_INVAL);
+  ck_assert_int_eq(r.reuse_until_s, 1800000000);
   attest_result_clear(&r);
   ck_assert_ptr_null(r.device_id);
   ck_assert_ptr_null(r.claims);
+  ck_assert_int_eq(r.reuse_until_s, 0);
 
   struct provd_alloc_result ar = {{0}, {0}};
   ck_assert_int_eq(h->alloc_set_hub(&ar, "hub-1", "hashed"), PROVD_OK);

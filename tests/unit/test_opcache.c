@@ -1,5 +1,6 @@
 /* The recent-operations cache answers a poll only for the same operation,
- * registration id and byte-identical, unexpired token. */
+ * registration id and byte-identical credential (here a token), before
+ * the attestation plugin's reuse limit. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,7 +51,7 @@ START_TEST(t_other_operation_or_device_misses)
 }
 END_TEST
 
-START_TEST(t_expired_token_misses)
+START_TEST(t_past_reuse_limit_misses)
 {
   opcache_put(cache, "5.bb.op-3", "dev-3", TOKEN, NOW_S - 1, "{}", NOW_MS);
   ck_assert_ptr_null(opcache_get(cache, "5.bb.op-3", "dev-3", TOKEN, NOW_MS));
@@ -99,7 +100,7 @@ int main(void)
   tcase_add_test(tc, t_hit_returns_a_copy);
   tcase_add_test(tc, t_other_token_misses);
   tcase_add_test(tc, t_other_operation_or_device_misses);
-  tcase_add_test(tc, t_expired_token_misses);
+  tcase_add_test(tc, t_past_reuse_limit_misses);
   tcase_add_test(tc, t_entry_ttl);
   tcase_add_test(tc, t_bounded_newest_wins);
   suite_add_tcase(s, tc);

@@ -1,0 +1,1112 @@
+/* The registration engine driven through engine_submit() as a transport
+ * drives it, with the real plugins (symmetric-key.so, hashed.so,
+ * sqlite.so, loaded from a YAML config like the daemon's) over a
+ * temporary SQLite file: enrollments, allocation, reprovisioning,
+ * refusals, throttling and the poll cache. */
+#include <check.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <openssl/rand.h>
+
+#include "config/config.h"
+#include "engine/engine.h"
+#include "plugin/loader.h"
+#include "store/store.h"
+#include "util/b64.h"
+#include "util/err.h"
+#include "util/sas.h"
+
+#define SCOPE "0ne00000001"
+#define WAIT_S 20
+#define HOUR 3600
+
+/* The symmetric-key plugin without clock skew, so a token's reuse ends
+ * exactly at its expiry; hashed allocation. */
+static const char *const default_plugins =
+    "  - { kind: attestation, name: symmetric-key,"
+    " options: { clock_skew: 0s } }\n"
+    "  - { kind: allocation, name: hashed }\n";
+
+/* ---------------------------------------------------------------------
+ * The rig: config + plugins + store + engine, as the daemon wires them.
+ * ------------------------------------------------------------------- */
+
+struct rig {
+  char dir[256];
+  char config_path[512];
+  struct provd_config cfg;
+  struct plugin_set plugins;
+  struct store *store;
+  struct engine *engine;
+};
+
+static struct rig rig;
+static char key1[96], key2[96]; /* base64 enrollment keys */
+
+static void random_key(char *out, size_t cap)
+{
+  uint8_t raw[32];
+  ck_assert_int_eq(RAND_bytes(raw, sizeof(raw)), 1);
+  char *b64 = b64_encode(raw, sizeof(raw));
+  ck_assert_ptr_nonnull(b64);
+  ck_assert_uint_lt(strlen(b64), cap);
+  snprintf(out, cap, "%s", b64);
+  free(b64);
+}
+
+static void write_config(const char *plugins_yaml)
+{
+  const char *plugin_dir = getenv("PROVD_PLUGIN_DIR");
+  const char *test_plugin_dir = getenv("PROVD_TEST_PLUGIN_DIR");
+  ck_assert_msg(plugin_dir && test_plugin_dir,
+                "PROVD_PLUGIN_DIR / PROVD_TEST_PLUGIN_DIR are not set");
+  snprintf(rig.config_path, sizeof(rig.config_path), "%s/provd.yaml",
+           rig.dir);
+  FILE *f = fopen(rig.config_path, "w");
+  ck_assert_ptr_nonnull(f);
+  fprintf(f,
+          "id_scope: " SCOPE "\n"
+          "data_dir: %s\n"
+          "plugin_path: [ '%s', '%s' ]\n"
+          "hubs:\n"
+          "  - { name: hub-1, hostname: hub-1.example.net }\n"
+          "  - { name: hub-2, hostname: hub-2.example.net }\n"
+          "  - { name: hub-3, hostname: hub-3.example.net }\n"
+          "plugins:\n%s",
+          rig.dir, plugin_dir, test_plugin_dir, plugins_yaml);
+  ck_assert_int_eq(fclose(f), 0);
+}
+
+/* readers / queue_max: the store's bounds (0: the store's defaults). */
+static void rig_up(const char *plugins_yaml, int readers, size_t queue_max)
+{
+  memset(&rig, 0, sizeof(rig));
+  snprintf(rig.dir, sizeof(rig.dir), "/tmp/provd-test-engine-XXXXXX");
+  ck_assert_ptr_nonnull(mkdtemp(rig.dir));
+  write_config(plugins_yaml);
+  struct diag d = {0};
+  int rc = config_load(rig.config_path, &rig.cfg, &d);
+  if (rc == 0)
+    rc = plugins_load(&rig.cfg, &rig.plugins, &d);
+  ck_assert_msg(rc == 0, "%s", d.n ? d.lines[0] : "config");
+  diag_free(&d);
+  struct provd_err err = {{0}, {0}};
+  ck_assert_msg(plugins_start(&rig.plugins, &err) == PROVD_OK, "%s",
+                err.msg);
+  struct store_opts so = {.readers = readers, .queue_max = queue_max};
+  ck_assert_msg(store_open(plugins_nth(&rig.plugins, PROVD_KIND_STORAGE, 0),
+                           &so, &rig.store, &err) == PROVD_OK,
+                "%s", err.msg);
+  ck_assert_int_eq(
+      engine_new(&rig.cfg, rig.store, &rig.plugins, &rig.engine, &err),
+      PROVD_OK);
+}
+
+static void rig_down(void)
+{
+  engine_free(rig.engine);
+  store_close(rig.store);
+  plugins_stop(&rig.plugins);
+  plugins_free(&rig.plugins);
+  config_free(&rig.cfg);
+  char cmd[512];
+  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", rig.dir);
+  ck_assert_int_eq(system(cmd), 0);
+}
+
+static void setup(void)
+{
+  random_key(key1, sizeof(key1));
+  random_key(key2, sizeof(key2));
+  rig_up(default_plugins, 0, 0);
+}
+
+static void teardown(void) { rig_down(); }
+
+/* ---------------------------------------------------------------------
+ * Records in the store, written on the test thread.
+ * ------------------------------------------------------------------- */
+
+static void put_record(enum provd_table t, const struct store_rec *rec)
+{
+  struct provd_err err = {{0}, {0}};
+  struct store_session *s = store_session_open(rig.store, &err);
+  ck_assert_msg(s != NULL, "%s", err.msg);
+  ck_assert_msg(store_put(s, t, rec, NULL, 0, &err) == PROVD_OK, "%s",
+                err.msg);
+  store_session_close(s);
+}
+
+/* Returns PROVD_OK or PROVD_NOT_FOUND; out is filled on OK. */
+static int get_record(enum provd_table t, const char *id,
+                      struct store_rec *out)
+{
+  struct provd_err err = {{0}, {0}};
+  struct store_session *s = store_session_open(rig.store, &err);
+  ck_assert_msg(s != NULL, "%s", err.msg);
+  int rc = store_get(s, t, id, out, &err);
+  store_session_close(s);
+  ck_assert_msg(rc == PROVD_OK || rc == PROVD_NOT_FOUND, "%s", err.msg);
+  return rc;
+}
+
+/* An enrollment or group document as the service API stores it. */
+static json_t *enrollment_doc(const char *id_field, const char *id,
+                              const char *key)
+{
+  return json_pack("{s:s, s:{s:s, s:{s:s, s:s}}, s:s}", id_field, id,
+                   "attestation", "type", "symmetricKey", "symmetricKey",
+                   "primaryKey", key, "secondaryKey", key,
+                   "provisioningStatus", "enabled");
+}
+
+static json_t *individual(const char *reg_id, const char *key)
+{
+  return enrollment_doc("registrationId", reg_id, key);
+}
+
+static json_t *group(const char *group_id, const char *key)
+{
+  return enrollment_doc("enrollmentGroupId", group_id, key);
+}
+
+/* Stores doc (taken) in table t under id. */
+static void enroll_in(enum provd_table t, const char *id, json_t *doc)
+{
+  const char *type = json_string_value(
+      json_object_get(json_object_get(doc, "attestation"), "type"));
+  struct store_rec rec = {.id = (char *)id, .etag = (char *)"\"e\"",
+                          .body = doc, .kind = (char *)type};
+  put_record(t, &rec);
+  json_decref(doc);
+}
+
+static void enroll(const char *reg_id, json_t *doc)
+{
+  enroll_in(PROVD_TABLE_ENROLLMENTS, reg_id, doc);
+}
+
+static void enroll_group(const char *group_id, json_t *doc)
+{
+  enroll_in(PROVD_TABLE_ENROLLMENT_GROUPS, group_id, doc);
+}
+
+/* ---------------------------------------------------------------------
+ * Tokens, signed with the enrollment key or the group-derived key.
+ * ------------------------------------------------------------------- */
+
+static char *token_until(const char *key_b64, int from_group,
+                         const char *reg_id, int64_t se)
+{
+  char derived[96];
+  if (from_group) {
+    ck_assert_int_eq(sas_derive_device_key(key_b64, reg_id, derived,
+                                           sizeof(derived)), 0);
+    key_b64 = derived;
+  }
+  uint8_t key[64];
+  size_t key_len = 0;
+  ck_assert_int_eq(b64_decode(key_b64, key, sizeof(key), &key_len), 0);
+  char resource[256];
+  snprintf(resource, sizeof(resource), SCOPE "/registrations/%s", reg_id);
+  char *tok = sas_build(resource, key, key_len, se, "registration");
+  ck_assert_ptr_nonnull(tok);
+  return tok;
+}
+
+static int64_t now_s(void) { return (int64_t)time(NULL); }
+
+static char *token(const char *key_b64, int from_group, const char *reg_id)
+{
+  return token_until(key_b64, from_group, reg_id, now_s() + HOUR);
+}
+
+/* ---------------------------------------------------------------------
+ * Submitting and reading outcomes.  Only answer_take() reads a
+ * struct reg_outcome: the one place to adapt when its shape changes.
+ * ------------------------------------------------------------------- */
+
+struct answer {
+  int http_status;
+  int error_code;   /* DPS errorCode of a refusal, else 0 */
+  int retry_after_s;
+  char reason[64];
+  json_t *doc;      /* the success document, or NULL */
+};
+
+static void answer_take(struct answer *a, struct reg_outcome *o)
+{
+  memset(a, 0, sizeof(*a));
+  a->http_status = o->http_status;
+  a->retry_after_s = o->retry_after_s;
+  snprintf(a->reason, sizeof(a->reason), "%s", o->reason);
+  json_t *doc = o->body;
+  if (!doc && o->body_text)
+    doc = json_loads(o->body_text, 0, NULL);
+  free(o->body_text);
+  if (o->http_status >= 400) {
+    a->error_code =
+        (int)json_integer_value(json_object_get(doc, "errorCode"));
+    json_decref(doc);
+  } else {
+    a->doc = doc;
+  }
+}
+
+static void answer_clear(struct answer *a)
+{
+  json_decref(a->doc);
+  a->doc = NULL;
+}
+
+struct waiter {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int done;
+  struct answer answer;
+};
+
+static void on_done(void *ud, struct reg_outcome *o)
+{
+  struct waiter *w = ud;
+  pthread_mutex_lock(&w->mu);
+  ck_assert_int_eq(w->done, 0); /* exactly once */
+  answer_take(&w->answer, o);
+  w->done = 1;
+  pthread_cond_signal(&w->cv);
+  pthread_mutex_unlock(&w->mu);
+}
+
+static struct answer submit(struct reg_request *req)
+{
+  struct waiter w = {.done = 0};
+  pthread_mutex_init(&w.mu, NULL);
+  pthread_cond_init(&w.cv, NULL);
+  engine_submit(rig.engine, req, on_done, &w);
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += WAIT_S;
+  pthread_mutex_lock(&w.mu);
+  int rc = 0;
+  while (!w.done && rc != ETIMEDOUT)
+    rc = pthread_cond_timedwait(&w.cv, &w.mu, &until);
+  int done = w.done;
+  pthread_mutex_unlock(&w.mu);
+  ck_assert_msg(done, "engine did not answer within %d s", WAIT_S);
+  pthread_cond_destroy(&w.cv);
+  pthread_mutex_destroy(&w.mu);
+  return w.answer;
+}
+
+static struct reg_request *request(enum reg_op op, const char *reg_id,
+                                   const char *operation_id,
+                                   const char *authorization)
+{
+  struct reg_request *req = calloc(1, sizeof(*req));
+  ck_assert_ptr_nonnull(req);
+  req->op = op;
+  snprintf(req->registration_id, sizeof(req->registration_id), "%s",
+           reg_id);
+  if (operation_id)
+    snprintf(req->operation_id, sizeof(req->operation_id), "%s",
+             operation_id);
+  req->authorization = authorization ? strdup(authorization) : NULL;
+  if (op == REG_REGISTER)
+    req->body = json_pack("{s:s}", "registrationId", reg_id);
+  snprintf(req->trace_id, sizeof(req->trace_id), "test-engine");
+  return req;
+}
+
+static struct answer do_register(const char *reg_id, const char *auth)
+{
+  return submit(request(REG_REGISTER, reg_id, NULL, auth));
+}
+
+static struct answer do_poll(const char *reg_id, const char *operation_id,
+                             const char *auth)
+{
+  return submit(request(REG_OPERATION_STATUS, reg_id, operation_id, auth));
+}
+
+/* register must answer 202 assigning; out gets its operation id. */
+static void register_ok(const char *reg_id, const char *auth,
+                        char out[128])
+{
+  struct answer a = do_register(reg_id, auth);
+  ck_assert_msg(a.http_status == 202, "register %s: %d %s", reg_id,
+                a.http_status, a.reason);
+  ck_assert_int_gt(a.retry_after_s, 0);
+  ck_assert_str_eq(json_string_value(json_object_get(a.doc, "status")),
+                   "assigning");
+  const char *op = json_string_value(json_object_get(a.doc, "operationId"));
+  ck_assert_ptr_nonnull(op);
+  snprintf(out, 128, "%s", op);
+  answer_clear(&a);
+}
+
+/* The final state of a registration: register, then poll once.  Returns
+ * the registrationState (caller decrefs) after checking the poll's own
+ * status matches it. */
+static json_t *register_and_poll(const char *reg_id, const char *auth)
+{
+  char op[128];
+  register_ok(reg_id, auth, op);
+  struct answer a = do_poll(reg_id, op, auth);
+  ck_assert_msg(a.http_status == 200, "poll %s: %d %s", reg_id,
+                a.http_status, a.reason);
+  ck_assert_str_eq(json_string_value(json_object_get(a.doc, "operationId")),
+                   op);
+  json_t *state = json_incref(json_object_get(a.doc, "registrationState"));
+  ck_assert_ptr_nonnull(state);
+  ck_assert_str_eq(json_string_value(json_object_get(a.doc, "status")),
+                   json_string_value(json_object_get(state, "status")));
+  answer_clear(&a);
+  return state;
+}
+
+/* register_and_poll with a fresh token of key (group-derived when
+ * from_group). */
+static json_t *state_after_register(const char *reg_id, const char *key,
+                                    int from_group)
+{
+  char *tok = token(key, from_group, reg_id);
+  json_t *st = register_and_poll(reg_id, tok);
+  free(tok);
+  return st;
+}
+
+/* The answer to a register call with a fresh token of key. */
+static struct answer register_with_key(const char *reg_id, const char *key,
+                                       int from_group)
+{
+  char *tok = token(key, from_group, reg_id);
+  struct answer a = do_register(reg_id, tok);
+  free(tok);
+  return a;
+}
+
+static const char *field(const json_t *obj, const char *key)
+{
+  const char *v = json_string_value(json_object_get(obj, key));
+  return v ? v : "(absent)";
+}
+
+/* Registers with a fresh token of key (individual enrollment) and checks
+ * status, hub host name and substatus of the result. */
+static void expect_assigned(const char *reg_id, const char *key,
+                            const char *hub_host, const char *substatus)
+{
+  json_t *st = state_after_register(reg_id, key, 0);
+  ck_assert_str_eq(field(st, "status"), "assigned");
+  ck_assert_str_eq(field(st, "assignedHub"), hub_host);
+  ck_assert_str_eq(field(st, "substatus"), substatus);
+  json_decref(st);
+}
+
+static void expect_refused(struct answer a, int http_status,
+                           const char *reason, int error_code)
+{
+  ck_assert_int_eq(a.http_status, http_status);
+  ck_assert_str_eq(a.reason, reason);
+  ck_assert_int_eq(a.error_code, error_code);
+  answer_clear(&a);
+}
+
+/* The reason in the newest outbox event about subject ("" if none). */
+struct last_event {
+  const char *subject;
+  char reason[64];
+};
+
+static int note_event(void *ud, const struct provd_outbox_event *ev)
+{
+  struct last_event *le = ud;
+  if (strcmp(ev->subject, le->subject) != 0)
+    return 0;
+  json_t *body = json_loads(ev->body_json, 0, NULL);
+  snprintf(le->reason, sizeof(le->reason), "%s", field(body, "reason"));
+  json_decref(body);
+  return 0;
+}
+
+static void expect_event_reason(const char *subject, const char *reason)
+{
+  struct last_event le = {.subject = subject};
+  struct provd_err err = {{0}, {0}};
+  struct store_session *s = store_session_open(rig.store, &err);
+  ck_assert_ptr_nonnull(s);
+  ck_assert_int_eq(store_events(s, 0, 10000, note_event, &le, &err),
+                   PROVD_OK);
+  store_session_close(s);
+  ck_assert_str_eq(le.reason, reason);
+}
+
+/* Sets a top-level field of the stored individual enrollment. */
+static void enrollment_set(const char *reg_id, const char *key,
+                           json_t *value)
+{
+  struct store_rec rec = {0};
+  ck_assert_int_eq(get_record(PROVD_TABLE_ENROLLMENTS, reg_id, &rec),
+                   PROVD_OK);
+  json_object_set_new(rec.body, key, value);
+  put_record(PROVD_TABLE_ENROLLMENTS, &rec);
+  store_rec_clear(&rec);
+}
+
+static json_t *policy(int update_hub, int migrate_data)
+{
+  return json_pack("{s:b, s:b}", "updateHubAssignment", update_hub,
+                   "migrateDeviceData", migrate_data);
+}
+
+/* ---------------------------------------------------------------------
+ * Individual and group enrollments.
+ * ------------------------------------------------------------------- */
+
+START_TEST(t_individual_enrollment_assigned)
+{
+  enroll("dev-1", individual("dev-1", key1));
+  json_t *st = state_after_register("dev-1", key1, 0);
+  ck_assert_str_eq(field(st, "registrationId"), "dev-1");
+  ck_assert_str_eq(field(st, "deviceId"), "dev-1");
+  ck_assert_str_eq(field(st, "status"), "assigned");
+  ck_assert_str_eq(field(st, "substatus"), "initialAssignment");
+  ck_assert_ptr_null(json_object_get(st, "symmetricKey"));
+  json_decref(st);
+  /* The record in the store says the same. */
+  struct store_rec rec = {0};
+  ck_assert_int_eq(get_record(PROVD_TABLE_REGISTRATIONS, "dev-1", &rec),
+                   PROVD_OK);
+  ck_assert_ptr_nonnull(rec.hub);
+  ck_assert_ptr_null(rec.group_id);
+  store_rec_clear(&rec);
+}
+END_TEST
+
+START_TEST(t_individual_device_id_from_enrollment)
+{
+  json_t *doc = individual("dev-2", key1);
+  json_object_set_new(doc, "deviceId", json_string("custom-device"));
+  enroll("dev-2", doc);
+  json_t *st = state_after_register("dev-2", key1, 0);
+  ck_assert_str_eq(field(st, "deviceId"), "custom-device");
+  json_decref(st);
+}
+END_TEST
+
+START_TEST(t_group_member_assigned)
+{
+  enroll_group("group-a", group("group-a", key1));
+  json_t *st = state_after_register("member-1", key1, 1);
+  ck_assert_str_eq(field(st, "status"), "assigned");
+  ck_assert_str_eq(field(st, "deviceId"), "member-1");
+  ck_assert_str_eq(field(json_object_get(st, "symmetricKey"),
+                         "enrollmentGroupId"), "group-a");
+  json_decref(st);
+}
+END_TEST
+
+/* A group whose key does not fit declines; the next group is asked. */
+START_TEST(t_second_group_accepts)
+{
+  enroll_group("group-a", group("group-a", key1));
+  enroll_group("group-b", group("group-b", key2));
+  json_t *st = state_after_register("member-2", key2, 1);
+  ck_assert_str_eq(field(json_object_get(st, "symmetricKey"),
+                         "enrollmentGroupId"), "group-b");
+  json_decref(st);
+}
+END_TEST
+
+/* An individual enrollment decides alone: a group key does not get the
+ * device in behind it. */
+START_TEST(t_individual_enrollment_shadows_groups)
+{
+  enroll("dev-3", individual("dev-3", key1));
+  enroll_group("group-b", group("group-b", key2));
+  expect_refused(register_with_key("dev-3", key2, 1), 401, "BAD_SIGNATURE",
+                 401002);
+}
+END_TEST
+
+START_TEST(t_unknown_device_refused)
+{
+  enroll_group("group-a", group("group-a", key1));
+  expect_refused(register_with_key("stranger", key2, 1), 401,
+                 "BAD_SIGNATURE", 401002);
+  ck_assert_int_eq(get_record(PROVD_TABLE_REGISTRATIONS, "stranger",
+                              &(struct store_rec){0}),
+                   PROVD_NOT_FOUND);
+}
+END_TEST
+
+START_TEST(t_no_enrollment_at_all)
+{
+  expect_refused(register_with_key("nobody", key1, 0), 401,
+                 "ENROLLMENT_NOT_FOUND", 401002);
+}
+END_TEST
+
+/* The enrollment is for another mechanism than the device presents. */
+START_TEST(t_attestation_mismatch)
+{
+  json_t *doc = json_pack("{s:s, s:{s:s, s:{}}}", "registrationId", "dev-x",
+                          "attestation", "type", "x509", "x509");
+  enroll("dev-x", doc);
+  expect_refused(register_with_key("dev-x", key1, 0), 401,
+                 "ATTESTATION_MISMATCH", 401002);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------
+ * Disabled enrollments.
+ * ------------------------------------------------------------------- */
+
+START_TEST(t_disabled_enrollment)
+{
+  json_t *doc = individual("dev-d", key1);
+  json_object_set_new(doc, "provisioningStatus", json_string("disabled"));
+  enroll("dev-d", doc);
+  /* Authentication comes first: without the key nothing is revealed. */
+  expect_refused(register_with_key("dev-d", key2, 0), 401, "BAD_SIGNATURE",
+                 401002);
+  json_t *st = state_after_register("dev-d", key1, 0);
+  ck_assert_str_eq(field(st, "status"), "disabled");
+  ck_assert_ptr_null(json_object_get(st, "assignedHub"));
+  ck_assert_ptr_null(json_object_get(st, "deviceId"));
+  json_decref(st);
+  expect_event_reason("dev-d", "ENROLLMENT_DISABLED");
+}
+END_TEST
+
+START_TEST(t_disabled_group)
+{
+  json_t *doc = group("group-d", key1);
+  json_object_set_new(doc, "provisioningStatus", json_string("disabled"));
+  enroll_group("group-d", doc);
+  json_t *st = state_after_register("member-d", key1, 1);
+  ck_assert_str_eq(field(st, "status"), "disabled");
+  json_decref(st);
+}
+END_TEST
+
+/* Disabling a registered device keeps its hub in the record: the back end
+ * never forgets where an identity lives. */
+START_TEST(t_disabled_keeps_known_hub)
+{
+  enroll("dev-k", individual("dev-k", key1));
+  enrollment_set("dev-k", "iotHubs", json_pack("[s]", "hub-2"));
+  expect_assigned("dev-k", key1, "hub-2.example.net", "initialAssignment");
+  enrollment_set("dev-k", "provisioningStatus", json_string("disabled"));
+  json_t *st = state_after_register("dev-k", key1, 0);
+  ck_assert_str_eq(field(st, "status"), "disabled");
+  json_decref(st);
+  struct store_rec rec = {0};
+  ck_assert_int_eq(get_record(PROVD_TABLE_REGISTRATIONS, "dev-k", &rec),
+                   PROVD_OK);
+  ck_assert_str_eq(rec.hub, "hub-2");
+  store_rec_clear(&rec);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------
+ * Allocation: candidates, policies.
+ * ------------------------------------------------------------------- */
+
+START_TEST(t_iot_hubs_by_host_name)
+{
+  enroll("dev-h", individual("dev-h", key1));
+  enrollment_set("dev-h", "iotHubs", json_pack("[s]", "hub-2.example.net"));
+  expect_assigned("dev-h", key1, "hub-2.example.net", "initialAssignment");
+}
+END_TEST
+
+START_TEST(t_iot_hub_host_name_legacy)
+{
+  enroll("dev-l", individual("dev-l", key1));
+  enrollment_set("dev-l", "iotHubHostName",
+                 json_string("hub-3.example.net"));
+  expect_assigned("dev-l", key1, "hub-3.example.net", "initialAssignment");
+}
+END_TEST
+
+/* hashed spreads a group over its candidates and never outside them. */
+START_TEST(t_iot_hubs_candidates_only)
+{
+  json_t *doc = group("group-c", key1);
+  json_object_set_new(doc, "iotHubs", json_pack("[s,s]", "hub-1", "hub-3"));
+  enroll_group("group-c", doc);
+  int on_1 = 0, on_3 = 0;
+  for (int i = 0; i < 16; i++) {
+    char reg_id[32];
+    snprintf(reg_id, sizeof(reg_id), "spread-%02d", i);
+    json_t *st = state_after_register(reg_id, key1, 1);
+    const char *hub = field(st, "assignedHub");
+    on_1 += strcmp(hub, "hub-1.example.net") == 0;
+    on_3 += strcmp(hub, "hub-3.example.net") == 0;
+    ck_assert_msg(strcmp(hub, "hub-2.example.net") != 0,
+                  "%s went to hub-2, not a candidate", reg_id);
+    json_decref(st);
+  }
+  ck_assert_int_eq(on_1 + on_3, 16);
+  ck_assert_int_gt(on_1, 0);
+  ck_assert_int_gt(on_3, 0);
+}
+END_TEST
+
+/* No candidate is a configured hub: recorded as failed, 400208. */
+START_TEST(t_iot_hubs_unknown)
+{
+  enroll("dev-u", individual("dev-u", key1));
+  enrollment_set("dev-u", "iotHubs", json_pack("[s]", "elsewhere.example"));
+  json_t *st = state_after_register("dev-u", key1, 0);
+  ck_assert_str_eq(field(st, "status"), "failed");
+  ck_assert_int_eq(json_integer_value(json_object_get(st, "errorCode")),
+                   400208);
+  json_decref(st);
+  expect_event_reason("dev-u", "NO_HUB_AVAILABLE");
+}
+END_TEST
+
+/* A policy no declared allocation plugin implements. */
+START_TEST(t_allocation_policy_unavailable)
+{
+  enroll("dev-p", individual("dev-p", key1));
+  enrollment_set("dev-p", "iotHubs", json_pack("[s]", "hub-1"));
+  expect_assigned("dev-p", key1, "hub-1.example.net", "initialAssignment");
+  enrollment_set("dev-p", "allocationPolicy", json_string("geoLatency"));
+  json_t *st = state_after_register("dev-p", key1, 0);
+  ck_assert_str_eq(field(st, "status"), "failed");
+  ck_assert_int_eq(json_integer_value(json_object_get(st, "errorCode")),
+                   400208);
+  ck_assert_ptr_null(json_object_get(st, "assignedHub"));
+  json_decref(st);
+  expect_event_reason("dev-p", "ALLOCATION_POLICY_UNAVAILABLE");
+  struct store_rec rec = {0};
+  ck_assert_int_eq(get_record(PROVD_TABLE_REGISTRATIONS, "dev-p", &rec),
+                   PROVD_OK);
+  ck_assert_str_eq(rec.hub, "hub-1"); /* the device keeps its home */
+  store_rec_clear(&rec);
+}
+END_TEST
+
+START_TEST(t_allocation_policy_named)
+{
+  enroll("dev-n", individual("dev-n", key1));
+  enrollment_set("dev-n", "allocationPolicy", json_string("hashed"));
+  enrollment_set("dev-n", "iotHubs", json_pack("[s]", "hub-3"));
+  expect_assigned("dev-n", key1, "hub-3.example.net", "initialAssignment");
+}
+END_TEST
+
+/* ---------------------------------------------------------------------
+ * Reprovisioning (DPS reprovisionPolicy; substatus as DPS reports it).
+ * ------------------------------------------------------------------- */
+
+/* Registers dev on hub-1, then moves its enrollment to hub-2 with
+ * the given policy (NULL: none) and registers again. */
+static void move_to_hub_2(const char *reg_id, json_t *reprovision_policy)
+{
+  enroll(reg_id, individual(reg_id, key1));
+  enrollment_set(reg_id, "iotHubs", json_pack("[s]", "hub-1"));
+  expect_assigned(reg_id, key1, "hub-1.example.net", "initialAssignment");
+  enrollment_set(reg_id, "iotHubs", json_pack("[s]", "hub-2"));
+  if (reprovision_policy)
+    enrollment_set(reg_id, "reprovisionPolicy", reprovision_policy);
+}
+
+START_TEST(t_reprovision_migrates_data)
+{
+  move_to_hub_2("dev-m", policy(1, 1));
+  expect_assigned("dev-m", key1, "hub-2.example.net", "deviceDataMigrated");
+}
+END_TEST
+
+START_TEST(t_reprovision_resets_data)
+{
+  move_to_hub_2("dev-r", policy(1, 0));
+  expect_assigned("dev-r", key1, "hub-2.example.net", "deviceDataReset");
+}
+END_TEST
+
+/* DPS default for an enrollment without a policy: update and migrate. */
+START_TEST(t_reprovision_default_policy)
+{
+  move_to_hub_2("dev-0", NULL);
+  expect_assigned("dev-0", key1, "hub-2.example.net", "deviceDataMigrated");
+}
+END_TEST
+
+/* updateHubAssignment false: the device stays where it is, whatever
+ * migrateDeviceData says. */
+START_TEST(t_reprovision_never)
+{
+  move_to_hub_2("dev-s", policy(0, 1));
+  expect_assigned("dev-s", key1, "hub-1.example.net", "initialAssignment");
+  enrollment_set("dev-s", "reprovisionPolicy", policy(0, 0));
+  expect_assigned("dev-s", key1, "hub-1.example.net", "initialAssignment");
+}
+END_TEST
+
+/* Registering again on the same hub is no move. */
+START_TEST(t_reprovision_same_hub)
+{
+  enroll("dev-same", individual("dev-same", key1));
+  enrollment_set("dev-same", "iotHubs", json_pack("[s]", "hub-3"));
+  enrollment_set("dev-same", "reprovisionPolicy", policy(1, 1));
+  expect_assigned("dev-same", key1, "hub-3.example.net",
+                  "initialAssignment");
+  expect_assigned("dev-same", key1, "hub-3.example.net",
+                  "initialAssignment");
+}
+END_TEST
+
+/* ---------------------------------------------------------------------
+ * Polls.
+ * ------------------------------------------------------------------- */
+
+/* Rewrites the stored registration's deviceId (etag unchanged), so a poll
+ * answered from the store shows "from-store" and one answered from memory
+ * shows the original. */
+static void mark_registration_in_store(const char *reg_id)
+{
+  struct store_rec rec = {0};
+  ck_assert_int_eq(get_record(PROVD_TABLE_REGISTRATIONS, reg_id, &rec),
+                   PROVD_OK);
+  json_object_set_new(rec.body, "deviceId", json_string("from-store"));
+  put_record(PROVD_TABLE_REGISTRATIONS, &rec);
+  store_rec_clear(&rec);
+}
+
+/* Polls and returns registrationState.deviceId (or the refusal reason). */
+static const char *poll_device_id(const char *reg_id, const char *op,
+                                  const char *auth, char out[64])
+{
+  struct answer a = do_poll(reg_id, op, auth);
+  if (a.http_status == 200)
+    snprintf(out, 64, "%s",
+             field(json_object_get(a.doc, "registrationState"), "deviceId"));
+  else
+    snprintf(out, 64, "%d %s", a.http_status, a.reason);
+  answer_clear(&a);
+  return out;
+}
+
+START_TEST(t_poll_same_token_from_memory)
+{
+  enroll("dev-c", individual("dev-c", key1));
+  char *tok = token(key1, 0, "dev-c");
+  char op[128], got[64];
+  register_ok("dev-c", tok, op);
+  mark_registration_in_store("dev-c");
+  ck_assert_str_eq(poll_device_id("dev-c", op, tok, got), "dev-c");
+  /* Another valid token of the same key is not the same credential:
+   * the store answers. */
+  char *other = token_until(key1, 0, "dev-c", now_s() + HOUR + 1);
+  ck_assert_str_eq(poll_device_id("dev-c", op, other, got), "from-store");
+  free(other);
+  free(tok);
+}
+END_TEST
+
+/* A poll the cache does not answer is attested again: after the key
+ * changed, another token of the old key is refused. */
+START_TEST(t_poll_other_token_goes_through_plugin)
+{
+  enroll("dev-c", individual("dev-c", key1));
+  char *tok = token(key1, 0, "dev-c");
+  char op[128], got[64];
+  register_ok("dev-c", tok, op);
+  enroll("dev-c", individual("dev-c", key2)); /* key rotated */
+  ck_assert_str_eq(poll_device_id("dev-c", op, tok, got), "dev-c");
+  char *old_key = token_until(key1, 0, "dev-c", now_s() + HOUR + 1);
+  ck_assert_str_eq(poll_device_id("dev-c", op, old_key, got),
+                   "401 BAD_SIGNATURE");
+  char *new_key = token(key2, 0, "dev-c");
+  ck_assert_str_eq(poll_device_id("dev-c", op, new_key, got), "dev-c");
+  free(new_key);
+  free(old_key);
+  free(tok);
+}
+END_TEST
+
+/* The cached answer belongs to one registration id. */
+START_TEST(t_poll_other_registration_id_misses)
+{
+  enroll("dev-c", individual("dev-c", key1));
+  enroll("dev-e", individual("dev-e", key1));
+  char *tok = token(key1, 0, "dev-c");
+  char op[128], got[64];
+  register_ok("dev-c", tok, op);
+  ck_assert_str_eq(poll_device_id("dev-e", op, tok, got),
+                   "401 TOKEN_RESOURCE_MISMATCH");
+  char *tok_e = token(key1, 0, "dev-e");
+  ck_assert_str_eq(poll_device_id("dev-e", op, tok_e, got),
+                   "404 OPERATION_NOT_FOUND");
+  free(tok_e);
+  free(tok);
+}
+END_TEST
+
+/* The plugin vouched for the token until its expiry (clock_skew 0s):
+ * later the same bytes are attested again, and refused. */
+START_TEST(t_poll_expired_token_misses)
+{
+  enroll("dev-t", individual("dev-t", key1));
+  int64_t se = now_s() + 2;
+  char *tok = token_until(key1, 0, "dev-t", se);
+  char op[128], got[64];
+  register_ok("dev-t", tok, op);
+  mark_registration_in_store("dev-t");
+  ck_assert_str_eq(poll_device_id("dev-t", op, tok, got), "dev-t");
+  while (now_s() <= se)
+    usleep(100 * 1000);
+  ck_assert_str_eq(poll_device_id("dev-t", op, tok, got),
+                   "401 TOKEN_EXPIRED");
+  free(tok);
+}
+END_TEST
+
+START_TEST(t_poll_unknown_operation)
+{
+  enroll("dev-o", individual("dev-o", key1));
+  char *tok = token(key1, 0, "dev-o");
+  char op[128];
+  register_ok("dev-o", tok, op);
+  struct answer a = do_poll("dev-o", "5.0123456789abcdef.nope", tok);
+  expect_refused(a, 404, "OPERATION_NOT_FOUND", 404204);
+  free(tok);
+}
+END_TEST
+
+/* An attestation plugin that does not call attest_set_reuse_until
+ * (tests/plugins/good_attest.c: the token must equal its greeting) gets
+ * every poll: nothing is served from memory. */
+START_TEST(t_poll_without_reuse_is_never_cached)
+{
+  rig_down();
+  rig_up("  - { kind: attestation, name: good_attest,"
+         " options: { greeting: open-sesame } }\n"
+         "  - { kind: allocation, name: hashed }\n",
+         0, 0);
+  enroll("dev-g", individual("dev-g", key1));
+  char op[128], got[64];
+  register_ok("dev-g", "open-sesame", op);
+  mark_registration_in_store("dev-g");
+  ck_assert_str_eq(poll_device_id("dev-g", op, "open-sesame", got),
+                   "from-store");
+  ck_assert_str_eq(poll_device_id("dev-g", op, "other", got),
+                   "401 BAD_SIGNATURE");
+}
+END_TEST
+
+/* ---------------------------------------------------------------------
+ * Bounded queues: a full store queue answers 429 THROTTLED at once.
+ * ------------------------------------------------------------------- */
+
+/* Store jobs that hold their thread until the test opens the gate, and
+ * a filler job that reports when it ran (its queue is empty again). */
+struct gate {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int entered, open, filler_ran;
+};
+
+static struct gate gate = {PTHREAD_MUTEX_INITIALIZER,
+                           PTHREAD_COND_INITIALIZER, 0, 0, 0};
+
+static void gate_count(int *counter)
+{
+  pthread_mutex_lock(&gate.mu);
+  (*counter)++;
+  pthread_cond_broadcast(&gate.cv);
+  pthread_mutex_unlock(&gate.mu);
+}
+
+static void gate_wait(const int *counter, int at_least)
+{
+  pthread_mutex_lock(&gate.mu);
+  while (*counter < at_least)
+    pthread_cond_wait(&gate.cv, &gate.mu);
+  pthread_mutex_unlock(&gate.mu);
+}
+
+/* Runs on a store thread: counts itself in, waits for the gate. */
+static void gate_hold(void)
+{
+  gate_count(&gate.entered);
+  gate_wait(&gate.open, 1);
+}
+
+/* Opens the gate and waits until the filler behind it ran. */
+static void gate_open_and_drain(void)
+{
+  gate_count(&gate.open);
+  gate_wait(&gate.filler_ran, 1);
+}
+
+static void read_held(struct store_session *s, void *ud)
+{
+  (void)s;
+  (void)ud;
+  gate_hold();
+}
+
+static void read_filler(struct store_session *s, void *ud)
+{
+  (void)s;
+  (void)ud;
+  gate_count(&gate.filler_ran);
+}
+
+static int write_held(struct store_session *s, void *ud,
+                      struct provd_err *err)
+{
+  (void)s;
+  (void)ud;
+  (void)err;
+  gate_hold();
+  return PROVD_OK;
+}
+
+static int write_nothing(struct store_session *s, void *ud,
+                         struct provd_err *err)
+{
+  (void)s;
+  (void)ud;
+  (void)err;
+  return PROVD_OK;
+}
+
+static void write_done(void *ud, int status, const struct provd_err *err)
+{
+  (void)ud;
+  (void)status;
+  (void)err;
+}
+
+static void write_filler_done(void *ud, int status,
+                              const struct provd_err *err)
+{
+  write_done(ud, status, err);
+  gate_count(&gate.filler_ran);
+}
+
+static void throttle_rig(void)
+{
+  rig_down();
+  rig_up(default_plugins, 1, 1); /* one reader, one queued job per queue */
+  enroll("dev-q", individual("dev-q", key1));
+}
+
+/* A busy writer does not take a registration's read, so with the only
+ * reader busy too and its queue full, registrations and polls are
+ * refused at once. */
+START_TEST(t_throttled_when_read_queue_full)
+{
+  throttle_rig();
+  char *tok = token(key1, 0, "dev-q");
+  ck_assert_int_eq(
+      store_submit_write(rig.store, write_held, write_done, NULL), PROVD_OK);
+  ck_assert_int_eq(store_submit_read(rig.store, read_held, NULL), PROVD_OK);
+  gate_wait(&gate.entered, 2); /* the writer and the only reader are busy */
+  ck_assert_int_eq(store_submit_read(rig.store, read_filler, NULL),
+                   PROVD_OK); /* the read queue is full */
+  struct answer a = do_register("dev-q", tok);
+  ck_assert_int_gt(a.retry_after_s, 0);
+  expect_refused(a, 429, "THROTTLED", 429001);
+  expect_refused(do_poll("dev-q", "5.0123456789abcdef.op", tok), 429,
+                 "THROTTLED", 429001);
+  gate_open_and_drain();
+  char op[128];
+  register_ok("dev-q", tok, op); /* and recovers */
+  free(tok);
+}
+END_TEST
+
+START_TEST(t_throttled_when_write_queue_full)
+{
+  throttle_rig();
+  char *tok = token(key1, 0, "dev-q");
+  ck_assert_int_eq(
+      store_submit_write(rig.store, write_held, write_done, NULL), PROVD_OK);
+  gate_wait(&gate.entered, 1); /* the writer is busy */
+  ck_assert_int_eq(
+      store_submit_write(rig.store, write_nothing, write_filler_done, NULL),
+      PROVD_OK); /* the queue is full */
+  struct answer a = do_register("dev-q", tok);
+  ck_assert_int_gt(a.retry_after_s, 0);
+  expect_refused(a, 429, "THROTTLED", 429001);
+  ck_assert_int_eq(get_record(PROVD_TABLE_REGISTRATIONS, "dev-q",
+                              &(struct store_rec){0}),
+                   PROVD_NOT_FOUND);
+  gate_open_and_drain();
+  char op[128];
+  register_ok("dev-q", tok, op);
+  free(tok);
+}
+END_TEST
+
+static Suite *engine_suite(void)
+{
+  Suite *s = suite_create("engine");
+  TCase *enr = tcase_create("enrollments");
+  tcase_add_checked_fixture(enr, setup, teardown);
+  tcase_add_test(enr, t_individual_enrollment_assigned);
+  tcase_add_test(enr, t_individual_device_id_from_enrollment);
+  tcase_add_test(enr, t_group_member_assigned);
+  tcase_add_test(enr, t_second_group_accepts);
+  tcase_add_test(enr, t_individual_enrollment_shadows_groups);
+  tcase_add_test(enr, t_unknown_device_refused);
+  tcase_add_test(enr, t_no_enrollment_at_all);
+  tcase_add_test(enr, t_attestation_mismatch);
+  tcase_add_test(enr, t_disabled_enrollment);
+  tcase_add_test(enr, t_disabled_group);
+  tcase_add_test(enr, t_disabled_keeps_known_hub);
+  suite_add_tcase(s, enr);
+  TCase *alloc = tcase_create("allocation");
+  tcase_add_checked_fixture(alloc, setup, teardown);
+  tcase_add_test(alloc, t_iot_hubs_by_host_name);
+  tcase_add_test(alloc, t_iot_hub_host_name_legacy);
+  tcase_add_test(alloc, t_iot_hubs_candidates_only);
+  tcase_add_test(alloc, t_iot_hubs_unknown);
+  tcase_add_test(alloc, t_allocation_policy_unavailable);
+  tcase_add_test(alloc, t_allocation_policy_named);
+  tcase_add_test(alloc, t_reprovision_migrates_data);
+  tcase_add_test(alloc, t_reprovision_resets_data);
+  tcase_add_test(alloc, t_reprovision_default_policy);
+  tcase_add_test(alloc, t_reprovision_never);
+  tcase_add_test(alloc, t_reprovision_same_hub);
+  suite_add_tcase(s, alloc);
+  TCase *polls = tcase_create("polls");
+  tcase_add_checked_fixture(polls, setup, teardown);
+  tcase_add_test(polls, t_poll_same_token_from_memory);
+  tcase_add_test(polls, t_poll_other_token_goes_through_plugin);
+  tcase_add_test(polls, t_poll_other_registration_id_misses);
+  tcase_add_test(polls, t_poll_expired_token_misses);
+  tcase_add_test(polls, t_poll_unknown_operation);
+  tcase_add_test(polls, t_poll_without_reuse_is_never_cached);
+  suite_add_tcase(s, polls);
+  TCase *bounds = tcase_create("bounds");
+  tcase_add_checked_fixture(bounds, setup, teardown);
+  tcase_add_test(bounds, t_throttled_when_read_queue_full);
+  tcase_add_test(bounds, t_throttled_when_write_queue_full);
+  suite_add_tcase(s, bounds);
+  return s;
+}
+
+int main(void)
+{
+  SRunner *sr = srunner_create(engine_suite());
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
