@@ -245,19 +245,12 @@ static void answer_take(struct answer *a, struct reg_outcome *o)
 {
   memset(a, 0, sizeof(*a));
   a->http_status = o->http_status;
+  a->error_code = o->error_code;
   a->retry_after_s = o->retry_after_s;
   snprintf(a->reason, sizeof(a->reason), "%s", o->reason);
-  json_t *doc = o->body;
-  if (!doc && o->body_text)
-    doc = json_loads(o->body_text, 0, NULL);
+  if (o->body_text && o->http_status < 400)
+    a->doc = json_loads(o->body_text, 0, NULL);
   free(o->body_text);
-  if (o->http_status >= 400) {
-    a->error_code =
-        (int)json_integer_value(json_object_get(doc, "errorCode"));
-    json_decref(doc);
-  } else {
-    a->doc = doc;
-  }
 }
 
 static void answer_clear(struct answer *a)
