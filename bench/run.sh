@@ -11,7 +11,10 @@
 # seeding), BENCH_WORKERS (nproc), BENCH_NGINX (the
 # nginx binary; found on PATH or in /usr/sbin), BENCH_SERVER_CPUS and
 # BENCH_CLIENT_CPUS (taskset lists; empty = no pinning), BENCH_BUILD_DIR
-# (build), BENCH_KEEP=1 keeps the work directory.
+# (build), BENCH_KEEP=1 keeps the work directory, BENCH_KIND (individual:
+# each device has its own enrollment; group: devices derive their keys
+# from one symmetric-key enrollment group, beside the seeded individual
+# enrollments).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -26,10 +29,14 @@ CLIENT_CPUS=${BENCH_CLIENT_CPUS:-}
 KEEP=${BENCH_KEEP:-0}
 SEED_CONCURRENCY=${BENCH_SEED_CONCURRENCY:-16}
 NGINX=${BENCH_NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
+KIND=${BENCH_KIND:-individual}
 
 SCOPE=0ne00000001
 SEED=provd-bench-seed
 PREFIX=bench-dev-
+GROUP_ID=bench-group
+GROUP_PREFIX=bench-grp-
+PROVCTL=$BUILD/provctl
 PROVD=$BUILD/provd
 LOADGEN=$BUILD/bench/provd-loadgen
 BASELINE=$BUILD/bench/provd-tls-baseline
@@ -54,6 +61,10 @@ check_setup() {
     die "BENCH_ENROLLMENTS must be 1..10000000"
   [[ $SEED_CONCURRENCY =~ ^[0-9]+$ && $SEED_CONCURRENCY -ge 1 && $SEED_CONCURRENCY -le 1000 ]] ||
     die "BENCH_SEED_CONCURRENCY must be 1..1000"
+  [[ $KIND == individual || $KIND == group ]] ||
+    die "BENCH_KIND must be individual or group"
+  [ "$KIND" = individual ] || [ -x "$PROVCTL" ] ||
+    die "missing $PROVCTL: run 'make build' first"
   [[ $WORKERS =~ ^[0-9]+$ && $WORKERS -ge 1 && $WORKERS -le 256 ]] ||
     die "BENCH_WORKERS must be 1..256"
 }
@@ -225,9 +236,34 @@ seed_enrollments() {
     --count $(( (ENROLLMENTS + 9) / 10 )) --concurrency "$SEED_CONCURRENCY" \
     --url "https://127.0.0.1:$PORT" --data-dir "$DATA" \
     --prefix "$PREFIX" --keys-seed "$SEED"
+  [ "$KIND" = individual ] || seed_group "$name"
   stop_server "provd-seed-$name"
   [ "$(field "$WORK/$name.out" errors)" = 0 ] ||
     die "seeding had errors (see $WORK/$name.out and $WORK/provd-seed-$name.log)"
+}
+
+# The group key is derived from the seed, so nothing secret is stored.
+group_key() {
+  printf '%s-group' "$SEED" | openssl dgst -sha256 -binary | base64
+}
+
+# seed_group NAME: one symmetric-key enrollment group (BENCH_KIND=group)
+# whose members register as GROUP_PREFIX0 ... on the seeding server.
+seed_group() {
+  echo "== enrollment group $GROUP_ID (devices $GROUP_PREFIX*, keys derived from the group key) =="
+  "$PROVCTL" --url "https://127.0.0.1:$PORT" --data-dir "$DATA" \
+    group add "$GROUP_ID" --primary-key "$(group_key)" \
+    --secondary-key "$(group_key)" --force >"$WORK/$1-group.out" 2>&1 ||
+    die "creating the enrollment group failed (see $WORK/$1-group.out)"
+}
+
+# The device ids and key arguments of the register and ceiling loads.
+device_args() {
+  if [ "$KIND" = group ]; then
+    echo --prefix "$GROUP_PREFIX" --group-key "$(group_key)"
+  else
+    echo --prefix "$PREFIX" --keys-seed "$SEED"
+  fi
 }
 
 # seeding_line NAME: "N enrollments in S s (R/s)".
@@ -247,8 +283,8 @@ measure_register() { # ROUND [TAG]
   wait_ready "provd$tag$r" "https://127.0.0.1:$PORT/healthz"
   run_load "register$tag$r" --mode register --concurrency "$CONCURRENCY" \
     --duration "$DURATION" --url "https://127.0.0.1:$PORT" \
-    --ca "$DATA/tls/ca.pem" --scope "$SCOPE" --prefix "$PREFIX" \
-    --ids "$ENROLLMENTS" --keys-seed "$SEED"
+    --ca "$DATA/tls/ca.pem" --scope "$SCOPE" --ids "$ENROLLMENTS" \
+    $(device_args)
   stop_server "provd$tag$r"
 }
 
@@ -258,8 +294,8 @@ measure_register() { # ROUND [TAG]
 run_ceiling_load() { # NAME PORT
   run_load "$1" --mode baseline --concurrency "$CONCURRENCY" \
     --duration "$DURATION" --url "https://127.0.0.1:$2" \
-    --ca "$DATA/tls/ca.pem" --scope "$SCOPE" --prefix "$PREFIX" \
-    --ids "$ENROLLMENTS" --keys-seed "$SEED"
+    --ca "$DATA/tls/ca.pem" --scope "$SCOPE" --ids "$ENROLLMENTS" \
+    $(device_args)
 }
 
 measure_baseline() { # ROUND
@@ -395,6 +431,7 @@ report() {
   echo "servers      $WORKERS workers each (provd, provd-tls-baseline, nginx); pinned to: ${SERVER_CPUS:-all cores (no pinning)}"
   echo "client       pinned to: ${CLIENT_CPUS:-all cores (no pinning)}; it shares the machine with the server"
   echo "seeding      $(seeding_line enroll)"
+  echo "devices      $KIND enrollments$([ "$KIND" = group ] && echo " (one group, keys derived per device)")"
   echo
   printf "%-10s %9s %8s %8s %7s %8s %9s %10s %8s %9s\n" "run" "rate/s" "p50 ms" \
     "p99 ms" "errors" "resumed" "srv cpu s" "srv us/req" "srv cores" "cli cpu s"
@@ -406,7 +443,7 @@ report() {
   echo
   echo "server CPU per request (median of rounds): provd ${reg_us} us per registration, baseline ${base_us} us, nginx ${ngx_us} us"
   echo "efficiency = ceiling CPU per request / provd CPU per registration: ${eff_ngx} against nginx, ${eff_base} against the baseline"
-  echo "BENCH provd_cpu_us=$reg_us baseline_cpu_us=$base_us nginx_cpu_us=$ngx_us efficiency_nginx=$eff_ngx efficiency_baseline=$eff_base register_rate=$(median_of register rate) baseline_rate=$(median_of baseline rate) nginx_rate=$(median_of nginx rate) register_p99_ms=$(median_of register p99_ms) resumed=$resumed errors=$errors"
+  echo "BENCH kind=$KIND provd_cpu_us=$reg_us baseline_cpu_us=$base_us nginx_cpu_us=$ngx_us efficiency_nginx=$eff_ngx efficiency_baseline=$eff_base register_rate=$(median_of register rate) baseline_rate=$(median_of baseline rate) nginx_rate=$(median_of nginx rate) register_p99_ms=$(median_of register p99_ms) resumed=$resumed errors=$errors"
   [ "$resumed" -eq 0 ] || { echo "bench: $resumed handshakes resumed a session; the figures are not of full handshakes" >&2; return 3; }
   [ "$errors" -eq 0 ] || return 3
 }
