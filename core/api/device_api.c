@@ -12,7 +12,6 @@
 #include "api/json_body.h"
 #include "api/respond.h"
 #include "engine/engine.h"
-#include "net/wire_error.h"
 #include "util/ids.h"
 #include "util/log.h"
 #include "util/url.h"
@@ -108,22 +107,7 @@ static json_t *checked_body(struct http_exchange *ex,
 
 static void device_done(void *ud, struct reg_outcome *out)
 {
-  struct http_exchange *ex = ud;
-  if (out->error_code) {
-    api_respond_error(ex, out->http_status, out->error_code,
-                      wire_error_of(out->reason).message);
-    return;
-  }
-  char retry[16];
-  struct http_header extra[1];
-  size_t n_extra = 0;
-  if (out->retry_after_s > 0) {
-    snprintf(retry, sizeof(retry), "%d", out->retry_after_s);
-    extra[n_extra++] = (struct http_header){"Retry-After", retry};
-  }
-  http_respond(ex, out->http_status, API_JSON_CONTENT_TYPE, out->body_text,
-               strlen(out->body_text), extra, n_extra);
-  free(out->body_text);
+  api_respond_outcome(ud, out);
 }
 
 static struct reg_request *request_from(const struct http_request *req,

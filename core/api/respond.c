@@ -1,9 +1,10 @@
 #include "api/respond.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "net/wire_error.h"
+#include "engine/engine.h"
 
 void api_respond_json(struct http_exchange *ex, int status, json_t *body_take,
                       const struct http_header *extra, size_t n_extra)
@@ -47,4 +48,24 @@ void api_respond_reason(struct http_exchange *ex, const char *reason,
   if (!message || w.http_status == 401)
     message = w.message;
   api_respond_error(ex, w.http_status, w.error_code, message);
+}
+
+void api_respond_outcome(struct http_exchange *ex, struct reg_outcome *out)
+{
+  if (out->error_code) {
+    api_respond_error(ex, out->http_status, out->error_code,
+                      wire_error_of(out->reason).message);
+    return;
+  }
+  char retry[16];
+  struct http_header extra[1];
+  size_t n_extra = 0;
+  if (out->retry_after_s > 0) {
+    snprintf(retry, sizeof(retry), "%d", out->retry_after_s);
+    extra[n_extra++] = (struct http_header){"Retry-After", retry};
+  }
+  http_respond(ex, out->http_status, API_JSON_CONTENT_TYPE, out->body_text,
+               strlen(out->body_text), extra, n_extra);
+  free(out->body_text);
+  out->body_text = NULL;
 }

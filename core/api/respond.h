@@ -7,8 +7,11 @@
 #include <jansson.h>
 
 #include "net/http.h"
+#include "net/wire_error.h"
 
-#define API_JSON_CONTENT_TYPE "application/json; charset=utf-8"
+#define API_JSON_CONTENT_TYPE WIRE_ERROR_CONTENT_TYPE
+
+struct reg_outcome; /* engine/engine.h */
 
 /* Sends `body_take` (consumed, may be NULL for an empty body). */
 void api_respond_json(struct http_exchange *ex, int status, json_t *body_take,
@@ -23,5 +26,9 @@ void api_respond_error_with(struct http_exchange *ex, int status,
  * message NULL sends the documented message, and a 401 always does. */
 void api_respond_reason(struct http_exchange *ex, const char *reason,
                         const char *message);
+/* The engine's answer: a refusal as the documented DPS error of its
+ * reason, a success as its serialized document (with Retry-After when it
+ * asks for one).  Frees out->body_text. */
+void api_respond_outcome(struct http_exchange *ex, struct reg_outcome *out);
 
 #endif

@@ -610,14 +610,7 @@ static void explain_done(void *ud, struct reg_outcome *out)
 {
   struct http_exchange *ex = ud;
   svc_count_request("explain", out->http_status);
-  if (out->error_code) {
-    api_respond_error(ex, out->http_status, out->error_code,
-                      wire_error_of(out->reason).message);
-    return;
-  }
-  http_respond(ex, out->http_status, API_JSON_CONTENT_TYPE, out->body_text,
-               strlen(out->body_text), NULL, 0);
-  free(out->body_text);
+  api_respond_outcome(ex, out);
 }
 
 /* POST /explain/{regId} {"authorization"?: device SAS, "payload"?: ..}:
