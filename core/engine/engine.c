@@ -5,6 +5,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/crypto.h>
+
 #include "engine/opcache.h"
 #include "net/wire_error.h"
 #include "provd/alloc.h"
@@ -21,6 +23,14 @@
 /* Recent operations kept for status polls: devices poll within seconds. */
 #define OPCACHE_SLOTS 16384
 #define OPCACHE_TTL_MS 60000
+/* Challenge rounds (PROVD_CHALLENGE, the TPM flow): the store forgets a
+ * challenge after this, whatever the plugin's own lifetime, and keeps at
+ * most this many open at once. */
+#define CHALLENGE_KEEP_MS (10 * 60 * 1000)
+#define CHALLENGE_MAX_OPEN 100000
+/* A challenge answered twice at the same moment: DPS has challenge rounds
+ * only for TPM, whose plugin names this refusal so. */
+#define CHALLENGE_REPLAYED_REASON "TPM_CHALLENGE_REPLAYED"
 
 struct engine {
   const struct provd_config *cfg;
@@ -47,6 +57,14 @@ struct job {
   char reason[64];
   char operation_id[128];
   int64_t reuse_until_s; /* from the attestation plugin; 0: not vouched */
+  const char *mechanism;  /* attestation type checked (static string) */
+  json_t *claims;         /* the plugin's claims, owned; or NULL */
+  /* A challenge round: what the plugin answered, to store and send. */
+  char *challenge_json;   /* owned */
+  unsigned char *session; /* owned; may hold secrets */
+  size_t session_len;
+  int answers_challenge;  /* proof came from a stored challenge */
+  int replayed;           /* that challenge was answered meanwhile */
 };
 
 struct auth_outcome {
@@ -108,6 +126,11 @@ void reg_request_free(struct reg_request *req)
 static void job_free(struct job *j)
 {
   reg_request_free(j->req);
+  json_decref(j->claims);
+  free(j->challenge_json);
+  if (j->session)
+    OPENSSL_cleanse(j->session, j->session_len);
+  free(j->session);
   store_rec_clear(&j->enrollment);
   store_rec_clear(&j->record);
   free(j);
@@ -225,9 +248,32 @@ static struct plugin_instance *attest_plugin_for(struct engine *e,
   return NULL;
 }
 
+/* What the plugin said beyond yes or no: claims on success, the
+ * challenge and its session on PROVD_CHALLENGE.  Takes them from res. */
+static void keep_attest_result(struct job *j, int rc,
+                               struct provd_attest_result *res)
+{
+  if (rc == PROVD_OK) {
+    j->reuse_until_s = res->reuse_until_s;
+    json_decref(j->claims);
+    j->claims = res->claims;
+    res->claims = NULL;
+  } else if (rc == PROVD_CHALLENGE && res->challenge_json) {
+    free(j->challenge_json);
+    free(j->session);
+    j->challenge_json = res->challenge_json;
+    j->session = res->session;
+    j->session_len = res->session_len;
+    res->challenge_json = NULL;
+    res->session = NULL;
+    res->session_len = 0;
+  }
+}
+
 static int call_attest(struct job *j, struct plugin_instance *p,
                        const char *mechanism, const struct store_rec *enr,
-                       int is_group, struct auth_outcome *ao)
+                       int is_group, const struct store_challenge *ch,
+                       struct auth_outcome *ao)
 {
   const struct provd_attest_ops *ops = p->desc->ops;
   struct provd_attest_request areq = {
@@ -242,17 +288,28 @@ static int call_attest(struct job *j, struct plugin_instance *p,
       .body = j->req->body ? cfg_from_json(j->req->body) : NULL,
       .client_cert_chain_pem = j->req->peer_chain_pem,
       .now_unix = time_now_ms() / 1000,
+      .session = ch ? ch->session : NULL,
+      .session_len = ch ? ch->session_len : 0,
+      .session_answered =
+          ch && ch->answered_ms > 0 && j->req->op == REG_REGISTER,
   };
   struct provd_attest_result res = {0};
   struct provd_err err = {0};
   plugin_op_enter(p);
   int rc = ops->attest(p->state, &j->call, &areq, &res, &err);
   plugin_op_leave(p);
+  j->mechanism = mechanism;
   if (rc == PROVD_OK && res.device_id)
     snprintf(j->device_id, sizeof(j->device_id), "%s", res.device_id);
-  if (rc == PROVD_OK)
-    j->reuse_until_s = res.reuse_until_s;
+  keep_attest_result(j, rc, &res);
   attest_result_clear(&res);
+  if (rc == PROVD_CHALLENGE && !j->challenge_json) {
+    rc = PROVD_E_INTERNAL;
+    snprintf(err.code, sizeof(err.code), "ATTESTATION_ERROR");
+    snprintf(err.msg, sizeof(err.msg), "challenge without a challenge");
+  }
+  if (rc == PROVD_OK)
+    j->answers_challenge = ch != NULL;
   if (rc != PROVD_OK) {
     snprintf(ao->reason, sizeof(ao->reason), "%s",
              err.code[0] ? err.code
@@ -282,7 +339,7 @@ static int authenticate_by_group(struct job *j, struct store_session *s,
   int rc = PROVD_NOT_FOUND;
   snprintf(ao->reason, sizeof(ao->reason), "ENROLLMENT_NOT_FOUND");
   for (size_t i = 0; i < n; i++) {
-    rc = call_attest(j, p, mechanism, &groups[i], 1, ao);
+    rc = call_attest(j, p, mechanism, &groups[i], 1, NULL, ao);
     if (rc == PROVD_DECLINED) {
       snprintf(ao->reason, sizeof(ao->reason), "BAD_SIGNATURE");
       continue;
@@ -298,10 +355,58 @@ static int authenticate_by_group(struct job *j, struct store_session *s,
   return rc;
 }
 
+static int plugin_has_challenge_rounds(const struct plugin_instance *p)
+{
+  const struct provd_attest_ops *ops = p->desc->ops;
+  return PROVD_HAS(ops, struct provd_attest_ops, flags) &&
+         (ops->flags & PROVD_ATTEST_CHALLENGE_ROUNDS);
+}
+
+/* The stored challenge a token may answer; ch->session stays NULL when
+ * there is none (the plugin then refuses the token). */
+static int load_challenge(struct job *j, struct store_session *s,
+                          const struct plugin_instance *p,
+                          struct store_challenge *ch, struct auth_outcome *ao)
+{
+  if (!j->req->authorization || !plugin_has_challenge_rounds(p))
+    return PROVD_OK;
+  struct provd_err err = {0};
+  int rc = store_challenge_get(s, j->req->registration_id, time_now_ms(),
+                               ch, &err);
+  if (rc == PROVD_OK || rc == PROVD_NOT_FOUND || rc == PROVD_E_UNSUPPORTED)
+    return PROVD_OK;
+  snprintf(ao->reason, sizeof(ao->reason), "STORE_UNAVAILABLE");
+  snprintf(ao->detail, sizeof(ao->detail), "%s", err.msg);
+  return rc;
+}
+
+/* A status poll or lookup carries no attestation data of its own (the SDKs
+ * send "{}"): the plugin of the individual enrollment's type checks it. */
+static const char *mechanism_of_poll(const struct job *j,
+                                     const char *detected, const char *type)
+{
+  int has_own_data = strcmp(detected, "symmetricKey") != 0;
+  if (j->req->op == REG_REGISTER || has_own_data || !type ||
+      !attest_plugin_for(j->e, type))
+    return detected;
+  return type;
+}
+
 static int authenticate(struct job *j, struct store_session *s,
                         struct auth_outcome *ao)
 {
   const char *mechanism = detect_mechanism(j->req);
+  struct provd_err err = {0};
+  int rc = store_get(s, PROVD_TABLE_ENROLLMENTS, j->req->registration_id,
+                     &j->enrollment, &err);
+  if (rc != PROVD_OK && rc != PROVD_NOT_FOUND) {
+    snprintf(ao->reason, sizeof(ao->reason), "STORE_UNAVAILABLE");
+    snprintf(ao->detail, sizeof(ao->detail), "%s", err.msg);
+    return rc;
+  }
+  const char *type = rc == PROVD_OK ? enrollment_type(j->enrollment.body)
+                                    : NULL;
+  mechanism = mechanism_of_poll(j, mechanism, type);
   struct plugin_instance *p = attest_plugin_for(j->e, mechanism);
   if (!p) {
     snprintf(ao->reason, sizeof(ao->reason), "ATTESTATION_UNAVAILABLE");
@@ -309,17 +414,8 @@ static int authenticate(struct job *j, struct store_session *s,
              "no attestation plugin handles %s", mechanism);
     return PROVD_DENIED;
   }
-  struct provd_err err = {0};
-  int rc = store_get(s, PROVD_TABLE_ENROLLMENTS, j->req->registration_id,
-                     &j->enrollment, &err);
   if (rc == PROVD_NOT_FOUND)
     return authenticate_by_group(j, s, p, mechanism, ao);
-  if (rc != PROVD_OK) {
-    snprintf(ao->reason, sizeof(ao->reason), "STORE_UNAVAILABLE");
-    snprintf(ao->detail, sizeof(ao->detail), "%s", err.msg);
-    return rc;
-  }
-  const char *type = enrollment_type(j->enrollment.body);
   if (!type || strcmp(type, mechanism) != 0) {
     snprintf(ao->reason, sizeof(ao->reason), "ATTESTATION_MISMATCH");
     snprintf(ao->detail, sizeof(ao->detail),
@@ -327,7 +423,13 @@ static int authenticate(struct job *j, struct store_session *s,
              type ? type : "nothing", mechanism);
     return PROVD_DENIED;
   }
-  return call_attest(j, p, mechanism, &j->enrollment, 0, ao);
+  struct store_challenge ch = {0};
+  rc = load_challenge(j, s, p, &ch, ao);
+  if (rc == PROVD_OK)
+    rc = call_attest(j, p, mechanism, &j->enrollment, 0,
+                     ch.session ? &ch : NULL, ao);
+  store_challenge_clear(&ch);
+  return rc;
 }
 
 /* ---------- device-facing documents ---------- */
@@ -495,6 +597,14 @@ static const char *allocate(struct job *j, const struct store_rec *prev)
   return NULL; /* a plugin must pick one of the candidates */
 }
 
+/* The attestation plugin's claims go into the registration state under
+ * the mechanism's name, as DPS shows registrationState.tpm. */
+static void record_claims(const struct job *j, json_t *body)
+{
+  if (j->claims && json_object_size(j->claims) > 0 && j->mechanism)
+    json_object_set(body, j->mechanism, j->claims);
+}
+
 static const char *substatus_for(const json_t *enr,
                                  const struct store_rec *prev,
                                  const char *hub)
@@ -568,6 +678,7 @@ static void plan_record(struct job *j, const struct store_rec *prev)
     }
     hub = prev->hub;
   }
+  record_claims(j, body);
   json_object_set_new(body, "etag", json_string(etag));
   j->record.id = strdup(j->req->registration_id);
   j->record.etag = strdup(etag);
@@ -581,11 +692,74 @@ static void plan_record(struct job *j, const struct store_rec *prev)
 
 /* ---------- phases ---------- */
 
+/* In the registration's transaction: the challenge this registration
+ * answered is used up.  Losing the race to an identical answer is a
+ * replay. */
+static int answer_challenge(struct job *j, struct store_session *s,
+                            struct provd_err *err)
+{
+  if (!j->answers_challenge)
+    return PROVD_OK;
+  int rc = store_challenge_answer(s, j->req->registration_id, time_now_ms(),
+                                  err);
+  if (rc == PROVD_EXISTS)
+    j->replayed = 1;
+  return rc == PROVD_NOT_FOUND ? PROVD_OK : rc; /* expired meanwhile */
+}
+
+/* ---- a challenge round: store it, then send it ---- */
+
+static int write_challenge(struct store_session *s, void *ud,
+                           struct provd_err *err)
+{
+  struct job *j = ud;
+  int64_t now = time_now_ms();
+  return store_challenge_put(s, j->req->registration_id, j->session,
+                             j->session_len, now, now + CHALLENGE_KEEP_MS,
+                             CHALLENGE_MAX_OPEN, err);
+}
+
+static void challenge_written(void *ud, int status,
+                              const struct provd_err *err)
+{
+  struct job *j = ud;
+  if (status != PROVD_OK) {
+    finish_error(j, status == PROVD_E_UNAVAILABLE ? "THROTTLED"
+                                                  : "STORE_UNAVAILABLE",
+                 err ? err->msg : NULL);
+    return;
+  }
+  log_info("engine", "challenge issued regid=%s mechanism=%s trace=%s",
+           j->req->registration_id, j->mechanism ? j->mechanism : "?",
+           j->req->trace_id);
+  metrics_add("provd_attestation_challenges_total",
+              "Attestation challenge rounds started.", NULL, 1);
+  /* DPS answers a challenge with 401 and the challenge as the body. */
+  struct reg_outcome out = {.http_status = 401,
+                            .body_text = j->challenge_json};
+  j->challenge_json = NULL;
+  j->done(j->ud, &out);
+  job_free(j);
+}
+
+static void issue_challenge(struct job *j)
+{
+  if (j->req->op != REG_REGISTER) {
+    finish_error(j, "MISSING_TOKEN", "a challenge answers only a register");
+    return;
+  }
+  if (store_submit_write(j->e->store, write_challenge, challenge_written,
+                         j) != PROVD_OK)
+    finish_error(j, "THROTTLED", "store write queue full");
+}
+
 static int write_record(struct store_session *s, void *ud,
                         struct provd_err *err)
 {
   struct job *j = ud;
-  int rc = store_put(s, PROVD_TABLE_REGISTRATIONS, &j->record, NULL, 0, err);
+  int rc = answer_challenge(j, s, err);
+  if (rc == PROVD_OK)
+    rc = store_put(s, PROVD_TABLE_REGISTRATIONS, &j->record, NULL, 0, err);
   if (rc != PROVD_OK)
     return rc;
   json_t *ev = json_pack(
@@ -647,7 +821,9 @@ static void record_written(void *ud, int status, const struct provd_err *err)
 {
   struct job *j = ud;
   if (status != PROVD_OK) {
-    finish_error(j, "STORE_UNAVAILABLE", err ? err->msg : NULL);
+    finish_error(j, j->replayed ? CHALLENGE_REPLAYED_REASON
+                                : "STORE_UNAVAILABLE",
+                 err ? err->msg : NULL);
     return;
   }
   const char *st = json_str_at(j->record.body, "status");
@@ -765,7 +941,7 @@ static void explain_phase(struct job *j, struct store_session *s)
     }
   }
   if (rc != PROVD_OK) {
-    finish_explain(j, "refused", &ao);
+    finish_explain(j, rc == PROVD_CHALLENGE ? "challenge" : "refused", &ao);
     return;
   }
   struct store_rec prev = {0};
@@ -785,6 +961,10 @@ static void read_phase(struct store_session *s, void *ud)
   }
   struct auth_outcome ao = {{0}, {0}};
   int rc = authenticate(j, s, &ao);
+  if (rc == PROVD_CHALLENGE) {
+    issue_challenge(j);
+    return;
+  }
   if (rc != PROVD_OK) {
     finish_error(j, ao.reason, ao.detail);
     return;

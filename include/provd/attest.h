@@ -45,6 +45,11 @@ struct provd_attest_request {
   int session_answered;
 };
 
+/* provd_attest_ops.flags (ABI minor 2) */
+/* attest() may answer PROVD_CHALLENGE: the core then keeps the round's
+ * session in the store and hands it back with the device's answer. */
+#define PROVD_ATTEST_CHALLENGE_ROUNDS (1u << 0)
+
 struct provd_attest_ops {
   uint32_t struct_size;
   /* DPS attestation types handled, NULL-ended. */
@@ -59,6 +64,8 @@ struct provd_attest_ops {
   int (*attest)(void *state, struct provd_call *call,
                 const struct provd_attest_request *req,
                 struct provd_attest_result *res, struct provd_err *err);
+  /* ABI minor 2: PROVD_ATTEST_* flags. */
+  uint32_t flags;
 };
 
 #ifdef __cplusplus

@@ -490,13 +490,15 @@ static const struct provd_attest_ops tpm_ops = {
     .struct_size = sizeof(struct provd_attest_ops),
     .mechanisms = tpm_mechanisms,
     .attest = tpm_attest,
+    .flags = PROVD_ATTEST_CHALLENGE_ROUNDS,
 };
 
 PROVD_PLUGIN_DEFINE = {
     PROVD_PLUGIN_HEADER,
     .kind = PROVD_KIND_ATTESTATION,
     .flags = PROVD_PLUGIN_THREADSAFE,
-    .min_host_minor = 1, /* b64_*, sas_*, attest_set_reuse_until */
+    .min_host_minor = 2, /* b64_*, sas_*, attest_set_reuse_until (1);
+                            challenge rounds, session_answered (2) */
     .name = "tpm",
     .version = PROVD_VERSION,
     .description = "DPS TPM 2.0 attestation (EK challenge, key import, SAS)",

@@ -248,6 +248,9 @@ static const struct provd_storage_ops sqlite_ops = {
   .count = sq_count,
   .outbox_append = sq_outbox_append,
   .outbox_list = sq_outbox_list,
+  .challenge_put = sq_challenge_put,
+  .challenge_get = sq_challenge_get,
+  .challenge_answer = sq_challenge_answer,
 };
 
 PROVD_PLUGIN_DEFINE = {
