@@ -168,6 +168,34 @@ static int check_symmetric_key(json_t *att, struct provd_err *err)
   return rc;
 }
 
+/* attestation.tpm: the EK as DPS shows it (base64 of the TPM2B_PUBLIC the
+ * device sends, or another public-key form the tpm plugin reads); the
+ * optional SRK likewise.  Nothing here is secret. */
+#define TPM_KEY_MAX_BYTES 1024 /* as the error messages say */
+static int tpm_key_ok(const json_t *v)
+{
+  uint8_t raw[TPM_KEY_MAX_BYTES];
+  size_t n = 0;
+  const char *b64 = json_string_value(v);
+  return b64 && strlen(b64) <= 4 * ((TPM_KEY_MAX_BYTES + 2) / 3) &&
+         b64_decode(b64, raw, sizeof(raw), &n) == 0 && n > 0;
+}
+
+static int check_tpm(json_t *att, struct provd_err *err)
+{
+  json_t *tpm = optional_field(att, "tpm");
+  if (!json_is_object(tpm))
+    return invalid(err, "%s must be an object", "attestation.tpm");
+  if (!tpm_key_ok(json_object_get(tpm, "endorsementKey")))
+    return invalid(err, "%s must be base64 of at most 1024 bytes",
+                   "attestation.tpm.endorsementKey");
+  json_t *srk = optional_field(tpm, "storageRootKey");
+  if (srk && !tpm_key_ok(srk))
+    return invalid(err, "%s must be base64 of at most 1024 bytes",
+                   "attestation.tpm.storageRootKey");
+  return PROVD_OK;
+}
+
 static const char *const ATTESTATION_TYPES[] = {"symmetricKey", "x509",
                                                 "tpm", "none", NULL};
 
@@ -187,6 +215,12 @@ static int check_attestation(json_t *doc, const char **type_out,
   if (rc != PROVD_OK)
     return rc;
   const char *canon = json_string_value(json_object_get(att, "type"));
+  if (strcmp(canon, "tpm") == 0) {
+    rc = check_tpm(att, err);
+    if (rc == PROVD_OK && type_out)
+      *type_out = "tpm";
+    return rc;
+  }
   if (strcmp(canon, "symmetricKey") != 0)
     return invalid(err, "attestation type %s is not supported yet", canon);
   rc = check_symmetric_key(att, err);
@@ -366,8 +400,14 @@ int enrollment_normalize(enum enrollment_kind kind, json_t *doc,
   int rc = check_kind_fields(kind, doc, err);
   if (rc == PROVD_OK)
     rc = check_id_field(kind, doc, path_id, err);
+  const char *type = NULL;
   if (rc == PROVD_OK)
-    rc = check_attestation(doc, attestation_type, err);
+    rc = check_attestation(doc, &type, err);
+  if (rc == PROVD_OK && kind == ENROLLMENT_GROUP && strcmp(type, "tpm") == 0)
+    rc = invalid(err, "enrollment groups cannot use %s attestation (DPS "
+                      "has TPM individual enrollments only)", "tpm");
+  if (rc == PROVD_OK && attestation_type)
+    *attestation_type = type;
   if (rc == PROVD_OK)
     rc = check_scalars(doc, err);
   if (rc == PROVD_OK)

@@ -51,15 +51,25 @@ struct ctl_command {
   "Prints the stored record, keys included (the device needs them).\n"
 
 static const struct ctl_command commands[] = {
-  { "enrollment", "add", 1, 1, ADD_OPTS | CO_BIT(CO_DEVICE_ID),
+  { "enrollment", "add", 0, 1,
+    ADD_OPTS | CO_BIT(CO_DEVICE_ID) | CO_BIT(CO_ATTESTATION) |
+        CO_BIT(CO_ENDORSEMENT_KEY) | CO_BIT(CO_REGISTRATION_ID),
     cmd_enrollment_add,
     "enrollment add REGID [--device-id ID] [--primary-key B64 "
     "--secondary-key B64]\n       [--hub HOSTNAME]... [--allocation POLICY]"
     " [--webhook-url URL]\n       [--disabled] [--initial-twin JSON] "
-    "[--no-reprovision] [--force]",
-    "Creates a symmetric-key individual enrollment (PUT /enrollments/REGID)"
-    ".\n\n"
+    "[--no-reprovision] [--force]\n"
+    "       enrollment add --attestation tpm --endorsement-key B64 "
+    "[--registration-id ID] [...]",
+    "Creates an individual enrollment (PUT /enrollments/REGID), with\n"
+    "symmetric keys or a TPM's endorsement key.\n\n"
     "  --device-id ID           IoT Hub device id (default: REGID)\n"
+    "  --attestation TYPE       symmetricKey (default) or tpm\n"
+    "  --endorsement-key B64    the TPM's EK, base64 TPM2B_PUBLIC as the\n"
+    "                           device sends it (provd-device tpm-info)\n"
+    "  --registration-id ID     same as REGID; for TPM both may be left\n"
+    "                           out: the id is derived from the EK as the\n"
+    "                           Azure SDKs derive it\n"
     ADD_HELP_COMMON },
   { "enrollment", "show", 1, 1, CO_BIT(CO_SHOW_KEYS), cmd_enrollment_show,
     "enrollment show REGID [--show-keys]",
@@ -208,6 +218,11 @@ static const struct option long_opts[] = {
   { "scope", required_argument, NULL, OPT_BASE + CO_SCOPE },
   { "symmetric-key", required_argument, NULL, OPT_BASE + CO_SYMMETRIC_KEY },
   { "group-key", required_argument, NULL, OPT_BASE + CO_GROUP_KEY },
+  { "attestation", required_argument, NULL, OPT_BASE + CO_ATTESTATION },
+  { "endorsement-key", required_argument, NULL,
+    OPT_BASE + CO_ENDORSEMENT_KEY },
+  { "registration-id", required_argument, NULL,
+    OPT_BASE + CO_REGISTRATION_ID },
   { NULL, 0, NULL, 0 }
 };
 

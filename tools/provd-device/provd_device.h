@@ -3,7 +3,9 @@
  * Registration" in the public Azure REST reference):
  * PUT .../register with a SAS token, then poll .../operations/{id} on the
  * same connection, honouring Retry-After, until the service decides.
- * Symmetric keys only for now (individual key or group key). */
+ * Symmetric keys (individual key or group key) and TPM 2.0 (the
+ * challenge round: the service's key is activated and imported into the
+ * TPM, which then signs the tokens). */
 #ifndef TOOLS_PROVD_DEVICE_H
 #define TOOLS_PROVD_DEVICE_H
 
@@ -19,9 +21,12 @@ struct provd_device_opts {
   const char *url;             /* "https://host:port"; NULL: default URL */
   const char *ca_file;         /* PEM file to trust; NULL: system store */
   const char *id_scope;        /* required */
-  const char *registration_id; /* required */
-  const char *symmetric_key;   /* base64 device key ... */
-  const char *group_key;       /* ... or base64 group key (exactly one) */
+  const char *registration_id; /* required, except with tpm_tcti: derived
+                                  from the EK as the SDKs do */
+  const char *symmetric_key;   /* base64 device key, or ... */
+  const char *group_key;       /* ... base64 group key, or ... */
+  const char *tpm_tcti;        /* ... a TPM (tpm2-tss TCTI string):
+                                  exactly one of the three */
   const char *payload_json;    /* NULL or JSON text, sent as "payload" */
   const char *api_version;     /* NULL: PROVD_DEVICE_DEFAULT_API_VERSION */
   int timeout_s;               /* bounds the whole flow; 0: default */
@@ -30,6 +35,7 @@ struct provd_device_opts {
 
 /* What the service said.  Strings are "" when the service did not say. */
 struct provd_device_result {
+  char registration_id[PROVD_DEVICE_MAX_ID]; /* the one used */
   char status[32];        /* last operation status: assigned, failed, ... */
   char operation_id[256];
   char assigned_hub[256];
