@@ -496,7 +496,8 @@ static const struct provd_attest_ops tpm_ops = {
 PROVD_PLUGIN_DEFINE = {
     PROVD_PLUGIN_HEADER,
     .kind = PROVD_KIND_ATTESTATION,
-    .flags = PROVD_PLUGIN_THREADSAFE,
+    /* RSA public-key operations and HMACs only: no I/O. */
+    .flags = PROVD_PLUGIN_THREADSAFE | PROVD_PLUGIN_NONBLOCKING,
     .min_host_minor = 2, /* b64_*, sas_*, attest_set_reuse_until (1);
                             challenge rounds, session_answered (2) */
     .name = "tpm",
