@@ -59,9 +59,15 @@ static const char *unusable_because(const TPMT_PUBLIC *p)
       (r->symmetric.keyBits.aes != 128 && r->symmetric.keyBits.aes != 192 &&
        r->symmetric.keyBits.aes != 256))
     return "symmetric definition is not AES-128/192/256-CFB";
-  if (r->keyBits < 2048 || r->keyBits > 4096 ||
-      p->unique.rsa.size != r->keyBits / 8)
+  const TPM2B_PUBLIC_KEY_RSA *n = &p->unique.rsa;
+  if (r->keyBits < 2048 || r->keyBits > 4096 || r->keyBits % 8 ||
+      n->size != r->keyBits / 8 || !(n->buffer[0] & 0x80))
     return "RSA modulus is not 2048..4096 bits as declared";
+  /* An even modulus or exponent is no RSA key (OpenSSL cannot even
+   * encrypt to an even modulus). */
+  if (!(n->buffer[n->size - 1] & 1) ||
+      (r->exponent != 0 && (r->exponent < 3 || !(r->exponent & 1))))
+    return "RSA modulus or exponent is not odd";
   return NULL;
 }
 

@@ -101,7 +101,7 @@ expect_eq "replayed answer errorCode 401002" 401002 "$(json_get "$BODY_OUT" erro
 check "logged reason TPM_CHALLENGE_REPLAYED" log_has "regid=$REGID reason=TPM_CHALLENGE_REPLAYED"
 
 # --- an EK that is not the enrolled one gets no challenge ---
-OTHER=$(printf %s "$EK" | base64 -d | python3 -c 'import sys; b=bytearray(sys.stdin.buffer.read()); b[-1]^=1; sys.stdout.buffer.write(b)' | base64 -w0)
+OTHER=$(printf %s "$EK" | base64 -d | python3 -c 'import sys; b=bytearray(sys.stdin.buffer.read()); b[-1]^=2; sys.stdout.buffer.write(b)' | base64 -w0)
 http PUT "$reg_path" "{\"registrationId\":\"$REGID\",\"tpm\":{\"endorsementKey\":\"$OTHER\",\"storageRootKey\":\"$SRK\"}}"
 expect_eq "wrong EK answers 401" 401 "$STATUS"
 check "wrong EK gets no authenticationKey" bash -c "! grep -q authenticationKey <<<'$BODY_OUT'"

@@ -330,6 +330,16 @@ START_TEST(t_tampered_keys_from_device)
   ck_assert_int_eq(r.status, PROVD_DENIED);
   ck_assert_str_eq(r.code, "TPM_BAD_BLOB");
   json_decref(b);
+  free(bad);
+  ek[1] ^= 0x10;
+  ek[len - 1] ^= 0x01; /* an even modulus: no RSA key (found by fuzzing) */
+  bad = b64_encode(ek, len);
+  b = device_body(bad, srk_b64);
+  round_clear(&r);
+  r = attest_at(e, b, NULL, NULL, 0, NOW);
+  ck_assert_int_eq(r.status, PROVD_DENIED);
+  ck_assert_str_eq(r.code, "TPM_BAD_BLOB");
+  json_decref(b);
   b = device_body(ek_b64, "AAAA");
   round_clear(&r);
   r = attest_at(e, b, NULL, NULL, 0, NOW);
@@ -346,7 +356,7 @@ START_TEST(t_wrong_ek)
 {
   size_t len = 0;
   uint8_t *ek = decode(ek_b64, &len);
-  ek[len - 1] ^= 0x01; /* last modulus byte: another key */
+  ek[len - 1] ^= 0x02; /* last modulus byte (still odd): another key */
   char *other = b64_encode(ek, len);
   json_t *e = enrollment_for(other), *b = device_body(ek_b64, srk_b64);
   struct round r = attest_at(e, b, NULL, NULL, 0, NOW);
