@@ -2,6 +2,7 @@
  * ActivateCredential and Import.  Structures are marshalled by tss2-mu;
  * KDFa, RSA-OAEP, AES-CFB and HMAC come from OpenSSL. */
 #include "tpm_blob.h"
+#include "tpm_crypto.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -55,109 +56,12 @@ static void put_u16(struct buf *b, size_t v)
   put(b, be, 2);
 }
 
-/* HMAC over a || b (|| c): the inputs here are a few hundred bytes. */
-#define HMAC_INPUT_MAX 2048
-static int hmac3(const EVP_MD *md, const uint8_t *key, size_t key_len,
-                 const uint8_t *a, size_t a_len, const uint8_t *b,
-                 size_t b_len, const uint8_t *c, size_t c_len, uint8_t *out,
-                 unsigned int *out_len)
-{
-  uint8_t msg[HMAC_INPUT_MAX];
-  struct buf m = {.p = msg, .cap = sizeof(msg)};
-  put(&m, a, a_len);
-  put(&m, b, b_len);
-  put(&m, c, c_len);
-  int ok = !m.bad && HMAC(md, key, (int)key_len, msg, m.len, out, out_len);
-  OPENSSL_cleanse(msg, m.len);
-  return ok ? 0 : -1;
-}
-
-/* TPM KDFa (SP800-108 counter mode, HMAC): label gets its NUL here. */
-static int kdfa(const EVP_MD *md, const uint8_t *key, size_t key_len,
-                const char *label, const uint8_t *ctx_u, size_t u_len,
-                size_t bits, uint8_t *out)
-{
-  size_t want = bits / 8, got = 0;
-  uint8_t block[EVP_MAX_MD_SIZE], tail[4 + 64];
-  struct buf t = {.p = tail, .cap = sizeof(tail)};
-  put(&t, label, strlen(label) + 1);
-  if (t.bad)
-    return -1;
-  uint8_t bits_be[4] = {(uint8_t)(bits >> 24), (uint8_t)(bits >> 16),
-                        (uint8_t)(bits >> 8), (uint8_t)bits};
-  int ok = 1;
-  for (uint32_t i = 1; ok && got < want; i++) {
-    uint8_t head[4 + 64];
-    struct buf h = {.p = head, .cap = sizeof(head)};
-    uint8_t ctr[4] = {(uint8_t)(i >> 24), (uint8_t)(i >> 16),
-                      (uint8_t)(i >> 8), (uint8_t)i};
-    put(&h, ctr, 4);
-    put(&h, tail, t.len);
-    unsigned int n = 0;
-    ok = !h.bad && hmac3(md, key, key_len, head, h.len, ctx_u, u_len,
-                         bits_be, 4, block, &n) == 0;
-    size_t take = want - got < n ? want - got : n;
-    if (ok)
-      memcpy(out + got, block, take);
-    got += take;
-  }
-  OPENSSL_cleanse(block, sizeof(block));
-  return ok ? 0 : -1;
-}
-
-static const EVP_CIPHER *aes_cfb(size_t key_len)
-{
-  return key_len == 16 ? EVP_aes_128_cfb128()
-         : key_len == 24 ? EVP_aes_192_cfb128()
-         : key_len == 32 ? EVP_aes_256_cfb128() : NULL;
-}
-
-/* AES-CFB128 with a zero IV, in place. */
-static int cfb_encrypt(const uint8_t *key, size_t key_len, uint8_t *data,
-                       size_t len)
-{
-  static const uint8_t zero_iv[16];
-  const EVP_CIPHER *c = aes_cfb(key_len);
-  EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
-  int n = 0, ok = c && ctx &&
-                  EVP_EncryptInit_ex(ctx, c, NULL, key, zero_iv) == 1 &&
-                  EVP_EncryptUpdate(ctx, data, &n, data, (int)len) == 1 &&
-                  (size_t)n == len;
-  EVP_CIPHER_CTX_free(ctx);
-  return ok ? 0 : -1;
-}
-
-/* RSA-OAEP to a TPM key: hash = its nameAlg, label includes its NUL. */
-static int oaep_encrypt(const struct tpm_key *k, const char *label,
-                        const uint8_t *in, size_t in_len, uint8_t *out,
-                        size_t *out_len)
-{
-  size_t label_len = strlen(label) + 1;
-  void *label_copy = OPENSSL_memdup(label, label_len);
-  EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, k->rsa, NULL);
-  size_t cap = *out_len;
-  int ok = label_copy && ctx && EVP_PKEY_encrypt_init(ctx) == 1 &&
-           EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING) == 1 &&
-           EVP_PKEY_CTX_set_rsa_oaep_md(ctx, k->name_md) == 1 &&
-           EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, k->name_md) == 1 &&
-           EVP_PKEY_CTX_set0_rsa_oaep_label(ctx, label_copy,
-                                            (int)label_len) == 1;
-  if (ok)
-    label_copy = NULL; /* owned by ctx now */
-  ok = ok && EVP_PKEY_encrypt(ctx, out, out_len, in, in_len) == 1 &&
-       *out_len <= cap;
-  OPENSSL_free(label_copy);
-  EVP_PKEY_CTX_free(ctx);
-  return ok ? 0 : -1;
-}
-
 static int hmac_of(const EVP_MD *md, const uint8_t *key, size_t key_len,
                    const uint8_t *a, size_t a_len, const uint8_t *b,
                    size_t b_len, TPM2B_DIGEST *out)
 {
   unsigned int n = 0;
-  int rc = hmac3(md, key, key_len, a, a_len, b, b_len, NULL, 0, out->buffer,
-                 &n);
+  int rc = tpm_hmac(md, key, key_len, a, a_len, b, b_len, out->buffer, &n);
   out->size = (UINT16)n;
   return rc;
 }
@@ -187,12 +91,12 @@ static int outer_wrap(const struct tpm_key *to, const char *seed_label,
   size_t sym_len = sym_bits(to) / 8;
   w->secret_len = sizeof(w->secret);
   int rc = random_bytes(seed, seed_len) == 0 &&
-                   oaep_encrypt(to, seed_label, seed, seed_len, w->secret,
-                                &w->secret_len) == 0 &&
-                   kdfa(to->name_md, seed, seed_len, "STORAGE", name,
+                   tpm_oaep(to->rsa, to->name_md, seed_label, 1, seed,
+                            seed_len, w->secret, &w->secret_len) == 0 &&
+                   tpm_kdfa(to->name_md, seed, seed_len, "STORAGE", name,
                         name_len, sym_len * 8, sym) == 0 &&
-                   cfb_encrypt(sym, sym_len, data, data_len) == 0 &&
-                   kdfa(to->name_md, seed, seed_len, "INTEGRITY", NULL, 0,
+                   tpm_cfb(sym, sym_len, data, data_len, 1) == 0 &&
+                   tpm_kdfa(to->name_md, seed, seed_len, "INTEGRITY", NULL, 0,
                         seed_len * 8, mac_key) == 0 &&
                    hmac_of(to->name_md, mac_key, seed_len, data, data_len,
                            name, name_len, &w->integrity) == 0
@@ -321,7 +225,7 @@ static int inner_wrap(const uint8_t *obfuscate, const uint8_t *key,
       sens_len <= cap - off) {
     memcpy(out + off, sens2b, sens_len);
     *out_len = off + sens_len;
-    rc = cfb_encrypt(inner_key, INNER_WRAP_KEY_LEN, out, *out_len);
+    rc = tpm_cfb(inner_key, INNER_WRAP_KEY_LEN, out, *out_len, 1);
   }
   EVP_MD_CTX_free(ctx);
   OPENSSL_cleanse(&sens, sizeof(sens));
