@@ -14,7 +14,8 @@
 # (build), BENCH_KEEP=1 keeps the work directory, BENCH_KIND (individual:
 # each device has its own enrollment; group: devices derive their keys
 # from one symmetric-key enrollment group, beside the seeded individual
-# enrollments).
+# enrollments; tpm: TPM devices (software TPM, the whole challenge round)
+# against symmetric-key devices in the same run, no ceilings).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -36,6 +37,7 @@ SEED=provd-bench-seed
 PREFIX=bench-dev-
 GROUP_ID=bench-group
 GROUP_PREFIX=bench-grp-
+TPM_PREFIX=bench-tpm-
 PROVCTL=$BUILD/provctl
 PROVD=$BUILD/provd
 LOADGEN=$BUILD/bench/provd-loadgen
@@ -51,7 +53,7 @@ check_setup() {
     [ -x "$f" ] || die "missing $f: run 'make build' first"
   done
   [ -x /usr/bin/time ] || die "/usr/bin/time is needed for CPU accounting"
-  [ -x "$NGINX" ] ||
+  [ "$KIND" = tpm ] || [ -x "$NGINX" ] ||
     die "nginx is needed as the external ceiling: run scripts/install-deps.sh (Debian nginx-light) or set BENCH_NGINX"
   [[ $DURATION =~ ^[0-9]+$ && $DURATION -ge 1 && $DURATION -le 3600 ]] ||
     die "BENCH_DURATION must be 1..3600 seconds"
@@ -61,8 +63,8 @@ check_setup() {
     die "BENCH_ENROLLMENTS must be 1..10000000"
   [[ $SEED_CONCURRENCY =~ ^[0-9]+$ && $SEED_CONCURRENCY -ge 1 && $SEED_CONCURRENCY -le 1000 ]] ||
     die "BENCH_SEED_CONCURRENCY must be 1..1000"
-  [[ $KIND == individual || $KIND == group ]] ||
-    die "BENCH_KIND must be individual or group"
+  [[ $KIND == individual || $KIND == group || $KIND == tpm ]] ||
+    die "BENCH_KIND must be individual, group or tpm"
   [ "$KIND" = individual ] || [ -x "$PROVCTL" ] ||
     die "missing $PROVCTL: run 'make build' first"
   [[ $WORKERS =~ ^[0-9]+$ && $WORKERS -ge 1 && $WORKERS -le 256 ]] ||
@@ -209,6 +211,8 @@ plugins:
   - { kind: attestation, name: symmetric-key }
   - { kind: allocation, name: hashed }
 EOF
+  [ "$KIND" != tpm ] ||
+    echo '  - { kind: attestation, name: tpm }' >>"$CONFIG"
 }
 
 # run_load NAME ARGS...: the load generator (stdout kept for the report,
@@ -236,10 +240,23 @@ seed_enrollments() {
     --count $(( (ENROLLMENTS + 9) / 10 )) --concurrency "$SEED_CONCURRENCY" \
     --url "https://127.0.0.1:$PORT" --data-dir "$DATA" \
     --prefix "$PREFIX" --keys-seed "$SEED"
-  [ "$KIND" = individual ] || seed_group "$name"
+  [ "$KIND" != group ] || seed_group "$name"
+  [ "$KIND" != tpm ] || seed_tpm "$name"
   stop_server "provd-seed-$name"
   [ "$(field "$WORK/$name.out" errors)" = 0 ] ||
     die "seeding had errors (see $WORK/$name.out and $WORK/provd-seed-$name.log)"
+}
+
+# seed_tpm NAME: as many TPM enrollments (TPM_PREFIX*), all with the
+# software TPM's EK (the server's work does not depend on which EK).
+seed_tpm() {
+  echo "== $ENROLLMENTS TPM enrollments ($TPM_PREFIX*, the software TPM's EK) =="
+  run_load "$1-tpm" --mode enroll-bulk --ids "$ENROLLMENTS" \
+    --count $(( (ENROLLMENTS + 9) / 10 )) --concurrency "$SEED_CONCURRENCY" \
+    --url "https://127.0.0.1:$PORT" --data-dir "$DATA" \
+    --prefix "$TPM_PREFIX" --tpm-keys "$TPM_KEYS"
+  [ "$(field "$WORK/$1-tpm.out" errors)" = 0 ] ||
+    die "seeding TPM enrollments had errors (see $WORK/$1-tpm.out)"
 }
 
 # The group key is derived from the seed, so nothing secret is stored.
@@ -286,6 +303,21 @@ measure_register() { # ROUND [TAG]
     --ca "$DATA/tls/ca.pem" --scope "$SCOPE" --ids "$ENROLLMENTS" \
     $(device_args)
   stop_server "provd$tag$r"
+}
+
+# The TPM devices: a new connection each, PUT register with EK and SRK,
+# the 401 challenge activated in software, the same PUT with the token,
+# the polls.
+measure_register_tpm() { # ROUND
+  local r=$1
+  echo "== round $r: register-tpm, $CONCURRENCY devices at a time for ${DURATION}s =="
+  start_server "provd-tpm$r" "$PROVD" -c "$CONFIG"
+  wait_ready "provd-tpm$r" "https://127.0.0.1:$PORT/healthz"
+  run_load "register-tpm$r" --mode register-tpm --concurrency "$CONCURRENCY" \
+    --duration "$DURATION" --url "https://127.0.0.1:$PORT" \
+    --ca "$DATA/tls/ca.pem" --scope "$SCOPE" --ids "$ENROLLMENTS" \
+    --prefix "$TPM_PREFIX" --tpm-keys "$TPM_KEYS"
+  stop_server "provd-tpm$r"
 }
 
 # The device side of a ceiling run: the same requests as a registration
@@ -448,6 +480,39 @@ report() {
   [ "$errors" -eq 0 ] || return 3
 }
 
+# BENCH_KIND=tpm: server CPU per TPM registration against a symmetric-key
+# registration measured in the same run (target: at most 3 times).
+report_tpm() {
+  local r kind errors=0 resumed=0 sym_us tpm_us ratio
+  for r in $(seq 1 "$ROUNDS"); do
+    for kind in register register-tpm; do
+      errors=$(( errors + $(field "$WORK/$kind$r.out" errors) ))
+      resumed=$(( resumed + $(field "$WORK/$kind$r.out" resumed) ))
+    done
+  done
+  sym_us=$(median_cpu register provd)
+  tpm_us=$(median_cpu register-tpm provd-tpm)
+  ratio=$(awk -v t="$tpm_us" -v s="$sym_us" 'BEGIN { printf "%.2f", (s > 0 ? t / s : 0) }')
+  echo
+  echo "== provd TPM registration benchmark =="
+  echo "machine      $(nproc) cores, $(openssl version 2>/dev/null | cut -d' ' -f1-2), load average before the runs: $LOAD_BEFORE"
+  echo "load         $CONCURRENCY concurrent devices, ${DURATION}s per run, $ROUNDS alternating rounds; per device a new TLS connection + full handshake"
+  echo "             symmetric key: PUT register, GET operation; TPM: PUT register (401 challenge), PUT register with the token, GET operation"
+  echo "devices      the TPM is software (bench/lg_tpm.c): the device's cryptography, no TPM in the loop"
+  echo
+  printf "%-14s %9s %8s %8s %7s %8s %9s %10s %8s %9s\n" "run" "rate/s" "p50 ms" \
+    "p99 ms" "errors" "resumed" "srv cpu s" "srv us/reg" "srv cores" "cli cpu s"
+  for r in $(seq 1 "$ROUNDS"); do
+    report_row "register$r" "register$r" "provd$r"
+    report_row "register-tpm$r" "register-tpm$r" "provd-tpm$r"
+  done
+  echo
+  echo "server CPU per registration (median of rounds): symmetric key ${sym_us} us, TPM ${tpm_us} us: TPM = ${ratio} x symmetric key (target <= 3)"
+  echo "BENCH kind=tpm provd_cpu_us=$sym_us tpm_cpu_us=$tpm_us tpm_ratio=$ratio register_rate=$(median_of register rate) tpm_rate=$(median_of register-tpm rate) resumed=$resumed errors=$errors"
+  [ "$resumed" -eq 0 ] || return 3
+  [ "$errors" -eq 0 ] || return 3
+}
+
 main() {
   check_setup
   LOAD_BEFORE=$(cut -d' ' -f1 /proc/loadavg)
@@ -455,6 +520,11 @@ main() {
   DATA=$WORK/data
   CONFIG=$WORK/provd.yaml
   PORT=$(free_port)
+  TPM_KEYS=$WORK/tpm-keys.pem
+  if [ "$KIND" = tpm ]; then
+    { openssl genrsa 2048; openssl genrsa 2048; } >"$TPM_KEYS" 2>/dev/null ||
+      die "cannot generate the software TPM's keys"
+  fi
   write_config
   seed_enrollments
   # Alternating rounds: a drift in the machine's speed (a shared VM) hits
@@ -462,10 +532,14 @@ main() {
   local r
   for r in $(seq 1 "$ROUNDS"); do
     measure_register "$r"
-    measure_baseline "$r"
-    measure_nginx "$r"
+    if [ "$KIND" = tpm ]; then
+      measure_register_tpm "$r"
+    else
+      measure_baseline "$r"
+      measure_nginx "$r"
+    fi
   done
-  report
+  if [ "$KIND" = tpm ]; then report_tpm; else report; fi
 }
 
 # bench/scale.sh sources this file for its functions.
