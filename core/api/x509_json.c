@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <openssl/bio.h>
@@ -10,6 +11,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -274,17 +276,40 @@ static int present(json_t *x509, const char *name)
   return v != NULL;
 }
 
+/* caReferences: {"primary": name, "secondary"?: name}. */
+static int check_ca_references(json_t *x509, struct provd_err *err)
+{
+  json_t *refs = json_object_get(x509, "caReferences");
+  if (!json_is_object(refs))
+    return invalid(err, "%s must be an object", "attestation.x509.caReferences");
+  if (present(x509, "signingCertificates") || present(x509, "crl"))
+    return invalid(err, "%s: give caReferences or signingCertificates (and "
+                        "crl), not both; a registered CA carries its own CRL",
+                   "attestation.x509");
+  const char *primary = json_string_value(json_object_get(refs, "primary"));
+  json_t *secondary = json_object_get(refs, "secondary");
+  if (!primary || !enrollment_id_valid(primary))
+    return invalid(err, "%s must name a registered CA",
+                   "attestation.x509.caReferences.primary");
+  if (secondary && json_is_null(secondary))
+    json_object_del(refs, "secondary");
+  else if (secondary && (!json_is_string(secondary) ||
+                         !enrollment_id_valid(json_string_value(secondary))))
+    return invalid(err, "%s must name a registered CA",
+                   "attestation.x509.caReferences.secondary");
+  return PROVD_OK;
+}
+
 int x509_attestation_normalize(enum enrollment_kind kind, json_t *att,
                                struct provd_err *err)
 {
   json_t *x509 = json_object_get(att, "x509");
   if (!json_is_object(x509))
     return invalid(err, "%s must be an object", "attestation.x509");
-  if (present(x509, "caReferences"))
-    return invalid(err, "%s: CAs registered on the instance are not "
-                        "supported yet; give signingCertificates",
-                   "attestation.x509.caReferences");
   if (kind == ENROLLMENT_INDIVIDUAL) {
+    if (present(x509, "caReferences"))
+      return invalid(err, "%s: caReferences are for enrollment groups",
+                     "attestation.x509");
     if (present(x509, "signingCertificates") || present(x509, "crl"))
       return invalid(err, "%s: an individual enrollment holds the device "
                           "certificate in clientCertificates",
@@ -295,6 +320,148 @@ int x509_attestation_normalize(enum enrollment_kind kind, json_t *att,
     return invalid(err, "%s: an enrollment group holds its CA in "
                         "signingCertificates",
                    "attestation.x509");
+  if (present(x509, "caReferences"))
+    return check_ca_references(x509, err);
   int rc = check_cert_list(x509, "signingCertificates", 1, err);
   return rc == PROVD_OK ? check_crl(x509, err) : rc;
+}
+
+/* ---- registered CAs ---- */
+
+/* The CRL as PEM text (caller frees), whatever form it came in. */
+static char *crl_pem_text(const X509_CRL *crl)
+{
+  BIO *mem = BIO_new(BIO_s_mem());
+  char *data = NULL, *out = NULL;
+  if (mem && PEM_write_bio_X509_CRL(mem, (X509_CRL *)crl)) {
+    long len = BIO_get_mem_data(mem, &data);
+    out = len > 0 ? strndup(data, (size_t)len) : NULL;
+  }
+  BIO_free(mem);
+  return out;
+}
+
+int x509_ca_normalize(json_t *doc, const char *name, struct provd_err *err)
+{
+  if (!json_is_object(doc))
+    return invalid(err, "%s must be a JSON object", "the certificate");
+  const char *given = json_string_value(json_object_get(doc, "name"));
+  if (given && strcasecmp(given, name) != 0)
+    return invalid(err, "name must be the name in the path (%s)", name);
+  int rc = check_cert_slot(doc, "certificate", 1, err);
+  if (rc != PROVD_OK)
+    return rc;
+  json_t *crl_v = json_object_get(doc, "crl");
+  if (crl_v && !json_is_null(crl_v)) {
+    const char *text = json_string_value(crl_v), *why = NULL;
+    if (!text || strlen(text) > X509_JSON_CRL_MAX)
+      return invalid(err, "%s must be a PEM or base64 DER CRL of at most "
+                          "512 KiB", "crl");
+    X509_CRL *crl = crl_parse(text, &why);
+    if (!crl) {
+      perr_set(err, "INVALID_ENROLLMENT", "crl %s", why);
+      return PROVD_E_INVAL;
+    }
+    char *pem = crl_pem_text(crl);
+    X509_CRL_free(crl);
+    if (!pem)
+      return invalid(err, "%s: out of memory", "crl");
+    json_object_set_new(doc, "crl", json_string(pem));
+    free(pem);
+  } else {
+    json_object_del(doc, "crl");
+  }
+  json_object_set_new(doc, "name", json_string(name));
+  json_object_set_new(doc, "isVerified", json_false());
+  json_object_del(doc, "verificationCode");
+  return PROVD_OK;
+}
+
+void x509_ca_keep_verification(json_t *doc, const json_t *old)
+{
+  const char *before = json_string_value(json_object_get(
+      json_object_get(old, "info"), "sha256Thumbprint"));
+  const char *now = json_string_value(json_object_get(
+      json_object_get(doc, "info"), "sha256Thumbprint"));
+  if (!before || !now || strcmp(before, now) != 0)
+    return;
+  json_object_set(doc, "isVerified", json_object_get(old, "isVerified"));
+  json_t *code = json_object_get(old, "verificationCode");
+  if (code)
+    json_object_set(doc, "verificationCode", code);
+}
+
+int x509_ca_new_code(json_t *doc)
+{
+  unsigned char raw[X509_CA_CODE_CHARS / 2];
+  char hex[X509_CA_CODE_CHARS + 1];
+  if (RAND_bytes(raw, sizeof(raw)) != 1)
+    return PROVD_E_INTERNAL;
+  for (size_t i = 0; i < sizeof(raw); i++)
+    snprintf(hex + 2 * i, 3, "%02X", raw[i]);
+  return json_object_set_new(doc, "verificationCode", json_string(hex)) == 0
+             ? PROVD_OK
+             : PROVD_E_NOMEM;
+}
+
+/* 1 when the certificate's only subject CN is `code`. */
+static int subject_cn_is(X509 *cert, const char *code)
+{
+  X509_NAME *name = X509_get_subject_name(cert);
+  int at = X509_NAME_get_index_by_NID(name, NID_commonName, -1);
+  if (at < 0 || X509_NAME_get_index_by_NID(name, NID_commonName, at) >= 0)
+    return 0;
+  unsigned char *cn = NULL;
+  int n = ASN1_STRING_to_UTF8(
+      &cn, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, at)));
+  int same = n >= 0 && (size_t)n == strlen(code) &&
+             strncasecmp((const char *)cn, code, (size_t)n) == 0;
+  OPENSSL_free(cn);
+  return same;
+}
+
+int x509_ca_verify_proof(json_t *doc, const char *proof_text,
+                         struct provd_err *err)
+{
+  const char *code = json_string_value(json_object_get(doc,
+                                                       "verificationCode"));
+  const char *ca_text = json_string_value(json_object_get(doc, "certificate"));
+  if (!code)
+    return invalid(err, "%s: ask for a verification code first",
+                   "the certificate");
+  if (!proof_text || strlen(proof_text) > X509_JSON_CERT_MAX)
+    return invalid(err, "%s is required (PEM or base64 DER, at most 64 KiB)",
+                   "certificate");
+  const char *why = NULL;
+  X509 *proof = cert_parse(proof_text, &why);
+  X509 *ca = ca_text ? cert_parse(ca_text, &why) : NULL;
+  EVP_PKEY *ca_key = ca ? X509_get0_pubkey(ca) : NULL;
+  int rc = PROVD_OK;
+  if (!proof)
+    rc = invalid(err, "the proof %s", why);
+  else if (!ca_key)
+    rc = invalid(err, "%s: the stored CA certificate is unusable",
+                 "the certificate");
+  else if (!subject_cn_is(proof, code))
+    rc = invalid(err, "the proof's subject CN must be the verification "
+                      "code %s", code);
+  else if (X509_verify(proof, ca_key) != 1)
+    rc = invalid(err, "%s: the proof is not signed by the CA's key",
+                 "proof of possession failed");
+  ERR_clear_error();
+  X509_free(proof);
+  X509_free(ca);
+  if (rc == PROVD_OK) {
+    json_object_set_new(doc, "isVerified", json_true());
+    json_object_del(doc, "verificationCode");
+  }
+  return rc;
+}
+
+const char *x509_ca_reference(const json_t *group, const char *which)
+{
+  const json_t *x509 = json_object_get(json_object_get(group, "attestation"),
+                                       "x509");
+  return json_string_value(
+      json_object_get(json_object_get(x509, "caReferences"), which));
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "engine/ca_refs.h"
 #include "engine/opcache.h"
 #include "net/wire_error.h"
 #include "provd/alloc.h"
@@ -316,7 +317,12 @@ static int authenticate_by_group(struct job *j, struct store_session *s,
   size_t best = n;
   for (size_t i = 0; i < n; i++) {
     struct accepted cand = {0};
-    rc = call_attest(j, p, mechanism, &groups[i], 1, &cand, ao);
+    json_t *resolved = ca_refs_resolve(s, groups[i].body);
+    struct store_rec as_seen = groups[i];
+    if (resolved)
+      as_seen.body = resolved;
+    rc = call_attest(j, p, mechanism, &as_seen, 1, &cand, ao);
+    json_decref(resolved);
     if (rc == PROVD_DECLINED)
       continue; /* ao keeps the plugin's reason, BAD_SIGNATURE if none */
     if (rc != PROVD_OK) {

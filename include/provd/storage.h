@@ -23,7 +23,10 @@ enum provd_table {
   PROVD_TABLE_ENROLLMENTS = 1,       /* id = registrationId */
   PROVD_TABLE_ENROLLMENT_GROUPS = 2, /* id = enrollmentGroupId */
   PROVD_TABLE_REGISTRATIONS = 3,     /* id = registrationId */
-  PROVD_TABLE_HUBS = 4               /* id = hub name */
+  PROVD_TABLE_HUBS = 4,              /* id = hub name */
+  /* ABI minor 2: X.509 CA certificates registered with provd (DPS
+   * "verified certificates"), id = CA name. */
+  PROVD_TABLE_CERTIFICATES = 5
 };
 
 /* One stored record.  In callbacks every pointer is borrowed for the

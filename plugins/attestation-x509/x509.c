@@ -28,7 +28,9 @@
 #endif
 
 #define X509A_MAX_CHAIN_LIMIT 32
-#define X509A_MAX_CERT_TEXT (64 * 1024) /* one stored certificate or CRL */
+#define X509A_MAX_CERT_TEXT (64 * 1024) /* one stored certificate */
+#define X509A_MAX_CRL_TEXT (1024 * 1024) /* a group's CRLs, together */
+#define X509A_MAX_CRLS 8
 #define X509A_MAX_CHAIN_TEXT (256 * 1024)
 #define X509A_POLL_REUSE_S 300 /* a status poll may reuse the verdict */
 
@@ -114,8 +116,8 @@ static STACK_OF(X509) *chain_from_pem(const char *pem, int64_t max)
 static int text_to_der(const struct x509a *x, const char *text,
                        unsigned char **der, size_t *der_len)
 {
-  size_t len = strnlen(text, X509A_MAX_CERT_TEXT + 1);
-  if (len == 0 || len > X509A_MAX_CERT_TEXT)
+  size_t len = strnlen(text, X509A_MAX_CRL_TEXT + 1);
+  if (len == 0 || len > X509A_MAX_CRL_TEXT)
     return -1;
   *der = malloc(len);
   if (!*der)
@@ -148,24 +150,37 @@ static X509 *cert_from_text(const struct x509a *x, const char *text)
   return cert;
 }
 
-static X509_CRL *crl_from_text(const struct x509a *x, const char *text)
+/* Every CRL of the text (PEM blocks one after the other, or one base64
+ * DER CRL); NULL when there is none or one does not parse. */
+static STACK_OF(X509_CRL) *crls_from_text(const struct x509a *x,
+                                          const char *text)
 {
-  if (strstr(text, "-----BEGIN")) {
-    BIO *mem = BIO_new_mem_buf(text, (int)strnlen(text, X509A_MAX_CERT_TEXT));
-    X509_CRL *crl = mem ? PEM_read_bio_X509_CRL(mem, NULL, NULL, NULL) : NULL;
+  STACK_OF(X509_CRL) *crls = sk_X509_CRL_new_null();
+  X509_CRL *crl = NULL;
+  if (crls && strstr(text, "-----BEGIN")) {
+    BIO *mem = BIO_new_mem_buf(text, (int)strnlen(text, X509A_MAX_CRL_TEXT));
+    while (mem && sk_X509_CRL_num(crls) < X509A_MAX_CRLS &&
+           (crl = PEM_read_bio_X509_CRL(mem, NULL, NULL, NULL)))
+      if (!sk_X509_CRL_push(crls, crl))
+        X509_CRL_free(crl);
     BIO_free(mem);
-    ERR_clear_error();
-    return crl;
+  } else if (crls) {
+    unsigned char *der = NULL;
+    size_t der_len = 0;
+    if (text_to_der(x, text, &der, &der_len) == 0) {
+      const unsigned char *p = der;
+      if ((crl = d2i_X509_CRL(NULL, &p, (long)der_len)) &&
+          !sk_X509_CRL_push(crls, crl))
+        X509_CRL_free(crl);
+      free(der);
+    }
   }
-  unsigned char *der = NULL;
-  size_t der_len = 0;
-  if (text_to_der(x, text, &der, &der_len) != 0)
-    return NULL;
-  const unsigned char *p = der;
-  X509_CRL *crl = d2i_X509_CRL(NULL, &p, (long)der_len);
-  free(der);
   ERR_clear_error();
-  return crl;
+  if (crls && sk_X509_CRL_num(crls) == 0) {
+    sk_X509_CRL_free(crls);
+    crls = NULL;
+  }
+  return crls;
 }
 
 /* attestation.x509 of the enrollment, or NULL. */
@@ -243,7 +258,8 @@ struct verdict {
 static int verify_against(const struct x509a *x,
                           const struct provd_attest_request *req,
                           STACK_OF(X509) *presented, X509 *const anchors[],
-                          size_t n_anchors, X509_CRL *crl, struct verdict *v)
+                          size_t n_anchors, STACK_OF(X509_CRL) *crls,
+                          struct verdict *v)
 {
   X509_STORE *store = X509_STORE_new();
   X509_STORE_CTX *ctx = X509_STORE_CTX_new();
@@ -255,8 +271,9 @@ static int verify_against(const struct x509a *x,
   for (int i = 1; rc == PROVD_OK && i < sk_X509_num(presented); i++)
     if (!sk_X509_push(untrusted, sk_X509_value(presented, i)))
       rc = PROVD_E_NOMEM;
-  if (rc == PROVD_OK && crl && !X509_STORE_add_crl(store, crl))
-    rc = PROVD_E_NOMEM;
+  for (int i = 0; rc == PROVD_OK && i < sk_X509_CRL_num(crls); i++)
+    if (!X509_STORE_add_crl(store, sk_X509_CRL_value(crls, i)))
+      rc = PROVD_E_NOMEM;
   if (rc == PROVD_OK &&
       !X509_STORE_CTX_init(ctx, store, sk_X509_value(presented, 0),
                            untrusted))
@@ -264,7 +281,7 @@ static int verify_against(const struct x509a *x,
   if (rc == PROVD_OK) {
     X509_VERIFY_PARAM *param = X509_STORE_CTX_get0_param(ctx);
     unsigned long flags = X509_V_FLAG_PARTIAL_CHAIN | X509_V_FLAG_USE_CHECK_TIME;
-    if (crl)
+    if (crls)
       flags |= X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL;
     X509_VERIFY_PARAM_set_flags(param, flags);
     X509_VERIFY_PARAM_set_time(param, (time_t)req->now_unix);
@@ -323,15 +340,15 @@ static const char *reason_of(int verify_error)
 
 /* Anchors and CRL of one enrollment, parsed for this call. */
 struct trust {
-  X509 *anchors[2]; /* primary, secondary */
-  X509_CRL *crl;
+  X509 *anchors[2];          /* primary, secondary */
+  STACK_OF(X509_CRL) *crls;  /* NULL: no CRL */
 };
 
 static void trust_clear(struct trust *t)
 {
   X509_free(t->anchors[0]);
   X509_free(t->anchors[1]);
-  X509_CRL_free(t->crl);
+  sk_X509_CRL_pop_free(t->crls, X509_CRL_free);
   memset(t, 0, sizeof(*t));
 }
 
@@ -363,7 +380,7 @@ static int trust_load(const struct x509a *x,
   }
   const char *crl_text = NULL;
   if (sec && x->host->cfg_str(sec, "crl", &crl_text) == PROVD_OK && crl_text &&
-      *crl_text && !(t->crl = crl_from_text(x, crl_text))) {
+      *crl_text && !(t->crls = crls_from_text(x, crl_text))) {
     x->host->err_set(err, "INTERNAL", "%s: attestation.x509.crl is not a CRL",
                      req->enrollment_id);
     trust_clear(t);
@@ -415,7 +432,7 @@ static int attest_individual(const struct x509a *x,
     return PROVD_DENIED;
   }
   X509 *only[1] = {match};
-  rc = verify_against(x, req, presented, only, 1, t.crl, v);
+  rc = verify_against(x, req, presented, only, 1, t.crls, v);
   trust_clear(&t);
   return rc;
 }
@@ -429,7 +446,7 @@ static int attest_group(const struct x509a *x,
   int rc = trust_load(x, req, "signingCertificates", &t, err);
   if (rc != PROVD_OK)
     return rc;
-  rc = verify_against(x, req, presented, t.anchors, 2, t.crl, v);
+  rc = verify_against(x, req, presented, t.anchors, 2, t.crls, v);
   trust_clear(&t);
   return rc;
 }

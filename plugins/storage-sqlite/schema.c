@@ -9,12 +9,13 @@
 #include "internal.h"
 
 static const char *const table_names[SQ_N_TABLES] = {
-  "enrollments", "enrollment_groups", "registrations", "hubs"
+  "enrollments", "enrollment_groups", "registrations", "hubs",
+  "certificates"
 };
 
 const char *sq_table_name(enum provd_table t)
 {
-  if (t < PROVD_TABLE_ENROLLMENTS || t > PROVD_TABLE_HUBS)
+  if (t < PROVD_TABLE_ENROLLMENTS || t > PROVD_TABLE_CERTIFICATES)
     return NULL;
   return table_names[t - 1];
 }
@@ -50,7 +51,10 @@ static const char migration_1[] =
   " subject TEXT,"
   " body TEXT NOT NULL);";
 
-static const char *const migrations[] = { migration_1 };
+/* Registered X.509 CAs (PROVD_TABLE_CERTIFICATES). */
+static const char migration_2[] = RECORD_TABLE("certificates");
+
+static const char *const migrations[] = { migration_1, migration_2 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) ==
                    PROVD_SQLITE_SCHEMA_VERSION,
