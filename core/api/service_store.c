@@ -399,20 +399,21 @@ static int write_ca_change(struct store_session *s, void *ud,
     return rc;
   struct provd_err why;
   perr_clear(&why);
-  if (job->op == SVC_OP_CA_CODE) {
-    rc = x509_ca_new_code(ca.body);
-  } else {
-    rc = x509_ca_verify_proof(ca.body, json_string_value(json_object_get(
-                                           job->doc, "certificate")),
-                              &why);
-    if (rc != PROVD_OK)
-      job_fail(job, 400, SVC_E_BAD_DOCUMENT, why.msg);
-  }
+  json_t *doc = json_deep_copy(ca.body); /* ca stays the old version */
+  if (!doc)
+    rc = PROVD_E_NOMEM;
+  else if (job->op == SVC_OP_CA_CODE)
+    rc = x509_ca_new_code(doc);
+  else if ((rc = x509_ca_verify_proof(doc, json_string_value(json_object_get(
+                                                job->doc, "certificate")),
+                                      &why)) != PROVD_OK)
+    job_fail(job, 400, SVC_E_BAD_DOCUMENT, why.msg);
   if (rc == PROVD_OK)
-    rc = store_document(s, PROVD_TABLE_CERTIFICATES, ca.body, ca.id, NULL,
-                        &ca, NULL, 0, err);
+    rc = store_document(s, PROVD_TABLE_CERTIFICATES, doc, ca.id, NULL, &ca,
+                        NULL, 0, err);
   if (rc == PROVD_OK)
-    job->result = json_deep_copy(ca.body);
+    job->result = json_incref(doc);
+  json_decref(doc);
   store_rec_clear(&ca);
   return rc;
 }

@@ -154,6 +154,46 @@ provctl group add fleet-line2 --attestation x509 --ca-cert "$PKI/inter.pem" --cr
 register_curl fleet-002 "$PKI/fleet2.pem" "$PKI/fleet2.key"
 expect_eq "a CRL without it lets it in again, no restart" 202 "$STATUS"
 
+# --- a registered CA with proof of possession (caReferences) ---
+make_ca line3 "Line 3 Intermediate" root
+make_device fleet5 fleet-005 line3
+cat "$PKI/fleet5.pem" "$PKI/line3.pem" > "$PKI/fleet5-chain.pem"
+out=$(provctl ca add line3-ca --cert "$PKI/line3.pem" 2>&1) && rc=0 || rc=$?
+expect_eq "provctl ca add registers the CA ($out)" 0 "$rc"
+check "unverified at first" grep -q "verified: *no" <<<"$out"
+out=$(provctl group add line3 --attestation x509 --ca-ref line3-ca 2>&1) && rc=0 || rc=$?
+check "a group may not name an unverified CA" test "$rc" -ne 0
+check "and says so" grep -q "not verified" <<<"$out"
+code=$(provctl ca verify line3-ca 2>"$WORK/verify.err") || { cat "$WORK/verify.err"; code=; }
+check "ca verify prints a verification code" grep -Eq '^[0-9A-F]{32}$' <<<"$code"
+new_key proof
+ossl req -new -key "$PKI/proof.key" -subj "/CN=$code" -out "$PKI/proof.csr"
+ossl x509 -req -in "$PKI/proof.csr" -CA "$PKI/other.pem" -CAkey "$PKI/other.key" -CAcreateserial -days 1 -out "$PKI/bad-proof.pem"
+out=$(provctl ca verify line3-ca --proof "$PKI/bad-proof.pem" 2>&1) && rc=0 || rc=$?
+check "a proof signed by another key is refused" test "$rc" -ne 0
+ossl x509 -req -in "$PKI/proof.csr" -CA "$PKI/line3.pem" -CAkey "$PKI/line3.key" -CAcreateserial -days 1 -out "$PKI/proof.pem"
+out=$(provctl ca verify line3-ca --proof "$PKI/proof.pem" 2>&1) && rc=0 || rc=$?
+expect_eq "the proof signed with the CA's key is accepted ($out)" 0 "$rc"
+check "the CA is verified" grep -q "verified: *yes" <<<"$out"
+out=$(provctl group add line3 --attestation x509 --ca-ref line3-ca 2>&1) && rc=0 || rc=$?
+expect_eq "now the group may name it ($out)" 0 "$rc"
+out=$(device --registration-id fleet-005 --cert "$PKI/fleet5-chain.pem" --key "$PKI/fleet5.key" 2>&1) && rc=0 || rc=$?
+expect_eq "a device of the registered CA registers ($out)" 0 "$rc"
+state=$(provctl registration show fleet-005 --json)
+expect_eq "through the group naming the CA (more specific than the root's)" line3 \
+  "$(json_get "$state" x509.enrollmentGroupId)"
+# the CA's CRL revokes it; replacing the CA keeps it verified
+serial=$(ossl x509 -in "$PKI/fleet5.pem" -noout -serial | sed 's/serial=//')
+printf 'R\t300101000000Z\t250101000000Z\t%s\tunknown\t/CN=fleet-005\n' "$serial" > "$PKI/index3.txt"
+sed -e "s|$PKI/index.txt|$PKI/index3.txt|" -e "s|$PKI/inter.pem|$PKI/line3.pem|" \
+    -e "s|$PKI/inter.key|$PKI/line3.key|" "$PKI/ca.cnf" > "$PKI/ca3.cnf"
+ossl ca -config "$PKI/ca3.cnf" -gencrl -out "$PKI/line3.crl"
+out=$(provctl ca add line3-ca --cert "$PKI/line3.pem" --crl "$PKI/line3.crl" --force 2>&1) && rc=0 || rc=$?
+check "the CA gets a CRL and stays verified ($out)" grep -q "verified: *yes" <<<"$out"
+http PUT "$(reg_path fleet-005)" '{"registrationId":"fleet-005"}' --cert "$PKI/fleet5-chain.pem" --key "$PKI/fleet5.key"
+expect_eq "the registered CA's CRL refuses the device" 401 "$STATUS"
+check "logged as CERT_REVOKED" log_has "regid=fleet-005 reason=CERT_REVOKED"
+
 # --- bad certificates through the service API: 400, nothing stored ---
 TOKEN=$(service_token)
 put_enrollment() { # ID CERT_FILE

@@ -194,11 +194,8 @@ static int check_key(struct ctl *c, const char *flag, const char *b64)
   return 0;
 }
 
-/* A certificate or CRL file as the service API takes it: PEM text as is,
- * anything else (DER) base64-encoded.  Caller frees; NULL after a usage
- * error (*rc set). */
-static char *pki_file_text(struct ctl *c, const char *flag, const char *path,
-                           int *rc)
+char *ctl_pki_file_text(struct ctl *c, const char *flag, const char *path,
+                        int *rc)
 {
   FILE *f = fopen(path, "rb");
   unsigned char *buf = malloc(MAX_PKI_FILE + 1);
@@ -230,7 +227,7 @@ static int add_cert_slot(struct ctl *c, json_t *obj, const char *slot,
   int rc = 0;
   if (!path)
     return 0;
-  char *text = pki_file_text(c, flag, path, &rc);
+  char *text = ctl_pki_file_text(c, flag, path, &rc);
   if (!text)
     return rc;
   json_object_set_new(obj, slot, json_pack("{s:s}", "certificate", text));
@@ -267,7 +264,7 @@ static int x509_attestation(struct ctl *c, int is_group, json_t *att)
     json_object_set_new(x509, "caReferences",
                         json_pack("{s:s}", "primary", ctl_value(c, CO_CA_REF)));
   if (rc == 0 && ctl_value(c, CO_CRL)) {
-    char *crl = pki_file_text(c, "--crl", ctl_value(c, CO_CRL), &rc);
+    char *crl = ctl_pki_file_text(c, "--crl", ctl_value(c, CO_CRL), &rc);
     if (crl)
       json_object_set_new(x509, "crl", json_string(crl));
     free(crl);

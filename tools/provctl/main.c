@@ -130,6 +130,28 @@ static const struct ctl_command commands[] = {
     "Sets the group's provisioningStatus to enabled.\n" },
   { "group", "disable", 1, 1, 0, cmd_group_disable, "group disable GROUPID",
     "Sets the group's provisioningStatus to disabled.\n" },
+  { "ca", "add", 1, 1, CO_BIT(CO_CERT) | CO_BIT(CO_CRL) | CO_BIT(CO_FORCE),
+    cmd_ca_add, "ca add NAME --cert FILE [--crl FILE] [--force]",
+    "Registers an X.509 CA with provd (PUT /certificates/NAME), unverified."
+    "\nEnrollment groups may name it (group add --ca-ref NAME) once\n"
+    "`ca verify` proved that you hold its private key.\n\n"
+    "  --cert FILE              the CA certificate (PEM or DER)\n"
+    "  --crl FILE               its CRL, checked on every registration\n"
+    "  --force                  replace an existing CA (the same certificate"
+    "\n                           stays verified; a new CRL applies at once)"
+    "\n" },
+  { "ca", "verify", 1, 1, CO_BIT(CO_PROOF), cmd_ca_verify,
+    "ca verify NAME [--proof FILE]",
+    "Proof of possession.  Without --proof: prints a one-time verification"
+    "\ncode.  Sign a certificate whose subject CN is that code with the CA's"
+    "\nkey, then pass it with --proof: the CA becomes verified.\n\n"
+    "  --proof FILE             the signed certificate (PEM or DER)\n" },
+  { "ca", "show", 1, 1, 0, cmd_ca_show, "ca show NAME",
+    "Shows a registered CA: subject, thumbprint, validity, verified.\n" },
+  { "ca", "list", 0, 0, 0, cmd_ca_list, "ca list",
+    "Lists the registered CAs.\n" },
+  { "ca", "remove", 1, 1, CO_BIT(CO_ETAG), cmd_ca_remove,
+    "ca remove NAME [--etag ETAG]", "Deletes a registered CA.\n" },
   { "registration", "show", 1, 1, 0, cmd_registration_show,
     "registration show REGID",
     "Shows the registration record of a device (GET /registrations/REGID):"
@@ -235,6 +257,7 @@ static const struct option long_opts[] = {
   { "ca-cert", required_argument, NULL, OPT_BASE + CO_CA_CERT },
   { "ca-ref", required_argument, NULL, OPT_BASE + CO_CA_REF },
   { "crl", required_argument, NULL, OPT_BASE + CO_CRL },
+  { "proof", required_argument, NULL, OPT_BASE + CO_PROOF },
   { NULL, 0, NULL, 0 }
 };
 
