@@ -280,8 +280,13 @@ START_TEST(test_unsupported_attestation_types)
   assert_rejected(ENROLLMENT_GROUP,
                   "{\"enrollmentGroupId\":\"g\",\"attestation\":"
                   "{\"type\":\"x509\",\"x509\":{\"caReferences\":"
+                  "{\"primary\":\"my-ca\"},\"crl\":\"x\"}}}",
+                  "not both");
+  assert_rejected(ENROLLMENT_INDIVIDUAL,
+                  "{\"registrationId\":\"d\",\"attestation\":"
+                  "{\"type\":\"x509\",\"x509\":{\"caReferences\":"
                   "{\"primary\":\"my-ca\"}}}}",
-                  "not supported yet");
+                  "caReferences are for enrollment groups");
   assert_rejected(ENROLLMENT_INDIVIDUAL,
                   "{\"registrationId\":\"t\",\"attestation\":"
                   "{\"type\":\"TPM\",\"tpm\":{\"endorsementKey\":\"AAAA\"}}}",
