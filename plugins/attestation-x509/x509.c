@@ -19,6 +19,7 @@
 #include <openssl/x509v3.h>
 
 #include "certinfo.h"
+#include "trust.h"
 #include "provd/attest.h"
 #include "provd/host.h"
 #include "provd/plugin.h"
@@ -32,12 +33,14 @@
 #define X509A_MAX_CRL_TEXT (1024 * 1024) /* a group's CRLs, together */
 #define X509A_MAX_CRLS 8
 #define X509A_MAX_CHAIN_TEXT (256 * 1024)
-#define X509A_POLL_REUSE_S 300 /* a status poll may reuse the verdict */
+#define X509A_POLL_REUSE_S 300
+#define X509A_TRUST_CACHE_SLOTS 64 /* enrollments whose CAs stay parsed */ /* a status poll may reuse the verdict */
 
 struct x509a {
   const struct provd_host_api *host; /* borrowed until destroy */
   struct provd_instance *inst;
   int64_t max_chain; /* certificates a device may present */
+  struct trust_cache *cache; /* parsed enrollment certificates and CRLs */
 };
 
 /* ---- lifecycle ---- */
@@ -54,6 +57,12 @@ static int x509a_create(const struct provd_host_api *host,
   x->host = host;
   x->inst = inst;
   x->max_chain = 10;
+  x->cache = trust_cache_new(X509A_TRUST_CACHE_SLOTS);
+  if (!x->cache) {
+    free(x);
+    host->err_set(err, "INTERNAL", "out of memory");
+    return PROVD_E_NOMEM;
+  }
   *state = x;
   return PROVD_OK;
 }
@@ -81,7 +90,9 @@ static int x509a_configure(void *state, const struct provd_cfg *opts,
 
 static void x509a_destroy(void *state)
 {
-  free(state);
+  struct x509a *x = state;
+  trust_cache_free(x->cache);
+  free(x);
 }
 
 /* ---- parsing ---- */
@@ -338,34 +349,35 @@ static const char *reason_of(int verify_error)
 
 /* ---- the two kinds of enrollment ---- */
 
-/* Anchors and CRL of one enrollment, parsed for this call. */
-struct trust {
-  X509 *anchors[2];          /* primary, secondary */
-  STACK_OF(X509_CRL) *crls;  /* NULL: no CRL */
-};
-
-static void trust_clear(struct trust *t)
+/* SHA-256 over the texts trust_parse reads: the trust cache's key. */
+static int trust_key(const char *list, const char *const texts[3],
+                     uint8_t key[TRUST_KEY_LEN])
 {
-  X509_free(t->anchors[0]);
-  X509_free(t->anchors[1]);
-  sk_X509_CRL_pop_free(t->crls, X509_CRL_free);
-  memset(t, 0, sizeof(*t));
+  EVP_MD_CTX *md = EVP_MD_CTX_new();
+  int ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) &&
+           EVP_DigestUpdate(md, list, strlen(list) + 1);
+  for (size_t i = 0; ok && i < 3; i++) {
+    const char *t = texts[i] ? texts[i] : "";
+    ok = EVP_DigestUpdate(md, t, strlen(t) + 1);
+  }
+  ok = ok && EVP_DigestFinal_ex(md, key, NULL);
+  EVP_MD_CTX_free(md);
+  return ok ? 0 : -1;
 }
 
 /* The enrollment's certificates of `list` (clientCertificates or
  * signingCertificates) and its CRL.  PROVD_E_CONFIG when the record holds
  * nothing usable (the service API checks what it stores; this is a
  * record written some other way). */
-static int trust_load(const struct x509a *x,
-                      const struct provd_attest_request *req,
-                      const char *list, struct trust *t,
-                      struct provd_err *err)
+static int trust_parse(const struct x509a *x,
+                       const struct provd_attest_request *req,
+                       const char *list, const char *const texts[3],
+                       struct trust *t, struct provd_err *err)
 {
   static const char *const which[] = {"primary", "secondary"};
-  const struct provd_cfg *sec = x509_section(x, req->enrollment);
   size_t found = 0;
   for (size_t i = 0; i < 2; i++) {
-    const char *text = stored_cert_text(x, sec, list, which[i]);
+    const char *text = texts[i];
     if (!text)
       continue;
     if (!(t->anchors[i] = cert_from_text(x, text))) {
@@ -378,9 +390,8 @@ static int trust_load(const struct x509a *x,
     }
     found++;
   }
-  const char *crl_text = NULL;
-  if (sec && x->host->cfg_str(sec, "crl", &crl_text) == PROVD_OK && crl_text &&
-      *crl_text && !(t->crls = crls_from_text(x, crl_text))) {
+  const char *crl_text = texts[2];
+  if (crl_text && !(t->crls = crls_from_text(x, crl_text))) {
     x->host->err_set(err, "INTERNAL", "%s: attestation.x509.crl is not a CRL",
                      req->enrollment_id);
     trust_clear(t);
@@ -394,6 +405,31 @@ static int trust_load(const struct x509a *x,
     return PROVD_E_CONFIG;
   }
   return PROVD_OK;
+}
+
+/* trust_parse of the enrollment's texts; for groups (many devices, one
+ * CA) from the cache when the same texts were parsed before.  Individual
+ * enrollments are not cached: each serves one device, and thousands of
+ * them would only push the groups' CAs out. */
+static int trust_load(const struct x509a *x,
+                      const struct provd_attest_request *req,
+                      const char *list, struct trust *t,
+                      struct provd_err *err)
+{
+  const struct provd_cfg *sec = x509_section(x, req->enrollment);
+  const char *texts[3] = {stored_cert_text(x, sec, list, "primary"),
+                          stored_cert_text(x, sec, list, "secondary"), NULL};
+  if (sec && x->host->cfg_str(sec, "crl", &texts[2]) == PROVD_OK &&
+      texts[2] && !*texts[2])
+    texts[2] = NULL;
+  uint8_t key[TRUST_KEY_LEN];
+  int keyed = req->is_group && trust_key(list, texts, key) == 0;
+  if (keyed && trust_cache_get(x->cache, key, t))
+    return PROVD_OK;
+  int rc = trust_parse(x, req, list, texts, t, err);
+  if (rc == PROVD_OK && keyed)
+    trust_cache_put(x->cache, key, t);
+  return rc;
 }
 
 static int provisioning_disabled(const struct x509a *x,
