@@ -588,7 +588,9 @@ static const struct provd_attest_ops x509a_ops = {
 PROVD_PLUGIN_DEFINE = {
     PROVD_PLUGIN_HEADER,
     .kind = PROVD_KIND_ATTESTATION,
-    .flags = PROVD_PLUGIN_THREADSAFE,
+    /* Only computes: no I/O, the cache lock is held for a lookup.  A
+     * verification is one or two ECDSA/RSA signature checks. */
+    .flags = PROVD_PLUGIN_THREADSAFE | PROVD_PLUGIN_NONBLOCKING,
     .min_host_minor = 2, /* attest_set_state, attest_set_match_depth */
     .name = "x509",
     .version = PROVD_VERSION,
