@@ -354,13 +354,15 @@ static int write_put(struct store_session *s, void *ud,
 
 /* ---- registered CAs ---- */
 
-/* A group may name only CAs that exist and passed proof of possession. */
-static int check_ca_references(struct store_session *s, struct svc_job *job,
-                               struct provd_err *err)
+/* A group may name only CAs that exist and passed proof of possession:
+ * PROVD_OK, PROVD_E_INVAL with the reason in why, or a store error. */
+static int ca_references_verified(struct store_session *s, const json_t *doc,
+                                  char *why, size_t why_cap,
+                                  struct provd_err *err)
 {
   static const char *const which[] = {"primary", "secondary"};
   for (size_t i = 0; i < 2; i++) {
-    const char *name = x509_ca_reference(job->doc, which[i]);
+    const char *name = x509_ca_reference(doc, which[i]);
     if (!name)
       continue;
     struct store_rec ca = {0};
@@ -371,15 +373,23 @@ static int check_ca_references(struct store_session *s, struct svc_job *job,
     if (rc != PROVD_OK && rc != PROVD_NOT_FOUND)
       return rc;
     if (!verified) {
-      char msg[160];
-      snprintf(msg, sizeof(msg), "attestation.x509.caReferences.%s: CA %.64s "
+      snprintf(why, why_cap, "attestation.x509.caReferences.%s: CA %.64s "
                "is %s", which[i], name,
                rc == PROVD_NOT_FOUND ? "not registered" : "not verified");
-      job_fail(job, 400, SVC_E_BAD_DOCUMENT, msg);
       return PROVD_E_INVAL;
     }
   }
   return PROVD_OK;
+}
+
+static int check_ca_references(struct store_session *s, struct svc_job *job,
+                               struct provd_err *err)
+{
+  char why[160];
+  int rc = ca_references_verified(s, job->doc, why, sizeof(why), err);
+  if (rc == PROVD_E_INVAL)
+    job_fail(job, 400, SVC_E_BAD_DOCUMENT, why);
+  return rc;
 }
 
 /* generateVerificationCode and verify: read the CA, change it, store it
@@ -471,6 +481,7 @@ static int bulk_item_apply(struct store_session *s, struct svc_job *job,
                            struct provd_err *err)
 {
   struct store_rec old = {0};
+  char why[160];
   int rc = store_get(s, job->table, it->id, &old, err);
   if (rc != PROVD_OK && rc != PROVD_NOT_FOUND)
     return rc;
@@ -483,6 +494,14 @@ static int bulk_item_apply(struct store_session *s, struct svc_job *job,
     item_not_found(job, o);
   } else if (m == BULK_UPDATE_IF_MATCH && !etag_matches(it->etag, &old)) {
     *o = (struct item_outcome){412, SVC_E_PRECONDITION, "Precondition failed"};
+  } else if (m != BULK_DELETE && job->table == PROVD_TABLE_ENROLLMENT_GROUPS &&
+             (rc = ca_references_verified(s, it->doc, why, sizeof(why),
+                                          err)) != PROVD_OK) {
+    if (rc == PROVD_E_INVAL)
+      *o = (struct item_outcome){400, SVC_E_BAD_DOCUMENT,
+                                 "attestation.x509.caReferences names a CA "
+                                 "that is not registered or not verified"};
+    rc = rc == PROVD_E_INVAL ? PROVD_OK : rc;
   } else if (m == BULK_DELETE) {
     const char *id = old.id ? old.id : it->id;
     rc = store_del(s, job->table, id, NULL, err);

@@ -164,6 +164,12 @@ check "unverified at first" grep -q "verified: *no" <<<"$out"
 out=$(provctl group add line3 --attestation x509 --ca-ref line3-ca 2>&1) && rc=0 || rc=$?
 check "a group may not name an unverified CA" test "$rc" -ne 0
 check "and says so" grep -q "not verified" <<<"$out"
+TOKEN=$(service_token)
+http POST "/enrollmentGroups?api-version=2021-10-01" \
+  '{"mode":"create","enrollmentGroups":[{"enrollmentGroupId":"line3-bulk","attestation":{"type":"x509","x509":{"caReferences":{"primary":"line3-ca"}}}}]}' \
+  -H "Authorization: $TOKEN"
+expect_eq "nor through a bulk operation" "False 400004" \
+  "$(json_get "$BODY_OUT" isSuccessful) $(printf %s "$BODY_OUT" | python3 -c 'import json,sys; print(json.load(sys.stdin)["errors"][0]["errorCode"])')"
 code=$(provctl ca verify line3-ca 2>"$WORK/verify.err") || { cat "$WORK/verify.err"; code=; }
 check "ca verify prints a verification code" grep -Eq '^[0-9A-F]{32}$' <<<"$code"
 new_key proof
