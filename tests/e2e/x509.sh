@@ -177,6 +177,11 @@ ossl req -new -key "$PKI/proof.key" -subj "/CN=$code" -out "$PKI/proof.csr"
 ossl x509 -req -in "$PKI/proof.csr" -CA "$PKI/other.pem" -CAkey "$PKI/other.key" -CAcreateserial -days 1 -out "$PKI/bad-proof.pem"
 out=$(provctl ca verify line3-ca --proof "$PKI/bad-proof.pem" 2>&1) && rc=0 || rc=$?
 check "a proof signed by another key is refused" test "$rc" -ne 0
+ossl req -new -key "$PKI/proof.key" -subj "/CN=not-the-code" -out "$PKI/wrong-cn.csr"
+ossl x509 -req -in "$PKI/wrong-cn.csr" -CA "$PKI/line3.pem" -CAkey "$PKI/line3.key" -CAcreateserial -days 1 -out "$PKI/wrong-cn.pem"
+out=$(provctl ca verify line3-ca --proof "$PKI/wrong-cn.pem" 2>&1) && rc=0 || rc=$?
+check "a proof whose CN is not the code is refused" test "$rc" -ne 0
+check "and names the code" grep -q "must be the verification code" <<<"$out"
 ossl x509 -req -in "$PKI/proof.csr" -CA "$PKI/line3.pem" -CAkey "$PKI/line3.key" -CAcreateserial -days 1 -out "$PKI/proof.pem"
 out=$(provctl ca verify line3-ca --proof "$PKI/proof.pem" 2>&1) && rc=0 || rc=$?
 expect_eq "the proof signed with the CA's key is accepted ($out)" 0 "$rc"
