@@ -231,6 +231,9 @@ for _ in $(seq 1 20); do cat "$PKI/inter.pem"; done > "$PKI/chain20.pem"
 put_enrollment bad-4 "$PKI/chain20.pem"
 expect_eq "a chain of 20 certificates: 400" 400 "$STATUS"
 check "the message says one certificate" grep -q "exactly one" <<<"$BODY_OUT"
+out=$(provctl group add not-a-ca --attestation x509 --ca-cert "$PKI/solo.pem" 2>&1) && rc=0 || rc=$?
+check "a device certificate as a group's CA: refused" test "$rc" -ne 0
+check "saying it is not a CA" grep -q "not a CA certificate" <<<"$out"
 for id in bad-1 bad-2 bad-3 bad-4; do
   http GET "/enrollments/$id?api-version=2021-10-01" '' -H "Authorization: $TOKEN"
   expect_eq "$id was not stored" 404 "$STATUS"
