@@ -128,6 +128,11 @@ register_curl fleet-003 "$PKI/blocked.pem" "$PKI/blocked.key"
 expect_eq "fleet-003 is refused although its group is enabled" 401 "$STATUS"
 check "logged as ENROLLMENT_DISABLED" log_has "regid=fleet-003 reason=ENROLLMENT_DISABLED"
 
+provctl enrollment disable x509-solo >/dev/null
+out=$(device --registration-id x509-solo --cert "$PKI/solo.pem" --key "$PKI/solo.key" 2>&1) && rc=0 || rc=$?
+check "a disabled individual enrollment answers status disabled ($out)" grep -q "disabled" <<<"$out"
+provctl enrollment enable x509-solo >/dev/null
+
 # --- a CRL on the group revokes one device, replaced without restart ---
 serial=$(ossl x509 -in "$PKI/fleet2.pem" -noout -serial | sed 's/serial=//')
 : > "$PKI/index.txt"
