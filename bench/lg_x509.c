@@ -12,6 +12,7 @@
 #include <openssl/x509v3.h>
 
 #include "loadgen.h"
+#include "util/x509ext.h"
 
 static X509 *read_cert(const char *path)
 {
@@ -29,17 +30,6 @@ static EVP_PKEY *read_key(const char *path)
   if (f)
     fclose(f);
   return k;
-}
-
-static int add_ext(X509 *cert, X509 *issuer, int nid, const char *value)
-{
-  X509V3_CTX ctx;
-  X509V3_set_ctx_nodb(&ctx);
-  X509V3_set_ctx(&ctx, issuer, cert, NULL, NULL, 0);
-  X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
-  int ok = ext && X509_add_ext(cert, ext, -1) == 1;
-  X509_EXTENSION_free(ext);
-  return ok ? 0 : -1;
 }
 
 /* A device certificate for cn, valid for a day, signed by the CA. */
@@ -60,8 +50,9 @@ static int make_identity(struct lg_identity *id, const char *cn, long serial,
            X509_gmtime_adj(X509_getm_notBefore(x), -3600) &&
            X509_gmtime_adj(X509_getm_notAfter(x), 86400) &&
            X509_set_pubkey(x, id->key) &&
-           add_ext(x, ca, NID_basic_constraints, "critical,CA:FALSE") == 0 &&
-           add_ext(x, ca, NID_ext_key_usage, "clientAuth") == 0 &&
+           x509_ext_add(x, ca, NID_basic_constraints, "critical,CA:FALSE") ==
+               0 &&
+           x509_ext_add(x, ca, NID_ext_key_usage, "clientAuth") == 0 &&
            X509_sign(x, ca_key, EVP_sha256()) > 0;
   return ok ? 0 : -1;
 }

@@ -20,6 +20,7 @@
 #include "provd/plugin.h"
 #include "util/b64.h"
 #include "util/err.h"
+#include "util/x509ext.h"
 
 #define NOW 1800000000LL
 #define DAY 86400L
@@ -47,17 +48,6 @@ static EVP_PKEY *new_key(int rsa)
   return k;
 }
 
-static void add_ext(X509 *cert, X509 *issuer, int nid, const char *value)
-{
-  X509V3_CTX ctx;
-  X509V3_set_ctx_nodb(&ctx);
-  X509V3_set_ctx(&ctx, issuer, cert, NULL, NULL, 0);
-  X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
-  ck_assert_ptr_nonnull(ext);
-  ck_assert_int_eq(X509_add_ext(cert, ext, -1), 1);
-  X509_EXTENSION_free(ext);
-}
-
 /* basic: "CA:TRUE", "CA:TRUE,pathlen:0", "CA:FALSE".  issuer NULL: self
  * signed.  Validity [NOW + from_days, NOW + to_days]. */
 static struct cred make(const char *cn, int rsa, const struct cred *issuer,
@@ -81,12 +71,18 @@ static struct cred make(const char *cn, int rsa, const struct cred *issuer,
                                          (int)to_days, 0, &now));
   X509_set_pubkey(x, c.key);
   X509 *signer = issuer ? issuer->cert : x;
-  add_ext(x, signer, NID_basic_constraints, basic);
+  ck_assert_int_eq(x509_ext_add(x, signer, NID_basic_constraints, basic),
+                   0);
   if (strstr(basic, "CA:TRUE")) {
-    add_ext(x, signer, NID_key_usage, "critical,keyCertSign,cRLSign");
+    ck_assert_int_eq(x509_ext_add(x, signer, NID_key_usage,
+                                  "critical,keyCertSign,cRLSign"),
+                     0);
   } else {
-    add_ext(x, signer, NID_key_usage, "critical,digitalSignature");
-    add_ext(x, signer, NID_ext_key_usage, "clientAuth");
+    ck_assert_int_eq(x509_ext_add(x, signer, NID_key_usage,
+                                  "critical,digitalSignature"),
+                     0);
+    ck_assert_int_eq(
+        x509_ext_add(x, signer, NID_ext_key_usage, "clientAuth"), 0);
   }
   ck_assert_int_gt(X509_sign(x, issuer ? issuer->key : c.key, EVP_sha256()),
                    0);
