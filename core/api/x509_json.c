@@ -281,7 +281,8 @@ static int check_ca_references(json_t *x509, struct provd_err *err)
 {
   json_t *refs = json_object_get(x509, "caReferences");
   if (!json_is_object(refs))
-    return invalid(err, "%s must be an object", "attestation.x509.caReferences");
+    return invalid(err, "%s must be an object",
+                   "attestation.x509.caReferences");
   if (present(x509, "signingCertificates") || present(x509, "crl"))
     return invalid(err, "%s: give caReferences or signingCertificates (and "
                         "crl), not both; a registered CA carries its own CRL",

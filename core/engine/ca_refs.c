@@ -26,7 +26,8 @@ static void add_verified_ca(struct store_session *s, const char *name,
   const char *cert = json_string_value(json_object_get(ca.body, "certificate"));
   const char *crl = json_string_value(json_object_get(ca.body, "crl"));
   if (cert && json_is_true(json_object_get(ca.body, "isVerified"))) {
-    json_object_set_new(signing, which, json_pack("{s:s}", "certificate", cert));
+    json_object_set_new(signing, which,
+                        json_pack("{s:s}", "certificate", cert));
     if (crl)
       json_array_append_new(crls, json_string(crl));
   }

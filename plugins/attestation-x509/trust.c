@@ -45,7 +45,8 @@ static int trust_share(const struct trust *src, struct trust *dst)
         break;
       }
     }
-    if (!dst->crls || sk_X509_CRL_num(dst->crls) != sk_X509_CRL_num(src->crls)) {
+    if (!dst->crls ||
+        sk_X509_CRL_num(dst->crls) != sk_X509_CRL_num(src->crls)) {
       trust_clear(dst);
       return -1;
     }

@@ -33,8 +33,8 @@
 #define X509A_MAX_CRL_TEXT (1024 * 1024) /* a group's CRLs, together */
 #define X509A_MAX_CRLS 8
 #define X509A_MAX_CHAIN_TEXT (256 * 1024)
-#define X509A_POLL_REUSE_S 300
-#define X509A_TRUST_CACHE_SLOTS 64 /* enrollments whose CAs stay parsed */ /* a status poll may reuse the verdict */
+#define X509A_POLL_REUSE_S 300      /* a status poll may reuse the verdict */
+#define X509A_TRUST_CACHE_SLOTS 64 /* groups whose CAs stay parsed */
 
 struct x509a {
   const struct provd_host_api *host; /* borrowed until destroy */
@@ -291,7 +291,8 @@ static int verify_against(const struct x509a *x,
     rc = PROVD_E_NOMEM;
   if (rc == PROVD_OK) {
     X509_VERIFY_PARAM *param = X509_STORE_CTX_get0_param(ctx);
-    unsigned long flags = X509_V_FLAG_PARTIAL_CHAIN | X509_V_FLAG_USE_CHECK_TIME;
+    unsigned long flags =
+        X509_V_FLAG_PARTIAL_CHAIN | X509_V_FLAG_USE_CHECK_TIME;
     if (crls)
       flags |= X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL;
     X509_VERIFY_PARAM_set_flags(param, flags);
@@ -561,7 +562,8 @@ static int x509a_attest(void *state, struct provd_call *call,
 
 /* ---- descriptor ---- */
 
-/* Keep docs/plugins/x509.md in sync (tests/unit/test_plugin_docs.c checks it). */
+/* Keep docs/plugins/x509.md in sync (tests/unit/test_plugin_docs.c
+ * checks it). */
 static const struct provd_option x509a_options[] = {
     {"max_chain_length", PROVD_OPT_INT, "10", 0,
      "Most certificates a device may present (leaf included); a longer "
