@@ -48,7 +48,7 @@ enum svc_op {
   SVC_OP_EVENTS,           /* GET /events (provd) */
   SVC_OP_EXPLAIN,          /* POST /explain/{regId} (provd) */
   SVC_OP_CA_LIST,          /* GET /certificates (provd) */
-  SVC_OP_CA_CODE,          /* POST /certificates/{name}/generateVerificationCode */
+  SVC_OP_CA_CODE,          /* POST .../{name}/generateVerificationCode */
   SVC_OP_CA_VERIFY         /* POST /certificates/{name}/verify (provd) */
 };
 
