@@ -7,6 +7,7 @@ add_executable(provd-loadgen
   ${_bench_dir}/lg_http.c
   ${_bench_dir}/lg_modes.c
   ${_bench_dir}/lg_stats.c
+  ${_bench_dir}/lg_x509.c
   ${_bench_dir}/lg_tpm.c
   ${CMAKE_SOURCE_DIR}/plugins/attestation-tpm/tpm_crypto.c)
 pkg_check_modules(BENCH_TSS2_MU REQUIRED IMPORTED_TARGET tss2-mu)

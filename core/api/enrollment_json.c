@@ -8,6 +8,7 @@
 #include <openssl/rand.h>
 
 #include "provd/plugin.h"
+#include "api/x509_json.h"
 #include "util/b64.h"
 #include "util/ids.h"
 
@@ -199,8 +200,8 @@ static int check_tpm(json_t *att, struct provd_err *err)
 static const char *const ATTESTATION_TYPES[] = {"symmetricKey", "x509",
                                                 "tpm", "none", NULL};
 
-static int check_attestation(json_t *doc, const char **type_out,
-                             struct provd_err *err)
+static int check_attestation(enum enrollment_kind kind, json_t *doc,
+                             const char **type_out, struct provd_err *err)
 {
   json_t *att = optional_field(doc, "attestation");
   if (!att)
@@ -215,17 +216,23 @@ static int check_attestation(json_t *doc, const char **type_out,
   if (rc != PROVD_OK)
     return rc;
   const char *canon = json_string_value(json_object_get(att, "type"));
-  if (strcmp(canon, "tpm") == 0) {
+  if (strcmp(canon, "symmetricKey") == 0) {
+    rc = check_symmetric_key(att, err);
+    canon = "symmetricKey";
+  } else if (strcmp(canon, "x509") == 0) {
+    rc = x509_attestation_normalize(kind, att, err);
+    canon = "x509";
+  } else if (strcmp(canon, "tpm") == 0) {
+    if (kind == ENROLLMENT_GROUP)
+      return invalid(err, "enrollment groups cannot use %s attestation (DPS "
+                          "has TPM individual enrollments only)", "tpm");
     rc = check_tpm(att, err);
-    if (rc == PROVD_OK && type_out)
-      *type_out = "tpm";
-    return rc;
-  }
-  if (strcmp(canon, "symmetricKey") != 0)
+    canon = "tpm";
+  } else {
     return invalid(err, "attestation type %s is not supported yet", canon);
-  rc = check_symmetric_key(att, err);
+  }
   if (rc == PROVD_OK && type_out)
-    *type_out = "symmetricKey";
+    *type_out = canon;
   return rc;
 }
 
@@ -400,14 +407,8 @@ int enrollment_normalize(enum enrollment_kind kind, json_t *doc,
   int rc = check_kind_fields(kind, doc, err);
   if (rc == PROVD_OK)
     rc = check_id_field(kind, doc, path_id, err);
-  const char *type = NULL;
   if (rc == PROVD_OK)
-    rc = check_attestation(doc, &type, err);
-  if (rc == PROVD_OK && kind == ENROLLMENT_GROUP && strcmp(type, "tpm") == 0)
-    rc = invalid(err, "enrollment groups cannot use %s attestation (DPS "
-                      "has TPM individual enrollments only)", "tpm");
-  if (rc == PROVD_OK && attestation_type)
-    *attestation_type = type;
+    rc = check_attestation(kind, doc, attestation_type, err);
   if (rc == PROVD_OK)
     rc = check_scalars(doc, err);
   if (rc == PROVD_OK)

@@ -383,7 +383,7 @@ static int challenges_supported(const struct store_session *s,
       ops->challenge_put && ops->challenge_get && ops->challenge_answer)
     return PROVD_OK;
   perr_set(err, "STORE_UNSUPPORTED",
-           "the storage plugin keeps no challenge rounds (ABI < 1.2)");
+           "the storage plugin keeps no challenge rounds (ABI < 1.3)");
   return PROVD_E_UNSUPPORTED;
 }
 

@@ -38,14 +38,14 @@ struct provd_attest_request {
   /* Opaque bytes from a previous PROVD_CHALLENGE round, or NULL. */
   const uint8_t *session;
   size_t session_len;
-  /* ABI minor 2 (test with PROVD_HAS): nonzero when this is a register
+  /* ABI minor 3 (test with PROVD_HAS): nonzero when this is a register
    * call and the challenge round `session` belongs to already completed a
    * registration, i.e. the answer is being replayed.  Status polls of
    * that registration see 0. */
   int session_answered;
 };
 
-/* provd_attest_ops.flags (ABI minor 2) */
+/* provd_attest_ops.flags (ABI minor 3) */
 /* attest() may answer PROVD_CHALLENGE: the core then keeps the round's
  * session in the store and hands it back with the device's answer. */
 #define PROVD_ATTEST_CHALLENGE_ROUNDS (1u << 0)
@@ -55,16 +55,14 @@ struct provd_attest_ops {
   /* DPS attestation types handled, NULL-ended. */
   const char *const *mechanisms;
   /* Returns PROVD_OK (device authenticated; optionally set the device id
-   * and claims: claims are recorded in the registration state under the
-   * mechanism's name, e.g. registrationState.tpm.authenticationKey, and
-   * the device sees them), PROVD_DENIED with a reason code in err (BAD_SIGNATURE,
+   * and claims), PROVD_DENIED with a reason code in err (BAD_SIGNATURE,
    * TOKEN_EXPIRED, ...), PROVD_CHALLENGE (set the challenge through
    * attest_set_challenge), PROVD_DECLINED (not this plugin's business), or
    * a negative error. */
   int (*attest)(void *state, struct provd_call *call,
                 const struct provd_attest_request *req,
                 struct provd_attest_result *res, struct provd_err *err);
-  /* ABI minor 2: PROVD_ATTEST_* flags. */
+  /* ABI minor 3: PROVD_ATTEST_* flags. */
   uint32_t flags;
 };
 

@@ -23,7 +23,10 @@ enum provd_table {
   PROVD_TABLE_ENROLLMENTS = 1,       /* id = registrationId */
   PROVD_TABLE_ENROLLMENT_GROUPS = 2, /* id = enrollmentGroupId */
   PROVD_TABLE_REGISTRATIONS = 3,     /* id = registrationId */
-  PROVD_TABLE_HUBS = 4               /* id = hub name */
+  PROVD_TABLE_HUBS = 4,              /* id = hub name */
+  /* ABI minor 2: X.509 CA certificates registered with provd (DPS
+   * "verified certificates"), id = CA name. */
+  PROVD_TABLE_CERTIFICATES = 5
 };
 
 /* One stored record.  In callbacks every pointer is borrowed for the
@@ -65,7 +68,7 @@ struct provd_outbox_event {
 
 typedef int (*provd_event_fn)(void *ud, const struct provd_outbox_event *ev);
 
-/* ABI minor 2: the open challenge round of one registration (an
+/* ABI minor 3: the open challenge round of one registration (an
  * attestation plugin answered PROVD_CHALLENGE, e.g. the TPM flow).  In
  * callbacks every pointer is borrowed for the duration of the callback. */
 struct provd_challenge {
@@ -115,7 +118,7 @@ struct provd_storage_ops {
   int (*outbox_list)(void *session, uint64_t after_seq, size_t limit,
                      provd_event_fn fn, void *ud, struct provd_err *err);
 
-  /* ---- ABI minor 2: challenge rounds (test with PROVD_HAS) ----
+  /* ---- ABI minor 3: challenge rounds (test with PROVD_HAS) ----
    * At most one challenge per registration id; nothing else reads the
    * session bytes, and they never appear in lists or events. */
   /* Stores c (answered_ms stored as 0), replacing the registration's

@@ -289,6 +289,26 @@ static char *blob_b64(const struct tpm_plugin *t,
   return text;
 }
 
+/* registrationState.tpm = {"authenticationKey": a fresh blob of key}. */
+static int answer_state(const struct tpm_plugin *t,
+                        const struct provd_attest_request *req,
+                        const struct device_keys *d, const uint8_t *key,
+                        struct provd_attest_result *res,
+                        struct provd_err *err)
+{
+  char *blob = blob_b64(t, req, d, key, err);
+  char *json = NULL;
+  int rc = PROVD_E_INTERNAL;
+  if (blob && asprintf(&json, "{\"authenticationKey\":\"%s\"}", blob) >= 0)
+    rc = t->host->attest_set_state(res, "tpm", json);
+  if (rc != PROVD_OK && blob)
+    t->host->err_set(err, "INTERNAL", "registration %s: state refused",
+                     req->registration_id);
+  free(blob);
+  free(json);
+  return rc;
+}
+
 /* ---- the two rounds ---- */
 
 static int issue_challenge(const struct tpm_plugin *t,
@@ -415,10 +435,7 @@ static int answer_challenge(const struct tpm_plugin *t,
   if (rc == PROVD_OK && d->have_srk) {
     /* The hub identity uses the same key: wrap it once more for the
      * answer (registrationState.tpm.authenticationKey). */
-    char *blob = blob_b64(t, req, d, s.key, err);
-    rc = blob ? h->attest_add_claim(res, "authenticationKey", blob)
-              : PROVD_E_INTERNAL;
-    free(blob);
+    rc = answer_state(t, req, d, s.key, res, err);
   }
   if (rc == PROVD_OK) {
     h->attest_set_reuse_until(res, expiry + t->skew_s < s.expires_unix
@@ -498,8 +515,9 @@ PROVD_PLUGIN_DEFINE = {
     .kind = PROVD_KIND_ATTESTATION,
     /* RSA public-key operations and HMACs only: no I/O. */
     .flags = PROVD_PLUGIN_THREADSAFE | PROVD_PLUGIN_NONBLOCKING,
-    .min_host_minor = 2, /* b64_*, sas_*, attest_set_reuse_until (1);
-                            challenge rounds, session_answered (2) */
+    .min_host_minor = 3, /* b64_*, sas_*, attest_set_reuse_until (1);
+                            attest_set_state (2); challenge rounds,
+                            session_answered (3) */
     .name = "tpm",
     .version = PROVD_VERSION,
     .description = "DPS TPM 2.0 attestation (EK challenge, key import, SAS)",

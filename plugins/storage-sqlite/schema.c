@@ -9,12 +9,13 @@
 #include "internal.h"
 
 static const char *const table_names[SQ_N_TABLES] = {
-  "enrollments", "enrollment_groups", "registrations", "hubs"
+  "enrollments", "enrollment_groups", "registrations", "hubs",
+  "certificates"
 };
 
 const char *sq_table_name(enum provd_table t)
 {
-  if (t < PROVD_TABLE_ENROLLMENTS || t > PROVD_TABLE_HUBS)
+  if (t < PROVD_TABLE_ENROLLMENTS || t > PROVD_TABLE_CERTIFICATES)
     return NULL;
   return table_names[t - 1];
 }
@@ -50,9 +51,11 @@ static const char migration_1[] =
   " subject TEXT,"
   " body TEXT NOT NULL);";
 
+/* Registered X.509 CAs (PROVD_TABLE_CERTIFICATES). */
+static const char migration_2[] = RECORD_TABLE("certificates");
 /* Open attestation challenge rounds (storage.h challenge_*): one per
  * registration, bounded in time by expires_ms. */
-static const char migration_2[] =
+static const char migration_3[] =
   "CREATE TABLE challenges ("
   " registration_id TEXT PRIMARY KEY COLLATE NOCASE NOT NULL,"
   " session BLOB NOT NULL,"
@@ -61,7 +64,8 @@ static const char migration_2[] =
   " answered_ms INTEGER NOT NULL DEFAULT 0);"
   "CREATE INDEX challenges_expiry ON challenges(expires_ms);";
 
-static const char *const migrations[] = { migration_1, migration_2 };
+static const char *const migrations[] = { migration_1, migration_2,
+                                          migration_3 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) ==
                    PROVD_SQLITE_SCHEMA_VERSION,

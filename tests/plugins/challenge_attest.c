@@ -3,7 +3,8 @@
  *   no token              -> PROVD_CHALLENGE {"nonce":"<hex>"}, session =
  *                            the 16 nonce bytes
  *   token "Nonce <hex>"   -> OK when it is the session's nonce (claim
- *                            authenticationKey = "answered-<hex>"),
+ *                            registrationState.tpm.authenticationKey =
+ *                            "answered-<hex>"),
  *                            TPM_CHALLENGE_REPLAYED when session_answered,
  *                            TPM_CHALLENGE_EXPIRED without a session,
  *                            BAD_SIGNATURE for another nonce. */
@@ -77,9 +78,10 @@ static int ca_attest(void *state, struct provd_call *call,
     s->host->err_set(err, "TPM_CHALLENGE_REPLAYED", "answered before");
     return PROVD_DENIED;
   }
-  char claim[64];
-  snprintf(claim, sizeof(claim), "answered-%s", want + 6);
-  return s->host->attest_add_claim(res, "authenticationKey", claim);
+  char state[96];
+  snprintf(state, sizeof(state), "{\"authenticationKey\":\"answered-%s\"}",
+           want + 6);
+  return s->host->attest_set_state(res, "tpm", state);
 }
 
 static const char *const mechanisms[] = {"tpm", NULL};
@@ -101,7 +103,7 @@ PROVD_PLUGIN_DEFINE = {
   PROVD_PLUGIN_HEADER,
   .kind = PROVD_KIND_ATTESTATION,
   .flags = PROVD_PLUGIN_THREADSAFE,
-  .min_host_minor = 2,
+  .min_host_minor = 3,
   .name = "challenge_attest",
   .version = "1.0.0",
   .description = "Engine test: a nonce challenge round.",

@@ -126,7 +126,7 @@ struct round {
   char *challenge_json;         /* owned */
   uint8_t session[256];
   size_t session_len;
-  char *authentication_key;     /* claim, owned */
+  char *authentication_key;     /* registrationState.tpm's; owned */
 };
 
 static void round_clear(struct round *r)
@@ -167,8 +167,11 @@ static struct round attest_at(json_t *enrollment, json_t *body,
   if (res.session_len)
     memcpy(r.session, res.session, res.session_len);
   r.session_len = res.session_len;
-  const char *ak = json_string_value(json_object_get(res.claims,
-                                                     "authenticationKey"));
+  /* registrationState.tpm of the answer */
+  const char *ak = res.state_key && strcmp(res.state_key, "tpm") == 0
+                       ? json_string_value(json_object_get(
+                             res.state, "authenticationKey"))
+                       : NULL;
   if (ak)
     r.authentication_key = strdup(ak);
   attest_result_clear(&res);

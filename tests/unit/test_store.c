@@ -213,7 +213,7 @@ START_TEST(test_migrations_fresh_and_reopen)
   ck_assert_int_eq(stat(db_path, &sb), 0);
   ck_assert_int_eq(sb.st_mode & 0777, 0600);
   void *s = sess_open(&inst);
-  for (int t = PROVD_TABLE_ENROLLMENTS; t <= PROVD_TABLE_HUBS; t++)
+  for (int t = PROVD_TABLE_ENROLLMENTS; t <= PROVD_TABLE_CERTIFICATES; t++)
     ck_assert_int_eq(put(s, t, "rec-1", "e1", NULL, 1), PROVD_OK);
   ops()->session_close(s);
   inst_down(&inst);
@@ -226,7 +226,7 @@ START_TEST(test_migrations_fresh_and_reopen)
   /* Migrations use plain CREATE TABLE: re-running one would fail. */
   inst_up(&inst, "normal");
   s = sess_open(&inst);
-  for (int t = PROVD_TABLE_ENROLLMENTS; t <= PROVD_TABLE_HUBS; t++) {
+  for (int t = PROVD_TABLE_ENROLLMENTS; t <= PROVD_TABLE_CERTIFICATES; t++) {
     ck_assert_int_eq(get(s, t, "rec-1", &g), PROVD_OK);
     ck_assert_str_eq(g.etag, "e1");
   }
@@ -286,7 +286,7 @@ START_TEST(test_crud_each_table)
   struct got g;
   inst_up(&inst, "full");
   void *s = sess_open(&inst);
-  for (int t = PROVD_TABLE_ENROLLMENTS; t <= PROVD_TABLE_HUBS; t++) {
+  for (int t = PROVD_TABLE_ENROLLMENTS; t <= PROVD_TABLE_CERTIFICATES; t++) {
     struct provd_err err = { { 0 }, { 0 } };
     struct provd_record r = rec("Dev-1", "e1", "{\"a\":[1,2]}");
     r.group_id = "grp";

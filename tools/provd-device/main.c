@@ -14,8 +14,8 @@
 
 static const char usage_text[] =
   "usage: provd-device register --scope SCOPE --registration-id ID\n"
-  "                             (--symmetric-key B64 | --group-key B64\n"
-  "                              | --tpm TCTI)\n"
+  "                             (--symmetric-key B64 | --group-key B64 |\n"
+  "                              --cert FILE --key FILE | --tpm TCTI)\n"
   "                             [--url URL] [--ca FILE] [--payload JSON]\n"
   "                             [--api-version V] [--timeout SECONDS]"
   " [--json]\n"
@@ -49,7 +49,10 @@ static const char usage_text[] =
   "  --timeout SECONDS        give up after this long, polls included\n"
   "                           (default 30)\n"
   "  --json                   print the registrationState as JSON\n"
-  "  --cert FILE, --key FILE X.509 attestation: not supported yet\n"
+  "  --cert FILE              X.509: PEM certificate, leaf first, then any\n"
+  "                           intermediates the service needs; the leaf's\n"
+  "                           subject CN is the registration id\n"
+  "  --key FILE               X.509: the certificate's PEM private key\n"
   "\n"
   "tpm-info prints the TPM's endorsement key (base64 TPM2B_PUBLIC, what\n"
   "an enrollment holds) and the registration id derived from it,\n"
@@ -86,7 +89,6 @@ static const struct option long_opts[] = {
 
 struct cli {
   struct provd_device_opts reg;
-  const char *unsupported; /* first X.509/TPM flag seen */
   int json;
   int help;
   int version;
@@ -134,12 +136,9 @@ static int parse_args(int argc, char **argv, struct cli *cli)
     case OPT_JSON: cli->json = 1; break;
     case OPT_HELP: cli->help = 1; break;
     case OPT_VERSION: cli->version = 1; break;
+    case OPT_CERT: cli->reg.cert_file = optarg; break;
+    case OPT_KEY: cli->reg.key_file = optarg; break;
     case OPT_TPM: cli->reg.tpm_tcti = optarg; break;
-    case OPT_CERT:
-    case OPT_KEY:
-      if (!cli->unsupported)
-        cli->unsupported = argv[optind - 1];
-      break;
     case OPT_TIMEOUT:
       if (parse_timeout(optarg, &cli->reg.timeout_s) != 0)
         return usage_error("--timeout wants 1..86400 seconds, not \"%s\"",
@@ -156,19 +155,17 @@ static int parse_args(int argc, char **argv, struct cli *cli)
 
 static int check_register_args(const struct cli *cli)
 {
-  if (cli->unsupported) {
-    fprintf(stderr, "provd-device: %s: not supported yet (X.509 comes "
-            "in a later release)\n", cli->unsupported);
-    return EXIT_USAGE;
-  }
   if (!cli->reg.id_scope)
     return usage_error("%s", "register needs --scope SCOPE");
   if (!cli->reg.registration_id && !cli->reg.tpm_tcti)
     return usage_error("%s", "register needs --registration-id ID");
   if (!!cli->reg.symmetric_key + !!cli->reg.group_key +
-          !!cli->reg.tpm_tcti != 1)
+          !!cli->reg.cert_file + !!cli->reg.tpm_tcti != 1)
     return usage_error("%s", "register needs exactly one of "
-                       "--symmetric-key B64, --group-key B64 or --tpm TCTI");
+                       "--symmetric-key B64, --group-key B64, --cert FILE "
+                       "or --tpm TCTI");
+  if (!cli->reg.cert_file != !cli->reg.key_file)
+    return usage_error("%s", "--cert FILE and --key FILE go together");
   return 0;
 }
 

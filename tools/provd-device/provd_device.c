@@ -81,9 +81,15 @@ static int check_opts(const struct provd_device_opts *o,
       ((o->registration_id || !o->tpm_tcti) &&
        check_id("the registration id", o->registration_id, err) != 0))
     return -1;
-  if (!!o->symmetric_key + !!o->group_key + !!o->tpm_tcti != 1) {
-    perr_set(err, "BAD_INPUT",
-             "give exactly one of a symmetric key, a group key or a TPM");
+  if (!!o->symmetric_key + !!o->group_key + !!o->cert_file +
+          !!o->tpm_tcti != 1) {
+    perr_set(err, "BAD_INPUT", "give exactly one of a symmetric key, a "
+             "group key, a certificate or a TPM");
+    return -1;
+  }
+  if (!o->cert_file != !o->key_file) {
+    perr_set(err, "BAD_INPUT", "a certificate needs its private key, and "
+             "a private key its certificate");
     return -1;
   }
   if (o->timeout_s < 0 || o->timeout_s > 86400) {
@@ -195,7 +201,9 @@ static int flow_init(struct reg_flow *f, const struct provd_device_opts *o,
              "long");
     return -1;
   }
-  if (!f->tpm && !(f->token = make_token(o, err)))
+  /* A certificate or a TPM needs no token up front. */
+  f->token = o->cert_file || f->tpm ? NULL : make_token(o, err);
+  if (!f->token && !o->cert_file && !f->tpm)
     return -1;
   f->body = make_body(f, err);
   if (!f->body)
@@ -205,6 +213,9 @@ static int flow_init(struct reg_flow *f, const struct provd_device_opts *o,
                              o->ca_file, o->user_agent ? o->user_agent : ua,
                              MAX_REQUEST_S, err);
   if (!f->http)
+    return -1;
+  if (o->cert_file &&
+      https_client_set_identity(f->http, o->cert_file, o->key_file, err) != 0)
     return -1;
   f->deadline = mono_now() + timeout;
   return 0;

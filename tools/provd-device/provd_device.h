@@ -3,9 +3,10 @@
  * Registration" in the public Azure REST reference):
  * PUT .../register with a SAS token, then poll .../operations/{id} on the
  * same connection, honouring Retry-After, until the service decides.
- * Symmetric keys (individual key or group key) and TPM 2.0 (the
- * challenge round: the service's key is activated and imported into the
- * TPM, which then signs the tokens). */
+ * Symmetric keys (individual key or group key), an X.509 client
+ * certificate (mutual TLS, no token), or TPM 2.0 (the challenge round:
+ * the service's key is activated and imported into the TPM, which then
+ * signs the tokens). */
 #ifndef TOOLS_PROVD_DEVICE_H
 #define TOOLS_PROVD_DEVICE_H
 
@@ -23,10 +24,11 @@ struct provd_device_opts {
   const char *id_scope;        /* required */
   const char *registration_id; /* required, except with tpm_tcti: derived
                                   from the EK as the SDKs do */
-  const char *symmetric_key;   /* base64 device key, or ... */
-  const char *group_key;       /* ... base64 group key, or ... */
-  const char *tpm_tcti;        /* ... a TPM (tpm2-tss TCTI string):
-                                  exactly one of the three */
+  const char *symmetric_key;   /* base64 device key ... */
+  const char *group_key;       /* ... or base64 group key ... */
+  const char *cert_file;       /* ... or a PEM certificate (chain) file */
+  const char *key_file;        /* its PEM private key (with cert_file) */
+  const char *tpm_tcti;        /* ... or a TPM (tpm2-tss TCTI string) */
   const char *payload_json;    /* NULL or JSON text, sent as "payload" */
   const char *api_version;     /* NULL: PROVD_DEVICE_DEFAULT_API_VERSION */
   int timeout_s;               /* bounds the whole flow; 0: default */
