@@ -29,7 +29,8 @@ struct ctl_command {
                   | CO_BIT(CO_HUB) | CO_BIT(CO_ALLOCATION)                   \
                   | CO_BIT(CO_WEBHOOK_URL) | CO_BIT(CO_WEBHOOK_API)          \
                   | CO_BIT(CO_DISABLED) | CO_BIT(CO_INITIAL_TWIN)            \
-                  | CO_BIT(CO_NO_REPROVISION) | CO_BIT(CO_FORCE))
+                  | CO_BIT(CO_NO_REPROVISION) | CO_BIT(CO_FORCE)             \
+                  | CO_BIT(CO_CREDENTIAL_POLICY))
 
 #define ADD_HELP_COMMON                                                     \
   "  --primary-key B64        primary symmetric key (base64)\n"            \
@@ -47,6 +48,9 @@ struct ctl_command {
   "\"a\"}}'\n"                                                             \
   "  --no-reprovision         reprovisionPolicy: updateHubAssignment and\n"\
   "                           migrateDeviceData false (default true)\n"    \
+  "  --credential-policy NAME the certificate issuer (provd.yaml\n"        \
+  "                           certificate_issuers) that signs CSRs the\n" \
+  "                           devices send (credentialPolicyName)\n"      \
   "  --force                  replace an existing one (else refused)\n"    \
   "Prints the stored record, keys included (the device needs them).\n"
 
@@ -56,7 +60,7 @@ static const struct ctl_command commands[] = {
     "enrollment add REGID [--device-id ID] [--primary-key B64 "
     "--secondary-key B64]\n       [--hub HOSTNAME]... [--allocation POLICY]"
     " [--webhook-url URL]\n       [--disabled] [--initial-twin JSON] "
-    "[--no-reprovision] [--force]",
+    "[--no-reprovision] [--credential-policy NAME] [--force]",
     "Creates a symmetric-key individual enrollment (PUT /enrollments/REGID)"
     ".\n\n"
     "  --device-id ID           IoT Hub device id (default: REGID)\n"
@@ -87,7 +91,8 @@ static const struct ctl_command commands[] = {
   { "group", "add", 1, 1, ADD_OPTS, cmd_group_add,
     "group add GROUPID [--primary-key B64 --secondary-key B64]\n"
     "       [--hub HOSTNAME]... [--allocation POLICY] [--webhook-url URL]\n"
-    "       [--disabled] [--initial-twin JSON] [--no-reprovision] [--force]",
+    "       [--disabled] [--initial-twin JSON] [--no-reprovision]\n"
+    "       [--credential-policy NAME] [--force]",
     "Creates a symmetric-key enrollment group (PUT /enrollmentGroups/GROUPID"
     ").\nDevices use keys derived from the group key (see derive-key).\n\n"
     ADD_HELP_COMMON },
@@ -208,6 +213,8 @@ static const struct option long_opts[] = {
   { "scope", required_argument, NULL, OPT_BASE + CO_SCOPE },
   { "symmetric-key", required_argument, NULL, OPT_BASE + CO_SYMMETRIC_KEY },
   { "group-key", required_argument, NULL, OPT_BASE + CO_GROUP_KEY },
+  { "credential-policy", required_argument, NULL,
+    OPT_BASE + CO_CREDENTIAL_POLICY },
   { NULL, 0, NULL, 0 }
 };
 
