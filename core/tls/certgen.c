@@ -55,6 +55,42 @@ static int set_common_name(X509_NAME *name, const char *cn)
              : -1;
 }
 
+static int add_profile(X509 *cert, X509 *issuer,
+                       const struct certgen_ext *profile)
+{
+  for (const struct certgen_ext *e = profile; e->value; e++)
+    if (certgen_add_ext(cert, issuer, e->nid, e->value) < 0)
+      return -1;
+  if (certgen_add_ext(cert, cert, NID_subject_key_identifier, "hash") < 0 ||
+      certgen_add_ext(cert, issuer, NID_authority_key_identifier,
+                      "keyid:always") < 0)
+    return -1;
+  return 0;
+}
+
+X509 *certgen_sign(EVP_PKEY *key, const char *cn, long days,
+                   const struct certgen_ext *profile,
+                   const struct certgen_signer *signer)
+{
+  X509 *cert = certgen_new(key, cn, days);
+  if (!cert)
+    return NULL;
+  X509 *issuer = signer->cert ? signer->cert : cert;
+  /* A certificate outliving its issuer would only fail later, elsewhere. */
+  if (signer->cert && ASN1_TIME_compare(X509_get0_notAfter(cert),
+                                        X509_get0_notAfter(issuer)) > 0 &&
+      !X509_set1_notAfter(cert, X509_get0_notAfter(issuer)))
+    goto fail;
+  if (!X509_set_issuer_name(cert, X509_get_subject_name(issuer)) ||
+      add_profile(cert, issuer, profile) < 0 ||
+      X509_sign(cert, signer->key, signer->md) <= 0)
+    goto fail;
+  return cert;
+fail:
+  X509_free(cert);
+  return NULL;
+}
+
 X509 *certgen_new(EVP_PKEY *key, const char *cn, long days)
 {
   X509 *cert = X509_new();

@@ -17,6 +17,27 @@ X509 *certgen_new(EVP_PKEY *key, const char *cn, long days);
  * issuer is consulted for authorityKeyIdentifier.  0 or -1. */
 int certgen_add_ext(X509 *cert, X509 *issuer, int nid, const char *value);
 
+/* One extension of a profile; a profile ends with {0, NULL}. */
+struct certgen_ext {
+  int nid;
+  const char *value;
+};
+
+/* What a certificate is signed with and under. */
+struct certgen_signer {
+  X509 *cert;              /* NULL: the new certificate signs itself */
+  EVP_PKEY *key;
+  const EVP_MD *md;
+};
+
+/* certgen_new(key, cn, days), its notAfter capped at the signer's own,
+ * the profile's extensions, subject and authority key identifiers, and
+ * the signature.  NULL on failure (OpenSSL's queue says why); caller
+ * frees. */
+X509 *certgen_sign(EVP_PKEY *key, const char *cn, long days,
+                   const struct certgen_ext *profile,
+                   const struct certgen_signer *signer);
+
 /* Sets err with `what` plus OpenSSL's most recent reason, and clears
  * OpenSSL's error queue. */
 void certgen_crypto_err(struct provd_err *err, const char *code,

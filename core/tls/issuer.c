@@ -15,6 +15,7 @@
 #include "tls/certgen.h"
 #include "util/b64.h"
 #include "util/log.h"
+#include "util/pemkey.h"
 
 #define COMPONENT "issuer"
 
@@ -62,24 +63,11 @@ static int check_file(const struct cfg_issuer *c, const char *path,
   return PROVD_OK;
 }
 
-/* Encrypted keys would make OpenSSL prompt on the terminal: refuse. */
-static int no_passphrase(char *buf, int size, int rwflag, void *u)
-{
-  (void)buf;
-  (void)size;
-  (void)rwflag;
-  (void)u;
-  return -1;
-}
-
 static EVP_PKEY *load_key(const struct cfg_issuer *c, struct provd_err *err)
 {
   if (check_file(c, c->key_file, 1, err) != PROVD_OK)
     return NULL;
-  BIO *in = BIO_new_file(c->key_file, "r");
-  EVP_PKEY *key =
-      in ? PEM_read_bio_PrivateKey(in, NULL, no_passphrase, NULL) : NULL;
-  BIO_free(in);
+  EVP_PKEY *key = pemkey_read_unencrypted(c->key_file);
   if (!key) {
     load_err(err, c, "%s holds no unencrypted PEM private key", c->key_file);
     return NULL;
@@ -252,29 +240,15 @@ enum csr_key_rule issuer_key_rule(const struct issuer *iss)
 static X509 *make_device_cert(const struct issuer *iss, EVP_PKEY *device_key,
                               const char *registration_id)
 {
-  X509 *ca = sk_X509_value(iss->chain, 0);
-  X509 *cert = certgen_new(device_key, registration_id, iss->validity_days);
-  if (!cert)
-    return NULL;
-  /* A certificate outliving its CA would only fail later, elsewhere. */
-  if (ASN1_TIME_compare(X509_get0_notAfter(cert), X509_get0_notAfter(ca)) > 0)
-    X509_set1_notAfter(cert, X509_get0_notAfter(ca));
-  int ok = X509_set_issuer_name(cert, X509_get_subject_name(ca)) &&
-           certgen_add_ext(cert, ca, NID_basic_constraints,
-                           "critical,CA:FALSE") == 0 &&
-           certgen_add_ext(cert, ca, NID_key_usage,
-                           "critical,digitalSignature") == 0 &&
-           certgen_add_ext(cert, ca, NID_ext_key_usage, "clientAuth") == 0 &&
-           certgen_add_ext(cert, ca, NID_subject_key_identifier,
-                           "hash") == 0 &&
-           certgen_add_ext(cert, ca, NID_authority_key_identifier,
-                           "keyid:always") == 0 &&
-           X509_sign(cert, iss->key, EVP_sha384()) > 0;
-  if (!ok) {
-    X509_free(cert);
-    return NULL;
-  }
-  return cert;
+  static const struct certgen_ext profile[] = {
+      {NID_basic_constraints, "critical,CA:FALSE"},
+      {NID_key_usage, "critical,digitalSignature"},
+      {NID_ext_key_usage, "clientAuth"},
+      {0, NULL}};
+  const struct certgen_signer by_ca = {sk_X509_value(iss->chain, 0),
+                                       iss->key, EVP_sha384()};
+  return certgen_sign(device_key, registration_id, iss->validity_days,
+                      profile, &by_ca);
 }
 
 int issuer_sign(const struct issuer *iss, X509_REQ *req,

@@ -226,51 +226,32 @@ static EVP_PKEY *generate_p256(struct provd_err *err)
 
 static X509 *make_ca_cert(EVP_PKEY *key, struct provd_err *err)
 {
-  X509 *cert = certgen_new(key, "provd local CA", CA_DAYS);
-  bool ok = cert &&
-            X509_set_issuer_name(cert, X509_get_subject_name(cert)) &&
-            certgen_add_ext(cert, cert, NID_basic_constraints,
-                            "critical,CA:TRUE") == 0 &&
-            certgen_add_ext(cert, cert, NID_key_usage,
-                            "critical,keyCertSign,cRLSign") == 0 &&
-            certgen_add_ext(cert, cert, NID_subject_key_identifier,
-                            "hash") == 0 &&
-            certgen_add_ext(cert, cert, NID_authority_key_identifier,
-                            "keyid:always") == 0 &&
-            X509_sign(cert, key, EVP_sha256()) > 0;
-  if (!ok) {
+  static const struct certgen_ext profile[] = {
+      {NID_basic_constraints, "critical,CA:TRUE"},
+      {NID_key_usage, "critical,keyCertSign,cRLSign"},
+      {0, NULL}};
+  const struct certgen_signer self = {NULL, key, EVP_sha256()};
+  X509 *cert = certgen_sign(key, "provd local CA", CA_DAYS, profile, &self);
+  if (!cert)
     certgen_crypto_err(err, "PKI_CRYPTO",
                        "cannot create the local CA certificate");
-    X509_free(cert);
-    return NULL;
-  }
   return cert;
 }
 
 static X509 *make_server_cert(EVP_PKEY *key, X509 *ca, EVP_PKEY *ca_key,
                               struct provd_err *err)
 {
-  X509 *cert = certgen_new(key, "localhost", SERVER_DAYS);
-  bool ok = cert &&
-            X509_set_issuer_name(cert, X509_get_subject_name(ca)) &&
-            certgen_add_ext(cert, ca, NID_basic_constraints,
-                            "critical,CA:FALSE") == 0 &&
-            certgen_add_ext(cert, ca, NID_key_usage,
-                            "critical,digitalSignature") == 0 &&
-            certgen_add_ext(cert, ca, NID_ext_key_usage, "serverAuth") == 0 &&
-            certgen_add_ext(cert, ca, NID_subject_alt_name,
-                            "DNS:localhost,IP:127.0.0.1,IP:::1") == 0 &&
-            certgen_add_ext(cert, ca, NID_subject_key_identifier,
-                            "hash") == 0 &&
-            certgen_add_ext(cert, ca, NID_authority_key_identifier,
-                            "keyid:always") == 0 &&
-            X509_sign(cert, ca_key, EVP_sha256()) > 0;
-  if (!ok) {
+  static const struct certgen_ext profile[] = {
+      {NID_basic_constraints, "critical,CA:FALSE"},
+      {NID_key_usage, "critical,digitalSignature"},
+      {NID_ext_key_usage, "serverAuth"},
+      {NID_subject_alt_name, "DNS:localhost,IP:127.0.0.1,IP:::1"},
+      {0, NULL}};
+  const struct certgen_signer by_ca = {ca, ca_key, EVP_sha256()};
+  X509 *cert = certgen_sign(key, "localhost", SERVER_DAYS, profile, &by_ca);
+  if (!cert)
     certgen_crypto_err(err, "PKI_CRYPTO",
                        "cannot create the server certificate");
-    X509_free(cert);
-    return NULL;
-  }
   return cert;
 }
 

@@ -253,19 +253,14 @@ static void write_key(const char *path, EVP_PKEY *key, mode_t mode)
 static X509 *make_ca(EVP_PKEY *key, const char *cn, X509 *parent,
                      EVP_PKEY *parent_key, long days)
 {
-  X509 *cert = certgen_new(key, cn, days);
+  static const struct certgen_ext profile[] = {
+      {NID_basic_constraints, "critical,CA:TRUE"},
+      {NID_key_usage, "critical,keyCertSign,cRLSign"},
+      {0, NULL}};
+  const struct certgen_signer signer = {parent, parent ? parent_key : key,
+                                        EVP_sha384()};
+  X509 *cert = certgen_sign(key, cn, days, profile, &signer);
   ck_assert_ptr_nonnull(cert);
-  X509 *issuer = parent ? parent : cert;
-  ck_assert(X509_set_issuer_name(cert, X509_get_subject_name(issuer)));
-  ck_assert_int_eq(certgen_add_ext(cert, issuer, NID_basic_constraints,
-                                   "critical,CA:TRUE"), 0);
-  ck_assert_int_eq(certgen_add_ext(cert, issuer, NID_key_usage,
-                                   "critical,keyCertSign,cRLSign"), 0);
-  ck_assert_int_eq(certgen_add_ext(cert, cert, NID_subject_key_identifier,
-                                   "hash"), 0);
-  ck_assert_int_eq(certgen_add_ext(cert, issuer, NID_authority_key_identifier,
-                                   "keyid:always"), 0);
-  ck_assert(X509_sign(cert, parent_key ? parent_key : key, EVP_sha384()) > 0);
   return cert;
 }
 

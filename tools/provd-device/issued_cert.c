@@ -16,19 +16,10 @@
 #include <openssl/x509.h>
 
 #include "util/b64.h"
+#include "util/pemkey.h"
 
 #define MAX_CERT_DER 16384
 #define MAX_CHAIN 16
-
-/* Encrypted keys would make OpenSSL prompt on the terminal: refuse. */
-static int no_passphrase(char *buf, int size, int rwflag, void *u)
-{
-  (void)buf;
-  (void)size;
-  (void)rwflag;
-  (void)u;
-  return -1;
-}
 
 /* A new P-384 key written to path (which must not exist), mode 0600. */
 static EVP_PKEY *generate_key_file(const char *path, struct provd_err *err)
@@ -53,18 +44,12 @@ static EVP_PKEY *generate_key_file(const char *path, struct provd_err *err)
 
 static EVP_PKEY *load_or_create_key(const char *path, struct provd_err *err)
 {
-  FILE *f = fopen(path, "r");
-  if (!f && errno == ENOENT)
+  if (access(path, F_OK) != 0 && errno == ENOENT)
     return generate_key_file(path, err);
-  EVP_PKEY *key = f ? PEM_read_PrivateKey(f, NULL, no_passphrase, NULL)
-                    : NULL;
-  if (f)
-    fclose(f);
-  if (!key) {
-    ERR_clear_error();
+  EVP_PKEY *key = pemkey_read_unencrypted(path);
+  if (!key)
     perr_set(err, "BAD_INPUT", "%s: no unencrypted PEM private key",
              path);
-  }
   return key;
 }
 
