@@ -262,8 +262,13 @@ int issuer_sign(const struct issuer *iss, X509_REQ *req,
                           : NULL;
   char *leaf = cert ? cert_b64(cert) : NULL;
   json_t *chain = leaf ? json_array() : NULL;
-  int ok = chain && json_array_append_new(chain, json_string(leaf)) == 0 &&
-           json_array_extend(chain, iss->chain_b64) == 0;
+  int ok = chain && json_array_append_new(chain, json_string(leaf)) == 0;
+  /* Copies, not references: the issuer's array is shared by every store
+   * thread and must never see a reference count change. */
+  for (size_t i = 0; ok && i < json_array_size(iss->chain_b64); i++) {
+    const char *ca = json_string_value(json_array_get(iss->chain_b64, i));
+    ok = json_array_append_new(chain, json_string(ca)) == 0;
+  }
   free(leaf);
   X509_free(cert);
   if (!ok) {
