@@ -149,6 +149,18 @@ register_csr dev-other "$K3" "$(csr_of "$WORK/p384.key" dev-other)"
 expect_eq "an unknown credentialPolicyName: 400" 400 "$STATUS"
 check "logged: names no certificate issuer" log_has "regid=dev-other reason=CSR_NOT_CONFIGURED.*names no certificate issuer"
 
+# --- a disabled enrollment issues nothing ---
+K4=$(random_key)
+provctl enrollment add dev-off --primary-key "$K4" --secondary-key "$(random_key)" \
+  --credential-policy fleet-ca --disabled >/dev/null
+register_csr dev-off "$K4" "$(csr_of "$WORK/p384.key" dev-off)"
+expect_eq "disabled enrollment: register answers 202" 202 "$STATUS"
+opid=$(json_get "$BODY_OUT" operationId)
+http GET "/$SCOPE/registrations/dev-off/operations/$opid?api-version=2025-07-01-preview" '' \
+  -H "Authorization: $(device_token "$K4" dev-off)"
+expect_eq "disabled enrollment: status disabled" disabled "$(json_get "$BODY_OUT" status)"
+expect_eq "disabled enrollment: no certificate" "" "$(json_get "$BODY_OUT" registrationState.issuedCertificateChain)"
+
 # --- group enrollments issue too ---
 GK=$(random_key)
 provctl group add fleet --primary-key "$GK" --secondary-key "$(random_key)" \
