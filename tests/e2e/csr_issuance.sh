@@ -193,7 +193,8 @@ if [ -f "$PLUGIN_DIR/x509.so" ]; then
   # member-7 has no individual enrollment: an X.509 group on the root
   # (the most specific match for its chain) takes it.
   out=$(provctl group add fleet-x509 --attestation x509 --ca-cert "$PKI/root.pem" 2>&1) && rc=0 || rc=$?
-  expect_eq "an X.509 group on the issuing CA's root ($out)" 0 "$rc"
+  expect_eq "an X.509 group on the issuing CA's root" 0 "$rc"
+  [ "$rc" = 0 ] || echo "$out" >&2
   x509_path() { echo "/$SCOPE/registrations/member-7/$1?api-version=2021-06-01"; }
   http PUT "$(x509_path register)" '{"registrationId":"member-7"}' \
     --cert "$WORK/member.pem" --key "$WORK/p384.key"
