@@ -233,8 +233,7 @@ static int check_config_only(const struct provd_config *cfg)
   struct issuer_set *issuers = NULL;
   struct provd_err err = {0};
   if (rc == 0 && issuers_load(cfg, &issuers, &err) != PROVD_OK) {
-    fprintf(stderr, "%s: %s\n", cfg->file ? cfg->file : "(defaults)",
-            err.msg);
+    fprintf(stderr, "%s\n", err.msg);
     rc = -1;
   }
   issuers_free(issuers);

@@ -41,8 +41,12 @@ static int load_err(struct provd_err *err, const struct cfg_issuer *c,
   char msg[400];
   snprintf(msg, sizeof msg, fmt, arg);
   ERR_clear_error();
-  perr_set(err, "ISSUER_CONFIG", "certificate_issuers '%s': %s", c->name,
-           msg);
+  if (c->pos.file) /* FILE:LINE:COL, as every config error */
+    perr_set(err, "ISSUER_CONFIG", "%s:%d:%d: certificate_issuers '%s': %s",
+             c->pos.file, c->pos.line, c->pos.col, c->name, msg);
+  else
+    perr_set(err, "ISSUER_CONFIG", "certificate_issuers '%s': %s", c->name,
+             msg);
   return PROVD_E_INVAL;
 }
 

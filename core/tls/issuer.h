@@ -23,8 +23,9 @@
 struct issuer;
 struct issuer_set;
 
-/* Loads every configured issuer.  Refuses (ISSUER_CONFIG, naming the
- * issuer and file): a key file readable by group or others, an encrypted
+/* Loads every configured issuer.  Refuses (ISSUER_CONFIG, the message
+ * starting FILE:LINE:COL of the issuer's item, naming the issuer and the
+ * file): a key file readable by group or others, an encrypted
  * or unreadable key, a key that is neither EC nor RSA, a certificate
  * file that is not a chain from the key's CA certificate (CA:TRUE) up to
  * a self-signed root that OpenSSL's verifier accepts today.  *out_take is

@@ -36,8 +36,8 @@ YAML
 chmod 644 "$PKI/issuing.key"
 out=$("$PROVD" -c "$WORK/provd.yaml" --check-config 2>&1) && rc=0 || rc=$?
 expect_eq "--check-config refuses a CA key readable by others" 2 "$rc"
-check "the refusal names the issuer and says why" \
-  grep -q "fleet-ca.*readable by group or others" <<<"$out"
+check "the refusal names FILE:LINE:COL, the issuer and says why" \
+  grep -q "provd.yaml:[0-9]*:[0-9]*: certificate_issuers 'fleet-ca': .*readable by group or others" <<<"$out"
 chmod 600 "$PKI/issuing.key"
 out=$("$PROVD" -c "$WORK/provd.yaml" --check-config 2>&1) && rc=0 || rc=$?
 expect_eq "--check-config accepts the issuer" 0 "$rc"
