@@ -615,8 +615,11 @@ static int attach_issued_certificate(struct job *j)
       strcmp(json_str_at(j->record.body, "status"), "assigned") == 0) {
     json_t *chain = NULL;
     rc = issuer_sign(iss, req, j->req->registration_id, &chain, &err);
-    if (rc == PROVD_OK)
+    if (rc == PROVD_OK) {
       json_object_set_new(j->record.body, "issuedCertificateChain", chain);
+      metrics_add("provd_certificates_issued_total",
+                  "Device certificates signed from a CSR.", NULL, 1);
+    }
   }
   X509_REQ_free(req);
   if (rc != PROVD_OK)

@@ -182,6 +182,10 @@ openssl x509 -in "$WORK/member.pem" -out "$WORK/member-leaf.pem"
 check "group member: openssl verify accepts the chain" \
   openssl verify -CAfile "$PKI/root.pem" -untrusted "$WORK/member.pem" "$WORK/member-leaf.pem"
 
+http GET /metrics ''
+check "metrics count the issued certificates (3)" \
+  grep -q '^provd_certificates_issued_total 3$' <<<"$BODY_OUT"
+
 # --- re-provisioning with the issued certificate: needs the x509 plugin ---
 # (built by the X.509 part of the same issue; this step runs once it exists)
 if [ -f "$PLUGIN_DIR/x509.so" ]; then
