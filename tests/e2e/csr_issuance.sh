@@ -185,6 +185,16 @@ check "group member: openssl verify accepts the chain" \
 http GET /metrics ''
 check "metrics count the issued certificates (3)" \
   grep -q '^provd_certificates_issued_total 3$' <<<"$BODY_OUT"
+# Signing takes milliseconds: registrations with a CSR never run on the
+# store writer, which the plain ones (non-blocking plugins) do.
+check "no CSR registration ran on the store writer" \
+  bash -c "! grep -q '^provd_store_reads_on_writer_total [1-9]' <<<'$BODY_OUT'"
+"$PROVD_DEVICE" register --url "https://localhost:$PORT" --ca "$DATA_DIR/tls/ca.pem" \
+  --scope "$SCOPE" --registration-id dev-plain --symmetric-key "$K2" >/dev/null 2>&1 && rc=0 || rc=$?
+expect_eq "a registration without CSR still works for dev-plain" 0 "$rc"
+http GET /metrics ''
+check "...and it ran on the store writer" \
+  grep -q '^provd_store_reads_on_writer_total [1-9]' <<<"$BODY_OUT"
 
 # --- re-provisioning with the issued certificate: needs the x509 plugin ---
 # (built by the X.509 part of the same issue; this step runs once it exists)
