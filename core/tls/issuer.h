@@ -3,8 +3,8 @@
  * enrollment names one in `credentialPolicyName`; the engine has it sign
  * the CSR a device sent with its registration (DPS certificate issuance).
  * The key never leaves this module and is never logged.  Signing (about
- * 1.5 ms of CPU with ECDSA P-384) runs on store threads, never on an
- * event loop.  Issuers are read-only after loading: any thread may
+ * 1.5 ms of CPU with ECDSA P-384) runs on store reader threads, never on
+ * an event loop or the store writer.  Issuers are read-only after loading: any thread may
  * sign concurrently. */
 #ifndef CORE_TLS_ISSUER_H
 #define CORE_TLS_ISSUER_H
