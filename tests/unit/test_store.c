@@ -1077,6 +1077,56 @@ START_TEST(test_store_read_on_writer_waits_for_busy_writer)
 }
 END_TEST
 
+struct sees_ud {
+  struct waiter *w;
+  const char *id;
+  int seen; /* 1: the record was there, 0: not, -1: not run */
+};
+
+static void read_sees(struct store_session *s, void *ud)
+{
+  struct sees_ud *u = ud;
+  int seen = exists(s, u->id);
+  pthread_mutex_lock(&u->w->mu);
+  u->seen = seen;
+  u->w->done++;
+  pthread_cond_broadcast(&u->w->cv);
+  pthread_mutex_unlock(&u->w->mu);
+}
+
+/* A read on the writer runs inside the batch's transaction, after the
+ * writes queued before it: it sees them before they are committed. */
+START_TEST(test_store_read_on_writer_sees_earlier_writes_of_its_batch)
+{
+  struct plugin_instance inst;
+  struct waiter w, wg, wr;
+  inst_up(&inst, "full");
+  struct store *st = open_store(&inst, 2, 64, 16);
+  waiter_init(&w);
+  waiter_init(&wg);
+  waiter_init(&wr);
+  struct job gate = { .w = &wg, .index = 0, .kind = JOB_GATE };
+  ck_assert_int_eq(store_submit_write(st, job_write, job_done, &gate),
+                   PROVD_OK);
+  gate_wait_entered(&wg);
+  struct job put = { .w = &w, .index = 0, .kind = JOB_PUT };
+  snprintf(put.id, sizeof(put.id), "batch-mate");
+  ck_assert_int_eq(store_submit_write(st, job_write, job_done, &put),
+                   PROVD_OK);
+  struct sees_ud sees = { .w = &wr, .id = "batch-mate", .seen = -1 };
+  ck_assert_int_eq(store_submit_read_on_writer(st, read_sees, &sees),
+                   PROVD_OK);
+  gate_open(&wg);
+  waiter_wait(&wg, 1);
+  waiter_wait(&wr, 1);
+  waiter_wait(&w, 1);
+  ck_assert_int_eq(w.status[0], PROVD_OK);
+  ck_assert_int_eq(sees.seen, 1);
+  store_close(st);
+  inst_down(&inst);
+}
+END_TEST
+
 static void read_gate(struct store_session *s, void *ud)
 {
   (void)s;
@@ -1442,6 +1492,7 @@ static Suite *store_suite(void)
   tcase_add_test(core, test_store_read_for_write_idle_writer);
   tcase_add_test(core, test_store_read_for_write_busy_writer);
   tcase_add_test(core, test_store_read_on_writer_waits_for_busy_writer);
+  tcase_add_test(core, test_store_read_on_writer_sees_earlier_writes_of_its_batch);
   tcase_add_test(core, test_store_outbox_order);
   tcase_add_test(core, test_store_close_drains_queue);
   tcase_add_test(core, test_crash_durability);
