@@ -18,6 +18,7 @@ static const char usage_text[] =
   "                             [--url URL] [--ca FILE] [--payload JSON]\n"
   "                             [--api-version V] [--timeout SECONDS]"
   " [--json]\n"
+  "                             [--csr-key FILE [--cert-out FILE]]\n"
   "       provd-device send           (not supported yet)\n"
   "       provd-device --help | --version\n"
   "\n"
@@ -46,6 +47,13 @@ static const char usage_text[] =
   "                           intermediates the service needs; the leaf's\n"
   "                           subject CN is the registration id\n"
   "  --key FILE               X.509: the certificate's PEM private key\n"
+  "  --csr-key FILE           ask for a certificate: send a CSR signed\n"
+  "                           with this PEM key (a new ECDSA P-384 key\n"
+  "                           is written there, mode 0600, when FILE\n"
+  "                           does not exist); api-version defaults to\n"
+  "                           " PROVD_DEVICE_CSR_API_VERSION "\n"
+  "  --cert-out FILE          where the issued chain is stored as PEM,\n"
+  "                           leaf first (default ID.pem); also printed\n"
   "  --tpm TCTI               TPM attestation: not supported yet\n"
   "\n"
   "Prints \"assigned hub=HUB device_id=ID\" and exits 0 when assigned;\n"
@@ -55,7 +63,7 @@ static const char usage_text[] =
 enum opt_id {
   OPT_SCOPE = 256, OPT_REGID, OPT_SYMKEY, OPT_GROUPKEY, OPT_URL, OPT_CA,
   OPT_PAYLOAD, OPT_API, OPT_TIMEOUT, OPT_JSON, OPT_CERT, OPT_KEY, OPT_TPM,
-  OPT_HELP, OPT_VERSION
+  OPT_HELP, OPT_VERSION, OPT_CSR_KEY, OPT_CERT_OUT
 };
 
 static const struct option long_opts[] = {
@@ -72,6 +80,8 @@ static const struct option long_opts[] = {
   { "cert", required_argument, NULL, OPT_CERT },
   { "key", required_argument, NULL, OPT_KEY },
   { "tpm", required_argument, NULL, OPT_TPM },
+  { "csr-key", required_argument, NULL, OPT_CSR_KEY },
+  { "cert-out", required_argument, NULL, OPT_CERT_OUT },
   { "help", no_argument, NULL, OPT_HELP },
   { "version", no_argument, NULL, OPT_VERSION },
   { NULL, 0, NULL, 0 }
@@ -80,6 +90,8 @@ static const struct option long_opts[] = {
 struct cli {
   struct provd_device_opts reg;
   const char *unsupported; /* first X.509/TPM flag seen */
+  const char *csr_key;     /* --csr-key: ask for a certificate */
+  const char *cert_out;    /* --cert-out */
   int json;
   int help;
   int version;
@@ -129,6 +141,8 @@ static int parse_args(int argc, char **argv, struct cli *cli)
     case OPT_VERSION: cli->version = 1; break;
     case OPT_CERT: cli->reg.cert_file = optarg; break;
     case OPT_KEY: cli->reg.key_file = optarg; break;
+    case OPT_CSR_KEY: cli->csr_key = optarg; break;
+    case OPT_CERT_OUT: cli->cert_out = optarg; break;
     case OPT_TPM:
       if (!cli->unsupported)
         cli->unsupported = argv[optind - 1];
@@ -164,6 +178,8 @@ static int check_register_args(const struct cli *cli)
                        "--symmetric-key B64, --group-key B64 or --cert FILE");
   if (!cli->reg.cert_file != !cli->reg.key_file)
     return usage_error("%s", "--cert FILE and --key FILE go together");
+  if (cli->cert_out && !cli->csr_key)
+    return usage_error("%s", "--cert-out goes with --csr-key");
   return 0;
 }
 
@@ -179,6 +195,51 @@ static void print_outcome(const struct cli *cli,
     printf("assigned hub=%s device_id=%s\n", r->assigned_hub, r->device_id);
 }
 
+/* --csr-key: the CSR goes into the register body. */
+static int attach_csr(struct cli *cli, char **csr_take)
+{
+  struct provd_err err;
+  if (provd_device_csr_from_key_file(cli->csr_key, cli->reg.registration_id,
+                                     csr_take, &err) != 0) {
+    fprintf(stderr, "provd-device: %s\n", err.msg);
+    return EXIT_USAGE;
+  }
+  cli->reg.csr_b64 = *csr_take;
+  return 0;
+}
+
+/* Prints the issued chain (PEM, leaf first) and stores it; 0 or
+ * EXIT_REFUSED. */
+static int keep_issued_chain(const struct cli *cli,
+                             const struct provd_device_result *r)
+{
+  struct provd_err err;
+  char *pem = NULL, default_out[PROVD_DEVICE_MAX_ID + 8];
+  int n = provd_device_issued_chain_pem(r->registration_state_json, &pem,
+                                        &err);
+  if (n < 0) {
+    fprintf(stderr, "provd-device: %s\n", err.msg);
+    return EXIT_REFUSED;
+  }
+  snprintf(default_out, sizeof default_out, "%s.pem",
+           cli->reg.registration_id);
+  const char *out = cli->cert_out ? cli->cert_out : default_out;
+  FILE *f = fopen(out, "w");
+  int ok = f && fputs(pem, f) >= 0;
+  if (f)
+    ok = fclose(f) == 0 && ok;
+  if (!cli->json)
+    fputs(pem, stdout);
+  free(pem);
+  if (!ok) {
+    fprintf(stderr, "provd-device: cannot write %s\n", out);
+    return EXIT_REFUSED;
+  }
+  fprintf(stderr, "provd-device: issued certificate chain (%d "
+          "certificates, leaf first) written to %s\n", n, out);
+  return 0;
+}
+
 static int run_register(struct cli *cli)
 {
   struct provd_device_result result;
@@ -189,8 +250,13 @@ static int run_register(struct cli *cli)
   const char *env_url = getenv("PROVD_URL");
   if (!cli->reg.url && env_url && env_url[0])
     cli->reg.url = env_url;
+  char *csr = NULL;
+  if (cli->csr_key && (rc = attach_csr(cli, &csr)) != 0)
+    return rc;
   int ok = provd_device_register(&cli->reg, &result, &err) == 0;
+  free(csr);
   print_outcome(cli, &result, ok);
+  int kept = ok && cli->csr_key ? keep_issued_chain(cli, &result) : 0;
   if (!ok) {
     fprintf(stderr, "provd-device: %s\n", err.msg);
     if (strcmp(err.code, "NETWORK") == 0)
@@ -203,7 +269,7 @@ static int run_register(struct cli *cli)
   }
   provd_device_result_clear(&result);
   if (ok)
-    return 0;
+    return kept;
   if (strcmp(err.code, "BAD_INPUT") == 0 || strcmp(err.code, "BAD_URL") == 0)
     return EXIT_USAGE;
   return EXIT_REFUSED;
