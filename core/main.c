@@ -17,6 +17,7 @@
 #include "net/http.h"
 #include "plugin/loader.h"
 #include "store/store.h"
+#include "tls/issuer.h"
 #include "tls/pki.h"
 #include "util/b64.h"
 #include "util/ids.h"
@@ -229,6 +230,13 @@ static int check_config_only(const struct provd_config *cfg)
   int rc = plugins_load(cfg, &set, &d);
   diag_print(&d);
   diag_free(&d);
+  struct issuer_set *issuers = NULL;
+  struct provd_err err = {0};
+  if (rc == 0 && issuers_load(cfg, &issuers, &err) != PROVD_OK) {
+    fprintf(stderr, "%s\n", err.msg);
+    rc = -1;
+  }
+  issuers_free(issuers);
   if (rc == 0) {
     printf("%s: configuration OK; plugins:", cfg->file ? cfg->file
                                                        : "(defaults)");
@@ -313,6 +321,7 @@ struct daemon {
   struct plugin_set plugins;
   struct store *store;
   struct engine *engine;
+  struct issuer_set *issuers;
   struct api_ctx api;
   struct http_server *http;
   SSL_CTX *ssl;
@@ -351,6 +360,9 @@ static int start_daemon(struct daemon *dm, struct provd_err *err)
     return -1;
   if (engine_new(cfg, dm->store, &dm->plugins, &dm->engine, err) != PROVD_OK)
     return -1;
+  if (issuers_load(cfg, &dm->issuers, err) != PROVD_OK)
+    return -1;
+  engine_set_issuers(dm->engine, dm->issuers);
   dm->api.cfg = cfg;
   dm->api.store = dm->store;
   dm->api.engine = dm->engine;
@@ -385,6 +397,7 @@ static void stop_daemon(struct daemon *dm)
   if (dm->store)
     store_close(dm->store); /* runs every queued write first */
   engine_free(dm->engine);
+  issuers_free(dm->issuers);
   plugins_stop(&dm->plugins);
   plugins_free(&dm->plugins);
   if (dm->ssl)

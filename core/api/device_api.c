@@ -73,8 +73,8 @@ static void trace_id_of(const struct http_request *req, char out[40])
 
 /* Parses and checks the body of PUT/POST; NULL after answering. */
 static json_t *checked_body(struct http_exchange *ex,
-                            const struct http_request *req, const char *regid,
-                            size_t max_body)
+                            const struct http_request *req, enum reg_op op,
+                            const char *regid, size_t max_body)
 {
   enum json_body_status why;
   json_t *body = json_body_read(http_request_header(req, "Content-Type"),
@@ -97,9 +97,11 @@ static json_t *checked_body(struct http_exchange *ex,
            "registrationId in the body does not match the path.");
     return NULL;
   }
-  if (json_object_get(body, "csr")) {
+  /* Certificates are issued by register only (DPS); the engine checks a
+   * register's csr once the device has proved itself. */
+  if (op == REG_STATUS_LOOKUP && json_object_get(body, "csr")) {
     json_decref(body);
-    refuse(ex, "CSR_NOT_CONFIGURED", NULL);
+    refuse(ex, "BAD_REQUEST", "csr is accepted by register only.");
     return NULL;
   }
   return body;
@@ -161,7 +163,7 @@ void device_api_handle(struct api_ctx *ctx, struct http_exchange *ex,
   }
   json_t *body = NULL;
   if (op != REG_OPERATION_STATUS &&
-      !(body = checked_body(ex, req, regid, ctx->cfg->max_body_bytes)))
+      !(body = checked_body(ex, req, op, regid, ctx->cfg->max_body_bytes)))
     return;
   struct reg_request *r = request_from(req, op, regid, opid, body);
   if (!r) {

@@ -391,6 +391,10 @@ static int check_scalars(json_t *doc, struct provd_err *err)
   json_t *host = optional_field(doc, "iotHubHostName");
   if (host && bounded_string(host, "iotHubHostName", TEXT_FIELD_MAX, err))
     return PROVD_E_INVAL;
+  json_t *policy = optional_field(doc, "credentialPolicyName");
+  if (policy && bounded_string(policy, "credentialPolicyName",
+                               CREDENTIAL_POLICY_MAX, err))
+    return PROVD_E_INVAL;
   return PROVD_OK;
 }
 

@@ -18,6 +18,7 @@
 #define ENROLLMENT_BULK_MAX 10  /* items per bulk operation [SPEC] */
 #define ENROLLMENT_ETAG_MAX 128 /* longest If-Match / etag we accept */
 #define ENROLLMENT_HUBS_MAX 50  /* iotHubs entries (DPS linked-hub limit) */
+#define CREDENTIAL_POLICY_MAX 128 /* credentialPolicyName, in bytes */
 
 enum enrollment_kind {
   ENROLLMENT_INDIVIDUAL = 1, /* id field "registrationId" */
@@ -41,7 +42,9 @@ int enrollment_id_valid(const char *id);
  *    missing keys are generated (64 random bytes, base64), given keys must
  *    be base64 of 16..64 bytes;
  *  - provisioningStatus (default "enabled"), allocationPolicy, iotHubs,
- *    iotHubHostName, initialTwin, reprovisionPolicy (defaults true/true),
+ *    iotHubHostName, credentialPolicyName (the certificate issuer that
+ *    signs CSRs, tls/issuer.h), initialTwin, reprovisionPolicy (defaults
+ *    true/true),
  *    capabilities (default iotEdge false), customAllocationDefinition,
  *    deviceId / optionalDeviceInformation (individual only) are checked;
  *    enum values are canonicalised;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "config/tree.h"
+#include "tls/csr.h"
 #include "util/log.h"
 
 #define WHAT_LEN 96 /* "service_policies[123].key_file" */
@@ -419,6 +420,84 @@ static void do_policies(struct ck *c, struct provd_config *cfg,
     do_policy(c, v, i, &cfg->policies[i]);
 }
 
+/* ---- certificate_issuers ---- */
+
+#define ISSUER_DAYS_DEFAULT 30
+#define ISSUER_DAYS_MAX 3650
+
+static void issuer_csr_key(struct ck *c, const struct cfg_node *v,
+                           const char *w, struct cfg_issuer *is)
+{
+  enum csr_key_rule rule;
+  if (want_text(c, v, w, "p384 or any"))
+    return;
+  if (csr_key_rule_parse(v->text, &rule) != 0)
+    ck_err(c, v, "%s: unknown value '%s' (expected p384 or any)", w, v->text);
+  else
+    is->csr_key_rule = (int)rule;
+}
+
+static void issuer_file(struct ck *c, const struct cfg_node *item,
+                        const char *what, const char *key, char **out)
+{
+  char w[WHAT_LEN + 16];
+  const struct cfg_node *v = cfg_map_get(item, key);
+  snprintf(w, sizeof(w), "%s.%s", what, key);
+  if (!cfg_is_absent(v) && get_str(c, v, w, out) == 0)
+    check_readable(c, v, w, *out);
+}
+
+static void do_issuer(struct ck *c, const struct cfg_node *seq, size_t i,
+                      struct cfg_issuer *is)
+{
+  static const struct key_rule rules[] = {
+      {"name", 1},          {"cert", 1},    {"key_file", 1},
+      {"validity_days", 0}, {"csr_key", 0}, {0}};
+  const struct cfg_node *item = seq->items[i];
+  char what[WHAT_LEN], w[WHAT_LEN + 16];
+  snprintf(what, sizeof(what), "certificate_issuers[%zu]", i);
+  is->pos = item->pos;
+  is->validity_days = ISSUER_DAYS_DEFAULT;
+  is->csr_key_rule = CSR_KEY_P384;
+  if (want_type(c, item, CFG_MAP, what))
+    return;
+  check_keys(c, item, rules, what);
+  const struct cfg_node *name = cfg_map_get(item, "name");
+  snprintf(w, sizeof(w), "%s.name", what);
+  if (!cfg_is_absent(name) && get_str(c, name, w, &is->name) == 0) {
+    const struct cfg_node *first = earlier_with(seq, i, "name", is->name);
+    if (first)
+      ck_err(c, name, "%s: duplicate issuer name '%s' (first at line %d, "
+                      "column %d)", w, is->name, first->pos.line,
+             first->pos.col);
+  }
+  issuer_file(c, item, what, "cert", &is->cert);
+  issuer_file(c, item, what, "key_file", &is->key_file);
+  const struct cfg_node *days = cfg_map_get(item, "validity_days");
+  snprintf(w, sizeof(w), "%s.validity_days", what);
+  if (!cfg_is_absent(days))
+    get_int(c, days, w, 1, ISSUER_DAYS_MAX, &is->validity_days);
+  const struct cfg_node *rule = cfg_map_get(item, "csr_key");
+  snprintf(w, sizeof(w), "%s.csr_key", what);
+  if (!cfg_is_absent(rule))
+    issuer_csr_key(c, rule, w, is);
+}
+
+static void do_issuers(struct ck *c, struct provd_config *cfg,
+                       const struct cfg_node *v)
+{
+  if (want_type(c, v, CFG_SEQ, "certificate_issuers") || v->n == 0)
+    return;
+  cfg->issuers = calloc(v->n, sizeof(*cfg->issuers));
+  if (!cfg->issuers) {
+    ck_err(c, v, "out of memory");
+    return;
+  }
+  cfg->n_issuers = v->n;
+  for (size_t i = 0; i < v->n; i++)
+    do_issuer(c, v, i, &cfg->issuers[i]);
+}
+
 /* ---- hubs ---- */
 
 static void do_hub(struct ck *c, const struct cfg_node *seq, size_t i,
@@ -687,6 +766,7 @@ static const struct {
     {"limits", do_limits},
     {"registration", do_registration},
     {"service_policies", do_policies},
+    {"certificate_issuers", do_issuers},
     {"hubs", do_hubs},
     {"plugins", do_plugins},
 };
@@ -788,6 +868,12 @@ void config_free(struct provd_config *cfg)
     free(cfg->policies[i].key);
   }
   free(cfg->policies);
+  for (size_t i = 0; i < cfg->n_issuers; i++) {
+    free(cfg->issuers[i].name);
+    free(cfg->issuers[i].cert);
+    free(cfg->issuers[i].key_file);
+  }
+  free(cfg->issuers);
   cfg_tree_free(cfg->root);
   free(cfg->file); /* last: positions point into it */
   memset(cfg, 0, sizeof(*cfg));

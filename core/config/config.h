@@ -63,6 +63,17 @@ struct cfg_policy {
   struct cfg_pos pos;
 };
 
+/* A `certificate_issuers:` item: a CA that signs device CSRs (DPS
+ * certificate issuance); enrollments name it in credentialPolicyName. */
+struct cfg_issuer {
+  char *name;
+  char *cert;         /* PEM: the issuing CA first, then up to the root */
+  char *key_file;     /* the issuing CA's private key (PEM, not encrypted) */
+  int validity_days;  /* of issued certificates: 1..3650, default 30 */
+  int csr_key_rule;   /* enum csr_key_rule (tls/csr.h); default P-384 */
+  struct cfg_pos pos;
+};
+
 struct provd_config {
   char *file;
   char *id_scope;
@@ -80,6 +91,8 @@ struct provd_config {
   size_t n_plugins;
   struct cfg_policy *policies; /* `service_policies:` */
   size_t n_policies;
+  struct cfg_issuer *issuers;  /* `certificate_issuers:` */
+  size_t n_issuers;
   int workers;              /* 0: number of cores */
   int log_level;            /* LOG_* */
   size_t max_body_bytes;    /* `limits.max_body`, default 96 KiB */

@@ -13,6 +13,7 @@
 #include "net/wire_error.h"
 #include "provd/alloc.h"
 #include "provd/attest.h"
+#include "tls/issuer.h"
 #include "util/b64.h"
 #include "util/ids.h"
 #include "util/log.h"
@@ -41,6 +42,7 @@ struct engine {
   struct provd_hub_info *hubs;
   size_t n_hubs;
   struct opcache *recent; /* answers to status polls, see opcache.h */
+  const struct issuer_set *issuers; /* borrowed; NULL: none configured */
   /* Every attestation and allocation plugin only computes: registrations
    * read on the store writer (store_submit_read_on_writer). */
   bool reads_on_writer;
@@ -131,6 +133,11 @@ int engine_new(const struct provd_config *cfg, struct store *store,
   }
   *out = e;
   return PROVD_OK;
+}
+
+void engine_set_issuers(struct engine *e, const struct issuer_set *borrow)
+{
+  e->issuers = borrow;
 }
 
 void engine_free(struct engine *e)
@@ -762,6 +769,55 @@ static void plan_record(struct job *j, const struct store_rec *prev)
   operation_id_for(etag, j->operation_id);
 }
 
+/* ---------- certificate issuance ---------- */
+
+/* DPS certificate issuance: the register body's `csr`, checked after the
+ * device proved itself, is signed by the issuer the enrollment names in
+ * credentialPolicyName once the device is assigned; the chain goes into
+ * the registration state the device polls.  A refused CSR finishes the
+ * job (nothing is written) and returns non-zero. */
+static int attach_issued_certificate(struct job *j)
+{
+  const json_t *csr = json_object_get(j->req->body, "csr");
+  if (!csr)
+    return PROVD_OK;
+  const char *policy = json_str_at(j->enrollment.body, "credentialPolicyName");
+  const struct issuer *iss = issuers_find(j->e->issuers, policy);
+  if (!iss) {
+    finish_error(j, "CSR_NOT_CONFIGURED",
+                 policy ? "credentialPolicyName names no certificate issuer "
+                          "of provd.yaml"
+                        : "the enrollment has no credentialPolicyName");
+    return PROVD_DENIED;
+  }
+  X509_REQ *req = NULL;
+  struct provd_err err = {0};
+  int rc = csr_check(json_string_value(csr), j->req->registration_id,
+                     issuer_key_rule(iss), &req, &err);
+  if (rc == PROVD_OK &&
+      strcmp(json_str_at(j->record.body, "status"), "assigned") == 0) {
+    json_t *chain = NULL;
+    rc = issuer_sign(iss, req, j->req->registration_id, &chain, &err);
+    if (rc == PROVD_OK) {
+      json_object_set_new(j->record.body, "issuedCertificateChain", chain);
+      metrics_add("provd_certificates_issued_total",
+                  "Device certificates signed from a CSR.", NULL, 1);
+    }
+  }
+  X509_REQ_free(req);
+  if (rc != PROVD_OK)
+    finish_error(j, err.code, err.msg);
+  return rc;
+}
+
+/* Checking a CSR and signing take milliseconds of CPU: such a
+ * registration reads (and signs) on a store reader, never on the writer
+ * every other registration's record waits for. */
+static int asks_for_certificate(const struct reg_request *req)
+{
+  return req->body && json_object_get(req->body, "csr") != NULL;
+}
+
 /* ---------- phases ---------- */
 
 /* In the registration's transaction: the challenge this registration
@@ -956,6 +1012,7 @@ static void answer_from_record(struct job *j, struct store_session *s)
     body = operation_view(j->req->operation_id, &rec);
   } else {
     body = device_view(&rec);
+    json_object_del(body, "issuedCertificateChain"); /* DPS: never here */
   }
   store_rec_clear(&rec);
   finish(j, 200, body);
@@ -1055,6 +1112,8 @@ static void read_phase(struct store_session *s, void *ud)
   }
   plan_record(j, rc == PROVD_OK ? &prev : NULL);
   store_rec_clear(&prev);
+  if (attach_issued_certificate(j) != PROVD_OK)
+    return;
   if (store_submit_write(j->e->store, write_record, record_written, j) !=
       PROVD_OK)
     finish_error(j, "THROTTLED", "store write queue full");
@@ -1083,7 +1142,7 @@ void engine_submit(struct engine *e, struct reg_request *req,
   /* A registration's read ends in a write: let the writer do both when
    * the plugins allow, else when it is idle. */
   int rc;
-  if (req->op != REG_REGISTER)
+  if (req->op != REG_REGISTER || asks_for_certificate(req))
     rc = store_submit_read(e->store, read_phase, j);
   else if (e->reads_on_writer)
     rc = store_submit_read_on_writer(e->store, read_phase, j);

@@ -63,6 +63,11 @@ int engine_new(const struct provd_config *cfg, struct store *store,
                struct provd_err *err);
 void engine_free(struct engine *e);
 
+struct issuer_set;
+/* Certificate issuers for CSRs in register bodies (tls/issuer.h); they
+ * must outlive the engine.  Without them a CSR is CSR_NOT_CONFIGURED. */
+void engine_set_issuers(struct engine *e, const struct issuer_set *borrow);
+
 /* Takes req (freed by the engine).  done runs exactly once: on a store
  * thread, or on the caller's thread when a status poll is answered from
  * the recent-operations cache (opcache.h) or the store refuses the work. */

@@ -45,6 +45,16 @@ static const struct {
     {"CSR_NOT_CONFIGURED",
      {400, 400000,
       "Device sent CSR but it is not configured in the service."}},
+    /* a CSR from an authenticated device that provd will not sign */
+    {"CSR_MALFORMED",
+     {400, 400004, "The csr is not a base64 DER PKCS#10 request."}},
+    {"CSR_BAD_SIGNATURE",
+     {400, 400004, "The CSR signature does not verify."}},
+    {"CSR_KEY_UNSUPPORTED",
+     {400, 400004, "The CSR key type is not allowed (ECDSA P-384 expected)."}},
+    {"CSR_CN_MISMATCH",
+     {400, 400004,
+      "The CSR subject common name must equal the registration id."}},
     {"NOT_FOUND", {404, 404000, "Not found."}},
     {"UNKNOWN_ID_SCOPE", {404, 404001, "Unknown ID scope."}},
     {"REGISTRATION_NOT_FOUND", {404, 404203, "Registration not found."}},
@@ -65,6 +75,7 @@ static const struct {
     {"INTERNAL", {500, 500001, "Internal error."}},
     /* A plugin that could not decide is our fault, not the device's. */
     {"ATTESTATION_ERROR", {500, 500001, "Internal error."}},
+    {"CSR_ISSUANCE_FAILED", {500, 500001, "Internal error."}},
     {"STORE_UNAVAILABLE", {503, 503001, "Service unavailable, retry later."}},
 };
 

@@ -13,7 +13,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <openssl/bn.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -21,13 +20,12 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "tls/certgen.h"
 #include "util/log.h"
 
 #define COMPONENT "pki"
 #define CA_DAYS 3650
 #define SERVER_DAYS 825
-#define BACKDATE_S (-3600) /* tolerate devices whose clock is a bit behind */
-#define SERIAL_BYTES 16
 #define SAS_KEY_BYTES 32
 #define MAX_CONN_STRING_FILE 4096
 /* TLS 1.2 suites: forward secrecy and AEAD first; CBC kept for small
@@ -38,20 +36,6 @@
 static const char CONN_STRING_PREFIX[] =
     "HostName=localhost;SharedAccessKeyName=provisioningserviceowner;"
     "SharedAccessKey=";
-
-/* ---- errors ----------------------------------------------------------- */
-
-/* Sets err with the message plus OpenSSL's most recent reason. */
-static void crypto_err(struct provd_err *err, const char *code,
-                       const char *what)
-{
-  unsigned long e = ERR_peek_last_error();
-  char reason[256] = "unknown error";
-  if (e)
-    ERR_error_string_n(e, reason, sizeof reason);
-  ERR_clear_error();
-  perr_set(err, code, "%s: %s", what, reason);
-}
 
 /* ---- files ------------------------------------------------------------ */
 
@@ -189,7 +173,7 @@ static int write_key(const char *path, EVP_PKEY *key, struct provd_err *err)
   BIO *mem = BIO_new(BIO_s_mem());
   if (!mem || !PEM_write_bio_PrivateKey(mem, key, NULL, NULL, 0, NULL, NULL)) {
     BIO_free(mem);
-    crypto_err(err, "PKI_CRYPTO", "cannot encode private key");
+    certgen_crypto_err(err, "PKI_CRYPTO", "cannot encode private key");
     return -1;
   }
   int r = write_pem(path, 0600, mem, err);
@@ -202,7 +186,7 @@ static int write_cert(const char *path, X509 *cert, struct provd_err *err)
   BIO *mem = BIO_new(BIO_s_mem());
   if (!mem || !PEM_write_bio_X509(mem, cert)) {
     BIO_free(mem);
-    crypto_err(err, "PKI_CRYPTO", "cannot encode certificate");
+    certgen_crypto_err(err, "PKI_CRYPTO", "cannot encode certificate");
     return -1;
   }
   int r = write_pem(path, 0644, mem, err);
@@ -216,7 +200,7 @@ static EVP_PKEY *load_key(const char *path, struct provd_err *err)
   EVP_PKEY *key = in ? PEM_read_bio_PrivateKey(in, NULL, NULL, NULL) : NULL;
   BIO_free(in);
   if (!key)
-    crypto_err(err, "PKI_CRYPTO", path);
+    certgen_crypto_err(err, "PKI_CRYPTO", path);
   return key;
 }
 
@@ -226,7 +210,7 @@ static X509 *load_cert(const char *path, struct provd_err *err)
   X509 *cert = in ? PEM_read_bio_X509(in, NULL, NULL, NULL) : NULL;
   BIO_free(in);
   if (!cert)
-    crypto_err(err, "PKI_CRYPTO", path);
+    certgen_crypto_err(err, "PKI_CRYPTO", path);
   return cert;
 }
 
@@ -236,98 +220,38 @@ static EVP_PKEY *generate_p256(struct provd_err *err)
 {
   EVP_PKEY *key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
   if (!key)
-    crypto_err(err, "PKI_CRYPTO", "cannot generate a P-256 key");
+    certgen_crypto_err(err, "PKI_CRYPTO", "cannot generate a P-256 key");
   return key;
-}
-
-static int add_ext(X509 *cert, X509 *issuer, int nid, const char *value)
-{
-  X509V3_CTX ctx;
-  X509V3_set_ctx_nodb(&ctx);
-  X509V3_set_ctx(&ctx, issuer, cert, NULL, NULL, 0);
-  X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
-  if (!ext)
-    return -1;
-  int ok = X509_add_ext(cert, ext, -1);
-  X509_EXTENSION_free(ext);
-  return ok ? 0 : -1;
-}
-
-static int set_random_serial(X509 *cert)
-{
-  unsigned char raw[SERIAL_BYTES];
-  if (RAND_bytes(raw, sizeof raw) != 1)
-    return -1;
-  raw[0] &= 0x7f; /* positive */
-  raw[0] |= 0x01; /* and exactly SERIAL_BYTES long */
-  BIGNUM *bn = BN_bin2bn(raw, sizeof raw, NULL);
-  int ok = bn && BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(cert)) != NULL;
-  BN_free(bn);
-  return ok ? 0 : -1;
-}
-
-static int set_common_name(X509_NAME *name, const char *cn)
-{
-  return X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
-                                    (const unsigned char *)cn, -1, -1, 0)
-             ? 0
-             : -1;
-}
-
-/* A fresh certificate shell: version 3, serial, validity, subject, key. */
-static X509 *new_cert(EVP_PKEY *key, const char *cn, long days)
-{
-  X509 *cert = X509_new();
-  if (!cert)
-    return NULL;
-  if (!X509_set_version(cert, 2) || set_random_serial(cert) < 0 ||
-      !X509_gmtime_adj(X509_getm_notBefore(cert), BACKDATE_S) ||
-      !X509_time_adj_ex(X509_getm_notAfter(cert), (int)days, 0, NULL) ||
-      set_common_name(X509_get_subject_name(cert), cn) < 0 ||
-      !X509_set_pubkey(cert, key)) {
-    X509_free(cert);
-    return NULL;
-  }
-  return cert;
 }
 
 static X509 *make_ca_cert(EVP_PKEY *key, struct provd_err *err)
 {
-  X509 *cert = new_cert(key, "provd local CA", CA_DAYS);
-  bool ok = cert &&
-            X509_set_issuer_name(cert, X509_get_subject_name(cert)) &&
-            add_ext(cert, cert, NID_basic_constraints, "critical,CA:TRUE") == 0 &&
-            add_ext(cert, cert, NID_key_usage, "critical,keyCertSign,cRLSign") == 0 &&
-            add_ext(cert, cert, NID_subject_key_identifier, "hash") == 0 &&
-            add_ext(cert, cert, NID_authority_key_identifier, "keyid:always") == 0 &&
-            X509_sign(cert, key, EVP_sha256()) > 0;
-  if (!ok) {
-    crypto_err(err, "PKI_CRYPTO", "cannot create the local CA certificate");
-    X509_free(cert);
-    return NULL;
-  }
+  static const struct certgen_ext profile[] = {
+      {NID_basic_constraints, "critical,CA:TRUE"},
+      {NID_key_usage, "critical,keyCertSign,cRLSign"},
+      {0, NULL}};
+  const struct certgen_signer self = {NULL, key, EVP_sha256()};
+  X509 *cert = certgen_sign(key, "provd local CA", CA_DAYS, profile, &self);
+  if (!cert)
+    certgen_crypto_err(err, "PKI_CRYPTO",
+                       "cannot create the local CA certificate");
   return cert;
 }
 
 static X509 *make_server_cert(EVP_PKEY *key, X509 *ca, EVP_PKEY *ca_key,
                               struct provd_err *err)
 {
-  X509 *cert = new_cert(key, "localhost", SERVER_DAYS);
-  bool ok = cert &&
-            X509_set_issuer_name(cert, X509_get_subject_name(ca)) &&
-            add_ext(cert, ca, NID_basic_constraints, "critical,CA:FALSE") == 0 &&
-            add_ext(cert, ca, NID_key_usage, "critical,digitalSignature") == 0 &&
-            add_ext(cert, ca, NID_ext_key_usage, "serverAuth") == 0 &&
-            add_ext(cert, ca, NID_subject_alt_name,
-                    "DNS:localhost,IP:127.0.0.1,IP:::1") == 0 &&
-            add_ext(cert, ca, NID_subject_key_identifier, "hash") == 0 &&
-            add_ext(cert, ca, NID_authority_key_identifier, "keyid:always") == 0 &&
-            X509_sign(cert, ca_key, EVP_sha256()) > 0;
-  if (!ok) {
-    crypto_err(err, "PKI_CRYPTO", "cannot create the server certificate");
-    X509_free(cert);
-    return NULL;
-  }
+  static const struct certgen_ext profile[] = {
+      {NID_basic_constraints, "critical,CA:FALSE"},
+      {NID_key_usage, "critical,digitalSignature"},
+      {NID_ext_key_usage, "serverAuth"},
+      {NID_subject_alt_name, "DNS:localhost,IP:127.0.0.1,IP:::1"},
+      {0, NULL}};
+  const struct certgen_signer by_ca = {ca, ca_key, EVP_sha256()};
+  X509 *cert = certgen_sign(key, "localhost", SERVER_DAYS, profile, &by_ca);
+  if (!cert)
+    certgen_crypto_err(err, "PKI_CRYPTO",
+                       "cannot create the server certificate");
   return cert;
 }
 
@@ -431,7 +355,8 @@ static int generate_connection_string(const char *path, struct provd_err *err)
   char b64[4 * ((SAS_KEY_BYTES + 2) / 3) + 1];
   char line[sizeof CONN_STRING_PREFIX + sizeof b64 + 1];
   if (RAND_bytes(raw, sizeof raw) != 1) {
-    crypto_err(err, "PKI_CRYPTO", "no random bytes for the service key");
+    certgen_crypto_err(err, "PKI_CRYPTO",
+                       "no random bytes for the service key");
     return -1;
   }
   EVP_EncodeBlock((unsigned char *)b64, raw, sizeof raw);
@@ -580,7 +505,7 @@ SSL_CTX *tls_server_ctx_new(const char *cert, const char *key,
   static const unsigned char sid_ctx[] = "provd";
   SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
   if (!ctx) {
-    crypto_err(err, "TLS_CONFIG", "SSL_CTX_new");
+    certgen_crypto_err(err, "TLS_CONFIG", "SSL_CTX_new");
     return NULL;
   }
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
@@ -596,7 +521,7 @@ SSL_CTX *tls_server_ctx_new(const char *cert, const char *key,
   else if (!SSL_CTX_check_private_key(ctx))
     step = "private key does not match the certificate";
   if (step) {
-    crypto_err(err, "TLS_CONFIG", step);
+    certgen_crypto_err(err, "TLS_CONFIG", step);
     SSL_CTX_free(ctx);
     return NULL;
   }

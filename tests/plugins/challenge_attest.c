@@ -78,10 +78,10 @@ static int ca_attest(void *state, struct provd_call *call,
     s->host->err_set(err, "TPM_CHALLENGE_REPLAYED", "answered before");
     return PROVD_DENIED;
   }
-  char state[96];
-  snprintf(state, sizeof(state), "{\"authenticationKey\":\"answered-%s\"}",
-           want + 6);
-  return s->host->attest_set_state(res, "tpm", state);
+  char tpm_state[96];
+  snprintf(tpm_state, sizeof(tpm_state),
+           "{\"authenticationKey\":\"answered-%s\"}", want + 6);
+  return s->host->attest_set_state(res, "tpm", tpm_state);
 }
 
 static const char *const mechanisms[] = {"tpm", NULL};

@@ -327,6 +327,15 @@ static const struct {
     {"config/bad-policy-short-key.yaml",
      "config/bad-policy-short-key.yaml:2:27: service_policies[0].key: the "
      "key must decode to at least 16 bytes"},
+    {"config/bad-issuer-csr-key.yaml",
+     "config/bad-issuer-csr-key.yaml:2:87: certificate_issuers[0].csr_key: "
+     "unknown value 'rsa' (expected p384 or any)"},
+    {"config/bad-issuer-days.yaml",
+     "config/bad-issuer-days.yaml:2:93: certificate_issuers[0].validity_days: "
+     "0 is out of range 1..3650"},
+    {"config/bad-issuer-dup.yaml",
+     "config/bad-issuer-dup.yaml:3:13: certificate_issuers[1].name: "
+     "duplicate issuer name 'ca' (first at line 2, column 13)"},
     {"config/bad-dup-key.yaml",
      "config/bad-dup-key.yaml:3:1: duplicate key 'workers' (first at line 1, "
      "column 1)"},

@@ -382,6 +382,14 @@ START_TEST(test_field_types_checked)
   assert_rejected(k, "{\"registrationId\":\"d\",\"initialTwin\":[]," SYM "}",
                   "initialTwin");
   assert_rejected(k,
+                  "{\"registrationId\":\"d\",\"credentialPolicyName\":7,"
+                  SYM "}",
+                  "credentialPolicyName");
+  assert_rejected(k,
+                  "{\"registrationId\":\"d\",\"credentialPolicyName\":\"\","
+                  SYM "}",
+                  "credentialPolicyName");
+  assert_rejected(k,
                   "{\"registrationId\":\"d\",\"reprovisionPolicy\":"
                   "{\"migrateDeviceData\":\"no\"}," SYM "}",
                   "reprovisionPolicy.migrateDeviceData");

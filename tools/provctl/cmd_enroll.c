@@ -167,6 +167,8 @@ static void print_record(const struct kind *k, json_t *rec)
   if (json_is_object(custom))
     out_field("allocation webhook", out_str(custom, "webhookUrl", "-"));
   out_field("iot hubs", hubs ? hubs : "-");
+  if (json_object_get(rec, "credentialPolicyName"))
+    out_field("credential policy", out_str(rec, "credentialPolicyName", "-"));
   print_reprovision(json_object_get(rec, "reprovisionPolicy"));
   if (json_object_get(rec, "initialTwin"))
     out_field_json("initial twin", json_object_get(rec, "initialTwin"));
@@ -413,6 +415,9 @@ static json_t *build_record(struct ctl *c, const struct kind *k,
     *rc = add_allocation(c, body);
   if (*rc == 0)
     *rc = add_twin(c, body);
+  if (ctl_value(c, CO_CREDENTIAL_POLICY))
+    json_object_set_new(body, "credentialPolicyName",
+                        json_string(ctl_value(c, CO_CREDENTIAL_POLICY)));
   json_object_set_new(body, "reprovisionPolicy", json_pack("{s:b,s:b}",
                       "updateHubAssignment", !no_re,
                       "migrateDeviceData", !no_re));

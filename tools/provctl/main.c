@@ -30,7 +30,7 @@ struct ctl_command {
                   | CO_BIT(CO_WEBHOOK_URL) | CO_BIT(CO_WEBHOOK_API)          \
                   | CO_BIT(CO_DISABLED) | CO_BIT(CO_INITIAL_TWIN)            \
                   | CO_BIT(CO_NO_REPROVISION) | CO_BIT(CO_FORCE)              \
-                  | CO_BIT(CO_ATTESTATION))
+                  | CO_BIT(CO_ATTESTATION) | CO_BIT(CO_CREDENTIAL_POLICY))
 
 #define ADD_HELP_COMMON                                                     \
   "  --primary-key B64        primary symmetric key (base64)\n"            \
@@ -48,6 +48,9 @@ struct ctl_command {
   "\"a\"}}'\n"                                                             \
   "  --no-reprovision         reprovisionPolicy: updateHubAssignment and\n"\
   "                           migrateDeviceData false (default true)\n"    \
+  "  --credential-policy NAME the certificate issuer (provd.yaml\n"        \
+  "                           certificate_issuers) that signs CSRs the\n" \
+  "                           devices send (credentialPolicyName)\n"      \
   "  --force                  replace an existing one (else refused)\n"    \
   "Prints the stored record, keys included (the device needs them).\n"
 
@@ -60,7 +63,8 @@ static const struct ctl_command commands[] = {
     "--secondary-key B64]\n       [--attestation x509 --cert FILE "
     "[--secondary-cert FILE]]\n       [--hub HOSTNAME]... "
     "[--allocation POLICY] [--webhook-url URL]\n       [--disabled] "
-    "[--initial-twin JSON] [--no-reprovision] [--force]\n"
+    "[--initial-twin JSON] [--no-reprovision]\n       "
+    "[--credential-policy NAME] [--force]\n"
     "       enrollment add --attestation tpm --endorsement-key B64 "
     "[--registration-id ID] [...]",
     "Creates an individual enrollment (PUT /enrollments/REGID): symmetric "
@@ -106,7 +110,8 @@ static const struct ctl_command commands[] = {
     "       [--attestation x509 (--ca-cert FILE [--secondary-cert FILE] | "
     "--ca-ref NAME)\n        [--crl FILE]]\n"
     "       [--hub HOSTNAME]... [--allocation POLICY] [--webhook-url URL]\n"
-    "       [--disabled] [--initial-twin JSON] [--no-reprovision] [--force]",
+    "       [--disabled] [--initial-twin JSON] [--no-reprovision]\n"
+    "       [--credential-policy NAME] [--force]",
     "Creates an enrollment group (PUT /enrollmentGroups/GROUPID).  With\n"
     "symmetric keys (default) devices use keys derived from the group key\n"
     "(see derive-key); with x509 devices present a certificate chain that\n"
@@ -266,6 +271,8 @@ static const struct option long_opts[] = {
   { "ca-ref", required_argument, NULL, OPT_BASE + CO_CA_REF },
   { "crl", required_argument, NULL, OPT_BASE + CO_CRL },
   { "proof", required_argument, NULL, OPT_BASE + CO_PROOF },
+  { "credential-policy", required_argument, NULL,
+    OPT_BASE + CO_CREDENTIAL_POLICY },
   { "endorsement-key", required_argument, NULL,
     OPT_BASE + CO_ENDORSEMENT_KEY },
   { "registration-id", required_argument, NULL,

@@ -19,6 +19,7 @@ static const char usage_text[] =
   "                             [--url URL] [--ca FILE] [--payload JSON]\n"
   "                             [--api-version V] [--timeout SECONDS]"
   " [--json]\n"
+  "                             [--csr-key FILE [--cert-out FILE]]\n"
   "       provd-device tpm-info --tpm TCTI [--json]\n"
   "       provd-device send           (not supported yet)\n"
   "       provd-device --help | --version\n"
@@ -53,6 +54,13 @@ static const char usage_text[] =
   "                           intermediates the service needs; the leaf's\n"
   "                           subject CN is the registration id\n"
   "  --key FILE               X.509: the certificate's PEM private key\n"
+  "  --csr-key FILE           ask for a certificate: send a CSR signed\n"
+  "                           with this PEM key (a new ECDSA P-384 key\n"
+  "                           is written there, mode 0600, when FILE\n"
+  "                           does not exist); api-version defaults to\n"
+  "                           " PROVD_DEVICE_CSR_API_VERSION "\n"
+  "  --cert-out FILE          where the issued chain is stored as PEM,\n"
+  "                           leaf first (default ID.pem); also printed\n"
   "\n"
   "tpm-info prints the TPM's endorsement key (base64 TPM2B_PUBLIC, what\n"
   "an enrollment holds) and the registration id derived from it,\n"
@@ -65,7 +73,7 @@ static const char usage_text[] =
 enum opt_id {
   OPT_SCOPE = 256, OPT_REGID, OPT_SYMKEY, OPT_GROUPKEY, OPT_URL, OPT_CA,
   OPT_PAYLOAD, OPT_API, OPT_TIMEOUT, OPT_JSON, OPT_CERT, OPT_KEY, OPT_TPM,
-  OPT_HELP, OPT_VERSION
+  OPT_HELP, OPT_VERSION, OPT_CSR_KEY, OPT_CERT_OUT
 };
 
 static const struct option long_opts[] = {
@@ -82,6 +90,8 @@ static const struct option long_opts[] = {
   { "cert", required_argument, NULL, OPT_CERT },
   { "key", required_argument, NULL, OPT_KEY },
   { "tpm", required_argument, NULL, OPT_TPM },
+  { "csr-key", required_argument, NULL, OPT_CSR_KEY },
+  { "cert-out", required_argument, NULL, OPT_CERT_OUT },
   { "help", no_argument, NULL, OPT_HELP },
   { "version", no_argument, NULL, OPT_VERSION },
   { NULL, 0, NULL, 0 }
@@ -89,6 +99,8 @@ static const struct option long_opts[] = {
 
 struct cli {
   struct provd_device_opts reg;
+  const char *csr_key;     /* --csr-key: ask for a certificate */
+  const char *cert_out;    /* --cert-out */
   int json;
   int help;
   int version;
@@ -138,6 +150,8 @@ static int parse_args(int argc, char **argv, struct cli *cli)
     case OPT_VERSION: cli->version = 1; break;
     case OPT_CERT: cli->reg.cert_file = optarg; break;
     case OPT_KEY: cli->reg.key_file = optarg; break;
+    case OPT_CSR_KEY: cli->csr_key = optarg; break;
+    case OPT_CERT_OUT: cli->cert_out = optarg; break;
     case OPT_TPM: cli->reg.tpm_tcti = optarg; break;
     case OPT_TIMEOUT:
       if (parse_timeout(optarg, &cli->reg.timeout_s) != 0)
@@ -157,8 +171,9 @@ static int check_register_args(const struct cli *cli)
 {
   if (!cli->reg.id_scope)
     return usage_error("%s", "register needs --scope SCOPE");
-  if (!cli->reg.registration_id && !cli->reg.tpm_tcti)
-    return usage_error("%s", "register needs --registration-id ID");
+  if (!cli->reg.registration_id && (!cli->reg.tpm_tcti || cli->csr_key))
+    return usage_error("%s", "register needs --registration-id ID (only "
+                       "--tpm without --csr-key derives it)");
   if (!!cli->reg.symmetric_key + !!cli->reg.group_key +
           !!cli->reg.cert_file + !!cli->reg.tpm_tcti != 1)
     return usage_error("%s", "register needs exactly one of "
@@ -166,6 +181,8 @@ static int check_register_args(const struct cli *cli)
                        "or --tpm TCTI");
   if (!cli->reg.cert_file != !cli->reg.key_file)
     return usage_error("%s", "--cert FILE and --key FILE go together");
+  if (cli->cert_out && !cli->csr_key)
+    return usage_error("%s", "--cert-out goes with --csr-key");
   return 0;
 }
 
@@ -209,6 +226,51 @@ static int run_tpm_info(const struct cli *cli)
   return 0;
 }
 
+/* --csr-key: the CSR goes into the register body. */
+static int attach_csr(struct cli *cli, char **csr_take)
+{
+  struct provd_err err;
+  if (provd_device_csr_from_key_file(cli->csr_key, cli->reg.registration_id,
+                                     csr_take, &err) != 0) {
+    fprintf(stderr, "provd-device: %s\n", err.msg);
+    return EXIT_USAGE;
+  }
+  cli->reg.csr_b64 = *csr_take;
+  return 0;
+}
+
+/* Prints the issued chain (PEM, leaf first) and stores it; 0 or
+ * EXIT_REFUSED. */
+static int keep_issued_chain(const struct cli *cli,
+                             const struct provd_device_result *r)
+{
+  struct provd_err err;
+  char *pem = NULL, default_out[PROVD_DEVICE_MAX_ID + 8];
+  int n = provd_device_issued_chain_pem(r->registration_state_json, &pem,
+                                        &err);
+  if (n < 0) {
+    fprintf(stderr, "provd-device: %s\n", err.msg);
+    return EXIT_REFUSED;
+  }
+  snprintf(default_out, sizeof default_out, "%s.pem",
+           cli->reg.registration_id);
+  const char *out = cli->cert_out ? cli->cert_out : default_out;
+  FILE *f = fopen(out, "w");
+  int ok = f && fputs(pem, f) >= 0;
+  if (f)
+    ok = fclose(f) == 0 && ok;
+  if (!cli->json)
+    fputs(pem, stdout);
+  free(pem);
+  if (!ok) {
+    fprintf(stderr, "provd-device: cannot write %s\n", out);
+    return EXIT_REFUSED;
+  }
+  fprintf(stderr, "provd-device: issued certificate chain (%d "
+          "certificates, leaf first) written to %s\n", n, out);
+  return 0;
+}
+
 static int run_register(struct cli *cli)
 {
   struct provd_device_result result;
@@ -219,8 +281,13 @@ static int run_register(struct cli *cli)
   const char *env_url = getenv("PROVD_URL");
   if (!cli->reg.url && env_url && env_url[0])
     cli->reg.url = env_url;
+  char *csr = NULL;
+  if (cli->csr_key && (rc = attach_csr(cli, &csr)) != 0)
+    return rc;
   int ok = provd_device_register(&cli->reg, &result, &err) == 0;
+  free(csr);
   print_outcome(cli, &result, ok);
+  int kept = ok && cli->csr_key ? keep_issued_chain(cli, &result) : 0;
   if (!ok) {
     fprintf(stderr, "provd-device: %s\n", err.msg);
     if (strcmp(err.code, "NETWORK") == 0)
@@ -233,7 +300,7 @@ static int run_register(struct cli *cli)
   }
   provd_device_result_clear(&result);
   if (ok)
-    return 0;
+    return kept;
   if (strcmp(err.code, "BAD_INPUT") == 0 || strcmp(err.code, "BAD_URL") == 0)
     return EXIT_USAGE;
   return EXIT_REFUSED;

@@ -172,6 +172,8 @@ static char *make_body(const struct reg_flow *f, struct provd_err *err)
     }
     json_object_set_new(doc, "payload", payload);
   }
+  if (o->csr_b64)
+    json_object_set_new(doc, "csr", json_string(o->csr_b64));
   char *text = json_dumps(doc, JSON_COMPACT);
   json_decref(doc);
   if (!text)
@@ -183,8 +185,9 @@ static int flow_init(struct reg_flow *f, const struct provd_device_opts *o,
                      struct provd_err *err)
 {
   char ua[64];
-  const char *api = o->api_version ? o->api_version
-                                   : PROVD_DEVICE_DEFAULT_API_VERSION;
+  const char *api = o->api_version  ? o->api_version
+                    : o->csr_b64    ? PROVD_DEVICE_CSR_API_VERSION
+                                    : PROVD_DEVICE_DEFAULT_API_VERSION;
   int timeout = o->timeout_s ? o->timeout_s : PROVD_DEVICE_DEFAULT_TIMEOUT_S;
   memset(f, 0, sizeof(*f));
   f->opts = o;

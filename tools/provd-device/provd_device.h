@@ -14,6 +14,9 @@
 
 #define PROVD_DEVICE_DEFAULT_URL "https://localhost:8443"
 #define PROVD_DEVICE_DEFAULT_API_VERSION "2019-03-31"
+/* The first api-version whose register takes a `csr` (DPS certificate
+ * issuance); the default when csr_b64 is set. */
+#define PROVD_DEVICE_CSR_API_VERSION "2025-07-01-preview"
 #define PROVD_DEVICE_DEFAULT_TIMEOUT_S 30
 #define PROVD_DEVICE_MAX_ID 256 /* scope and registration id, in bytes */
 
@@ -30,6 +33,8 @@ struct provd_device_opts {
   const char *key_file;        /* its PEM private key (with cert_file) */
   const char *tpm_tcti;        /* ... or a TPM (tpm2-tss TCTI string) */
   const char *payload_json;    /* NULL or JSON text, sent as "payload" */
+  const char *csr_b64;         /* NULL or base64 DER PKCS#10, sent as "csr"
+                                  (provd_device_csr_from_key_file) */
   const char *api_version;     /* NULL: PROVD_DEVICE_DEFAULT_API_VERSION */
   int timeout_s;               /* bounds the whole flow; 0: default */
   const char *user_agent;      /* NULL: "provd-device/<version>" */
@@ -65,5 +70,25 @@ int provd_device_register(const struct provd_device_opts *opts,
                           struct provd_device_result *result,
                           struct provd_err *err);
 void provd_device_result_clear(struct provd_device_result *result);
+
+/* ---- certificate issuance (DPS `csr` -> issuedCertificateChain) ---- */
+
+/* A CSR for registration_id (subject CN) signed with the private key in
+ * key_file (PEM).  When key_file does not exist an ECDSA P-384 key (what
+ * DPS issuance requires) is generated and written there, mode 0600.
+ * *b64_take: base64 DER PKCS#10, caller frees.  0, or -1 with err->code
+ * BAD_INPUT (unreadable or encrypted key, file exists but holds no key)
+ * or IO. */
+int provd_device_csr_from_key_file(const char *key_file,
+                                   const char *registration_id,
+                                   char **b64_take, struct provd_err *err);
+
+/* registrationState.issuedCertificateChain (base64 DER, leaf first) from
+ * state_json as PEM text in the same order; *pem_take: caller frees.
+ * Returns how many certificates it holds, or -1 with err->code
+ * NO_CERTIFICATE (the answer has no chain) or BAD_RESPONSE (an item is
+ * not a certificate). */
+int provd_device_issued_chain_pem(const char *state_json, char **pem_take,
+                                  struct provd_err *err);
 
 #endif
