@@ -6,7 +6,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "store/journal.h"
 #include "store/store_int.h"
+#include "util/ids.h"
 
 /* Bodies above this are refused before serialization finishes. */
 #define STORE_MAX_BODY (4u * 1024u * 1024u)
@@ -354,13 +356,22 @@ int store_event(struct store_session *s, const char *type,
     if (rc != PROVD_OK)
       return rc;
   }
+  char event_id[37], prev[JOURNAL_HASH_HEX], hash[JOURNAL_HASH_HEX];
+  int rc = journal_prev_hash(s, prev, err);
+  if (rc != PROVD_OK)
+    return rc;
+  ids_uuid(event_id);
   struct provd_outbox_event ev = {
     .struct_size = sizeof(ev),
     .type = type,
     .time_ms = now_unix_ms(),
     .subject = subject,
     .body_json = text,
+    .event_id = event_id,
+    .prev_hash = prev,
   };
+  journal_hash(&ev, hash);
+  ev.hash = hash;
   return s->st->ops->outbox_append(s->ps, &ev, seq_out, err);
 }
 
