@@ -236,6 +236,30 @@ static void route_extension(const char *name, const char *m,
     set_op(r, SVC_OP_EVENTS, "events.list");
 }
 
+/* /events/verify, /events/{seq}, /events/{seq}/retry */
+static void route_event(const char *m, const struct svc_path *p, size_t n,
+                        struct route *r)
+{
+  if (n == 2 && strcasecmp(p->seg[1], "verify") == 0) {
+    if (is_method(m, "GET"))
+      set_op(r, SVC_OP_EVENTS_VERIFY, "events.verify");
+    else
+      no_method(r, "GET");
+    return;
+  }
+  r->id = p->seg[1];
+  if (n == 2 && is_method(m, "GET"))
+    set_op(r, SVC_OP_EVENT_GET, "events.get");
+  else if (n == 2)
+    no_method(r, "GET");
+  else if (strcasecmp(p->seg[2], "retry") != 0)
+    r->id = NULL;
+  else if (is_method(m, "POST"))
+    set_op(r, SVC_OP_EVENT_RETRY, "events.retry");
+  else
+    no_method(r, "POST");
+}
+
 static void route_request(const char *m, const struct svc_path *p,
                           struct route *r)
 {
@@ -252,6 +276,8 @@ static void route_request(const char *m, const struct svc_path *p,
   }
   if (n == 1)
     route_extension(p->seg[0], m, r);
+  if ((n == 2 || n == 3) && strcasecmp(p->seg[0], "events") == 0)
+    route_event(m, p, n, r);
   if (n == 2 && strcasecmp(p->seg[0], "explain") == 0) {
     r->id = p->seg[1];
     if (is_method(m, "POST"))
@@ -279,7 +305,7 @@ static void route_request(const char *m, const struct svc_path *p,
 static int needs_write(enum svc_op op)
 {
   return op == SVC_OP_PUT || op == SVC_OP_DELETE || op == SVC_OP_BULK ||
-         op == SVC_OP_REG_DELETE;
+         op == SVC_OP_REG_DELETE || op == SVC_OP_EVENT_RETRY;
 }
 
 struct prep_error {
@@ -510,6 +536,12 @@ static int prep_job(const struct http_request *req, struct svc_job *job,
     return prep_reg_list(req, job, e);
   case SVC_OP_EVENTS:
     return prep_events(req, job, e);
+  case SVC_OP_EVENT_GET:
+  case SVC_OP_EVENT_RETRY:
+    if (parse_u64(job->id, INT64_MAX, &job->seq) != 0 || job->seq == 0)
+      return prep_fail(e, 400, SVC_E_BAD_REQUEST,
+                       "The event's sequence number is not valid");
+    return 0;
   default:
     return 0;
   }

@@ -274,3 +274,50 @@ int journal_trim(struct store_session *s, uint64_t before_seq,
     *removed = n;
   return PROVD_OK;
 }
+
+struct age_scan {
+  int64_t oldest_kept_ms;
+  uint64_t cut;      /* first seq young enough to keep, or past the page */
+  int found;
+};
+
+static int note_age(void *ud, const struct provd_outbox_event *ev)
+{
+  struct age_scan *a = ud;
+  if (ev->time_ms >= a->oldest_kept_ms) {
+    a->cut = ev->seq;
+    a->found = 1;
+    return PROVD_DECLINED;
+  }
+  a->cut = ev->seq + 1;
+  return PROVD_OK;
+}
+
+#define RETENTION_SCAN_MAX 10000
+
+int journal_retention_cut(struct store_session *s, int64_t max_age_ms,
+                          int64_t max_count, int64_t now_ms,
+                          uint64_t *before_seq, struct provd_err *err)
+{
+  *before_seq = 0;
+  int rc = have_journal_ops(s, err);
+  if (rc != PROVD_OK)
+    return rc;
+  uint64_t newest = 0;
+  rc = s->st->ops->outbox_last(s->ps, last_seq_of, &newest, err);
+  if (rc == PROVD_NOT_FOUND)
+    return PROVD_OK;
+  if (rc != PROVD_OK)
+    return rc;
+  if (max_count > 0 && newest > (uint64_t)max_count)
+    *before_seq = newest - (uint64_t)max_count + 1;
+  if (max_age_ms > 0) {
+    struct age_scan a = {.oldest_kept_ms = now_ms - max_age_ms};
+    rc = store_events(s, 0, RETENTION_SCAN_MAX, note_age, &a, err);
+    if (rc != PROVD_OK && rc != PROVD_DECLINED)
+      return rc;
+    if (a.cut > *before_seq)
+      *before_seq = a.cut;
+  }
+  return PROVD_OK;
+}

@@ -53,4 +53,12 @@ int journal_verify(struct store_session *s, struct journal_report *r,
 int journal_trim(struct store_session *s, uint64_t before_seq,
                  uint64_t *removed, struct provd_err *err);
 
+/* Where retention would cut (*before_seq; 0: nothing to cut): events
+ * older than max_age_ms (0: no age limit) or beyond the newest
+ * max_count (0: no count limit).  Reads at most a bounded number of
+ * events per call; the next call goes on. */
+int journal_retention_cut(struct store_session *s, int64_t max_age_ms,
+                          int64_t max_count, int64_t now_ms,
+                          uint64_t *before_seq, struct provd_err *err);
+
 #endif

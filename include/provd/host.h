@@ -205,8 +205,12 @@ struct provd_host_api {
    * is attested.  PROVD_E_INVAL when unix_s <= 0. */
   int (*attest_set_reuse_until)(struct provd_attest_result *r,
                                 int64_t unix_s);
-  /* Later additions go here, after the ABI minor 1 members; test for them
-   * with PROVD_HAS(host, ...). */
+  /* ---- ABI minor 2 ----
+   * Notifiers: the receiver asked to be left alone for ms milliseconds
+   * (HTTP Retry-After) before the event is tried again; the host waits at
+   * least that long, capped at one hour.  PROVD_E_INVAL for ms < 0. */
+  int (*call_set_retry_after)(struct provd_call *call, int64_t ms);
+  /* Later additions go here; test for them with PROVD_HAS(host, ...). */
 };
 
 #ifdef __cplusplus

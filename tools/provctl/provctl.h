@@ -141,7 +141,10 @@ int cmd_registration_remove(struct ctl *c);
 int cmd_hub_list(struct ctl *c);
 int cmd_explain(struct ctl *c);
 int cmd_derive_key(struct ctl *c);
-int cmd_events(struct ctl *c);
+int cmd_events_list(struct ctl *c);
+int cmd_events_show(struct ctl *c);
+int cmd_events_retry(struct ctl *c);
+int cmd_events_verify(struct ctl *c);
 
 /* main.c: reporting. */
 int ctl_fail(const struct provd_err *err);  /* prints, returns exit 1 */
