@@ -44,6 +44,7 @@ struct notif;
 
 struct lane {
   struct notif *n;
+  struct store_session *session; /* records for WANTS_RECORD; lazy */
   pthread_t th;
   int running;
   pthread_cond_t cv;
@@ -372,9 +373,38 @@ static void count(const struct notif *n, const char *what, const char *help)
   metrics_add(what, help, n->labels, 1);
 }
 
-static int try_deliver(struct notif *n, const struct pending *p,
+static int wants_record(const struct notif *n)
+{
+  return PROVD_HAS(n->ops, struct provd_notifier_ops, flags) &&
+         (n->ops->flags & PROVD_NOTIFIER_WANTS_RECORD);
+}
+
+/* The record the event is about, as JSON text (caller frees), for
+ * plugins that asked for it; NULL when there is none. */
+static char *record_of(struct lane *l, const struct pending *p)
+{
+  struct provd_err err;
+  perr_clear(&err);
+  if (!p->subject || !wants_record(l->n))
+    return NULL;
+  if (!l->session && !(l->session = store_session_open(l->n->d->st, &err)))
+    return NULL;
+  enum provd_table t = strncmp(p->type, "group.", 6) == 0
+                           ? PROVD_TABLE_ENROLLMENT_GROUPS
+                           : PROVD_TABLE_ENROLLMENTS;
+  struct store_rec rec;
+  if (store_get(l->session, t, p->subject, &rec, &err) != PROVD_OK)
+    return NULL;
+  char *text = json_dumps(rec.body, JSON_COMPACT);
+  store_rec_clear(&rec);
+  return text;
+}
+
+static int try_deliver(struct lane *l, const struct pending *p,
                        struct provd_call *call, struct provd_err *err)
 {
+  struct notif *n = l->n;
+  char *record = record_of(l, p);
   struct provd_event ev = {
       .struct_size = sizeof(ev),
       .id = p->seq,
@@ -383,6 +413,7 @@ static int try_deliver(struct notif *n, const struct pending *p,
       .registration_id = p->subject,
       .body_json = p->body,
       .event_id = p->event_id,
+      .record_json = record,
   };
   memset(call, 0, sizeof(*call));
   snprintf(call->trace_id, sizeof(call->trace_id), "%s",
@@ -396,6 +427,7 @@ static int try_deliver(struct notif *n, const struct pending *p,
   plugin_op_enter(n->inst);
   int rc = n->ops->deliver(n->inst->state, call, &ev, err);
   plugin_op_leave(n->inst);
+  free(record);
   return rc;
 }
 
@@ -435,7 +467,7 @@ static int deliver_until_done(struct lane *l, struct pending *p)
   for (int attempt = 0; !stopping(n->d); attempt++) {
     struct provd_call call;
     struct provd_err err;
-    int rc = try_deliver(n, p, &call, &err);
+    int rc = try_deliver(l, p, &call, &err);
     if (rc == PROVD_OK) {
       if (p->from_dead_letter) {
         struct dead_rec r = {.n = n, .p = p, .remove = 1};
@@ -516,6 +548,8 @@ static void *lane_main(void *arg)
     if (!finished)
       break;
   }
+  store_session_close(l->session);
+  l->session = NULL;
   return NULL;
 }
 

@@ -24,7 +24,15 @@ struct provd_event {
   const char *body_json;   /* the event's details as a JSON object */
   /* ABI minor 2 */
   const char *event_id;    /* unique id (uuid) of the event */
+  /* Only for plugins whose ops set PROVD_NOTIFIER_WANTS_RECORD: the
+   * enrollment (group.* events: the enrollment group) the event is
+   * about, as stored at delivery time, keys included; NULL when there is
+   * none.  Never log it. */
+  const char *record_json;
 };
+
+/* The plugin reads event->record_json (e.g. to mail a device its keys). */
+#define PROVD_NOTIFIER_WANTS_RECORD (1u << 0)
 
 struct provd_notifier_ops {
   uint32_t struct_size;
@@ -34,6 +42,8 @@ struct provd_notifier_ops {
    * (HTTP Retry-After) is reported with host->call_set_retry_after. */
   int (*deliver)(void *state, struct provd_call *call,
                  const struct provd_event *ev, struct provd_err *err);
+  /* ABI minor 2: PROVD_NOTIFIER_* */
+  uint32_t flags;
 };
 
 #ifdef __cplusplus
