@@ -19,9 +19,10 @@ static json_t *event_json(const struct provd_outbox_event *ev)
   json_t *body = ev->body_json ? json_loads(ev->body_json, 0, NULL) : NULL;
   if (!body) /* a damaged row is shown as it is, not hidden */
     body = ev->body_json ? json_string(ev->body_json) : json_null();
-  return json_pack("{s:I, s:s?, s:s, s:s, s:s, s:o, s:s?, s:s?}", "seq",
-                   (json_int_t)ev->seq, "id", ev->event_id, "type",
-                   ev->type ? ev->type : "", "time", when, "subject",
+  return json_pack("{s:I, s:s?, s:s, s:s, s:I, s:s, s:o, s:s?, s:s?}",
+                   "seq", (json_int_t)ev->seq, "id", ev->event_id, "type",
+                   ev->type ? ev->type : "", "time", when, "timeMs",
+                   (json_int_t)ev->time_ms, "subject",
                    ev->subject ? ev->subject : "", "body", body, "prevHash",
                    ev->prev_hash, "hash", ev->hash);
 }

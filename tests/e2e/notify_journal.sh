@@ -75,6 +75,19 @@ PY
 then pass "delivered events are the journal's wanted ones, in order per subject, and the journal is chained"
 else fail "delivered events do not match the journal"; fi
 
+# The consumer-side check docs/notifiers.md shows, run as written.
+sed -n '/^def event_hash/,/^    return None/p' "$SOURCE_DIR/docs/notifiers.md" > "$WORK/chain.py"
+cat >> "$WORK/chain.py" <<'PY'
+import sys
+journal = json.load(open(sys.argv[1]))
+assert chain_ok(journal, "0" * 64) is None
+journal[2]["body"]["id"] = "changed"
+assert chain_ok(journal, "0" * 64) == journal[2]["seq"]
+PY
+if python3 -c 'import hashlib, json; exec(open("'"$WORK/chain.py"'").read())' "$WORK/journal.json"; then
+  pass "the documented Python chain check accepts the journal and names a changed event"
+else fail "the documented Python chain check disagrees with provd"; fi
+
 UPDATED_SEQ=$(printf %s "$JOURNAL" | python3 -c 'import json,sys; print([e["seq"] for e in json.load(sys.stdin) if e["type"]=="enrollment.updated"][0])')
 FIRST_SEQ=$(printf %s "$JOURNAL" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["seq"])')
 out=$(provctl events show "$FIRST_SEQ")
