@@ -1,5 +1,6 @@
 #include "engine/engine.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,9 @@ struct engine {
   struct provd_hub_info *hubs;
   size_t n_hubs;
   struct opcache *recent; /* answers to status polls, see opcache.h */
+  /* Every attestation and allocation plugin only computes: registrations
+   * read on the store writer (store_submit_read_on_writer). */
+  bool reads_on_writer;
 };
 
 /* One device request travelling through read -> write -> done. */
@@ -56,6 +60,16 @@ struct auth_outcome {
 
 /* ---------- lifecycle ---------- */
 
+static bool kind_is_nonblocking(struct plugin_set *plugins,
+                                enum provd_kind kind)
+{
+  struct plugin_instance *p;
+  for (size_t i = 0; (p = plugins_nth(plugins, kind, i)); i++)
+    if (!(p->desc->flags & PROVD_PLUGIN_NONBLOCKING))
+      return false;
+  return true;
+}
+
 int engine_new(const struct provd_config *cfg, struct store *store,
                struct plugin_set *plugins, struct engine **out,
                struct provd_err *err)
@@ -68,6 +82,13 @@ int engine_new(const struct provd_config *cfg, struct store *store,
   e->cfg = cfg;
   e->store = store;
   e->plugins = plugins;
+  e->reads_on_writer = kind_is_nonblocking(plugins, PROVD_KIND_ATTESTATION) &&
+                       kind_is_nonblocking(plugins, PROVD_KIND_ALLOCATION);
+  log_info("engine", "registrations read on the %s",
+           e->reads_on_writer
+               ? "store writer (every attestation and allocation plugin "
+                 "is non-blocking)"
+               : "store readers (a plugin may block)");
   e->n_hubs = cfg->n_hubs;
   e->hubs = calloc(cfg->n_hubs + 1, sizeof(*e->hubs));
   e->recent = opcache_new(OPCACHE_SLOTS, OPCACHE_TTL_MS);
@@ -839,10 +860,15 @@ void engine_submit(struct engine *e, struct reg_request *req,
   j->ud = ud;
   snprintf(j->call.trace_id, sizeof(j->call.trace_id), "%s", req->trace_id);
   j->call.deadline_ns = time_mono_ns() + CALL_DEADLINE_NS;
-  /* A registration's read ends in a write: let an idle writer do both. */
-  int rc = req->op == REG_REGISTER
-               ? store_submit_read_for_write(e->store, read_phase, j)
-               : store_submit_read(e->store, read_phase, j);
+  /* A registration's read ends in a write: let the writer do both when
+   * the plugins allow, else when it is idle. */
+  int rc;
+  if (req->op != REG_REGISTER)
+    rc = store_submit_read(e->store, read_phase, j);
+  else if (e->reads_on_writer)
+    rc = store_submit_read_on_writer(e->store, read_phase, j);
+  else
+    rc = store_submit_read_for_write(e->store, read_phase, j);
   if (rc != PROVD_OK)
     finish_error(j, "THROTTLED", "store read queue full");
 }

@@ -28,12 +28,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <event2/thread.h>
@@ -43,6 +42,7 @@
 #include <openssl/x509.h>
 
 #include "net/http_parse.h"
+#include "net/stream.h"
 #include "net/wire_error.h"
 #include "util/log.h"
 #include "util/metrics.h"
@@ -105,7 +105,7 @@ struct worker;
 
 struct conn {
   struct worker *w;
-  struct bufferevent *bev; /* NULL once the socket is closed */
+  struct stream *stream; /* NULL once the socket is closed */
   /* Deadline for the TLS handshake, a partly received request, and the
    * linger; freed with the socket (it belongs to the loop's base). */
   struct event *deadline;
@@ -140,7 +140,12 @@ struct worker {
   bool thread_started;
   struct event_base *base;
   struct evconnlistener *listener;
-  struct event *wake;         /* completions and stop requests */
+  /* Completions and stop requests: other threads write the eventfd
+   * (under mu) instead of calling into libevent, whose base lock the
+   * loop holds most of the time (profiles showed a futex round trip per
+   * answer from the store writer). */
+  int wake_fd;
+  struct event *wake;
   struct event *grace;        /* stop deadline */
   struct event *flush;        /* publish counters once the batch is done */
   struct event *accept_pause; /* re-enable accepting after EMFILE */
@@ -398,10 +403,10 @@ static void conn_close_socket(struct conn *c)
     event_free(c->deadline);
     c->deadline = NULL;
   }
-  if (!c->bev)
+  if (!c->stream)
     return;
-  bufferevent_free(c->bev);
-  c->bev = NULL;
+  stream_free(c->stream);
+  c->stream = NULL;
   atomic_fetch_sub_explicit(&c->w->n_open, 1, memory_order_relaxed);
   worker_counters_dirty(c->w);
 }
@@ -430,7 +435,7 @@ static void conn_free(struct conn *c)
 /* Frees c if nothing refers to it any more.  c may be gone afterwards. */
 static void conn_release(struct conn *c)
 {
-  if (c->bev || c->in_flight || c->processing)
+  if (c->stream || c->in_flight || c->processing)
     return;
   struct worker *w = c->w;
   conn_unlink(c);
@@ -481,7 +486,7 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
   (void)fd;
   (void)what;
   struct conn *c = arg;
-  if (!c->bev || c->in_flight || c->closing)
+  if (!c->stream || c->in_flight || c->closing)
     return; /* nothing being received; the write timeout bounds a flush */
   log_debug(COMPONENT, "%s: %s deadline passed; closing", c->peer_addr,
             c->lingering ? "linger" : "request");
@@ -495,7 +500,7 @@ static void conn_write_response(struct conn *c, bool keep_alive)
   struct http_exchange *ex = &c->ex;
   static const char ka[] = "Connection: keep-alive\r\n\r\n";
   static const char cl[] = "Connection: close\r\n\r\n";
-  struct evbuffer *out = bufferevent_get_output(c->bev);
+  struct evbuffer *out = stream_output(c->stream);
   evbuffer_add(out, ex->out, ex->out_head_len);
   if (keep_alive)
     evbuffer_add(out, ka, sizeof ka - 1);
@@ -507,7 +512,7 @@ static void conn_write_response(struct conn *c, bool keep_alive)
   worker_counters_dirty(c->w);
   if (!keep_alive) {
     c->closing = true;
-    bufferevent_disable(c->bev, EV_READ);
+    stream_set_reading(c->stream, false);
   }
 }
 
@@ -522,19 +527,11 @@ static void conn_begin_linger(struct conn *c)
   /* The read timeout restarts with every byte; the linger must end. */
   conn_deadline_stop(c);
   conn_deadline_start(c, LINGER_S);
-  if (c->tls) {
-    SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
-    if (ssl)
-      SSL_shutdown(ssl); /* close_notify; no need to wait for the peer's */
-  }
-  evutil_socket_t fd = bufferevent_getfd(c->bev);
-  if (fd >= 0)
-    shutdown(fd, SHUT_WR);
-  struct evbuffer *in = bufferevent_get_input(c->bev);
+  stream_shutdown_write(c->stream);
+  struct evbuffer *in = stream_input(c->stream);
   evbuffer_drain(in, evbuffer_get_length(in));
-  struct timeval tv = {LINGER_S, 0};
-  bufferevent_set_timeouts(c->bev, &tv, &tv);
-  bufferevent_enable(c->bev, EV_READ);
+  stream_set_idle_timeout(c->stream, LINGER_S);
+  stream_set_reading(c->stream, true);
 }
 
 /* An answer the server gives by itself (the handler never sees the
@@ -646,7 +643,7 @@ static int conn_build_request(struct conn *c, struct evbuffer *in,
 static void conn_load_peer_chain(struct conn *c)
 {
   c->chain_loaded = true;
-  SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+  SSL *ssl = stream_ssl(c->stream);
   X509 *leaf = ssl ? SSL_get1_peer_certificate(ssl) : NULL;
   if (!leaf)
     return;
@@ -681,7 +678,7 @@ static void conn_dispatch(struct conn *c)
   c->ex.conn = c;
   c->ex.state = EX_HANDLER;
   c->in_flight = true;
-  bufferevent_disable(c->bev, EV_READ); /* one exchange at a time */
+  stream_set_reading(c->stream, false); /* one exchange at a time */
   srv->o.handler(&c->ex, srv->o.ud);
 }
 
@@ -689,16 +686,16 @@ static void conn_dispatch(struct conn *c)
  * and the next pipelined one may follow. */
 static bool conn_step(struct conn *c)
 {
-  if (!c->bev || c->in_flight || c->closing || c->lingering)
+  if (!c->stream || c->in_flight || c->closing || c->lingering)
     return false;
-  struct evbuffer *in = bufferevent_get_input(c->bev);
+  struct evbuffer *in = stream_input(c->stream);
   size_t avail = evbuffer_get_length(in);
   if (avail == 0)
     return false;
-  if (evbuffer_get_length(bufferevent_get_output(c->bev)) >
+  if (evbuffer_get_length(stream_output(c->stream)) >
       OUTPUT_HIGH_WATER) {
     c->wait_drain = true; /* and stop reading: input stays bounded too */
-    bufferevent_disable(c->bev, EV_READ);
+    stream_set_reading(c->stream, false);
     conn_deadline_stop(c); /* the wait is ours, not the client's */
     return false;
   }
@@ -716,7 +713,7 @@ static bool conn_step(struct conn *c)
     conn_deadline_start(c, request_deadline_s(c->w));
     if (c->head.expect_continue && !c->sent_continue) {
       static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-      bufferevent_write(c->bev, cont, sizeof cont - 1);
+      evbuffer_add(stream_output(c->stream), cont, sizeof cont - 1);
       c->sent_continue = true;
     }
     return false;
@@ -742,9 +739,9 @@ static void conn_process(struct conn *c)
   while (served < MAX_PIPELINE_PER_PASS && conn_step(c))
     served++;
   c->processing = false;
-  if (served == MAX_PIPELINE_PER_PASS && c->bev && !c->in_flight &&
-      evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
-    bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
+  if (served == MAX_PIPELINE_PER_PASS && c->stream && !c->in_flight &&
+      evbuffer_get_length(stream_input(c->stream)) > 0)
+    stream_trigger_read(c->stream);
   conn_release(c);
 }
 
@@ -754,7 +751,7 @@ static void conn_response_ready(struct conn *c)
   struct http_exchange *ex = &c->ex;
   c->in_flight = false;
   ex->state = EX_IDLE;
-  if (!c->bev) { /* the client left meanwhile */
+  if (!c->stream) { /* the client left meanwhile */
     conn_release(c);
     return;
   }
@@ -765,49 +762,48 @@ static void conn_response_ready(struct conn *c)
     conn_release(c);
     return;
   }
-  bufferevent_enable(c->bev, EV_READ);
+  stream_set_reading(c->stream, true);
   conn_process(c); /* a pipelined request may already be buffered */
 }
 
-/* ---- bufferevent callbacks -------------------------------------------- */
+/* ---- stream callbacks ------------------------------------------------- */
 
-static void on_read(struct bufferevent *bev, void *arg)
+static void on_read(struct stream *s, void *arg)
 {
   struct conn *c = arg;
   if (c->lingering) {
-    struct evbuffer *in = bufferevent_get_input(bev);
+    struct evbuffer *in = stream_input(s);
     evbuffer_drain(in, evbuffer_get_length(in));
     return;
   }
   conn_process(c);
 }
 
-static void on_write(struct bufferevent *bev, void *arg)
+static void on_drained(struct stream *s, void *arg)
 {
-  (void)bev;
+  (void)s;
   struct conn *c = arg;
   if (c->closing) {
     conn_begin_linger(c);
     conn_release(c);
   } else if (c->wait_drain) {
     c->wait_drain = false;
-    bufferevent_enable(c->bev, EV_READ);
+    stream_set_reading(c->stream, true);
     conn_process(c);
   }
 }
 
-static void on_event(struct bufferevent *bev, short what, void *arg)
+static void on_event(struct stream *s, int what, void *arg)
 {
-  (void)bev;
   struct conn *c = arg;
-  if (what & BEV_EVENT_CONNECTED) {
+  if (what & STREAM_CONNECTED) {
     conn_deadline_stop(c); /* the handshake is done */
     c->w->handshakes++;
     worker_counters_dirty(c->w);
     return;
   }
-  if ((what & BEV_EVENT_ERROR) && c->tls && log_get_level() >= LOG_DEBUG) {
-    unsigned long e = bufferevent_get_openssl_error(c->bev);
+  if ((what & STREAM_ERROR) && c->tls && log_get_level() >= LOG_DEBUG) {
+    unsigned long e = stream_tls_error(s);
     char buf[256] = "";
     if (e)
       ERR_error_string_n(e, buf, sizeof buf);
@@ -838,23 +834,6 @@ static void format_peer(const struct sockaddr *sa, char *out, size_t n)
   }
 }
 
-static struct bufferevent *new_bufferevent(struct worker *w,
-                                           evutil_socket_t fd)
-{
-  SSL_CTX *ctx = w->srv->o.ssl;
-  if (!ctx)
-    return bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
-  SSL *ssl = SSL_new(ctx);
-  if (!ssl)
-    return NULL;
-  /* On failure libevent frees ssl (CLOSE_ON_FREE) but not fd. */
-  struct bufferevent *bev = bufferevent_openssl_socket_new(
-      w->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
-  if (bev)
-    bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-  return bev;
-}
-
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
                       struct sockaddr *sa, int socklen, void *arg)
 {
@@ -870,24 +849,25 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   struct conn *c = calloc(1, sizeof *c);
   struct event *deadline = c ? evtimer_new(w->base, on_deadline, c) : NULL;
-  struct bufferevent *bev = deadline ? new_bufferevent(w, fd) : NULL;
-  if (!bev) {
+  struct stream *stream = NULL;
+  if (deadline)
+    stream = stream_new(w->base, fd, o->ssl); /* takes fd */
+  else
+    evutil_closesocket(fd);
+  if (!stream || stream_start(stream, on_read, on_drained, on_event, c,
+                              o->idle_timeout_s) != 0) {
     log_warn(COMPONENT, "cannot set up a connection (out of memory)");
+    stream_free(stream);
     if (deadline)
       event_free(deadline);
     free(c);
-    evutil_closesocket(fd);
     return;
   }
   c->deadline = deadline;
   c->w = w;
-  c->bev = bev;
+  c->stream = stream;
   c->tls = o->ssl != NULL;
   format_peer(sa, c->peer_addr, sizeof c->peer_addr);
-  struct timeval idle = {o->idle_timeout_s, 0};
-  bufferevent_setcb(bev, on_read, on_write, on_event, c);
-  bufferevent_set_timeouts(bev, &idle, &idle);
-  bufferevent_enable(bev, EV_READ | EV_WRITE);
   if (c->tls) /* a handshake dripped byte by byte must end too */
     conn_deadline_start(c, request_deadline_s(w));
   c->next = w->conns;
@@ -980,11 +960,11 @@ static void worker_begin_stop(struct worker *w, int grace_ms)
     next = c->next;
     if (c->in_flight || c->closing)
       continue; /* an answer is coming or being flushed */
-    if (c->bev && evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) {
+    if (c->stream && evbuffer_get_length(stream_output(c->stream)) > 0) {
       /* Answers given but not yet sent (one may have been written in
        * this very wake-up): flush them, then close. */
       c->closing = true;
-      bufferevent_disable(c->bev, EV_READ);
+      stream_set_reading(c->stream, false);
       continue;
     }
     conn_close_socket(c);
@@ -1005,11 +985,23 @@ static void on_grace_over(evutil_socket_t fd, short what, void *arg)
   worker_teardown(arg);
 }
 
+/* Under w->mu with w->loop_alive: the fd is closed only after the loop
+ * was torn down, which clears loop_alive under the same mutex. */
+static void worker_wake_locked(struct worker *w)
+{
+  uint64_t one = 1;
+  ssize_t r = write(w->wake_fd, &one, sizeof one);
+  (void)r; /* EAGAIN: the counter is full, a wake-up is pending anyway */
+}
+
 static void on_wake(evutil_socket_t fd, short what, void *arg)
 {
   (void)fd;
   (void)what;
   struct worker *w = arg;
+  uint64_t count;
+  ssize_t r = read(w->wake_fd, &count, sizeof count); /* resets it */
+  (void)r;
   pthread_mutex_lock(&w->mu);
   struct conn *done = w->done_head;
   w->done_head = w->done_tail = NULL;
@@ -1105,12 +1097,13 @@ void http_respond(struct http_exchange *ex, int status,
   if (alive) {
     c->queued = true;
     c->done_next = NULL;
-    if (w->done_tail)
-      w->done_tail->done_next = c;
-    else
+    if (w->done_tail) {
+      w->done_tail->done_next = c; /* a wake-up is already on its way */
+    } else {
       w->done_head = c;
+      worker_wake_locked(w);
+    }
     w->done_tail = c;
-    event_active(w->wake, EV_READ, 0);
   }
   pthread_mutex_unlock(&w->mu);
   if (!alive)
@@ -1135,9 +1128,8 @@ static void *worker_main(void *arg)
   snprintf(name, sizeof name, "provd-http%d", w->index);
   pthread_setname_np(pthread_self(), name);
   event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
-  /* Freed bufferevents may still hold a reference through a deferred
-   * callback; let those run (their user callbacks are already cleared),
-   * or event_base_free would drop them and leak the SSL objects. */
+  /* Let events activated during the last pass run out (a stream freed
+   * inside a callback is destroyed when it unwinds). */
   for (int i = 0; i < 16 && event_base_get_num_events(
                                 w->base, EVENT_BASE_COUNT_ACTIVE) > 0; i++)
     event_base_loop(w->base, EVLOOP_NONBLOCK);
@@ -1159,6 +1151,9 @@ static void worker_free_loop(struct worker *w)
   if (w->base)
     event_base_free(w->base);
   w->base = NULL;
+  if (w->wake_fd >= 0)
+    close(w->wake_fd);
+  w->wake_fd = -1;
 }
 
 static void server_free(struct http_server *srv)
@@ -1223,16 +1218,40 @@ static int probe_port_free(const struct sockaddr_storage *ss, socklen_t len,
   return 0;
 }
 
+/* The changelist folds the enable/disable pairs a connection makes
+ * within one loop pass (TLS handshake steps, one exchange at a time)
+ * into at most one epoll_ctl: without it a registration cost 16 of
+ * them.  Our sockets are never dup()ed, the case the flag warns about. */
+static struct event_base *new_loop(void)
+{
+  struct event_config *cfg = event_config_new();
+  if (!cfg)
+    return NULL;
+  event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+  struct event_base *base = event_base_new_with_config(cfg);
+  event_config_free(cfg);
+  return base;
+}
+
 static int worker_init(struct http_server *srv, struct worker *w,
                        struct sockaddr_storage *ss, socklen_t len,
                        struct provd_err *err)
 {
-  w->base = event_base_new();
+  w->base = new_loop();
   if (!w->base) {
     perr_set(err, "HTTP_INIT", "event_base_new failed");
     return -1;
   }
-  w->wake = event_new(w->base, -1, 0, on_wake, w);
+  w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (w->wake_fd < 0) {
+    perr_set(err, "HTTP_INIT", "eventfd: %s", strerror(errno));
+    return -1;
+  }
+  w->wake = event_new(w->base, w->wake_fd, EV_READ | EV_PERSIST, on_wake, w);
+  if (w->wake && event_add(w->wake, NULL) != 0) {
+    perr_set(err, "HTTP_INIT", "cannot watch the wake-up eventfd");
+    return -1;
+  }
   w->grace = evtimer_new(w->base, on_grace_over, w);
   w->flush = event_new(w->base, -1, 0, on_flush, w);
   w->accept_pause = evtimer_new(w->base, on_accept_pause_end, w);
@@ -1335,6 +1354,7 @@ static struct http_server *server_alloc(const struct http_server_opts *o)
     srv->workers[i].srv = srv;
     srv->workers[i].index = i;
     pthread_mutex_init(&srv->workers[i].mu, NULL);
+    srv->workers[i].wake_fd = -1;
     atomic_init(&srv->workers[i].n_open, 0);
   }
   return srv;
@@ -1411,7 +1431,7 @@ void http_server_stop(struct http_server *srv, int grace_ms)
     w->stop_requested = true;
     w->grace_ms = grace_ms;
     if (w->loop_alive && w->thread_started)
-      event_active(w->wake, EV_READ, 0);
+      worker_wake_locked(w);
     pthread_mutex_unlock(&w->mu);
   }
   for (int i = 0; i < srv->n_workers; i++)

@@ -473,6 +473,14 @@ int store_submit_read_for_write(struct store *st, store_read_fn fn, void *ud)
   return store_submit_read(st, fn, ud);
 }
 
+int store_submit_read_on_writer(struct store *st, store_read_fn fn, void *ud)
+{
+  if (!st || !fn)
+    return PROVD_E_INVAL;
+  struct write_job job = { .read_fn = fn, .ud = ud };
+  return jobq_push(&st->writes, &job);
+}
+
 int store_submit_write(struct store *st, store_write_fn fn,
                        store_done_fn done, void *ud)
 {

@@ -92,6 +92,11 @@ int store_submit_read(struct store *st, store_read_fn fn, void *ud);
  * a reader that hands to an idle writer wakes two.  Its write, submitted
  * from fn, joins the batch the writer commits next. */
 int store_submit_read_for_write(struct store *st, store_read_fn fn, void *ud);
+/* The same read, always on the writer, queued behind its batch: no
+ * reader wakes, and the writer's page cache (the only one no other
+ * connection's commit invalidates) serves it.  Only for reads whose fn
+ * returns in microseconds: the writer commits nothing meanwhile. */
+int store_submit_read_on_writer(struct store *st, store_read_fn fn, void *ud);
 
 /* Runs on the writer thread inside a savepoint; a non-OK return rolls
  * back the job's changes. */

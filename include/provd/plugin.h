@@ -130,6 +130,11 @@ struct provd_lifecycle {
 
 /* Descriptor flags. */
 #define PROVD_PLUGIN_THREADSAFE (1u << 0) /* ops may run concurrently */
+/* ABI 1.1: ops only compute (no I/O, no locks held long, microseconds):
+ * the host may run them on its store writer thread, which saves a
+ * thread handoff per registration.  Attestation and allocation plugins
+ * that make network or disk calls must not set it. */
+#define PROVD_PLUGIN_NONBLOCKING (1u << 1)
 
 struct provd_plugin {
   uint32_t magic;          /* PROVD_PLUGIN_MAGIC */

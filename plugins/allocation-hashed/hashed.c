@@ -195,7 +195,7 @@ static const struct provd_alloc_ops hashed_ops = {
 PROVD_PLUGIN_DEFINE = {
     PROVD_PLUGIN_HEADER,
     .kind = PROVD_KIND_ALLOCATION,
-    .flags = PROVD_PLUGIN_THREADSAFE,
+    .flags = PROVD_PLUGIN_THREADSAFE | PROVD_PLUGIN_NONBLOCKING,
     .min_host_minor = 0,
     .name = "hashed",
     .version = PROVD_VERSION,

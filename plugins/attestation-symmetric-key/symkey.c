@@ -312,7 +312,7 @@ static const struct provd_attest_ops symkey_ops = {
 PROVD_PLUGIN_DEFINE = {
     PROVD_PLUGIN_HEADER,
     .kind = PROVD_KIND_ATTESTATION,
-    .flags = PROVD_PLUGIN_THREADSAFE,
+    .flags = PROVD_PLUGIN_THREADSAFE | PROVD_PLUGIN_NONBLOCKING,
     .min_host_minor = 1, /* b64_decode, hmac_sha256, sas_*,
                             attest_set_reuse_until */
     .name = "symmetric-key",

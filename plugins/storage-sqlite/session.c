@@ -182,6 +182,11 @@ static int run_savepoint(struct sq_session *s, int level, enum sq_sp_stmt k,
     "opening a savepoint", "releasing a savepoint",
     "rolling back a savepoint"
   };
+  if (level < 1 || level >= SQ_MAX_DEPTH) { /* callers keep it in range */
+    s->st->host->err_set(err, "STORE_INTERNAL",
+                         "sqlite: savepoint level %d out of range", level);
+    return PROVD_E_INTERNAL;
+  }
   char sql[32];
   snprintf(sql, sizeof(sql), fmt[k], level);
   return run(s, &s->sp[level][k], sql, what[k], err);

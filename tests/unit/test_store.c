@@ -1042,6 +1042,42 @@ START_TEST(test_store_read_for_write_busy_writer)
 }
 END_TEST
 
+/* On the writer even when it is busy: the read waits its turn behind
+ * the batch, runs on the writer, and its write joins the next batch. */
+START_TEST(test_store_read_on_writer_waits_for_busy_writer)
+{
+  struct plugin_instance inst;
+  struct waiter w, wg;
+  struct read_write_ud rw;
+  struct provd_err err = { { 0 }, { 0 } };
+  inst_up(&inst, "full");
+  struct store *st = open_store(&inst, 2, 64, 16);
+  waiter_init(&w);
+  waiter_init(&wg);
+  struct job gate = { .w = &wg, .index = 0, .kind = JOB_GATE };
+  ck_assert_int_eq(store_submit_write(st, job_write, job_done, &gate),
+                   PROVD_OK);
+  gate_wait_entered(&wg);
+  rw_init(&rw, st, &w, 0);
+  ck_assert_int_eq(store_submit_read_on_writer(st, rw_read, &rw), PROVD_OK);
+  usleep(200 * 1000); /* a reader would have run it by now */
+  pthread_mutex_lock(&w.mu);
+  int ran_early = rw.read_thread != 0;
+  pthread_mutex_unlock(&w.mu);
+  ck_assert_msg(!ran_early, "the read ran while the writer was held");
+  gate_open(&wg);
+  waiter_wait(&wg, 1);
+  waiter_wait(&w, 1);
+  ck_assert_int_eq(w.status[0], PROVD_OK);
+  ck_assert(pthread_equal(rw.read_thread, rw.write_thread));
+  struct store_session *s = store_session_open(st, &err);
+  ck_assert(exists(s, "rw-0"));
+  store_session_close(s);
+  store_close(st);
+  inst_down(&inst);
+}
+END_TEST
+
 static void read_gate(struct store_session *s, void *ud)
 {
   (void)s;
@@ -1491,6 +1527,7 @@ static Suite *store_suite(void)
   tcase_add_test(core, test_store_queue_full);
   tcase_add_test(core, test_store_read_for_write_idle_writer);
   tcase_add_test(core, test_store_read_for_write_busy_writer);
+  tcase_add_test(core, test_store_read_on_writer_waits_for_busy_writer);
   tcase_add_test(core, test_store_outbox_order);
   tcase_add_test(core, test_journal_chain_verify_and_trim);
   tcase_add_test(core, test_journal_removed_event_breaks_link);

@@ -1,0 +1,383 @@
+#include "net/stream.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+
+/* Bytes read in one pass before other connections get their turn. */
+#define READ_PASS_BYTES (64 * 1024)
+#define READ_CHUNK 16384
+/* One TLS record at most per write. */
+#define WRITE_CHUNK 16384
+
+struct stream {
+  int fd;
+  SSL *ssl;        /* NULL: plain TCP */
+  struct event *io; /* EV_READ | EV_WRITE | EV_ET | EV_PERSIST */
+  struct event *idle;
+  struct evbuffer *in, *out;
+  stream_fn on_read, on_drained;
+  stream_event_fn on_event;
+  void *arg;
+  int idle_timeout_s;
+  unsigned long tls_error;
+  int busy;           /* on_io frames on the stack */
+  bool dead;          /* freed inside a callback: destroy on unwind */
+  bool handshaken;    /* TLS done, or plain */
+  bool reading;       /* the owner wants input */
+  bool read_triggered;
+  bool read_blocked;  /* SSL_read needs the socket writable */
+  bool write_blocked; /* SSL_write needs the socket readable */
+  bool closed;        /* EOF or error reported: no more I/O */
+};
+
+static void destroy(struct stream *s)
+{
+  if (s->io)
+    event_free(s->io);
+  if (s->idle)
+    event_free(s->idle);
+  if (s->ssl)
+    SSL_free(s->ssl);
+  if (s->fd >= 0)
+    close(s->fd);
+  if (s->in)
+    evbuffer_free(s->in);
+  if (s->out)
+    evbuffer_free(s->out);
+  free(s);
+}
+
+static bool idle_wanted(const struct stream *s)
+{
+  return !s->closed &&
+         (s->reading || !s->handshaken || evbuffer_get_length(s->out) > 0);
+}
+
+/* The idle timeout counts from the last progress while the stream waits
+ * for the peer (reading, handshaking or flushing). */
+static void idle_rearm(struct stream *s)
+{
+  if (!idle_wanted(s) || s->idle_timeout_s <= 0) {
+    event_del(s->idle);
+    return;
+  }
+  struct timeval tv = {s->idle_timeout_s, 0};
+  event_add(s->idle, &tv);
+}
+
+/* Takes the OpenSSL error of a failed call; the queue is per thread and
+ * must be empty for the next connection's SSL_get_error. */
+static void note_tls_error(struct stream *s)
+{
+  unsigned long e = ERR_peek_last_error();
+  if (e && !s->tls_error)
+    s->tls_error = e;
+  ERR_clear_error();
+}
+
+enum io_result { IO_PROGRESS, IO_WOULD_BLOCK, IO_EOF, IO_ERROR };
+
+/* Classifies a failed SSL call (ret <= 0). */
+static enum io_result tls_result(struct stream *s, int ret, bool reading)
+{
+  int e = SSL_get_error(s->ssl, ret);
+  switch (e) {
+  case SSL_ERROR_WANT_READ:
+    if (!reading)
+      s->write_blocked = true;
+    return IO_WOULD_BLOCK;
+  case SSL_ERROR_WANT_WRITE:
+    if (reading)
+      s->read_blocked = true;
+    return IO_WOULD_BLOCK;
+  case SSL_ERROR_ZERO_RETURN:
+    return IO_EOF;
+  case SSL_ERROR_SYSCALL:
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+      return IO_WOULD_BLOCK;
+    note_tls_error(s);
+    return ERR_peek_error() == 0 && (errno == 0 || errno == ECONNRESET)
+               ? IO_EOF
+               : IO_ERROR;
+  default:
+    note_tls_error(s);
+    return IO_ERROR;
+  }
+}
+
+static enum io_result sock_result(ssize_t n)
+{
+  if (n == 0)
+    return IO_EOF;
+  if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+    return IO_WOULD_BLOCK;
+  return errno == ECONNRESET ? IO_EOF : IO_ERROR;
+}
+
+static enum io_result handshake(struct stream *s)
+{
+  int r = SSL_do_handshake(s->ssl);
+  if (r == 1) {
+    s->handshaken = true;
+    return IO_PROGRESS;
+  }
+  return tls_result(s, r, true);
+}
+
+/* Moves what the socket has into the input, up to one pass's budget.
+ * *got: bytes read. */
+static enum io_result fill_input(struct stream *s, size_t *got)
+{
+  *got = 0;
+  s->read_blocked = false;
+  while (*got < READ_PASS_BYTES) {
+    struct evbuffer_iovec v;
+    if (evbuffer_reserve_space(s->in, READ_CHUNK, &v, 1) < 1)
+      return IO_ERROR;
+    size_t room = v.iov_len < READ_CHUNK ? v.iov_len : READ_CHUNK;
+    ssize_t n = s->ssl ? SSL_read(s->ssl, v.iov_base, (int)room)
+                       : read(s->fd, v.iov_base, room);
+    if (n <= 0) {
+      evbuffer_commit_space(s->in, &v, 0);
+      return s->ssl ? tls_result(s, (int)n, true) : sock_result(n);
+    }
+    v.iov_len = (size_t)n;
+    evbuffer_commit_space(s->in, &v, 1);
+    *got += (size_t)n;
+  }
+  return IO_PROGRESS; /* budget spent: more may be waiting */
+}
+
+/* Writes the output until it is empty or the socket is full. */
+static enum io_result flush_output(struct stream *s, bool *drained)
+{
+  *drained = false;
+  s->write_blocked = false;
+  size_t len;
+  while ((len = evbuffer_get_length(s->out)) > 0) {
+    size_t n = len < WRITE_CHUNK ? len : WRITE_CHUNK;
+    unsigned char *p = evbuffer_pullup(s->out, (ev_ssize_t)n);
+    if (!p)
+      return IO_ERROR;
+    ssize_t w = s->ssl ? SSL_write(s->ssl, p, (int)n) : write(s->fd, p, n);
+    if (w <= 0)
+      return s->ssl ? tls_result(s, (int)w, false) : sock_result(w);
+    evbuffer_drain(s->out, (size_t)w);
+    if (evbuffer_get_length(s->out) == 0)
+      *drained = true;
+  }
+  return IO_PROGRESS;
+}
+
+static void report(struct stream *s, int what)
+{
+  if (!s->dead && s->on_event)
+    s->on_event(s, what, s->arg);
+}
+
+/* Ends the stream's I/O after EOF or an error; the owner frees it. */
+static void finish(struct stream *s, enum io_result r)
+{
+  s->closed = true;
+  event_del(s->idle);
+  report(s, r == IO_EOF ? STREAM_EOF : STREAM_ERROR);
+}
+
+static bool do_handshake_step(struct stream *s)
+{
+  enum io_result r = handshake(s);
+  if (r == IO_WOULD_BLOCK)
+    return false;
+  if (r != IO_PROGRESS) {
+    finish(s, r == IO_EOF ? IO_EOF : IO_ERROR);
+    return false;
+  }
+  idle_rearm(s);
+  report(s, STREAM_CONNECTED);
+  return !s->dead && !s->closed;
+}
+
+static void do_write(struct stream *s)
+{
+  bool drained;
+  enum io_result r = flush_output(s, &drained);
+  if (r == IO_EOF || r == IO_ERROR) {
+    finish(s, r);
+    return;
+  }
+  if (drained) {
+    idle_rearm(s);
+    if (s->on_drained)
+      s->on_drained(s, s->arg);
+  }
+}
+
+static void do_read(struct stream *s)
+{
+  size_t got = 0;
+  enum io_result r = fill_input(s, &got);
+  bool triggered = s->read_triggered;
+  s->read_triggered = false;
+  if (r == IO_PROGRESS) /* budget spent: continue in the next pass */
+    event_active(s->io, EV_READ, 0);
+  if (got)
+    idle_rearm(s);
+  if ((got || triggered) && evbuffer_get_length(s->in) > 0 && s->on_read)
+    s->on_read(s, s->arg);
+  if (!s->dead && !s->closed && (r == IO_EOF || r == IO_ERROR))
+    finish(s, r);
+}
+
+static void on_io(evutil_socket_t fd, short what, void *arg)
+{
+  (void)fd;
+  struct stream *s = arg;
+  s->busy++;
+  if (!s->closed && !s->handshaken) {
+    if (!do_handshake_step(s))
+      goto out;
+    /* Read-ahead may hold the request that came with the last flight. */
+    what |= EV_READ;
+  }
+  if (!s->closed && !s->dead &&
+      ((what & EV_WRITE) || (s->write_blocked && (what & EV_READ))))
+    do_write(s);
+  if (!s->closed && !s->dead && s->reading &&
+      ((what & EV_READ) || s->read_triggered ||
+       (s->read_blocked && (what & EV_WRITE))))
+    do_read(s);
+out:
+  if (--s->busy == 0 && s->dead)
+    destroy(s);
+}
+
+static void on_idle(evutil_socket_t fd, short what, void *arg)
+{
+  (void)fd;
+  (void)what;
+  struct stream *s = arg;
+  if (!idle_wanted(s))
+    return;
+  s->busy++;
+  s->closed = true;
+  report(s, STREAM_TIMEOUT);
+  if (--s->busy == 0 && s->dead)
+    destroy(s);
+}
+
+/* Output added: write it in this loop pass, after the caller has added
+ * everything it is adding now. */
+static void on_output_added(struct evbuffer *b,
+                            const struct evbuffer_cb_info *info, void *arg)
+{
+  (void)b;
+  struct stream *s = arg;
+  if (info->n_added > 0 && !s->closed && !s->dead)
+    event_active(s->io, EV_WRITE, 0);
+}
+
+struct stream *stream_new(struct event_base *base, int fd, SSL_CTX *ctx)
+{
+  struct stream *s = calloc(1, sizeof *s);
+  if (!s) {
+    close(fd);
+    return NULL;
+  }
+  s->fd = fd;
+  s->handshaken = ctx == NULL;
+  s->in = evbuffer_new();
+  s->out = evbuffer_new();
+  s->io = event_new(base, fd, EV_READ | EV_WRITE | EV_ET | EV_PERSIST, on_io,
+                    s);
+  s->idle = evtimer_new(base, on_idle, s);
+  if (ctx && (s->ssl = SSL_new(ctx)) != NULL) {
+    SSL_set_mode(s->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE |
+                             SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    /* A client that closes without close_notify has still said all. */
+    SSL_set_options(s->ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
+    SSL_set_read_ahead(s->ssl, 1);
+    SSL_set_accept_state(s->ssl);
+  }
+  if (!s->in || !s->out || !s->io || !s->idle || (ctx && !s->ssl) ||
+      (s->ssl && !SSL_set_fd(s->ssl, fd)) ||
+      !evbuffer_add_cb(s->out, on_output_added, s)) {
+    destroy(s);
+    return NULL;
+  }
+  return s;
+}
+
+int stream_start(struct stream *s, stream_fn on_read, stream_fn on_drained,
+                 stream_event_fn on_event, void *arg, int idle_timeout_s)
+{
+  s->on_read = on_read;
+  s->on_drained = on_drained;
+  s->on_event = on_event;
+  s->arg = arg;
+  s->reading = true;
+  s->idle_timeout_s = idle_timeout_s;
+  idle_rearm(s);
+  return event_add(s->io, NULL);
+}
+
+struct evbuffer *stream_input(struct stream *s) { return s->in; }
+struct evbuffer *stream_output(struct stream *s) { return s->out; }
+SSL *stream_ssl(struct stream *s) { return s->ssl; }
+unsigned long stream_tls_error(const struct stream *s) { return s->tls_error; }
+
+void stream_set_reading(struct stream *s, bool on)
+{
+  if (s->reading == on)
+    return;
+  s->reading = on;
+  /* Edge-triggered: bytes that arrived while off raise no new edge. */
+  if (on && !s->closed)
+    event_active(s->io, EV_READ, 0);
+  if (!s->closed)
+    idle_rearm(s);
+}
+
+void stream_set_idle_timeout(struct stream *s, int seconds)
+{
+  s->idle_timeout_s = seconds;
+  idle_rearm(s);
+}
+
+void stream_trigger_read(struct stream *s)
+{
+  if (s->closed)
+    return;
+  s->read_triggered = true;
+  event_active(s->io, EV_READ, 0);
+}
+
+void stream_shutdown_write(struct stream *s)
+{
+  if (s->ssl && s->handshaken) {
+    if (SSL_shutdown(s->ssl) < 0)
+      ERR_clear_error(); /* best effort; the peer may be gone */
+  }
+  shutdown(s->fd, SHUT_WR);
+}
+
+void stream_free(struct stream *s)
+{
+  if (!s)
+    return;
+  /* No callback after this returns: stop the events now, free later if
+   * one of our callbacks is on the stack. */
+  event_del(s->io);
+  event_del(s->idle);
+  evbuffer_remove_cb(s->out, on_output_added, s);
+  s->closed = true;
+  if (s->busy > 0) {
+    s->dead = true;
+    return;
+  }
+  destroy(s);
+}
