@@ -226,19 +226,25 @@ static int last_seq_of(void *ud, const struct provd_outbox_event *ev)
   return PROVD_OK;
 }
 
+/* The highest seq in the journal; 0 when it is empty. */
+static int newest_seq(struct store_session *s, uint64_t *out,
+                      struct provd_err *err)
+{
+  *out = 0;
+  int rc = have_journal_ops(s, err);
+  if (rc == PROVD_OK)
+    rc = s->st->ops->outbox_last(s->ps, last_seq_of, out, err);
+  return rc == PROVD_NOT_FOUND ? PROVD_OK : rc;
+}
+
 int journal_trim(struct store_session *s, uint64_t before_seq,
                  uint64_t *removed, struct provd_err *err)
 {
   if (removed)
     *removed = 0;
-  int rc = have_journal_ops(s, err);
-  if (rc != PROVD_OK)
-    return rc;
   uint64_t newest = 0;
-  rc = s->st->ops->outbox_last(s->ps, last_seq_of, &newest, err);
-  if (rc == PROVD_NOT_FOUND)
-    return PROVD_OK;
-  if (rc != PROVD_OK)
+  int rc = newest_seq(s, &newest, err);
+  if (rc != PROVD_OK || newest == 0)
     return rc;
   if (before_seq > newest) /* the newest event stays: the next links to it */
     before_seq = newest;
@@ -300,14 +306,9 @@ int journal_retention_cut(struct store_session *s, int64_t max_age_ms,
                           uint64_t *before_seq, struct provd_err *err)
 {
   *before_seq = 0;
-  int rc = have_journal_ops(s, err);
-  if (rc != PROVD_OK)
-    return rc;
   uint64_t newest = 0;
-  rc = s->st->ops->outbox_last(s->ps, last_seq_of, &newest, err);
-  if (rc == PROVD_NOT_FOUND)
-    return PROVD_OK;
-  if (rc != PROVD_OK)
+  int rc = newest_seq(s, &newest, err);
+  if (rc != PROVD_OK || newest == 0)
     return rc;
   if (max_count > 0 && newest > (uint64_t)max_count)
     *before_seq = newest - (uint64_t)max_count + 1;
