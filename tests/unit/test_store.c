@@ -1260,6 +1260,46 @@ START_TEST(test_journal_chain_verify_and_trim)
 }
 END_TEST
 
+/* A session links its next event to the one it wrote last without
+ * reading it back; a rollback or another writer must not leave a wrong
+ * link behind. */
+START_TEST(test_journal_head_cache_rollback_and_conflict)
+{
+  struct plugin_instance inst;
+  struct provd_err err = { { 0 }, { 0 } };
+  inst_up(&inst, "full");
+  struct store *st = open_store(&inst, 1, 16, 16);
+  struct store_session *a = store_session_open(st, &err);
+  struct store_session *b = store_session_open(st, &err);
+  put_events(a, 2);
+  ck_assert_int_eq(store_tx_begin(a, &err), PROVD_OK);
+  put_events(a, 1);
+  ck_assert_int_eq(store_tx_rollback(a, &err), PROVD_OK);
+  put_events(a, 1); /* links to event 2, not to the rolled back one */
+  put_events(b, 1); /* another writer */
+  json_t *body = json_pack("{s:s}", "registrationId", "late");
+  ck_assert_int_eq(store_tx_begin(a, &err), PROVD_OK);
+  ck_assert_int_eq(store_event(a, "device.assigned", "late", body, NULL,
+                               &err),
+                   PROVD_E_UNAVAILABLE);
+  ck_assert_str_eq(err.code, "STORE_CONFLICT");
+  ck_assert_int_eq(store_tx_rollback(a, &err), PROVD_OK);
+  ck_assert_int_eq(store_event(a, "device.assigned", "late", body, NULL,
+                               &err),
+                   PROVD_OK); /* read the head again: fine now */
+  json_decref(body);
+  struct journal_report r;
+  ck_assert_int_eq(journal_verify(a, &r, &err), PROVD_OK);
+  ck_assert_msg(r.broken_seq == 0, "broken at %llu: %s",
+                (unsigned long long)r.broken_seq, r.problem);
+  ck_assert_uint_eq(r.events, 5);
+  store_session_close(a);
+  store_session_close(b);
+  store_close(st);
+  inst_down(&inst);
+}
+END_TEST
+
 START_TEST(test_journal_removed_event_breaks_link)
 {
   struct plugin_instance inst;
@@ -1531,6 +1571,7 @@ static Suite *store_suite(void)
   tcase_add_test(core, test_store_outbox_order);
   tcase_add_test(core, test_journal_chain_verify_and_trim);
   tcase_add_test(core, test_journal_removed_event_breaks_link);
+  tcase_add_test(core, test_journal_head_cache_rollback_and_conflict);
   tcase_add_test(core, test_store_close_drains_queue);
   tcase_add_test(core, test_crash_durability);
   tcase_add_test(core, test_store_write_throughput);
