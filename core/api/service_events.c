@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "api/service_internal.h"
+#include "notify/cursors.h"
 #include "notify/dispatch.h"
 #include "store/journal.h"
 #include "util/timefmt.h"
@@ -53,16 +54,6 @@ static void read_events(struct store_session *s, void *ud)
 
 /* ---- one event and its deliveries ---- */
 
-static int filtered_out(const struct cfg_plugin_decl *d, const char *type)
-{
-  if (d->n_events == 0)
-    return 0;
-  for (size_t i = 0; i < d->n_events; i++)
-    if (strcmp(d->events[i], type) == 0)
-      return 0;
-  return 1;
-}
-
 /* What happened to event seq at notifier d: "filtered", "delivered",
  * "pending", or the dead letter's state ("dead", "retry", "queued"). */
 static json_t *delivery_of(struct store_session *s,
@@ -70,7 +61,7 @@ static json_t *delivery_of(struct store_session *s,
                            const char *type, uint64_t seq)
 {
   json_t *out = json_pack("{s:s}", "instance", d->id);
-  if (filtered_out(d, type)) {
+  if (!config_event_wanted(d->events, d->n_events, type)) {
     json_object_set_new(out, "state", json_string("filtered"));
     return out;
   }
@@ -85,13 +76,7 @@ static json_t *delivery_of(struct store_session *s,
     store_rec_clear(&rec);
     return out;
   }
-  uint64_t cursor = 0;
-  if (store_get(s, PROVD_TABLE_NOTIFIER_CURSORS, d->id, &rec, &err) ==
-      PROVD_OK) {
-    cursor = (uint64_t)json_integer_value(json_object_get(rec.body,
-                                                          "cursor"));
-    store_rec_clear(&rec);
-  }
+  uint64_t cursor = notify_cursor_load(s, d->id);
   json_object_set_new(out, "state", json_string(cursor >= seq ? "delivered"
                                                               : "pending"));
   return out;

@@ -802,6 +802,17 @@ static int set_defaults(struct provd_config *cfg)
   return 0;
 }
 
+int config_event_wanted(char *const *events, size_t n_events,
+                        const char *type)
+{
+  if (n_events == 0)
+    return 1;
+  for (size_t i = 0; i < n_events; i++)
+    if (type && strcmp(events[i], type) == 0)
+      return 1;
+  return 0;
+}
+
 void config_defaults(struct provd_config *cfg)
 {
   if (set_defaults(cfg)) {

@@ -101,6 +101,11 @@ struct provd_config {
   struct cfg_node *root;    /* owned */
 };
 
+/* A notifier's `events:` filter: 1 when it takes events of `type` (an
+ * empty filter takes all). */
+int config_event_wanted(char *const *events, size_t n_events,
+                        const char *type);
+
 /* Loads and checks `path`.  On failure returns -1 with every problem in d
  * (as many as can be found in one pass). */
 int config_load(const char *path, struct provd_config *cfg, struct diag *d);

@@ -9,7 +9,9 @@
 #include <time.h>
 #include <openssl/rand.h>
 
+#include "notify/cursors.h"
 #include "notify/dispatch.h"
+#include "notify/retention.h"
 #include "provd/notifier.h"
 #include "store/journal.h"
 #include "util/log.h"
@@ -27,7 +29,6 @@
 /* One delivery attempt may take this long before the plugin's own
  * timeout should have fired. */
 #define DELIVER_DEADLINE_MS 60000
-#define RETENTION_EVERY_MS 10000
 
 struct pending {
   uint64_t seq;
@@ -78,10 +79,7 @@ struct dispatcher {
   struct notif *items;
   size_t n;
   atomic_int stopping;
-  pthread_mutex_t mu; /* retention wake-up */
-  pthread_cond_t cv;
-  pthread_t retention;
-  int retention_running;
+  struct retention *retention;
 };
 
 /* ---- small helpers ---- */
@@ -146,16 +144,6 @@ static struct timespec deadline_in(int64_t ms)
     ts.tv_nsec -= 1000000000L;
   }
   return ts;
-}
-
-static int wants(const struct plugin_instance *inst, const char *type)
-{
-  if (inst->n_events == 0)
-    return 1;
-  for (size_t i = 0; i < inst->n_events; i++)
-    if (strcmp(inst->events[i], type) == 0)
-      return 1;
-  return 0;
 }
 
 /* FNV-1a: a subject always lands in the same lane. */
@@ -231,37 +219,12 @@ static int write_and_wait(struct dispatcher *d, store_write_fn fn, void *ud,
 
 /* ---- durable state: cursor and dead letters ---- */
 
-struct cursor_rec {
-  const char *id;
-  uint64_t cursor;
-};
-
-static int put_cursor(struct store_session *s, void *ud,
-                      struct provd_err *err)
-{
-  const struct cursor_rec *c = ud;
-  int64_t now = time_now_ms();
-  struct store_rec rec = {
-      .id = (char *)c->id,
-      .body = json_pack("{s:I}", "cursor", (json_int_t)c->cursor),
-      .created_ms = now,
-      .updated_ms = now,
-  };
-  if (!rec.body) {
-    perr_set(err, "NOMEM", "no memory for a notifier cursor");
-    return PROVD_E_NOMEM;
-  }
-  int rc = store_put(s, PROVD_TABLE_NOTIFIER_CURSORS, &rec, NULL, 0, err);
-  json_decref(rec.body);
-  return rc;
-}
-
 static void persist_cursor(struct notif *n, uint64_t cursor)
 {
-  struct cursor_rec c = {.id = n->inst->id, .cursor = cursor};
+  struct cursor_write c = {.id = n->inst->id, .cursor = cursor};
   struct provd_err err;
   perr_clear(&err);
-  if (write_and_wait(n->d, put_cursor, &c, &err) != PROVD_OK) {
+  if (write_and_wait(n->d, notify_cursor_put, &c, &err) != PROVD_OK) {
     log_warn(COMP, "notifier %s: cursor %" PRIu64 " not saved (%s: %s); "
                    "events after the saved one will come again",
              n->inst->id, cursor, err.code, err.msg);
@@ -269,19 +232,6 @@ static void persist_cursor(struct notif *n, uint64_t cursor)
   }
   n->persisted = cursor;
   n->persisted_at_ms = time_now_ms();
-}
-
-static uint64_t load_cursor(struct store_session *s, const char *id)
-{
-  struct store_rec rec;
-  struct provd_err err;
-  perr_clear(&err);
-  if (store_get(s, PROVD_TABLE_NOTIFIER_CURSORS, id, &rec, &err) != PROVD_OK)
-    return 0;
-  uint64_t c = (uint64_t)json_integer_value(json_object_get(rec.body,
-                                                            "cursor"));
-  store_rec_clear(&rec);
-  return c;
 }
 
 struct dead_rec {
@@ -575,7 +525,8 @@ static int take_event(void *ud, const struct provd_outbox_event *ev)
   struct pending *p = pending_from(ev);
   if (!p)
     return PROVD_E_NOMEM;
-  p->wanted = wants(n->inst, p->type);
+  p->wanted = config_event_wanted(n->inst->events, n->inst->n_events,
+                                  p->type);
   p->done = !p->wanted;
   pthread_mutex_lock(&n->mu);
   n->win[(n->win_head + n->win_len) % n->win_cap] = p;
@@ -775,7 +726,7 @@ static void *pump_main(void *arg)
                     "be delivered", n->inst->id, err.code, err.msg);
     return NULL;
   }
-  uint64_t cursor = load_cursor(s, n->inst->id);
+  uint64_t cursor = notify_cursor_load(s, n->inst->id);
   pthread_mutex_lock(&n->mu);
   n->cursor = n->fetched = n->persisted = cursor;
   pthread_mutex_unlock(&n->mu);
@@ -787,68 +738,6 @@ static void *pump_main(void *arg)
     pump_round(n, s, &got, &first);
     if (got < FETCH_MAX)
       pump_wait(n, got < 0 ? 1000 : n->d->cfg.poll_ms);
-  }
-  store_session_close(s);
-  return NULL;
-}
-
-/* ---- retention ---- */
-
-/* The lowest cursor any instance has saved: retention never deletes an
- * event some notifier still has to deliver. */
-static uint64_t delivered_floor(struct dispatcher *d)
-{
-  uint64_t floor = UINT64_MAX;
-  for (size_t i = 0; i < d->n; i++) {
-    struct notif *n = &d->items[i];
-    pthread_mutex_lock(&n->mu);
-    if (n->persisted < floor)
-      floor = n->persisted;
-    pthread_mutex_unlock(&n->mu);
-  }
-  return floor;
-}
-
-static void retention_round(struct dispatcher *d, struct store_session *s)
-{
-  uint64_t cut = 0, removed = 0;
-  struct provd_err err;
-  perr_clear(&err);
-  if (journal_retention_cut(s, d->cfg.retain_age_ms, d->cfg.retain_count,
-                            time_now_ms(), &cut, &err) != PROVD_OK) {
-    log_warn(COMP, "journal retention: %s: %s", err.code, err.msg);
-    return;
-  }
-  uint64_t floor = delivered_floor(d);
-  if (floor != UINT64_MAX && cut > floor + 1)
-    cut = floor + 1;
-  if (cut <= 1)
-    return;
-  if (journal_trim(s, cut, &removed, &err) != PROVD_OK)
-    log_warn(COMP, "journal retention: %s: %s", err.code, err.msg);
-  else if (removed)
-    log_info(COMP, "journal retention: removed %" PRIu64 " event(s) before "
-                   "%" PRIu64, removed, cut);
-}
-
-static void *retention_main(void *arg)
-{
-  struct dispatcher *d = arg;
-  struct provd_err err;
-  perr_clear(&err);
-  struct store_session *s = store_session_open(d->st, &err);
-  if (!s) {
-    log_error(COMP, "journal retention: no store session (%s: %s)", err.code,
-              err.msg);
-    return NULL;
-  }
-  while (!stopping(d)) {
-    retention_round(d, s);
-    struct timespec until = deadline_in(RETENTION_EVERY_MS);
-    pthread_mutex_lock(&d->mu);
-    if (!stopping(d))
-      pthread_cond_timedwait(&d->cv, &d->mu, &until);
-    pthread_mutex_unlock(&d->mu);
   }
   store_session_close(s);
   return NULL;
@@ -957,6 +846,22 @@ static void notif_fini(struct notif *n)
   pthread_mutex_destroy(&n->mu);
 }
 
+/* Retention must not cut events the instances have not finished: it
+ * reads their stored cursors. */
+static int start_retention(struct dispatcher *d, struct provd_err *err)
+{
+  char **ids = d->n ? calloc(d->n, sizeof(*ids)) : NULL;
+  if (d->n && !ids) {
+    perr_set(err, "NOMEM", "no memory for journal retention");
+    return PROVD_E_NOMEM;
+  }
+  for (size_t i = 0; i < d->n; i++)
+    ids[i] = d->items[i].inst->id;
+  int rc = retention_start(&d->cfg, d->st, ids, d->n, &d->retention, err);
+  free(ids);
+  return rc;
+}
+
 int dispatcher_start(const struct cfg_events *cfg, struct store *st,
                      const struct plugin_set *plugins,
                      struct dispatcher **out, struct provd_err *err)
@@ -973,8 +878,6 @@ int dispatcher_start(const struct cfg_events *cfg, struct store *st,
   }
   d->cfg = *cfg;
   d->st = st;
-  pthread_mutex_init(&d->mu, NULL);
-  pthread_cond_init(&d->cv, NULL);
   int rc = PROVD_OK;
   for (size_t i = 0; i < count && rc == PROVD_OK; i++) {
     rc = notif_init(d, &d->items[i],
@@ -983,12 +886,8 @@ int dispatcher_start(const struct cfg_events *cfg, struct store *st,
   }
   for (size_t i = 0; i < d->n && rc == PROVD_OK; i++)
     rc = notif_start(&d->items[i], err);
-  if (rc == PROVD_OK && (cfg->retain_age_ms > 0 || cfg->retain_count > 0)) {
-    if (pthread_create(&d->retention, NULL, retention_main, d) == 0)
-      d->retention_running = 1;
-    else
-      rc = PROVD_E_INTERNAL;
-  }
+  if (rc == PROVD_OK)
+    rc = start_retention(d, err);
   if (rc != PROVD_OK) {
     dispatcher_stop(d);
     return rc;
@@ -1002,19 +901,13 @@ void dispatcher_stop(struct dispatcher *d)
   if (!d)
     return;
   atomic_store(&d->stopping, 1);
-  pthread_mutex_lock(&d->mu);
-  pthread_cond_broadcast(&d->cv);
-  pthread_mutex_unlock(&d->mu);
+  retention_stop(d->retention);
   for (size_t i = 0; i < d->n; i++)
     notif_wake_all(&d->items[i]);
-  if (d->retention_running)
-    pthread_join(d->retention, NULL);
   for (size_t i = 0; i < d->n; i++)
     notif_join(&d->items[i]);
   for (size_t i = 0; i < d->n; i++)
     notif_fini(&d->items[i]);
   free(d->items);
-  pthread_cond_destroy(&d->cv);
-  pthread_mutex_destroy(&d->mu);
   free(d);
 }

@@ -14,7 +14,9 @@
 #include <unistd.h>
 
 #include "config/config.h"
+#include "notify/cursors.h"
 #include "notify/dispatch.h"
+#include "store/journal.h"
 #include "plugin/loader.h"
 #include "provd/notifier.h"
 #include "store/store.h"
@@ -370,6 +372,35 @@ START_TEST(test_stop_in_backoff_keeps_the_event)
 }
 END_TEST
 
+/* Retention cuts by count, but never past what the notifier finished;
+ * the chain stays verifiable from the anchor. */
+START_TEST(test_retention_stops_at_the_cursor)
+{
+  rig_up();
+  uint64_t last = emit("device.assigned", "down-r", 10);
+  struct provd_err err = {{0}, {0}};
+  struct store_session *s = store_session_open(rig.store, &err);
+  struct cursor_write cw = {.id = "fake", .cursor = last - 7}; /* 3 */
+  ck_assert_int_eq(notify_cursor_put(s, &cw, &err), PROVD_OK);
+  rig.ev.retain_count = 2;
+  rig.ev.max_age_ms = 3600000; /* down-r stays undelivered meanwhile */
+  struct dispatcher *d = start();
+  struct journal_report r = {0};
+  for (int i = 0; i < 300; i++) {
+    ck_assert_int_eq(journal_verify(s, &r, &err), PROVD_OK);
+    if (r.first_seq == last - 6)
+      break;
+    usleep(10000);
+  }
+  dispatcher_stop(d);
+  ck_assert_uint_eq(r.first_seq, last - 6); /* kept: 4..10, not only 9..10 */
+  ck_assert_uint_eq(r.broken_seq, 0);
+  ck_assert_uint_eq(r.events, 7);
+  store_session_close(s);
+  rig_down();
+}
+END_TEST
+
 int main(void)
 {
   Suite *s = suite_create("dispatch");
@@ -379,6 +410,7 @@ int main(void)
   tcase_add_test(tc, test_retry_dead_letters_and_filter);
   tcase_add_test(tc, test_retry_after_is_honoured);
   tcase_add_test(tc, test_stop_in_backoff_keeps_the_event);
+  tcase_add_test(tc, test_retention_stops_at_the_cursor);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
