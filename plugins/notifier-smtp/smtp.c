@@ -278,9 +278,7 @@ static json_t *template_values(const struct smtp *sm,
   char seq[24];
   snprintf(seq, sizeof(seq), "%" PRIu64, ev->id);
   set_str(values, "event_type", ev->type);
-  set_str(values, "event_id", PROVD_HAS(ev, struct provd_event, event_id)
-                                  ? ev->event_id
-                                  : NULL);
+  set_str(values, "event_id", ev->event_id);
   set_str(values, "sequence", seq);
   set_str(values, "registration_id", ev->registration_id);
   const char *device = str_at(body, "deviceId");
@@ -410,12 +408,8 @@ static void add_message_id(const struct smtp *sm, struct buf *b,
   char line[SMTP_MAX_TEXT + 96];
   const char *domain = strrchr(sm->from, '@') + 1;
   size_t dlen = strcspn(domain, ">");
-  char fallback[32];
-  snprintf(fallback, sizeof(fallback), "seq-%" PRIu64, ev->id);
-  const char *id = PROVD_HAS(ev, struct provd_event, event_id) &&
-                           ev->event_id
-                       ? ev->event_id
-                       : fallback;
+  char id[48];
+  snprintf(id, sizeof(id), "%s", ev->event_id ? ev->event_id : "");
   snprintf(line, sizeof(line), "Message-ID: <%s.provd@%.*s>\r\n", id,
            (int)dlen, domain);
   adds(b, line);
@@ -697,7 +691,7 @@ PROVD_PLUGIN_DEFINE = {
   PROVD_PLUGIN_HEADER,
   .kind = PROVD_KIND_NOTIFIER,
   .flags = PROVD_PLUGIN_THREADSAFE,
-  .min_host_minor = 1,
+  .min_host_minor = 2, /* event ids, record_json */
   .name = "smtp",
   .version = PROVD_VERSION,
   .description = "Mails events through an SMTP server.",

@@ -160,15 +160,10 @@ static void rfc3339(int64_t unix_ms, char out[32])
 static char *cloudevent(const struct webhook *wh,
                         const struct provd_event *ev)
 {
-  char when[32], seq[24], fallback_id[40];
+  char when[32], seq[24], id[48];
   rfc3339(ev->time_ms, when);
   snprintf(seq, sizeof(seq), "%" PRIu64, ev->id);
-  const char *id = PROVD_HAS(ev, struct provd_event, event_id) &&
-                           ev->event_id
-                       ? ev->event_id
-                       : (snprintf(fallback_id, sizeof(fallback_id),
-                                   "seq-%s", seq),
-                          fallback_id);
+  snprintf(id, sizeof(id), "%s", ev->event_id ? ev->event_id : "");
   json_t *data = json_loads(ev->body_json ? ev->body_json : "{}", 0, NULL);
   json_t *doc = json_pack(
       "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o*}", "specversion", "1.0",
@@ -414,7 +409,7 @@ PROVD_PLUGIN_DEFINE = {
   PROVD_PLUGIN_HEADER,
   .kind = PROVD_KIND_NOTIFIER,
   .flags = PROVD_PLUGIN_THREADSAFE,
-  .min_host_minor = 1,
+  .min_host_minor = 2, /* event ids, call_set_retry_after */
   .name = "webhook",
   .version = PROVD_VERSION,
   .description = "POSTs events as signed CloudEvents 1.0 JSON.",
