@@ -6,7 +6,8 @@ add_executable(provd-loadgen
   ${_bench_dir}/lg_engine.c
   ${_bench_dir}/lg_http.c
   ${_bench_dir}/lg_modes.c
-  ${_bench_dir}/lg_stats.c)
+  ${_bench_dir}/lg_stats.c
+  ${_bench_dir}/lg_x509.c)
 target_link_libraries(provd-loadgen PRIVATE provd_util PkgConfig::OPENSSL
                       PkgConfig::JANSSON)
 set_target_properties(provd-loadgen PROPERTIES

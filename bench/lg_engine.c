@@ -387,6 +387,9 @@ static int new_ssl(struct lg_engine *e, struct lg_conn *c)
              SSL_set1_host(c->ssl, e->target.host) != 1) {
     return -1;
   }
+  if (c->identity && (SSL_use_certificate(c->ssl, c->identity->cert) != 1 ||
+                      SSL_use_PrivateKey(c->ssl, c->identity->key) != 1))
+    return -1;
   SSL_set_connect_state(c->ssl);
   return 0;
 }

@@ -44,7 +44,14 @@ struct lg_mode_ctx {
    * Read-only once built; shared by the engine threads. */
   char **tokens;
   long n_tokens;
+  /* X.509 devices (--client-ca): a certificate per device instead of a
+   * token, made before the measured run for the same reason. */
+  struct lg_identity *identities;
+  long n_identities;
 };
+
+/* More X.509 devices than this would hold too much memory. */
+#define IDENTITY_CACHE_MAX 200000L
 
 /* Up to this many ids the tokens are precomputed (about 200 bytes each). */
 #define TOKEN_CACHE_MAX 2000000L
@@ -152,6 +159,12 @@ static char *sign_device_token(const struct lg_mode_ctx *m,
 static int device_token(struct lg_mode_ctx *m, struct lg_conn *c)
 {
   long i = c->unit % m->o->ids;
+  c->identity = NULL;
+  if (m->identities) { /* mutual TLS: the certificate is the proof */
+    c->identity = &m->identities[i];
+    c->auth[0] = '\0';
+    return 0;
+  }
   if (m->tokens && i < m->n_tokens) {
     int len = snprintf(c->auth, sizeof c->auth, "%s", m->tokens[i]);
     return len < 0 || (size_t)len >= sizeof c->auth ? -1 : 0;
@@ -161,6 +174,8 @@ static int device_token(struct lg_mode_ctx *m, struct lg_conn *c)
 
 static int precompute_tokens(struct lg_mode_ctx *m)
 {
+  if (m->identities)
+    return 0;
   if (m->o->ids > TOKEN_CACHE_MAX)
     return 0; /* sign on the fly */
   m->tokens = calloc((size_t)m->o->ids, sizeof *m->tokens);
@@ -185,13 +200,15 @@ static int json_request(struct lg_conn *c, const char *method,
   return lg_conn_printf(c, "%s %s HTTP/1.1\r\n"
                            "Accept: application/json\r\n"
                            "Content-Type: application/json; charset=utf-8\r\n"
-                           "Authorization: %s\r\n"
+                           "%s%s%s"
                            "Request-Id: %s\r\n"
                            "User-Agent: " USER_AGENT "\r\n"
                            "Content-Length: %zu\r\n"
                            "Host: %s\r\n"
                            "Connection: keep-alive\r\n\r\n%s",
-                        method, target, auth, rid, strlen(body), host, body);
+                        method, target, auth[0] ? "Authorization: " : "",
+                        auth, auth[0] ? "\r\n" : "", rid, strlen(body), host,
+                        body);
 }
 
 /* Headers in the Node SDK's order (dps-wire-traces.md 1.2). */
@@ -571,6 +588,26 @@ struct lg_mode_ctx *lg_mode_ctx_new(const struct lg_opts *o, char *err,
     lg_mode_ctx_free(m);
     return NULL;
   }
+  if (o->client_ca) {
+    if (!o->client_ca_key) {
+      snprintf(err, err_len, "--client-ca needs --client-ca-key");
+      lg_mode_ctx_free(m);
+      return NULL;
+    }
+    if (o->ids > IDENTITY_CACHE_MAX) {
+      snprintf(err, err_len, "--client-ca: at most %ld --ids",
+               IDENTITY_CACHE_MAX);
+      lg_mode_ctx_free(m);
+      return NULL;
+    }
+    m->identities = lg_identities_new(o->client_ca, o->client_ca_key,
+                                      o->prefix, o->ids, err, err_len);
+    if (!m->identities) {
+      lg_mode_ctx_free(m);
+      return NULL;
+    }
+    m->n_identities = o->ids;
+  }
   if ((strcmp(o->mode, "register") == 0 || strcmp(o->mode, "baseline") == 0)
       && precompute_tokens(m) != 0) {
     snprintf(err, err_len, "cannot sign the device tokens");
@@ -589,5 +626,6 @@ void lg_mode_ctx_free(struct lg_mode_ctx *m)
   for (long i = 0; i < m->n_tokens; i++)
     free(m->tokens[i]);
   free(m->tokens);
+  lg_identities_free(m->identities, m->n_identities);
   free(m);
 }

@@ -32,11 +32,13 @@ static void usage(FILE *f)
 "                     [--group-key B64] [--connection-string CS]\n"
 "                     [--timeout S] [--max-polls N] [--max-errors N]\n"
 "                     [--requests-per-conn N] [--api-version V]\n"
-"                     [--threads N]\n"
+"                     [--threads N] [--client-ca PEM --client-ca-key PEM]\n"
 "Every register/baseline unit is a new connection with a full TLS handshake.\n"
 "enroll: creates --count individual symmetric-key enrollments prefix0..\n"
 "with keys base64(HMAC-SHA256(seed, regid)) through the service API.\n"
-"enroll-bulk: --ids N of them, 10 per bulk operation; --count = N/10 rounded up.\n");
+"enroll-bulk: --ids N of them, 10 per bulk operation; --count = N/10 rounded up.\n"
+"--client-ca: register/baseline devices present a certificate (CN = their\n"
+"registration id, ECDSA P-256, signed by that CA) instead of a SAS token.\n");
 }
 
 /* ---- option parsing ---- */
@@ -120,7 +122,8 @@ enum opt_id {
   OPT_MODE = 256, OPT_URL, OPT_CA, OPT_DATA_DIR, OPT_CONCURRENCY,
   OPT_DURATION, OPT_COUNT, OPT_SCOPE, OPT_PREFIX, OPT_IDS, OPT_KEYS_SEED,
   OPT_GROUP_KEY, OPT_CONN_STRING, OPT_TIMEOUT, OPT_MAX_POLLS,
-  OPT_MAX_ERRORS, OPT_REQ_PER_CONN, OPT_API_VERSION, OPT_THREADS, OPT_HELP
+  OPT_MAX_ERRORS, OPT_REQ_PER_CONN, OPT_API_VERSION, OPT_THREADS, OPT_HELP,
+  OPT_CLIENT_CA, OPT_CLIENT_CA_KEY
 };
 
 /* Same order as enum opt_id: error messages index it by id. */
@@ -145,6 +148,8 @@ static const struct option long_opts[] = {
   { "api-version", required_argument, NULL, OPT_API_VERSION },
   { "threads", required_argument, NULL, OPT_THREADS },
   { "help", no_argument, NULL, OPT_HELP },
+  { "client-ca", required_argument, NULL, OPT_CLIENT_CA },
+  { "client-ca-key", required_argument, NULL, OPT_CLIENT_CA_KEY },
   { NULL, 0, NULL, 0 },
 };
 
@@ -179,6 +184,8 @@ static int apply_option(struct lg_opts *o, int id, const char *arg)
     o->keys_seed = arg;
     return *arg && strlen(arg) <= 256 ? 0 : -1;
   case OPT_GROUP_KEY: o->group_key = arg; return 0;
+  case OPT_CLIENT_CA: o->client_ca = arg; return 0;
+  case OPT_CLIENT_CA_KEY: o->client_ca_key = arg; return 0;
   case OPT_CONN_STRING: o->connection_string = arg; return 0;
   case OPT_API_VERSION:
     o->api_version = arg;

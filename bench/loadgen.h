@@ -109,6 +109,12 @@ struct lg_mode {
                       struct lg_verdict *v);
 };
 
+/* A device's TLS client identity (lg_x509.c). */
+struct lg_identity {
+  X509 *cert;
+  EVP_PKEY *key;
+};
+
 struct lg_conn {
   int fd;
   SSL *ssl;
@@ -122,7 +128,9 @@ struct lg_conn {
   int units_on_conn;
   char op_id[LG_MAX_ID];
   char reg_id[LG_MAX_ID];
-  char auth[LG_MAX_AUTH];  /* Authorization value reused by follow-ups */
+  char auth[LG_MAX_AUTH];  /* Authorization value reused by follow-ups;
+                              "" = none (X.509 devices) */
+  const struct lg_identity *identity; /* client certificate, or NULL */
   char out[LG_OUT_CAP];
   size_t out_len, out_off;
   char *in;               /* LG_IN_CAP + 1 bytes */
@@ -200,6 +208,8 @@ struct lg_opts {
   long ids;
   const char *keys_seed;
   const char *group_key;
+  const char *client_ca;      /* X.509 devices: their CA certificate ... */
+  const char *client_ca_key;  /* ... and its key (PEM files) */
   const char *connection_string;
   const char *api_version;    /* device API */
   double timeout_s;
@@ -211,6 +221,14 @@ struct lg_opts {
 
 /* Mode state built from the options; lives as long as the run. */
 struct lg_mode_ctx;
+
+/* n identities, CN prefix0..prefix<n-1>, signed by the CA (PEM files).
+ * NULL + message on error. */
+struct lg_identity *lg_identities_new(const char *ca_file,
+                                      const char *ca_key_file,
+                                      const char *prefix, long n, char *err,
+                                      size_t err_len);
+void lg_identities_free(struct lg_identity *ids, long n);
 
 /* The mode named o->mode, and its context (NULL + message on error). */
 const struct lg_mode *lg_mode_find(const char *name);

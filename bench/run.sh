@@ -14,9 +14,12 @@
 # (build), BENCH_KEEP=1 keeps the work directory, BENCH_KIND (individual:
 # each device has its own enrollment; group: devices derive their keys
 # from one symmetric-key enrollment group, beside the seeded individual
-# enrollments), BENCH_NOTIFIERS=1 (provd also runs a webhook and an smtp
-# notifier for every event, against receivers that take 1 s per request:
-# compare register_rate with a run without).
+# enrollments; x509: mutual TLS, every device presents its own ECDSA P-256
+# certificate signed by one enrollment group's CA, BENCH_X509_DEVICES of
+# them (20000), and the ceilings get the same client certificates),
+# BENCH_NOTIFIERS=1 (provd also runs a webhook and an smtp notifier for
+# every event, against receivers that take 1 s per request: compare
+# register_rate with a run without).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -32,6 +35,7 @@ KEEP=${BENCH_KEEP:-0}
 SEED_CONCURRENCY=${BENCH_SEED_CONCURRENCY:-16}
 NGINX=${BENCH_NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
 KIND=${BENCH_KIND:-individual}
+X509_DEVICES=${BENCH_X509_DEVICES:-20000}
 NOTIFIERS=${BENCH_NOTIFIERS:-0}
 
 SCOPE=0ne00000001
@@ -39,6 +43,8 @@ SEED=provd-bench-seed
 PREFIX=bench-dev-
 GROUP_ID=bench-group
 GROUP_PREFIX=bench-grp-
+X509_GROUP_ID=bench-x509
+X509_PREFIX=bench-x509-
 PROVCTL=$BUILD/provctl
 PROVD=$BUILD/provd
 LOADGEN=$BUILD/bench/provd-loadgen
@@ -64,8 +70,10 @@ check_setup() {
     die "BENCH_ENROLLMENTS must be 1..10000000"
   [[ $SEED_CONCURRENCY =~ ^[0-9]+$ && $SEED_CONCURRENCY -ge 1 && $SEED_CONCURRENCY -le 1000 ]] ||
     die "BENCH_SEED_CONCURRENCY must be 1..1000"
-  [[ $KIND == individual || $KIND == group ]] ||
-    die "BENCH_KIND must be individual or group"
+  [[ $KIND == individual || $KIND == group || $KIND == x509 ]] ||
+    die "BENCH_KIND must be individual, group or x509"
+  [[ $X509_DEVICES =~ ^[0-9]+$ && $X509_DEVICES -ge 1 && $X509_DEVICES -le 200000 ]] ||
+    die "BENCH_X509_DEVICES must be 1..200000"
   [ "$KIND" = individual ] || [ -x "$PROVCTL" ] ||
     die "missing $PROVCTL: run 'make build' first"
   [[ $WORKERS =~ ^[0-9]+$ && $WORKERS -ge 1 && $WORKERS -le 256 ]] ||
@@ -210,6 +218,7 @@ hubs:
   - { name: hub-2, hostname: hub-2.example.net, weight: 1 }
 plugins:
   - { kind: attestation, name: symmetric-key }
+$([ "$KIND" != x509 ] || echo "  - { kind: attestation, name: x509 }")
   - { kind: allocation, name: hashed }
 EOF
   [ "$NOTIFIERS" = 1 ] || return 0
@@ -278,6 +287,7 @@ group_key() {
 # seed_group NAME: one symmetric-key enrollment group (BENCH_KIND=group)
 # whose members register as GROUP_PREFIX0 ... on the seeding server.
 seed_group() {
+  [ "$KIND" = x509 ] && { seed_x509_group "$1"; return; }
   echo "== enrollment group $GROUP_ID (devices $GROUP_PREFIX*, keys derived from the group key) =="
   "$PROVCTL" --url "https://127.0.0.1:$PORT" --data-dir "$DATA" \
     group add "$GROUP_ID" --primary-key "$(group_key)" \
@@ -286,8 +296,28 @@ seed_group() {
 }
 
 # The device ids and key arguments of the register and ceiling loads.
+# seed_x509_group NAME: an ECDSA P-256 CA and one X.509 enrollment group
+# on it (BENCH_KIND=x509); the load generator signs each device's
+# certificate with it before the measured runs.
+seed_x509_group() {
+  echo "== enrollment group $X509_GROUP_ID (X.509: $X509_DEVICES devices $X509_PREFIX*, each with its own certificate from the group's CA) =="
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+    -subj "/CN=provd bench device CA" -days 30 \
+    -addext basicConstraints=critical,CA:TRUE \
+    -addext keyUsage=critical,keyCertSign,cRLSign \
+    -keyout "$WORK/x509-ca.key" -out "$WORK/x509-ca.pem" >"$WORK/$1-x509-ca.out" 2>&1 ||
+    die "making the device CA failed (see $WORK/$1-x509-ca.out)"
+  "$PROVCTL" --url "https://127.0.0.1:$PORT" --data-dir "$DATA" \
+    group add "$X509_GROUP_ID" --attestation x509 --ca-cert "$WORK/x509-ca.pem" \
+    --force >"$WORK/$1-group.out" 2>&1 ||
+    die "creating the X.509 enrollment group failed (see $WORK/$1-group.out)"
+}
+
 device_args() {
-  if [ "$KIND" = group ]; then
+  if [ "$KIND" = x509 ]; then
+    echo --prefix "$X509_PREFIX" --ids "$X509_DEVICES" \
+      --client-ca "$WORK/x509-ca.pem" --client-ca-key "$WORK/x509-ca.key"
+  elif [ "$KIND" = group ]; then
     echo --prefix "$GROUP_PREFIX" --group-key "$(group_key)"
   else
     echo --prefix "$PREFIX" --keys-seed "$SEED"
@@ -459,7 +489,7 @@ report() {
   echo "servers      $WORKERS workers each (provd, provd-tls-baseline, nginx); pinned to: ${SERVER_CPUS:-all cores (no pinning)}"
   echo "client       pinned to: ${CLIENT_CPUS:-all cores (no pinning)}; it shares the machine with the server"
   echo "seeding      $(seeding_line enroll)"
-  echo "devices      $KIND enrollments$([ "$KIND" = group ] && echo " (one group, keys derived per device)")"
+  echo "devices      $KIND enrollments$([ "$KIND" = group ] && echo " (one group, keys derived per device)")$([ "$KIND" = x509 ] && echo " (mutual TLS: one group CA, $X509_DEVICES ECDSA P-256 device certificates; the ceilings see the same client certificates)")"
   if [ "$NOTIFIERS" = 1 ]; then
     echo "notifiers    webhook + smtp on every event, receivers answering after 1 s ($(wc -l < "$WORK/hook.jsonl") webhook requests served)"
   fi
@@ -474,6 +504,7 @@ report() {
   echo
   echo "server CPU per request (median of rounds): provd ${reg_us} us per registration, baseline ${base_us} us, nginx ${ngx_us} us"
   echo "efficiency = ceiling CPU per request / provd CPU per registration: ${eff_ngx} against nginx, ${eff_base} against the baseline"
+  [ "$KIND" != x509 ] || awk -v e="$eff_ngx" 'BEGIN { printf "x509 target  provd CPU per registration <= 1.25 x nginx per mTLS handshake: %.2f x (%s)\n", (e > 0 ? 1 / e : 0), (e > 0 && 1 / e <= 1.25 ? "met" : "missed") }'
   echo "BENCH kind=$KIND notifiers=$NOTIFIERS provd_cpu_us=$reg_us baseline_cpu_us=$base_us nginx_cpu_us=$ngx_us efficiency_nginx=$eff_ngx efficiency_baseline=$eff_base register_rate=$(median_of register rate) baseline_rate=$(median_of baseline rate) nginx_rate=$(median_of nginx rate) register_p99_ms=$(median_of register p99_ms) resumed=$resumed errors=$errors"
   [ "$resumed" -eq 0 ] || { echo "bench: $resumed handshakes resumed a session; the figures are not of full handshakes" >&2; return 3; }
   [ "$errors" -eq 0 ] || return 3

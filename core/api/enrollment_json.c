@@ -8,6 +8,7 @@
 #include <openssl/rand.h>
 
 #include "provd/plugin.h"
+#include "api/x509_json.h"
 #include "util/b64.h"
 #include "util/ids.h"
 
@@ -171,8 +172,8 @@ static int check_symmetric_key(json_t *att, struct provd_err *err)
 static const char *const ATTESTATION_TYPES[] = {"symmetricKey", "x509",
                                                 "tpm", "none", NULL};
 
-static int check_attestation(json_t *doc, const char **type_out,
-                             struct provd_err *err)
+static int check_attestation(enum enrollment_kind kind, json_t *doc,
+                             const char **type_out, struct provd_err *err)
 {
   json_t *att = optional_field(doc, "attestation");
   if (!att)
@@ -187,11 +188,17 @@ static int check_attestation(json_t *doc, const char **type_out,
   if (rc != PROVD_OK)
     return rc;
   const char *canon = json_string_value(json_object_get(att, "type"));
-  if (strcmp(canon, "symmetricKey") != 0)
+  if (strcmp(canon, "symmetricKey") == 0) {
+    rc = check_symmetric_key(att, err);
+    canon = "symmetricKey";
+  } else if (strcmp(canon, "x509") == 0) {
+    rc = x509_attestation_normalize(kind, att, err);
+    canon = "x509";
+  } else {
     return invalid(err, "attestation type %s is not supported yet", canon);
-  rc = check_symmetric_key(att, err);
+  }
   if (rc == PROVD_OK && type_out)
-    *type_out = "symmetricKey";
+    *type_out = canon;
   return rc;
 }
 
@@ -367,7 +374,7 @@ int enrollment_normalize(enum enrollment_kind kind, json_t *doc,
   if (rc == PROVD_OK)
     rc = check_id_field(kind, doc, path_id, err);
   if (rc == PROVD_OK)
-    rc = check_attestation(doc, attestation_type, err);
+    rc = check_attestation(kind, doc, attestation_type, err);
   if (rc == PROVD_OK)
     rc = check_scalars(doc, err);
   if (rc == PROVD_OK)

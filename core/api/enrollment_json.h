@@ -36,7 +36,8 @@ int enrollment_id_valid(const char *id);
  *    be absent (it is then filled in) but must equal path_id ignoring case;
  *  - read-only fields (etag, createdDateTimeUtc, lastUpdatedDateTimeUtc,
  *    registrationState) are dropped, JSON nulls of optional fields too;
- *  - attestation must be symmetricKey (x509/tpm: not supported yet);
+ *  - attestation must be symmetricKey or x509 (api/x509_json.h; tpm:
+ *    not supported yet);
  *    missing keys are generated (64 random bytes, base64), given keys must
  *    be base64 of 16..64 bytes;
  *  - provisioningStatus (default "enabled"), allocationPolicy, iotHubs,

@@ -12,6 +12,7 @@
 #include "api/json_body.h"
 #include "api/respond.h"
 #include "api/service_internal.h"
+#include "api/x509_json.h"
 #include "engine/engine.h"
 #include "net/wire_error.h"
 #include "util/ids.h"
@@ -260,6 +261,36 @@ static void route_event(const char *m, const struct svc_path *p, size_t n,
     no_method(r, "POST");
 }
 
+/* /certificates[/{name}[/generateVerificationCode|/verify]]: the CAs
+ * registered with provd (x509_json.h), DPS's "verified certificates". */
+static void route_certificates(const char *m, const struct svc_path *p,
+                               size_t n, struct route *r)
+{
+  r->table = PROVD_TABLE_CERTIFICATES;
+  r->id = n >= 2 ? p->seg[1] : NULL;
+  if (n == 1 && is_method(m, "GET"))
+    set_op(r, SVC_OP_CA_LIST, "ca.list");
+  else if (n == 1)
+    no_method(r, "GET");
+  else if (n == 2 && is_method(m, "GET"))
+    set_op(r, SVC_OP_GET, "ca.get");
+  else if (n == 2 && is_method(m, "PUT"))
+    set_op(r, SVC_OP_PUT, "ca.put");
+  else if (n == 2 && is_method(m, "DELETE"))
+    set_op(r, SVC_OP_DELETE, "ca.delete");
+  else if (n == 2)
+    no_method(r, "GET, PUT, DELETE");
+  else if (n == 3 && strcasecmp(p->seg[2], "generateVerificationCode") &&
+           strcasecmp(p->seg[2], "verify"))
+    return;
+  else if (n == 3 && !is_method(m, "POST"))
+    no_method(r, "POST");
+  else if (n == 3 && strcasecmp(p->seg[2], "verify") == 0)
+    set_op(r, SVC_OP_CA_VERIFY, "ca.verify");
+  else if (n == 3)
+    set_op(r, SVC_OP_CA_CODE, "ca.code");
+}
+
 static void route_request(const char *m, const struct svc_path *p,
                           struct route *r)
 {
@@ -278,6 +309,8 @@ static void route_request(const char *m, const struct svc_path *p,
     route_extension(p->seg[0], m, r);
   if ((n == 2 || n == 3) && strcasecmp(p->seg[0], "events") == 0)
     route_event(m, p, n, r);
+  if (n <= 3 && strcasecmp(p->seg[0], "certificates") == 0)
+    route_certificates(m, p, n, r);
   if (n == 2 && strcasecmp(p->seg[0], "explain") == 0) {
     r->id = p->seg[1];
     if (is_method(m, "POST"))
@@ -305,7 +338,8 @@ static void route_request(const char *m, const struct svc_path *p,
 static int needs_write(enum svc_op op)
 {
   return op == SVC_OP_PUT || op == SVC_OP_DELETE || op == SVC_OP_BULK ||
-         op == SVC_OP_REG_DELETE || op == SVC_OP_EVENT_RETRY;
+         op == SVC_OP_REG_DELETE || op == SVC_OP_CA_CODE ||
+         op == SVC_OP_CA_VERIFY || op == SVC_OP_EVENT_RETRY;
 }
 
 struct prep_error {
@@ -425,8 +459,11 @@ static int prep_put(const struct http_request *req, struct svc_job *job,
     return -1;
   struct provd_err err;
   perr_clear(&err);
-  if (enrollment_normalize(job->kind, job->doc, job->id,
-                           &job->attestation_type, &err) != PROVD_OK) {
+  int rc = job->table == PROVD_TABLE_CERTIFICATES
+               ? x509_ca_normalize(job->doc, job->id, &err)
+               : enrollment_normalize(job->kind, job->doc, job->id,
+                                      &job->attestation_type, &err);
+  if (rc != PROVD_OK) {
     snprintf(detail, detail_cap, "%s", err.msg);
     return prep_fail(e, 400, SVC_E_BAD_DOCUMENT, detail);
   }
@@ -542,6 +579,10 @@ static int prep_job(const struct http_request *req, struct svc_job *job,
       return prep_fail(e, 400, SVC_E_BAD_REQUEST,
                        "The event's sequence number is not valid");
     return 0;
+  case SVC_OP_CA_VERIFY: /* {"certificate": the proof of possession} */
+    job->doc = read_body(req, job->ctx->cfg->max_body_bytes,
+                         JSON_BODY_REQUIRED, e);
+    return job->doc ? 0 : -1;
   default:
     return 0;
   }

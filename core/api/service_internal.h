@@ -23,6 +23,7 @@ enum {
   SVC_E_NO_ENROLLMENT = 404201,
   SVC_E_NO_GROUP = 404202,
   SVC_E_NO_REGISTRATION = 404203,
+  SVC_E_NO_CERTIFICATE = 404205,
   SVC_E_METHOD = 405000,
   SVC_E_EXISTS = 409001,
   SVC_E_PRECONDITION = 412001,
@@ -46,6 +47,9 @@ enum svc_op {
   SVC_OP_HUBS,             /* GET /hubs (provd) */
   SVC_OP_EVENTS,           /* GET /events (provd) */
   SVC_OP_EXPLAIN,          /* POST /explain/{regId} (provd) */
+  SVC_OP_CA_LIST,          /* GET /certificates (provd) */
+  SVC_OP_CA_CODE,          /* POST .../{name}/generateVerificationCode */
+  SVC_OP_CA_VERIFY,        /* POST /certificates/{name}/verify (provd) */
   SVC_OP_EVENT_GET,        /* GET /events/{seq} (provd) */
   SVC_OP_EVENTS_VERIFY,    /* GET /events/verify (provd) */
   SVC_OP_EVENT_RETRY       /* POST /events/{seq}/retry (provd) */

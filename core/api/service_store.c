@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "api/service_internal.h"
+#include "api/x509_json.h"
 #include "provd/storage.h"
 #include "util/ids.h"
 #include "util/log.h"
@@ -19,6 +20,8 @@ static int not_found_code(enum provd_table t)
     return SVC_E_NO_GROUP;
   case PROVD_TABLE_REGISTRATIONS:
     return SVC_E_NO_REGISTRATION;
+  case PROVD_TABLE_CERTIFICATES:
+    return SVC_E_NO_CERTIFICATE;
   default:
     return SVC_E_NO_ENROLLMENT;
   }
@@ -31,6 +34,8 @@ static const char *not_found_text(enum provd_table t)
     return "Enrollment group not found";
   case PROVD_TABLE_REGISTRATIONS:
     return "Registration not found";
+  case PROVD_TABLE_CERTIFICATES:
+    return "Certificate not found";
   default:
     return "Enrollment not found";
   }
@@ -96,6 +101,8 @@ static const char *item_type(const struct svc_job *job)
     return "EnrollmentGroup";
   case PROVD_TABLE_REGISTRATIONS:
     return "DeviceRegistration";
+  case PROVD_TABLE_CERTIFICATES:
+    return "Certificate";
   default:
     return "Enrollment";
   }
@@ -186,9 +193,11 @@ static const char *event_type(enum provd_table t, const char *what)
       {"enrollment.created", "enrollment.updated", "enrollment.deleted"},
       {"group.created", "group.updated", "group.deleted"},
       {"registration.deleted", "registration.deleted",
-       "registration.deleted"}};
+       "registration.deleted"},
+      {"ca.created", "ca.updated", "ca.deleted"}};
   int row = t == PROVD_TABLE_ENROLLMENT_GROUPS ? 1
             : t == PROVD_TABLE_REGISTRATIONS   ? 2
+            : t == PROVD_TABLE_CERTIFICATES    ? 3
                                                : 0;
   int col = strcmp(what, "created") == 0   ? 0
             : strcmp(what, "updated") == 0 ? 1
@@ -254,6 +263,9 @@ static int etag_matches(const char *if_match, const struct store_rec *old)
   return old->etag && strcmp(old->etag, if_match) == 0;
 }
 
+static int check_ca_references(struct store_session *s, struct svc_job *job,
+                               struct provd_err *err);
+
 static int write_put(struct store_session *s, void *ud,
                      struct provd_err *err)
 {
@@ -281,6 +293,13 @@ static int write_put(struct store_session *s, void *ud,
     job_fail(job, 412, SVC_E_PRECONDITION, "Precondition failed");
     return PROVD_PRECONDITION_FAILED;
   }
+  if (exists && job->table == PROVD_TABLE_CERTIFICATES)
+    x509_ca_keep_verification(job->doc, old.body);
+  if (job->table == PROVD_TABLE_ENROLLMENT_GROUPS &&
+      (rc = check_ca_references(s, job, err)) != PROVD_OK) {
+    store_rec_clear(&old);
+    return rc;
+  }
   const char *id = json_string_value(
       json_object_get(job->doc, enrollment_id_field(job->kind)));
   rc = store_document(s, job->table, job->doc, id ? id : job->id,
@@ -293,6 +312,82 @@ static int write_put(struct store_session *s, void *ud,
   if (job->result && job->table == PROVD_TABLE_ENROLLMENTS)
     attach_registration_state(s, job->result, job->id);
   return PROVD_OK;
+}
+
+/* ---- registered CAs ---- */
+
+/* A group may name only CAs that exist and passed proof of possession:
+ * PROVD_OK, PROVD_E_INVAL with the reason in why, or a store error. */
+static int ca_references_verified(struct store_session *s, const json_t *doc,
+                                  char *why, size_t why_cap,
+                                  struct provd_err *err)
+{
+  static const char *const which[] = {"primary", "secondary"};
+  for (size_t i = 0; i < 2; i++) {
+    const char *name = x509_ca_reference(doc, which[i]);
+    if (!name)
+      continue;
+    struct store_rec ca = {0};
+    int rc = store_get(s, PROVD_TABLE_CERTIFICATES, name, &ca, err);
+    int verified = rc == PROVD_OK &&
+                   json_is_true(json_object_get(ca.body, "isVerified"));
+    store_rec_clear(&ca);
+    if (rc != PROVD_OK && rc != PROVD_NOT_FOUND)
+      return rc;
+    if (!verified) {
+      snprintf(why, why_cap, "attestation.x509.caReferences.%s: CA %.64s "
+               "is %s", which[i], name,
+               rc == PROVD_NOT_FOUND ? "not registered" : "not verified");
+      return PROVD_E_INVAL;
+    }
+  }
+  return PROVD_OK;
+}
+
+static int check_ca_references(struct store_session *s, struct svc_job *job,
+                               struct provd_err *err)
+{
+  char why[160];
+  int rc = ca_references_verified(s, job->doc, why, sizeof(why), err);
+  if (rc == PROVD_E_INVAL)
+    job_fail(job, 400, SVC_E_BAD_DOCUMENT, why);
+  return rc;
+}
+
+/* generateVerificationCode and verify: read the CA, change it, store it
+ * under a new etag. */
+static int write_ca_change(struct store_session *s, void *ud,
+                           struct provd_err *err)
+{
+  struct svc_job *job = ud;
+  job->fail_http = 0;
+  json_decref(job->result);
+  job->result = NULL;
+  struct store_rec ca = {0};
+  int rc = store_get(s, PROVD_TABLE_CERTIFICATES, job->id, &ca, err);
+  if (rc == PROVD_NOT_FOUND)
+    job_fail(job, 404, SVC_E_NO_CERTIFICATE, "Certificate not found");
+  if (rc != PROVD_OK)
+    return rc;
+  struct provd_err why;
+  perr_clear(&why);
+  json_t *doc = json_deep_copy(ca.body); /* ca stays the old version */
+  if (!doc)
+    rc = PROVD_E_NOMEM;
+  else if (job->op == SVC_OP_CA_CODE)
+    rc = x509_ca_new_code(doc);
+  else if ((rc = x509_ca_verify_proof(doc, json_string_value(json_object_get(
+                                                job->doc, "certificate")),
+                                      &why)) != PROVD_OK)
+    job_fail(job, 400, SVC_E_BAD_DOCUMENT, why.msg);
+  if (rc == PROVD_OK)
+    rc = store_document(s, PROVD_TABLE_CERTIFICATES, doc, ca.id, NULL, &ca,
+                        NULL, 0, err);
+  if (rc == PROVD_OK)
+    job->result = json_incref(doc);
+  json_decref(doc);
+  store_rec_clear(&ca);
+  return rc;
 }
 
 /* Shared by DELETE of enrollments, groups and registrations. */
@@ -348,6 +443,7 @@ static int bulk_item_apply(struct store_session *s, struct svc_job *job,
                            struct provd_err *err)
 {
   struct store_rec old = {0};
+  char why[160];
   int rc = store_get(s, job->table, it->id, &old, err);
   if (rc != PROVD_OK && rc != PROVD_NOT_FOUND)
     return rc;
@@ -360,6 +456,14 @@ static int bulk_item_apply(struct store_session *s, struct svc_job *job,
     item_not_found(job, o);
   } else if (m == BULK_UPDATE_IF_MATCH && !etag_matches(it->etag, &old)) {
     *o = (struct item_outcome){412, SVC_E_PRECONDITION, "Precondition failed"};
+  } else if (m != BULK_DELETE && job->table == PROVD_TABLE_ENROLLMENT_GROUPS &&
+             (rc = ca_references_verified(s, it->doc, why, sizeof(why),
+                                          err)) != PROVD_OK) {
+    if (rc == PROVD_E_INVAL)
+      *o = (struct item_outcome){400, SVC_E_BAD_DOCUMENT,
+                                 "attestation.x509.caReferences names a CA "
+                                 "that is not registered or not verified"};
+    rc = rc == PROVD_E_INVAL ? PROVD_OK : rc;
   } else if (m == BULK_DELETE) {
     const char *id = old.id ? old.id : it->id;
     rc = store_del(s, job->table, id, NULL, err);
@@ -464,6 +568,11 @@ int svc_job_submit(struct svc_job *job)
     return store_submit_write(st, write_delete, svc_write_done, job);
   case SVC_OP_BULK:
     return store_submit_write(st, write_bulk, svc_write_done, job);
+  case SVC_OP_CA_LIST:
+    return store_submit_read(st, read_page, job);
+  case SVC_OP_CA_CODE:
+  case SVC_OP_CA_VERIFY:
+    return store_submit_write(st, write_ca_change, svc_write_done, job);
   case SVC_OP_EXPLAIN:
     break; /* answered by the engine, never a store job */
   }

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "engine/ca_refs.h"
 #include "engine/opcache.h"
 #include "net/wire_error.h"
 #include "provd/alloc.h"
@@ -35,6 +36,15 @@ struct engine {
   bool reads_on_writer;
 };
 
+/* What the attestation plugin said beside "yes" (host setters). */
+struct accepted {
+  char device_id[129];   /* "": the registration id */
+  int64_t reuse_until_s; /* 0: the credential is not vouched for polls */
+  char state_key[16];    /* registrationState.<state_key> = state */
+  json_t *state;         /* owned, or NULL */
+  uint32_t match_depth;  /* group candidates; 0: not ranked */
+};
+
 /* One device request travelling through read -> write -> done. */
 struct job {
   struct engine *e;
@@ -45,12 +55,11 @@ struct job {
   /* read phase results */
   struct store_rec enrollment;
   int is_group;
-  char device_id[129];
   struct store_rec record;   /* registration state to write */
   char event_type[32];
   char reason[64];
   char operation_id[128];
-  int64_t reuse_until_s; /* from the attestation plugin; 0: not vouched */
+  struct accepted accepted; /* from the attestation plugin */
 };
 
 struct auth_outcome {
@@ -131,6 +140,7 @@ static void job_free(struct job *j)
   reg_request_free(j->req);
   store_rec_clear(&j->enrollment);
   store_rec_clear(&j->record);
+  json_decref(j->accepted.state);
   free(j);
 }
 
@@ -246,9 +256,31 @@ static struct plugin_instance *attest_plugin_for(struct engine *e,
   return NULL;
 }
 
+static void accepted_take(struct accepted *out,
+                          struct provd_attest_result *res)
+{
+  snprintf(out->device_id, sizeof(out->device_id), "%s",
+           res->device_id ? res->device_id : "");
+  out->reuse_until_s = res->reuse_until_s;
+  out->match_depth = res->match_depth;
+  if (res->state && res->state_key) {
+    snprintf(out->state_key, sizeof(out->state_key), "%s", res->state_key);
+    out->state = res->state;
+    res->state = NULL;
+  }
+}
+
+static void accepted_clear(struct accepted *a)
+{
+  json_decref(a->state);
+  memset(a, 0, sizeof(*a));
+}
+
+/* PROVD_OK fills *out (caller clears it). */
 static int call_attest(struct job *j, struct plugin_instance *p,
                        const char *mechanism, const struct store_rec *enr,
-                       int is_group, struct auth_outcome *ao)
+                       int is_group, struct accepted *out,
+                       struct auth_outcome *ao)
 {
   const struct provd_attest_ops *ops = p->desc->ops;
   struct provd_attest_request areq = {
@@ -269,10 +301,8 @@ static int call_attest(struct job *j, struct plugin_instance *p,
   plugin_op_enter(p);
   int rc = ops->attest(p->state, &j->call, &areq, &res, &err);
   plugin_op_leave(p);
-  if (rc == PROVD_OK && res.device_id)
-    snprintf(j->device_id, sizeof(j->device_id), "%s", res.device_id);
   if (rc == PROVD_OK)
-    j->reuse_until_s = res.reuse_until_s;
+    accepted_take(out, &res);
   attest_result_clear(&res);
   if (rc != PROVD_OK) {
     snprintf(ao->reason, sizeof(ao->reason), "%s",
@@ -283,8 +313,11 @@ static int call_attest(struct job *j, struct plugin_instance *p,
   return rc;
 }
 
-/* Tries the enrollment groups of the mechanism in id order.  A group whose
- * key does not match declines; any other refusal ends the search. */
+/* Tries the enrollment groups of the mechanism in id order.  A group that
+ * does not know the device declines; any other refusal ends the search.
+ * The first group that accepts wins, unless the plugin ranks its matches
+ * by depth (X.509: the group of the first intermediate before the
+ * root's, DPS's most specific match). */
 static int authenticate_by_group(struct job *j, struct store_session *s,
                                  struct plugin_instance *p,
                                  const char *mechanism, struct auth_outcome *ao)
@@ -302,18 +335,39 @@ static int authenticate_by_group(struct job *j, struct store_session *s,
   }
   int rc = PROVD_NOT_FOUND;
   snprintf(ao->reason, sizeof(ao->reason), "ENROLLMENT_NOT_FOUND");
+  size_t best = n;
   for (size_t i = 0; i < n; i++) {
-    rc = call_attest(j, p, mechanism, &groups[i], 1, ao);
-    if (rc == PROVD_DECLINED) {
-      snprintf(ao->reason, sizeof(ao->reason), "BAD_SIGNATURE");
-      continue;
+    struct accepted cand = {0};
+    json_t *resolved = ca_refs_resolve(s, groups[i].body);
+    struct store_rec as_seen = groups[i];
+    if (resolved)
+      as_seen.body = resolved;
+    rc = call_attest(j, p, mechanism, &as_seen, 1, &cand, ao);
+    json_decref(resolved);
+    if (rc == PROVD_DECLINED)
+      continue; /* ao keeps the plugin's reason, BAD_SIGNATURE if none */
+    if (rc != PROVD_OK) {
+      best = n; /* a refusal (revoked, expired) outranks any acceptance */
+      break;
     }
-    if (rc == PROVD_OK) {
-      j->enrollment = groups[i];
-      memset(&groups[i], 0, sizeof(groups[i]));
-      j->is_group = 1;
+    if (best == n || (cand.match_depth > 0 &&
+                      cand.match_depth < j->accepted.match_depth)) {
+      accepted_clear(&j->accepted);
+      j->accepted = cand;
+      best = i;
+    } else {
+      accepted_clear(&cand);
     }
-    break;
+    if (j->accepted.match_depth <= 1)
+      break; /* unranked, or nothing can be more specific */
+  }
+  if (best < n) {
+    rc = PROVD_OK;
+    j->enrollment = groups[best];
+    memset(&groups[best], 0, sizeof(groups[best]));
+    j->is_group = 1;
+  } else {
+    accepted_clear(&j->accepted);
   }
   store_recs_free(groups, n);
   return rc;
@@ -348,7 +402,7 @@ static int authenticate(struct job *j, struct store_session *s,
              type ? type : "nothing", mechanism);
     return PROVD_DENIED;
   }
-  return call_attest(j, p, mechanism, &j->enrollment, 0, ao);
+  return call_attest(j, p, mechanism, &j->enrollment, 0, &j->accepted, ao);
 }
 
 /* ---------- device-facing documents ---------- */
@@ -395,7 +449,8 @@ static json_t *device_view(const struct store_rec *rec)
       json_object_set_new(v, "etag", json_string(b64));
     free(b64);
   }
-  if (rec->group_id && rec->group_id[0])
+  if (rec->group_id && rec->group_id[0] && !json_object_get(v, "x509") &&
+      !json_object_get(v, "tpm"))
     json_object_set_new(v, "symmetricKey",
                         json_pack("{s:s}", "enrollmentGroupId", rec->group_id));
   return v;
@@ -530,8 +585,8 @@ static const char *substatus_for(const json_t *enr,
 
 static const char *device_id_for(struct job *j)
 {
-  if (j->device_id[0])
-    return j->device_id;
+  if (j->accepted.device_id[0])
+    return j->accepted.device_id;
   const char *configured = json_str_at(j->enrollment.body, "deviceId");
   if (!j->is_group && configured && *configured)
     return configured;
@@ -546,6 +601,15 @@ static const char *assigned_event_type(const struct store_rec *prev,
   if (prev && prev->hub && strcasecmp(prev->hub, hub) != 0)
     return "device.reprovisioned";
   return "device.assigned";
+}
+
+/* registrationState.x509 (or .tpm ...) as the attestation plugin wrote
+ * it: stored with the record, so status lookups and the service API's
+ * registration views show it too. */
+static void add_attestation_state(struct job *j, json_t *body)
+{
+  if (j->accepted.state)
+    json_object_set(body, j->accepted.state_key, j->accepted.state);
 }
 
 /* Fills j->record with the new registration state.  A failed or disabled
@@ -600,6 +664,7 @@ static void plan_record(struct job *j, const struct store_rec *prev)
     }
     hub = prev->hub;
   }
+  add_attestation_state(j, body);
   json_object_set_new(body, "etag", json_string(etag));
   j->record.id = strdup(j->req->registration_id);
   j->record.etag = strdup(etag);
@@ -645,14 +710,14 @@ static const char *presented_credential(const struct reg_request *req)
 static void remember_operation(struct job *j)
 {
   const char *credential = presented_credential(j->req);
-  if (j->reuse_until_s <= 0 || !credential)
+  if (j->accepted.reuse_until_s <= 0 || !credential)
     return;
   json_t *answer = operation_view(j->operation_id, &j->record);
   char *text = json_dumps(answer, JSON_COMPACT);
   json_decref(answer);
   if (text)
     opcache_put(j->e->recent, j->operation_id, j->record.id, credential,
-                j->reuse_until_s, text, time_now_ms());
+                j->accepted.reuse_until_s, text, time_now_ms());
   free(text);
 }
 

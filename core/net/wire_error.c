@@ -10,6 +10,8 @@
 
 /* Every authentication failure looks the same on the wire. */
 #define UNAUTHORIZED 401, 401002, "Unauthorized"
+/* ... except a refused client certificate, which DPS names. */
+#define INVALID_CERTIFICATE 401, 401002, "Invalid certificate."
 
 static const struct {
   const char *reason;
@@ -26,6 +28,14 @@ static const struct {
     {"TOKEN_LIFETIME_TOO_LONG", {UNAUTHORIZED}},
     {"ATTESTATION_MISMATCH", {UNAUTHORIZED}},
     {"ATTESTATION_UNAVAILABLE", {UNAUTHORIZED}},
+    /* X.509 refusals: DPS says the same for every certificate problem */
+    {"CERT_MISSING", {INVALID_CERTIFICATE}},
+    {"CERT_CN_MISMATCH", {INVALID_CERTIFICATE}},
+    {"CERT_UNTRUSTED", {INVALID_CERTIFICATE}},
+    {"CERT_EXPIRED", {INVALID_CERTIFICATE}},
+    {"CERT_NOT_YET_VALID", {INVALID_CERTIFICATE}},
+    {"CERT_REVOKED", {INVALID_CERTIFICATE}},
+    {"ENROLLMENT_DISABLED", {INVALID_CERTIFICATE}},
     /* the request's shape */
     {"BAD_REQUEST", {400, 400004, "Bad request."}},
     {"CSR_NOT_CONFIGURED",

@@ -20,6 +20,7 @@
 #define MAX_CLAIMS 64
 #define CHALLENGE_MAX (64 * 1024)
 #define SESSION_MAX (64 * 1024)
+#define STATE_MAX (16 * 1024) /* attest_set_state: certificate infos fit */
 #define RANDOM_MAX (1024 * 1024)
 #define METRIC_NAME_MAX 100
 
@@ -228,6 +229,44 @@ static int h_attest_set_reuse_until(struct provd_attest_result *r,
   return PROVD_OK;
 }
 
+static const char *const STATE_KEYS[] = {"x509", "tpm", "symmetricKey",
+                                          NULL};
+
+static int h_attest_set_state(struct provd_attest_result *r, const char *key,
+                              const char *object_json)
+{
+  int known = 0;
+  for (size_t i = 0; key && STATE_KEYS[i] && !known; i++)
+    known = strcmp(key, STATE_KEYS[i]) == 0;
+  if (!r || !known || !object_json ||
+      strnlen(object_json, STATE_MAX + 1) > STATE_MAX)
+    return PROVD_E_INVAL;
+  json_t *parsed = json_loads(object_json, JSON_REJECT_DUPLICATES, NULL);
+  if (!json_is_object(parsed)) {
+    json_decref(parsed);
+    return PROVD_E_INVAL;
+  }
+  char *key_copy = strdup(key);
+  if (!key_copy) {
+    json_decref(parsed);
+    return PROVD_E_NOMEM;
+  }
+  free(r->state_key);
+  json_decref(r->state);
+  r->state_key = key_copy;
+  r->state = parsed;
+  return PROVD_OK;
+}
+
+static int h_attest_set_match_depth(struct provd_attest_result *r,
+                                    uint32_t depth)
+{
+  if (!r || depth == 0)
+    return PROVD_E_INVAL;
+  r->match_depth = depth;
+  return PROVD_OK;
+}
+
 static int h_alloc_set_hub(struct provd_alloc_result *r, const char *hub_name,
                            const char *reason)
 {
@@ -248,6 +287,8 @@ void attest_result_clear(struct provd_attest_result *r)
   json_decref(r->claims);
   free(r->challenge_json);
   free(r->session);
+  free(r->state_key);
+  json_decref(r->state);
   memset(r, 0, sizeof(*r));
 }
 
@@ -297,6 +338,9 @@ static const struct provd_host_api the_host_api = {
   .sas_verify = host_sas_verify,
   .attest_set_reuse_until = h_attest_set_reuse_until,
   /* ABI minor 2 */
+  .attest_set_state = h_attest_set_state,
+  .attest_set_match_depth = h_attest_set_match_depth,
+  /* ABI minor 3 */
   .call_set_retry_after = h_call_set_retry_after,
 };
 

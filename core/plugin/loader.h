@@ -90,6 +90,9 @@ struct provd_attest_result {
   unsigned char *session;
   size_t session_len;
   int64_t reuse_until_s; /* attest_set_reuse_until; 0: not set */
+  char *state_key;       /* attest_set_state: "x509", "tpm", ...; owned */
+  json_t *state;         /* its object, owned */
+  uint32_t match_depth;  /* attest_set_match_depth; 0: not set */
 };
 void attest_result_clear(struct provd_attest_result *r);
 

@@ -103,7 +103,7 @@ static int have_journal_ops(struct store_session *s, struct provd_err *err)
       s->st->ops->outbox_last && s->st->ops->outbox_trim)
     return PROVD_OK;
   perr_set(err, "STORE_UNSUPPORTED",
-           "the storage plugin has no journal operations (ABI minor 2)");
+           "the storage plugin has no journal operations (ABI minor 3)");
   return PROVD_E_UNSUPPORTED;
 }
 

@@ -146,17 +146,22 @@ static int session_ready(struct store_session *s, struct provd_err *err)
 
 /* ---- readers ---- */
 
-/* Runs one read job on s; the job must leave no transaction open. */
-static void run_read(struct store_session *s, store_read_fn fn, void *ud)
+/* Runs one read job on s; the job must leave the nesting as it found it
+ * (none on a reader, the writer's batch transaction on the writer).
+ * Returns false when it did not. */
+static bool run_read(struct store_session *s, store_read_fn fn, void *ud)
 {
   struct provd_err err = { { 0 }, { 0 } };
-  if (session_ready(s, &err) != PROVD_OK)
+  if (s->depth == 0 && session_ready(s, &err) != PROVD_OK)
     log_error("store", "read job runs without a session: %s", err.msg);
+  int base = s->depth;
   fn(s, ud);
-  if (s->depth > 0) {
-    log_warn("store", "read job left a transaction open; rolled back");
+  if (s->depth == base)
+    return true;
+  log_warn("store", "read job left the transaction nesting unbalanced");
+  if (base == 0)
     session_unwind(s);
-  }
+  return false;
 }
 
 static void *reader_main(void *arg)
@@ -232,68 +237,112 @@ static void fail_all(struct store *st, size_t n, int status,
     notify(&st->batch[i], status, err);
 }
 
-/* Group commit: one transaction, one savepoint per job, one durable
- * commit, then every done(). */
-static void write_batch(struct store *st, size_t n)
+/* The writer's current batch: writes run so far (st->batch[0..n)) and
+ * whether the transaction holding them is still good. */
+struct batch {
+  size_t n;
+  size_t reads;
+  bool in_tx;   /* a transaction is open and every job so far ran in it */
+  bool retry;   /* it broke: the writes run again, each alone */
+};
+
+/* Ends the transaction after a failure; the writes so far run again,
+ * each alone, once the batch is collected. */
+static void batch_break(struct store *st, struct batch *b, const char *why)
+{
+  log_warn("store", "batch of %zu writes failed (%s); retrying one by one",
+           b->n, why);
+  session_unwind(&st->writer_session);
+  b->in_tx = false;
+  b->retry = true;
+}
+
+static void batch_add_write(struct store *st, struct batch *b,
+                            const struct write_job *job)
+{
+  size_t i = b->n++;
+  st->batch[i] = *job;
+  perr_clear(&st->batch_err[i]);
+  st->batch_status[i] = PROVD_OK;
+  if (!b->in_tx)
+    return; /* run alone (retry) or failed (no transaction) later */
+  int broken = 0;
+  st->batch_status[i] =
+      run_job(&st->writer_session, job, &st->batch_err[i], &broken);
+  if (broken)
+    batch_break(st, b, "a job broke the transaction");
+}
+
+/* Reads run inside the batch's transaction: no lock round trips of
+ * their own, and they see the writes before them in the batch. */
+static void batch_add_read(struct store *st, struct batch *b,
+                           const struct write_job *job)
+{
+  b->reads++;
+  if (!run_read(&st->writer_session, job->read_fn, job->ud) && b->in_tx)
+    batch_break(st, b, "a read job broke the transaction");
+}
+
+/* Runs the n popped jobs, then the writes their reads submitted (and
+ * whatever else is queued), up to batch_max writes. */
+static void batch_collect(struct store *st, struct batch *b, size_t n)
+{
+  size_t max = st->opts.batch_max;
+  for (;;) {
+    size_t reads_before = b->reads;
+    for (size_t i = 0; i < n; i++) {
+      const struct write_job *job = &st->popped[i];
+      if (job->read_fn)
+        batch_add_read(st, b, job);
+      else
+        batch_add_write(st, b, job);
+    }
+    /* The reads' own writes are queued by now; no new reads arrive
+     * meanwhile (the writer is not idle), so this ends. */
+    if (b->reads == reads_before || b->n >= max ||
+        (n = jobq_take(&st->writes, st->popped, max - b->n, false)) == 0)
+      return;
+  }
+}
+
+/* Group commit: one transaction for the reads and writes of a batch,
+ * one savepoint per write, one durable commit, then every done(). */
+static void run_batch(struct store *st, size_t n)
 {
   struct store_session *s = &st->writer_session;
   struct provd_err err = { { 0 }, { 0 } };
-  int broken = 0;
+  struct batch b = { 0 };
   int rc = session_ready(s, &err);
   if (rc == PROVD_OK)
     rc = store_tx_begin(s, &err);
-  if (rc != PROVD_OK) {
-    /* Nothing ran; every job gets the reason (e.g. STORE_BUSY). */
-    fail_all(st, n, rc, &err);
+  b.in_tx = rc == PROVD_OK;
+  batch_collect(st, &b, n);
+  if (b.reads)
+    metrics_add("provd_store_reads_on_writer_total",
+                "Read jobs the store writer ran itself", NULL,
+                (double)b.reads);
+  if (b.n == 0 && b.in_tx) {
+    store_tx_commit(s, &err); /* reads only: nothing to make durable */
     return;
   }
-  for (size_t i = 0; i < n && !broken; i++) {
-    perr_clear(&st->batch_err[i]);
-    st->batch_status[i] =
-        run_job(s, &st->batch[i], &st->batch_err[i], &broken);
-  }
-  if (!broken && store_tx_commit(s, &err) == PROVD_OK) {
-    metrics_add("provd_store_write_batches_total",
-                "Write transactions committed by the store writer", NULL,
-                1);
-    for (size_t i = 0; i < n; i++)
-      notify(&st->batch[i], st->batch_status[i], &st->batch_err[i]);
+  if (b.n == 0)
+    return;
+  metrics_add("provd_store_write_jobs_total",
+              "Write jobs run by the store writer", NULL, (double)b.n);
+  if (b.in_tx && store_tx_commit(s, &err) != PROVD_OK)
+    batch_break(st, &b, err.msg);
+  if (b.retry) {
+    run_each_alone(st, b.n);
     return;
   }
-  log_warn("store", "batch of %zu writes failed (%s); retrying one by one",
-           n, broken ? "a job broke the transaction" : err.msg);
-  session_unwind(s);
-  run_each_alone(st, n);
-}
-
-/* Moves the writes among the n popped jobs into st->batch and runs the
- * reads (store_submit_read_for_write) on the way, outside any
- * transaction.  The writes those reads submit are taken into the same
- * batch rather than waiting for the next one.  Returns the batch size. */
-static size_t collect_batch(struct store *st, size_t n)
-{
-  size_t k = 0, max = st->opts.batch_max;
-  for (;;) {
-    size_t reads = 0;
-    for (size_t i = 0; i < n; i++) {
-      const struct write_job *job = &st->popped[i];
-      if (job->read_fn) {
-        run_read(&st->writer_session, job->read_fn, job->ud);
-        reads++;
-      } else {
-        st->batch[k++] = *job;
-      }
-    }
-    if (reads)
-      metrics_add("provd_store_reads_on_writer_total",
-                  "Read jobs the idle store writer ran itself", NULL,
-                  (double)reads);
-    /* No new read jobs arrive meanwhile (the writer is not idle), so
-     * this ends once the reads' own writes are taken. */
-    if (reads == 0 || k == max ||
-        (n = jobq_take(&st->writes, st->popped, max - k, false)) == 0)
-      return k;
+  if (!b.in_tx) { /* nothing ran: every job gets the reason */
+    fail_all(st, b.n, rc, &err);
+    return;
   }
+  metrics_add("provd_store_write_batches_total",
+              "Write transactions committed by the store writer", NULL, 1);
+  for (size_t i = 0; i < b.n; i++)
+    notify(&st->batch[i], st->batch_status[i], &st->batch_err[i]);
 }
 
 static void *writer_main(void *arg)
@@ -301,14 +350,8 @@ static void *writer_main(void *arg)
   struct store *st = arg;
   size_t n;
   pthread_setname_np(pthread_self(), "provd-writer");
-  while ((n = jobq_pop(&st->writes, st->popped, st->opts.batch_max)) > 0) {
-    n = collect_batch(st, n);
-    if (n == 0)
-      continue;
-    metrics_add("provd_store_write_jobs_total",
-                "Write jobs run by the store writer", NULL, (double)n);
-    write_batch(st, n);
-  }
+  while ((n = jobq_pop(&st->writes, st->popped, st->opts.batch_max)) > 0)
+    run_batch(st, n);
   return NULL;
 }
 

@@ -205,12 +205,33 @@ struct provd_host_api {
    * is attested.  PROVD_E_INVAL when unix_s <= 0. */
   int (*attest_set_reuse_until)(struct provd_attest_result *r,
                                 int64_t unix_s);
-  /* ---- ABI minor 2 ----
+
+  /* ---- ABI minor 2: attestation details for the answer ----
+   * Test for them with PROVD_HAS(host, struct provd_host_api,
+   * attest_set_match_depth) or set min_host_minor = 2. */
+
+  /* registrationState.<key> of the device's answer (and of the stored
+   * registration): a JSON object, at most 16 KiB.  key is the DPS field of
+   * the mechanism: "x509", "tpm" or "symmetricKey"; PROVD_E_INVAL for any
+   * other key or text that is not a JSON object. */
+  int (*attest_set_state)(struct provd_attest_result *r, const char *key,
+                          const char *object_json);
+  /* For a group candidate: how far up the device's chain of trust the
+   * group's anchor sits (1: it issued the leaf, 2: the next one up, ...).
+   * When several groups accept a device the core keeps the smallest depth
+   * (DPS: the most specific group wins), ties going to the first group in
+   * id order.  Not called: the first group that accepts wins.
+   * PROVD_E_INVAL when depth is 0. */
+  int (*attest_set_match_depth)(struct provd_attest_result *r,
+                                uint32_t depth);
+
+  /* ---- ABI minor 3 ----
    * Notifiers: the receiver asked to be left alone for ms milliseconds
    * (HTTP Retry-After) before the event is tried again; the host waits at
    * least that long, capped at one hour.  PROVD_E_INVAL for ms < 0. */
   int (*call_set_retry_after)(struct provd_call *call, int64_t ms);
-  /* Later additions go here; test for them with PROVD_HAS(host, ...). */
+  /* Later additions go here, after the ABI minor 3 members; test for them
+   * with PROVD_HAS(host, ...). */
 };
 
 #ifdef __cplusplus

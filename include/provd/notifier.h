@@ -22,7 +22,7 @@ struct provd_event {
   int64_t time_ms;         /* when it happened, Unix ms */
   const char *registration_id; /* or enrollment group id; may be NULL */
   const char *body_json;   /* the event's details as a JSON object */
-  /* ABI minor 2 */
+  /* ABI minor 3 */
   const char *event_id;    /* unique id (uuid) of the event */
   /* Only for plugins whose ops set PROVD_NOTIFIER_WANTS_RECORD: the
    * enrollment (group.* events: the enrollment group) the event is
@@ -42,7 +42,7 @@ struct provd_notifier_ops {
    * (HTTP Retry-After) is reported with host->call_set_retry_after. */
   int (*deliver)(void *state, struct provd_call *call,
                  const struct provd_event *ev, struct provd_err *err);
-  /* ABI minor 2: PROVD_NOTIFIER_* */
+  /* ABI minor 3: PROVD_NOTIFIER_* */
   uint32_t flags;
 };
 

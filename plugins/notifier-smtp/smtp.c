@@ -691,7 +691,7 @@ PROVD_PLUGIN_DEFINE = {
   PROVD_PLUGIN_HEADER,
   .kind = PROVD_KIND_NOTIFIER,
   .flags = PROVD_PLUGIN_THREADSAFE,
-  .min_host_minor = 2, /* event ids, record_json */
+  .min_host_minor = 3, /* event ids, record_json */
   .name = "smtp",
   .version = PROVD_VERSION,
   .description = "Mails events through an SMTP server.",

@@ -409,7 +409,7 @@ PROVD_PLUGIN_DEFINE = {
   PROVD_PLUGIN_HEADER,
   .kind = PROVD_KIND_NOTIFIER,
   .flags = PROVD_PLUGIN_THREADSAFE,
-  .min_host_minor = 2, /* event ids, call_set_retry_after */
+  .min_host_minor = 3, /* event ids, call_set_retry_after */
   .name = "webhook",
   .version = PROVD_VERSION,
   .description = "POSTs events as signed CloudEvents 1.0 JSON.",

@@ -19,7 +19,7 @@
 /* Deepest transaction nesting a session accepts (BEGIN + savepoints). */
 #define SQ_MAX_DEPTH 32
 
-#define SQ_N_TABLES 6
+#define SQ_N_TABLES 7
 /* Bytes the WAL is truncated to after a checkpoint. */
 #define SQ_WAL_SIZE_LIMIT (64 * 1024 * 1024)
 

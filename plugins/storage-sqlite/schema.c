@@ -10,7 +10,7 @@
 
 static const char *const table_names[SQ_N_TABLES] = {
   "enrollments", "enrollment_groups", "registrations", "hubs",
-  "notifier_cursors", "dead_letters"
+  "certificates", "notifier_cursors", "dead_letters"
 };
 
 const char *sq_table_name(enum provd_table t)
@@ -51,17 +51,21 @@ static const char migration_1[] =
   " subject TEXT,"
   " body TEXT NOT NULL);";
 
+/* Registered X.509 CAs (PROVD_TABLE_CERTIFICATES). */
+static const char migration_2[] = RECORD_TABLE("certificates");
+
 /* The journal: event id and hash chain on every event (older rows keep
  * NULL and are reported as unchained), and the dispatcher's durable
  * state (per-instance cursors, dead letters). */
-static const char migration_2[] =
+static const char migration_3[] =
   "ALTER TABLE outbox ADD COLUMN event_id TEXT;"
   "ALTER TABLE outbox ADD COLUMN prev_hash TEXT;"
   "ALTER TABLE outbox ADD COLUMN hash TEXT;"
   RECORD_TABLE("notifier_cursors")
   RECORD_TABLE("dead_letters");
 
-static const char *const migrations[] = { migration_1, migration_2 };
+static const char *const migrations[] = { migration_1, migration_2,
+                                          migration_3 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) ==
                    PROVD_SQLITE_SCHEMA_VERSION,

@@ -7,7 +7,8 @@
  *  - the service API's header helpers from the same module (etags, page
  *    sizes, continuation tokens) on the input as text.
  * Besides "no crash, no leak" it checks the contract: normalisation is
- * idempotent and leaves a document with a valid id, a symmetric key pair,
+ * idempotent and leaves a document with a valid id, a symmetric key pair
+ * (or X.509 certificates with their computed info),
  * the defaults filled in and no read-only field; a bulk parse leaves the
  * body as it was and nothing to free on failure; every helper's output
  * satisfies the same helper again. */
@@ -66,6 +67,30 @@ static void fuzz_device_request(const uint8_t *data, size_t size)
 
 /* ---- service API: single documents ---- */
 
+static void check_symmetric_keys(const json_t *sym)
+{
+  require(json_is_string(json_object_get(sym, "primaryKey")));
+  require(json_is_string(json_object_get(sym, "secondaryKey")));
+}
+
+/* x509: the certificates the kind holds, each with its computed info, or
+ * (groups) the names of registered CAs. */
+static void check_x509_attestation(enum enrollment_kind kind,
+                                   const json_t *x509)
+{
+  const char *list = kind == ENROLLMENT_GROUP ? "signingCertificates"
+                                              : "clientCertificates";
+  const json_t *refs = json_object_get(x509, "caReferences");
+  if (kind == ENROLLMENT_GROUP && refs) {
+    require(json_is_string(json_object_get(refs, "primary")));
+    return;
+  }
+  const json_t *primary = json_object_get(json_object_get(x509, list),
+                                          "primary");
+  require(json_is_string(json_object_get(primary, "certificate")));
+  require(json_is_object(json_object_get(primary, "info")));
+}
+
 static int is_bool_member(const json_t *obj, const char *name)
 {
   return json_is_boolean(json_object_get(obj, name));
@@ -81,17 +106,20 @@ static void check_normalized(enum enrollment_kind kind, const json_t *doc,
       json_string_value(json_object_get(doc, enrollment_id_field(kind)));
   require(enrollment_id_valid(id));
   require(!path_id || strcasecmp(id, path_id) == 0);
-  require(type && strcmp(type, "symmetricKey") == 0);
+  require(type && (strcmp(type, "symmetricKey") == 0 ||
+                   strcmp(type, "x509") == 0));
   for (size_t i = 0; read_only[i]; i++)
     require(json_object_get(doc, read_only[i]) == NULL);
   const char *status =
       json_string_value(json_object_get(doc, "provisioningStatus"));
   require(status && (!strcmp(status, "enabled") ||
                      !strcmp(status, "disabled")));
-  const json_t *sym = json_object_get(json_object_get(doc, "attestation"),
-                                      "symmetricKey");
-  require(json_is_string(json_object_get(sym, "primaryKey")));
-  require(json_is_string(json_object_get(sym, "secondaryKey")));
+  if (strcmp(type, "x509") == 0)
+    check_x509_attestation(kind, json_object_get(json_object_get(
+                                     doc, "attestation"), "x509"));
+  else
+    check_symmetric_keys(json_object_get(json_object_get(doc, "attestation"),
+                                         "symmetricKey"));
   const json_t *rp = json_object_get(doc, "reprovisionPolicy");
   require(is_bool_member(rp, "updateHubAssignment"));
   require(is_bool_member(rp, "migrateDeviceData"));

@@ -6,16 +6,11 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
 const { startProvd } = require('./lib/provd');
+const { call, refusedWith } = require('./lib/sdk');
 const { ProvisioningServiceClient } = require('azure-iot-provisioning-service');
 const { ProvisioningDeviceClient } = require('azure-iot-provisioning-device');
 const { Http } = require('azure-iot-provisioning-device-http');
 const { SymmetricKeySecurityClient } = require('azure-iot-security-symmetric-key');
-
-function call(fn) {
-  return new Promise((resolve, reject) => {
-    fn((err, result, response) => (err ? reject(err) : resolve({ result, response })));
-  });
-}
 
 function randomKey() {
   return crypto.randomBytes(32).toString('base64');
@@ -24,24 +19,6 @@ function randomKey() {
 function deriveKey(groupKey, registrationId) {
   return crypto.createHmac('sha256', Buffer.from(groupKey, 'base64'))
     .update(registrationId, 'utf8').digest('base64');
-}
-
-// A refusal as the SDK surfaces it: the HTTP status of the response and
-// the DPS errorCode of its body (the device SDK puts the body into the
-// message, the service SDK into responseBody).
-function refusal(err) {
-  const text = err.responseBody || String(err.message).replace(/^Error: /, '');
-  let errorCode;
-  try { errorCode = JSON.parse(text).errorCode; } catch { errorCode = undefined; }
-  return { name: err.name, status: err.response && err.response.statusCode, errorCode };
-}
-
-// An assert.rejects predicate that accepts exactly this refusal.
-function refusedWith(expected) {
-  return (err) => {
-    assert.deepEqual(refusal(err), expected, `refusal: ${err.stack}`);
-    return true;
-  };
 }
 
 async function registerDevice(server, registrationId, key) {

@@ -269,7 +269,24 @@ START_TEST(test_unsupported_attestation_types)
   assert_rejected(ENROLLMENT_INDIVIDUAL,
                   "{\"registrationId\":\"x509-device-01\",\"attestation\":"
                   "{\"type\":\"x509\",\"x509\":{\"clientCertificates\":{}}}}",
-                  "attestation type x509 is not supported yet");
+                  "attestation.x509.clientCertificates.primary is required");
+  assert_rejected(ENROLLMENT_INDIVIDUAL,
+                  "{\"registrationId\":\"x509-device-01\",\"attestation\":"
+                  "{\"type\":\"x509\",\"x509\":{\"clientCertificates\":"
+                  "{\"primary\":{\"certificate\":\"-----BEGIN PRIVATE KEY-----"
+                  "\\nMC4CAQAwBQYDK2VwBCIEIDz7u6xOu1VGSR2WzkCBvlS4FoTuDM1P3zXo"
+                  "eIA1vH4z\\n-----END PRIVATE KEY-----\\n\"}}}}}",
+                  "is a private key, not a certificate");
+  assert_rejected(ENROLLMENT_GROUP,
+                  "{\"enrollmentGroupId\":\"g\",\"attestation\":"
+                  "{\"type\":\"x509\",\"x509\":{\"caReferences\":"
+                  "{\"primary\":\"my-ca\"},\"crl\":\"x\"}}}",
+                  "not both");
+  assert_rejected(ENROLLMENT_INDIVIDUAL,
+                  "{\"registrationId\":\"d\",\"attestation\":"
+                  "{\"type\":\"x509\",\"x509\":{\"caReferences\":"
+                  "{\"primary\":\"my-ca\"}}}}",
+                  "caReferences are for enrollment groups");
   assert_rejected(ENROLLMENT_INDIVIDUAL,
                   "{\"registrationId\":\"t\",\"attestation\":"
                   "{\"type\":\"TPM\",\"tpm\":{\"endorsementKey\":\"AAAA\"}}}",

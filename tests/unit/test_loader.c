@@ -773,7 +773,24 @@ START_TEST(host_result_setters)
   ck_assert_int_eq(h->attest_set_reuse_until(&r, 0), PROVD_E_INVAL);
   ck_assert_int_eq(h->attest_set_reuse_until(&r, -5), PROVD_E_INVAL);
   ck_assert_int_eq(r.reuse_until_s, 1800000000);
+  /* ABI 1.2: registrationState.<mechanism> and the group match depth */
+  ck_assert_int_eq(h->attest_set_state(&r, "x509", "{\"certificateInfo\":{}}"),
+                   PROVD_OK);
+  ck_assert_str_eq(r.state_key, "x509");
+  ck_assert(json_is_object(json_object_get(r.state, "certificateInfo")));
+  ck_assert_int_eq(h->attest_set_state(&r, "assignedHub", "{}"),
+                   PROVD_E_INVAL); /* only a mechanism's own field */
+  ck_assert_int_eq(h->attest_set_state(&r, "tpm", "[1]"), PROVD_E_INVAL);
+  ck_assert_int_eq(h->attest_set_state(&r, "tpm", "{\"a\":1,\"a\":2}"),
+                   PROVD_E_INVAL);
+  ck_assert_int_eq(h->attest_set_state(&r, "x509", NULL), PROVD_E_INVAL);
+  ck_assert_str_eq(r.state_key, "x509");
+  ck_assert_int_eq(h->attest_set_match_depth(&r, 0), PROVD_E_INVAL);
+  ck_assert_int_eq(h->attest_set_match_depth(&r, 2), PROVD_OK);
+  ck_assert_uint_eq(r.match_depth, 2);
   attest_result_clear(&r);
+  ck_assert_ptr_null(r.state);
+  ck_assert_uint_eq(r.match_depth, 0);
   ck_assert_ptr_null(r.device_id);
   ck_assert_ptr_null(r.claims);
   ck_assert_int_eq(r.reuse_until_s, 0);

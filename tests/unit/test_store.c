@@ -214,7 +214,7 @@ START_TEST(test_migrations_fresh_and_reopen)
   ck_assert_int_eq(stat(db_path, &sb), 0);
   ck_assert_int_eq(sb.st_mode & 0777, 0600);
   void *s = sess_open(&inst);
-  for (int t = PROVD_TABLE_ENROLLMENTS; t <= PROVD_TABLE_HUBS; t++)
+  for (int t = PROVD_TABLE_ENROLLMENTS; t <= PROVD_TABLE_CERTIFICATES; t++)
     ck_assert_int_eq(put(s, t, "rec-1", "e1", NULL, 1), PROVD_OK);
   ops()->session_close(s);
   inst_down(&inst);
@@ -227,7 +227,7 @@ START_TEST(test_migrations_fresh_and_reopen)
   /* Migrations use plain CREATE TABLE: re-running one would fail. */
   inst_up(&inst, "normal");
   s = sess_open(&inst);
-  for (int t = PROVD_TABLE_ENROLLMENTS; t <= PROVD_TABLE_HUBS; t++) {
+  for (int t = PROVD_TABLE_ENROLLMENTS; t <= PROVD_TABLE_CERTIFICATES; t++) {
     ck_assert_int_eq(get(s, t, "rec-1", &g), PROVD_OK);
     ck_assert_str_eq(g.etag, "e1");
   }
@@ -287,7 +287,7 @@ START_TEST(test_crud_each_table)
   struct got g;
   inst_up(&inst, "full");
   void *s = sess_open(&inst);
-  for (int t = PROVD_TABLE_ENROLLMENTS; t <= PROVD_TABLE_HUBS; t++) {
+  for (int t = PROVD_TABLE_ENROLLMENTS; t <= PROVD_TABLE_CERTIFICATES; t++) {
     struct provd_err err = { { 0 }, { 0 } };
     struct provd_record r = rec("Dev-1", "e1", "{\"a\":[1,2]}");
     r.group_id = "grp";
@@ -1078,6 +1078,56 @@ START_TEST(test_store_read_on_writer_waits_for_busy_writer)
 }
 END_TEST
 
+struct sees_ud {
+  struct waiter *w;
+  const char *id;
+  int seen; /* 1: the record was there, 0: not, -1: not run */
+};
+
+static void read_sees(struct store_session *s, void *ud)
+{
+  struct sees_ud *u = ud;
+  int seen = exists(s, u->id);
+  pthread_mutex_lock(&u->w->mu);
+  u->seen = seen;
+  u->w->done++;
+  pthread_cond_broadcast(&u->w->cv);
+  pthread_mutex_unlock(&u->w->mu);
+}
+
+/* A read on the writer runs inside the batch's transaction, after the
+ * writes queued before it: it sees them before they are committed. */
+START_TEST(test_store_read_on_writer_sees_earlier_writes_of_its_batch)
+{
+  struct plugin_instance inst;
+  struct waiter w, wg, wr;
+  inst_up(&inst, "full");
+  struct store *st = open_store(&inst, 2, 64, 16);
+  waiter_init(&w);
+  waiter_init(&wg);
+  waiter_init(&wr);
+  struct job gate = { .w = &wg, .index = 0, .kind = JOB_GATE };
+  ck_assert_int_eq(store_submit_write(st, job_write, job_done, &gate),
+                   PROVD_OK);
+  gate_wait_entered(&wg);
+  struct job put = { .w = &w, .index = 0, .kind = JOB_PUT };
+  snprintf(put.id, sizeof(put.id), "batch-mate");
+  ck_assert_int_eq(store_submit_write(st, job_write, job_done, &put),
+                   PROVD_OK);
+  struct sees_ud sees = { .w = &wr, .id = "batch-mate", .seen = -1 };
+  ck_assert_int_eq(store_submit_read_on_writer(st, read_sees, &sees),
+                   PROVD_OK);
+  gate_open(&wg);
+  waiter_wait(&wg, 1);
+  waiter_wait(&wr, 1);
+  waiter_wait(&w, 1);
+  ck_assert_int_eq(w.status[0], PROVD_OK);
+  ck_assert_int_eq(sees.seen, 1);
+  store_close(st);
+  inst_down(&inst);
+}
+END_TEST
+
 static void read_gate(struct store_session *s, void *ud)
 {
   (void)s;
@@ -1568,6 +1618,7 @@ static Suite *store_suite(void)
   tcase_add_test(core, test_store_read_for_write_idle_writer);
   tcase_add_test(core, test_store_read_for_write_busy_writer);
   tcase_add_test(core, test_store_read_on_writer_waits_for_busy_writer);
+  tcase_add_test(core, test_store_read_on_writer_sees_earlier_writes_of_its_batch);
   tcase_add_test(core, test_store_outbox_order);
   tcase_add_test(core, test_journal_chain_verify_and_trim);
   tcase_add_test(core, test_journal_removed_event_breaks_link);

@@ -20,6 +20,7 @@ struct doc_row {
   int http_status;
   int error_code;
   int unauthorized; /* "Device sees" says `Unauthorized` */
+  int invalid_cert; /* "Device sees" says `Invalid certificate.` */
 };
 
 /* A file of the source tree, NUL-terminated; caller frees. */
@@ -94,6 +95,8 @@ static size_t documented_errors(struct doc_row rows[], size_t max)
     if (nc < 4 || cells[0][0] != '`' || atoi(cells[2]) < 400)
       continue;
     int unauthorized = nc >= 5 && strstr(cells[4], "`Unauthorized`") != NULL;
+    int invalid_cert =
+        nc >= 5 && strstr(cells[4], "`Invalid certificate.`") != NULL;
     char *reason_cell = strdup(cells[0]), *http_cell = strdup(cells[2]),
          *code_cell = strdup(cells[3]);
     ck_assert_ptr_nonnull(reason_cell);
@@ -108,6 +111,7 @@ static size_t documented_errors(struct doc_row rows[], size_t max)
       rows[n].http_status = atoi(statuses[i]);
       rows[n].error_code = atoi(codes[i]);
       rows[n].unauthorized = unauthorized;
+      rows[n].invalid_cert = invalid_cert;
       n++;
     }
     free(reason_cell);
@@ -133,6 +137,8 @@ START_TEST(t_every_documented_reason_maps_as_documented)
     ck_assert_int_eq(w.error_code / 1000, w.http_status);
     if (rows[i].unauthorized)
       ck_assert_str_eq(w.message, "Unauthorized");
+    if (rows[i].invalid_cert)
+      ck_assert_str_eq(w.message, "Invalid certificate.");
   }
 }
 END_TEST
@@ -165,7 +171,7 @@ END_TEST
 START_TEST(t_unknown_reason_is_unauthorized)
 {
   static const char *const unknown[] = {"NO_SUCH_REASON", "", "bad_signature",
-                                        "CERT_UNTRUSTED", NULL};
+                                        "cert_untrusted", NULL};
   for (size_t i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++) {
     struct wire_error w = wire_error_of(unknown[i]);
     ck_assert_int_eq(w.http_status, 401);
@@ -208,36 +214,45 @@ static char *answer_fingerprint(const struct wire_error_answer *a)
   return out;
 }
 
+/* Among token refusals, and among certificate refusals (DPS names the
+ * certificate, a device knows it sent one), nothing tells one reason from
+ * another. */
 START_TEST(t_unauthenticated_failures_are_indistinguishable)
 {
   struct doc_row rows[MAX_ROWS];
   size_t n = documented_errors(rows, MAX_ROWS);
-  char *first = NULL;
-  size_t compared = 0;
+  char *first[2] = {NULL, NULL}; /* Unauthorized, Invalid certificate. */
+  size_t compared[2] = {0, 0};
   for (size_t i = 0; i < n + 1; i++) {
     /* every documented 401 reason, and one no document names */
     const char *reason = i < n ? rows[i].reason : "PLUGIN_INVENTED_REASON";
     if (i < n && rows[i].http_status != 401)
       continue;
+    int family = i < n && rows[i].invalid_cert;
     struct wire_error w = wire_error_of(reason);
     struct wire_error_answer a;
     wire_error_answer_init(&a, w.http_status, w.error_code, w.message, NULL,
                            0);
     char *print = answer_fingerprint(&a);
     wire_error_answer_clear(&a);
-    if (!first)
-      first = print;
+    if (!first[family])
+      first[family] = print;
     else {
-      ck_assert_msg(strcmp(first, print) == 0, "%s answers %s, others %s",
-                    reason, print, first);
+      ck_assert_msg(strcmp(first[family], print) == 0,
+                    "%s answers %s, others %s", reason, print,
+                    first[family]);
       free(print);
     }
-    compared++;
+    compared[family]++;
   }
-  ck_assert_uint_ge(compared, 11);
-  ck_assert_str_eq(first, "401|1|401002|{\"errorCode\":401002,"
-                          "\"message\":\"Unauthorized\"}");
-  free(first);
+  ck_assert_uint_ge(compared[0], 11);
+  ck_assert_uint_ge(compared[1], 7);
+  ck_assert_str_eq(first[0], "401|1|401002|{\"errorCode\":401002,"
+                             "\"message\":\"Unauthorized\"}");
+  ck_assert_str_eq(first[1], "401|1|401002|{\"errorCode\":401002,"
+                             "\"message\":\"Invalid certificate.\"}");
+  free(first[0]);
+  free(first[1]);
 }
 END_TEST
 

@@ -10,6 +10,7 @@
 
 #define MAX_KEY_BYTES 256
 #define PATH_CAP 2048
+#define MAX_PKI_FILE (512 * 1024) /* a certificate or CRL file */
 
 struct kind {
   const char *collection; /* URL collection */
@@ -85,6 +86,40 @@ static void print_keys(json_t *attestation)
   out_field("secondary key", out_str(sym, "secondaryKey", "-"));
 }
 
+/* X.509: which certificates the enrollment holds, by subject and
+ * SHA-256 thumbprint (the service computed both). */
+static void print_x509(json_t *attestation)
+{
+  static const char *const lists[] = {"clientCertificates",
+                                      "signingCertificates"};
+  static const char *const slots[] = {"primary", "secondary"};
+  json_t *x509 = json_object_get(attestation, "x509");
+  char label[48], text[512];
+  for (size_t l = 0; l < 2; l++)
+    for (size_t i = 0; i < 2; i++) {
+      json_t *info = json_object_get(
+          json_object_get(json_object_get(json_object_get(x509, lists[l]),
+                                          slots[i]),
+                          "certificate") ? json_object_get(
+                                               json_object_get(x509,
+                                                               lists[l]),
+                                               slots[i])
+                                         : NULL,
+          "info");
+      if (!json_is_object(info))
+        continue;
+      snprintf(label, sizeof(label), "%s %s", slots[i],
+               l == 0 ? "certificate" : "signing CA");
+      snprintf(text, sizeof(text), "%s (SHA-256 %s, until %s)",
+               out_str(info, "subjectName", "?"),
+               out_str(info, "sha256Thumbprint", "?"),
+               out_str(info, "notAfterUtc", "?"));
+      out_field(label, text);
+    }
+  if (json_is_string(json_object_get(x509, "crl")))
+    out_field("CRL", "yes");
+}
+
 static void print_reprovision(json_t *policy)
 {
   char text[128];
@@ -123,6 +158,7 @@ static void print_record(const struct kind *k, json_t *rec)
             out_str(rec, "provisioningStatus", "enabled"));
   out_field("attestation", out_str(att, "type", "-"));
   print_keys(att);
+  print_x509(att);
   out_field("allocation policy",
             out_str(rec, "allocationPolicy", "(service default)"));
   json_t *custom = json_object_get(rec, "customAllocationDefinition");
@@ -158,8 +194,98 @@ static int check_key(struct ctl *c, const char *flag, const char *b64)
   return 0;
 }
 
-static int add_attestation(struct ctl *c, json_t *body)
+char *ctl_pki_file_text(struct ctl *c, const char *flag, const char *path,
+                        int *rc)
 {
+  FILE *f = fopen(path, "rb");
+  unsigned char *buf = malloc(MAX_PKI_FILE + 1);
+  size_t n = f && buf ? fread(buf, 1, MAX_PKI_FILE + 1, f) : 0;
+  int bad = !f || !buf || ferror(f) || n == 0 || n > MAX_PKI_FILE;
+  if (f)
+    fclose(f);
+  if (bad) {
+    free(buf);
+    *rc = ctl_usage_error(c, "%s %s: cannot read it, or it is empty or "
+                          "larger than 512 KiB", flag, path);
+    return NULL;
+  }
+  buf[n] = '\0';
+  if (memchr(buf, '\0', n) == NULL && strstr((char *)buf, "-----BEGIN"))
+    return (char *)buf;
+  char *b64 = b64_encode(buf, n);
+  free(buf);
+  if (!b64)
+    *rc = ctl_usage_error(c, "%s: out of memory", flag);
+  return b64;
+}
+
+/* {"certificate": text of FILE} into obj[slot]. */
+static int add_cert_slot(struct ctl *c, json_t *obj, const char *slot,
+                         int flag_opt, const char *flag)
+{
+  const char *path = ctl_value(c, flag_opt);
+  int rc = 0;
+  if (!path)
+    return 0;
+  char *text = ctl_pki_file_text(c, flag, path, &rc);
+  if (!text)
+    return rc;
+  json_object_set_new(obj, slot, json_pack("{s:s}", "certificate", text));
+  free(text);
+  return 0;
+}
+
+/* attestation.x509: the device certificate (individual), or the group's
+ * CA (--ca-cert, or --ca-ref naming a registered one) and CRL. */
+static int x509_attestation(struct ctl *c, int is_group, json_t *att)
+{
+  json_t *x509 = json_object(), *certs = json_object();
+  const char *list = is_group ? "signingCertificates" : "clientCertificates";
+  int rc = 0;
+  json_object_set_new(att, "x509", x509);
+  if (ctl_has(c, CO_PRIMARY_KEY) || ctl_has(c, CO_SECONDARY_KEY))
+    rc = ctl_usage_error(c, "--primary-key/--secondary-key are for "
+                         "symmetricKey attestation");
+  else if (!is_group && !ctl_has(c, CO_CERT))
+    rc = ctl_usage_error(c, "--attestation x509 needs --cert FILE");
+  else if (is_group && !ctl_has(c, CO_CA_CERT) == !ctl_has(c, CO_CA_REF))
+    rc = ctl_usage_error(c, "--attestation x509 needs --ca-cert FILE or "
+                         "--ca-ref NAME");
+  if (rc == 0)
+    rc = add_cert_slot(c, certs, "primary", is_group ? CO_CA_CERT : CO_CERT,
+                       is_group ? "--ca-cert" : "--cert");
+  if (rc == 0)
+    rc = add_cert_slot(c, certs, "secondary", CO_SECONDARY_CERT,
+                       "--secondary-cert");
+  if (json_object_size(certs) > 0)
+    json_object_set(x509, list, certs);
+  json_decref(certs);
+  if (rc == 0 && ctl_value(c, CO_CA_REF))
+    json_object_set_new(x509, "caReferences",
+                        json_pack("{s:s}", "primary", ctl_value(c, CO_CA_REF)));
+  if (rc == 0 && ctl_value(c, CO_CRL)) {
+    char *crl = ctl_pki_file_text(c, "--crl", ctl_value(c, CO_CRL), &rc);
+    if (crl)
+      json_object_set_new(x509, "crl", json_string(crl));
+    free(crl);
+  }
+  return rc;
+}
+
+static int add_attestation(struct ctl *c, const struct kind *k, json_t *body)
+{
+  const char *type = ctl_value(c, CO_ATTESTATION);
+  if (type && strcmp(type, "x509") == 0) {
+    json_t *att = json_pack("{s:s}", "type", "x509");
+    json_object_set_new(body, "attestation", att);
+    return x509_attestation(c, k == &group, att);
+  }
+  if (type && strcmp(type, "symmetricKey") != 0)
+    return ctl_usage_error(c, "--attestation must be symmetricKey or x509, "
+                           "not \"%s\"", type);
+  if (ctl_has(c, CO_CERT) || ctl_has(c, CO_CA_CERT) || ctl_has(c, CO_CA_REF) ||
+      ctl_has(c, CO_CRL) || ctl_has(c, CO_SECONDARY_CERT))
+    return ctl_usage_error(c, "certificate options need --attestation x509");
   const char *pk = ctl_value(c, CO_PRIMARY_KEY);
   const char *sk = ctl_value(c, CO_SECONDARY_KEY);
   int rc = 0;
@@ -245,7 +371,7 @@ static json_t *build_record(struct ctl *c, const struct kind *k,
   if (ctl_value(c, CO_DEVICE_ID))
     json_object_set_new(body, "deviceId",
                         json_string(ctl_value(c, CO_DEVICE_ID)));
-  *rc = add_attestation(c, body);
+  *rc = add_attestation(c, k, body);
   json_object_set_new(body, "provisioningStatus",
                       json_string(ctl_has(c, CO_DISABLED) ? "disabled"
                                                           : "enabled"));

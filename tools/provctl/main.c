@@ -29,7 +29,8 @@ struct ctl_command {
                   | CO_BIT(CO_HUB) | CO_BIT(CO_ALLOCATION)                   \
                   | CO_BIT(CO_WEBHOOK_URL) | CO_BIT(CO_WEBHOOK_API)          \
                   | CO_BIT(CO_DISABLED) | CO_BIT(CO_INITIAL_TWIN)            \
-                  | CO_BIT(CO_NO_REPROVISION) | CO_BIT(CO_FORCE))
+                  | CO_BIT(CO_NO_REPROVISION) | CO_BIT(CO_FORCE)              \
+                  | CO_BIT(CO_ATTESTATION))
 
 #define ADD_HELP_COMMON                                                     \
   "  --primary-key B64        primary symmetric key (base64)\n"            \
@@ -51,15 +52,21 @@ struct ctl_command {
   "Prints the stored record, keys included (the device needs them).\n"
 
 static const struct ctl_command commands[] = {
-  { "enrollment", "add", 1, 1, ADD_OPTS | CO_BIT(CO_DEVICE_ID),
+  { "enrollment", "add", 1, 1, ADD_OPTS | CO_BIT(CO_DEVICE_ID) |
+    CO_BIT(CO_CERT) | CO_BIT(CO_SECONDARY_CERT),
     cmd_enrollment_add,
     "enrollment add REGID [--device-id ID] [--primary-key B64 "
-    "--secondary-key B64]\n       [--hub HOSTNAME]... [--allocation POLICY]"
-    " [--webhook-url URL]\n       [--disabled] [--initial-twin JSON] "
-    "[--no-reprovision] [--force]",
-    "Creates a symmetric-key individual enrollment (PUT /enrollments/REGID)"
-    ".\n\n"
+    "--secondary-key B64]\n       [--attestation x509 --cert FILE "
+    "[--secondary-cert FILE]]\n       [--hub HOSTNAME]... "
+    "[--allocation POLICY] [--webhook-url URL]\n       [--disabled] "
+    "[--initial-twin JSON] [--no-reprovision] [--force]",
+    "Creates an individual enrollment (PUT /enrollments/REGID): symmetric "
+    "key\n(default) or X.509.\n\n"
     "  --device-id ID           IoT Hub device id (default: REGID)\n"
+    "  --attestation TYPE       symmetricKey (default) or x509\n"
+    "  --cert FILE              x509: the device certificate (PEM or DER);"
+    "\n                           its subject CN must be REGID\n"
+    "  --secondary-cert FILE    x509: a second accepted certificate\n"
     ADD_HELP_COMMON },
   { "enrollment", "show", 1, 1, CO_BIT(CO_SHOW_KEYS), cmd_enrollment_show,
     "enrollment show REGID [--show-keys]",
@@ -84,12 +91,26 @@ static const struct ctl_command commands[] = {
     "enrollment disable REGID",
     "Sets provisioningStatus to disabled: the device can no longer\n"
     "register (read, modify, write with If-Match).\n" },
-  { "group", "add", 1, 1, ADD_OPTS, cmd_group_add,
+  { "group", "add", 1, 1, ADD_OPTS | CO_BIT(CO_CA_CERT) |
+    CO_BIT(CO_SECONDARY_CERT) | CO_BIT(CO_CA_REF) | CO_BIT(CO_CRL),
+    cmd_group_add,
     "group add GROUPID [--primary-key B64 --secondary-key B64]\n"
+    "       [--attestation x509 (--ca-cert FILE [--secondary-cert FILE] | "
+    "--ca-ref NAME)\n        [--crl FILE]]\n"
     "       [--hub HOSTNAME]... [--allocation POLICY] [--webhook-url URL]\n"
     "       [--disabled] [--initial-twin JSON] [--no-reprovision] [--force]",
-    "Creates a symmetric-key enrollment group (PUT /enrollmentGroups/GROUPID"
-    ").\nDevices use keys derived from the group key (see derive-key).\n\n"
+    "Creates an enrollment group (PUT /enrollmentGroups/GROUPID).  With\n"
+    "symmetric keys (default) devices use keys derived from the group key\n"
+    "(see derive-key); with x509 devices present a certificate chain that\n"
+    "reaches the group's CA.\n\n"
+    "  --attestation TYPE       symmetricKey (default) or x509\n"
+    "  --ca-cert FILE           x509: the signing CA (root or intermediate)"
+    "\n  --secondary-cert FILE    x509: a second signing CA\n"
+    "  --ca-ref NAME            x509: a CA registered with provd "
+    "(caReferences)\n"
+    "  --crl FILE               x509: a CRL (PEM or DER) checked on every\n"
+    "                           registration; add again with --force to "
+    "replace it\n"
     ADD_HELP_COMMON },
   { "group", "show", 1, 1, CO_BIT(CO_SHOW_KEYS), cmd_group_show,
     "group show GROUPID [--show-keys]",
@@ -109,6 +130,28 @@ static const struct ctl_command commands[] = {
     "Sets the group's provisioningStatus to enabled.\n" },
   { "group", "disable", 1, 1, 0, cmd_group_disable, "group disable GROUPID",
     "Sets the group's provisioningStatus to disabled.\n" },
+  { "ca", "add", 1, 1, CO_BIT(CO_CERT) | CO_BIT(CO_CRL) | CO_BIT(CO_FORCE),
+    cmd_ca_add, "ca add NAME --cert FILE [--crl FILE] [--force]",
+    "Registers an X.509 CA with provd (PUT /certificates/NAME), unverified."
+    "\nEnrollment groups may name it (group add --ca-ref NAME) once\n"
+    "`ca verify` proved that you hold its private key.\n\n"
+    "  --cert FILE              the CA certificate (PEM or DER)\n"
+    "  --crl FILE               its CRL, checked on every registration\n"
+    "  --force                  replace an existing CA (the same certificate"
+    "\n                           stays verified; a new CRL applies at once)"
+    "\n" },
+  { "ca", "verify", 1, 1, CO_BIT(CO_PROOF), cmd_ca_verify,
+    "ca verify NAME [--proof FILE]",
+    "Proof of possession.  Without --proof: prints a one-time verification"
+    "\ncode.  Sign a certificate whose subject CN is that code with the CA's"
+    "\nkey, then pass it with --proof: the CA becomes verified.\n\n"
+    "  --proof FILE             the signed certificate (PEM or DER)\n" },
+  { "ca", "show", 1, 1, 0, cmd_ca_show, "ca show NAME",
+    "Shows a registered CA: subject, thumbprint, validity, verified.\n" },
+  { "ca", "list", 0, 0, 0, cmd_ca_list, "ca list",
+    "Lists the registered CAs.\n" },
+  { "ca", "remove", 1, 1, CO_BIT(CO_ETAG), cmd_ca_remove,
+    "ca remove NAME [--etag ETAG]", "Deletes a registered CA.\n" },
   { "registration", "show", 1, 1, 0, cmd_registration_show,
     "registration show REGID",
     "Shows the registration record of a device (GET /registrations/REGID):"
@@ -219,6 +262,13 @@ static const struct option long_opts[] = {
   { "scope", required_argument, NULL, OPT_BASE + CO_SCOPE },
   { "symmetric-key", required_argument, NULL, OPT_BASE + CO_SYMMETRIC_KEY },
   { "group-key", required_argument, NULL, OPT_BASE + CO_GROUP_KEY },
+  { "attestation", required_argument, NULL, OPT_BASE + CO_ATTESTATION },
+  { "cert", required_argument, NULL, OPT_BASE + CO_CERT },
+  { "secondary-cert", required_argument, NULL, OPT_BASE + CO_SECONDARY_CERT },
+  { "ca-cert", required_argument, NULL, OPT_BASE + CO_CA_CERT },
+  { "ca-ref", required_argument, NULL, OPT_BASE + CO_CA_REF },
+  { "crl", required_argument, NULL, OPT_BASE + CO_CRL },
+  { "proof", required_argument, NULL, OPT_BASE + CO_PROOF },
   { NULL, 0, NULL, 0 }
 };
 

@@ -30,7 +30,8 @@ enum ctl_opt {
   CO_WEBHOOK_URL, CO_WEBHOOK_API, CO_DISABLED, CO_INITIAL_TWIN,
   CO_NO_REPROVISION, CO_FORCE, CO_SHOW_KEYS, CO_LIMIT, CO_ETAG, CO_GROUP,
   CO_KEY, CO_SECONDARY, CO_AFTER, CO_PAYLOAD, CO_SCOPE, CO_SYMMETRIC_KEY,
-  CO_GROUP_KEY, CO_COUNT_
+  CO_GROUP_KEY, CO_ATTESTATION, CO_CERT, CO_SECONDARY_CERT, CO_CA_CERT,
+  CO_CA_REF, CO_CRL, CO_PROOF, CO_COUNT_
 };
 #define CO_BIT(o) (UINT64_C(1) << (o))
 #define CO_GLOBAL (CO_BIT(CO_URL) | CO_BIT(CO_DATA_DIR) | CO_BIT(CO_CONN_STR) \
@@ -145,6 +146,17 @@ int cmd_events_list(struct ctl *c);
 int cmd_events_show(struct ctl *c);
 int cmd_events_retry(struct ctl *c);
 int cmd_events_verify(struct ctl *c);
+int cmd_ca_add(struct ctl *c);
+int cmd_ca_show(struct ctl *c);
+int cmd_ca_list(struct ctl *c);
+int cmd_ca_remove(struct ctl *c);
+int cmd_ca_verify(struct ctl *c);
+
+/* cmd_enroll.c: a certificate or CRL file as the service API takes it
+ * (PEM text as is, DER base64-encoded).  Caller frees; NULL after a
+ * usage error (*rc set to the exit code). */
+char *ctl_pki_file_text(struct ctl *c, const char *flag, const char *path,
+                        int *rc);
 
 /* main.c: reporting. */
 int ctl_fail(const struct provd_err *err);  /* prints, returns exit 1 */

@@ -16,6 +16,8 @@ struct https_client {
   CURL *curl;
   char base_url[HTTPS_MAX_URL];
   char *ca_file;    /* owned */
+  char *cert_file;  /* owned; NULL: no client certificate */
+  char *key_file;   /* owned */
   char *user_agent; /* owned */
   long timeout_s;
 };
@@ -78,10 +80,26 @@ void https_client_free(struct https_client *c)
   if (c->curl)
     curl_easy_cleanup(c->curl);
   free(c->ca_file);
+  free(c->cert_file);
+  free(c->key_file);
   free(c->user_agent);
   free(c);
   if (curl_users > 0 && --curl_users == 0)
     curl_global_cleanup();
+}
+
+int https_client_set_identity(struct https_client *c, const char *cert_file,
+                              const char *key_file, struct provd_err *err)
+{
+  free(c->cert_file);
+  free(c->key_file);
+  c->cert_file = strdup(cert_file);
+  c->key_file = strdup(key_file);
+  if (!c->cert_file || !c->key_file) {
+    perr_set(err, "NO_MEMORY", "out of memory");
+    return -1;
+  }
+  return 0;
 }
 
 void https_response_clear(struct https_response *rs)
@@ -308,6 +326,10 @@ int https_do(struct https_client *c, const struct https_request *rq,
   curl_easy_setopt(curl, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
   if (c->ca_file)
     curl_easy_setopt(curl, CURLOPT_CAINFO, c->ca_file);
+  if (c->cert_file) {
+    curl_easy_setopt(curl, CURLOPT_SSLCERT, c->cert_file);
+    curl_easy_setopt(curl, CURLOPT_SSLKEY, c->key_file);
+  }
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 10L);
   curl_easy_setopt(curl, CURLOPT_TIMEOUT,

@@ -23,6 +23,12 @@ struct https_client *https_client_new(const char *base_url,
                                       long timeout_s, struct provd_err *err);
 void https_client_free(struct https_client *c);
 
+/* TLS client certificate for every later request: cert_file is PEM, the
+ * leaf first and any intermediates after it (all are sent), key_file its
+ * PEM private key.  0, or -1 with err set (NO_MEMORY). */
+int https_client_set_identity(struct https_client *c, const char *cert_file,
+                              const char *key_file, struct provd_err *err);
+
 struct https_request {
   const char *method;         /* "GET", "PUT", "POST", "DELETE" */
   const char *path;           /* starts with "/", query included */

@@ -13,7 +13,8 @@
 
 static const char usage_text[] =
   "usage: provd-device register --scope SCOPE --registration-id ID\n"
-  "                             (--symmetric-key B64 | --group-key B64)\n"
+  "                             (--symmetric-key B64 | --group-key B64 |\n"
+  "                              --cert FILE --key FILE)\n"
   "                             [--url URL] [--ca FILE] [--payload JSON]\n"
   "                             [--api-version V] [--timeout SECONDS]"
   " [--json]\n"
@@ -41,9 +42,11 @@ static const char usage_text[] =
   "  --timeout SECONDS        give up after this long, polls included\n"
   "                           (default 30)\n"
   "  --json                   print the registrationState as JSON\n"
-  "  --cert FILE, --key FILE, --tpm TCTI\n"
-  "                           X.509 and TPM attestation: not supported"
-  " yet\n"
+  "  --cert FILE              X.509: PEM certificate, leaf first, then any\n"
+  "                           intermediates the service needs; the leaf's\n"
+  "                           subject CN is the registration id\n"
+  "  --key FILE               X.509: the certificate's PEM private key\n"
+  "  --tpm TCTI               TPM attestation: not supported yet\n"
   "\n"
   "Prints \"assigned hub=HUB device_id=ID\" and exits 0 when assigned;\n"
   "exits 1 when the service refuses (failed, disabled, HTTP error) or\n"
@@ -124,8 +127,8 @@ static int parse_args(int argc, char **argv, struct cli *cli)
     case OPT_JSON: cli->json = 1; break;
     case OPT_HELP: cli->help = 1; break;
     case OPT_VERSION: cli->version = 1; break;
-    case OPT_CERT:
-    case OPT_KEY:
+    case OPT_CERT: cli->reg.cert_file = optarg; break;
+    case OPT_KEY: cli->reg.key_file = optarg; break;
     case OPT_TPM:
       if (!cli->unsupported)
         cli->unsupported = argv[optind - 1];
@@ -147,7 +150,7 @@ static int parse_args(int argc, char **argv, struct cli *cli)
 static int check_register_args(const struct cli *cli)
 {
   if (cli->unsupported) {
-    fprintf(stderr, "provd-device: %s: not supported yet (X.509/TPM come "
+    fprintf(stderr, "provd-device: %s: not supported yet (TPM comes "
             "in a later release)\n", cli->unsupported);
     return EXIT_USAGE;
   }
@@ -155,9 +158,12 @@ static int check_register_args(const struct cli *cli)
     return usage_error("%s", "register needs --scope SCOPE");
   if (!cli->reg.registration_id)
     return usage_error("%s", "register needs --registration-id ID");
-  if (!cli->reg.symmetric_key == !cli->reg.group_key)
+  if (!!cli->reg.symmetric_key + !!cli->reg.group_key +
+          !!cli->reg.cert_file != 1)
     return usage_error("%s", "register needs exactly one of "
-                       "--symmetric-key B64 or --group-key B64");
+                       "--symmetric-key B64, --group-key B64 or --cert FILE");
+  if (!cli->reg.cert_file != !cli->reg.key_file)
+    return usage_error("%s", "--cert FILE and --key FILE go together");
   return 0;
 }
 

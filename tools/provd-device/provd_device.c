@@ -77,9 +77,14 @@ static int check_opts(const struct provd_device_opts *o,
   if (check_id("the ID scope", o->id_scope, err) != 0 ||
       check_id("the registration id", o->registration_id, err) != 0)
     return -1;
-  if (!o->symmetric_key == !o->group_key) {
-    perr_set(err, "BAD_INPUT",
-             "give exactly one of a symmetric key or a group key");
+  if (!!o->symmetric_key + !!o->group_key + !!o->cert_file != 1) {
+    perr_set(err, "BAD_INPUT", "give exactly one of a symmetric key, a "
+             "group key or a certificate");
+    return -1;
+  }
+  if (!o->cert_file != !o->key_file) {
+    perr_set(err, "BAD_INPUT", "a certificate needs its private key, and "
+             "a private key its certificate");
     return -1;
   }
   if (o->timeout_s < 0 || o->timeout_s > 86400) {
@@ -179,8 +184,8 @@ static int flow_init(struct reg_flow *f, const struct provd_device_opts *o,
              "long");
     return -1;
   }
-  f->token = make_token(o, err);
-  if (!f->token)
+  f->token = o->cert_file ? NULL : make_token(o, err);
+  if (!f->token && !o->cert_file)
     return -1;
   f->body = make_body(o, err);
   if (!f->body)
@@ -190,6 +195,9 @@ static int flow_init(struct reg_flow *f, const struct provd_device_opts *o,
                              o->ca_file, o->user_agent ? o->user_agent : ua,
                              MAX_REQUEST_S, err);
   if (!f->http)
+    return -1;
+  if (o->cert_file &&
+      https_client_set_identity(f->http, o->cert_file, o->key_file, err) != 0)
     return -1;
   f->deadline = mono_now() + timeout;
   return 0;

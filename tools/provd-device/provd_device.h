@@ -3,7 +3,8 @@
  * Registration" in the public Azure REST reference):
  * PUT .../register with a SAS token, then poll .../operations/{id} on the
  * same connection, honouring Retry-After, until the service decides.
- * Symmetric keys only for now (individual key or group key). */
+ * Symmetric keys (individual key or group key) or an X.509 client
+ * certificate (mutual TLS, no token). */
 #ifndef TOOLS_PROVD_DEVICE_H
 #define TOOLS_PROVD_DEVICE_H
 
@@ -21,7 +22,9 @@ struct provd_device_opts {
   const char *id_scope;        /* required */
   const char *registration_id; /* required */
   const char *symmetric_key;   /* base64 device key ... */
-  const char *group_key;       /* ... or base64 group key (exactly one) */
+  const char *group_key;       /* ... or base64 group key ... */
+  const char *cert_file;       /* ... or a PEM certificate (chain) file */
+  const char *key_file;        /* its PEM private key (with cert_file) */
   const char *payload_json;    /* NULL or JSON text, sent as "payload" */
   const char *api_version;     /* NULL: PROVD_DEVICE_DEFAULT_API_VERSION */
   int timeout_s;               /* bounds the whole flow; 0: default */

@@ -37,6 +37,7 @@ hubs:
   - { name: hub-2, hostname: hub-2.example.net, weight: 1 }
 plugins:
   - { kind: attestation, name: symmetric-key }
+  - { kind: attestation, name: x509 }
   - { kind: allocation, name: hashed }
 YAML
 }

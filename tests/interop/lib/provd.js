@@ -26,6 +26,7 @@ function writeConfig(dir) {
     '  - { name: hub-2, hostname: hub-2.example.net, weight: 1 }',
     'plugins:',
     '  - { kind: attestation, name: symmetric-key }',
+    '  - { kind: attestation, name: x509 }',
     '  - { kind: allocation, name: hashed }',
     '',
   ].join('\n');
