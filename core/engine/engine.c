@@ -600,6 +600,16 @@ static const char *device_id_for(struct job *j)
   return j->req->registration_id;
 }
 
+/* A device that already lived on another hub was moved: back ends that
+ * track where devices are hear it as its own event. */
+static const char *assigned_event_type(const struct store_rec *prev,
+                                       const char *hub)
+{
+  if (prev && prev->hub && strcasecmp(prev->hub, hub) != 0)
+    return "device.reprovisioned";
+  return "device.assigned";
+}
+
 /* registrationState.x509 (or .tpm ...) as the attestation plugin wrote
  * it: stored with the record, so status lookups and the service API's
  * registration views show it too. */
@@ -641,7 +651,8 @@ static void plan_record(struct job *j, const struct store_rec *prev)
     json_object_set_new(body, "status", json_string("assigned"));
     json_object_set_new(body, "substatus",
                         json_string(substatus_for(enr, prev, hub)));
-    snprintf(j->event_type, sizeof(j->event_type), "device.assigned");
+    snprintf(j->event_type, sizeof(j->event_type), "%s",
+             assigned_event_type(prev, hub));
   } else {
     /* 400208: "no IoT hub could be selected", the code the C SDK knows. */
     json_object_set_new(body, "status", json_string("failed"));

@@ -248,6 +248,8 @@ static const struct provd_storage_ops sqlite_ops = {
   .count = sq_count,
   .outbox_append = sq_outbox_append,
   .outbox_list = sq_outbox_list,
+  .outbox_last = sq_outbox_last,
+  .outbox_trim = sq_outbox_trim,
 };
 
 PROVD_PLUGIN_DEFINE = {
