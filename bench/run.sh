@@ -18,7 +18,10 @@
 # certificate signed by one enrollment group's CA, BENCH_X509_DEVICES of
 # them (20000), and the ceilings get the same client certificates; tpm:
 # TPM devices (software TPM, the whole challenge round) against
-# symmetric-key devices in the same run, no ceilings).
+# symmetric-key devices in the same run, no ceilings),
+# BENCH_NOTIFIERS=1 (provd also runs a webhook and an smtp notifier for
+# every event, against receivers that take 1 s per request: compare
+# register_rate with a run without).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -35,6 +38,7 @@ SEED_CONCURRENCY=${BENCH_SEED_CONCURRENCY:-16}
 NGINX=${BENCH_NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
 KIND=${BENCH_KIND:-individual}
 X509_DEVICES=${BENCH_X509_DEVICES:-20000}
+NOTIFIERS=${BENCH_NOTIFIERS:-0}
 
 SCOPE=0ne00000001
 SEED=provd-bench-seed
@@ -221,6 +225,31 @@ $([ "$KIND" != x509 ] || echo "  - { kind: attestation, name: x509 }")
 $([ "$KIND" != tpm ] || echo "  - { kind: attestation, name: tpm }")
   - { kind: allocation, name: hashed }
 EOF
+  [ "$NOTIFIERS" = 1 ] || return 0
+  cat >>"$CONFIG" <<EOF
+  - kind: notifier
+    name: webhook
+    id: slow-hook
+    options: { url: "http://127.0.0.1:$HOOK_PORT/slow", secret: bench, timeout: 5s }
+  - kind: notifier
+    name: smtp
+    id: slow-mail
+    options: { url: "smtp://127.0.0.1:$SMTP_PORT", from: bench@example.net, to: [ ops@example.net ], starttls: "off" }
+EOF
+}
+
+# start_slow_receivers: the webhook and SMTP sinks of BENCH_NOTIFIERS=1,
+# each answering after one second.
+start_slow_receivers() {
+  [ "$NOTIFIERS" = 1 ] || return 0
+  local py=python3
+  "$py" -c 'import aiosmtpd' 2>/dev/null || py=/usr/bin/python3
+  python3 "$ROOT/tests/e2e/lib/notify_peer.py" receive --port "$HOOK_PORT" \
+    --log "$WORK/hook.jsonl" --secret bench &
+  PIDS+=("$!")
+  PYTHONPATH="$ROOT/bench" "$py" -m aiosmtpd -n -l "127.0.0.1:$SMTP_PORT" \
+    -c slow_smtp.SlowSink 2>>"$WORK/smtpd.err" &
+  PIDS+=("$!")
 }
 
 # run_load NAME ARGS...: the load generator (stdout kept for the report,
@@ -495,6 +524,9 @@ report() {
   echo "client       pinned to: ${CLIENT_CPUS:-all cores (no pinning)}; it shares the machine with the server"
   echo "seeding      $(seeding_line enroll)"
   echo "devices      $KIND enrollments$([ "$KIND" = group ] && echo " (one group, keys derived per device)")$([ "$KIND" = x509 ] && echo " (mutual TLS: one group CA, $X509_DEVICES ECDSA P-256 device certificates; the ceilings see the same client certificates)")"
+  if [ "$NOTIFIERS" = 1 ]; then
+    echo "notifiers    webhook + smtp on every event, receivers answering after 1 s ($(wc -l < "$WORK/hook.jsonl") webhook requests served)"
+  fi
   echo
   printf "%-10s %9s %8s %8s %7s %8s %9s %10s %8s %9s\n" "run" "rate/s" "p50 ms" \
     "p99 ms" "errors" "resumed" "srv cpu s" "srv us/req" "srv cores" "cli cpu s"
@@ -507,7 +539,7 @@ report() {
   echo "server CPU per request (median of rounds): provd ${reg_us} us per registration, baseline ${base_us} us, nginx ${ngx_us} us"
   echo "efficiency = ceiling CPU per request / provd CPU per registration: ${eff_ngx} against nginx, ${eff_base} against the baseline"
   [ "$KIND" != x509 ] || awk -v e="$eff_ngx" 'BEGIN { printf "x509 target  provd CPU per registration <= 1.25 x nginx per mTLS handshake: %.2f x (%s)\n", (e > 0 ? 1 / e : 0), (e > 0 && 1 / e <= 1.25 ? "met" : "missed") }'
-  echo "BENCH kind=$KIND provd_cpu_us=$reg_us baseline_cpu_us=$base_us nginx_cpu_us=$ngx_us efficiency_nginx=$eff_ngx efficiency_baseline=$eff_base register_rate=$(median_of register rate) baseline_rate=$(median_of baseline rate) nginx_rate=$(median_of nginx rate) register_p99_ms=$(median_of register p99_ms) resumed=$resumed errors=$errors"
+  echo "BENCH kind=$KIND notifiers=$NOTIFIERS provd_cpu_us=$reg_us baseline_cpu_us=$base_us nginx_cpu_us=$ngx_us efficiency_nginx=$eff_ngx efficiency_baseline=$eff_base register_rate=$(median_of register rate) baseline_rate=$(median_of baseline rate) nginx_rate=$(median_of nginx rate) register_p99_ms=$(median_of register p99_ms) resumed=$resumed errors=$errors"
   [ "$resumed" -eq 0 ] || { echo "bench: $resumed handshakes resumed a session; the figures are not of full handshakes" >&2; return 3; }
   [ "$errors" -eq 0 ] || return 3
 }
@@ -552,6 +584,11 @@ main() {
   DATA=$WORK/data
   CONFIG=$WORK/provd.yaml
   PORT=$(free_port)
+  HOOK_PORT=$(free_port)
+  SMTP_PORT=$(free_port)
+  while [ "$HOOK_PORT" = "$PORT" ]; do HOOK_PORT=$(free_port); done
+  while [ "$SMTP_PORT" = "$PORT" ] || [ "$SMTP_PORT" = "$HOOK_PORT" ]; do SMTP_PORT=$(free_port); done
+  start_slow_receivers
   TPM_KEYS=$WORK/tpm-keys.pem
   if [ "$KIND" = tpm ]; then
     { openssl genrsa 2048; openssl genrsa 2048; } >"$TPM_KEYS" 2>/dev/null ||

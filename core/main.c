@@ -14,6 +14,7 @@
 #include "api/api.h"
 #include "config/config.h"
 #include "engine/engine.h"
+#include "notify/dispatch.h"
 #include "net/http.h"
 #include "plugin/loader.h"
 #include "store/store.h"
@@ -322,6 +323,7 @@ struct daemon {
   struct store *store;
   struct engine *engine;
   struct issuer_set *issuers;
+  struct dispatcher *dispatcher;
   struct api_ctx api;
   struct http_server *http;
   SSL_CTX *ssl;
@@ -363,6 +365,9 @@ static int start_daemon(struct daemon *dm, struct provd_err *err)
   if (issuers_load(cfg, &dm->issuers, err) != PROVD_OK)
     return -1;
   engine_set_issuers(dm->engine, dm->issuers);
+  if (dispatcher_start(&cfg->events, dm->store, &dm->plugins,
+                       &dm->dispatcher, err) != PROVD_OK)
+    return -1;
   dm->api.cfg = cfg;
   dm->api.store = dm->store;
   dm->api.engine = dm->engine;
@@ -394,6 +399,9 @@ static void stop_daemon(struct daemon *dm)
   atomic_store(&dm->api.ready, false);
   if (dm->http)
     http_server_stop(dm->http, SHUTDOWN_GRACE_MS);
+  /* Before the store: its last cursors go through the writer. */
+  dispatcher_stop(dm->dispatcher);
+  dm->dispatcher = NULL;
   if (dm->store)
     store_close(dm->store); /* runs every queued write first */
   engine_free(dm->engine);

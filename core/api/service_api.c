@@ -237,6 +237,30 @@ static void route_extension(const char *name, const char *m,
     set_op(r, SVC_OP_EVENTS, "events.list");
 }
 
+/* /events/verify, /events/{seq}, /events/{seq}/retry */
+static void route_event(const char *m, const struct svc_path *p, size_t n,
+                        struct route *r)
+{
+  if (n == 2 && strcasecmp(p->seg[1], "verify") == 0) {
+    if (is_method(m, "GET"))
+      set_op(r, SVC_OP_EVENTS_VERIFY, "events.verify");
+    else
+      no_method(r, "GET");
+    return;
+  }
+  r->id = p->seg[1];
+  if (n == 2 && is_method(m, "GET"))
+    set_op(r, SVC_OP_EVENT_GET, "events.get");
+  else if (n == 2)
+    no_method(r, "GET");
+  else if (strcasecmp(p->seg[2], "retry") != 0)
+    r->id = NULL;
+  else if (is_method(m, "POST"))
+    set_op(r, SVC_OP_EVENT_RETRY, "events.retry");
+  else
+    no_method(r, "POST");
+}
+
 /* /certificates[/{name}[/generateVerificationCode|/verify]]: the CAs
  * registered with provd (x509_json.h), DPS's "verified certificates". */
 static void route_certificates(const char *m, const struct svc_path *p,
@@ -283,6 +307,8 @@ static void route_request(const char *m, const struct svc_path *p,
   }
   if (n == 1)
     route_extension(p->seg[0], m, r);
+  if ((n == 2 || n == 3) && strcasecmp(p->seg[0], "events") == 0)
+    route_event(m, p, n, r);
   if (n <= 3 && strcasecmp(p->seg[0], "certificates") == 0)
     route_certificates(m, p, n, r);
   if (n == 2 && strcasecmp(p->seg[0], "explain") == 0) {
@@ -313,7 +339,7 @@ static int needs_write(enum svc_op op)
 {
   return op == SVC_OP_PUT || op == SVC_OP_DELETE || op == SVC_OP_BULK ||
          op == SVC_OP_REG_DELETE || op == SVC_OP_CA_CODE ||
-         op == SVC_OP_CA_VERIFY;
+         op == SVC_OP_CA_VERIFY || op == SVC_OP_EVENT_RETRY;
 }
 
 struct prep_error {
@@ -547,6 +573,12 @@ static int prep_job(const struct http_request *req, struct svc_job *job,
     return prep_reg_list(req, job, e);
   case SVC_OP_EVENTS:
     return prep_events(req, job, e);
+  case SVC_OP_EVENT_GET:
+  case SVC_OP_EVENT_RETRY:
+    if (parse_u64(job->id, INT64_MAX, &job->seq) != 0 || job->seq == 0)
+      return prep_fail(e, 400, SVC_E_BAD_REQUEST,
+                       "The event's sequence number is not valid");
+    return 0;
   case SVC_OP_CA_VERIFY: /* {"certificate": the proof of possession} */
     job->doc = read_body(req, job->ctx->cfg->max_body_bytes,
                          JSON_BODY_REQUIRED, e);

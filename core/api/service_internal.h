@@ -49,7 +49,10 @@ enum svc_op {
   SVC_OP_EXPLAIN,          /* POST /explain/{regId} (provd) */
   SVC_OP_CA_LIST,          /* GET /certificates (provd) */
   SVC_OP_CA_CODE,          /* POST .../{name}/generateVerificationCode */
-  SVC_OP_CA_VERIFY         /* POST /certificates/{name}/verify (provd) */
+  SVC_OP_CA_VERIFY,        /* POST /certificates/{name}/verify (provd) */
+  SVC_OP_EVENT_GET,        /* GET /events/{seq} (provd) */
+  SVC_OP_EVENTS_VERIFY,    /* GET /events/verify (provd) */
+  SVC_OP_EVENT_RETRY       /* POST /events/{seq}/retry (provd) */
 };
 
 /* One service request handed to a store thread.  Owns everything it
@@ -74,6 +77,7 @@ struct svc_job {
   char group[ENROLLMENT_ID_MAX + 1];    /* "" = any */
   char hub[256];                        /* hub name; "" = any */
   uint64_t after_seq;                   /* SVC_OP_EVENTS */
+  uint64_t seq;                         /* SVC_OP_EVENT_GET, _RETRY */
   /* outcome of a write job, set on the writer thread */
   int fail_http;              /* 0: no logical failure */
   int fail_code;
@@ -105,5 +109,13 @@ void svc_reject(struct http_exchange *ex, const char *op, int status,
 /* Hands the job to the store.  On PROVD_OK the job will be answered and
  * freed later; otherwise the caller still owns it. */
 int svc_job_submit(struct svc_job *job);
+
+/* Answers a write job after its commit (a store_done_fn): 200 with
+ * job->result, 204 without, the job's logical failure, or 503. */
+void svc_write_done(void *ud, int status, const struct provd_err *err);
+
+/* ---- service_events.c: the journal and its deliveries ---- */
+/* Same contract as svc_job_submit, for the SVC_OP_EVENT* ops. */
+int svc_events_submit(struct svc_job *job);
 
 #endif

@@ -177,44 +177,6 @@ static void read_hubs(struct store_session *s, void *ud)
   svc_job_respond_json(job, 200, arr, NULL, 0);
 }
 
-/* store.h has no outbox listing yet; until it does, /events reads the
- * outbox through the storage plugin's own ops with a session of its
- * own, on this reader thread. */
-struct events_acc {
-  json_t *arr;
-};
-
-static int collect_event(void *ud, const struct provd_outbox_event *ev)
-{
-  struct events_acc *acc = ud;
-  char when[32];
-  time_iso8601(ev->time_ms, when);
-  json_t *body = ev->body_json ? json_loads(ev->body_json, 0, NULL) : NULL;
-  if (!body)
-    body = ev->body_json ? json_string(ev->body_json) : json_null();
-  json_array_append_new(
-      acc->arr, json_pack("{s:I, s:s, s:s, s:s, s:o}", "seq",
-                          (json_int_t)ev->seq, "type",
-                          ev->type ? ev->type : "", "time", when, "subject",
-                          ev->subject ? ev->subject : "", "body", body));
-  return PROVD_OK;
-}
-
-static void read_events(struct store_session *s, void *ud)
-{
-  struct svc_job *job = ud;
-  struct events_acc acc = {json_array()};
-  struct provd_err err;
-  perr_clear(&err);
-  if (store_events(s, job->after_seq, job->page_size, collect_event, &acc,
-                   &err) != PROVD_OK) {
-    json_decref(acc.arr);
-    svc_job_respond_unavailable(job, &err);
-    return;
-  }
-  svc_job_respond_json(job, 200, acc.arr, NULL, 0);
-}
-
 /* ---- writes ---- */
 
 static void job_fail(struct svc_job *job, int http, int code,
@@ -561,7 +523,7 @@ static int write_bulk(struct store_session *s, void *ud,
 
 /* ---- completion of writes (writer thread, after the commit) ---- */
 
-static void write_done(void *ud, int status, const struct provd_err *err)
+void svc_write_done(void *ud, int status, const struct provd_err *err)
 {
   struct svc_job *job = ud;
   if (status == PROVD_OK && job->result) {
@@ -595,19 +557,22 @@ int svc_job_submit(struct svc_job *job)
   case SVC_OP_HUBS:
     return store_submit_read(st, read_hubs, job);
   case SVC_OP_EVENTS:
-    return store_submit_read(st, read_events, job);
+  case SVC_OP_EVENT_GET:
+  case SVC_OP_EVENTS_VERIFY:
+  case SVC_OP_EVENT_RETRY:
+    return svc_events_submit(job);
   case SVC_OP_PUT:
-    return store_submit_write(st, write_put, write_done, job);
+    return store_submit_write(st, write_put, svc_write_done, job);
   case SVC_OP_DELETE:
   case SVC_OP_REG_DELETE:
-    return store_submit_write(st, write_delete, write_done, job);
+    return store_submit_write(st, write_delete, svc_write_done, job);
   case SVC_OP_BULK:
-    return store_submit_write(st, write_bulk, write_done, job);
+    return store_submit_write(st, write_bulk, svc_write_done, job);
   case SVC_OP_CA_LIST:
     return store_submit_read(st, read_page, job);
   case SVC_OP_CA_CODE:
   case SVC_OP_CA_VERIFY:
-    return store_submit_write(st, write_ca_change, write_done, job);
+    return store_submit_write(st, write_ca_change, svc_write_done, job);
   case SVC_OP_EXPLAIN:
     break; /* answered by the engine, never a store job */
   }

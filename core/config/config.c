@@ -313,6 +313,59 @@ static void do_registration(struct ck *c, struct provd_config *cfg,
     get_int(c, ra, "registration.retry_after", 1, 300, &cfg->retry_after_s);
 }
 
+/* A duration in lo..hi ms into *out. */
+static void get_duration(struct ck *c, const struct cfg_node *v,
+                         const char *what, long long lo, long long hi,
+                         long long *out)
+{
+  long long ms;
+  if (cfg_is_absent(v) || want_text(c, v, what, "a duration"))
+    return;
+  if (cfg_parse_duration_ms(v->text, &ms))
+    ck_err(c, v, "%s: expected a duration like 250ms, 30s, 5m or 24h, got "
+                 "'%s'", what, v->text);
+  else if (ms < lo || ms > hi)
+    ck_err(c, v, "%s: %lld ms is out of range %lld..%lld", what, ms, lo, hi);
+  else
+    *out = ms;
+}
+
+#define DAY_MS (24LL * 3600 * 1000)
+
+static void do_events(struct ck *c, struct provd_config *cfg,
+                      const struct cfg_node *v)
+{
+  static const struct key_rule rules[] = {
+      {"retry_initial", 0}, {"retry_max", 0},  {"max_age", 0},
+      {"concurrency", 0},   {"queue", 0},      {"poll", 0},
+      {"retain_age", 0},    {"retain_count", 0}, {0}};
+  if (want_type(c, v, CFG_MAP, "events"))
+    return;
+  check_keys(c, v, rules, "events");
+  struct cfg_events *e = &cfg->events;
+  get_duration(c, cfg_map_get(v, "retry_initial"), "events.retry_initial",
+               10, DAY_MS, &e->retry_initial_ms);
+  get_duration(c, cfg_map_get(v, "retry_max"), "events.retry_max", 10,
+               DAY_MS, &e->retry_max_ms);
+  get_duration(c, cfg_map_get(v, "max_age"), "events.max_age", 100,
+               365 * DAY_MS, &e->max_age_ms);
+  get_duration(c, cfg_map_get(v, "poll"), "events.poll", 10, 60000,
+               &e->poll_ms);
+  get_duration(c, cfg_map_get(v, "retain_age"), "events.retain_age", 0,
+               3650 * DAY_MS, &e->retain_age_ms);
+  const struct cfg_node *n = cfg_map_get(v, "concurrency");
+  if (!cfg_is_absent(n))
+    get_int(c, n, "events.concurrency", 1, 64, &e->concurrency);
+  n = cfg_map_get(v, "queue");
+  if (!cfg_is_absent(n))
+    get_int(c, n, "events.queue", 1, 65536, &e->queue);
+  n = cfg_map_get(v, "retain_count");
+  int count = 0;
+  if (!cfg_is_absent(n) &&
+      get_int(c, n, "events.retain_count", 0, 1000000000, &count) == 0)
+    e->retain_count = count;
+}
+
 /* ---- service_policies ---- */
 
 /* A shorter access-policy key could be guessed; DPS keys are 32 bytes. */
@@ -765,6 +818,7 @@ static const struct {
     {"log_level", do_log_level},
     {"limits", do_limits},
     {"registration", do_registration},
+    {"events", do_events},
     {"service_policies", do_policies},
     {"certificate_issuers", do_issuers},
     {"hubs", do_hubs},
@@ -818,9 +872,24 @@ static int set_defaults(struct provd_config *cfg)
   cfg->log_level = LOG_INFO;
   cfg->max_body_bytes = 96 * 1024;
   cfg->retry_after_s = 1;
+  cfg->events = (struct cfg_events){
+      .retry_initial_ms = 1000, .retry_max_ms = 300000,
+      .max_age_ms = DAY_MS, .concurrency = 4, .queue = 1024,
+      .poll_ms = 100, .retain_age_ms = 0, .retain_count = 0};
   if (!cfg->id_scope || !cfg->data_dir || !cfg->storage.name ||
       !cfg->storage.id || !cfg->plugin_path || !cfg->plugin_path[0])
     return -1;
+  return 0;
+}
+
+int config_event_wanted(char *const *events, size_t n_events,
+                        const char *type)
+{
+  if (n_events == 0)
+    return 1;
+  for (size_t i = 0; i < n_events; i++)
+    if (type && strcmp(events[i], type) == 0)
+      return 1;
   return 0;
 }
 

@@ -55,6 +55,19 @@ struct cfg_plugin_decl {
   struct cfg_pos pos;             /* of the item */
 };
 
+/* `events:`: how the dispatcher delivers to notifiers and how long the
+ * journal keeps events.  Durations in ms; 0 = off where noted. */
+struct cfg_events {
+  long long retry_initial_ms; /* first backoff, default 1 s */
+  long long retry_max_ms;     /* backoff ceiling, default 5 min */
+  long long max_age_ms;       /* undelivered this long: dead letter, 24 h */
+  int concurrency;            /* deliveries in flight per instance, 4 */
+  int queue;                  /* events held in memory per instance, 1024 */
+  long long poll_ms;          /* journal poll when idle, default 100 ms */
+  long long retain_age_ms;    /* journal retention by age; 0 = forever */
+  long long retain_count;     /* keep at most this many; 0 = no limit */
+};
+
 /* A service API access policy (DPS "shared access policy"). */
 struct cfg_policy {
   char *name;
@@ -97,8 +110,14 @@ struct provd_config {
   int log_level;            /* LOG_* */
   size_t max_body_bytes;    /* `limits.max_body`, default 96 KiB */
   int retry_after_s;        /* `registration.retry_after`, default 1 */
+  struct cfg_events events; /* `events:` delivery and retention */
   struct cfg_node *root;    /* owned */
 };
+
+/* A notifier's `events:` filter: 1 when it takes events of `type` (an
+ * empty filter takes all). */
+int config_event_wanted(char *const *events, size_t n_events,
+                        const char *type);
 
 /* Loads and checks `path`.  On failure returns -1 with every problem in d
  * (as many as can be found in one pass). */

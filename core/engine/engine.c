@@ -538,9 +538,13 @@ static int operation_matches(const char *operation_id, const char *etag)
 
 /* The registration state as a device sees it: etag base64-encoded as DPS
  * does, no hub fields unless assigned. */
-static json_t *device_view(const struct store_rec *rec)
+/* Takes rec->body (NULL afterwards) and reshapes it in place: every
+ * caller is done with the record, and a deep copy per answer showed in
+ * the writer's profile. */
+static json_t *device_view_take(struct store_rec *rec)
 {
-  json_t *v = json_deep_copy(rec->body);
+  json_t *v = rec->body;
+  rec->body = NULL;
   const char *status = json_str_at(v, "status");
   if (!status || strcmp(status, "assigned") != 0) {
     json_object_del(v, "assignedHub");
@@ -560,13 +564,14 @@ static json_t *device_view(const struct store_rec *rec)
   return v;
 }
 
-static json_t *operation_view(const char *operation_id,
-                              const struct store_rec *rec)
+static json_t *operation_view_take(const char *operation_id,
+                                   struct store_rec *rec)
 {
   const char *status = json_str_at(rec->body, "status");
-  return json_pack("{s:s,s:s,s:o}", "operationId", operation_id, "status",
-                   status ? status : "failed", "registrationState",
-                   device_view(rec));
+  json_t *wrapper = json_pack("{s:s,s:s}", "operationId", operation_id,
+                              "status", status ? status : "failed");
+  json_object_set_new(wrapper, "registrationState", device_view_take(rec));
+  return wrapper;
 }
 
 /* ---------- assignment ---------- */
@@ -697,6 +702,16 @@ static const char *device_id_for(struct job *j)
   return j->req->registration_id;
 }
 
+/* A device that already lived on another hub was moved: back ends that
+ * track where devices are hear it as its own event. */
+static const char *assigned_event_type(const struct store_rec *prev,
+                                       const char *hub)
+{
+  if (prev && prev->hub && strcasecmp(prev->hub, hub) != 0)
+    return "device.reprovisioned";
+  return "device.assigned";
+}
+
 /* registrationState.x509 (or .tpm ...) as the attestation plugin wrote
  * it: stored with the record, so status lookups and the service API's
  * registration views show it too. */
@@ -738,7 +753,8 @@ static void plan_record(struct job *j, const struct store_rec *prev)
     json_object_set_new(body, "status", json_string("assigned"));
     json_object_set_new(body, "substatus",
                         json_string(substatus_for(enr, prev, hub)));
-    snprintf(j->event_type, sizeof(j->event_type), "device.assigned");
+    snprintf(j->event_type, sizeof(j->event_type), "%s",
+             assigned_event_type(prev, hub));
   } else {
     /* 400208: "no IoT hub could be selected", the code the C SDK knows. */
     json_object_set_new(body, "status", json_string("failed"));
@@ -917,7 +933,7 @@ static void remember_operation(struct job *j)
   const char *credential = presented_credential(j->req);
   if (j->accepted.reuse_until_s <= 0 || !credential)
     return;
-  json_t *answer = operation_view(j->operation_id, &j->record);
+  json_t *answer = operation_view_take(j->operation_id, &j->record);
   char *text = json_dumps(answer, JSON_COMPACT);
   json_decref(answer);
   if (text)
@@ -1009,9 +1025,9 @@ static void answer_from_record(struct job *j, struct store_session *s)
       finish_error(j, "OPERATION_NOT_FOUND", NULL);
       return;
     }
-    body = operation_view(j->req->operation_id, &rec);
+    body = operation_view_take(j->req->operation_id, &rec);
   } else {
-    body = device_view(&rec);
+    body = device_view_take(&rec);
     json_object_del(body, "issuedCertificateChain"); /* DPS: never here */
   }
   store_rec_clear(&rec);

@@ -292,6 +292,16 @@ void attest_result_clear(struct provd_attest_result *r)
   memset(r, 0, sizeof(*r));
 }
 
+#define RETRY_AFTER_MAX_MS (3600LL * 1000)
+
+static int h_call_set_retry_after(struct provd_call *call, int64_t ms)
+{
+  if (!call || ms < 0)
+    return PROVD_E_INVAL;
+  call->retry_after_ms = ms > RETRY_AFTER_MAX_MS ? RETRY_AFTER_MAX_MS : ms;
+  return PROVD_OK;
+}
+
 static const struct provd_host_api the_host_api = {
   .struct_size = sizeof(struct provd_host_api),
   .abi_major = PROVD_ABI_MAJOR,
@@ -330,6 +340,8 @@ static const struct provd_host_api the_host_api = {
   /* ABI minor 2 */
   .attest_set_state = h_attest_set_state,
   .attest_set_match_depth = h_attest_set_match_depth,
+  /* ABI minor 3 */
+  .call_set_retry_after = h_call_set_retry_after,
 };
 
 const struct provd_host_api *host_api(void)

@@ -80,6 +80,7 @@ static inline const struct provd_cfg *cfg_from_json(const json_t *j)
 struct provd_call {
   char trace_id[64];
   unsigned long long deadline_ns; /* CLOCK_MONOTONIC */
+  long long retry_after_ms;       /* call_set_retry_after; 0: not set */
 };
 
 struct provd_attest_result {

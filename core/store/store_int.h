@@ -13,6 +13,15 @@ struct store_session {
   int depth;         /* transaction levels opened through this wrapper */
   char *buf;         /* JSON serialization scratch, reused, owned */
   size_t buf_cap;
+  /* The journal's head as this session last wrote it, so the next event
+   * links without reading it back; forgotten on every rollback. */
+  int chain_known;
+  uint64_t chain_seq;
+  char chain_hash[65];
+  /* Event ids: a random prefix per session and a counter. */
+  int id_ready;
+  unsigned char id_prefix[8];
+  uint64_t id_counter;
 };
 
 /* A bounded FIFO of fixed-size jobs. */

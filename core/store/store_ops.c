@@ -5,10 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <openssl/rand.h>
 
 #include <openssl/crypto.h>
 
+#include "store/journal.h"
 #include "store/store_int.h"
+#include "util/ids.h"
 
 /* Bodies above this are refused before serialization finishes. */
 #define STORE_MAX_BODY (4u * 1024u * 1024u)
@@ -103,6 +106,7 @@ static void session_drop(struct store_session *s)
   s->st->ops->session_close(s->ps);
   s->ps = NULL;
   s->depth = 0;
+  s->chain_known = 0;
 }
 
 int store_tx_rollback(struct store_session *s, struct provd_err *err)
@@ -111,6 +115,7 @@ int store_tx_rollback(struct store_session *s, struct provd_err *err)
    * decrement). */
   if (s->depth > 0)
     s->depth--;
+  s->chain_known = 0; /* the event it remembers may be gone */
   NEED_SESSION(s, err);
   int rc = s->st->ops->tx_rollback(s->ps, err);
   if (rc != PROVD_OK)
@@ -345,6 +350,30 @@ static int64_t now_unix_ms(void)
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static void next_event_id(struct store_session *s, char out[37])
+{
+  if (!s->id_ready) {
+    if (RAND_bytes(s->id_prefix, sizeof(s->id_prefix)) != 1) {
+      ids_uuid(out); /* no RNG now: try again next time */
+      return;
+    }
+    s->id_ready = 1;
+  }
+  ids_uuid_counted(s->id_prefix, s->id_counter++, out);
+}
+
+/* The hash the new event links to: remembered from this session's last
+ * append, else read from the store. */
+static int chain_head(struct store_session *s, char out[JOURNAL_HASH_HEX],
+                      struct provd_err *err)
+{
+  if (s->chain_known) {
+    memcpy(out, s->chain_hash, JOURNAL_HASH_HEX);
+    return PROVD_OK;
+  }
+  return journal_prev_hash(s, out, err);
+}
+
 int store_event(struct store_session *s, const char *type,
                 const char *subject, const json_t *body, uint64_t *seq_out,
                 struct provd_err *err)
@@ -356,14 +385,42 @@ int store_event(struct store_session *s, const char *type,
     if (rc != PROVD_OK)
       return rc;
   }
+  char event_id[37], prev[JOURNAL_HASH_HEX], hash[JOURNAL_HASH_HEX];
+  int rc = chain_head(s, prev, err);
+  if (rc != PROVD_OK)
+    return rc;
+  next_event_id(s, event_id);
   struct provd_outbox_event ev = {
     .struct_size = sizeof(ev),
     .type = type,
     .time_ms = now_unix_ms(),
     .subject = subject,
     .body_json = text,
+    .event_id = event_id,
+    .prev_hash = prev,
   };
-  return s->st->ops->outbox_append(s->ps, &ev, seq_out, err);
+  journal_hash(&ev, hash);
+  ev.hash = hash;
+  uint64_t seq = 0;
+  rc = s->st->ops->outbox_append(s->ps, &ev, &seq, err);
+  if (rc != PROVD_OK) {
+    s->chain_known = 0;
+    return rc;
+  }
+  if (s->chain_known && seq != s->chain_seq + 1) {
+    /* Another writer appended since this session's last event: the link
+     * just written is wrong, so this change must not commit. */
+    s->chain_known = 0;
+    perr_set(err, "STORE_CONFLICT", "the journal was appended to by "
+             "another writer; try again");
+    return PROVD_E_UNAVAILABLE;
+  }
+  s->chain_known = 1;
+  s->chain_seq = seq;
+  memcpy(s->chain_hash, hash, JOURNAL_HASH_HEX);
+  if (seq_out)
+    *seq_out = seq;
+  return PROVD_OK;
 }
 
 int store_events(struct store_session *s, uint64_t after_seq, size_t limit,
@@ -383,7 +440,7 @@ static int challenges_supported(const struct store_session *s,
       ops->challenge_put && ops->challenge_get && ops->challenge_answer)
     return PROVD_OK;
   perr_set(err, "STORE_UNSUPPORTED",
-           "the storage plugin keeps no challenge rounds (ABI < 1.3)");
+           "the storage plugin keeps no challenge rounds (ABI < 1.4)");
   return PROVD_E_UNSUPPORTED;
 }
 

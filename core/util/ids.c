@@ -6,6 +6,21 @@
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
+static void uuid_format(unsigned char b[16], int version, char out[37])
+{
+  static const char hex[] = "0123456789abcdef";
+  b[6] = (unsigned char)((b[6] & 0x0f) | (version << 4));
+  b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+  char *o = out;
+  for (int i = 0; i < 16; i++) {
+    if (i == 4 || i == 6 || i == 8 || i == 10)
+      *o++ = '-';
+    *o++ = hex[b[i] >> 4];
+    *o++ = hex[b[i] & 15];
+  }
+  *o = '\0';
+}
+
 void ids_uuid(char out[37])
 {
   unsigned char b[16];
@@ -15,13 +30,19 @@ void ids_uuid(char out[37])
     for (int i = 0; i < 16; i++)
       b[i] = 0;
   }
-  b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
-  b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-  snprintf(out, 37,
-           "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
-           "%02x%02x%02x%02x%02x%02x",
-           b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10],
-           b[11], b[12], b[13], b[14], b[15]);
+  uuid_format(b, 4, out);
+}
+
+void ids_uuid_counted(const unsigned char prefix[8], uint64_t counter,
+                      char out[37])
+{
+  unsigned char b[16];
+  memcpy(b, prefix, 8);
+  for (int i = 0; i < 8; i++)
+    b[8 + i] = (unsigned char)(counter >> (56 - 8 * i));
+  /* The variant bits overwrite the counter's top two bits: 2^62 ids per
+   * prefix before a repeat. */
+  uuid_format(b, 8, out);
 }
 
 void ids_etag(char out[40])

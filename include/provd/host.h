@@ -224,7 +224,13 @@ struct provd_host_api {
    * PROVD_E_INVAL when depth is 0. */
   int (*attest_set_match_depth)(struct provd_attest_result *r,
                                 uint32_t depth);
-  /* Later additions go here, after the ABI minor 2 members; test for them
+
+  /* ---- ABI minor 3 ----
+   * Notifiers: the receiver asked to be left alone for ms milliseconds
+   * (HTTP Retry-After) before the event is tried again; the host waits at
+   * least that long, capped at one hour.  PROVD_E_INVAL for ms < 0. */
+  int (*call_set_retry_after)(struct provd_call *call, int64_t ms);
+  /* Later additions go here, after the ABI minor 3 members; test for them
    * with PROVD_HAS(host, ...). */
 };
 

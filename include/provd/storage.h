@@ -26,7 +26,10 @@ enum provd_table {
   PROVD_TABLE_HUBS = 4,              /* id = hub name */
   /* ABI minor 2: X.509 CA certificates registered with provd (DPS
    * "verified certificates"), id = CA name. */
-  PROVD_TABLE_CERTIFICATES = 5
+  PROVD_TABLE_CERTIFICATES = 5,
+  /* ABI minor 3: the event dispatcher's durable state. */
+  PROVD_TABLE_NOTIFIER_CURSORS = 6,  /* id = notifier instance id */
+  PROVD_TABLE_DEAD_LETTERS = 7       /* id = "INSTANCE/SEQ" (seq 20 digits) */
 };
 
 /* One stored record.  In callbacks every pointer is borrowed for the
@@ -64,11 +67,16 @@ struct provd_outbox_event {
   int64_t time_ms;
   const char *subject;     /* registration or group id */
   const char *body_json;
+  /* ABI minor 3: the tamper-evident journal.  The core computes them;
+   * the store keeps them verbatim (NULL in events of older stores). */
+  const char *event_id;    /* unique id (uuid), the receivers' dedup key */
+  const char *prev_hash;   /* hex SHA-256 of the previous event */
+  const char *hash;        /* hex SHA-256 over this event's canonical bytes */
 };
 
 typedef int (*provd_event_fn)(void *ud, const struct provd_outbox_event *ev);
 
-/* ABI minor 3: the open challenge round of one registration (an
+/* ABI minor 4: the open challenge round of one registration (an
  * attestation plugin answered PROVD_CHALLENGE, e.g. the TPM flow).  In
  * callbacks every pointer is borrowed for the duration of the callback. */
 struct provd_challenge {
@@ -118,7 +126,16 @@ struct provd_storage_ops {
   int (*outbox_list)(void *session, uint64_t after_seq, size_t limit,
                      provd_event_fn fn, void *ud, struct provd_err *err);
 
-  /* ---- ABI minor 3: challenge rounds (test with PROVD_HAS) ----
+  /* ---- ABI minor 3 (optional: test with PROVD_HAS) ---- */
+  /* The event with the highest seq: fn called once, or PROVD_NOT_FOUND
+   * when the outbox is empty. */
+  int (*outbox_last)(void *session, provd_event_fn fn, void *ud,
+                     struct provd_err *err);
+  /* Deletes the events with seq < before_seq (journal retention). */
+  int (*outbox_trim)(void *session, uint64_t before_seq,
+                     struct provd_err *err);
+
+  /* ---- ABI minor 4: challenge rounds (test with PROVD_HAS) ----
    * At most one challenge per registration id; nothing else reads the
    * session bytes, and they never appear in lists or events. */
   /* Stores c (answered_ms stored as 0), replacing the registration's

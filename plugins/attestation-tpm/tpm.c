@@ -515,9 +515,9 @@ PROVD_PLUGIN_DEFINE = {
     .kind = PROVD_KIND_ATTESTATION,
     /* RSA public-key operations and HMACs only: no I/O. */
     .flags = PROVD_PLUGIN_THREADSAFE | PROVD_PLUGIN_NONBLOCKING,
-    .min_host_minor = 3, /* b64_*, sas_*, attest_set_reuse_until (1);
+    .min_host_minor = 4, /* b64_*, sas_*, attest_set_reuse_until (1);
                             attest_set_state (2); challenge rounds,
-                            session_answered (3) */
+                            session_answered (4) */
     .name = "tpm",
     .version = PROVD_VERSION,
     .description = "DPS TPM 2.0 attestation (EK challenge, key import, SAS)",

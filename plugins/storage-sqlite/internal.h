@@ -19,7 +19,7 @@
 /* Deepest transaction nesting a session accepts (BEGIN + savepoints). */
 #define SQ_MAX_DEPTH 32
 
-#define SQ_N_TABLES 5
+#define SQ_N_TABLES 7
 /* Bytes the WAL is truncated to after a checkpoint. */
 #define SQ_WAL_SIZE_LIMIT (64 * 1024 * 1024)
 
@@ -83,7 +83,7 @@ struct sq_session {
   sqlite3_stmt *rec[SQ_N_TABLES][SQ_N_REC_STMTS];
   sqlite3_stmt *list[SQ_N_TABLES][SQ_N_FILTERS];
   sqlite3_stmt *count[SQ_N_TABLES][SQ_N_FILTERS];
-  sqlite3_stmt *outbox_append, *outbox_list;
+  sqlite3_stmt *outbox_append, *outbox_list, *outbox_last, *outbox_trim;
   sqlite3_stmt *chal[SQ_N_CHAL_STMTS];
 };
 
@@ -129,6 +129,11 @@ int sq_outbox_append(void *session, const struct provd_outbox_event *ev,
                      uint64_t *seq_out, struct provd_err *err);
 int sq_outbox_list(void *session, uint64_t after_seq, size_t limit,
                    provd_event_fn fn, void *ud, struct provd_err *err);
+
+int sq_outbox_last(void *session, provd_event_fn fn, void *ud,
+                   struct provd_err *err);
+int sq_outbox_trim(void *session, uint64_t before_seq,
+                   struct provd_err *err);
 
 /* ---- challenges.c ---- */
 int sq_challenge_put(void *session, const struct provd_challenge *c,

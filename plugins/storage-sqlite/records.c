@@ -438,6 +438,16 @@ int sq_count(void *session, enum provd_table t, const struct provd_query *q,
 
 /* ---- outbox ---- */
 
+/* Journal fields are optional: a caller built against ABI minor 1 has
+ * none. */
+static const char *journal_field(const struct provd_outbox_event *ev,
+                                 int which)
+{
+  if (!PROVD_HAS(ev, struct provd_outbox_event, hash))
+    return NULL;
+  return which == 0 ? ev->event_id : which == 1 ? ev->prev_hash : ev->hash;
+}
+
 int sq_outbox_append(void *session, const struct provd_outbox_event *ev,
                      uint64_t *seq_out, struct provd_err *err)
 {
@@ -446,20 +456,25 @@ int sq_outbox_append(void *session, const struct provd_outbox_event *ev,
     return invalid(s, err, "event missing or from an unknown ABI");
   if (!text_ok(ev->type, SQ_MAX_TEXT, 1) ||
       !text_ok(ev->subject, SQ_MAX_ID, 0) ||
-      !text_ok(ev->body_json, SQ_MAX_BODY, 1))
-    return invalid(s, err, "event type, subject or body missing or too "
-                           "long");
-  sqlite3_stmt *stmt =
-      sq_stmt(s, &s->outbox_append,
-              "INSERT INTO outbox (type, time_ms, subject, body) "
-              "VALUES (?1, ?2, ?3, ?4)",
-              err);
+      !text_ok(ev->body_json, SQ_MAX_BODY, 1) ||
+      !text_ok(journal_field(ev, 0), SQ_MAX_TEXT, 0) ||
+      !text_ok(journal_field(ev, 1), SQ_MAX_TEXT, 0) ||
+      !text_ok(journal_field(ev, 2), SQ_MAX_TEXT, 0))
+    return invalid(s, err, "event type, subject, body or journal fields "
+                           "missing or too long");
+  sqlite3_stmt *stmt = sq_stmt(
+      s, &s->outbox_append,
+      "INSERT INTO outbox (type, time_ms, subject, body, event_id, "
+      "prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+      err);
   if (!stmt)
     return PROVD_E_INTERNAL;
   bind_text(stmt, 1, ev->type);
   sqlite3_bind_int64(stmt, 2, ev->time_ms);
   bind_text(stmt, 3, ev->subject);
   bind_text(stmt, 4, ev->body_json);
+  for (int i = 0; i < 3; i++)
+    bind_text(stmt, 5 + i, journal_field(ev, i));
   int rc = sqlite3_step(stmt);
   stmt_done(stmt);
   if (rc != SQLITE_DONE)
@@ -467,6 +482,40 @@ int sq_outbox_append(void *session, const struct provd_outbox_event *ev,
   if (seq_out)
     *seq_out = (uint64_t)sqlite3_last_insert_rowid(s->db);
   return PROVD_OK;
+}
+
+#define EVENT_COLS "seq, type, time_ms, subject, body, event_id, prev_hash, hash"
+
+/* Steps stmt (selecting EVENT_COLS) and hands each row to fn.  *rows
+ * counts them when not NULL. */
+static int each_event(struct sq_session *s, sqlite3_stmt *stmt,
+                      provd_event_fn fn, void *ud, size_t *rows,
+                      struct provd_err *err)
+{
+  int rc;
+  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    struct provd_outbox_event ev = {
+      .struct_size = sizeof(ev),
+      .seq = (uint64_t)sqlite3_column_int64(stmt, 0),
+      .type = (const char *)sqlite3_column_text(stmt, 1),
+      .time_ms = sqlite3_column_int64(stmt, 2),
+      .subject = (const char *)sqlite3_column_text(stmt, 3),
+      .body_json = (const char *)sqlite3_column_text(stmt, 4),
+      .event_id = (const char *)sqlite3_column_text(stmt, 5),
+      .prev_hash = (const char *)sqlite3_column_text(stmt, 6),
+      .hash = (const char *)sqlite3_column_text(stmt, 7),
+    };
+    if (rows)
+      (*rows)++;
+    int cb = fn(ud, &ev);
+    if (cb != PROVD_OK) {
+      stmt_done(stmt);
+      return callback_status(s, cb, err);
+    }
+  }
+  stmt_done(stmt);
+  return rc == SQLITE_DONE ? PROVD_OK
+                           : sq_fail(s, rc, "listing events", err);
 }
 
 int sq_outbox_list(void *session, uint64_t after_seq, size_t limit,
@@ -477,7 +526,7 @@ int sq_outbox_list(void *session, uint64_t after_seq, size_t limit,
     return PROVD_OK; /* seq never gets there */
   sqlite3_stmt *stmt =
       sq_stmt(s, &s->outbox_list,
-              "SELECT seq, type, time_ms, subject, body FROM outbox "
+              "SELECT " EVENT_COLS " FROM outbox "
               "WHERE seq > ?1 ORDER BY seq LIMIT ?2",
               err);
   if (!stmt)
@@ -486,23 +535,37 @@ int sq_outbox_list(void *session, uint64_t after_seq, size_t limit,
   sqlite3_bind_int64(stmt, 2,
                      limit > 0 && limit <= (size_t)INT64_MAX ? (int64_t)limit
                                                              : -1);
-  int rc;
-  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-    struct provd_outbox_event ev = {
-      .struct_size = sizeof(ev),
-      .seq = (uint64_t)sqlite3_column_int64(stmt, 0),
-      .type = (const char *)sqlite3_column_text(stmt, 1),
-      .time_ms = sqlite3_column_int64(stmt, 2),
-      .subject = (const char *)sqlite3_column_text(stmt, 3),
-      .body_json = (const char *)sqlite3_column_text(stmt, 4),
-    };
-    int cb = fn(ud, &ev);
-    if (cb != PROVD_OK) {
-      stmt_done(stmt);
-      return callback_status(s, cb, err);
-    }
-  }
+  return each_event(s, stmt, fn, ud, NULL, err);
+}
+
+int sq_outbox_last(void *session, provd_event_fn fn, void *ud,
+                   struct provd_err *err)
+{
+  struct sq_session *s = session;
+  sqlite3_stmt *stmt =
+      sq_stmt(s, &s->outbox_last,
+              "SELECT " EVENT_COLS " FROM outbox ORDER BY seq DESC LIMIT 1",
+              err);
+  if (!stmt)
+    return PROVD_E_INTERNAL;
+  size_t rows = 0;
+  int rc = each_event(s, stmt, fn, ud, &rows, err);
+  return rc == PROVD_OK && rows == 0 ? PROVD_NOT_FOUND : rc;
+}
+
+int sq_outbox_trim(void *session, uint64_t before_seq,
+                   struct provd_err *err)
+{
+  struct sq_session *s = session;
+  if (before_seq > (uint64_t)INT64_MAX)
+    return invalid(s, err, "trim point out of range");
+  sqlite3_stmt *stmt = sq_stmt(s, &s->outbox_trim,
+                               "DELETE FROM outbox WHERE seq < ?1", err);
+  if (!stmt)
+    return PROVD_E_INTERNAL;
+  sqlite3_bind_int64(stmt, 1, (int64_t)before_seq);
+  int rc = sqlite3_step(stmt);
   stmt_done(stmt);
   return rc == SQLITE_DONE ? PROVD_OK
-                           : sq_fail(s, rc, "listing events", err);
+                           : sq_fail(s, rc, "trimming the journal", err);
 }

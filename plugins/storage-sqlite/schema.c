@@ -10,12 +10,12 @@
 
 static const char *const table_names[SQ_N_TABLES] = {
   "enrollments", "enrollment_groups", "registrations", "hubs",
-  "certificates"
+  "certificates", "notifier_cursors", "dead_letters"
 };
 
 const char *sq_table_name(enum provd_table t)
 {
-  if (t < PROVD_TABLE_ENROLLMENTS || t > PROVD_TABLE_CERTIFICATES)
+  if (t < PROVD_TABLE_ENROLLMENTS || t > PROVD_TABLE_DEAD_LETTERS)
     return NULL;
   return table_names[t - 1];
 }
@@ -53,9 +53,20 @@ static const char migration_1[] =
 
 /* Registered X.509 CAs (PROVD_TABLE_CERTIFICATES). */
 static const char migration_2[] = RECORD_TABLE("certificates");
+
+/* The journal: event id and hash chain on every event (older rows keep
+ * NULL and are reported as unchained), and the dispatcher's durable
+ * state (per-instance cursors, dead letters). */
+static const char migration_3[] =
+  "ALTER TABLE outbox ADD COLUMN event_id TEXT;"
+  "ALTER TABLE outbox ADD COLUMN prev_hash TEXT;"
+  "ALTER TABLE outbox ADD COLUMN hash TEXT;"
+  RECORD_TABLE("notifier_cursors")
+  RECORD_TABLE("dead_letters");
+
 /* Open attestation challenge rounds (storage.h challenge_*): one per
  * registration, bounded in time by expires_ms. */
-static const char migration_3[] =
+static const char migration_4[] =
   "CREATE TABLE challenges ("
   " registration_id TEXT PRIMARY KEY COLLATE NOCASE NOT NULL,"
   " session BLOB NOT NULL,"
@@ -65,7 +76,7 @@ static const char migration_3[] =
   "CREATE INDEX challenges_expiry ON challenges(expires_ms);";
 
 static const char *const migrations[] = { migration_1, migration_2,
-                                          migration_3 };
+                                          migration_3, migration_4 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) ==
                    PROVD_SQLITE_SCHEMA_VERSION,

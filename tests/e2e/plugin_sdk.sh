@@ -57,9 +57,13 @@ for src in "$PROVD_SOURCE_DIR"/plugins/*/; do
 done
 [ "$n_folders" -gt 0 ] || fail "no plugin folder under $PROVD_SOURCE_DIR/plugins"
 
-# A provd config with plugin_path = the out-of-tree builds only.
+# A provd config with plugin_path = the out-of-tree builds only.  A
+# plugin with required options takes them from
+# tests/data/plugin-options/NAME.yaml (one YAML flow mapping).
 write_config() { # file, plugin name
-  local name=$2 storage=sqlite
+  local name=$2 storage=sqlite options=
+  local fixture=$PROVD_SOURCE_DIR/tests/data/plugin-options/$name.yaml
+  [ -f "$fixture" ] && options=", options: $(cat "$fixture")"
   [ "${kind_of[$name]}" = storage ] && storage=$name
   {
     echo "id_scope: 0ne00000001"
@@ -68,7 +72,7 @@ write_config() { # file, plugin name
     echo "storage: { plugin: $storage }"
     if [ "${kind_of[$name]}" != storage ]; then
       echo "plugins:"
-      echo "  - { kind: ${kind_of[$name]}, name: $name }"
+      echo "  - { kind: ${kind_of[$name]}, name: $name$options }"
     fi
   } >"$1"
 }

@@ -103,7 +103,7 @@ PROVD_PLUGIN_DEFINE = {
   PROVD_PLUGIN_HEADER,
   .kind = PROVD_KIND_ATTESTATION,
   .flags = PROVD_PLUGIN_THREADSAFE,
-  .min_host_minor = 3,
+  .min_host_minor = 4,
   .name = "challenge_attest",
   .version = "1.0.0",
   .description = "Engine test: a nonce challenge round.",

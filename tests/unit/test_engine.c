@@ -462,6 +462,7 @@ static void expect_refused(struct answer a, int http_status,
 struct last_event {
   const char *subject;
   char reason[64];
+  char type[64];
 };
 
 static int note_event(void *ud, const struct provd_outbox_event *ev)
@@ -471,11 +472,12 @@ static int note_event(void *ud, const struct provd_outbox_event *ev)
     return 0;
   json_t *body = json_loads(ev->body_json, 0, NULL);
   snprintf(le->reason, sizeof(le->reason), "%s", field(body, "reason"));
+  snprintf(le->type, sizeof(le->type), "%s", ev->type);
   json_decref(body);
   return 0;
 }
 
-static void expect_event_reason(const char *subject, const char *reason)
+static struct last_event last_event_of(const char *subject)
 {
   struct last_event le = {.subject = subject};
   struct provd_err err = {{0}, {0}};
@@ -484,7 +486,17 @@ static void expect_event_reason(const char *subject, const char *reason)
   ck_assert_int_eq(store_events(s, 0, 10000, note_event, &le, &err),
                    PROVD_OK);
   store_session_close(s);
-  ck_assert_str_eq(le.reason, reason);
+  return le;
+}
+
+static void expect_event_reason(const char *subject, const char *reason)
+{
+  ck_assert_str_eq(last_event_of(subject).reason, reason);
+}
+
+static void expect_event_type(const char *subject, const char *type)
+{
+  ck_assert_str_eq(last_event_of(subject).type, type);
 }
 
 /* Sets a top-level field of the stored individual enrollment. */
@@ -765,6 +777,7 @@ START_TEST(t_reprovision_migrates_data)
 {
   move_to_hub_2("dev-m", policy(1, 1));
   expect_assigned("dev-m", key1, "hub-2.example.net", "deviceDataMigrated");
+  expect_event_type("dev-m", "device.reprovisioned");
 }
 END_TEST
 
@@ -802,8 +815,10 @@ START_TEST(t_reprovision_same_hub)
   enrollment_set("dev-same", "reprovisionPolicy", policy(1, 1));
   expect_assigned("dev-same", key1, "hub-3.example.net",
                   "initialAssignment");
+  expect_event_type("dev-same", "device.assigned");
   expect_assigned("dev-same", key1, "hub-3.example.net",
                   "initialAssignment");
+  expect_event_type("dev-same", "device.assigned");
 }
 END_TEST
 

@@ -823,7 +823,7 @@ START_TEST(host_misc_services)
   ck_assert_uint_ge(t1, t0);
   ck_assert_int_gt(h->unix_ms(), 1700000000000LL);
 
-  struct provd_call call = {"trace-123", 987654321ull};
+  struct provd_call call = {.trace_id = "trace-123", .deadline_ns = 987654321ull};
   ck_assert_str_eq(h->call_trace_id(&call), "trace-123");
   ck_assert_uint_eq(h->call_deadline_ns(&call), 987654321ull);
   ck_assert_uint_eq(h->call_deadline_ns(NULL), 0);
@@ -860,7 +860,7 @@ START_TEST(host_log_tags_instance_and_trace)
   const struct provd_host_api *h = host_api();
   struct plugin_instance inst = {0};
   inst.id = "ops-mail";
-  struct provd_call call = {"abc123", 0};
+  struct provd_call call = {.trace_id = "abc123"};
   h->log((struct provd_instance *)&inst, &call, PROVD_LOG_WARN, "sent %d",
          3);
   h->log((struct provd_instance *)&inst, NULL, PROVD_LOG_DEBUG, "hidden");
@@ -1027,7 +1027,7 @@ START_TEST(http_request_refuses_bad_input)
   req.headers = smuggling;
   ck_assert_int_eq(h->http_request(NULL, NULL, &req, &resp), PROVD_E_INVAL);
   req.headers = NULL;
-  struct provd_call expired = {"t", 1}; /* deadline long past */
+  struct provd_call expired = {.trace_id = "t", .deadline_ns = 1}; /* deadline long past */
   ck_assert_int_eq(h->http_request(NULL, &expired, &req, &resp),
                    PROVD_E_TIMEOUT);
 }

@@ -19,6 +19,7 @@
 #include "plugin/loader.h"
 #include "provd/storage.h"
 #include "storage-sqlite/schema.h"
+#include "store/journal.h"
 #include "store/store.h"
 #include "util/err.h"
 #include "util/metrics.h"
@@ -1321,6 +1322,131 @@ START_TEST(test_store_outbox_order)
 }
 END_TEST
 
+/* ---- the journal's hash chain ---- */
+
+static void put_events(struct store_session *s, int n)
+{
+  struct provd_err err = { { 0 }, { 0 } };
+  for (int i = 0; i < n; i++) {
+    char id[32];
+    snprintf(id, sizeof(id), "dev-%d", i);
+    json_t *body = json_pack("{s:s}", "registrationId", id);
+    ck_assert_int_eq(store_event(s, "device.assigned", id, body, NULL, &err),
+                     PROVD_OK);
+    json_decref(body);
+  }
+}
+
+/* Rewrites one event's body behind the store's back, as an attacker
+ * with the database file would. */
+static void tamper_body(uint64_t seq, const char *body)
+{
+  char cmd[1024];
+  snprintf(cmd, sizeof(cmd),
+           "sqlite3 '%s' \"UPDATE outbox SET body = '%s' WHERE seq = %llu\"",
+           db_path, body, (unsigned long long)seq);
+  ck_assert_int_eq(system(cmd), 0);
+}
+
+START_TEST(test_journal_chain_verify_and_trim)
+{
+  struct plugin_instance inst;
+  struct provd_err err = { { 0 }, { 0 } };
+  inst_up(&inst, "full");
+  struct store *st = open_store(&inst, 1, 16, 16);
+  struct store_session *s = store_session_open(st, &err);
+  put_events(s, 5);
+  struct journal_report r;
+  ck_assert_int_eq(journal_verify(s, &r, &err), PROVD_OK);
+  ck_assert_uint_eq(r.events, 5);
+  ck_assert_uint_eq(r.broken_seq, 0);
+  ck_assert_uint_eq(r.first_seq, 1);
+  ck_assert_uint_eq(r.last_seq, 5);
+
+  /* Retention keeps the chain verifiable from its anchor, and the next
+   * event links to the newest kept one. */
+  uint64_t removed = 0;
+  ck_assert_int_eq(journal_trim(s, 3, &removed, &err), PROVD_OK);
+  ck_assert_uint_eq(removed, 2);
+  put_events(s, 1);
+  ck_assert_int_eq(journal_verify(s, &r, &err), PROVD_OK);
+  ck_assert_uint_eq(r.broken_seq, 0);
+  ck_assert_uint_eq(r.first_seq, 3);
+  ck_assert_uint_eq(r.events, 4);
+
+  /* A modified event is named by its sequence number. */
+  tamper_body(4, "{\"registrationId\":\"dev-X\"}");
+  ck_assert_int_eq(journal_verify(s, &r, &err), PROVD_OK);
+  ck_assert_uint_eq(r.broken_seq, 4);
+  ck_assert_ptr_nonnull(strstr(r.problem, "modified"));
+  store_session_close(s);
+  store_close(st);
+  inst_down(&inst);
+}
+END_TEST
+
+/* A session links its next event to the one it wrote last without
+ * reading it back; a rollback or another writer must not leave a wrong
+ * link behind. */
+START_TEST(test_journal_head_cache_rollback_and_conflict)
+{
+  struct plugin_instance inst;
+  struct provd_err err = { { 0 }, { 0 } };
+  inst_up(&inst, "full");
+  struct store *st = open_store(&inst, 1, 16, 16);
+  struct store_session *a = store_session_open(st, &err);
+  struct store_session *b = store_session_open(st, &err);
+  put_events(a, 2);
+  ck_assert_int_eq(store_tx_begin(a, &err), PROVD_OK);
+  put_events(a, 1);
+  ck_assert_int_eq(store_tx_rollback(a, &err), PROVD_OK);
+  put_events(a, 1); /* links to event 2, not to the rolled back one */
+  put_events(b, 1); /* another writer */
+  json_t *body = json_pack("{s:s}", "registrationId", "late");
+  ck_assert_int_eq(store_tx_begin(a, &err), PROVD_OK);
+  ck_assert_int_eq(store_event(a, "device.assigned", "late", body, NULL,
+                               &err),
+                   PROVD_E_UNAVAILABLE);
+  ck_assert_str_eq(err.code, "STORE_CONFLICT");
+  ck_assert_int_eq(store_tx_rollback(a, &err), PROVD_OK);
+  ck_assert_int_eq(store_event(a, "device.assigned", "late", body, NULL,
+                               &err),
+                   PROVD_OK); /* read the head again: fine now */
+  json_decref(body);
+  struct journal_report r;
+  ck_assert_int_eq(journal_verify(a, &r, &err), PROVD_OK);
+  ck_assert_msg(r.broken_seq == 0, "broken at %llu: %s",
+                (unsigned long long)r.broken_seq, r.problem);
+  ck_assert_uint_eq(r.events, 5);
+  store_session_close(a);
+  store_session_close(b);
+  store_close(st);
+  inst_down(&inst);
+}
+END_TEST
+
+START_TEST(test_journal_removed_event_breaks_link)
+{
+  struct plugin_instance inst;
+  struct provd_err err = { { 0 }, { 0 } };
+  inst_up(&inst, "full");
+  struct store *st = open_store(&inst, 1, 16, 16);
+  struct store_session *s = store_session_open(st, &err);
+  put_events(s, 4);
+  char cmd[600];
+  snprintf(cmd, sizeof(cmd), "sqlite3 '%s' 'DELETE FROM outbox WHERE seq = 2'",
+           db_path);
+  ck_assert_int_eq(system(cmd), 0);
+  struct journal_report r;
+  ck_assert_int_eq(journal_verify(s, &r, &err), PROVD_OK);
+  ck_assert_uint_eq(r.broken_seq, 3);
+  ck_assert_ptr_nonnull(strstr(r.problem, "prev_hash"));
+  store_session_close(s);
+  store_close(st);
+  inst_down(&inst);
+}
+END_TEST
+
 START_TEST(test_store_close_drains_queue)
 {
   struct plugin_instance inst;
@@ -1570,6 +1696,9 @@ static Suite *store_suite(void)
   tcase_add_test(core, test_store_read_on_writer_sees_earlier_writes_of_its_batch);
   tcase_add_test(core, test_store_outbox_order);
   tcase_add_test(core, test_store_challenges);
+  tcase_add_test(core, test_journal_chain_verify_and_trim);
+  tcase_add_test(core, test_journal_removed_event_breaks_link);
+  tcase_add_test(core, test_journal_head_cache_rollback_and_conflict);
   tcase_add_test(core, test_store_close_drains_queue);
   tcase_add_test(core, test_crash_durability);
   tcase_add_test(core, test_store_write_throughput);

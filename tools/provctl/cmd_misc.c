@@ -188,7 +188,7 @@ int cmd_hub_list(struct ctl *c)
   return CTL_EXIT_OK;
 }
 
-int cmd_events(struct ctl *c)
+int cmd_events_list(struct ctl *c)
 {
   static const char *const heads[] = { "SEQ", "TIME", "TYPE", "SUBJECT" };
   static const char *const keys[] = { "seq", "time", "type", "subject" };

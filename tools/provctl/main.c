@@ -208,12 +208,23 @@ static const struct ctl_command commands[] = {
     "fetched from the server; with --key no server is needed.\n\n"
     "  --key B64                the group key\n"
     "  --secondary              derive from the group's secondary key\n" },
-  { "events", NULL, 0, 0, CO_BIT(CO_AFTER) | CO_BIT(CO_LIMIT), cmd_events,
-    "events [--after SEQ] [--limit N]",
+  { "events", "list", 0, 0, CO_BIT(CO_AFTER) | CO_BIT(CO_LIMIT),
+    cmd_events_list, "events list [--after SEQ] [--limit N]",
     "Lists journal events (provd extension GET /events) as SEQ, TIME,\n"
-    "TYPE, SUBJECT; --json adds each event's body.\n\n"
+    "TYPE, SUBJECT; --json adds each event's id, body and hashes.\n\n"
     "  --after SEQ              only events after sequence number SEQ\n"
     "  --limit N                at most N events\n" },
+  { "events", "show", 1, 1, 0, cmd_events_show, "events show SEQ",
+    "Shows one event (GET /events/SEQ) and what each notifier instance\n"
+    "did with it: delivered, pending, filtered, dead (with the reason),\n"
+    "retry or queued.\n" },
+  { "events", "retry", 1, 1, 0, cmd_events_retry, "events retry SEQ",
+    "Hands the dead letters of event SEQ back to their notifiers (POST\n"
+    "/events/SEQ/retry); they try again within a second.\n" },
+  { "events", "verify", 0, 0, 0, cmd_events_verify, "events verify",
+    "Walks the journal's hash chain (GET /events/verify).  Exit 0 when\n"
+    "every event matches its hash and links to the one before; exit 1\n"
+    "naming the first broken link otherwise.\n" },
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 

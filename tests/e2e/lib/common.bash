@@ -20,6 +20,7 @@ cleanup() {
   if [ -n "${PROVD_PID}" ] && kill -0 "$PROVD_PID" 2>/dev/null; then
     kill -KILL "$PROVD_PID" 2>/dev/null || true
   fi
+  if [ -n "${RECEIVER_PID:-}" ]; then kill "$RECEIVER_PID" 2>/dev/null || true; fi
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -140,3 +141,33 @@ print("" if doc is None else doc)' "$2"
 }
 
 provctl() { "$PROVCTL" --url "https://localhost:$PORT" --data-dir "$DATA_DIR" "$@"; }
+
+# free_port: a TCP port nothing listens on right now.
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# start_receiver PORT LOG SECRET: tests/e2e/lib/notify_peer.py receive in
+# the background; sets RECEIVER_PID once it accepts connections.
+start_receiver() {
+  python3 "$SOURCE_DIR/tests/e2e/lib/notify_peer.py" receive --port "$1" \
+    --log "$2" --secret "$3" 2>>"$WORK/receiver.err" &
+  RECEIVER_PID=$!
+  for _ in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  fail "the webhook receiver did not start"; exit 1
+}
+
+stop_receiver() {
+  [ -n "${RECEIVER_PID:-}" ] && kill "$RECEIVER_PID" 2>/dev/null && wait "$RECEIVER_PID" 2>/dev/null || true
+  RECEIVER_PID=
+}
+
+# wait_for SECONDS COMMAND...: polls every 0.1 s until COMMAND succeeds.
+wait_for() {
+  local tries=$(( $1 * 10 )); shift
+  for _ in $(seq 1 "$tries"); do "$@" && return 0; sleep 0.1; done
+  return 1
+}
