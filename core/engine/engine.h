@@ -40,6 +40,7 @@ struct reg_request {
   json_t *body;             /* request body object or NULL; owned */
   char *peer_chain_pem;     /* TLS client chain or NULL; owned */
   char trace_id[40];
+  int call_webhook;         /* REG_EXPLAIN: call custom webhooks too */
 };
 
 /* The answer in wire terms.  Success: http_status and body_text (the
