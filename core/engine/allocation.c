@@ -34,6 +34,11 @@ static struct plugin_instance *plugin_for(const struct allocator *a,
   return NULL;
 }
 
+int allocator_policy_known(const struct allocator *a, const char *policy)
+{
+  return policy && plugin_for(a, policy) != NULL;
+}
+
 int allocator_new(const struct provd_config *cfg, struct plugin_set *plugins,
                   struct allocator **out, struct provd_err *err)
 {

@@ -28,6 +28,9 @@ int allocator_new(const struct provd_config *cfg, struct plugin_set *plugins,
                   struct allocator **out, struct provd_err *err);
 void allocator_free(struct allocator *a);
 
+/* 1 when an allocation plugin implements policy. */
+int allocator_policy_known(const struct allocator *a, const char *policy);
+
 /* The host name of the configured hub `name`, or NULL. */
 const char *allocator_hostname(const struct allocator *a, const char *name);
 

@@ -116,6 +116,11 @@ int engine_new(const struct provd_config *cfg, struct store *store,
   return PROVD_OK;
 }
 
+int engine_allocation_policy_known(const struct engine *e, const char *policy)
+{
+  return allocator_policy_known(e->alloc, policy);
+}
+
 void engine_set_issuers(struct engine *e, const struct issuer_set *borrow)
 {
   e->issuers = borrow;

@@ -65,6 +65,9 @@ void engine_free(struct engine *e);
 struct issuer_set;
 /* Certificate issuers for CSRs in register bodies (tls/issuer.h); they
  * must outlive the engine.  Without them a CSR is CSR_NOT_CONFIGURED. */
+/* 1 when an allocation plugin implements policy (case-insensitive). */
+int engine_allocation_policy_known(const struct engine *e, const char *policy);
+
 void engine_set_issuers(struct engine *e, const struct issuer_set *borrow);
 
 /* Takes req (freed by the engine).  done runs exactly once: on a store
