@@ -28,12 +28,13 @@ struct provd_alloc_request {
   const char *current_hub;            /* name; NULL on first assignment */
   const struct provd_hub_info *const *hubs; /* candidates, never empty */
   size_t n_hubs;
-  /* ---- ABI minor 4 (test with PROVD_HAS) ---- */
+  /* ---- ABI minor 5 (test with PROVD_HAS) ---- */
   int is_group;                  /* enrollment is an enrollment group */
   const char *current_device_id; /* NULL on first assignment */
   /* The DPS AllocationRequest for this registration, serialized: the
    * enrollment or group without keys, deviceRuntimeContext, linkedHubs
-   * (host names of the candidates). */
+   * (host names of the candidates).  NULL for plugins flagged
+   * PROVD_PLUGIN_NONBLOCKING: they cannot send it anywhere. */
   const char *allocation_request_json;
   /* 1 for a dry run (explain): no side effects that cost the outside
    * world anything, e.g. no webhook call unless the operator asked. */

@@ -34,7 +34,7 @@ struct provd_http_req {
   const uint8_t *body;
   size_t body_len;
   int64_t timeout_ms;               /* 0: host default (10 s) */
-  /* ABI minor 4: PEM file of the CAs an https server must chain to;
+  /* ABI minor 5: PEM file of the CAs an https server must chain to;
    * NULL: the system's.  The peer's name is always verified. */
   const char *ca_file;
 };
@@ -46,7 +46,7 @@ struct provd_http_resp {
   int status;                       /* HTTP status, 0 if none */
   const uint8_t *body;
   size_t body_len;
-  /* ABI minor 4: 1 when no connection was made (refused, unreachable,
+  /* ABI minor 5: 1 when no connection was made (refused, unreachable,
    * name not resolved): nothing reached the peer, so a retry is safe. */
   int not_connected;
 };
@@ -237,9 +237,9 @@ struct provd_host_api {
    * least that long, capped at one hour.  PROVD_E_INVAL for ms < 0. */
   int (*call_set_retry_after)(struct provd_call *call, int64_t ms);
 
-  /* ---- ABI minor 4: allocation results beyond the hub ----
+  /* ---- ABI minor 5: allocation results beyond the hub ----
    * Test for them with PROVD_HAS(host, struct provd_host_api,
-   * alloc_delegate) or set min_host_minor = 4. */
+   * alloc_delegate) or set min_host_minor = 5. */
 
   /* Hands the choice to the allocation policy `policy` (another plugin's
    * provd_alloc_ops.policy), over the named candidates (names or host
@@ -257,7 +257,7 @@ struct provd_host_api {
    * other key or text that is not JSON of that shape. */
   int (*alloc_set_data)(struct provd_alloc_result *r, const char *key,
                         const char *json);
-  /* Later additions go here, after the ABI minor 4 members; test for them
+  /* Later additions go here, after the ABI minor 5 members; test for them
    * with PROVD_HAS(host, ...). */
 };
 

@@ -363,7 +363,7 @@ PROVD_PLUGIN_DEFINE = {
     PROVD_PLUGIN_HEADER,
     .kind = PROVD_KIND_ALLOCATION,
     .flags = PROVD_PLUGIN_THREADSAFE,
-    .min_host_minor = 4,
+    .min_host_minor = 5,
     .name = "custom-webhook",
     .version = PROVD_VERSION,
     .description = "DPS custom allocation webhook with a time budget, a "

@@ -289,7 +289,7 @@ PROVD_PLUGIN_DEFINE = {
     PROVD_PLUGIN_HEADER,
     .kind = PROVD_KIND_ALLOCATION,
     .flags = PROVD_PLUGIN_THREADSAFE | PROVD_PLUGIN_NONBLOCKING,
-    .min_host_minor = 4,
+    .min_host_minor = 5,
     .name = "geo-latency",
     .version = PROVD_VERSION,
     .description = "Lowest latency from the device's region by a declared "

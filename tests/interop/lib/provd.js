@@ -29,6 +29,7 @@ function writeConfig(dir, extraPlugins) {
     'plugins:',
     '  - { kind: attestation, name: symmetric-key }',
     '  - { kind: attestation, name: x509 }',
+    '  - { kind: attestation, name: tpm }',
     '  - { kind: allocation, name: hashed }',
     ...extraPlugins.map((p) => `  - ${p}`),
     '',
