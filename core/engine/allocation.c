@@ -279,6 +279,7 @@ static int call_plugin(struct plugin_instance *p, struct provd_call *call,
       .current_device_id = in->current_hub ? in->current_device_id : NULL,
       .allocation_request_json = request_json,
       .dry_run = in->dry_run,
+      .client_address = in->client_ip,
   };
   plugin_op_enter(p);
   int rc = ops->allocate(p->state, call, &areq, res, err);

@@ -43,6 +43,7 @@ struct alloc_input {
   const json_t *payload;      /* the device's payload, or NULL */
   const char *current_hub;    /* hub name; NULL on first assignment */
   const char *current_device_id;
+  const char *client_ip;      /* the device's IP address, or NULL */
   int dry_run;                /* explain without --call-webhook */
 };
 

@@ -601,6 +601,7 @@ static const char *allocate(struct job *j, const struct store_rec *prev)
       .current_hub = prev ? prev->hub : NULL,
       .current_device_id = prev ? json_str_at(prev->body, "deviceId") : NULL,
       .dry_run = j->req->op == REG_EXPLAIN && !j->req->call_webhook,
+      .client_ip = j->req->client_ip[0] ? j->req->client_ip : NULL,
   };
   allocator_run(e->alloc, &j->call, &in, &j->alloc);
   if (!j->alloc.hub) {

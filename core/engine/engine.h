@@ -41,6 +41,7 @@ struct reg_request {
   char *peer_chain_pem;     /* TLS client chain or NULL; owned */
   char trace_id[40];
   int call_webhook;         /* REG_EXPLAIN: call custom webhooks too */
+  char client_ip[48];       /* the device's IP address, no port; "" unknown */
 };
 
 /* The answer in wire terms.  Success: http_status and body_text (the

@@ -39,6 +39,9 @@ struct provd_alloc_request {
   /* 1 for a dry run (explain): no side effects that cost the outside
    * world anything, e.g. no webhook call unless the operator asked. */
   int dry_run;
+  /* The device's IP address as text ("10.1.2.3", "2001:db8::7"), or NULL
+   * when the transport does not know it. */
+  const char *client_address;
 };
 
 struct provd_alloc_ops {

@@ -269,6 +269,12 @@ static int fall_back(struct custom *c, const struct provd_alloc_request *req,
   c->host->counter_add(c->inst, "webhook_failures_total",
                        "Custom allocation webhook calls without a usable "
                        "answer.", 1);
+  if (strcmp(fallback, "fail") == 0 && req->dry_run) {
+    c->host->err_set(err, "ALLOCATION_WEBHOOK_FAILED",
+                     "dry run: webhook not called (--call-webhook calls "
+                     "it); should it fail, the fallback is fail");
+    return PROVD_DENIED;
+  }
   if (strcmp(fallback, "fail") == 0) {
     c->host->err_set(err, "ALLOCATION_WEBHOOK_FAILED",
                      "Custom allocation failed with status code: %d",

@@ -4,6 +4,7 @@
  * (alloc_delegate).  Nothing is measured: the table is the operator's
  * statement of the network, so no probe ever leaves the machine.  See
  * docs/plugins/geo-latency.md. */
+#include <arpa/inet.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 #define GEO_MAX_NAME 64
 #define GEO_MAX_HUBS 64
 #define GEO_MAX_LINKS 1024
+#define GEO_MAX_NETS 256
 #define GEO_UNKNOWN INT64_MAX
 
 struct hub_region {
@@ -32,6 +34,14 @@ struct link {
   int64_t ms;
 };
 
+/* A client_regions item: addresses in net/prefix come from region. */
+struct net_region {
+  int family; /* AF_INET or AF_INET6 */
+  unsigned char net[16];
+  unsigned prefix;
+  char region[GEO_MAX_NAME];
+};
+
 struct geo {
   const struct provd_host_api *host; /* borrowed until destroy */
   char payload_field[GEO_MAX_NAME];
@@ -40,6 +50,8 @@ struct geo {
   size_t n_hubs;
   struct link links[GEO_MAX_LINKS];
   size_t n_links;
+  struct net_region nets[GEO_MAX_NETS];
+  size_t n_nets;
 };
 
 /* ---- lifecycle ---- */
@@ -138,6 +150,60 @@ static int read_links(struct geo *g, const struct provd_cfg *opts,
   return PROVD_OK;
 }
 
+/* "10.0.0.0/8", "2001:db8::/32" into nr. */
+static int parse_cidr(const char *text, struct net_region *nr)
+{
+  char addr[64];
+  const char *slash = strchr(text, '/');
+  size_t n = slash ? (size_t)(slash - text) : strlen(text);
+  if (n == 0 || n >= sizeof(addr))
+    return -1;
+  memcpy(addr, text, n);
+  addr[n] = '\0';
+  nr->family = strchr(addr, ':') ? AF_INET6 : AF_INET;
+  unsigned max = nr->family == AF_INET6 ? 128 : 32;
+  char *end = NULL;
+  unsigned long prefix = slash ? strtoul(slash + 1, &end, 10) : max;
+  if ((slash && (!slash[1] || *end)) || prefix > max ||
+      inet_pton(nr->family, addr, nr->net) != 1)
+    return -1;
+  nr->prefix = (unsigned)prefix;
+  return 0;
+}
+
+static int read_nets(struct geo *g, const struct provd_cfg *opts,
+                     struct provd_err *err)
+{
+  const struct provd_host_api *h = g->host;
+  const struct provd_cfg *list = NULL;
+  if (h->cfg_child(opts, "client_regions", &list) != PROVD_OK)
+    return PROVD_OK;
+  size_t n = h->cfg_count(list);
+  if (n > GEO_MAX_NETS) {
+    h->err_set(err, "BAD_OPTION", "client_regions: at most %d items",
+               GEO_MAX_NETS);
+    return PROVD_E_CONFIG;
+  }
+  for (size_t i = 0; i < n; i++) {
+    const struct provd_cfg *it = NULL;
+    struct net_region *nr = &g->nets[i];
+    char cidr[64];
+    if (h->cfg_at(list, i, &it) != PROVD_OK ||
+        item_str(h, it, "client_regions", i, "cidr", cidr, sizeof(cidr),
+                 err) ||
+        item_str(h, it, "client_regions", i, "region", nr->region,
+                 sizeof(nr->region), err))
+      return PROVD_E_CONFIG;
+    if (parse_cidr(cidr, nr) != 0) {
+      h->err_set(err, "BAD_OPTION", "client_regions[%zu].cidr: '%s' is not "
+                 "ADDRESS/PREFIX", i, cidr);
+      return PROVD_E_CONFIG;
+    }
+  }
+  g->n_nets = n;
+  return PROVD_OK;
+}
+
 static int geo_configure(void *state, const struct provd_cfg *opts,
                          struct provd_err *err)
 {
@@ -159,7 +225,9 @@ static int geo_configure(void *state, const struct provd_cfg *opts,
   if (!opts)
     return PROVD_OK;
   int rc = read_hubs(g, opts, err);
-  return rc == PROVD_OK ? read_links(g, opts, err) : rc;
+  if (rc == PROVD_OK)
+    rc = read_links(g, opts, err);
+  return rc == PROVD_OK ? read_nets(g, opts, err) : rc;
 }
 
 /* ---- the choice ---- */
@@ -200,6 +268,30 @@ static int region_known(const struct geo *g, const char *region)
   return 0;
 }
 
+static int prefix_matches(const unsigned char *a, const unsigned char *net,
+                          unsigned prefix)
+{
+  unsigned full = prefix / 8, rest = prefix % 8;
+  if (memcmp(a, net, full) != 0)
+    return 0;
+  unsigned char mask = (unsigned char)(0xFF << (8 - rest));
+  return rest == 0 || (a[full] & mask) == (net[full] & mask);
+}
+
+/* The region of the first client_regions item holding the address. */
+static const char *region_of_address(const struct geo *g, const char *ip)
+{
+  unsigned char a[16];
+  int family = ip && strchr(ip, ':') ? AF_INET6 : AF_INET;
+  if (!ip || inet_pton(family, ip, a) != 1)
+    return NULL;
+  for (size_t i = 0; i < g->n_nets; i++)
+    if (g->nets[i].family == family &&
+        prefix_matches(a, g->nets[i].net, g->nets[i].prefix))
+      return g->nets[i].region;
+  return NULL;
+}
+
 static int hand_over(const struct geo *g, struct provd_alloc_result *res,
                      const char *const *hubs, size_t n, const char *fmt,
                      const char *a)
@@ -221,8 +313,13 @@ static int geo_allocate(void *state, struct provd_call *call,
   if (!req->payload ||
       h->cfg_str(req->payload, g->payload_field, &device) != PROVD_OK ||
       !device || !*device)
+    device = PROVD_HAS(req, struct provd_alloc_request, client_address)
+                 ? region_of_address(g, req->client_address)
+                 : NULL;
+  if (!device)
     return hand_over(g, res, NULL, 0,
-                     "no region in the payload field '%s': unknown region",
+                     "no region in the payload field '%s' and none for the "
+                     "client address: unknown region",
                      g->payload_field);
   if (!region_known(g, device))
     return hand_over(g, res, NULL, 0, "unknown region '%s'", device);
@@ -260,6 +357,10 @@ static const struct provd_option geo_options[] = {
     {"latencies", PROVD_OPT_NODE, NULL, 0,
      "List of { from: REGION, to: REGION, ms: N }: latency between two "
      "regions, either direction; 0 within one region.",
+     NULL},
+    {"client_regions", PROVD_OPT_NODE, NULL, 0,
+     "List of { cidr: ADDRESS/PREFIX, region: REGION }: the region of a "
+     "device by its IP address, first match, when its payload names none.",
      NULL},
     {"payload_field", PROVD_OPT_STRING, "region", 0,
      "The member of the device's registration payload that names its "

@@ -1142,6 +1142,9 @@ static const char *const policy_plugins =
     "        - { from: westeurope, to: eastus, ms: 80 }\n"
     "        - { from: northeurope, to: westeurope, ms: 15 }\n"
     "        - { from: northeurope, to: eastus, ms: 90 }\n"
+    "      client_regions:\n"
+    "        - { cidr: 10.20.0.0/16, region: northeurope }\n"
+    "        - { cidr: '2001:db8::/32', region: eastus }\n"
     "  - kind: allocation\n"
     "    name: custom-webhook\n"
     "    options: { timeout: 400ms, fallback: hashed, breaker_failures: 2,"
@@ -1181,10 +1184,14 @@ static json_t *state_with_payload(const char *reg_id, json_t *payload)
   return st;
 }
 
-/* The explain answer for an individual enrollment (payload taken). */
-static json_t *explain(const char *reg_id, json_t *payload, int call_webhook)
+/* The explain answer for an individual enrollment (payload taken) from a
+ * device at client_ip (NULL: unknown). */
+static json_t *explain_from(const char *reg_id, json_t *payload,
+                            int call_webhook, const char *client_ip)
 {
   struct reg_request *req = request(REG_EXPLAIN, reg_id, NULL, NULL);
+  if (client_ip)
+    snprintf(req->client_ip, sizeof(req->client_ip), "%s", client_ip);
   if (payload)
     req->body = json_pack("{s:o}", "payload", payload);
   req->call_webhook = call_webhook;
@@ -1193,6 +1200,11 @@ static json_t *explain(const char *reg_id, json_t *payload, int call_webhook)
   json_t *doc = json_incref(a.doc);
   answer_clear(&a);
   return doc;
+}
+
+static json_t *explain(const char *reg_id, json_t *payload, int call_webhook)
+{
+  return explain_from(reg_id, payload, call_webhook, NULL);
 }
 
 /* allocation.steps[i].<key> of an explain answer. */
@@ -1338,6 +1350,28 @@ START_TEST(t_geo_latency_tie_hashed)
   const char *hub = field(doc, "hub");
   ck_assert_msg(strcmp(hub, "hub-2") == 0 || strcmp(hub, "hub-3") == 0,
                 "tie went to %s", hub);
+  json_decref(doc);
+}
+END_TEST
+
+/* No region in the payload: the client address through client_regions. */
+START_TEST(t_geo_latency_client_address)
+{
+  enroll_with_policy("dev-geo-a", "geoLatency");
+  json_t *doc = explain_from("dev-geo-a", NULL, 0, "10.20.3.4");
+  ck_assert_str_eq(field(doc, "hub"), "hub-1"); /* northeurope: 15 ms */
+  json_decref(doc);
+  doc = explain_from("dev-geo-a", NULL, 0, "2001:db8::5");
+  ck_assert_str_eq(step_field(doc, 0, "delegatedTo"), "hashed"); /* tie */
+  ck_assert_ptr_nonnull(strstr(step_field(doc, 0, "why"), "eastus"));
+  json_decref(doc);
+  doc = explain_from("dev-geo-a", NULL, 0, "10.21.0.1");
+  ck_assert_ptr_nonnull(strstr(step_field(doc, 0, "why"), "unknown region"));
+  json_decref(doc);
+  /* the payload wins over the address */
+  doc = explain_from("dev-geo-a", json_pack("{s:s}", "region", "eastus"), 0,
+                     "10.20.3.4");
+  ck_assert_str_eq(step_field(doc, 0, "delegatedTo"), "hashed");
   json_decref(doc);
 }
 END_TEST
@@ -1928,6 +1962,7 @@ static Suite *engine_suite(void)
   tcase_add_test(pol, t_geo_latency_nearest);
   tcase_add_test(pol, t_geo_latency_tie_hashed);
   tcase_add_test(pol, t_geo_latency_unknown_region);
+  tcase_add_test(pol, t_geo_latency_client_address);
   suite_add_tcase(s, pol);
   TCase *hook_tc = tcase_create("webhook");
   tcase_add_checked_fixture(hook_tc, setup_webhook, teardown_webhook);
