@@ -14,7 +14,9 @@ const PLUGIN_DIR = process.env.PROVD_PLUGIN_DIR || path.join(BUILD_DIR, 'plugins
 
 const ID_SCOPE = '0ne00000001';
 
-function writeConfig(dir) {
+// extraPlugins: more `plugins:` lines (YAML flow items), e.g. the
+// custom-webhook allocation plugin.
+function writeConfig(dir, extraPlugins) {
   const cfg = [
     `id_scope: ${ID_SCOPE}`,
     'listen: { https: "127.0.0.1:0" }',
@@ -29,6 +31,7 @@ function writeConfig(dir) {
     '  - { kind: attestation, name: x509 }',
     '  - { kind: attestation, name: tpm }',
     '  - { kind: allocation, name: hashed }',
+    ...extraPlugins.map((p) => `  - ${p}`),
     '',
   ].join('\n');
   const file = path.join(dir, 'provd.yaml');
@@ -36,9 +39,9 @@ function writeConfig(dir) {
   return file;
 }
 
-async function startProvd() {
+async function startProvd({ extraPlugins = [] } = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'provd-interop-'));
-  const config = writeConfig(dir);
+  const config = writeConfig(dir, extraPlugins);
   const child = spawn(PROVD_BIN, ['-c', config], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
