@@ -14,6 +14,7 @@
 #include "api/api.h"
 #include "config/config.h"
 #include "engine/engine.h"
+#include "engine/hubs.h"
 #include "notify/dispatch.h"
 #include "net/http.h"
 #include "plugin/loader.h"
@@ -286,33 +287,18 @@ static void print_banner(const struct provd_config *cfg,
   fflush(stdout);
 }
 
-/* Mirrors the configured hubs into the store, so tools and other provd
- * instances sharing the store see the same hub list.  Runs before the
- * listeners exist, on the main thread. */
-static int sync_hubs(struct store *st, const struct provd_config *cfg,
-                     struct provd_err *err)
+/* Seeds the store's hubs from the config on first start, then gives the
+ * engine the stored ones (they may have changed at run time since).  On
+ * the main thread, before the listeners exist. */
+static int load_hubs(struct store *st, const struct provd_config *cfg,
+                     struct engine *engine, struct provd_err *err)
 {
   struct store_session *s = store_session_open(st, err);
   if (!s)
     return -1;
-  int rc = store_tx_begin(s, err);
-  int64_t now = time_now_ms();
-  for (size_t i = 0; rc == PROVD_OK && i < cfg->n_hubs; i++) {
-    char etag[40];
-    ids_etag(etag);
-    struct store_rec rec = {
-        .id = cfg->hubs[i].name, .etag = etag,
-        .body = json_pack("{s:s,s:s,s:i}", "name", cfg->hubs[i].name,
-                          "hostname", cfg->hubs[i].hostname, "weight",
-                          cfg->hubs[i].weight),
-        .created_ms = now, .updated_ms = now};
-    rc = store_put(s, PROVD_TABLE_HUBS, &rec, NULL, 0, err);
-    json_decref(rec.body);
-  }
+  int rc = hubs_seed(s, cfg, err);
   if (rc == PROVD_OK)
-    rc = store_tx_commit(s, err);
-  else
-    store_tx_rollback(s, NULL);
+    rc = hubs_reload(s, engine, err);
   store_session_close(s);
   return rc == PROVD_OK ? 0 : -1;
 }
@@ -358,9 +344,9 @@ static int start_daemon(struct daemon *dm, struct provd_err *err)
                           .batch_max = 512};
   if (!storage || store_open(storage, &so, &dm->store, err) != PROVD_OK)
     return -1;
-  if (sync_hubs(dm->store, cfg, err) != 0)
-    return -1;
   if (engine_new(cfg, dm->store, &dm->plugins, &dm->engine, err) != PROVD_OK)
+    return -1;
+  if (load_hubs(dm->store, cfg, dm->engine, err) != 0)
     return -1;
   if (issuers_load(cfg, &dm->issuers, err) != PROVD_OK)
     return -1;

@@ -1,6 +1,8 @@
 #include "engine/allocation.h"
 
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,13 +13,100 @@
 #include "util/err.h"
 #include "util/log.h"
 
+/* The linked hubs as one immutable snapshot.  Registrations read the
+ * current one without a lock; a change builds a new one and swaps it in.
+ * Replaced snapshots are retired, not freed, until allocator_free: an
+ * outcome's hub name may still point into them, and hub changes are rare
+ * operator actions, so the retired list stays small. */
+struct hub_set {
+  struct provd_hub_info *hubs;      /* every linked hub, removed ones too */
+  int *accepts;                     /* apply_allocation_policy && weight */
+  int *removed;                     /* 1: kept for its devices' records */
+  char **strings;                   /* owned names and host names */
+  size_t n_hubs;
+  struct hub_set *retired_next;
+};
+
 struct allocator {
   struct plugin_set *plugins;       /* borrowed */
   const char *default_policy;       /* config-owned, or NULL */
-  struct provd_hub_info *hubs;      /* every configured hub */
-  int *accepts;                     /* apply_allocation_policy && weight */
-  size_t n_hubs;
+  _Atomic(struct hub_set *) hubs_now;
+  pthread_mutex_t swap_lock;        /* writers of hubs_now and retired */
+  struct hub_set *retired;
 };
+
+static void hub_set_free(struct hub_set *h)
+{
+  if (!h)
+    return;
+  for (size_t i = 0; i < 2 * h->n_hubs; i++)
+    free(h->strings[i]);
+  free(h->strings);
+  free(h->hubs);
+  free(h->accepts);
+  free(h->removed);
+  free(h);
+}
+
+static struct hub_set *hub_set_new(const struct alloc_hub *src, size_t n)
+{
+  struct hub_set *h = calloc(1, sizeof(*h));
+  if (!h)
+    return NULL;
+  h->hubs = calloc(n + 1, sizeof(*h->hubs));
+  h->accepts = calloc(n + 1, sizeof(*h->accepts));
+  h->removed = calloc(n + 1, sizeof(*h->removed));
+  h->strings = calloc(2 * n + 1, sizeof(*h->strings));
+  if (!h->hubs || !h->accepts || !h->removed || !h->strings) {
+    hub_set_free(h);
+    return NULL;
+  }
+  for (size_t i = 0; i < n; i++, h->n_hubs++) {
+    h->strings[2 * i] = strdup(src[i].name);
+    h->strings[2 * i + 1] = strdup(src[i].hostname);
+    if (!h->strings[2 * i] || !h->strings[2 * i + 1]) {
+      h->n_hubs++;
+      hub_set_free(h);
+      return NULL;
+    }
+    h->hubs[i].struct_size = sizeof(h->hubs[i]);
+    h->hubs[i].name = h->strings[2 * i];
+    h->hubs[i].hostname = h->strings[2 * i + 1];
+    h->hubs[i].weight = (uint32_t)src[i].weight;
+    h->removed[i] = src[i].removed;
+    h->accepts[i] = src[i].apply_allocation_policy && src[i].weight > 0 &&
+                    !src[i].removed;
+  }
+  return h;
+}
+
+static const struct hub_set *hubs_current(const struct allocator *a)
+{
+  return atomic_load_explicit(&a->hubs_now, memory_order_acquire);
+}
+
+int allocator_set_hubs(struct allocator *a, const struct alloc_hub *hubs,
+                       size_t n, struct provd_err *err)
+{
+  if (n > ALLOC_MAX_HUBS) {
+    perr_set(err, "TOO_MANY_HUBS", "at most %d linked hubs", ALLOC_MAX_HUBS);
+    return PROVD_E_INVAL;
+  }
+  struct hub_set *fresh = hub_set_new(hubs, n);
+  if (!fresh) {
+    perr_set(err, "INTERNAL", "out of memory");
+    return PROVD_E_NOMEM;
+  }
+  pthread_mutex_lock(&a->swap_lock);
+  struct hub_set *old = atomic_exchange_explicit(&a->hubs_now, fresh,
+                                                 memory_order_acq_rel);
+  if (old) {
+    old->retired_next = a->retired;
+    a->retired = old;
+  }
+  pthread_mutex_unlock(&a->swap_lock);
+  return PROVD_OK;
+}
 
 /* ---------- lifecycle ---------- */
 
@@ -49,21 +138,18 @@ int allocator_new(const struct provd_config *cfg, struct plugin_set *plugins,
   }
   a->plugins = plugins;
   a->default_policy = cfg->allocation_policy;
-  a->n_hubs = cfg->n_hubs;
-  a->hubs = calloc(cfg->n_hubs + 1, sizeof(*a->hubs));
-  a->accepts = calloc(cfg->n_hubs + 1, sizeof(*a->accepts));
-  if (!a->hubs || !a->accepts) {
+  pthread_mutex_init(&a->swap_lock, NULL);
+  struct alloc_hub seed[ALLOC_MAX_HUBS];
+  size_t n = cfg->n_hubs < ALLOC_MAX_HUBS ? cfg->n_hubs : ALLOC_MAX_HUBS;
+  for (size_t i = 0; i < n; i++)
+    seed[i] = (struct alloc_hub){
+        .name = cfg->hubs[i].name, .hostname = cfg->hubs[i].hostname,
+        .weight = cfg->hubs[i].weight,
+        .apply_allocation_policy = cfg->hubs[i].apply_allocation_policy};
+  int rc = allocator_set_hubs(a, seed, n, err);
+  if (rc != PROVD_OK) {
     allocator_free(a);
-    perr_set(err, "INTERNAL", "out of memory");
-    return PROVD_E_NOMEM;
-  }
-  for (size_t i = 0; i < cfg->n_hubs; i++) {
-    a->hubs[i].struct_size = sizeof(a->hubs[i]);
-    a->hubs[i].name = cfg->hubs[i].name;
-    a->hubs[i].hostname = cfg->hubs[i].hostname;
-    a->hubs[i].weight = (uint32_t)cfg->hubs[i].weight;
-    a->accepts[i] = cfg->hubs[i].apply_allocation_policy &&
-                    cfg->hubs[i].weight > 0;
+    return rc;
   }
   if (a->default_policy && plugins_nth(plugins, PROVD_KIND_ALLOCATION, 0) &&
       !plugin_for(a, a->default_policy)) {
@@ -81,8 +167,13 @@ void allocator_free(struct allocator *a)
 {
   if (!a)
     return;
-  free(a->hubs);
-  free(a->accepts);
+  hub_set_free(atomic_load(&a->hubs_now));
+  while (a->retired) {
+    struct hub_set *next = a->retired->retired_next;
+    hub_set_free(a->retired);
+    a->retired = next;
+  }
+  pthread_mutex_destroy(&a->swap_lock);
   free(a);
 }
 
@@ -96,7 +187,7 @@ void alloc_outcome_clear(struct alloc_outcome *o)
 
 /* ---------- hubs ---------- */
 
-static ptrdiff_t hub_index(const struct allocator *a, const char *text)
+static ptrdiff_t hub_index(const struct hub_set *a, const char *text)
 {
   for (size_t i = 0; text && i < a->n_hubs; i++)
     if (strcasecmp(a->hubs[i].name, text) == 0 ||
@@ -105,8 +196,10 @@ static ptrdiff_t hub_index(const struct allocator *a, const char *text)
   return -1;
 }
 
-const char *allocator_hostname(const struct allocator *a, const char *name)
+const char *allocator_hostname(const struct allocator *alloc,
+                               const char *name)
 {
+  const struct hub_set *a = hubs_current(alloc);
   for (size_t i = 0; name && i < a->n_hubs; i++)
     if (strcmp(a->hubs[i].name, name) == 0)
       return a->hubs[i].hostname;
@@ -131,12 +224,13 @@ static void refuse(struct alloc_outcome *out, const char *reason,
 
 /* One named hub of the enrollment onto cands; unknown or closed names go
  * into the trace (and the refusal, should nothing remain). */
-static void add_named_hub(const struct allocator *a, const char *text,
+static void add_named_hub(const struct hub_set *a, const char *text,
                           const struct provd_hub_info **cands, size_t *n,
                           json_t *excluded)
 {
   ptrdiff_t i = hub_index(a, text);
-  const char *why = i < 0                        ? "not a configured hub"
+  const char *why = i < 0           ? "not a linked hub"
+                    : a->removed[i] ? "removed from the linked hubs"
                     : !a->accepts[i] && a->hubs[i].weight == 0
                         ? "drained (weight 0)"
                     : !a->accepts[i] ? "apply_allocation_policy: false"
@@ -154,7 +248,7 @@ static void add_named_hub(const struct allocator *a, const char *text,
 }
 
 /* Candidates as DPS defines them (see allocation.h). */
-static size_t candidate_hubs(const struct allocator *a, const json_t *enr,
+static size_t candidate_hubs(const struct hub_set *a, const json_t *enr,
                              const struct provd_hub_info **cands,
                              json_t *excluded)
 {
@@ -173,7 +267,8 @@ static size_t candidate_hubs(const struct allocator *a, const json_t *enr,
     add_named_hub(a, single, cands, &n, excluded);
   } else {
     for (size_t i = 0; i < a->n_hubs; i++)
-      add_named_hub(a, a->hubs[i].name, cands, &n, excluded);
+      if (!a->removed[i])
+        add_named_hub(a, a->hubs[i].name, cands, &n, excluded);
   }
   return n;
 }
@@ -389,7 +484,8 @@ void allocator_run(struct allocator *a, struct provd_call *call,
   out->trace = json_object();
   json_t *excluded = json_array();
   const struct provd_hub_info *cands[ALLOC_MAX_HUBS];
-  size_t n = candidate_hubs(a, in->enrollment, cands, excluded);
+  size_t n = candidate_hubs(hubs_current(a), in->enrollment, cands,
+                            excluded);
   const char *policy = policy_of(a, in->enrollment, out->trace);
   json_object_set_new(out->trace, "candidates", hub_names(cands, n));
   if (json_array_size(excluded))

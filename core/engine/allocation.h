@@ -28,10 +28,25 @@ int allocator_new(const struct provd_config *cfg, struct plugin_set *plugins,
                   struct allocator **out, struct provd_err *err);
 void allocator_free(struct allocator *a);
 
+/* One linked hub as the store or the config describes it. */
+struct alloc_hub {
+  const char *name;
+  const char *hostname;
+  int weight;                  /* 0: drained */
+  int apply_allocation_policy; /* 0: no new devices */
+  int removed;                 /* 1: kept only for its devices' records */
+};
+
+/* Replaces the linked hubs (copied) for every later allocation; safe while
+ * registrations run on other threads.  PROVD_E_INVAL beyond
+ * ALLOC_MAX_HUBS. */
+int allocator_set_hubs(struct allocator *a, const struct alloc_hub *hubs,
+                       size_t n, struct provd_err *err);
+
 /* 1 when an allocation plugin implements policy. */
 int allocator_policy_known(const struct allocator *a, const char *policy);
 
-/* The host name of the configured hub `name`, or NULL. */
+/* The host name of the linked hub `name` (removed ones too), or NULL. */
 const char *allocator_hostname(const struct allocator *a, const char *name);
 
 /* What the engine knows about the registration. */

@@ -188,6 +188,12 @@ static const char *enrollment_type(const json_t *enrollment)
   return json_str_at(json_object_get(enrollment, "attestation"), "type");
 }
 
+int engine_set_hubs(struct engine *e, const struct alloc_hub *hubs, size_t n,
+                    struct provd_err *err)
+{
+  return allocator_set_hubs(e->alloc, hubs, n, err);
+}
+
 static const char *hostname_of(const struct engine *e, const char *name)
 {
   return allocator_hostname(e->alloc, name);

@@ -73,6 +73,12 @@ int engine_allocation_policy_known(const struct engine *e, const char *policy);
 
 void engine_set_issuers(struct engine *e, const struct issuer_set *borrow);
 
+/* Replaces the linked hubs for later registrations (see engine/hubs.h);
+ * any thread. */
+struct alloc_hub;
+int engine_set_hubs(struct engine *e, const struct alloc_hub *hubs, size_t n,
+                    struct provd_err *err);
+
 /* Takes req (freed by the engine).  done runs exactly once: on a store
  * thread, or on the caller's thread when a status poll is answered from
  * the recent-operations cache (opcache.h) or the store refuses the work. */
