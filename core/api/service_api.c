@@ -237,6 +237,18 @@ static void route_extension(const char *name, const char *m,
     set_op(r, SVC_OP_EVENTS, "events.list");
 }
 
+/* /hubs/{name} */
+static void route_hub(const char *m, const char *name, struct route *r)
+{
+  r->id = name;
+  if (is_method(m, "PUT"))
+    set_op(r, SVC_OP_HUB_PUT, "hub.put");
+  else if (is_method(m, "DELETE"))
+    set_op(r, SVC_OP_HUB_DELETE, "hub.delete");
+  else
+    no_method(r, "PUT, DELETE");
+}
+
 /* /events/verify, /events/{seq}, /events/{seq}/retry */
 static void route_event(const char *m, const struct svc_path *p, size_t n,
                         struct route *r)
@@ -307,6 +319,8 @@ static void route_request(const char *m, const struct svc_path *p,
   }
   if (n == 1)
     route_extension(p->seg[0], m, r);
+  if (n == 2 && strcasecmp(p->seg[0], "hubs") == 0)
+    route_hub(m, p->seg[1], r);
   if ((n == 2 || n == 3) && strcasecmp(p->seg[0], "events") == 0)
     route_event(m, p, n, r);
   if (n <= 3 && strcasecmp(p->seg[0], "certificates") == 0)
@@ -339,7 +353,8 @@ static int needs_write(enum svc_op op)
 {
   return op == SVC_OP_PUT || op == SVC_OP_DELETE || op == SVC_OP_BULK ||
          op == SVC_OP_REG_DELETE || op == SVC_OP_CA_CODE ||
-         op == SVC_OP_CA_VERIFY || op == SVC_OP_EVENT_RETRY;
+         op == SVC_OP_CA_VERIFY || op == SVC_OP_EVENT_RETRY ||
+         op == SVC_OP_HUB_PUT || op == SVC_OP_HUB_DELETE;
 }
 
 struct prep_error {
@@ -566,6 +581,19 @@ static int prep_events(const struct http_request *req, struct svc_job *job,
   return 0;
 }
 
+static int prep_hub_put(const struct http_request *req, struct svc_job *job,
+                        struct prep_error *e, char *detail,
+                        size_t detail_cap)
+{
+  job->doc = read_body(req, job->ctx->cfg->max_body_bytes,
+                       JSON_BODY_REQUIRED, e);
+  if (!job->doc)
+    return -1;
+  if (svc_hub_doc_check(job->doc, detail, detail_cap) != 0)
+    return prep_fail(e, 400, SVC_E_BAD_DOCUMENT, detail);
+  return 0;
+}
+
 static int prep_job(const struct http_request *req, struct svc_job *job,
                     struct prep_error *e, char *detail, size_t detail_cap)
 {
@@ -587,6 +615,8 @@ static int prep_job(const struct http_request *req, struct svc_job *job,
       return prep_fail(e, 400, SVC_E_BAD_REQUEST,
                        "The event's sequence number is not valid");
     return 0;
+  case SVC_OP_HUB_PUT:
+    return prep_hub_put(req, job, e, detail, detail_cap);
   case SVC_OP_CA_VERIFY: /* {"certificate": the proof of possession} */
     job->doc = read_body(req, job->ctx->cfg->max_body_bytes,
                          JSON_BODY_REQUIRED, e);

@@ -24,6 +24,7 @@ enum {
   SVC_E_NO_GROUP = 404202,
   SVC_E_NO_REGISTRATION = 404203,
   SVC_E_NO_CERTIFICATE = 404205,
+  SVC_E_NO_HUB = 404206,
   SVC_E_METHOD = 405000,
   SVC_E_EXISTS = 409001,
   SVC_E_PRECONDITION = 412001,
@@ -45,6 +46,8 @@ enum svc_op {
   SVC_OP_REG_QUERY,        /* POST /registrations/{groupId}/query */
   SVC_OP_REG_LIST,         /* GET /registrations?hub=&group= (provd) */
   SVC_OP_HUBS,             /* GET /hubs (provd) */
+  SVC_OP_HUB_PUT,          /* PUT /hubs/{name} (provd) */
+  SVC_OP_HUB_DELETE,       /* DELETE /hubs/{name} (provd) */
   SVC_OP_EVENTS,           /* GET /events (provd) */
   SVC_OP_EXPLAIN,          /* POST /explain/{regId} (provd) */
   SVC_OP_CA_LIST,          /* GET /certificates (provd) */
@@ -83,12 +86,15 @@ struct svc_job {
   int fail_code;
   char fail_msg[160];
   json_t *result;             /* success body; NULL: 204 */
+  json_t *hubs_after;         /* hub writes: every hub after the commit */
 };
 
 #define SVC_LOG_COMP "service"
 
 /* ---- service_respond.c (called by service_api.c and service_store.c) ---- */
 void svc_job_free(struct svc_job *job);
+/* Records a write job's logical failure (answered by svc_write_done). */
+void svc_job_fail(struct svc_job *job, int http, int code, const char *msg);
 /* Every answer to a job goes through one of these: they respond, count,
  * log writes, and free the job. */
 void svc_job_respond_json(struct svc_job *job, int status, json_t *body,
@@ -113,6 +119,12 @@ int svc_job_submit(struct svc_job *job);
 /* Answers a write job after its commit (a store_done_fn): 200 with
  * job->result, 204 without, the job's logical failure, or 503. */
 void svc_write_done(void *ud, int status, const struct provd_err *err);
+
+/* ---- service_hubs.c: /hubs (provd) ---- */
+/* Same contract as svc_job_submit, for SVC_OP_HUBS and SVC_OP_HUB_*. */
+int svc_hubs_submit(struct svc_job *job);
+/* 0 when doc is a valid PUT /hubs/{name} body, else -1 and why. */
+int svc_hub_doc_check(const json_t *doc, char *why, size_t why_cap);
 
 /* ---- service_events.c: the journal and its deliveries ---- */
 /* Same contract as svc_job_submit, for the SVC_OP_EVENT* ops. */

@@ -82,10 +82,18 @@ void svc_job_respond_unavailable(struct svc_job *job,
   job_done(job, 503);
 }
 
+void svc_job_fail(struct svc_job *job, int http, int code, const char *msg)
+{
+  job->fail_http = http;
+  job->fail_code = code;
+  snprintf(job->fail_msg, sizeof(job->fail_msg), "%s", msg);
+}
+
 void svc_job_free(struct svc_job *job)
 {
   if (!job)
     return;
+  json_decref(job->hubs_after);
   json_decref(job->doc);
   json_decref(job->result);
   enrollment_bulk_clear(&job->bulk);

@@ -152,40 +152,7 @@ static void read_page(struct store_session *s, void *ud)
   free(next);
 }
 
-static void read_hubs(struct store_session *s, void *ud)
-{
-  struct svc_job *job = ud;
-  const struct provd_config *cfg = job->ctx->cfg;
-  json_t *arr = json_array();
-  for (size_t i = 0; cfg && i < cfg->n_hubs; i++) {
-    const struct cfg_hub *h = &cfg->hubs[i];
-    struct provd_query q = {.struct_size = sizeof(q), .hub = h->name};
-    uint64_t count = 0;
-    struct provd_err err;
-    perr_clear(&err);
-    if (store_count(s, PROVD_TABLE_REGISTRATIONS, &q, &count, &err) !=
-        PROVD_OK) {
-      json_decref(arr);
-      svc_job_respond_unavailable(job, &err);
-      return;
-    }
-    json_array_append_new(
-        arr, json_pack("{s:s, s:s, s:i, s:I}", "name", h->name, "hostname",
-                       h->hostname, "weight", h->weight, "devices",
-                       (json_int_t)count));
-  }
-  svc_job_respond_json(job, 200, arr, NULL, 0);
-}
-
 /* ---- writes ---- */
-
-static void job_fail(struct svc_job *job, int http, int code,
-                     const char *msg)
-{
-  job->fail_http = http;
-  job->fail_code = code;
-  snprintf(job->fail_msg, sizeof(job->fail_msg), "%s", msg);
-}
 
 static const char *event_type(enum provd_table t, const char *what)
 {
@@ -282,15 +249,15 @@ static int write_put(struct store_session *s, void *ud,
   if (if_match && !exists) {
     /* If-Match: * asks for an existing record (HTTP semantics). */
     if (strcmp(if_match, "*") == 0)
-      job_fail(job, 412, SVC_E_PRECONDITION, "Precondition failed");
+      svc_job_fail(job, 412, SVC_E_PRECONDITION, "Precondition failed");
     else
-      job_fail(job, 404, not_found_code(job->table),
+      svc_job_fail(job, 404, not_found_code(job->table),
                not_found_text(job->table));
     return PROVD_NOT_FOUND;
   }
   if (exists && !etag_matches(if_match, &old)) {
     store_rec_clear(&old);
-    job_fail(job, 412, SVC_E_PRECONDITION, "Precondition failed");
+    svc_job_fail(job, 412, SVC_E_PRECONDITION, "Precondition failed");
     return PROVD_PRECONDITION_FAILED;
   }
   if (exists && job->table == PROVD_TABLE_CERTIFICATES)
@@ -350,7 +317,7 @@ static int check_ca_references(struct store_session *s, struct svc_job *job,
   char why[160];
   int rc = ca_references_verified(s, job->doc, why, sizeof(why), err);
   if (rc == PROVD_E_INVAL)
-    job_fail(job, 400, SVC_E_BAD_DOCUMENT, why);
+    svc_job_fail(job, 400, SVC_E_BAD_DOCUMENT, why);
   return rc;
 }
 
@@ -366,7 +333,7 @@ static int write_ca_change(struct store_session *s, void *ud,
   struct store_rec ca = {0};
   int rc = store_get(s, PROVD_TABLE_CERTIFICATES, job->id, &ca, err);
   if (rc == PROVD_NOT_FOUND)
-    job_fail(job, 404, SVC_E_NO_CERTIFICATE, "Certificate not found");
+    svc_job_fail(job, 404, SVC_E_NO_CERTIFICATE, "Certificate not found");
   if (rc != PROVD_OK)
     return rc;
   struct provd_err why;
@@ -379,7 +346,7 @@ static int write_ca_change(struct store_session *s, void *ud,
   else if ((rc = x509_ca_verify_proof(doc, json_string_value(json_object_get(
                                                 job->doc, "certificate")),
                                       &why)) != PROVD_OK)
-    job_fail(job, 400, SVC_E_BAD_DOCUMENT, why.msg);
+    svc_job_fail(job, 400, SVC_E_BAD_DOCUMENT, why.msg);
   if (rc == PROVD_OK)
     rc = store_document(s, PROVD_TABLE_CERTIFICATES, doc, ca.id, NULL, &ca,
                         NULL, 0, err);
@@ -399,7 +366,7 @@ static int write_delete(struct store_session *s, void *ud,
   struct store_rec old = {0};
   int rc = store_get(s, job->table, job->id, &old, err);
   if (rc == PROVD_NOT_FOUND) {
-    job_fail(job, 404, not_found_code(job->table),
+    svc_job_fail(job, 404, not_found_code(job->table),
              not_found_text(job->table));
     return rc;
   }
@@ -407,7 +374,7 @@ static int write_delete(struct store_session *s, void *ud,
     return rc;
   if (!etag_matches(job->if_match, &old)) {
     store_rec_clear(&old);
-    job_fail(job, 412, SVC_E_PRECONDITION, "Precondition failed");
+    svc_job_fail(job, 412, SVC_E_PRECONDITION, "Precondition failed");
     return PROVD_PRECONDITION_FAILED;
   }
   rc = store_del(s, job->table, old.id ? old.id : job->id,
@@ -555,7 +522,9 @@ int svc_job_submit(struct svc_job *job)
   case SVC_OP_REG_LIST:
     return store_submit_read(st, read_page, job);
   case SVC_OP_HUBS:
-    return store_submit_read(st, read_hubs, job);
+  case SVC_OP_HUB_PUT:
+  case SVC_OP_HUB_DELETE:
+    return svc_hubs_submit(job);
   case SVC_OP_EVENTS:
   case SVC_OP_EVENT_GET:
   case SVC_OP_EVENTS_VERIFY:
