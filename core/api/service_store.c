@@ -65,6 +65,20 @@ static void attach_registration_state(struct store_session *s,
 
 /* ---- reads ---- */
 
+/* provd extension: a registration on a hub removed from the linked hubs
+ * says so (its record stays; the device gets a new hub when it next
+ * registers). */
+static void mark_removed_hub(struct store_session *s, json_t *body,
+                             const char *hub)
+{
+  struct store_rec h = {0};
+  struct provd_err ignored;
+  if (hub && store_get(s, PROVD_TABLE_HUBS, hub, &h, &ignored) == PROVD_OK &&
+      json_is_true(json_object_get(h.body, "removed")))
+    json_object_set_new(body, "assignedHubRemoved", json_true());
+  store_rec_clear(&h);
+}
+
 static void read_record(struct store_session *s, void *ud)
 {
   struct svc_job *job = ud;
@@ -83,6 +97,8 @@ static void read_record(struct store_session *s, void *ud)
   }
   json_t *body = rec.body;
   rec.body = NULL;
+  if (job->table == PROVD_TABLE_REGISTRATIONS)
+    mark_removed_hub(s, body, rec.hub);
   store_rec_clear(&rec);
   if (job->op == SVC_OP_ATTESTATION) {
     json_t *att = json_incref(json_object_get(body, "attestation"));

@@ -79,6 +79,8 @@ static void print_registration(json_t *st)
   out_field("status", out_str(st, "status", "-"));
   out_field("substatus", out_str(st, "substatus", "-"));
   out_field("assigned hub", out_str(st, "assignedHub", "-"));
+  if (json_is_true(json_object_get(st, "assignedHubRemoved")))
+    out_field("assigned hub state", "removed from the linked hubs");
   if (json_object_get(st, "errorCode"))
     out_field("error code", field_text(st, "errorCode", num, sizeof(num)));
   if (json_object_get(st, "errorMessage"))
@@ -156,6 +158,8 @@ int cmd_registration_remove(struct ctl *c)
 
 /* ---- hubs and events ------------------------------------------------- */
 
+static const char *hub_state(const json_t *hub);
+
 /* GET of a provd extension answering with a JSON array. */
 static int get_array(struct ctl *c, const char *path, json_t **items,
                      struct provd_err *err)
@@ -179,16 +183,20 @@ static int get_array(struct ctl *c, const char *path, json_t **items,
 int cmd_hub_list(struct ctl *c)
 {
   static const char *const heads[] = { "NAME", "HOSTNAME", "WEIGHT",
-                                       "DEVICES" };
+                                       "REGION", "STATE", "DEVICES" };
   static const char *const keys[] = { "name", "hostname", "weight",
-                                      "devices" };
+                                      "region", "state", "devices" };
   struct provd_err err;
   char path[PATH_CAP];
   json_t *items;
   ctl_path(path, sizeof(path), "hubs", NULL, NULL, NULL);
   if (get_array(c, path, &items, &err) != 0)
     return ctl_fail(&err);
-  print_rows(c, items, 4, heads, keys);
+  size_t i;
+  json_t *hub;
+  json_array_foreach(ctl_has(c, CO_JSON) ? NULL : items, i, hub)
+    json_object_set_new(hub, "state", json_string(hub_state(hub)));
+  print_rows(c, items, 6, heads, keys);
   json_decref(items);
   return CTL_EXIT_OK;
 }
@@ -430,4 +438,103 @@ int cmd_explain(struct ctl *c)
     print_explain(reply.json);
   ctl_reply_clear(&reply);
   return rc == 0 ? CTL_EXIT_OK : ctl_fail(&err);
+}
+
+/* ---- linked hubs at run time ----------------------------------------- */
+
+/* "active", "drained", "no-policy" or "removed", for `hub list`. */
+static const char *hub_state(const json_t *hub)
+{
+  const json_t *apply = json_object_get(hub, "applyAllocationPolicy");
+  if (json_is_true(json_object_get(hub, "removed")))
+    return "removed";
+  if (apply && !json_is_true(apply))
+    return "no-policy";
+  if (json_integer_value(json_object_get(hub, "weight")) == 0)
+    return "drained";
+  return "active";
+}
+
+/* The options `hub add|set` send; only those given. */
+static json_t *hub_body(const struct ctl *c)
+{
+  json_t *body = json_object();
+  if (ctl_has(c, CO_HOSTNAME))
+    json_object_set_new(body, "hostname",
+                        json_string(ctl_value(c, CO_HOSTNAME)));
+  if (ctl_has(c, CO_WEIGHT))
+    json_object_set_new(body, "weight", json_integer(c->opts.weight));
+  if (ctl_has(c, CO_REGION))
+    json_object_set_new(body, "region", json_string(ctl_value(c, CO_REGION)));
+  if (ctl_has(c, CO_APPLY_POLICY))
+    json_object_set_new(body, "applyAllocationPolicy",
+                        json_boolean(c->opts.apply_policy));
+  return body;
+}
+
+static void print_hub(struct ctl *c, json_t *hub)
+{
+  char num[32];
+  if (ctl_has(c, CO_JSON)) {
+    out_json(hub);
+    return;
+  }
+  out_field("name", out_str(hub, "name", "-"));
+  out_field("hostname", out_str(hub, "hostname", "-"));
+  out_field("weight", field_text(hub, "weight", num, sizeof(num)));
+  out_field("region", out_str(hub, "region", "-"));
+  out_field("state", hub_state(hub));
+}
+
+/* PUT /hubs/NAME with body (taken) and print the stored hub. */
+static int hub_put(struct ctl *c, json_t *body)
+{
+  struct provd_err err;
+  struct ctl_reply reply;
+  char path[PATH_CAP];
+  if (ctl_path(path, sizeof(path), "hubs", c->args[0], NULL, NULL) != 0) {
+    json_decref(body);
+    return ctl_usage_error(c, "hub name too long");
+  }
+  int rc = ctl_call(c, "PUT", path, body, NULL, 0, &reply, &err);
+  json_decref(body);
+  if (rc != 0) {
+    ctl_reply_clear(&reply);
+    return ctl_fail(&err);
+  }
+  print_hub(c, reply.json);
+  ctl_reply_clear(&reply);
+  return CTL_EXIT_OK;
+}
+
+int cmd_hub_add(struct ctl *c)
+{
+  if (!ctl_has(c, CO_HOSTNAME))
+    return ctl_usage_error(c, "hub add needs --hostname");
+  return hub_put(c, hub_body(c));
+}
+
+int cmd_hub_set(struct ctl *c)
+{
+  json_t *body = hub_body(c);
+  if (json_object_size(body) == 0) {
+    json_decref(body);
+    return ctl_usage_error(c, "nothing to change: give --hostname, "
+                              "--weight, --region or "
+                              "--apply-allocation-policy");
+  }
+  return hub_put(c, body);
+}
+
+int cmd_hub_drain(struct ctl *c)
+{
+  return hub_put(c, json_pack("{s:i}", "weight", 0));
+}
+
+int cmd_hub_remove(struct ctl *c)
+{
+  char path[PATH_CAP];
+  if (ctl_path(path, sizeof(path), "hubs", c->args[0], NULL, NULL) != 0)
+    return ctl_usage_error(c, "hub name too long");
+  return ctl_remove(c, path, "hub", "name", c->args[0]);
 }

@@ -54,6 +54,16 @@ struct ctl_command {
   "  --force                  replace an existing one (else refused)\n"    \
   "Prints the stored record, keys included (the device needs them).\n"
 
+#define HUB_OPTS (CO_BIT(CO_HOSTNAME) | CO_BIT(CO_WEIGHT) | \
+                  CO_BIT(CO_REGION) | CO_BIT(CO_APPLY_POLICY))
+#define HUB_OPTS_HELP                                                     \
+  "  --hostname HOST          what devices get as assignedHub\n"         \
+  "  --weight N               0..1000 (default 1); 0: drained\n"         \
+  "  --region REGION          the hub's region (informational; see\n"    \
+  "                           docs/allocation.md)\n"                      \
+  "  --apply-allocation-policy true|false\n"                             \
+  "                           false: never gets new devices\n"
+
 static const struct ctl_command commands[] = {
   { "enrollment", "add", 0, 1, ADD_OPTS | CO_BIT(CO_DEVICE_ID) |
     CO_BIT(CO_CERT) | CO_BIT(CO_SECONDARY_CERT) |
@@ -185,8 +195,26 @@ static const struct ctl_command commands[] = {
     "  --etag ETAG              only if its etag still is ETAG (If-Match)\n"
   },
   { "hub", "list", 0, 0, 0, cmd_hub_list, "hub list",
-    "Lists the configured hubs (provd extension GET /hubs) as NAME,\n"
-    "HOSTNAME, WEIGHT, DEVICES.\n" },
+    "Lists the linked hubs (provd extension GET /hubs) as NAME, HOSTNAME,\n"
+    "WEIGHT, REGION, STATE (active, drained, no-policy, removed), DEVICES.\n"
+  },
+  { "hub", "add", 1, 1, HUB_OPTS, cmd_hub_add,
+    "hub add NAME --hostname HOST [--weight N] [--region REGION]\n"
+    "       [--apply-allocation-policy true|false]",
+    "Links a hub at run time (provd extension PUT /hubs/NAME); devices\n"
+    "registering from now on may get it.\n\n" HUB_OPTS_HELP },
+  { "hub", "set", 1, 1, HUB_OPTS, cmd_hub_set,
+    "hub set NAME [--hostname HOST] [--weight N] [--region REGION]\n"
+    "       [--apply-allocation-policy true|false]",
+    "Changes the given fields of a linked hub; the others stay.  A removed\n"
+    "hub is linked again.\n\n" HUB_OPTS_HELP },
+  { "hub", "drain", 1, 1, 0, cmd_hub_drain, "hub drain NAME",
+    "Sets the hub's weight to 0: it gets no new devices; devices already\n"
+    "on it stay (reprovisioning may move them).\n" },
+  { "hub", "remove", 1, 1, 0, cmd_hub_remove, "hub remove NAME",
+    "Unlinks a hub: it gets no new devices and enrollments naming it no\n"
+    "longer match it.  Its devices' registration records stay and show\n"
+    "assignedHubRemoved: true; `hub set` links it again.\n" },
   { "explain", NULL, 1, 1,
     CO_BIT(CO_PAYLOAD) | CO_BIT(CO_SCOPE) | CO_BIT(CO_SYMMETRIC_KEY) |
     CO_BIT(CO_GROUP_KEY) | CO_BIT(CO_CALL_WEBHOOK),
@@ -268,6 +296,11 @@ static const struct option long_opts[] = {
   { "force", no_argument, NULL, OPT_BASE + CO_FORCE },
   { "show-keys", no_argument, NULL, OPT_BASE + CO_SHOW_KEYS },
   { "limit", required_argument, NULL, OPT_BASE + CO_LIMIT },
+  { "hostname", required_argument, NULL, OPT_BASE + CO_HOSTNAME },
+  { "weight", required_argument, NULL, OPT_BASE + CO_WEIGHT },
+  { "region", required_argument, NULL, OPT_BASE + CO_REGION },
+  { "apply-allocation-policy", required_argument, NULL,
+    OPT_BASE + CO_APPLY_POLICY },
   { "etag", required_argument, NULL, OPT_BASE + CO_ETAG },
   { "group", required_argument, NULL, OPT_BASE + CO_GROUP },
   { "key", required_argument, NULL, OPT_BASE + CO_KEY },
@@ -418,6 +451,18 @@ static int take_option(struct ctl_opts *o, enum ctl_opt opt,
       return usage(NULL, "--limit wants a number 1..%ld, not \"%s\"",
                    CTL_MAX_LIMIT, value);
     o->limit = (long)n;
+    break;
+  case CO_WEIGHT:
+    if (parse_number(value, 0, 1000, &n) != 0)
+      return usage(NULL, "--weight wants a number 0..1000, not \"%s\"",
+                   value);
+    o->weight = (int)n;
+    break;
+  case CO_APPLY_POLICY:
+    if (strcmp(value, "true") != 0 && strcmp(value, "false") != 0)
+      return usage(NULL, "--apply-allocation-policy wants true or false, "
+                         "not \"%s\"", value);
+    o->apply_policy = strcmp(value, "true") == 0;
     break;
   case CO_AFTER:
     if (parse_number(value, 0, INT64_MAX, &n) != 0)

@@ -32,7 +32,8 @@ enum ctl_opt {
   CO_KEY, CO_SECONDARY, CO_AFTER, CO_PAYLOAD, CO_SCOPE, CO_SYMMETRIC_KEY,
   CO_GROUP_KEY, CO_ATTESTATION, CO_CERT, CO_SECONDARY_CERT, CO_CA_CERT,
   CO_CA_REF, CO_CRL, CO_PROOF, CO_CREDENTIAL_POLICY, CO_ENDORSEMENT_KEY,
-  CO_REGISTRATION_ID, CO_CALL_WEBHOOK, CO_COUNT_
+  CO_REGISTRATION_ID, CO_CALL_WEBHOOK, CO_HOSTNAME, CO_WEIGHT, CO_REGION,
+  CO_APPLY_POLICY, CO_COUNT_
 };
 #define CO_BIT(o) (UINT64_C(1) << (o))
 #define CO_GLOBAL (CO_BIT(CO_URL) | CO_BIT(CO_DATA_DIR) | CO_BIT(CO_CONN_STR) \
@@ -49,6 +50,8 @@ struct ctl_opts {
   size_t n_args;
   long limit;                     /* 0: no limit */
   int64_t after;                  /* --after; -1 when absent */
+  int weight;                     /* --weight 0..1000 */
+  int apply_policy;               /* --apply-allocation-policy true|false */
 };
 
 struct ctl_command;
@@ -141,6 +144,10 @@ int cmd_registration_show(struct ctl *c);
 int cmd_registration_list(struct ctl *c);
 int cmd_registration_remove(struct ctl *c);
 int cmd_hub_list(struct ctl *c);
+int cmd_hub_add(struct ctl *c);
+int cmd_hub_set(struct ctl *c);
+int cmd_hub_drain(struct ctl *c);
+int cmd_hub_remove(struct ctl *c);
 int cmd_explain(struct ctl *c);
 int cmd_derive_key(struct ctl *c);
 int cmd_events_list(struct ctl *c);
