@@ -67,7 +67,12 @@ static void usage(FILE *out)
           "  -h, --help              this text\n"
           "\n"
           "Command-line values override the config file.  SIGTERM or SIGINT stop\n"
-          "accepting, finish in-flight requests, flush the store and exit 0.\n");
+          "accepting, finish in-flight requests, flush the store and exit 0.\n"
+          "SIGHUP, without dropping connections, re-reads the config file for\n"
+          "log_level only and reloads the linked hubs from the store (changed by\n"
+          "another provd or tool sharing it); every other setting needs a\n"
+          "restart.  The config's hubs: seed the store on first start only;\n"
+          "afterwards use `provctl hub`.\n");
 }
 
 static int parse_args(int argc, char **argv, struct options *o)
@@ -399,6 +404,32 @@ static void stop_daemon(struct daemon *dm)
   free(dm->api.policies);
 }
 
+static void reload_hubs_on_store(struct store_session *s, void *ud)
+{
+  struct provd_err err = {0};
+  if (hubs_reload(s, ud, &err) != PROVD_OK)
+    log_error("provd", "SIGHUP: linked hubs not reloaded: %s", err.msg);
+  else
+    log_info("provd", "SIGHUP: linked hubs reloaded from the store");
+}
+
+/* SIGHUP: what can change safely while serving (see usage()). */
+static void reload(const struct options *opts, struct daemon *dm)
+{
+  struct provd_config fresh = {0};
+  if (load_config(opts, &fresh) != 0 || apply_overrides(opts, &fresh) != 0) {
+    log_error("provd", "SIGHUP: the config does not load; nothing changed");
+    config_free(&fresh);
+    return;
+  }
+  log_set_level(fresh.log_level);
+  config_free(&fresh);
+  log_info("provd", "SIGHUP: log level reloaded from the config");
+  if (store_submit_read(dm->store, reload_hubs_on_store, dm->engine) !=
+      PROVD_OK)
+    log_error("provd", "SIGHUP: store busy; linked hubs not reloaded");
+}
+
 int main(int argc, char **argv)
 {
   struct options opts = {0};
@@ -420,6 +451,7 @@ int main(int argc, char **argv)
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
   signal(SIGPIPE, SIG_IGN);
 
@@ -433,8 +465,11 @@ int main(int argc, char **argv)
     return rc == -2 ? 2 : 1;
   }
   int sig = 0;
-  while (sigwait(&stop_signals, &sig) != 0)
-    ;
+  while (sigwait(&stop_signals, &sig) != 0 || sig == SIGHUP) {
+    if (sig == SIGHUP)
+      reload(&opts, &dm);
+    sig = 0;
+  }
   log_info("provd", "signal %d: stopping (finishing in-flight requests)", sig);
   stop_daemon(&dm);
   config_free(&dm.cfg);
