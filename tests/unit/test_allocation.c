@@ -3,6 +3,7 @@
  * hubs never chosen, and the AllocationRequest of a group with a TPM
  * enrollment. */
 #include <check.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,6 +176,105 @@ START_TEST(t_request_json_group_tpm)
 }
 END_TEST
 
+/* One allocation of `id` with the default (hashed) policy over every hub;
+ * the chosen hub's name, or the refusal reason (static strings or the
+ * allocator's, valid until allocator_free). */
+static const char *allocate(const char *id, const json_t *enr, char *why,
+                            size_t why_cap)
+{
+  struct provd_call call = {0};
+  struct alloc_input in = {.registration_id = id, .enrollment = enr,
+                           .mechanism = "symmetricKey"};
+  struct alloc_outcome out;
+  allocator_run(alloc, &call, &in, &out);
+  const char *hub = out.hub;
+  snprintf(why, why_cap, "%s: %s", out.reason, out.detail);
+  alloc_outcome_clear(&out);
+  return hub;
+}
+
+static const struct alloc_hub SET_A[] = {
+    {"eu-1", "eu-1.example.net", 1, 1, 0},
+    {"us-1", "us-1.example.net", 1, 1, 0}};
+static const struct alloc_hub SET_B[] = {
+    {"eu-1", "eu-1.example.net", 0, 1, 0},  /* drained */
+    {"us-1", "us-1.example.net", 1, 1, 1},  /* removed */
+    {"us-9", "us-9.example.net", 1, 1, 0}}; /* added */
+
+/* Drain, remove and add take effect for the next allocation; a removed
+ * hub keeps its host name for its devices' records and an enrollment
+ * naming only it is refused, saying why. */
+START_TEST(t_set_hubs_applies_at_once)
+{
+  up("  - { name: eu-1, hostname: eu-1.example.net }\n");
+  struct provd_err err = {{0}, {0}};
+  char why[400];
+  json_t *any = json_object();
+  ck_assert_int_eq(allocator_set_hubs(alloc, SET_B, 3, &err), PROVD_OK);
+  for (int i = 0; i < 200; i++) {
+    char id[32];
+    snprintf(id, sizeof(id), "device-%d", i);
+    const char *hub = allocate(id, any, why, sizeof(why));
+    ck_assert_msg(hub && strcmp(hub, "us-9") == 0, "%s: %s", id,
+                  hub ? hub : why);
+  }
+  ck_assert_str_eq(allocator_hostname(alloc, "us-1"), "us-1.example.net");
+  json_t *only_us1 = json_pack("{s:[s]}", "iotHubs", "us-1.example.net");
+  ck_assert_ptr_null(allocate("d", only_us1, why, sizeof(why)));
+  ck_assert_msg(strstr(why, "NO_HUB_AVAILABLE") && strstr(why, "removed"),
+                "%s", why);
+  struct alloc_hub many[ALLOC_MAX_HUBS + 1];
+  for (size_t i = 0; i <= ALLOC_MAX_HUBS; i++)
+    many[i] = SET_A[0];
+  ck_assert_int_eq(allocator_set_hubs(alloc, many, ALLOC_MAX_HUBS + 1, &err),
+                   PROVD_E_INVAL);
+  ck_assert_str_eq(allocate("d", any, why, sizeof(why)), "us-9");
+  json_decref(only_us1);
+  json_decref(any);
+  down();
+}
+END_TEST
+
+static void *allocate_many(void *ud)
+{
+  (void)ud;
+  json_t *any = json_object();
+  char why[400];
+  for (int i = 0; i < 20000; i++) {
+    char id[32];
+    snprintf(id, sizeof(id), "device-%d", i);
+    const char *hub = allocate(id, any, why, sizeof(why));
+    /* Every answer comes from one whole snapshot: never eu-1 drained
+     * and us-1 removed at once, so always some hub. */
+    ck_assert_msg(hub != NULL, "%s", why);
+    /* reads the name: a freed snapshot would show under ASan */
+    ck_assert_msg(strcmp(hub, "eu-1") == 0 || strcmp(hub, "us-1") == 0 ||
+                      strcmp(hub, "us-9") == 0,
+                  "%s", hub);
+  }
+  json_decref(any);
+  return NULL;
+}
+
+/* Registrations run on several threads while the hubs change (ASan and
+ * the hub names' lifetime are what this checks). */
+START_TEST(t_set_hubs_while_allocating)
+{
+  up("  - { name: eu-1, hostname: eu-1.example.net }\n");
+  struct provd_err err = {{0}, {0}};
+  pthread_t th[2];
+  for (int i = 0; i < 2; i++)
+    ck_assert_int_eq(pthread_create(&th[i], NULL, allocate_many, NULL), 0);
+  for (int i = 0; i < 2000; i++)
+    ck_assert_int_eq(allocator_set_hubs(alloc, i % 2 ? SET_A : SET_B,
+                                        i % 2 ? 2 : 3, &err),
+                     PROVD_OK);
+  for (int i = 0; i < 2; i++)
+    pthread_join(th[i], NULL);
+  down();
+}
+END_TEST
+
 int main(void)
 {
   Suite *s = suite_create("allocation");
@@ -183,6 +283,8 @@ int main(void)
   tcase_add_test(tc, t_geo_ties_follow_weights);
   tcase_add_test(tc, t_hashed_skips_drained_and_closed);
   tcase_add_test(tc, t_request_json_group_tpm);
+  tcase_add_test(tc, t_set_hubs_applies_at_once);
+  tcase_add_test(tc, t_set_hubs_while_allocating);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
