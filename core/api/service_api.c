@@ -451,16 +451,11 @@ static int parse_u64(const char *s, uint64_t max, uint64_t *out)
 }
 
 /* The hub filter takes a hub name or its host name; rows hold names. */
-static void resolve_hub(const struct provd_config *cfg, const char *given,
+static void resolve_hub(const struct engine *engine, const char *given,
                         char *out, size_t out_cap)
 {
-  for (size_t i = 0; cfg && i < cfg->n_hubs; i++) {
-    if (strcasecmp(cfg->hubs[i].hostname, given) == 0) {
-      snprintf(out, out_cap, "%s", cfg->hubs[i].name);
-      return;
-    }
-  }
-  snprintf(out, out_cap, "%s", given);
+  const char *name = engine ? engine_hub_name(engine, given) : NULL;
+  snprintf(out, out_cap, "%s", name ? name : given);
 }
 
 /* ---- per-operation preparation (loop thread) ---- */
@@ -556,7 +551,7 @@ static int prep_reg_list(const struct http_request *req, struct svc_job *job,
   if (has < 0 || (has && !hub[0]))
     return prep_fail(e, 400, SVC_E_BAD_REQUEST, "hub is not a hub name");
   if (has)
-    resolve_hub(job->ctx->cfg, hub, job->hub, sizeof(job->hub));
+    resolve_hub(job->ctx->engine, hub, job->hub, sizeof(job->hub));
   if (paging_headers(req, job) != 0)
     return prep_fail(e, 400, SVC_E_BAD_REQUEST,
                      "Bad x-ms-max-item-count or x-ms-continuation");

@@ -206,6 +206,14 @@ const char *allocator_hostname(const struct allocator *alloc,
   return NULL;
 }
 
+const char *allocator_hub_name(const struct allocator *alloc,
+                               const char *text)
+{
+  const struct hub_set *a = hubs_current(alloc);
+  ptrdiff_t i = hub_index(a, text);
+  return i < 0 ? NULL : a->hubs[i].name;
+}
+
 static void refuse(struct alloc_outcome *out, const char *reason,
                    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

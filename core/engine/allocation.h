@@ -49,6 +49,10 @@ int allocator_policy_known(const struct allocator *a, const char *policy);
 /* The host name of the linked hub `name` (removed ones too), or NULL. */
 const char *allocator_hostname(const struct allocator *a, const char *name);
 
+/* The name of the linked hub whose name or host name is `text`, or
+ * NULL. */
+const char *allocator_hub_name(const struct allocator *a, const char *text);
+
 /* What the engine knows about the registration. */
 struct alloc_input {
   const char *registration_id;

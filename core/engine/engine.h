@@ -76,6 +76,9 @@ void engine_set_issuers(struct engine *e, const struct issuer_set *borrow);
 /* Replaces the linked hubs for later registrations (see engine/hubs.h);
  * any thread. */
 struct alloc_hub;
+/* The name of the linked hub called or reached at `text`, or NULL; the
+ * string lives as long as the engine. */
+const char *engine_hub_name(const struct engine *e, const char *text);
 int engine_set_hubs(struct engine *e, const struct alloc_hub *hubs, size_t n,
                     struct provd_err *err);
 

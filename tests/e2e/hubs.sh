@@ -51,6 +51,7 @@ for i in 2 3 4 5 6; do
   expect_eq "d-$i: a drained hub gets no new device, the added one does" hub-2.example.net "$HUB"
 done
 
+check "registration list --hub takes an added hub's host name" bash -c "'$PROVCTL' --url https://localhost:$PORT --data-dir '$DATA_DIR' registration list --hub hub-2.example.net | grep -qw d-4"
 provctl hub set hub-1 --weight 1 >/dev/null
 provctl hub set hub-2 --apply-allocation-policy false >/dev/null
 register d-7
