@@ -189,9 +189,6 @@ static void hub_write_done(void *ud, int status, const struct provd_err *err)
     if (hubs_apply(job->ctx->engine, job->hubs_after, &why) != PROVD_OK)
       log_error(SVC_LOG_COMP, "hub %s stored but not applied: %s", job->id,
                 why.msg);
-    else
-      log_info(SVC_LOG_COMP, "hub %s %s by %s", job->id,
-               job->op == SVC_OP_HUB_PUT ? "set" : "removed", job->policy);
   }
   svc_write_done(ud, status, err);
 }
