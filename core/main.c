@@ -425,8 +425,10 @@ static void reload(const struct options *opts, struct daemon *dm)
   log_set_level(fresh.log_level);
   config_free(&fresh);
   log_info("provd", "SIGHUP: log level reloaded from the config");
-  if (store_submit_read(dm->store, reload_hubs_on_store, dm->engine) !=
-      PROVD_OK)
+  /* On the writer, behind any queued hub change: an older read cannot
+   * swap in a list older than a change already applied. */
+  if (store_submit_read_on_writer(dm->store, reload_hubs_on_store,
+                                  dm->engine) != PROVD_OK)
     log_error("provd", "SIGHUP: store busy; linked hubs not reloaded");
 }
 
