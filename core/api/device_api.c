@@ -89,22 +89,29 @@ static json_t *checked_body(struct http_exchange *ex,
            "The body must be a JSON object (DeviceRegistration).");
     return NULL;
   }
-  const json_t *id = json_object_get(body, "registrationId");
-  if (id && (!json_is_string(id) ||
-             strcasecmp(json_string_value(id), regid) != 0)) {
+  const char *problem = device_body_problem(body, op == REG_STATUS_LOOKUP,
+                                            regid);
+  if (problem) {
     json_decref(body);
-    refuse(ex, "BAD_REQUEST",
-           "registrationId in the body does not match the path.");
-    return NULL;
-  }
-  /* Certificates are issued by register only (DPS); the engine checks a
-   * register's csr once the device has proved itself. */
-  if (op == REG_STATUS_LOOKUP && json_object_get(body, "csr")) {
-    json_decref(body);
-    refuse(ex, "BAD_REQUEST", "csr is accepted by register only.");
+    refuse(ex, "BAD_REQUEST", problem);
     return NULL;
   }
   return body;
+}
+
+const char *device_body_problem(const json_t *body, bool status_lookup,
+                                const char *regid)
+{
+  const json_t *id = json_object_get(body, "registrationId");
+  if (id && (!json_is_string(id) ||
+             strcasecmp(json_string_value(id), regid) != 0))
+    return "registrationId in the body does not match the registration id "
+           "of the request.";
+  /* Certificates are issued by register only (DPS); the engine checks a
+   * register's csr once the device has proved itself. */
+  if (status_lookup && json_object_get(body, "csr"))
+    return "csr is accepted by register only.";
+  return NULL;
 }
 
 static void device_done(void *ud, struct reg_outcome *out)

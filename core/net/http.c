@@ -38,8 +38,6 @@
 #include <event2/thread.h>
 #include <event2/util.h>
 #include <openssl/err.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
 
 #include "net/http_parse.h"
 #include "net/stream.h"
@@ -69,9 +67,9 @@
 #define REQUEST_DEADLINE_S 10
 /* Per-connection buffers above this size are released after use. */
 #define BUFFER_KEEP_BYTES (16 * 1024)
-#define MAX_PEER_CHAIN_CERTS 16
 #define MAX_STATUS 600
 #define ACCEPT_PAUSE_MS 100
+#define MAX_PROTOCOLS 4 /* besides HTTP */
 
 #define COMPONENT "http"
 #define M_REQUESTS "provd_http_requests_total"
@@ -101,10 +99,10 @@ struct http_exchange {
   int status;
 };
 
-struct worker;
+struct http_worker;
 
 struct conn {
-  struct worker *w;
+  struct http_worker *w;
   struct stream *stream; /* NULL once the socket is closed */
   /* Deadline for the TLS handshake, a partly received request, and the
    * linger; freed with the socket (it belongs to the loop's base). */
@@ -133,13 +131,14 @@ struct conn {
 
 struct http_server;
 
-struct worker {
+struct http_worker {
   struct http_server *srv;
   int index;
   pthread_t thread;
   bool thread_started;
   struct event_base *base;
   struct evconnlistener *listener;
+  struct evconnlistener *side[MAX_PROTOCOLS]; /* o.protocols[i] */
   /* Completions and stop requests: other threads write the eventfd
    * (under mu) instead of calling into libevent, whose base lock the
    * loop holds most of the time (profiles showed a futex round trip per
@@ -152,6 +151,7 @@ struct worker {
 
   pthread_mutex_t mu;
   struct conn *done_head, *done_tail; /* mu */
+  struct loop_task *tasks_head, *tasks_tail; /* mu: http_worker_post */
   bool loop_alive;                    /* mu: false once torn down */
   bool stop_requested;                /* mu */
   int grace_ms;                       /* mu */
@@ -173,15 +173,19 @@ struct http_server {
   struct http_server_opts o;
   char host[256];
   int port;
+  struct http_protocol protocols[MAX_PROTOCOLS];
+  char protocol_hosts[MAX_PROTOCOLS][256];
+  int protocol_ports[MAX_PROTOCOLS];
+  size_t n_protocols;
   int n_workers;
-  struct worker *workers;
+  struct http_worker *workers;
   struct http_parse_limits limits;
   pthread_mutex_t life_mu;
   size_t orphans; /* life_mu: exchanges still owned by handlers after stop */
   bool detached;  /* life_mu: stop returned; last orphan frees the server */
 };
 
-static _Thread_local struct worker *tl_worker;
+static _Thread_local struct http_worker *tl_worker;
 
 static const char OOM_RESPONSE[] =
     "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n";
@@ -346,7 +350,7 @@ static void status_label(int code, char out[16])
   out[10] = '\0';
 }
 
-static void worker_count_status(struct worker *w, int status)
+static void worker_count_status(struct http_worker *w, int status)
 {
   if (status < 100 || status >= MAX_STATUS)
     return;
@@ -354,7 +358,7 @@ static void worker_count_status(struct worker *w, int status)
     w->counted_codes[w->n_counted_codes++] = (uint16_t)status;
 }
 
-static void worker_publish_counters(struct worker *w)
+static void worker_publish_counters(struct http_worker *w)
 {
   w->flush_pending = false;
   for (size_t i = 0; i < w->n_counted_codes; i++) {
@@ -385,7 +389,7 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
 
 /* Counters are published after the current batch of events, so the
  * metrics lock is taken once per loop iteration, not once per request. */
-static void worker_counters_dirty(struct worker *w)
+static void worker_counters_dirty(struct http_worker *w)
 {
   if (!w->flush_pending && w->flush && !w->torn_down) {
     w->flush_pending = true;
@@ -395,7 +399,7 @@ static void worker_counters_dirty(struct worker *w)
 
 /* ---- connection lifetime (loop thread) -------------------------------- */
 
-static void worker_teardown(struct worker *w);
+static void worker_teardown(struct http_worker *w);
 
 static void conn_close_socket(struct conn *c)
 {
@@ -413,7 +417,7 @@ static void conn_close_socket(struct conn *c)
 
 static void conn_unlink(struct conn *c)
 {
-  struct worker *w = c->w;
+  struct http_worker *w = c->w;
   if (c->prev)
     c->prev->next = c->next;
   else
@@ -437,7 +441,7 @@ static void conn_release(struct conn *c)
 {
   if (c->stream || c->in_flight || c->processing)
     return;
-  struct worker *w = c->w;
+  struct http_worker *w = c->w;
   conn_unlink(c);
   conn_free(c);
   if (w->stopping && w->n_conns == 0)
@@ -474,7 +478,7 @@ static void conn_deadline_stop(struct conn *c)
     evtimer_del(c->deadline);
 }
 
-static int request_deadline_s(const struct worker *w)
+static int request_deadline_s(const struct http_worker *w)
 {
   int idle = w->srv->o.idle_timeout_s;
   return idle < REQUEST_DEADLINE_S ? idle : REQUEST_DEADLINE_S;
@@ -643,30 +647,7 @@ static int conn_build_request(struct conn *c, struct evbuffer *in,
 static void conn_load_peer_chain(struct conn *c)
 {
   c->chain_loaded = true;
-  SSL *ssl = stream_ssl(c->stream);
-  X509 *leaf = ssl ? SSL_get1_peer_certificate(ssl) : NULL;
-  if (!leaf)
-    return;
-  BIO *mem = BIO_new(BIO_s_mem());
-  if (mem && PEM_write_bio_X509(mem, leaf)) {
-    /* Server side: the chain does not include the leaf (skip it anyway
-     * should a resumed session report it). */
-    STACK_OF(X509) *chain = SSL_get_peer_cert_chain(ssl);
-    int n = chain ? sk_X509_num(chain) : 0;
-    for (int i = 0; i < n && i < MAX_PEER_CHAIN_CERTS; i++) {
-      X509 *x = sk_X509_value(chain, i);
-      if (X509_cmp(x, leaf) != 0)
-        PEM_write_bio_X509(mem, x);
-    }
-    char *data = NULL;
-    long len = BIO_get_mem_data(mem, &data);
-    if (len > 0 && (c->peer_chain = malloc((size_t)len + 1))) {
-      memcpy(c->peer_chain, data, (size_t)len);
-      c->peer_chain[len] = '\0';
-    }
-  }
-  BIO_free(mem);
-  X509_free(leaf);
+  c->peer_chain = stream_peer_chain_pem(c->stream);
 }
 
 static void conn_dispatch(struct conn *c)
@@ -839,7 +820,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
 {
   (void)l;
   (void)socklen;
-  struct worker *w = arg;
+  struct http_worker *w = arg;
   const struct http_server_opts *o = &w->srv->o;
   if (w->stopping || w->n_conns >= o->max_connections) {
     evutil_closesocket(fd);
@@ -879,13 +860,41 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
   worker_counters_dirty(w);
 }
 
+/* A connection of another protocol on this worker. */
+static void on_side_accept(struct evconnlistener *l, evutil_socket_t fd,
+                           struct sockaddr *sa, int socklen, void *arg)
+{
+  (void)socklen;
+  struct http_worker *w = arg;
+  size_t i = 0;
+  while (i < w->srv->n_protocols && w->side[i] != l)
+    i++;
+  const struct http_protocol *p = &w->srv->protocols[i];
+  if (i == w->srv->n_protocols || w->stopping) {
+    evutil_closesocket(fd);
+    return;
+  }
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  char peer[INET6_ADDRSTRLEN + 8];
+  format_peer(sa, peer, sizeof peer);
+  p->on_accept(w, fd, peer, p->ud);
+}
+
+/* Out of descriptors (or similar): every listener of the worker pauses,
+ * since they all draw from the same process limit. */
 static void on_accept_error(struct evconnlistener *l, void *arg)
 {
-  struct worker *w = arg;
+  (void)l;
+  struct http_worker *w = arg;
   int e = EVUTIL_SOCKET_ERROR();
   log_warn(COMPONENT, "accept failed: %s; pausing accepts for %d ms",
            evutil_socket_error_to_string(e), ACCEPT_PAUSE_MS);
-  evconnlistener_disable(l);
+  if (w->listener)
+    evconnlistener_disable(w->listener);
+  for (size_t i = 0; i < w->srv->n_protocols; i++)
+    if (w->side[i])
+      evconnlistener_disable(w->side[i]);
   struct timeval tv = {0, ACCEPT_PAUSE_MS * 1000};
   evtimer_add(w->accept_pause, &tv);
 }
@@ -894,24 +903,44 @@ static void on_accept_pause_end(evutil_socket_t fd, short what, void *arg)
 {
   (void)fd;
   (void)what;
-  struct worker *w = arg;
-  if (w->listener && !w->stopping)
+  struct http_worker *w = arg;
+  if (w->stopping)
+    return;
+  if (w->listener)
     evconnlistener_enable(w->listener);
+  for (size_t i = 0; i < w->srv->n_protocols; i++)
+    if (w->side[i])
+      evconnlistener_enable(w->side[i]);
 }
+
+static void worker_free_side_listeners(struct http_worker *w)
+{
+  for (size_t i = 0; i < MAX_PROTOCOLS; i++) {
+    if (w->side[i])
+      evconnlistener_free(w->side[i]);
+    w->side[i] = NULL;
+  }
+}
+
+static void server_orphan_done(struct http_server *srv);
 
 /* ---- completions and stop (loop thread) ------------------------------- */
 
 /* Closes everything; exchanges still owned by handlers become orphans
  * that http_respond frees.  Ends the loop. */
-static void worker_teardown(struct worker *w)
+static void worker_teardown(struct http_worker *w)
 {
   if (w->torn_down)
     return;
   w->torn_down = true;
   struct http_server *srv = w->srv;
   size_t orphaned = 0;
+  for (size_t i = 0; i < srv->n_protocols; i++)
+    orphaned += srv->protocols[i].on_teardown(w, srv->protocols[i].ud);
   pthread_mutex_lock(&w->mu);
   w->loop_alive = false;
+  struct loop_task *tasks = w->tasks_head;
+  w->tasks_head = w->tasks_tail = NULL;
   for (struct conn *c = w->done_head; c; c = c->done_next) {
     c->queued = false;
     c->in_flight = false; /* answered, but we will not send it */
@@ -935,6 +964,12 @@ static void worker_teardown(struct worker *w)
   if (orphaned)
     log_warn(COMPONENT, "worker %d: %zu requests still unanswered at stop",
              w->index, orphaned);
+  struct loop_task *tnext;
+  for (struct loop_task *t = tasks; t; t = tnext) {
+    tnext = t->next; /* counted by on_teardown: now orphans */
+    t->run(t, false);
+    server_orphan_done(srv);
+  }
   for (struct conn *c = w->conns; c; c = next) {
     next = c->next;
     conn_close_socket(c);
@@ -946,7 +981,7 @@ static void worker_teardown(struct worker *w)
   event_base_loopbreak(w->base);
 }
 
-static void worker_begin_stop(struct worker *w, int grace_ms)
+static void worker_begin_stop(struct http_worker *w, int grace_ms)
 {
   if (w->stopping)
     return;
@@ -955,6 +990,9 @@ static void worker_begin_stop(struct worker *w, int grace_ms)
     evconnlistener_free(w->listener);
     w->listener = NULL;
   }
+  worker_free_side_listeners(w);
+  for (size_t i = 0; i < w->srv->n_protocols; i++)
+    w->srv->protocols[i].on_stop(w, w->srv->protocols[i].ud);
   struct conn *next;
   for (struct conn *c = w->conns; c; c = next) {
     next = c->next;
@@ -987,7 +1025,7 @@ static void on_grace_over(evutil_socket_t fd, short what, void *arg)
 
 /* Under w->mu with w->loop_alive: the fd is closed only after the loop
  * was torn down, which clears loop_alive under the same mutex. */
-static void worker_wake_locked(struct worker *w)
+static void worker_wake_locked(struct http_worker *w)
 {
   uint64_t one = 1;
   ssize_t r = write(w->wake_fd, &one, sizeof one);
@@ -998,7 +1036,7 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
 {
   (void)fd;
   (void)what;
-  struct worker *w = arg;
+  struct http_worker *w = arg;
   uint64_t count;
   ssize_t r = read(w->wake_fd, &count, sizeof count); /* resets it */
   (void)r;
@@ -1007,9 +1045,17 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
   w->done_head = w->done_tail = NULL;
   for (struct conn *c = done; c; c = c->done_next)
     c->queued = false;
+  struct loop_task *tasks = w->tasks_head;
+  w->tasks_head = w->tasks_tail = NULL;
   bool stop = w->stop_requested;
   int grace = w->grace_ms;
   pthread_mutex_unlock(&w->mu);
+  struct loop_task *tnext;
+  for (struct loop_task *t = tasks; t; t = tnext) {
+    tnext = t->next;
+    t->next = NULL;
+    t->run(t, true);
+  }
   struct conn *next;
   for (struct conn *c = done; c; c = next) {
     next = c->done_next;
@@ -1065,12 +1111,49 @@ static void orphan_release(struct conn *c)
 {
   struct http_server *srv = c->w->srv;
   conn_free(c);
+  server_orphan_done(srv);
+}
+
+/* One work item the stopped server was still waiting for has ended. */
+static void server_orphan_done(struct http_server *srv)
+{
   pthread_mutex_lock(&srv->life_mu);
   srv->orphans--;
   bool last = srv->detached && srv->orphans == 0;
   pthread_mutex_unlock(&srv->life_mu);
   if (last)
     server_free(srv);
+}
+
+struct event_base *http_worker_base(struct http_worker *w)
+{
+  return w->base;
+}
+
+int http_worker_index(const struct http_worker *w)
+{
+  return w->index;
+}
+
+void http_worker_post(struct http_worker *w, struct loop_task *t)
+{
+  t->next = NULL;
+  pthread_mutex_lock(&w->mu);
+  bool alive = w->loop_alive;
+  if (alive) {
+    if (w->tasks_tail) {
+      w->tasks_tail->next = t;
+    } else {
+      w->tasks_head = t;
+      worker_wake_locked(w); /* at most one write per batch is needed */
+    }
+    w->tasks_tail = t;
+  }
+  pthread_mutex_unlock(&w->mu);
+  if (!alive) {
+    t->run(t, false);
+    server_orphan_done(w->srv);
+  }
 }
 
 void http_respond(struct http_exchange *ex, int status,
@@ -1087,7 +1170,7 @@ void http_respond(struct http_exchange *ex, int status,
   serialize_response(ex, status, content_type, body, body_len, extra,
                      n_extra);
   struct conn *c = ex->conn;
-  struct worker *w = c->w;
+  struct http_worker *w = c->w;
   if (tl_worker == w) {
     conn_response_ready(c);
     return;
@@ -1122,7 +1205,7 @@ static void init_evthread(void)
 
 static void *worker_main(void *arg)
 {
-  struct worker *w = arg;
+  struct http_worker *w = arg;
   tl_worker = w;
   char name[16]; /* shown by top -H and perf: "provd-http0" */
   snprintf(name, sizeof name, "provd-http%d", w->index);
@@ -1137,11 +1220,12 @@ static void *worker_main(void *arg)
   return NULL;
 }
 
-static void worker_free_loop(struct worker *w)
+static void worker_free_loop(struct http_worker *w)
 {
   if (w->listener)
     evconnlistener_free(w->listener);
   w->listener = NULL;
+  worker_free_side_listeners(w);
   struct event **evs[] = {&w->wake, &w->grace, &w->flush, &w->accept_pause};
   for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++) {
     if (*evs[i])
@@ -1167,19 +1251,20 @@ static void server_free(struct http_server *srv)
   free(srv);
 }
 
-static int resolve(const struct http_server *srv, struct sockaddr_storage *ss,
-                   socklen_t *len, struct provd_err *err)
+static int resolve(const char *host, int port_num,
+                   struct sockaddr_storage *ss, socklen_t *len,
+                   struct provd_err *err)
 {
   struct addrinfo hints = {0}, *res = NULL;
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
   char port[8];
-  snprintf(port, sizeof port, "%d", srv->o.port);
-  int r = getaddrinfo(srv->host[0] ? srv->host : NULL, port, &hints, &res);
+  snprintf(port, sizeof port, "%d", port_num);
+  int r = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
   if (r != 0 || !res) {
     perr_set(err, "HTTP_BIND", "cannot resolve listen address %s: %s",
-             srv->host, gai_strerror(r));
+             host, gai_strerror(r));
     return -1;
   }
   memcpy(ss, res->ai_addr, res->ai_addrlen);
@@ -1233,8 +1318,44 @@ static struct event_base *new_loop(void)
   return base;
 }
 
-static int worker_init(struct http_server *srv, struct worker *w,
-                       struct sockaddr_storage *ss, socklen_t len,
+/* One SO_REUSEPORT listener on w's loop.  With *port 0 it learns the
+ * port the kernel chose, which every later worker then binds too. */
+static struct evconnlistener *listen_on(struct http_worker *w,
+                                        evconnlistener_cb cb,
+                                        const char *host, int *port,
+                                        struct sockaddr_storage *ss,
+                                        socklen_t len, struct provd_err *err)
+{
+  unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
+                   LEV_OPT_REUSEABLE_PORT | LEV_OPT_CLOSE_ON_EXEC;
+  struct evconnlistener *l = evconnlistener_new_bind(
+      w->base, cb, w, flags, LISTEN_BACKLOG, (struct sockaddr *)ss, (int)len);
+  if (!l) {
+    perr_set(err, "HTTP_BIND", "cannot listen on %s:%d: %s", host, *port,
+             strerror(errno));
+    return NULL;
+  }
+  evconnlistener_set_error_cb(l, on_accept_error);
+  if (*port == 0) {
+    struct sockaddr_storage got;
+    socklen_t got_len = sizeof got;
+    evutil_socket_t fd = evconnlistener_get_fd(l);
+    if (getsockname(fd, (struct sockaddr *)&got, &got_len) < 0) {
+      perr_set(err, "HTTP_BIND", "getsockname: %s", strerror(errno));
+      evconnlistener_free(l);
+      return NULL;
+    }
+    *port = ntohs(got.ss_family == AF_INET6
+                      ? ((struct sockaddr_in6 *)&got)->sin6_port
+                      : ((struct sockaddr_in *)&got)->sin_port);
+    set_port(ss, *port);
+  }
+  return l;
+}
+
+/* ss[0], lens[0]: the HTTP address; ss[1 + i]: protocols[i]'s. */
+static int worker_init(struct http_server *srv, struct http_worker *w,
+                       struct sockaddr_storage *ss, const socklen_t *lens,
                        struct provd_err *err)
 {
   w->base = new_loop();
@@ -1259,29 +1380,16 @@ static int worker_init(struct http_server *srv, struct worker *w,
     perr_set(err, "HTTP_INIT", "cannot create loop events");
     return -1;
   }
-  unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
-                   LEV_OPT_REUSEABLE_PORT | LEV_OPT_CLOSE_ON_EXEC;
-  w->listener = evconnlistener_new_bind(w->base, on_accept, w, flags,
-                                        LISTEN_BACKLOG,
-                                        (struct sockaddr *)ss, (int)len);
-  if (!w->listener) {
-    perr_set(err, "HTTP_BIND", "cannot listen on %s:%d: %s", srv->host,
-             srv->port, strerror(errno));
+  w->listener = listen_on(w, on_accept, srv->host, &srv->port, &ss[0],
+                          lens[0], err);
+  if (!w->listener)
     return -1;
-  }
-  evconnlistener_set_error_cb(w->listener, on_accept_error);
-  if (srv->port == 0) { /* learn the port the kernel chose */
-    struct sockaddr_storage got;
-    socklen_t got_len = sizeof got;
-    evutil_socket_t fd = evconnlistener_get_fd(w->listener);
-    if (getsockname(fd, (struct sockaddr *)&got, &got_len) < 0) {
-      perr_set(err, "HTTP_BIND", "getsockname: %s", strerror(errno));
+  for (size_t i = 0; i < srv->n_protocols; i++) {
+    w->side[i] = listen_on(w, on_side_accept, srv->protocol_hosts[i],
+                           &srv->protocol_ports[i], &ss[i + 1], lens[i + 1],
+                           err);
+    if (!w->side[i])
       return -1;
-    }
-    srv->port = ntohs(got.ss_family == AF_INET6
-                          ? ((struct sockaddr_in6 *)&got)->sin6_port
-                          : ((struct sockaddr_in *)&got)->sin_port);
-    set_port(ss, srv->port);
   }
   w->loop_alive = true;
   return 0;
@@ -1318,6 +1426,21 @@ static int check_opts(const struct http_server_opts *o, struct provd_err *err)
     perr_set(err, "HTTP_CONFIG", "listen host name too long");
     return -1;
   }
+  if (o->n_protocols > MAX_PROTOCOLS) {
+    perr_set(err, "HTTP_CONFIG", "at most %d other protocols",
+             MAX_PROTOCOLS);
+    return -1;
+  }
+  for (size_t i = 0; i < o->n_protocols; i++) {
+    const struct http_protocol *p = &o->protocols[i];
+    if (!p->on_accept || !p->on_stop || !p->on_teardown || p->port < 0 ||
+        p->port > 65535 ||
+        (p->host && strlen(p->host) >= sizeof ((struct http_server *)0)->host)) {
+      perr_set(err, "HTTP_CONFIG", "protocol %zu (%s): bad listener", i,
+               p->name ? p->name : "?");
+      return -1;
+    }
+  }
   return 0;
 }
 
@@ -1347,6 +1470,16 @@ static struct http_server *server_alloc(const struct http_server_opts *o)
   srv->o.host = srv->host;
   srv->port = o->port;
   srv->n_workers = o->workers;
+  srv->n_protocols = o->n_protocols;
+  for (size_t i = 0; i < o->n_protocols; i++) {
+    srv->protocols[i] = o->protocols[i];
+    snprintf(srv->protocol_hosts[i], sizeof srv->protocol_hosts[i], "%s",
+             o->protocols[i].host ? o->protocols[i].host : "");
+    srv->protocols[i].host = srv->protocol_hosts[i];
+    srv->protocol_ports[i] = o->protocols[i].port;
+  }
+  srv->o.protocols = NULL; /* srv->protocols is the copy */
+  srv->o.n_protocols = 0;
   srv->limits.max_header_bytes = srv->o.max_header_bytes;
   srv->limits.max_body_bytes = srv->o.max_body_bytes;
   pthread_mutex_init(&srv->life_mu, NULL);
@@ -1360,18 +1493,29 @@ static struct http_server *server_alloc(const struct http_server_opts *o)
   return srv;
 }
 
-static int server_bind_all(struct http_server *srv, struct provd_err *err)
+static int resolve_free(const char *host, int port,
+                        struct sockaddr_storage *ss, socklen_t *len,
+                        struct provd_err *err)
 {
-  struct sockaddr_storage ss;
-  socklen_t len;
-  if (resolve(srv, &ss, &len, err) < 0)
+  if (resolve(host, port, ss, len, err) < 0)
     return -1;
   char what[300];
-  snprintf(what, sizeof what, "%s:%d", srv->host, srv->port);
-  if (srv->port != 0 && probe_port_free(&ss, len, what, err) < 0)
+  snprintf(what, sizeof what, "%s:%d", host, port);
+  return port != 0 ? probe_port_free(ss, *len, what, err) : 0;
+}
+
+static int server_bind_all(struct http_server *srv, struct provd_err *err)
+{
+  struct sockaddr_storage ss[1 + MAX_PROTOCOLS];
+  socklen_t lens[1 + MAX_PROTOCOLS];
+  if (resolve_free(srv->host, srv->port, &ss[0], &lens[0], err) < 0)
     return -1;
+  for (size_t i = 0; i < srv->n_protocols; i++)
+    if (resolve_free(srv->protocol_hosts[i], srv->protocol_ports[i],
+                     &ss[i + 1], &lens[i + 1], err) < 0)
+      return -1;
   for (int i = 0; i < srv->n_workers; i++)
-    if (worker_init(srv, &srv->workers[i], &ss, len, err) < 0)
+    if (worker_init(srv, &srv->workers[i], ss, lens, err) < 0)
       return -1;
   return 0;
 }
@@ -1398,7 +1542,7 @@ int http_server_start(const struct http_server_opts *o,
     return -1;
   }
   for (int i = 0; i < srv->n_workers; i++) {
-    struct worker *w = &srv->workers[i];
+    struct http_worker *w = &srv->workers[i];
     int r = pthread_create(&w->thread, NULL, worker_main, w);
     if (r != 0) {
       perr_set(err, "HTTP_INIT", "cannot start worker thread: %s",
@@ -1410,6 +1554,10 @@ int http_server_start(const struct http_server_opts *o,
   }
   log_info(COMPONENT, "listening on %s:%d (%s, %d workers)", srv->host,
            srv->port, srv->o.ssl ? "https" : "http", srv->n_workers);
+  for (size_t i = 0; i < srv->n_protocols; i++)
+    log_info(COMPONENT, "listening on %s:%d (%s, same workers)",
+             srv->protocol_hosts[i], srv->protocol_ports[i],
+             srv->protocols[i].name ? srv->protocols[i].name : "?");
   *out = srv;
   return 0;
 }
@@ -1419,6 +1567,11 @@ int http_server_port(const struct http_server *srv)
   return srv ? srv->port : -1;
 }
 
+int http_server_protocol_port(const struct http_server *srv, size_t i)
+{
+  return srv && i < srv->n_protocols ? srv->protocol_ports[i] : -1;
+}
+
 void http_server_stop(struct http_server *srv, int grace_ms)
 {
   if (!srv)
@@ -1426,7 +1579,7 @@ void http_server_stop(struct http_server *srv, int grace_ms)
   if (grace_ms < 0)
     grace_ms = 0;
   for (int i = 0; i < srv->n_workers; i++) {
-    struct worker *w = &srv->workers[i];
+    struct http_worker *w = &srv->workers[i];
     pthread_mutex_lock(&w->mu);
     w->stop_requested = true;
     w->grace_ms = grace_ms;
@@ -1438,7 +1591,7 @@ void http_server_stop(struct http_server *srv, int grace_ms)
     if (srv->workers[i].thread_started)
       pthread_join(srv->workers[i].thread, NULL);
   for (int i = 0; i < srv->n_workers; i++) {
-    struct worker *w = &srv->workers[i];
+    struct http_worker *w = &srv->workers[i];
     if (!w->thread_started) { /* never ran: nothing to orphan */
       pthread_mutex_lock(&w->mu);
       w->loop_alive = false;
