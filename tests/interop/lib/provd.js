@@ -14,10 +14,11 @@ const PLUGIN_DIR = process.env.PROVD_PLUGIN_DIR || path.join(BUILD_DIR, 'plugins
 
 const ID_SCOPE = '0ne00000001';
 
-function writeConfig(dir) {
+function writeConfig(dir, { mqtt = false } = {}) {
   const cfg = [
     `id_scope: ${ID_SCOPE}`,
-    'listen: { https: "127.0.0.1:0" }',
+    mqtt ? 'listen: { https: "127.0.0.1:0", mqtt: "127.0.0.1:0" }'
+      : 'listen: { https: "127.0.0.1:0" }',
     `data_dir: ${path.join(dir, 'data')}`,
     `plugin_path: [ ${PLUGIN_DIR} ]`,
     'workers: 2',
@@ -35,9 +36,10 @@ function writeConfig(dir) {
   return file;
 }
 
-async function startProvd() {
+// options.mqtt: also serve the MQTT device endpoint (server.mqttPort).
+async function startProvd(options = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'provd-interop-'));
-  const config = writeConfig(dir);
+  const config = writeConfig(dir, options);
   const child = spawn(PROVD_BIN, ['-c', config], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
@@ -47,11 +49,16 @@ async function startProvd() {
     const timer = setTimeout(() => reject(new Error(`provd did not start:\n${stdout}\n${stderr}`)), 15000);
     const check = () => {
       const m = /device endpoint:\s+https:\/\/localhost:(\d+)/.exec(stdout);
-      if (m) { clearTimeout(timer); resolve(Number(m[1])); }
+      if (m && (!options.mqtt || /MQTT endpoint/.test(stdout))) {
+        clearTimeout(timer);
+        resolve(Number(m[1]));
+      }
     };
     child.stdout.on('data', check);
     child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`provd exited ${code}:\n${stderr}`)); });
   });
+  const mqttMatch = /MQTT endpoint:\s+mqtts:\/\/localhost:(\d+)/.exec(stdout);
+  const mqttPort = mqttMatch ? Number(mqttMatch[1]) : null;
   const dataDir = path.join(dir, 'data');
   const ca = fs.readFileSync(path.join(dataDir, 'tls', 'ca.pem'));
   const connectionString = fs.readFileSync(path.join(dataDir, 'service-connection-string'), 'utf8').trim();
@@ -60,7 +67,7 @@ async function startProvd() {
   https.globalAgent.defaultPort = port;
   https.globalAgent.options.ca = ca;
   return {
-    dir, port, ca, connectionString, idScope: ID_SCOPE,
+    dir, port, mqttPort, ca, connectionString, idScope: ID_SCOPE,
     logs: () => stderr,
     async stop() {
       if (child.exitCode !== null) return child.exitCode;
