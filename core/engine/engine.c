@@ -441,9 +441,13 @@ static int operation_matches(const char *operation_id, const char *etag)
 
 /* The registration state as a device sees it: etag base64-encoded as DPS
  * does, no hub fields unless assigned. */
-static json_t *device_view(const struct store_rec *rec)
+/* Takes rec->body (NULL afterwards) and reshapes it in place: every
+ * caller is done with the record, and a deep copy per answer showed in
+ * the writer's profile. */
+static json_t *device_view_take(struct store_rec *rec)
 {
-  json_t *v = json_deep_copy(rec->body);
+  json_t *v = rec->body;
+  rec->body = NULL;
   const char *status = json_str_at(v, "status");
   if (!status || strcmp(status, "assigned") != 0) {
     json_object_del(v, "assignedHub");
@@ -463,13 +467,14 @@ static json_t *device_view(const struct store_rec *rec)
   return v;
 }
 
-static json_t *operation_view(const char *operation_id,
-                              const struct store_rec *rec)
+static json_t *operation_view_take(const char *operation_id,
+                                   struct store_rec *rec)
 {
   const char *status = json_str_at(rec->body, "status");
-  return json_pack("{s:s,s:s,s:o}", "operationId", operation_id, "status",
-                   status ? status : "failed", "registrationState",
-                   device_view(rec));
+  json_t *wrapper = json_pack("{s:s,s:s}", "operationId", operation_id,
+                              "status", status ? status : "failed");
+  json_object_set_new(wrapper, "registrationState", device_view_take(rec));
+  return wrapper;
 }
 
 /* ---------- assignment ---------- */
@@ -768,7 +773,7 @@ static void remember_operation(struct job *j)
   const char *credential = presented_credential(j->req);
   if (j->accepted.reuse_until_s <= 0 || !credential)
     return;
-  json_t *answer = operation_view(j->operation_id, &j->record);
+  json_t *answer = operation_view_take(j->operation_id, &j->record);
   char *text = json_dumps(answer, JSON_COMPACT);
   json_decref(answer);
   if (text)
@@ -858,9 +863,9 @@ static void answer_from_record(struct job *j, struct store_session *s)
       finish_error(j, "OPERATION_NOT_FOUND", NULL);
       return;
     }
-    body = operation_view(j->req->operation_id, &rec);
+    body = operation_view_take(j->req->operation_id, &rec);
   } else {
-    body = device_view(&rec);
+    body = device_view_take(&rec);
     json_object_del(body, "issuedCertificateChain"); /* DPS: never here */
   }
   store_rec_clear(&rec);
