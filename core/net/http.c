@@ -39,6 +39,7 @@
 #include <event2/util.h>
 #include <openssl/err.h>
 
+#include "net/conn.h"
 #include "net/http_parse.h"
 #include "net/stream.h"
 #include "net/wire_error.h"
@@ -102,12 +103,10 @@ struct http_exchange {
 struct http_worker;
 
 struct conn {
+  /* First member.  Its deadline bounds the TLS handshake, a partly
+   * received request, and the linger. */
+  struct net_conn nc;
   struct http_worker *w;
-  struct stream *stream; /* NULL once the socket is closed */
-  /* Deadline for the TLS handshake, a partly received request, and the
-   * linger; freed with the socket (it belongs to the loop's base). */
-  struct event *deadline;
-  struct conn *prev, *next; /* the worker's connection list */
   struct conn *done_next;   /* completion list link (under w->mu) */
   bool queued;              /* on the completion list (under w->mu) */
   bool tls;
@@ -158,8 +157,7 @@ struct http_worker {
 
   /* Loop thread only. */
   bool stopping, torn_down, flush_pending;
-  struct conn *conns;
-  size_t n_conns;
+  struct net_conns conns; /* of struct conn (nc first) */
   uint32_t code_counts[MAX_STATUS];
   /* The statuses counted since the last publish, so publishing does not
    * scan MAX_STATUS slots once per loop iteration. */
@@ -403,29 +401,15 @@ static void worker_teardown(struct http_worker *w);
 
 static void conn_close_socket(struct conn *c)
 {
-  if (c->deadline) {
-    event_free(c->deadline);
-    c->deadline = NULL;
-  }
-  if (!c->stream)
+  if (!net_conn_close_socket(&c->nc))
     return;
-  stream_free(c->stream);
-  c->stream = NULL;
   atomic_fetch_sub_explicit(&c->w->n_open, 1, memory_order_relaxed);
   worker_counters_dirty(c->w);
 }
 
 static void conn_unlink(struct conn *c)
 {
-  struct http_worker *w = c->w;
-  if (c->prev)
-    c->prev->next = c->next;
-  else
-    w->conns = c->next;
-  if (c->next)
-    c->next->prev = c->prev;
-  c->prev = c->next = NULL;
-  w->n_conns--;
+  net_conns_remove(&c->w->conns, &c->nc);
 }
 
 static void conn_free(struct conn *c)
@@ -439,12 +423,12 @@ static void conn_free(struct conn *c)
 /* Frees c if nothing refers to it any more.  c may be gone afterwards. */
 static void conn_release(struct conn *c)
 {
-  if (c->stream || c->in_flight || c->processing)
+  if (c->nc.stream || c->in_flight || c->processing)
     return;
   struct http_worker *w = c->w;
   conn_unlink(c);
   conn_free(c);
-  if (w->stopping && w->n_conns == 0)
+  if (w->stopping && w->conns.n == 0)
     worker_teardown(w);
 }
 
@@ -462,22 +446,6 @@ static void conn_trim_buffers(struct conn *c)
   }
 }
 
-/* Arms the deadline unless it runs already: it counts from the first
- * byte of what it bounds, not from the latest. */
-static void conn_deadline_start(struct conn *c, int seconds)
-{
-  if (!c->deadline || evtimer_pending(c->deadline, NULL))
-    return;
-  struct timeval tv = {seconds, 0};
-  evtimer_add(c->deadline, &tv);
-}
-
-static void conn_deadline_stop(struct conn *c)
-{
-  if (c->deadline)
-    evtimer_del(c->deadline);
-}
-
 static int request_deadline_s(const struct http_worker *w)
 {
   int idle = w->srv->o.idle_timeout_s;
@@ -490,7 +458,7 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
   (void)fd;
   (void)what;
   struct conn *c = arg;
-  if (!c->stream || c->in_flight || c->closing)
+  if (!c->nc.stream || c->in_flight || c->closing)
     return; /* nothing being received; the write timeout bounds a flush */
   log_debug(COMPONENT, "%s: %s deadline passed; closing", c->peer_addr,
             c->lingering ? "linger" : "request");
@@ -504,7 +472,7 @@ static void conn_write_response(struct conn *c, bool keep_alive)
   struct http_exchange *ex = &c->ex;
   static const char ka[] = "Connection: keep-alive\r\n\r\n";
   static const char cl[] = "Connection: close\r\n\r\n";
-  struct evbuffer *out = stream_output(c->stream);
+  struct evbuffer *out = stream_output(c->nc.stream);
   evbuffer_add(out, ex->out, ex->out_head_len);
   if (keep_alive)
     evbuffer_add(out, ka, sizeof ka - 1);
@@ -516,7 +484,7 @@ static void conn_write_response(struct conn *c, bool keep_alive)
   worker_counters_dirty(c->w);
   if (!keep_alive) {
     c->closing = true;
-    stream_set_reading(c->stream, false);
+    stream_set_reading(c->nc.stream, false);
   }
 }
 
@@ -529,13 +497,13 @@ static void conn_begin_linger(struct conn *c)
    * connection and destroy the answers still in the kernel's buffer. */
   c->lingering = true;
   /* The read timeout restarts with every byte; the linger must end. */
-  conn_deadline_stop(c);
-  conn_deadline_start(c, LINGER_S);
-  stream_shutdown_write(c->stream);
-  struct evbuffer *in = stream_input(c->stream);
+  net_conn_deadline_stop(&c->nc);
+  net_conn_deadline_start(&c->nc, LINGER_S);
+  stream_shutdown_write(c->nc.stream);
+  struct evbuffer *in = stream_input(c->nc.stream);
   evbuffer_drain(in, evbuffer_get_length(in));
-  stream_set_idle_timeout(c->stream, LINGER_S);
-  stream_set_reading(c->stream, true);
+  stream_set_idle_timeout(c->nc.stream, LINGER_S);
+  stream_set_reading(c->nc.stream, true);
 }
 
 /* An answer the server gives by itself (the handler never sees the
@@ -559,7 +527,7 @@ static void conn_fail(struct conn *c, int status)
   struct wire_error_answer a;
   wire_error_answer_init(&a, why.http_status, why.error_code, why.message,
                          NULL, 0);
-  conn_deadline_stop(c);
+  net_conn_deadline_stop(&c->nc);
   c->ex.head_only = false;
   serialize_response(&c->ex, a.http_status, WIRE_ERROR_CONTENT_TYPE, a.body,
                      a.body_len, a.headers, a.n_headers);
@@ -647,7 +615,7 @@ static int conn_build_request(struct conn *c, struct evbuffer *in,
 static void conn_load_peer_chain(struct conn *c)
 {
   c->chain_loaded = true;
-  c->peer_chain = stream_peer_chain_pem(c->stream);
+  c->peer_chain = stream_peer_chain_pem(c->nc.stream);
 }
 
 static void conn_dispatch(struct conn *c)
@@ -659,7 +627,7 @@ static void conn_dispatch(struct conn *c)
   c->ex.conn = c;
   c->ex.state = EX_HANDLER;
   c->in_flight = true;
-  stream_set_reading(c->stream, false); /* one exchange at a time */
+  stream_set_reading(c->nc.stream, false); /* one exchange at a time */
   srv->o.handler(&c->ex, srv->o.ud);
 }
 
@@ -667,17 +635,17 @@ static void conn_dispatch(struct conn *c)
  * and the next pipelined one may follow. */
 static bool conn_step(struct conn *c)
 {
-  if (!c->stream || c->in_flight || c->closing || c->lingering)
+  if (!c->nc.stream || c->in_flight || c->closing || c->lingering)
     return false;
-  struct evbuffer *in = stream_input(c->stream);
+  struct evbuffer *in = stream_input(c->nc.stream);
   size_t avail = evbuffer_get_length(in);
   if (avail == 0)
     return false;
-  if (evbuffer_get_length(stream_output(c->stream)) >
+  if (evbuffer_get_length(stream_output(c->nc.stream)) >
       OUTPUT_HIGH_WATER) {
     c->wait_drain = true; /* and stop reading: input stays bounded too */
-    stream_set_reading(c->stream, false);
-    conn_deadline_stop(c); /* the wait is ours, not the client's */
+    stream_set_reading(c->nc.stream, false);
+    net_conn_deadline_stop(&c->nc); /* the wait is ours, not the client's */
     return false;
   }
   if (!c->have_head) {
@@ -685,21 +653,21 @@ static bool conn_step(struct conn *c)
     if (r < 0)
       conn_fail(c, -r);
     if (r == 0)
-      conn_deadline_start(c, request_deadline_s(c->w));
+      net_conn_deadline_start(&c->nc, request_deadline_s(c->w));
     if (r <= 0)
       return false;
   }
   size_t total = c->head.head_len + (size_t)c->head.content_length;
   if (avail < total) {
-    conn_deadline_start(c, request_deadline_s(c->w));
+    net_conn_deadline_start(&c->nc, request_deadline_s(c->w));
     if (c->head.expect_continue && !c->sent_continue) {
       static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-      evbuffer_add(stream_output(c->stream), cont, sizeof cont - 1);
+      evbuffer_add(stream_output(c->nc.stream), cont, sizeof cont - 1);
       c->sent_continue = true;
     }
     return false;
   }
-  conn_deadline_stop(c);
+  net_conn_deadline_stop(&c->nc);
   if (conn_build_request(c, in, total) < 0) {
     log_error(COMPONENT, "%s: out of memory reading a request",
               c->peer_addr);
@@ -720,9 +688,9 @@ static void conn_process(struct conn *c)
   while (served < MAX_PIPELINE_PER_PASS && conn_step(c))
     served++;
   c->processing = false;
-  if (served == MAX_PIPELINE_PER_PASS && c->stream && !c->in_flight &&
-      evbuffer_get_length(stream_input(c->stream)) > 0)
-    stream_trigger_read(c->stream);
+  if (served == MAX_PIPELINE_PER_PASS && c->nc.stream && !c->in_flight &&
+      evbuffer_get_length(stream_input(c->nc.stream)) > 0)
+    stream_trigger_read(c->nc.stream);
   conn_release(c);
 }
 
@@ -732,7 +700,7 @@ static void conn_response_ready(struct conn *c)
   struct http_exchange *ex = &c->ex;
   c->in_flight = false;
   ex->state = EX_IDLE;
-  if (!c->stream) { /* the client left meanwhile */
+  if (!c->nc.stream) { /* the client left meanwhile */
     conn_release(c);
     return;
   }
@@ -743,7 +711,7 @@ static void conn_response_ready(struct conn *c)
     conn_release(c);
     return;
   }
-  stream_set_reading(c->stream, true);
+  stream_set_reading(c->nc.stream, true);
   conn_process(c); /* a pipelined request may already be buffered */
 }
 
@@ -769,7 +737,7 @@ static void on_drained(struct stream *s, void *arg)
     conn_release(c);
   } else if (c->wait_drain) {
     c->wait_drain = false;
-    stream_set_reading(c->stream, true);
+    stream_set_reading(c->nc.stream, true);
     conn_process(c);
   }
 }
@@ -778,7 +746,7 @@ static void on_event(struct stream *s, int what, void *arg)
 {
   struct conn *c = arg;
   if (what & STREAM_CONNECTED) {
-    conn_deadline_stop(c); /* the handshake is done */
+    net_conn_deadline_stop(&c->nc); /* the handshake is done */
     c->w->handshakes++;
     worker_counters_dirty(c->w);
     return;
@@ -822,7 +790,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
   (void)socklen;
   struct http_worker *w = arg;
   const struct http_server_opts *o = &w->srv->o;
-  if (w->stopping || w->n_conns >= o->max_connections) {
+  if (w->stopping || w->conns.n >= o->max_connections) {
     evutil_closesocket(fd);
     return;
   }
@@ -844,18 +812,14 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
     free(c);
     return;
   }
-  c->deadline = deadline;
+  c->nc.deadline = deadline;
   c->w = w;
-  c->stream = stream;
+  c->nc.stream = stream;
   c->tls = o->ssl != NULL;
   format_peer(sa, c->peer_addr, sizeof c->peer_addr);
   if (c->tls) /* a handshake dripped byte by byte must end too */
-    conn_deadline_start(c, request_deadline_s(w));
-  c->next = w->conns;
-  if (w->conns)
-    w->conns->prev = c;
-  w->conns = c;
-  w->n_conns++;
+    net_conn_deadline_start(&c->nc, request_deadline_s(w));
+  net_conns_add(&w->conns, &c->nc);
   atomic_fetch_add_explicit(&w->n_open, 1, memory_order_relaxed);
   worker_counters_dirty(w);
 }
@@ -947,8 +911,8 @@ static void worker_teardown(struct http_worker *w)
   }
   w->done_head = w->done_tail = NULL;
   struct conn *next;
-  for (struct conn *c = w->conns; c; c = next) {
-    next = c->next;
+  for (struct conn *c = (struct conn *)w->conns.head; c; c = next) {
+    next = (struct conn *)c->nc.next;
     if (c->in_flight) {
       conn_unlink(c);
       conn_close_socket(c);
@@ -970,13 +934,12 @@ static void worker_teardown(struct http_worker *w)
     t->run(t, false);
     server_orphan_done(srv);
   }
-  for (struct conn *c = w->conns; c; c = next) {
-    next = c->next;
+  for (struct conn *c = (struct conn *)w->conns.head; c; c = next) {
+    next = (struct conn *)c->nc.next;
     conn_close_socket(c);
     conn_free(c);
   }
-  w->conns = NULL;
-  w->n_conns = 0;
+  w->conns = (struct net_conns){0};
   worker_publish_counters(w);
   event_base_loopbreak(w->base);
 }
@@ -994,21 +957,21 @@ static void worker_begin_stop(struct http_worker *w, int grace_ms)
   for (size_t i = 0; i < w->srv->n_protocols; i++)
     w->srv->protocols[i].on_stop(w, w->srv->protocols[i].ud);
   struct conn *next;
-  for (struct conn *c = w->conns; c; c = next) {
-    next = c->next;
+  for (struct conn *c = (struct conn *)w->conns.head; c; c = next) {
+    next = (struct conn *)c->nc.next;
     if (c->in_flight || c->closing)
       continue; /* an answer is coming or being flushed */
-    if (c->stream && evbuffer_get_length(stream_output(c->stream)) > 0) {
+    if (c->nc.stream && evbuffer_get_length(stream_output(c->nc.stream)) > 0) {
       /* Answers given but not yet sent (one may have been written in
        * this very wake-up): flush them, then close. */
       c->closing = true;
-      stream_set_reading(c->stream, false);
+      stream_set_reading(c->nc.stream, false);
       continue;
     }
     conn_close_socket(c);
     conn_release(c);
   }
-  if (w->n_conns == 0) {
+  if (w->conns.n == 0) {
     worker_teardown(w);
     return;
   }

@@ -21,6 +21,7 @@
 #include <event2/event.h>
 #include <openssl/err.h>
 
+#include "net/conn.h"
 #include "net/mqtt_codec.h"
 #include "net/stream.h"
 #include "util/log.h"
@@ -65,18 +66,18 @@ struct mqtt_exchange {
 };
 
 struct mqtt_worker {
-  struct mconn *conns; /* loop thread only */
-  size_t n_conns, peak;
+  struct net_conns conns; /* of struct mconn (nc first); loop thread only */
+  size_t peak;
   size_t in_flight; /* exchanges owned by handlers */
 };
 
 struct mconn {
+  /* First member.  Its deadline bounds the handshake and CONNECT, then
+   * each partly received packet. */
+  struct net_conn nc;
   struct mqtt_server *srv; /* not touched once orphaned */
   struct http_worker *hw;
   struct mqtt_worker *mw;
-  struct stream *stream; /* NULL once closed */
-  struct event *deadline;
-  struct mconn *prev, *next;
   bool connected, subscribed, in_flight, processing, closing;
   uint8_t sub_qos;
   uint16_t next_packet_id;
@@ -135,14 +136,8 @@ static void conn_free(struct mconn *c)
 static void conn_unlink(struct mconn *c)
 {
   struct mqtt_worker *mw = c->mw;
-  if (c->prev)
-    c->prev->next = c->next;
-  else
-    mw->conns = c->next;
-  if (c->next)
-    c->next->prev = c->prev;
-  c->prev = c->next = NULL;
-  if (--mw->n_conns == 0 && mw->peak >= TRIM_AFTER_PEAK) {
+  net_conns_remove(&mw->conns, &c->nc);
+  if (mw->conns.n == 0 && mw->peak >= TRIM_AFTER_PEAK) {
     mw->peak = 0;
     malloc_trim(0);
   }
@@ -150,14 +145,8 @@ static void conn_unlink(struct mconn *c)
 
 static void conn_close_socket(struct mconn *c)
 {
-  if (c->deadline) {
-    event_free(c->deadline);
-    c->deadline = NULL;
-  }
-  if (!c->stream)
+  if (!net_conn_close_socket(&c->nc))
     return;
-  stream_free(c->stream);
-  c->stream = NULL;
   atomic_fetch_sub_explicit(&c->srv->n_open, 1, memory_order_relaxed);
   publish_open(c->srv);
 }
@@ -165,7 +154,7 @@ static void conn_close_socket(struct mconn *c)
 /* Frees c once nothing refers to it. */
 static void conn_release(struct mconn *c)
 {
-  if (c->stream || c->in_flight || c->processing)
+  if (c->nc.stream || c->in_flight || c->processing)
     return;
   conn_unlink(c);
   conn_free(c);
@@ -185,26 +174,12 @@ static void conn_violation(struct mconn *c, const char *what)
   conn_close_socket(c);
 }
 
-static void deadline_start(struct mconn *c, int seconds)
-{
-  if (!c->deadline || evtimer_pending(c->deadline, NULL))
-    return;
-  struct timeval tv = {seconds, 0};
-  evtimer_add(c->deadline, &tv);
-}
-
-static void deadline_stop(struct mconn *c)
-{
-  if (c->deadline)
-    evtimer_del(c->deadline);
-}
-
 static void on_deadline(evutil_socket_t fd, short what, void *arg)
 {
   (void)fd;
   (void)what;
   struct mconn *c = arg;
-  if (!c->stream || c->in_flight)
+  if (!c->nc.stream || c->in_flight)
     return;
   log_debug(COMPONENT, "%s: %s deadline passed; closing", c->peer_addr,
             c->connected ? "packet" : "CONNECT");
@@ -216,14 +191,14 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 static void put(struct mconn *c, const uint8_t *b, size_t n)
 {
   if (n)
-    evbuffer_add(stream_output(c->stream), b, n);
+    evbuffer_add(stream_output(c->nc.stream), b, n);
 }
 
 /* Flush what is queued, then close (a refused CONNECT). */
 static void close_after_flush(struct mconn *c)
 {
   c->closing = true;
-  stream_set_reading(c->stream, false);
+  stream_set_reading(c->nc.stream, false);
 }
 
 static void send_answer(struct mconn *c)
@@ -267,8 +242,8 @@ static void handle_connect(struct mconn *c, const struct mqtt_connect *k)
     conn_violation(c, "out of memory");
     return;
   }
-  if (stream_ssl(c->stream))
-    c->peer_chain = stream_peer_chain_pem(c->stream);
+  if (stream_ssl(c->nc.stream))
+    c->peer_chain = stream_peer_chain_pem(c->nc.stream);
   c->session = (struct mqtt_session){c->client_id, c->username, c->password,
                                      c->peer_chain, c->peer_addr};
   uint8_t code = k->has_will ? MQTT_CONNACK_NOT_AUTHORIZED
@@ -286,9 +261,9 @@ static void handle_connect(struct mconn *c, const struct mqtt_connect *k)
     return;
   }
   c->connected = true;
-  deadline_stop(c);
+  net_conn_deadline_stop(&c->nc);
   int ka = k->keepalive_s ? k->keepalive_s + k->keepalive_s / 2 : MAX_IDLE_S;
-  stream_set_idle_timeout(c->stream, ka < MAX_IDLE_S ? ka : MAX_IDLE_S);
+  stream_set_idle_timeout(c->nc.stream, ka < MAX_IDLE_S ? ka : MAX_IDLE_S);
 }
 
 static void handle_subscribe(struct mconn *c, const struct mqtt_subscribe *s,
@@ -338,7 +313,7 @@ static void handle_publish(struct mconn *c, const struct mqtt_publish *p)
   *ex = (struct mqtt_exchange){.conn = c};
   c->in_flight = true;
   c->mw->in_flight++;
-  stream_set_reading(c->stream, false); /* one request at a time */
+  stream_set_reading(c->nc.stream, false); /* one request at a time */
   c->srv->o.handlers.publish(ex, topic, (const char *)p->payload,
                              p->payload_len, c->srv->o.ud);
 }
@@ -393,14 +368,14 @@ static void refuse_protocol(struct mconn *c)
  * connection stops reading). */
 static bool conn_step(struct mconn *c)
 {
-  if (!c->stream || c->in_flight || c->closing)
+  if (!c->nc.stream || c->in_flight || c->closing)
     return false;
-  struct evbuffer *in = stream_input(c->stream);
+  struct evbuffer *in = stream_input(c->nc.stream);
   size_t avail = evbuffer_get_length(in);
   if (avail == 0)
     return false;
-  if (evbuffer_get_length(stream_output(c->stream)) > OUTPUT_HIGH_WATER) {
-    stream_set_reading(c->stream, false); /* on_drained resumes */
+  if (evbuffer_get_length(stream_output(c->nc.stream)) > OUTPUT_HIGH_WATER) {
+    stream_set_reading(c->nc.stream, false); /* on_drained resumes */
     return false;
   }
   size_t peek = avail < MQTT_MAX_HEADER ? avail : MQTT_MAX_HEADER;
@@ -410,7 +385,7 @@ static bool conn_step(struct mconn *c)
                                         &f);
   size_t total = st == MQTT_OK ? f.header_len + f.remaining_len : 0;
   if (st == MQTT_NEED_MORE || (st == MQTT_OK && avail < total)) {
-    deadline_start(c, PACKET_DEADLINE_S);
+    net_conn_deadline_start(&c->nc, PACKET_DEADLINE_S);
     return false;
   }
   if (st != MQTT_OK) {
@@ -419,7 +394,7 @@ static bool conn_step(struct mconn *c)
     return false;
   }
   if (c->connected)
-    deadline_stop(c);
+    net_conn_deadline_stop(&c->nc);
   p = evbuffer_pullup(in, (ev_ssize_t)total);
   struct mqtt_packet pk;
   st = p ? mqtt_decode(p, total, &f, &pk) : MQTT_MALFORMED;
@@ -429,9 +404,9 @@ static bool conn_step(struct mconn *c)
     conn_violation(c, "malformed packet");
   else
     handle_packet(c, &pk);
-  if (c->stream)
+  if (c->nc.stream)
     evbuffer_drain(in, total);
-  return c->stream != NULL;
+  return c->nc.stream != NULL;
 }
 
 /* c may be freed on return. */
@@ -444,8 +419,8 @@ static void conn_process(struct mconn *c)
   while (n < PACKETS_PER_PASS && conn_step(c))
     n++;
   c->processing = false;
-  if (n == PACKETS_PER_PASS && c->stream && !c->in_flight)
-    stream_trigger_read(c->stream);
+  if (n == PACKETS_PER_PASS && c->nc.stream && !c->in_flight)
+    stream_trigger_read(c->nc.stream);
   conn_release(c);
 }
 
@@ -462,12 +437,12 @@ static void on_answer(struct loop_task *t, bool alive)
   }
   c->in_flight = false;
   c->mw->in_flight--;
-  if (c->stream) {
+  if (c->nc.stream) {
     send_answer(c);
-    if (c->stream)
-      stream_set_reading(c->stream, true);
+    if (c->nc.stream)
+      stream_set_reading(c->nc.stream, true);
   }
-  if (c->stream)
+  if (c->nc.stream)
     conn_process(c); /* a packet may already be buffered */
   else
     conn_release(c);
@@ -544,7 +519,7 @@ static void on_accept(struct http_worker *hw, int fd, const char *peer,
 {
   struct mqtt_server *srv = ud;
   struct mqtt_worker *mw = &srv->workers[http_worker_index(hw)];
-  if (mw->n_conns >= srv->o.max_connections) {
+  if (mw->conns.n >= srv->o.max_connections) {
     close(fd);
     return;
   }
@@ -563,15 +538,13 @@ static void on_accept(struct http_worker *hw, int fd, const char *peer,
     free(c);
     return;
   }
-  *c = (struct mconn){.srv = srv, .hw = hw, .mw = mw, .stream = stream,
-                      .deadline = deadline, .next = mw->conns};
+  *c = (struct mconn){.nc = {.stream = stream, .deadline = deadline},
+                      .srv = srv, .hw = hw, .mw = mw};
   snprintf(c->peer_addr, sizeof c->peer_addr, "%s", peer);
-  deadline_start(c, srv->o.connect_timeout_s);
-  if (mw->conns)
-    mw->conns->prev = c;
-  mw->conns = c;
-  if (++mw->n_conns > mw->peak)
-    mw->peak = mw->n_conns;
+  net_conn_deadline_start(&c->nc, srv->o.connect_timeout_s);
+  net_conns_add(&mw->conns, &c->nc);
+  if (mw->conns.n > mw->peak)
+    mw->peak = mw->conns.n;
   atomic_fetch_add_explicit(&srv->n_open, 1, memory_order_relaxed);
   publish_open(srv);
 }
@@ -583,8 +556,8 @@ static void on_stop(struct http_worker *hw, void *ud)
   struct mqtt_server *srv = ud;
   struct mqtt_worker *mw = &srv->workers[http_worker_index(hw)];
   struct mconn *next;
-  for (struct mconn *c = mw->conns; c; c = next) {
-    next = c->next;
+  for (struct mconn *c = (struct mconn *)mw->conns.head; c; c = next) {
+    next = (struct mconn *)c->nc.next;
     conn_close(c);
   }
 }
@@ -597,8 +570,8 @@ static size_t on_teardown(struct http_worker *hw, void *ud)
   /* What is left waits for an answer: it becomes the answer's to free. */
   size_t orphans = mw->in_flight;
   struct mconn *next;
-  for (struct mconn *c = mw->conns; c; c = next) {
-    next = c->next;
+  for (struct mconn *c = (struct mconn *)mw->conns.head; c; c = next) {
+    next = (struct mconn *)c->nc.next;
     conn_unlink(c);
   }
   mw->in_flight = 0;
