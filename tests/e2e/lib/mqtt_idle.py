@@ -12,6 +12,8 @@ import ssl
 import struct
 import time
 
+from mqtt_peer import frame, s
+
 
 def rss_kib(pid):
     with open("/proc/%d/status" % pid) as f:
@@ -21,26 +23,13 @@ def rss_kib(pid):
     return -1
 
 
-def s(x):
-    x = x.encode()
-    return struct.pack(">H", len(x)) + x
-
-
 def connect_packet(i):
     regid = "idle-%d" % i
     token = ("SharedAccessSignature sr=0ne00000001/registrations/%s&sig=AAAA&skn=registration&se=%d"
              % (regid, int(time.time()) + 3600))
     body = (s("MQTT") + bytes([4, 0xC2]) + struct.pack(">H", 600) + s(regid)
             + s("0ne00000001/registrations/%s/api-version=2019-03-31" % regid) + s(token))
-    n = len(body)
-    rl = b""
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        rl += bytes([b | 0x80 if n else b])
-        if not n:
-            break
-    return b"\x10" + rl + body
+    return frame(0x10, body)
 
 
 async def one(i, a, ctx, conns, sem):
