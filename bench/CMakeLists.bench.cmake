@@ -7,9 +7,14 @@ add_executable(provd-loadgen
   ${_bench_dir}/lg_http.c
   ${_bench_dir}/lg_modes.c
   ${_bench_dir}/lg_stats.c
-  ${_bench_dir}/lg_x509.c)
+  ${_bench_dir}/lg_x509.c
+  ${_bench_dir}/lg_tpm.c
+  ${CMAKE_SOURCE_DIR}/plugins/attestation-tpm/tpm_crypto.c)
+pkg_check_modules(BENCH_TSS2_MU REQUIRED IMPORTED_TARGET tss2-mu)
+target_include_directories(provd-loadgen PRIVATE
+  ${CMAKE_SOURCE_DIR}/plugins/attestation-tpm)
 target_link_libraries(provd-loadgen PRIVATE provd_util PkgConfig::OPENSSL
-                      PkgConfig::JANSSON)
+                      PkgConfig::JANSSON PkgConfig::BENCH_TSS2_MU)
 set_target_properties(provd-loadgen PROPERTIES
   RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/bench)
 

@@ -12,7 +12,12 @@
  *   mode can recompute: key = base64(HMAC-SHA256(seed, registration id)).
  * enroll-bulk: the same enrollments, 10 per POST /enrollments bulk
  *   operation (mode create); --count is the number of operations and
- *   --ids the number of enrollments. */
+ *   --ids the number of enrollments.  With --tpm-keys both create TPM
+ *   enrollments of the software TPM's EK instead.
+ * register-tpm: the TPM flow of trace (d): PUT .../register with the EK
+ *   and SRK and no token, 401 with an authenticationKey, activation in
+ *   software (lg_tpm.c), the same PUT with a token signed by the imported
+ *   key, then polls as in register. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +26,7 @@
 #include <time.h>
 #include <jansson.h>
 
+#include "lg_tpm.h"
 #include "loadgen.h"
 #include "util/b64.h"
 #include "util/connstr.h"
@@ -48,6 +54,8 @@ struct lg_mode_ctx {
    * token, made before the measured run for the same reason. */
   struct lg_identity *identities;
   long n_identities;
+  struct lg_tpm tpm;         /* --tpm-keys */
+  bool have_tpm;
 };
 
 /* More X.509 devices than this would hold too much memory. */
@@ -197,6 +205,7 @@ static int json_request(struct lg_conn *c, const char *method,
                         const char *target, const char *auth,
                         const char *rid, const char *host, const char *body)
 {
+  /* No token at all: the first PUT of the TPM flow. */
   return lg_conn_printf(c, "%s %s HTTP/1.1\r\n"
                            "Accept: application/json\r\n"
                            "Content-Type: application/json; charset=utf-8\r\n"
@@ -321,6 +330,76 @@ static void register_response(struct lg_engine *e, struct lg_conn *c,
   json_decref(root);
 }
 
+/* ---- register-tpm ---- */
+
+/* The register body with the software TPM's keys (trace (d)). */
+static int tpm_register_request(struct lg_engine *e, struct lg_conn *c)
+{
+  const struct lg_tpm *t = &e->mode_ctx->tpm;
+  char body[2048];
+  int len = snprintf(body, sizeof body,
+                     "{\"registrationId\":\"%s\",\"tpm\":{\"endorsementKey\":"
+                     "\"%s\",\"storageRootKey\":\"%s\"}}",
+                     c->reg_id, t->ek_b64, t->srk_b64);
+  if (len < 0 || (size_t)len >= sizeof body)
+    return -1;
+  return device_request(e, c, "PUT", "register", body);
+}
+
+static int register_tpm_first(struct lg_engine *e, struct lg_conn *c,
+                              struct lg_verdict *v)
+{
+  const struct lg_opts *o = e->mode_ctx->o;
+  c->auth[0] = '\0';
+  if (unit_reg_id(o, c->unit % o->ids, c->reg_id, sizeof c->reg_id) != 0 ||
+      tpm_register_request(e, c) != 0) {
+    set_error(v, LG_ERR_PROTOCOL, 0, "request too large");
+    return -1;
+  }
+  return 0;
+}
+
+/* The 401 challenge: activate it as the device's TPM would, sign the
+ * token with the imported key (on the device's CPU, as a TPM would). */
+static void answer_challenge(struct lg_engine *e, struct lg_conn *c,
+                             const char *buf, const struct lg_resp *r,
+                             struct lg_verdict *v)
+{
+  json_t *root = json_loadb(buf + r->body_off, r->body_len, 0, NULL);
+  const char *b64 = json_string_value(json_object_get(root,
+                                                      "authenticationKey"));
+  uint8_t blob[4096], key[LG_TPM_KEY_LEN];
+  size_t len = 0;
+  char resource[2 * LG_MAX_ID];
+  int ok = b64 && b64_decode(b64, blob, sizeof blob, &len) == 0 &&
+           lg_tpm_activate(&e->mode_ctx->tpm, blob, len, key) == 0;
+  json_decref(root);
+  if (!ok) {
+    set_error(v, LG_ERR_PROTOCOL, 401, "challenge did not activate");
+    return;
+  }
+  snprintf(resource, sizeof resource, "%s/registrations/%s",
+           e->mode_ctx->o->scope, c->reg_id);
+  if (put_auth(c, sas_build(resource, key, sizeof key,
+                            (int64_t)time(NULL) + TOKEN_LIFETIME_S,
+                            "registration")) != 0 ||
+      tpm_register_request(e, c) != 0) {
+    set_error(v, LG_ERR_PROTOCOL, 0, "cannot answer the challenge");
+    return;
+  }
+  v->action = LG_SEND;
+}
+
+static void register_tpm_response(struct lg_engine *e, struct lg_conn *c,
+                                  const char *buf, const struct lg_resp *r,
+                                  struct lg_verdict *v)
+{
+  if (r->status == 401 && !c->auth[0])
+    answer_challenge(e, c, buf, r, v);
+  else
+    register_response(e, c, buf, r, v);
+}
+
 /* ---- baseline ---- */
 
 /* The operation id a ceiling server's fixed answer names; the unit polls
@@ -382,6 +461,14 @@ static int enrollment_body(const struct lg_mode_ctx *m, const char *id,
 {
   char primary[96], secondary[96], other[LG_MAX_ID + 16];
   int len;
+  if (m->have_tpm) {
+    len = snprintf(out, cap,
+                   "{\"registrationId\":\"%s\",\"deviceId\":\"%s\","
+                   "\"provisioningStatus\":\"enabled\",\"attestation\":"
+                   "{\"type\":\"tpm\",\"tpm\":{\"endorsementKey\":\"%s\"}}}",
+                   id, id, m->tpm.ek_b64);
+    return len < 0 || (size_t)len >= cap ? -1 : 0;
+  }
   snprintf(other, sizeof other, "secondary:%s", id);
   if (derive_key_b64(m->seed_b64, id, primary, sizeof primary) != 0 ||
       derive_key_b64(m->seed_b64, other, secondary, sizeof secondary) != 0)
@@ -547,6 +634,7 @@ static int build_service_auth(struct lg_mode_ctx *m, char *err,
 
 static const struct lg_mode modes[] = {
   { "register", false, register_first, register_response },
+  { "register-tpm", false, register_tpm_first, register_tpm_response },
   { "baseline", false, baseline_first, baseline_response },
   { "enroll", true, enroll_first, status_200_response },
   { "enroll-bulk", true, enroll_bulk_first, bulk_response },
@@ -580,6 +668,16 @@ struct lg_mode_ctx *lg_mode_ctx_new(const struct lg_opts *o, char *err,
   if (o->group_key &&
       sas_derive_device_key(o->group_key, "probe", probe, sizeof probe)) {
     snprintf(err, err_len, "--group-key is not base64");
+    lg_mode_ctx_free(m);
+    return NULL;
+  }
+  if (o->tpm_keys && lg_tpm_load(o->tpm_keys, &m->tpm, err, err_len) != 0) {
+    lg_mode_ctx_free(m);
+    return NULL;
+  }
+  m->have_tpm = o->tpm_keys != NULL;
+  if (strcmp(o->mode, "register-tpm") == 0 && !m->have_tpm) {
+    snprintf(err, err_len, "register-tpm needs --tpm-keys");
     lg_mode_ctx_free(m);
     return NULL;
   }
@@ -623,6 +721,7 @@ void lg_mode_ctx_free(struct lg_mode_ctx *m)
     return;
   free(m->seed_b64);
   free(m->service_auth);
+  lg_tpm_free(&m->tpm);
   for (long i = 0; i < m->n_tokens; i++)
     free(m->tokens[i]);
   free(m->tokens);

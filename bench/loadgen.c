@@ -24,7 +24,7 @@
 static void usage(FILE *f)
 {
   fprintf(f,
-"usage: provd-loadgen [--mode register|baseline|enroll|enroll-bulk]\n"
+"usage: provd-loadgen [--mode register|register-tpm|baseline|enroll|enroll-bulk]\n"
 "                     --url https://HOST:PORT\n"
 "                     [--ca FILE] [--data-dir DIR] [--concurrency N]\n"
 "                     [--duration S | --count N] [--scope ID_SCOPE]\n"
@@ -33,12 +33,16 @@ static void usage(FILE *f)
 "                     [--timeout S] [--max-polls N] [--max-errors N]\n"
 "                     [--requests-per-conn N] [--api-version V]\n"
 "                     [--threads N] [--client-ca PEM --client-ca-key PEM]\n"
+"                     [--tpm-keys PEM]\n"
 "Every register/baseline unit is a new connection with a full TLS handshake.\n"
 "enroll: creates --count individual symmetric-key enrollments prefix0..\n"
 "with keys base64(HMAC-SHA256(seed, regid)) through the service API.\n"
 "enroll-bulk: --ids N of them, 10 per bulk operation; --count = N/10 rounded up.\n"
 "--client-ca: register/baseline devices present a certificate (CN = their\n"
-"registration id, ECDSA P-256, signed by that CA) instead of a SAS token.\n");
+"registration id, ECDSA P-256, signed by that CA) instead of a SAS token.\n"
+"--tpm-keys PEM (two RSA-2048 keys, EK then SRK): enroll/enroll-bulk create TPM\n"
+"enrollments with that EK; register-tpm replays the DPS TPM flow with them in\n"
+"software (401 challenge, activation, token signed with the imported key).\n");
 }
 
 /* ---- option parsing ---- */
@@ -123,7 +127,7 @@ enum opt_id {
   OPT_DURATION, OPT_COUNT, OPT_SCOPE, OPT_PREFIX, OPT_IDS, OPT_KEYS_SEED,
   OPT_GROUP_KEY, OPT_CONN_STRING, OPT_TIMEOUT, OPT_MAX_POLLS,
   OPT_MAX_ERRORS, OPT_REQ_PER_CONN, OPT_API_VERSION, OPT_THREADS, OPT_HELP,
-  OPT_CLIENT_CA, OPT_CLIENT_CA_KEY
+  OPT_CLIENT_CA, OPT_CLIENT_CA_KEY, OPT_TPM_KEYS
 };
 
 /* Same order as enum opt_id: error messages index it by id. */
@@ -150,6 +154,7 @@ static const struct option long_opts[] = {
   { "help", no_argument, NULL, OPT_HELP },
   { "client-ca", required_argument, NULL, OPT_CLIENT_CA },
   { "client-ca-key", required_argument, NULL, OPT_CLIENT_CA_KEY },
+  { "tpm-keys", required_argument, NULL, OPT_TPM_KEYS },
   { NULL, 0, NULL, 0 },
 };
 
@@ -187,6 +192,7 @@ static int apply_option(struct lg_opts *o, int id, const char *arg)
   case OPT_CLIENT_CA: o->client_ca = arg; return 0;
   case OPT_CLIENT_CA_KEY: o->client_ca_key = arg; return 0;
   case OPT_CONN_STRING: o->connection_string = arg; return 0;
+  case OPT_TPM_KEYS: o->tpm_keys = arg; return 0;
   case OPT_API_VERSION:
     o->api_version = arg;
     return valid_token(arg) ? 0 : -1;

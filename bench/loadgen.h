@@ -217,6 +217,7 @@ struct lg_opts {
   long max_errors;
   long requests_per_conn;     /* enroll keep-alive connections */
   long threads;               /* engines, one per thread */
+  const char *tpm_keys;       /* PEM: EK + SRK of the software TPM */
 };
 
 /* Mode state built from the options; lives as long as the run. */

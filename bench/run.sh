@@ -16,7 +16,9 @@
 # from one symmetric-key enrollment group, beside the seeded individual
 # enrollments; x509: mutual TLS, every device presents its own ECDSA P-256
 # certificate signed by one enrollment group's CA, BENCH_X509_DEVICES of
-# them (20000), and the ceilings get the same client certificates),
+# them (20000), and the ceilings get the same client certificates; tpm:
+# TPM devices (software TPM, the whole challenge round) against
+# symmetric-key devices in the same run, no ceilings),
 # BENCH_NOTIFIERS=1 (provd also runs a webhook and an smtp notifier for
 # every event, against receivers that take 1 s per request: compare
 # register_rate with a run without).
@@ -45,6 +47,7 @@ GROUP_ID=bench-group
 GROUP_PREFIX=bench-grp-
 X509_GROUP_ID=bench-x509
 X509_PREFIX=bench-x509-
+TPM_PREFIX=bench-tpm-
 PROVCTL=$BUILD/provctl
 PROVD=$BUILD/provd
 LOADGEN=$BUILD/bench/provd-loadgen
@@ -60,7 +63,7 @@ check_setup() {
     [ -x "$f" ] || die "missing $f: run 'make build' first"
   done
   [ -x /usr/bin/time ] || die "/usr/bin/time is needed for CPU accounting"
-  [ -x "$NGINX" ] ||
+  [ "$KIND" = tpm ] || [ -x "$NGINX" ] ||
     die "nginx is needed as the external ceiling: run scripts/install-deps.sh (Debian nginx-light) or set BENCH_NGINX"
   [[ $DURATION =~ ^[0-9]+$ && $DURATION -ge 1 && $DURATION -le 3600 ]] ||
     die "BENCH_DURATION must be 1..3600 seconds"
@@ -70,8 +73,8 @@ check_setup() {
     die "BENCH_ENROLLMENTS must be 1..10000000"
   [[ $SEED_CONCURRENCY =~ ^[0-9]+$ && $SEED_CONCURRENCY -ge 1 && $SEED_CONCURRENCY -le 1000 ]] ||
     die "BENCH_SEED_CONCURRENCY must be 1..1000"
-  [[ $KIND == individual || $KIND == group || $KIND == x509 ]] ||
-    die "BENCH_KIND must be individual, group or x509"
+  [[ $KIND == individual || $KIND == group || $KIND == x509 || $KIND == tpm ]] ||
+    die "BENCH_KIND must be individual, group, x509 or tpm"
   [[ $X509_DEVICES =~ ^[0-9]+$ && $X509_DEVICES -ge 1 && $X509_DEVICES -le 200000 ]] ||
     die "BENCH_X509_DEVICES must be 1..200000"
   [ "$KIND" = individual ] || [ -x "$PROVCTL" ] ||
@@ -219,6 +222,7 @@ hubs:
 plugins:
   - { kind: attestation, name: symmetric-key }
 $([ "$KIND" != x509 ] || echo "  - { kind: attestation, name: x509 }")
+$([ "$KIND" != tpm ] || echo "  - { kind: attestation, name: tpm }")
   - { kind: allocation, name: hashed }
 EOF
   [ "$NOTIFIERS" = 1 ] || return 0
@@ -273,10 +277,25 @@ seed_enrollments() {
     --count $(( (ENROLLMENTS + 9) / 10 )) --concurrency "$SEED_CONCURRENCY" \
     --url "https://127.0.0.1:$PORT" --data-dir "$DATA" \
     --prefix "$PREFIX" --keys-seed "$SEED"
-  [ "$KIND" = individual ] || seed_group "$name"
+  case $KIND in
+    group|x509) seed_group "$name" ;;
+    tpm) seed_tpm "$name" ;;
+  esac
   stop_server "provd-seed-$name"
   [ "$(field "$WORK/$name.out" errors)" = 0 ] ||
     die "seeding had errors (see $WORK/$name.out and $WORK/provd-seed-$name.log)"
+}
+
+# seed_tpm NAME: as many TPM enrollments (TPM_PREFIX*), all with the
+# software TPM's EK (the server's work does not depend on which EK).
+seed_tpm() {
+  echo "== $ENROLLMENTS TPM enrollments ($TPM_PREFIX*, the software TPM's EK) =="
+  run_load "$1-tpm" --mode enroll-bulk --ids "$ENROLLMENTS" \
+    --count $(( (ENROLLMENTS + 9) / 10 )) --concurrency "$SEED_CONCURRENCY" \
+    --url "https://127.0.0.1:$PORT" --data-dir "$DATA" \
+    --prefix "$TPM_PREFIX" --tpm-keys "$TPM_KEYS"
+  [ "$(field "$WORK/$1-tpm.out" errors)" = 0 ] ||
+    die "seeding TPM enrollments had errors (see $WORK/$1-tpm.out)"
 }
 
 # The group key is derived from the seed, so nothing secret is stored.
@@ -344,6 +363,21 @@ measure_register() { # ROUND [TAG]
     --ca "$DATA/tls/ca.pem" --scope "$SCOPE" --ids "$ENROLLMENTS" \
     $(device_args)
   stop_server "provd$tag$r"
+}
+
+# The TPM devices: a new connection each, PUT register with EK and SRK,
+# the 401 challenge activated in software, the same PUT with the token,
+# the polls.
+measure_register_tpm() { # ROUND
+  local r=$1
+  echo "== round $r: register-tpm, $CONCURRENCY devices at a time for ${DURATION}s =="
+  start_server "provd-tpm$r" "$PROVD" -c "$CONFIG"
+  wait_ready "provd-tpm$r" "https://127.0.0.1:$PORT/healthz"
+  run_load "register-tpm$r" --mode register-tpm --concurrency "$CONCURRENCY" \
+    --duration "$DURATION" --url "https://127.0.0.1:$PORT" \
+    --ca "$DATA/tls/ca.pem" --scope "$SCOPE" --ids "$ENROLLMENTS" \
+    --prefix "$TPM_PREFIX" --tpm-keys "$TPM_KEYS"
+  stop_server "provd-tpm$r"
 }
 
 # The device side of a ceiling run: the same requests as a registration
@@ -510,6 +544,39 @@ report() {
   [ "$errors" -eq 0 ] || return 3
 }
 
+# BENCH_KIND=tpm: server CPU per TPM registration against a symmetric-key
+# registration measured in the same run (target: at most 3 times).
+report_tpm() {
+  local r kind errors=0 resumed=0 sym_us tpm_us ratio
+  for r in $(seq 1 "$ROUNDS"); do
+    for kind in register register-tpm; do
+      errors=$(( errors + $(field "$WORK/$kind$r.out" errors) ))
+      resumed=$(( resumed + $(field "$WORK/$kind$r.out" resumed) ))
+    done
+  done
+  sym_us=$(median_cpu register provd)
+  tpm_us=$(median_cpu register-tpm provd-tpm)
+  ratio=$(awk -v t="$tpm_us" -v s="$sym_us" 'BEGIN { printf "%.2f", (s > 0 ? t / s : 0) }')
+  echo
+  echo "== provd TPM registration benchmark =="
+  echo "machine      $(nproc) cores, $(openssl version 2>/dev/null | cut -d' ' -f1-2), load average before the runs: $LOAD_BEFORE"
+  echo "load         $CONCURRENCY concurrent devices, ${DURATION}s per run, $ROUNDS alternating rounds; per device a new TLS connection + full handshake"
+  echo "             symmetric key: PUT register, GET operation; TPM: PUT register (401 challenge), PUT register with the token, GET operation"
+  echo "devices      the TPM is software (bench/lg_tpm.c): the device's cryptography, no TPM in the loop"
+  echo
+  printf "%-14s %9s %8s %8s %7s %8s %9s %10s %8s %9s\n" "run" "rate/s" "p50 ms" \
+    "p99 ms" "errors" "resumed" "srv cpu s" "srv us/reg" "srv cores" "cli cpu s"
+  for r in $(seq 1 "$ROUNDS"); do
+    report_row "register$r" "register$r" "provd$r"
+    report_row "register-tpm$r" "register-tpm$r" "provd-tpm$r"
+  done
+  echo
+  echo "server CPU per registration (median of rounds): symmetric key ${sym_us} us, TPM ${tpm_us} us: TPM = ${ratio} x symmetric key (target <= 3)"
+  echo "BENCH kind=tpm provd_cpu_us=$sym_us tpm_cpu_us=$tpm_us tpm_ratio=$ratio register_rate=$(median_of register rate) tpm_rate=$(median_of register-tpm rate) resumed=$resumed errors=$errors"
+  [ "$resumed" -eq 0 ] || return 3
+  [ "$errors" -eq 0 ] || return 3
+}
+
 main() {
   check_setup
   LOAD_BEFORE=$(cut -d' ' -f1 /proc/loadavg)
@@ -522,6 +589,11 @@ main() {
   while [ "$HOOK_PORT" = "$PORT" ]; do HOOK_PORT=$(free_port); done
   while [ "$SMTP_PORT" = "$PORT" ] || [ "$SMTP_PORT" = "$HOOK_PORT" ]; do SMTP_PORT=$(free_port); done
   start_slow_receivers
+  TPM_KEYS=$WORK/tpm-keys.pem
+  if [ "$KIND" = tpm ]; then
+    { openssl genrsa 2048; openssl genrsa 2048; } >"$TPM_KEYS" 2>/dev/null ||
+      die "cannot generate the software TPM's keys"
+  fi
   write_config
   seed_enrollments
   # Alternating rounds: a drift in the machine's speed (a shared VM) hits
@@ -529,10 +601,14 @@ main() {
   local r
   for r in $(seq 1 "$ROUNDS"); do
     measure_register "$r"
-    measure_baseline "$r"
-    measure_nginx "$r"
+    if [ "$KIND" = tpm ]; then
+      measure_register_tpm "$r"
+    else
+      measure_baseline "$r"
+      measure_nginx "$r"
+    fi
   done
-  report
+  if [ "$KIND" = tpm ]; then report_tpm; else report; fi
 }
 
 # bench/scale.sh sources this file for its functions.

@@ -169,6 +169,34 @@ static int check_symmetric_key(json_t *att, struct provd_err *err)
   return rc;
 }
 
+/* attestation.tpm: the EK as DPS shows it (base64 of the TPM2B_PUBLIC the
+ * device sends, or another public-key form the tpm plugin reads); the
+ * optional SRK likewise.  Nothing here is secret. */
+#define TPM_KEY_MAX_BYTES 1024 /* as the error messages say */
+static int tpm_key_ok(const json_t *v)
+{
+  uint8_t raw[TPM_KEY_MAX_BYTES];
+  size_t n = 0;
+  const char *b64 = json_string_value(v);
+  return b64 && strlen(b64) <= 4 * ((TPM_KEY_MAX_BYTES + 2) / 3) &&
+         b64_decode(b64, raw, sizeof(raw), &n) == 0 && n > 0;
+}
+
+static int check_tpm(json_t *att, struct provd_err *err)
+{
+  json_t *tpm = optional_field(att, "tpm");
+  if (!json_is_object(tpm))
+    return invalid(err, "%s must be an object", "attestation.tpm");
+  if (!tpm_key_ok(json_object_get(tpm, "endorsementKey")))
+    return invalid(err, "%s must be base64 of at most 1024 bytes",
+                   "attestation.tpm.endorsementKey");
+  json_t *srk = optional_field(tpm, "storageRootKey");
+  if (srk && !tpm_key_ok(srk))
+    return invalid(err, "%s must be base64 of at most 1024 bytes",
+                   "attestation.tpm.storageRootKey");
+  return PROVD_OK;
+}
+
 static const char *const ATTESTATION_TYPES[] = {"symmetricKey", "x509",
                                                 "tpm", "none", NULL};
 
@@ -194,6 +222,12 @@ static int check_attestation(enum enrollment_kind kind, json_t *doc,
   } else if (strcmp(canon, "x509") == 0) {
     rc = x509_attestation_normalize(kind, att, err);
     canon = "x509";
+  } else if (strcmp(canon, "tpm") == 0) {
+    if (kind == ENROLLMENT_GROUP)
+      return invalid(err, "enrollment groups cannot use %s attestation (DPS "
+                          "has TPM individual enrollments only)", "tpm");
+    rc = check_tpm(att, err);
+    canon = "tpm";
   } else {
     return invalid(err, "attestation type %s is not supported yet", canon);
   }

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/crypto.h>
+
 #include "engine/ca_refs.h"
 #include "engine/opcache.h"
 #include "net/wire_error.h"
@@ -24,6 +26,14 @@
 /* Recent operations kept for status polls: devices poll within seconds. */
 #define OPCACHE_SLOTS 16384
 #define OPCACHE_TTL_MS 60000
+/* Challenge rounds (PROVD_CHALLENGE, the TPM flow): the store forgets a
+ * challenge after this, whatever the plugin's own lifetime, and keeps at
+ * most this many open at once. */
+#define CHALLENGE_KEEP_MS (10 * 60 * 1000)
+#define CHALLENGE_MAX_OPEN 100000
+/* A challenge answered twice at the same moment: DPS has challenge rounds
+ * only for TPM, whose plugin names this refusal so. */
+#define CHALLENGE_REPLAYED_REASON "TPM_CHALLENGE_REPLAYED"
 
 struct engine {
   const struct provd_config *cfg;
@@ -62,6 +72,13 @@ struct job {
   char reason[64];
   char operation_id[128];
   struct accepted accepted; /* from the attestation plugin */
+  const char *mechanism;    /* attestation type checked (static string) */
+  /* A challenge round: what the plugin answered, to store and send. */
+  char *challenge_json;   /* owned */
+  unsigned char *session; /* owned; may hold secrets */
+  size_t session_len;
+  int answers_challenge;  /* proof came from a stored challenge */
+  int replayed;           /* that challenge was answered meanwhile */
 };
 
 struct auth_outcome {
@@ -145,6 +162,10 @@ void reg_request_free(struct reg_request *req)
 static void job_free(struct job *j)
 {
   reg_request_free(j->req);
+  free(j->challenge_json);
+  if (j->session)
+    OPENSSL_cleanse(j->session, j->session_len);
+  free(j->session);
   store_rec_clear(&j->enrollment);
   store_rec_clear(&j->record);
   json_decref(j->accepted.state);
@@ -277,6 +298,22 @@ static void accepted_take(struct accepted *out,
   }
 }
 
+/* PROVD_CHALLENGE: the challenge document and its session, taken from
+ * res. */
+static void challenge_take(struct job *j, struct provd_attest_result *res)
+{
+  if (!res->challenge_json)
+    return;
+  free(j->challenge_json);
+  free(j->session);
+  j->challenge_json = res->challenge_json;
+  j->session = res->session;
+  j->session_len = res->session_len;
+  res->challenge_json = NULL;
+  res->session = NULL;
+  res->session_len = 0;
+}
+
 static void accepted_clear(struct accepted *a)
 {
   json_decref(a->state);
@@ -287,6 +324,7 @@ static void accepted_clear(struct accepted *a)
 static int call_attest(struct job *j, struct plugin_instance *p,
                        const char *mechanism, const struct store_rec *enr,
                        int is_group, struct accepted *out,
+                       const struct store_challenge *ch,
                        struct auth_outcome *ao)
 {
   const struct provd_attest_ops *ops = p->desc->ops;
@@ -302,15 +340,29 @@ static int call_attest(struct job *j, struct plugin_instance *p,
       .body = j->req->body ? cfg_from_json(j->req->body) : NULL,
       .client_cert_chain_pem = j->req->peer_chain_pem,
       .now_unix = time_now_ms() / 1000,
+      .session = ch ? ch->session : NULL,
+      .session_len = ch ? ch->session_len : 0,
+      .session_answered =
+          ch && ch->answered_ms > 0 && j->req->op == REG_REGISTER,
   };
   struct provd_attest_result res = {0};
   struct provd_err err = {0};
   plugin_op_enter(p);
   int rc = ops->attest(p->state, &j->call, &areq, &res, &err);
   plugin_op_leave(p);
+  j->mechanism = mechanism;
   if (rc == PROVD_OK)
     accepted_take(out, &res);
+  else if (rc == PROVD_CHALLENGE)
+    challenge_take(j, &res);
   attest_result_clear(&res);
+  if (rc == PROVD_CHALLENGE && !j->challenge_json) {
+    rc = PROVD_E_INTERNAL;
+    snprintf(err.code, sizeof(err.code), "ATTESTATION_ERROR");
+    snprintf(err.msg, sizeof(err.msg), "challenge without a challenge");
+  }
+  if (rc == PROVD_OK)
+    j->answers_challenge = ch != NULL;
   if (rc != PROVD_OK) {
     snprintf(ao->reason, sizeof(ao->reason), "%s",
              err.code[0] ? err.code
@@ -349,7 +401,7 @@ static int authenticate_by_group(struct job *j, struct store_session *s,
     struct store_rec as_seen = groups[i];
     if (resolved)
       as_seen.body = resolved;
-    rc = call_attest(j, p, mechanism, &as_seen, 1, &cand, ao);
+    rc = call_attest(j, p, mechanism, &as_seen, 1, &cand, NULL, ao);
     json_decref(resolved);
     if (rc == PROVD_DECLINED)
       continue; /* ao keeps the plugin's reason, BAD_SIGNATURE if none */
@@ -380,10 +432,58 @@ static int authenticate_by_group(struct job *j, struct store_session *s,
   return rc;
 }
 
+static int plugin_has_challenge_rounds(const struct plugin_instance *p)
+{
+  const struct provd_attest_ops *ops = p->desc->ops;
+  return PROVD_HAS(ops, struct provd_attest_ops, flags) &&
+         (ops->flags & PROVD_ATTEST_CHALLENGE_ROUNDS);
+}
+
+/* The stored challenge a token may answer; ch->session stays NULL when
+ * there is none (the plugin then refuses the token). */
+static int load_challenge(struct job *j, struct store_session *s,
+                          const struct plugin_instance *p,
+                          struct store_challenge *ch, struct auth_outcome *ao)
+{
+  if (!j->req->authorization || !plugin_has_challenge_rounds(p))
+    return PROVD_OK;
+  struct provd_err err = {0};
+  int rc = store_challenge_get(s, j->req->registration_id, time_now_ms(),
+                               ch, &err);
+  if (rc == PROVD_OK || rc == PROVD_NOT_FOUND || rc == PROVD_E_UNSUPPORTED)
+    return PROVD_OK;
+  snprintf(ao->reason, sizeof(ao->reason), "STORE_UNAVAILABLE");
+  snprintf(ao->detail, sizeof(ao->detail), "%s", err.msg);
+  return rc;
+}
+
+/* A status poll or lookup carries no attestation data of its own (the SDKs
+ * send "{}"): the plugin of the individual enrollment's type checks it. */
+static const char *mechanism_of_poll(const struct job *j,
+                                     const char *detected, const char *type)
+{
+  int has_own_data = strcmp(detected, "symmetricKey") != 0;
+  if (j->req->op == REG_REGISTER || has_own_data || !type ||
+      !attest_plugin_for(j->e, type))
+    return detected;
+  return type;
+}
+
 static int authenticate(struct job *j, struct store_session *s,
                         struct auth_outcome *ao)
 {
   const char *mechanism = detect_mechanism(j->req);
+  struct provd_err err = {0};
+  int rc = store_get(s, PROVD_TABLE_ENROLLMENTS, j->req->registration_id,
+                     &j->enrollment, &err);
+  if (rc != PROVD_OK && rc != PROVD_NOT_FOUND) {
+    snprintf(ao->reason, sizeof(ao->reason), "STORE_UNAVAILABLE");
+    snprintf(ao->detail, sizeof(ao->detail), "%s", err.msg);
+    return rc;
+  }
+  const char *type = rc == PROVD_OK ? enrollment_type(j->enrollment.body)
+                                    : NULL;
+  mechanism = mechanism_of_poll(j, mechanism, type);
   struct plugin_instance *p = attest_plugin_for(j->e, mechanism);
   if (!p) {
     snprintf(ao->reason, sizeof(ao->reason), "ATTESTATION_UNAVAILABLE");
@@ -391,17 +491,8 @@ static int authenticate(struct job *j, struct store_session *s,
              "no attestation plugin handles %s", mechanism);
     return PROVD_DENIED;
   }
-  struct provd_err err = {0};
-  int rc = store_get(s, PROVD_TABLE_ENROLLMENTS, j->req->registration_id,
-                     &j->enrollment, &err);
   if (rc == PROVD_NOT_FOUND)
     return authenticate_by_group(j, s, p, mechanism, ao);
-  if (rc != PROVD_OK) {
-    snprintf(ao->reason, sizeof(ao->reason), "STORE_UNAVAILABLE");
-    snprintf(ao->detail, sizeof(ao->detail), "%s", err.msg);
-    return rc;
-  }
-  const char *type = enrollment_type(j->enrollment.body);
   if (!type || strcmp(type, mechanism) != 0) {
     snprintf(ao->reason, sizeof(ao->reason), "ATTESTATION_MISMATCH");
     snprintf(ao->detail, sizeof(ao->detail),
@@ -409,7 +500,13 @@ static int authenticate(struct job *j, struct store_session *s,
              type ? type : "nothing", mechanism);
     return PROVD_DENIED;
   }
-  return call_attest(j, p, mechanism, &j->enrollment, 0, &j->accepted, ao);
+  struct store_challenge ch = {0};
+  rc = load_challenge(j, s, p, &ch, ao);
+  if (rc == PROVD_OK)
+    rc = call_attest(j, p, mechanism, &j->enrollment, 0, &j->accepted,
+                     ch.session ? &ch : NULL, ao);
+  store_challenge_clear(&ch);
+  return rc;
 }
 
 /* ---------- device-facing documents ---------- */
@@ -739,11 +836,74 @@ static int asks_for_certificate(const struct reg_request *req)
 
 /* ---------- phases ---------- */
 
+/* In the registration's transaction: the challenge this registration
+ * answered is used up.  Losing the race to an identical answer is a
+ * replay. */
+static int answer_challenge(struct job *j, struct store_session *s,
+                            struct provd_err *err)
+{
+  if (!j->answers_challenge)
+    return PROVD_OK;
+  int rc = store_challenge_answer(s, j->req->registration_id, time_now_ms(),
+                                  err);
+  if (rc == PROVD_EXISTS)
+    j->replayed = 1;
+  return rc == PROVD_NOT_FOUND ? PROVD_OK : rc; /* expired meanwhile */
+}
+
+/* ---- a challenge round: store it, then send it ---- */
+
+static int write_challenge(struct store_session *s, void *ud,
+                           struct provd_err *err)
+{
+  struct job *j = ud;
+  int64_t now = time_now_ms();
+  return store_challenge_put(s, j->req->registration_id, j->session,
+                             j->session_len, now, now + CHALLENGE_KEEP_MS,
+                             CHALLENGE_MAX_OPEN, err);
+}
+
+static void challenge_written(void *ud, int status,
+                              const struct provd_err *err)
+{
+  struct job *j = ud;
+  if (status != PROVD_OK) {
+    finish_error(j, status == PROVD_E_UNAVAILABLE ? "THROTTLED"
+                                                  : "STORE_UNAVAILABLE",
+                 err ? err->msg : NULL);
+    return;
+  }
+  log_info("engine", "challenge issued regid=%s mechanism=%s trace=%s",
+           j->req->registration_id, j->mechanism ? j->mechanism : "?",
+           j->req->trace_id);
+  metrics_add("provd_attestation_challenges_total",
+              "Attestation challenge rounds started.", NULL, 1);
+  /* DPS answers a challenge with 401 and the challenge as the body. */
+  struct reg_outcome out = {.http_status = 401,
+                            .body_text = j->challenge_json};
+  j->challenge_json = NULL;
+  j->done(j->ud, &out);
+  job_free(j);
+}
+
+static void issue_challenge(struct job *j)
+{
+  if (j->req->op != REG_REGISTER) {
+    finish_error(j, "MISSING_TOKEN", "a challenge answers only a register");
+    return;
+  }
+  if (store_submit_write(j->e->store, write_challenge, challenge_written,
+                         j) != PROVD_OK)
+    finish_error(j, "THROTTLED", "store write queue full");
+}
+
 static int write_record(struct store_session *s, void *ud,
                         struct provd_err *err)
 {
   struct job *j = ud;
-  int rc = store_put(s, PROVD_TABLE_REGISTRATIONS, &j->record, NULL, 0, err);
+  int rc = answer_challenge(j, s, err);
+  if (rc == PROVD_OK)
+    rc = store_put(s, PROVD_TABLE_REGISTRATIONS, &j->record, NULL, 0, err);
   if (rc != PROVD_OK)
     return rc;
   json_t *ev = json_pack(
@@ -805,7 +965,9 @@ static void record_written(void *ud, int status, const struct provd_err *err)
 {
   struct job *j = ud;
   if (status != PROVD_OK) {
-    finish_error(j, "STORE_UNAVAILABLE", err ? err->msg : NULL);
+    finish_error(j, j->replayed ? CHALLENGE_REPLAYED_REASON
+                                : "STORE_UNAVAILABLE",
+                 err ? err->msg : NULL);
     return;
   }
   const char *st = json_str_at(j->record.body, "status");
@@ -924,7 +1086,7 @@ static void explain_phase(struct job *j, struct store_session *s)
     }
   }
   if (rc != PROVD_OK) {
-    finish_explain(j, "refused", &ao);
+    finish_explain(j, rc == PROVD_CHALLENGE ? "challenge" : "refused", &ao);
     return;
   }
   struct store_rec prev = {0};
@@ -944,6 +1106,10 @@ static void read_phase(struct store_session *s, void *ud)
   }
   struct auth_outcome ao = {{0}, {0}};
   int rc = authenticate(j, s, &ao);
+  if (rc == PROVD_CHALLENGE) {
+    issue_challenge(j);
+    return;
+  }
   if (rc != PROVD_OK) {
     finish_error(j, ao.reason, ao.detail);
     return;

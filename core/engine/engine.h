@@ -43,9 +43,11 @@ struct reg_request {
 };
 
 /* The answer in wire terms.  Success: http_status and body_text (the
- * document already serialized; the callback owns it).  Refusal: reason,
- * http_status and error_code from net/wire_error.h, body_text NULL: the
- * transport shapes the error answer. */
+ * document already serialized; the callback owns it).  A challenge round
+ * (PROVD_CHALLENGE, the TPM flow) is answered the same way with
+ * http_status 401 and the plugin's document, error_code 0.  Refusal:
+ * reason, http_status and error_code from net/wire_error.h, body_text
+ * NULL: the transport shapes the error answer. */
 struct reg_outcome {
   int http_status;
   int error_code;          /* DPS errorCode; 0 on success */

@@ -81,6 +81,29 @@ int store_event(struct store_session *s, const char *type,
 int store_events(struct store_session *s, uint64_t after_seq, size_t limit,
                  provd_event_fn fn, void *ud, struct provd_err *err);
 
+/* ---- challenge rounds (provd/storage.h challenge_*) ---- */
+/* An owned copy of a stored challenge. */
+struct store_challenge {
+  unsigned char *session; /* owned; may hold secrets: cleared on free */
+  size_t session_len;
+  int64_t expires_ms;
+  int64_t answered_ms;    /* 0: not answered yet */
+};
+void store_challenge_clear(struct store_challenge *c);
+/* PROVD_E_UNSUPPORTED when the storage plugin predates challenges. */
+int store_challenge_put(struct store_session *s, const char *registration_id,
+                        const unsigned char *session, size_t session_len,
+                        int64_t now_ms, int64_t expires_ms,
+                        uint64_t max_open, struct provd_err *err);
+/* PROVD_OK (out filled) or PROVD_NOT_FOUND (none, or expired). */
+int store_challenge_get(struct store_session *s, const char *registration_id,
+                        int64_t now_ms, struct store_challenge *out,
+                        struct provd_err *err);
+/* PROVD_OK, PROVD_EXISTS (answered before) or PROVD_NOT_FOUND. */
+int store_challenge_answer(struct store_session *s,
+                           const char *registration_id, int64_t now_ms,
+                           struct provd_err *err);
+
 /* ---- asynchronous jobs ---- */
 /* Runs on a reader thread. */
 typedef void (*store_read_fn)(struct store_session *s, void *ud);

@@ -7,6 +7,8 @@
 #include <time.h>
 #include <openssl/rand.h>
 
+#include <openssl/crypto.h>
+
 #include "store/journal.h"
 #include "store/store_int.h"
 #include "util/ids.h"
@@ -426,4 +428,87 @@ int store_events(struct store_session *s, uint64_t after_seq, size_t limit,
 {
   NEED_SESSION(s, err);
   return s->st->ops->outbox_list(s->ps, after_seq, limit, fn, ud, err);
+}
+
+/* ---- challenge rounds ---- */
+
+static int challenges_supported(const struct store_session *s,
+                                struct provd_err *err)
+{
+  const struct provd_storage_ops *ops = s->st->ops;
+  if (PROVD_HAS(ops, struct provd_storage_ops, challenge_answer) &&
+      ops->challenge_put && ops->challenge_get && ops->challenge_answer)
+    return PROVD_OK;
+  perr_set(err, "STORE_UNSUPPORTED",
+           "the storage plugin keeps no challenge rounds (ABI < 1.4)");
+  return PROVD_E_UNSUPPORTED;
+}
+
+void store_challenge_clear(struct store_challenge *c)
+{
+  if (!c)
+    return;
+  if (c->session)
+    OPENSSL_cleanse(c->session, c->session_len);
+  free(c->session);
+  memset(c, 0, sizeof(*c));
+}
+
+int store_challenge_put(struct store_session *s, const char *registration_id,
+                        const unsigned char *session, size_t session_len,
+                        int64_t now_ms, int64_t expires_ms,
+                        uint64_t max_open, struct provd_err *err)
+{
+  NEED_SESSION(s, err);
+  int rc = challenges_supported(s, err);
+  if (rc != PROVD_OK)
+    return rc;
+  const struct provd_challenge c = {
+      .struct_size = sizeof(c),
+      .registration_id = registration_id,
+      .session = session,
+      .session_len = session_len,
+      .issued_ms = now_ms,
+      .expires_ms = expires_ms,
+  };
+  return s->st->ops->challenge_put(s->ps, &c, max_open, err);
+}
+
+static int copy_challenge(void *ud, const struct provd_challenge *c)
+{
+  struct store_challenge *out = ud;
+  out->session = malloc(c->session_len ? c->session_len : 1);
+  if (!out->session)
+    return PROVD_E_NOMEM;
+  memcpy(out->session, c->session, c->session_len);
+  out->session_len = c->session_len;
+  out->expires_ms = c->expires_ms;
+  out->answered_ms = c->answered_ms;
+  return PROVD_OK;
+}
+
+int store_challenge_get(struct store_session *s, const char *registration_id,
+                        int64_t now_ms, struct store_challenge *out,
+                        struct provd_err *err)
+{
+  NEED_SESSION(s, err);
+  memset(out, 0, sizeof(*out));
+  int rc = challenges_supported(s, err);
+  if (rc == PROVD_OK)
+    rc = s->st->ops->challenge_get(s->ps, registration_id, now_ms,
+                                   copy_challenge, out, err);
+  if (rc != PROVD_OK)
+    store_challenge_clear(out);
+  return rc;
+}
+
+int store_challenge_answer(struct store_session *s,
+                           const char *registration_id, int64_t now_ms,
+                           struct provd_err *err)
+{
+  NEED_SESSION(s, err);
+  int rc = challenges_supported(s, err);
+  return rc == PROVD_OK ? s->st->ops->challenge_answer(s->ps, registration_id,
+                                                       now_ms, err)
+                        : rc;
 }

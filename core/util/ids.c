@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <openssl/rand.h>
+#include <openssl/sha.h>
 
 static void uuid_format(unsigned char b[16], int version, char out[37])
 {
@@ -73,4 +74,26 @@ int ids_registration_id_valid(const char *id)
   }
   return isalnum((unsigned char)id[0]) &&
          (isalnum((unsigned char)id[n - 1]) || id[n - 1] == '-');
+}
+
+void ids_tpm_registration_id(const unsigned char *ek, size_t ek_len,
+                             char out[IDS_TPM_REGID_LEN + 1])
+{
+  static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz234567";
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(ek, ek_len, digest);
+  /* 256 bits = 51 groups of 5 bits and one of 1 bit (padded with 0s). */
+  size_t n = 0;
+  unsigned int acc = 0, bits = 0;
+  for (size_t i = 0; i < sizeof(digest); i++) {
+    acc = (acc << 8) | digest[i];
+    bits += 8;
+    while (bits >= 5) {
+      out[n++] = alphabet[(acc >> (bits - 5)) & 31];
+      bits -= 5;
+    }
+  }
+  if (bits > 0)
+    out[n++] = alphabet[(acc << (5 - bits)) & 31];
+  out[n] = '\0';
 }

@@ -38,7 +38,17 @@ struct provd_attest_request {
   /* Opaque bytes from a previous PROVD_CHALLENGE round, or NULL. */
   const uint8_t *session;
   size_t session_len;
+  /* ABI minor 4 (test with PROVD_HAS): nonzero when this is a register
+   * call and the challenge round `session` belongs to already completed a
+   * registration, i.e. the answer is being replayed.  Status polls of
+   * that registration see 0. */
+  int session_answered;
 };
+
+/* provd_attest_ops.flags (ABI minor 4) */
+/* attest() may answer PROVD_CHALLENGE: the core then keeps the round's
+ * session in the store and hands it back with the device's answer. */
+#define PROVD_ATTEST_CHALLENGE_ROUNDS (1u << 0)
 
 struct provd_attest_ops {
   uint32_t struct_size;
@@ -52,6 +62,8 @@ struct provd_attest_ops {
   int (*attest)(void *state, struct provd_call *call,
                 const struct provd_attest_request *req,
                 struct provd_attest_result *res, struct provd_err *err);
+  /* ABI minor 4: PROVD_ATTEST_* flags. */
+  uint32_t flags;
 };
 
 #ifdef __cplusplus

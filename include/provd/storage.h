@@ -76,6 +76,21 @@ struct provd_outbox_event {
 
 typedef int (*provd_event_fn)(void *ud, const struct provd_outbox_event *ev);
 
+/* ABI minor 4: the open challenge round of one registration (an
+ * attestation plugin answered PROVD_CHALLENGE, e.g. the TPM flow).  In
+ * callbacks every pointer is borrowed for the duration of the callback. */
+struct provd_challenge {
+  uint32_t struct_size;
+  const char *registration_id; /* key; compared case-insensitively */
+  const uint8_t *session;      /* the plugin's bytes; may hold secrets */
+  size_t session_len;
+  int64_t issued_ms;
+  int64_t expires_ms;          /* forgotten from then on */
+  int64_t answered_ms;         /* 0: no register call answered it yet */
+};
+
+typedef int (*provd_challenge_fn)(void *ud, const struct provd_challenge *c);
+
 struct provd_storage_ops {
   uint32_t struct_size;
   /* One session per thread.  Migrations run in start(), not here. */
@@ -119,6 +134,26 @@ struct provd_storage_ops {
   /* Deletes the events with seq < before_seq (journal retention). */
   int (*outbox_trim)(void *session, uint64_t before_seq,
                      struct provd_err *err);
+
+  /* ---- ABI minor 4: challenge rounds (test with PROVD_HAS) ----
+   * At most one challenge per registration id; nothing else reads the
+   * session bytes, and they never appear in lists or events. */
+  /* Stores c (answered_ms stored as 0), replacing the registration's
+   * previous challenge.  First deletes every challenge expired at
+   * c->issued_ms; then, when max_open challenges of other registrations
+   * remain, stores nothing and answers PROVD_E_UNAVAILABLE. */
+  int (*challenge_put)(void *session, const struct provd_challenge *c,
+                       uint64_t max_open, struct provd_err *err);
+  /* The registration's challenge unless expired at now_ms: PROVD_OK (fn
+   * called once) or PROVD_NOT_FOUND. */
+  int (*challenge_get)(void *session, const char *registration_id,
+                       int64_t now_ms, provd_challenge_fn fn, void *ud,
+                       struct provd_err *err);
+  /* Records the first answer: PROVD_OK, PROVD_EXISTS when it was answered
+   * before (a replay that raced this one), PROVD_NOT_FOUND when there is
+   * no challenge. */
+  int (*challenge_answer)(void *session, const char *registration_id,
+                          int64_t answered_ms, struct provd_err *err);
 };
 
 #ifdef __cplusplus

@@ -58,6 +58,19 @@ enum {
   SQ_N_FILTERS = 1 << 4
 };
 
+/* Cached statements of the challenges table (challenges.c). */
+enum sq_chal_stmt {
+  SQ_CHAL_EXPIRE,
+  SQ_CHAL_COUNT_OTHERS,
+  SQ_CHAL_UPSERT,
+  SQ_CHAL_GET,
+  SQ_CHAL_ANSWER,
+  SQ_CHAL_EXISTS,
+  SQ_N_CHAL_STMTS
+};
+/* Longest session a challenge may carry (the host's own bound). */
+#define SQ_MAX_SESSION (64 * 1024)
+
 enum sq_sp_stmt { SQ_SP_BEGIN, SQ_SP_RELEASE, SQ_SP_ROLLBACK, SQ_N_SP };
 
 struct sq_session {
@@ -71,6 +84,7 @@ struct sq_session {
   sqlite3_stmt *list[SQ_N_TABLES][SQ_N_FILTERS];
   sqlite3_stmt *count[SQ_N_TABLES][SQ_N_FILTERS];
   sqlite3_stmt *outbox_append, *outbox_list, *outbox_last, *outbox_trim;
+  sqlite3_stmt *chal[SQ_N_CHAL_STMTS];
 };
 
 /* ---- session.c ---- */
@@ -120,6 +134,15 @@ int sq_outbox_last(void *session, provd_event_fn fn, void *ud,
                    struct provd_err *err);
 int sq_outbox_trim(void *session, uint64_t before_seq,
                    struct provd_err *err);
+
+/* ---- challenges.c ---- */
+int sq_challenge_put(void *session, const struct provd_challenge *c,
+                     uint64_t max_open, struct provd_err *err);
+int sq_challenge_get(void *session, const char *registration_id,
+                     int64_t now_ms, provd_challenge_fn fn, void *ud,
+                     struct provd_err *err);
+int sq_challenge_answer(void *session, const char *registration_id,
+                        int64_t answered_ms, struct provd_err *err);
 
 /* ---- schema.c ---- */
 /* Brings the database to PROVD_SQLITE_SCHEMA_VERSION, one migration per

@@ -64,8 +64,19 @@ static const char migration_3[] =
   RECORD_TABLE("notifier_cursors")
   RECORD_TABLE("dead_letters");
 
+/* Open attestation challenge rounds (storage.h challenge_*): one per
+ * registration, bounded in time by expires_ms. */
+static const char migration_4[] =
+  "CREATE TABLE challenges ("
+  " registration_id TEXT PRIMARY KEY COLLATE NOCASE NOT NULL,"
+  " session BLOB NOT NULL,"
+  " issued_ms INTEGER NOT NULL,"
+  " expires_ms INTEGER NOT NULL,"
+  " answered_ms INTEGER NOT NULL DEFAULT 0);"
+  "CREATE INDEX challenges_expiry ON challenges(expires_ms);";
+
 static const char *const migrations[] = { migration_1, migration_2,
-                                          migration_3 };
+                                          migration_3, migration_4 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) ==
                    PROVD_SQLITE_SCHEMA_VERSION,

@@ -148,6 +148,7 @@ void sq_session_close(void *session)
   sqlite3_finalize(s->outbox_list);
   sqlite3_finalize(s->outbox_last);
   sqlite3_finalize(s->outbox_trim);
+  finalize_all(s->chal, SQ_N_CHAL_STMTS);
   finalize_all(&s->sp[0][0], sizeof(s->sp) / sizeof(s->sp[0][0]));
   finalize_all(&s->rec[0][0], sizeof(s->rec) / sizeof(s->rec[0][0]));
   finalize_all(&s->list[0][0], sizeof(s->list) / sizeof(s->list[0][0]));

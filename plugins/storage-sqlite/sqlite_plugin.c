@@ -250,6 +250,9 @@ static const struct provd_storage_ops sqlite_ops = {
   .outbox_list = sq_outbox_list,
   .outbox_last = sq_outbox_last,
   .outbox_trim = sq_outbox_trim,
+  .challenge_put = sq_challenge_put,
+  .challenge_get = sq_challenge_get,
+  .challenge_answer = sq_challenge_answer,
 };
 
 PROVD_PLUGIN_DEFINE = {

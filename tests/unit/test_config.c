@@ -223,13 +223,15 @@ START_TEST(test_shipped_configs)
   ck_assert_str_eq(cfg.hubs[0].hostname, "hub-1.example.net");
   ck_assert_str_eq(cfg.hubs[1].name, "hub-2");
   ck_assert_str_eq(cfg.hubs[1].hostname, "hub-2.example.net");
-  ck_assert_uint_eq(cfg.n_plugins, 3);
+  ck_assert_uint_eq(cfg.n_plugins, 4);
   ck_assert_int_eq(cfg.plugins[0].kind, PROVD_KIND_ATTESTATION);
   ck_assert_str_eq(cfg.plugins[0].name, "symmetric-key");
   ck_assert_int_eq(cfg.plugins[1].kind, PROVD_KIND_ATTESTATION);
   ck_assert_str_eq(cfg.plugins[1].name, "x509");
-  ck_assert_int_eq(cfg.plugins[2].kind, PROVD_KIND_ALLOCATION);
-  ck_assert_str_eq(cfg.plugins[2].name, "hashed");
+  ck_assert_int_eq(cfg.plugins[2].kind, PROVD_KIND_ATTESTATION);
+  ck_assert_str_eq(cfg.plugins[2].name, "tpm");
+  ck_assert_int_eq(cfg.plugins[3].kind, PROVD_KIND_ALLOCATION);
+  ck_assert_str_eq(cfg.plugins[3].name, "hashed");
   config_free(&cfg);
 
   load_ok("../../configs/examples/minimal.yaml", &cfg);

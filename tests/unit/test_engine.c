@@ -193,6 +193,15 @@ static void enroll(const char *reg_id, json_t *doc)
   enroll_in(PROVD_TABLE_ENROLLMENTS, reg_id, doc);
 }
 
+/* A "tpm" individual enrollment (the challenge test plugin reads no key). */
+static void enroll_tpm(const char *reg_id)
+{
+  enroll(reg_id, json_pack("{s:s,s:{s:s,s:{s:s}},s:s}", "registrationId",
+                           reg_id, "attestation", "type", "tpm", "tpm",
+                           "endorsementKey", "AAAA", "provisioningStatus",
+                           "enabled"));
+}
+
 static void enroll_group(const char *group_id, json_t *doc)
 {
   enroll_in(PROVD_TABLE_ENROLLMENT_GROUPS, group_id, doc);
@@ -248,11 +257,13 @@ static void answer_take(struct answer *a, struct reg_outcome *o)
   a->error_code = o->error_code;
   a->retry_after_s = o->retry_after_s;
   snprintf(a->reason, sizeof(a->reason), "%s", o->reason);
-  /* A refusal is shaped by the transport from {reason, status, code}. */
-  if (o->http_status >= 400)
+  /* A refusal is shaped by the transport from {reason, status, code}; a
+   * challenge is a 401 document without an error code. */
+  if (o->error_code)
     ck_assert_ptr_null(o->body_text);
   else
-    ck_assert_int_eq(o->error_code, 0);
+    ck_assert(o->http_status < 400 ||
+              (o->http_status == 401 && o->body_text));
   if (o->body_text)
     a->doc = json_loads(o->body_text, 0, NULL);
   free(o->body_text);
@@ -341,6 +352,15 @@ static struct reg_request *request(enum reg_op op, const char *reg_id,
     req->body = json_pack("{s:s}", "registrationId", reg_id);
   snprintf(req->trace_id, sizeof(req->trace_id), "test-engine");
   return req;
+}
+
+/* A register call whose body carries "tpm" (the mechanism). */
+static struct answer do_register_tpm(const char *reg_id, const char *auth)
+{
+  struct reg_request *req = request(REG_REGISTER, reg_id, NULL, auth);
+  json_object_set_new(req->body, "tpm",
+                      json_pack("{s:s}", "endorsementKey", "AAAA"));
+  return submit(req);
 }
 
 static struct answer do_register(const char *reg_id, const char *auth)
@@ -1089,6 +1109,94 @@ START_TEST(t_throttled_when_write_queue_full)
 }
 END_TEST
 
+/* ---------------------------------------------------------------------
+ * Challenge rounds (tests/plugins/challenge_attest.c)
+ * ------------------------------------------------------------------- */
+
+static const char *const challenge_plugins =
+    "  - { kind: attestation, name: challenge_attest }\n"
+    "  - { kind: allocation, name: hashed }\n";
+
+static void setup_challenge(void) { rig_up(challenge_plugins, 0, 0); }
+
+/* First round: 401 with the plugin's document; the answer the plugin
+ * expects back goes to out. */
+static void challenged(const char *reg_id, char out[64])
+{
+  struct answer a = do_register_tpm(reg_id, NULL);
+  ck_assert_int_eq(a.http_status, 401);
+  ck_assert_int_eq(a.error_code, 0);
+  const char *nonce = json_string_value(json_object_get(a.doc, "nonce"));
+  ck_assert_ptr_nonnull(nonce);
+  snprintf(out, 64, "Nonce %s", nonce);
+  answer_clear(&a);
+}
+
+START_TEST(t_challenge_round)
+{
+  enroll_tpm("tpm-1");
+  char answer[64], op[128], claim[80];
+  challenged("tpm-1", answer);
+  snprintf(claim, sizeof(claim), "answered-%s", answer + strlen("Nonce "));
+  struct answer a = do_register_tpm("tpm-1", answer);
+  ck_assert_msg(a.http_status == 202, "%d %s", a.http_status, a.reason);
+  snprintf(op, sizeof(op), "%s",
+           json_string_value(json_object_get(a.doc, "operationId")));
+  answer_clear(&a);
+  /* The poll has no "tpm" body: the enrollment's plugin checks it with
+   * the stored challenge; the claims show under registrationState.tpm. */
+  a = do_poll("tpm-1", op, answer);
+  ck_assert_msg(a.http_status == 200, "%d %s", a.http_status, a.reason);
+  json_t *state = json_object_get(a.doc, "registrationState");
+  ck_assert_str_eq(json_string_value(json_object_get(state, "status")),
+                   "assigned");
+  ck_assert_str_eq(json_string_value(json_object_get(
+                       json_object_get(state, "tpm"), "authenticationKey")),
+                   claim);
+  answer_clear(&a);
+  /* The same answer again: the plugin hears that it was used. */
+  a = do_register_tpm("tpm-1", answer);
+  ck_assert_int_eq(a.http_status, 401);
+  ck_assert_int_eq(a.error_code, 401002);
+  ck_assert_str_eq(a.reason, "TPM_CHALLENGE_REPLAYED");
+  answer_clear(&a);
+}
+END_TEST
+
+START_TEST(t_challenge_replaced_and_missing)
+{
+  enroll_tpm("tpm-2");
+  char first[64], second[64];
+  struct answer a = do_register_tpm("tpm-2", "Nonce 00");
+  ck_assert_str_eq(a.reason, "TPM_CHALLENGE_EXPIRED"); /* none issued */
+  answer_clear(&a);
+  challenged("tpm-2", first);
+  challenged("tpm-2", second); /* a new round replaces the first */
+  a = do_register_tpm("tpm-2", first);
+  ck_assert_str_eq(a.reason, "BAD_SIGNATURE");
+  answer_clear(&a);
+  a = do_register_tpm("tpm-2", second);
+  ck_assert_msg(a.http_status == 202, "%d %s", a.http_status, a.reason);
+  answer_clear(&a);
+  /* Another registration id never sees this challenge. */
+  enroll_tpm("tpm-3");
+  a = do_register_tpm("tpm-3", second);
+  ck_assert_str_eq(a.reason, "TPM_CHALLENGE_EXPIRED");
+  answer_clear(&a);
+}
+END_TEST
+
+START_TEST(t_challenge_needs_a_register_call)
+{
+  /* A poll without a token gets no challenge: only register calls do. */
+  enroll_tpm("tpm-4");
+  struct answer a = do_poll("tpm-4", "5.0000000000000000.x", NULL);
+  ck_assert_int_eq(a.http_status, 401);
+  ck_assert_ptr_null(a.doc);
+  answer_clear(&a);
+}
+END_TEST
+
 static Suite *engine_suite(void)
 {
   Suite *s = suite_create("engine");
@@ -1129,6 +1237,12 @@ static Suite *engine_suite(void)
   tcase_add_test(polls, t_poll_unknown_operation);
   tcase_add_test(polls, t_poll_without_reuse_is_never_cached);
   suite_add_tcase(s, polls);
+  TCase *chal = tcase_create("challenges");
+  tcase_add_checked_fixture(chal, setup_challenge, teardown);
+  tcase_add_test(chal, t_challenge_round);
+  tcase_add_test(chal, t_challenge_replaced_and_missing);
+  tcase_add_test(chal, t_challenge_needs_a_register_call);
+  suite_add_tcase(s, chal);
   TCase *bounds = tcase_create("bounds");
   tcase_add_checked_fixture(bounds, setup, teardown);
   tcase_add_test(bounds, t_throttled_when_read_queue_full);

@@ -288,10 +288,6 @@ START_TEST(test_unsupported_attestation_types)
                   "{\"primary\":\"my-ca\"}}}}",
                   "caReferences are for enrollment groups");
   assert_rejected(ENROLLMENT_INDIVIDUAL,
-                  "{\"registrationId\":\"t\",\"attestation\":"
-                  "{\"type\":\"TPM\",\"tpm\":{\"endorsementKey\":\"AAAA\"}}}",
-                  "attestation type tpm is not supported yet");
-  assert_rejected(ENROLLMENT_INDIVIDUAL,
                   "{\"registrationId\":\"t\",\"attestation\":{\"type\":"
                   "\"magic\"}}",
                   "attestation.type has an unsupported value");
@@ -300,6 +296,46 @@ START_TEST(test_unsupported_attestation_types)
   assert_rejected(ENROLLMENT_INDIVIDUAL,
                   "{\"registrationId\":\"t\",\"attestation\":\"x\"}",
                   "attestation must be an object");
+}
+END_TEST
+
+START_TEST(test_tpm_attestation)
+{
+  struct provd_err err;
+  json_t *doc = NULL;
+  int rc = normalize_text(ENROLLMENT_INDIVIDUAL,
+                          "{\"registrationId\":\"t\",\"attestation\":"
+                          "{\"type\":\"TPM\",\"tpm\":{\"endorsementKey\":"
+                          "\"AToAAQAL\"}}}",
+                          NULL, &err, &doc);
+  ck_assert_msg(rc == PROVD_OK, "%s", err.msg);
+  json_t *att = json_object_get(doc, "attestation");
+  ck_assert_str_eq(json_string_value(json_object_get(att, "type")), "tpm");
+  ck_assert_str_eq(json_string_value(json_object_get(
+                       json_object_get(att, "tpm"), "endorsementKey")),
+                   "AToAAQAL");
+  json_decref(doc);
+  assert_rejected(ENROLLMENT_INDIVIDUAL,
+                  "{\"registrationId\":\"t\",\"attestation\":"
+                  "{\"type\":\"tpm\",\"tpm\":{}}}",
+                  "attestation.tpm.endorsementKey must be base64");
+  assert_rejected(ENROLLMENT_INDIVIDUAL,
+                  "{\"registrationId\":\"t\",\"attestation\":"
+                  "{\"type\":\"tpm\",\"tpm\":{\"endorsementKey\":\"A!\"}}}",
+                  "attestation.tpm.endorsementKey must be base64");
+  assert_rejected(ENROLLMENT_INDIVIDUAL,
+                  "{\"registrationId\":\"t\",\"attestation\":"
+                  "{\"type\":\"tpm\",\"tpm\":{\"endorsementKey\":\"AAAA\","
+                  "\"storageRootKey\":7}}}",
+                  "attestation.tpm.storageRootKey must be base64");
+  assert_rejected(ENROLLMENT_INDIVIDUAL,
+                  "{\"registrationId\":\"t\",\"attestation\":"
+                  "{\"type\":\"tpm\"}}",
+                  "attestation.tpm must be an object");
+  assert_rejected(ENROLLMENT_GROUP,
+                  "{\"enrollmentGroupId\":\"g\",\"attestation\":"
+                  "{\"type\":\"tpm\",\"tpm\":{\"endorsementKey\":\"AAAA\"}}}",
+                  "enrollment groups cannot use tpm attestation");
 }
 END_TEST
 
@@ -734,6 +770,7 @@ static Suite *suite(void)
   tcase_add_test(tc, test_read_only_fields_dropped_unknown_kept);
   tcase_add_test(tc, test_path_id_must_match);
   tcase_add_test(tc, test_unsupported_attestation_types);
+  tcase_add_test(tc, test_tpm_attestation);
   tcase_add_test(tc, test_enums_canonicalised);
   tcase_add_test(tc, test_field_types_checked);
   tcase_add_test(tc, test_partial_objects_get_defaults_nulls_removed);

@@ -1189,6 +1189,81 @@ START_TEST(test_store_queue_full)
 }
 END_TEST
 
+/* Challenge rounds through the core's wrappers and the sqlite plugin:
+ * one per registration, never returned after expiry, bounded in count,
+ * answered once, kept across a reopen of the database. */
+START_TEST(test_store_challenges)
+{
+  struct plugin_instance inst;
+  struct provd_err err = { { 0 }, { 0 } };
+  const unsigned char s1[] = { 1, 2, 3, 0, 5 }, s2[] = { 9, 9 };
+  struct store_challenge ch;
+  inst_up(&inst, "full");
+  struct store *st = open_store(&inst, 1, 16, 16);
+  struct store_session *s = store_session_open(st, &err);
+  ck_assert_int_eq(store_challenge_get(s, "dev-1", 1000, &ch, &err),
+                   PROVD_NOT_FOUND);
+  ck_assert_int_eq(store_challenge_put(s, "dev-1", s1, sizeof(s1), 1000,
+                                       2000, 2, &err),
+                   PROVD_OK);
+  ck_assert_int_eq(store_challenge_get(s, "DEV-1", 1999, &ch, &err),
+                   PROVD_OK);
+  ck_assert_uint_eq(ch.session_len, sizeof(s1));
+  ck_assert_mem_eq(ch.session, s1, sizeof(s1));
+  ck_assert_int_eq(ch.answered_ms, 0);
+  store_challenge_clear(&ch);
+  ck_assert_int_eq(store_challenge_get(s, "dev-1", 2000, &ch, &err),
+                   PROVD_NOT_FOUND); /* expired */
+  /* Answered once; a second answer is a replay. */
+  ck_assert_int_eq(store_challenge_answer(s, "dev-1", 1500, &err), PROVD_OK);
+  ck_assert_int_eq(store_challenge_answer(s, "dev-1", 1600, &err),
+                   PROVD_EXISTS);
+  ck_assert_int_eq(store_challenge_answer(s, "dev-9", 1600, &err),
+                   PROVD_NOT_FOUND);
+  ck_assert_int_eq(store_challenge_get(s, "dev-1", 1700, &ch, &err),
+                   PROVD_OK);
+  ck_assert_int_eq(ch.answered_ms, 1500);
+  store_challenge_clear(&ch);
+  /* A new challenge replaces the old one, unanswered. */
+  ck_assert_int_eq(store_challenge_put(s, "dev-1", s2, sizeof(s2), 1800,
+                                       5000, 2, &err),
+                   PROVD_OK);
+  ck_assert_int_eq(store_challenge_get(s, "dev-1", 1900, &ch, &err),
+                   PROVD_OK);
+  ck_assert_int_eq(ch.answered_ms, 0);
+  ck_assert_mem_eq(ch.session, s2, sizeof(s2));
+  store_challenge_clear(&ch);
+  /* At most max_open (2) open: a third registration is refused until one
+   * expires. */
+  ck_assert_int_eq(store_challenge_put(s, "dev-2", s1, sizeof(s1), 1800,
+                                       3000, 2, &err),
+                   PROVD_OK);
+  ck_assert_int_eq(store_challenge_put(s, "dev-3", s1, sizeof(s1), 1800,
+                                       3000, 2, &err),
+                   PROVD_E_UNAVAILABLE);
+  ck_assert_str_eq(err.code, "THROTTLED");
+  ck_assert_int_eq(store_challenge_put(s, "dev-3", s1, sizeof(s1), 3000,
+                                       6000, 2, &err),
+                   PROVD_OK); /* dev-2's expired and was deleted */
+  ck_assert_int_eq(store_challenge_get(s, "dev-2", 1900, &ch, &err),
+                   PROVD_NOT_FOUND);
+  store_session_close(s);
+  store_close(st);
+  inst_down(&inst);
+  /* What a restart finds. */
+  inst_up(&inst, "full");
+  st = open_store(&inst, 1, 16, 16);
+  s = store_session_open(st, &err);
+  ck_assert_int_eq(store_challenge_get(s, "dev-1", 4000, &ch, &err),
+                   PROVD_OK);
+  ck_assert_mem_eq(ch.session, s2, sizeof(s2));
+  store_challenge_clear(&ch);
+  store_session_close(s);
+  store_close(st);
+  inst_down(&inst);
+}
+END_TEST
+
 START_TEST(test_store_outbox_order)
 {
   struct plugin_instance inst;
@@ -1620,6 +1695,7 @@ static Suite *store_suite(void)
   tcase_add_test(core, test_store_read_on_writer_waits_for_busy_writer);
   tcase_add_test(core, test_store_read_on_writer_sees_earlier_writes_of_its_batch);
   tcase_add_test(core, test_store_outbox_order);
+  tcase_add_test(core, test_store_challenges);
   tcase_add_test(core, test_journal_chain_verify_and_trim);
   tcase_add_test(core, test_journal_removed_event_breaks_link);
   tcase_add_test(core, test_journal_head_cache_rollback_and_conflict);

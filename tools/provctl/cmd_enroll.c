@@ -7,8 +7,10 @@
 #include <string.h>
 
 #include "util/b64.h"
+#include "util/ids.h"
 
 #define MAX_KEY_BYTES 256
+#define MAX_EK_BYTES 1024 /* a marshalled TPM2B_PUBLIC */
 #define PATH_CAP 2048
 #define MAX_PKI_FILE (512 * 1024) /* a certificate or CRL file */
 
@@ -196,6 +198,27 @@ static int check_key(struct ctl *c, const char *flag, const char *b64)
   return 0;
 }
 
+/* attestation: {type: tpm, tpm: {endorsementKey}}. */
+static int add_tpm_attestation(struct ctl *c, json_t *body)
+{
+  const char *ek = ctl_value(c, CO_ENDORSEMENT_KEY);
+  uint8_t raw[MAX_EK_BYTES];
+  size_t len = 0;
+  if (ctl_value(c, CO_PRIMARY_KEY) || ctl_value(c, CO_SECONDARY_KEY))
+    return ctl_usage_error(c, "--primary-key/--secondary-key do not go "
+                           "with --attestation tpm");
+  if (!ek)
+    return ctl_usage_error(c, "--attestation tpm needs --endorsement-key "
+                           "B64 (provd-device tpm-info prints it)");
+  if (b64_decode(ek, raw, sizeof(raw), &len) < 0 || len == 0)
+    return ctl_usage_error(c, "--endorsement-key is not base64 of at most "
+                           "%d bytes", MAX_EK_BYTES);
+  json_object_set_new(body, "attestation",
+                      json_pack("{s:s,s:{s:s}}", "type", "tpm", "tpm",
+                                "endorsementKey", ek));
+  return 0;
+}
+
 char *ctl_pki_file_text(struct ctl *c, const char *flag, const char *path,
                         int *rc)
 {
@@ -282,9 +305,15 @@ static int add_attestation(struct ctl *c, const struct kind *k, json_t *body)
     json_object_set_new(body, "attestation", att);
     return x509_attestation(c, k == &group, att);
   }
+  if (type && strcmp(type, "tpm") == 0)
+    return k == &group ? ctl_usage_error(c, "enrollment groups cannot use "
+                                         "tpm attestation")
+                       : add_tpm_attestation(c, body);
   if (type && strcmp(type, "symmetricKey") != 0)
-    return ctl_usage_error(c, "--attestation must be symmetricKey or x509, "
-                           "not \"%s\"", type);
+    return ctl_usage_error(c, "--attestation must be symmetricKey, x509 or "
+                           "tpm, not \"%s\"", type);
+  if (ctl_value(c, CO_ENDORSEMENT_KEY))
+    return ctl_usage_error(c, "--endorsement-key needs --attestation tpm");
   if (ctl_has(c, CO_CERT) || ctl_has(c, CO_CA_CERT) || ctl_has(c, CO_CA_REF) ||
       ctl_has(c, CO_CRL) || ctl_has(c, CO_SECONDARY_CERT))
     return ctl_usage_error(c, "certificate options need --attestation x509");
@@ -454,12 +483,39 @@ static int put_record(struct ctl *c, const struct kind *k, const char *id,
   return 0;
 }
 
+/* REGID, --registration-id, or for a TPM the id the SDKs derive from the
+ * EK; NULL after a usage error (*rc set). */
+static const char *add_id(struct ctl *c, char derived[IDS_TPM_REGID_LEN + 1],
+                          int *rc)
+{
+  const char *arg = c->n_args > 0 ? c->args[0] : NULL;
+  const char *opt = ctl_value(c, CO_REGISTRATION_ID);
+  const char *ek = ctl_value(c, CO_ENDORSEMENT_KEY);
+  uint8_t raw[MAX_EK_BYTES];
+  size_t len = 0;
+  *rc = 0;
+  if (arg && opt && strcmp(arg, opt) != 0)
+    *rc = ctl_usage_error(c, "REGID and --registration-id differ");
+  else if (arg || opt)
+    return arg ? arg : opt;
+  else if (!ek || b64_decode(ek, raw, sizeof(raw), &len) < 0 || len == 0)
+    *rc = ctl_usage_error(c, "enrollment add needs REGID (or a TPM's "
+                          "--endorsement-key to derive it from)");
+  if (*rc != 0)
+    return NULL;
+  ids_tpm_registration_id(raw, len, derived);
+  return derived;
+}
+
 static int do_add(struct ctl *c, const struct kind *k)
 {
   struct provd_err err;
   struct ctl_reply existing, reply;
   int rc, found;
-  const char *id = c->args[0];
+  char derived[IDS_TPM_REGID_LEN + 1];
+  const char *id = add_id(c, derived, &rc);
+  if (!id)
+    return rc;
   json_t *body = build_record(c, k, id, &rc);
   if (!body)
     return rc;

@@ -55,22 +55,30 @@ struct ctl_command {
   "Prints the stored record, keys included (the device needs them).\n"
 
 static const struct ctl_command commands[] = {
-  { "enrollment", "add", 1, 1, ADD_OPTS | CO_BIT(CO_DEVICE_ID) |
-    CO_BIT(CO_CERT) | CO_BIT(CO_SECONDARY_CERT),
+  { "enrollment", "add", 0, 1, ADD_OPTS | CO_BIT(CO_DEVICE_ID) |
+    CO_BIT(CO_CERT) | CO_BIT(CO_SECONDARY_CERT) |
+    CO_BIT(CO_ENDORSEMENT_KEY) | CO_BIT(CO_REGISTRATION_ID),
     cmd_enrollment_add,
     "enrollment add REGID [--device-id ID] [--primary-key B64 "
     "--secondary-key B64]\n       [--attestation x509 --cert FILE "
     "[--secondary-cert FILE]]\n       [--hub HOSTNAME]... "
     "[--allocation POLICY] [--webhook-url URL]\n       [--disabled] "
     "[--initial-twin JSON] [--no-reprovision]\n       "
-    "[--credential-policy NAME] [--force]",
+    "[--credential-policy NAME] [--force]\n"
+    "       enrollment add --attestation tpm --endorsement-key B64 "
+    "[--registration-id ID] [...]",
     "Creates an individual enrollment (PUT /enrollments/REGID): symmetric "
-    "key\n(default) or X.509.\n\n"
+    "key\n(default), X.509 or TPM.\n\n"
     "  --device-id ID           IoT Hub device id (default: REGID)\n"
-    "  --attestation TYPE       symmetricKey (default) or x509\n"
+    "  --attestation TYPE       symmetricKey (default), x509 or tpm\n"
     "  --cert FILE              x509: the device certificate (PEM or DER);"
     "\n                           its subject CN must be REGID\n"
     "  --secondary-cert FILE    x509: a second accepted certificate\n"
+    "  --endorsement-key B64    tpm: the TPM's EK, base64 TPM2B_PUBLIC as\n"
+    "                           the device sends it (provd-device tpm-info)\n"
+    "  --registration-id ID     same as REGID; for TPM both may be left\n"
+    "                           out: the id is derived from the EK as the\n"
+    "                           Azure SDKs derive it\n"
     ADD_HELP_COMMON },
   { "enrollment", "show", 1, 1, CO_BIT(CO_SHOW_KEYS), cmd_enrollment_show,
     "enrollment show REGID [--show-keys]",
@@ -276,6 +284,10 @@ static const struct option long_opts[] = {
   { "proof", required_argument, NULL, OPT_BASE + CO_PROOF },
   { "credential-policy", required_argument, NULL,
     OPT_BASE + CO_CREDENTIAL_POLICY },
+  { "endorsement-key", required_argument, NULL,
+    OPT_BASE + CO_ENDORSEMENT_KEY },
+  { "registration-id", required_argument, NULL,
+    OPT_BASE + CO_REGISTRATION_ID },
   { NULL, 0, NULL, 0 }
 };
 

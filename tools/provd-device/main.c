@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "provd_device.h"
+#include "provd_device_tpm.h"
 
 #define EXIT_REFUSED 1
 #define EXIT_USAGE 2
@@ -14,11 +15,12 @@
 static const char usage_text[] =
   "usage: provd-device register --scope SCOPE --registration-id ID\n"
   "                             (--symmetric-key B64 | --group-key B64 |\n"
-  "                              --cert FILE --key FILE)\n"
+  "                              --cert FILE --key FILE | --tpm TCTI)\n"
   "                             [--url URL] [--ca FILE] [--payload JSON]\n"
   "                             [--api-version V] [--timeout SECONDS]"
   " [--json]\n"
   "                             [--csr-key FILE [--cert-out FILE]]\n"
+  "       provd-device tpm-info --tpm TCTI [--json]\n"
   "       provd-device send           (not supported yet)\n"
   "       provd-device --help | --version\n"
   "\n"
@@ -31,6 +33,11 @@ static const char usage_text[] =
   "  --symmetric-key B64      individual enrollment key (base64)\n"
   "  --group-key B64          enrollment group key; the device key is\n"
   "                           derived as HMAC-SHA256(group key, ID)\n"
+  "  --tpm TCTI               TPM 2.0 attestation with this TPM, a\n"
+  "                           tpm2-tss TCTI such as device:/dev/tpmrm0 or\n"
+  "                           swtpm:host=127.0.0.1,port=2321; without\n"
+  "                           --registration-id the id is derived from\n"
+  "                           the EK as the Azure SDKs do\n"
   "  --url URL                service URL (default $PROVD_URL, else\n"
   "                           " PROVD_DEVICE_DEFAULT_URL ")\n"
   "  --ca FILE                PEM CA file to trust (default: system"
@@ -54,7 +61,10 @@ static const char usage_text[] =
   "                           " PROVD_DEVICE_CSR_API_VERSION "\n"
   "  --cert-out FILE          where the issued chain is stored as PEM,\n"
   "                           leaf first (default ID.pem); also printed\n"
-  "  --tpm TCTI               TPM attestation: not supported yet\n"
+  "\n"
+  "tpm-info prints the TPM's endorsement key (base64 TPM2B_PUBLIC, what\n"
+  "an enrollment holds) and the registration id derived from it,\n"
+  "creating the EK (0x81010001) and SRK (0x81000001) when absent.\n"
   "\n"
   "Prints \"assigned hub=HUB device_id=ID\" and exits 0 when assigned;\n"
   "exits 1 when the service refuses (failed, disabled, HTTP error) or\n"
@@ -89,7 +99,6 @@ static const struct option long_opts[] = {
 
 struct cli {
   struct provd_device_opts reg;
-  const char *unsupported; /* first X.509/TPM flag seen */
   const char *csr_key;     /* --csr-key: ask for a certificate */
   const char *cert_out;    /* --cert-out */
   int json;
@@ -143,10 +152,7 @@ static int parse_args(int argc, char **argv, struct cli *cli)
     case OPT_KEY: cli->reg.key_file = optarg; break;
     case OPT_CSR_KEY: cli->csr_key = optarg; break;
     case OPT_CERT_OUT: cli->cert_out = optarg; break;
-    case OPT_TPM:
-      if (!cli->unsupported)
-        cli->unsupported = argv[optind - 1];
-      break;
+    case OPT_TPM: cli->reg.tpm_tcti = optarg; break;
     case OPT_TIMEOUT:
       if (parse_timeout(optarg, &cli->reg.timeout_s) != 0)
         return usage_error("--timeout wants 1..86400 seconds, not \"%s\"",
@@ -163,19 +169,16 @@ static int parse_args(int argc, char **argv, struct cli *cli)
 
 static int check_register_args(const struct cli *cli)
 {
-  if (cli->unsupported) {
-    fprintf(stderr, "provd-device: %s: not supported yet (TPM comes "
-            "in a later release)\n", cli->unsupported);
-    return EXIT_USAGE;
-  }
   if (!cli->reg.id_scope)
     return usage_error("%s", "register needs --scope SCOPE");
-  if (!cli->reg.registration_id)
-    return usage_error("%s", "register needs --registration-id ID");
+  if (!cli->reg.registration_id && (!cli->reg.tpm_tcti || cli->csr_key))
+    return usage_error("%s", "register needs --registration-id ID (only "
+                       "--tpm without --csr-key derives it)");
   if (!!cli->reg.symmetric_key + !!cli->reg.group_key +
-          !!cli->reg.cert_file != 1)
+          !!cli->reg.cert_file + !!cli->reg.tpm_tcti != 1)
     return usage_error("%s", "register needs exactly one of "
-                       "--symmetric-key B64, --group-key B64 or --cert FILE");
+                       "--symmetric-key B64, --group-key B64, --cert FILE "
+                       "or --tpm TCTI");
   if (!cli->reg.cert_file != !cli->reg.key_file)
     return usage_error("%s", "--cert FILE and --key FILE go together");
   if (cli->cert_out && !cli->csr_key)
@@ -191,8 +194,36 @@ static void print_outcome(const struct cli *cli,
       printf("%s\n", r->registration_state_json);
     return;
   }
-  if (ok)
+  if (ok && cli->reg.tpm_tcti && !cli->reg.registration_id)
+    printf("assigned hub=%s device_id=%s registration_id=%s\n",
+           r->assigned_hub, r->device_id, r->registration_id);
+  else if (ok)
     printf("assigned hub=%s device_id=%s\n", r->assigned_hub, r->device_id);
+}
+
+/* What an operator needs to enroll this TPM. */
+static int run_tpm_info(const struct cli *cli)
+{
+  if (!cli->reg.tpm_tcti)
+    return usage_error("%s", "tpm-info needs --tpm TCTI");
+  struct device_tpm *t = NULL;
+  struct provd_err err;
+  perr_clear(&err);
+  if (device_tpm_open(cli->reg.tpm_tcti, &t, &err) != 0) {
+    fprintf(stderr, "provd-device: %s\n", err.msg);
+    return EXIT_REFUSED;
+  }
+  char id[IDS_TPM_REGID_LEN + 1];
+  device_tpm_registration_id(t, id);
+  if (cli->json)
+    printf("{\"registrationId\":\"%s\",\"endorsementKey\":\"%s\","
+           "\"storageRootKey\":\"%s\"}\n",
+           id, device_tpm_endorsement_key(t), device_tpm_storage_root_key(t));
+  else
+    printf("registration_id=%s\nendorsement_key=%s\n", id,
+           device_tpm_endorsement_key(t));
+  device_tpm_close(t);
+  return 0;
 }
 
 /* --csr-key: the CSR goes into the register body. */
@@ -291,12 +322,14 @@ int main(int argc, char **argv)
     return 0;
   }
   if (optind >= argc)
-    return usage_error("%s", "missing command (register)");
+    return usage_error("%s", "missing command (register, tpm-info)");
   const char *cmd = argv[optind];
   if (optind + 1 < argc)
     return usage_error("unexpected argument \"%s\"", argv[optind + 1]);
   if (strcmp(cmd, "register") == 0)
     return run_register(&cli);
+  if (strcmp(cmd, "tpm-info") == 0)
+    return run_tpm_info(&cli);
   if (strcmp(cmd, "send") == 0) {
     fprintf(stderr, "provd-device: send: not supported yet (telemetry to "
             "the assigned hub comes in a later release)\n");

@@ -11,6 +11,7 @@
 #include <jansson.h>
 
 #include "https.h"
+#include "provd_device_tpm.h"
 #include "util/b64.h"
 #include "util/sas.h"
 #include "util/url.h"
@@ -27,7 +28,9 @@
 struct reg_flow {
   const struct provd_device_opts *opts;
   struct https_client *http;
-  char *token;              /* owned */
+  struct device_tpm *tpm;   /* owned; NULL unless TPM attestation */
+  char regid[PROVD_DEVICE_MAX_ID];
+  char *token;              /* owned; NULL until a TPM has its key */
   char *body;               /* owned, the register PUT body */
   char scope_enc[3 * PROVD_DEVICE_MAX_ID + 1];
   char regid_enc[3 * PROVD_DEVICE_MAX_ID + 1];
@@ -75,11 +78,13 @@ static int check_opts(const struct provd_device_opts *o,
                       struct provd_err *err)
 {
   if (check_id("the ID scope", o->id_scope, err) != 0 ||
-      check_id("the registration id", o->registration_id, err) != 0)
+      ((o->registration_id || !o->tpm_tcti) &&
+       check_id("the registration id", o->registration_id, err) != 0))
     return -1;
-  if (!!o->symmetric_key + !!o->group_key + !!o->cert_file != 1) {
+  if (!!o->symmetric_key + !!o->group_key + !!o->cert_file +
+          !!o->tpm_tcti != 1) {
     perr_set(err, "BAD_INPUT", "give exactly one of a symmetric key, a "
-             "group key or a certificate");
+             "group key, a certificate or a TPM");
     return -1;
   }
   if (!o->cert_file != !o->key_file) {
@@ -142,14 +147,20 @@ static char *make_token(const struct provd_device_opts *o,
 }
 
 /* {"registrationId": ..., "payload": ...}; caller frees. */
-static char *make_body(const struct provd_device_opts *o,
-                       struct provd_err *err)
+static char *make_body(const struct reg_flow *f, struct provd_err *err)
 {
-  json_t *doc = json_pack("{s:s}", "registrationId", o->registration_id);
+  const struct provd_device_opts *o = f->opts;
+  json_t *doc = json_pack("{s:s}", "registrationId", f->regid);
   if (!doc) {
     perr_set(err, "BAD_INPUT", "registration id is not valid UTF-8");
     return NULL;
   }
+  if (f->tpm)
+    json_object_set_new(
+        doc, "tpm",
+        json_pack("{s:s,s:s}", "endorsementKey",
+                  device_tpm_endorsement_key(f->tpm), "storageRootKey",
+                  device_tpm_storage_root_key(f->tpm)));
   if (o->payload_json) {
     json_error_t jerr;
     json_t *payload = json_loads(o->payload_json, JSON_DECODE_ANY, &jerr);
@@ -180,17 +191,24 @@ static int flow_init(struct reg_flow *f, const struct provd_device_opts *o,
   int timeout = o->timeout_s ? o->timeout_s : PROVD_DEVICE_DEFAULT_TIMEOUT_S;
   memset(f, 0, sizeof(*f));
   f->opts = o;
+  if (o->tpm_tcti && device_tpm_open(o->tpm_tcti, &f->tpm, err) != 0)
+    return -1;
+  if (o->registration_id)
+    snprintf(f->regid, sizeof(f->regid), "%s", o->registration_id);
+  else
+    device_tpm_registration_id(f->tpm, f->regid);
   if (url_encode(o->id_scope, f->scope_enc, sizeof(f->scope_enc)) < 0 ||
-      url_encode(o->registration_id, f->regid_enc, sizeof(f->regid_enc)) < 0
+      url_encode(f->regid, f->regid_enc, sizeof(f->regid_enc)) < 0
       || url_encode(api, f->api_enc, sizeof(f->api_enc)) < 0) {
     perr_set(err, "BAD_INPUT", "scope, registration id or api-version too "
              "long");
     return -1;
   }
-  f->token = o->cert_file ? NULL : make_token(o, err);
-  if (!f->token && !o->cert_file)
+  /* A certificate or a TPM needs no token up front. */
+  f->token = o->cert_file || f->tpm ? NULL : make_token(o, err);
+  if (!f->token && !o->cert_file && !f->tpm)
     return -1;
-  f->body = make_body(o, err);
+  f->body = make_body(f, err);
   if (!f->body)
     return -1;
   snprintf(ua, sizeof(ua), "provd-device/%s", PROVD_VERSION);
@@ -209,6 +227,7 @@ static int flow_init(struct reg_flow *f, const struct provd_device_opts *o,
 static void flow_clear(struct reg_flow *f)
 {
   https_client_free(f->http);
+  device_tpm_close(f->tpm);
   if (f->token) {
     memset(f->token, 0, strlen(f->token));
     free(f->token);
@@ -388,11 +407,57 @@ static enum step_next judge_status(struct provd_device_result *r,
   return STEP_ERROR;
 }
 
+/* The TPM challenge round: a PUT without token is answered 401 with an
+ * authenticationKey; once the TPM imported it, it signs the token. */
+static int tpm_challenge_round(struct reg_flow *f,
+                               struct provd_device_result *r,
+                               struct provd_err *err)
+{
+  struct https_response rs = { .retry_after_s = -1 };
+  if (send_step(f, NULL, &rs, err) != 0)
+    return -1;
+  r->http_status = rs.status;
+  json_t *doc = rs.status == 401 ? json_loadb(rs.body, rs.body_len, 0, NULL)
+                                 : NULL;
+  const char *blob = json_string_value(json_object_get(doc,
+                                                       "authenticationKey"));
+  int rc = -1;
+  if (!blob)
+    note_http_error(&rs, r, err);
+  else if (device_tpm_activate(f->tpm, blob, err) == 0)
+    rc = (f->token = device_tpm_token(f->tpm, f->opts->id_scope, f->regid,
+                                      (int64_t)time(NULL) + TOKEN_LIFETIME_S,
+                                      err))
+             ? 0
+             : -1;
+  json_decref(doc);
+  https_response_clear(&rs);
+  return rc;
+}
+
+/* The assigned answer wraps the hub identity key for the TPM once more
+ * (registrationState.tpm.authenticationKey): import it. */
+static int tpm_import_final_key(struct reg_flow *f,
+                                const struct provd_device_result *r,
+                                struct provd_err *err)
+{
+  json_t *state = r->registration_state_json
+                      ? json_loads(r->registration_state_json, 0, NULL)
+                      : NULL;
+  const char *blob = json_string_value(
+      json_object_get(json_object_get(state, "tpm"), "authenticationKey"));
+  int rc = blob ? device_tpm_activate(f->tpm, blob, err) : 0;
+  json_decref(state);
+  return rc;
+}
+
 static int run_flow(struct reg_flow *f, struct provd_device_result *r,
                     struct provd_err *err)
 {
   struct https_response rs = { .retry_after_s = -1 };
   int polling = 0;
+  if (f->tpm && tpm_challenge_round(f, r, err) != 0)
+    return -1;
   for (int round = 0; round < MAX_ROUNDS; round++) {
     if (send_step(f, polling ? r->operation_id : NULL, &rs, err) != 0)
       return -1;
@@ -419,7 +484,7 @@ static int run_flow(struct reg_flow *f, struct provd_device_result *r,
       return -1;
     enum step_next next = judge_status(r, err);
     if (next == STEP_DONE)
-      return 0;
+      return f->tpm ? tpm_import_final_key(f, r, err) : 0;
     if (next == STEP_ERROR)
       return -1;
     polling = next == STEP_POLL;
@@ -440,6 +505,8 @@ int provd_device_register(const struct provd_device_opts *opts,
   if (check_opts(opts, err) != 0)
     return -1;
   int rc = flow_init(&flow, opts, err);
+  snprintf(result->registration_id, sizeof(result->registration_id), "%s",
+           flow.regid);
   if (rc == 0)
     rc = run_flow(&flow, result, err);
   flow_clear(&flow);

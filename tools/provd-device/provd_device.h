@@ -3,8 +3,10 @@
  * Registration" in the public Azure REST reference):
  * PUT .../register with a SAS token, then poll .../operations/{id} on the
  * same connection, honouring Retry-After, until the service decides.
- * Symmetric keys (individual key or group key) or an X.509 client
- * certificate (mutual TLS, no token). */
+ * Symmetric keys (individual key or group key), an X.509 client
+ * certificate (mutual TLS, no token), or TPM 2.0 (the challenge round:
+ * the service's key is activated and imported into the TPM, which then
+ * signs the tokens). */
 #ifndef TOOLS_PROVD_DEVICE_H
 #define TOOLS_PROVD_DEVICE_H
 
@@ -23,11 +25,13 @@ struct provd_device_opts {
   const char *url;             /* "https://host:port"; NULL: default URL */
   const char *ca_file;         /* PEM file to trust; NULL: system store */
   const char *id_scope;        /* required */
-  const char *registration_id; /* required */
+  const char *registration_id; /* required, except with tpm_tcti: derived
+                                  from the EK as the SDKs do */
   const char *symmetric_key;   /* base64 device key ... */
   const char *group_key;       /* ... or base64 group key ... */
   const char *cert_file;       /* ... or a PEM certificate (chain) file */
   const char *key_file;        /* its PEM private key (with cert_file) */
+  const char *tpm_tcti;        /* ... or a TPM (tpm2-tss TCTI string) */
   const char *payload_json;    /* NULL or JSON text, sent as "payload" */
   const char *csr_b64;         /* NULL or base64 DER PKCS#10, sent as "csr"
                                   (provd_device_csr_from_key_file) */
@@ -38,6 +42,7 @@ struct provd_device_opts {
 
 /* What the service said.  Strings are "" when the service did not say. */
 struct provd_device_result {
+  char registration_id[PROVD_DEVICE_MAX_ID]; /* the one used */
   char status[32];        /* last operation status: assigned, failed, ... */
   char operation_id[256];
   char assigned_hub[256];

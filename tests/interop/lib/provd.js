@@ -28,6 +28,7 @@ function writeConfig(dir, { mqtt = false } = {}) {
     'plugins:',
     '  - { kind: attestation, name: symmetric-key }',
     '  - { kind: attestation, name: x509 }',
+    '  - { kind: attestation, name: tpm }',
     '  - { kind: allocation, name: hashed }',
     '',
   ].join('\n');
