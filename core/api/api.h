@@ -55,6 +55,10 @@ void service_api_handle(struct api_ctx *ctx, struct http_exchange *ex,
 const char *device_body_problem(const json_t *body, bool status_lookup,
                                 const char *regid);
 
+/* The device's address without the port, for geoLatency allocation:
+ * "1.2.3.4:5" -> "1.2.3.4", "[::1]:5" -> "::1"; "" when unknown. */
+void device_peer_ip(const char *peer, char *out, size_t cap);
+
 /* The DPS device API over MQTT (net/mqtt.h); ud is the struct api_ctx. */
 struct mqtt_handlers device_mqtt_handlers(void);
 

@@ -119,6 +119,18 @@ static void device_done(void *ud, struct reg_outcome *out)
   api_respond_outcome(ud, out);
 }
 
+void device_peer_ip(const char *peer, char *out, size_t cap)
+{
+  out[0] = '\0';
+  if (!peer)
+    return;
+  const char *start = peer[0] == '[' ? peer + 1 : peer;
+  const char *end = peer[0] == '[' ? strchr(start, ']') : strrchr(start, ':');
+  size_t n = end ? (size_t)(end - start) : strlen(start);
+  if (n < cap)
+    snprintf(out, cap, "%.*s", (int)n, start);
+}
+
 static struct reg_request *request_from(const struct http_request *req,
                                         enum reg_op op, const char *regid,
                                         const char *opid, json_t *body)
@@ -132,6 +144,7 @@ static struct reg_request *request_from(const struct http_request *req,
   const char *auth = http_request_header(req, "Authorization");
   r->authorization = auth ? strdup(auth) : NULL;
   r->peer_chain_pem = req->peer_chain_pem ? strdup(req->peer_chain_pem) : NULL;
+  device_peer_ip(req->peer_addr, r->client_ip, sizeof(r->client_ip));
   r->body = body;
   trace_id_of(req, r->trace_id);
   return r;

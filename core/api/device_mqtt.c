@@ -311,6 +311,7 @@ static void on_publish(struct mqtt_exchange *ex, const char *topic,
   snprintf(r->operation_id, sizeof r->operation_id, "%s", opid);
   r->authorization = s->password ? strdup(s->password) : NULL;
   r->peer_chain_pem = s->peer_chain_pem ? strdup(s->peer_chain_pem) : NULL;
+  device_peer_ip(s->peer_addr, r->client_ip, sizeof r->client_ip);
   ids_uuid(r->trace_id);
   engine_submit(ctx->engine, r, on_engine_done, job);
 }

@@ -1,6 +1,7 @@
 /* Validation and normalisation of service-API enrollment documents. */
 #include "api/enrollment_json.h"
 
+#include <ctype.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -244,6 +245,62 @@ static const char *const ALLOCATION_POLICIES[] = {"hashed", "static",
                                                   "geoLatency", "custom",
                                                   NULL};
 
+int enrollment_policy_is_dps(const char *policy)
+{
+  for (size_t i = 0; policy && ALLOCATION_POLICIES[i]; i++)
+    if (strcmp(policy, ALLOCATION_POLICIES[i]) == 0)
+      return 1;
+  return 0;
+}
+
+/* A third-party allocation plugin's policy name: letters, digits, - _ . */
+static int policy_name_valid(const char *s)
+{
+  size_t n = strlen(s);
+  if (n == 0 || n > 64)
+    return 0;
+  for (size_t i = 0; i < n; i++)
+    if (!isalnum((unsigned char)s[i]) && !strchr("-_.", s[i]))
+      return 0;
+  return 1;
+}
+
+/* The DPS names, canonical case; another valid name is kept as given (a
+ * third-party plugin's; the service API checks one implements it). */
+static int check_allocation_policy(json_t *doc, struct provd_err *err)
+{
+  json_t *v = optional_field(doc, "allocationPolicy");
+  if (!v)
+    return PROVD_OK;
+  if (!json_is_string(v))
+    return invalid(err, "%s must be a string", "allocationPolicy");
+  if (canonical_enum(doc, "allocationPolicy", "allocationPolicy",
+                     ALLOCATION_POLICIES, err) == PROVD_OK)
+    return PROVD_OK;
+  if (!policy_name_valid(json_string_value(v)))
+    return invalid(err, "%s has an unsupported value", "allocationPolicy");
+  return PROVD_OK;
+}
+
+/* DPS: static needs exactly one hub; custom needs its webhook. */
+static int check_policy_needs(json_t *doc, struct provd_err *err)
+{
+  const char *policy =
+      json_string_value(json_object_get(doc, "allocationPolicy"));
+  if (policy && strcmp(policy, "static") == 0) {
+    json_t *hubs = json_object_get(doc, "iotHubs");
+    size_t n = json_array_size(hubs);
+    if (n > 1 || (n == 0 && !json_object_get(doc, "iotHubHostName")))
+      return invalid(err, "%s", "allocationPolicy static needs exactly one "
+                     "hub in iotHubs (or iotHubHostName)");
+  }
+  if (policy && strcmp(policy, "custom") == 0 &&
+      !json_object_get(doc, "customAllocationDefinition"))
+    return invalid(err, "%s", "allocationPolicy custom needs "
+                   "customAllocationDefinition");
+  return PROVD_OK;
+}
+
 static int check_iot_hubs(json_t *doc, struct provd_err *err)
 {
   json_t *hubs = optional_field(doc, "iotHubs");
@@ -331,10 +388,14 @@ static int check_custom_allocation(json_t *doc, struct provd_err *err)
     return PROVD_OK;
   if (!json_is_object(c))
     return invalid(err, "%s must be an object", name);
-  if (bounded_string(json_object_get(c, "webhookUrl"),
-                     "customAllocationDefinition.webhookUrl", TEXT_FIELD_MAX,
-                     err) != PROVD_OK)
+  const json_t *url = json_object_get(c, "webhookUrl");
+  if (bounded_string((json_t *)url, "customAllocationDefinition.webhookUrl",
+                     TEXT_FIELD_MAX, err) != PROVD_OK)
     return PROVD_E_INVAL;
+  if (strncasecmp(json_string_value(url), "https://", 8) != 0 &&
+      strncasecmp(json_string_value(url), "http://", 7) != 0)
+    return invalid(err, "%s", "customAllocationDefinition.webhookUrl must "
+                   "be an https:// (or http:// to loopback) URL");
   return bounded_string(json_object_get(c, "apiVersion"),
                         "customAllocationDefinition.apiVersion", 64, err);
 }
@@ -384,8 +445,7 @@ static int check_scalars(json_t *doc, struct provd_err *err)
     return rc;
   if (!json_object_get(doc, "provisioningStatus"))
     json_object_set_new(doc, "provisioningStatus", json_string("enabled"));
-  rc = canonical_enum(doc, "allocationPolicy", "allocationPolicy",
-                      ALLOCATION_POLICIES, err);
+  rc = check_allocation_policy(doc, err);
   if (rc != PROVD_OK)
     return rc;
   json_t *host = optional_field(doc, "iotHubHostName");
@@ -421,6 +481,8 @@ int enrollment_normalize(enum enrollment_kind kind, json_t *doc,
     rc = check_object(doc, "initialTwin", err);
   if (rc == PROVD_OK)
     rc = check_custom_allocation(doc, err);
+  if (rc == PROVD_OK)
+    rc = check_policy_needs(doc, err);
   if (rc == PROVD_OK)
     rc = check_reprovision_policy(doc, err);
   if (rc == PROVD_OK)

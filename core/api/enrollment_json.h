@@ -60,6 +60,10 @@ int enrollment_normalize(enum enrollment_kind kind, json_t *doc,
  * lists keys (provd's GET keeps them, as the wire traces show). */
 void enrollment_strip_keys(json_t *doc);
 
+/* 1 when policy is one of DPS's allocationPolicy values (canonical case);
+ * another name is a third-party plugin's. */
+int enrollment_policy_is_dps(const char *policy);
+
 /* Sets createdDateTimeUtc, lastUpdatedDateTimeUtc and etag (in this
  * order, after any other field).  PROVD_OK or PROVD_E_NOMEM. */
 int enrollment_stamp(json_t *doc, const char *created, const char *updated,

@@ -467,6 +467,14 @@ static int prep_put(const struct http_request *req, struct svc_job *job,
     snprintf(detail, detail_cap, "%s", err.msg);
     return prep_fail(e, 400, SVC_E_BAD_DOCUMENT, detail);
   }
+  const char *policy =
+      json_string_value(json_object_get(job->doc, "allocationPolicy"));
+  if (policy && !enrollment_policy_is_dps(policy) &&
+      !engine_allocation_policy_known(job->ctx->engine, policy)) {
+    snprintf(detail, detail_cap, "allocationPolicy '%.64s': no allocation "
+             "plugin of this server implements it", policy);
+    return prep_fail(e, 400, SVC_E_BAD_DOCUMENT, detail);
+  }
   return 0;
 }
 
@@ -704,11 +712,13 @@ static void handle_explain(struct api_ctx *ctx, struct http_exchange *ex,
     return;
   }
   const json_t *auth = json_object_get(doc, "authorization");
-  if (auth && !json_is_string(auth)) {
+  const json_t *call_webhook = json_object_get(doc, "callWebhook");
+  if ((auth && !json_is_string(auth)) ||
+      (call_webhook && !json_is_boolean(call_webhook))) {
     json_decref(doc);
     svc_reject(ex, "explain", 400, SVC_E_BAD_REQUEST,
                "The body must be {\"authorization\"?: string, "
-               "\"payload\"?: any}");
+               "\"payload\"?: any, \"callWebhook\"?: bool}");
     return;
   }
   struct reg_request *r = calloc(1, sizeof(*r));
@@ -720,6 +730,7 @@ static void handle_explain(struct api_ctx *ctx, struct http_exchange *ex,
   r->op = REG_EXPLAIN;
   snprintf(r->registration_id, sizeof(r->registration_id), "%s", id);
   r->authorization = auth ? strdup(json_string_value(auth)) : NULL;
+  r->call_webhook = json_is_true(call_webhook);
   r->body = json_pack("{s:s}", "registrationId", id);
   if (json_object_get(doc, "payload"))
     json_object_set(r->body, "payload", json_object_get(doc, "payload"));

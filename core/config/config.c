@@ -93,6 +93,18 @@ static int get_int(struct ck *c, const struct cfg_node *n, const char *what,
   return 0;
 }
 
+static int get_bool(struct ck *c, const struct cfg_node *n, const char *what,
+                    int *out)
+{
+  if (want_text(c, n, what, "true or false"))
+    return -1;
+  if (n->quoted || cfg_parse_bool(n->text, out)) {
+    ck_err(c, n, "%s: expected true or false, got '%s'", what, n->text);
+    return -1;
+  }
+  return 0;
+}
+
 /* ---- mappings ---- */
 
 struct key_rule {
@@ -304,13 +316,22 @@ static void do_limits(struct ck *c, struct provd_config *cfg,
 static void do_registration(struct ck *c, struct provd_config *cfg,
                             const struct cfg_node *v)
 {
-  static const struct key_rule rules[] = {{"retry_after", 0}, {0}};
+  static const struct key_rule rules[] = {
+      {"retry_after", 0}, {"allocation_policy", 0}, {0}};
   if (want_type(c, v, CFG_MAP, "registration"))
     return;
   check_keys(c, v, rules, "registration");
   const struct cfg_node *ra = cfg_map_get(v, "retry_after");
   if (!cfg_is_absent(ra))
     get_int(c, ra, "registration.retry_after", 1, 300, &cfg->retry_after_s);
+  const struct cfg_node *ap = cfg_map_get(v, "allocation_policy");
+  /* DPS: custom cannot be an instance's default policy. */
+  if (!cfg_is_absent(ap) &&
+      get_str(c, ap, "registration.allocation_policy",
+              &cfg->allocation_policy) == 0 &&
+      strcmp(cfg->allocation_policy, "custom") == 0)
+    ck_err(c, ap, "registration.allocation_policy: custom cannot be the "
+                  "default policy (DPS); name it on the enrollment");
 }
 
 /* A duration in lo..hi ms into *out. */
@@ -557,18 +578,21 @@ static void do_hub(struct ck *c, const struct cfg_node *seq, size_t i,
                    struct cfg_hub *h)
 {
   static const struct key_rule rules[] = {
-      {"name", 1}, {"hostname", 1}, {"weight", 0}, {0}};
+      {"name", 1}, {"hostname", 1}, {"weight", 0},
+      {"apply_allocation_policy", 0}, {0}};
   const struct cfg_node *item = seq->items[i];
   char what[WHAT_LEN], w[WHAT_LEN + 16];
   snprintf(what, sizeof(what), "hubs[%zu]", i);
   h->pos = item->pos;
   h->weight = 1;
+  h->apply_allocation_policy = 1;
   if (want_type(c, item, CFG_MAP, what))
     return;
   check_keys(c, item, rules, what);
   const struct cfg_node *name = cfg_map_get(item, "name");
   const struct cfg_node *host = cfg_map_get(item, "hostname");
   const struct cfg_node *weight = cfg_map_get(item, "weight");
+  const struct cfg_node *apply = cfg_map_get(item, "apply_allocation_policy");
   snprintf(w, sizeof(w), "%s.name", what);
   if (!cfg_is_absent(name) && get_str(c, name, w, &h->name) == 0) {
     const struct cfg_node *first = earlier_with(seq, i, "name", h->name);
@@ -581,8 +605,11 @@ static void do_hub(struct ck *c, const struct cfg_node *seq, size_t i,
       strcspn(h->hostname, " \t/") != strlen(h->hostname))
     ck_err(c, host, "%s: '%s' is not a host name", w, h->hostname);
   snprintf(w, sizeof(w), "%s.weight", what);
-  if (!cfg_is_absent(weight))
-    get_int(c, weight, w, 1, 1000, &h->weight);
+  if (!cfg_is_absent(weight)) /* 0: drained, keeps its devices */
+    get_int(c, weight, w, 0, 1000, &h->weight);
+  snprintf(w, sizeof(w), "%s.apply_allocation_policy", what);
+  if (!cfg_is_absent(apply))
+    get_bool(c, apply, w, &h->apply_allocation_policy);
 }
 
 static void do_hubs(struct ck *c, struct provd_config *cfg,
@@ -918,6 +945,7 @@ void config_free(struct provd_config *cfg)
     return;
   free(cfg->id_scope);
   free(cfg->data_dir);
+  free(cfg->allocation_policy);
   free(cfg->tls_cert);
   free(cfg->tls_key);
   decl_free(&cfg->storage);

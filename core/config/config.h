@@ -39,7 +39,8 @@ struct cfg_listen {
 struct cfg_hub {
   char *name;     /* unique */
   char *hostname; /* what devices get as assignedHub */
-  int weight;     /* 1..1000, default 1 */
+  int weight;     /* 0..1000, default 1; 0: drained */
+  int apply_allocation_policy; /* 0: never receives new devices */
   struct cfg_pos pos;
 };
 
@@ -110,6 +111,9 @@ struct provd_config {
   int log_level;            /* LOG_* */
   size_t max_body_bytes;    /* `limits.max_body`, default 96 KiB */
   int retry_after_s;        /* `registration.retry_after`, default 1 */
+  /* `registration.allocation_policy`: for enrollments without one; NULL:
+   * the first allocation plugin declared. */
+  char *allocation_policy;
   struct cfg_events events; /* `events:` delivery and retention */
   struct cfg_node *root;    /* owned */
 };

@@ -8,6 +8,7 @@
 
 #include <openssl/crypto.h>
 
+#include "engine/allocation.h"
 #include "engine/ca_refs.h"
 #include "engine/opcache.h"
 #include "net/wire_error.h"
@@ -39,8 +40,7 @@ struct engine {
   const struct provd_config *cfg;
   struct store *store;
   struct plugin_set *plugins;
-  struct provd_hub_info *hubs;
-  size_t n_hubs;
+  struct allocator *alloc;
   struct opcache *recent; /* answers to status polls, see opcache.h */
   const struct issuer_set *issuers; /* borrowed; NULL: none configured */
   /* Every attestation and allocation plugin only computes: registrations
@@ -72,6 +72,7 @@ struct job {
   char reason[64];
   char operation_id[128];
   struct accepted accepted; /* from the attestation plugin */
+  struct alloc_outcome alloc; /* from the allocation plugin(s) */
   const char *mechanism;    /* attestation type checked (static string) */
   /* A challenge round: what the plugin answered, to store and send. */
   char *challenge_json;   /* owned */
@@ -117,22 +118,24 @@ int engine_new(const struct provd_config *cfg, struct store *store,
                ? "store writer (every attestation and allocation plugin "
                  "is non-blocking)"
                : "store readers (a plugin may block)");
-  e->n_hubs = cfg->n_hubs;
-  e->hubs = calloc(cfg->n_hubs + 1, sizeof(*e->hubs));
+  int rc = allocator_new(cfg, plugins, &e->alloc, err);
+  if (rc != PROVD_OK) {
+    engine_free(e);
+    return rc;
+  }
   e->recent = opcache_new(OPCACHE_SLOTS, OPCACHE_TTL_MS);
-  if (!e->hubs || !e->recent) {
+  if (!e->recent) {
     engine_free(e);
     perr_set(err, "INTERNAL", "out of memory");
     return PROVD_E_NOMEM;
   }
-  for (size_t i = 0; i < cfg->n_hubs; i++) {
-    e->hubs[i].struct_size = sizeof(e->hubs[i]);
-    e->hubs[i].name = cfg->hubs[i].name;
-    e->hubs[i].hostname = cfg->hubs[i].hostname;
-    e->hubs[i].weight = (uint32_t)cfg->hubs[i].weight;
-  }
   *out = e;
   return PROVD_OK;
+}
+
+int engine_allocation_policy_known(const struct engine *e, const char *policy)
+{
+  return allocator_policy_known(e->alloc, policy);
 }
 
 void engine_set_issuers(struct engine *e, const struct issuer_set *borrow)
@@ -144,7 +147,7 @@ void engine_free(struct engine *e)
 {
   if (!e)
     return;
-  free(e->hubs);
+  allocator_free(e->alloc);
   opcache_free(e->recent);
   free(e);
 }
@@ -169,6 +172,7 @@ static void job_free(struct job *j)
   store_rec_clear(&j->enrollment);
   store_rec_clear(&j->record);
   json_decref(j->accepted.state);
+  alloc_outcome_clear(&j->alloc);
   free(j);
 }
 
@@ -186,20 +190,7 @@ static const char *enrollment_type(const json_t *enrollment)
 
 static const char *hostname_of(const struct engine *e, const char *name)
 {
-  for (size_t i = 0; i < e->n_hubs; i++)
-    if (strcmp(e->hubs[i].name, name) == 0)
-      return e->hubs[i].hostname;
-  return NULL;
-}
-
-static const struct provd_hub_info *hub_by_name_or_host(const struct engine *e,
-                                                        const char *text)
-{
-  for (size_t i = 0; i < e->n_hubs; i++)
-    if (strcasecmp(e->hubs[i].name, text) == 0 ||
-        strcasecmp(e->hubs[i].hostname, text) == 0)
-      return &e->hubs[i];
-  return NULL;
+  return allocator_hostname(e->alloc, name);
 }
 
 /* ---------- finishing ---------- */
@@ -545,6 +536,9 @@ static json_t *device_view_take(struct store_rec *rec)
 {
   json_t *v = rec->body;
   rec->body = NULL;
+  /* provd extensions of the service API's view, not the device's */
+  json_object_del(v, "initialTwin");
+  json_object_del(v, "assignmentHistory");
   const char *status = json_str_at(v, "status");
   if (!status || strcmp(status, "assigned") != 0) {
     json_object_del(v, "assignedHub");
@@ -576,50 +570,6 @@ static json_t *operation_view_take(const char *operation_id,
 
 /* ---------- assignment ---------- */
 
-static struct plugin_instance *alloc_plugin_for(struct engine *e,
-                                                const char *policy)
-{
-  struct plugin_instance *p;
-  for (size_t i = 0; (p = plugins_nth(e->plugins, PROVD_KIND_ALLOCATION, i));
-       i++) {
-    const struct provd_alloc_ops *ops = p->desc->ops;
-    if (!policy || (ops->policy && strcasecmp(ops->policy, policy) == 0))
-      return p; /* no policy on the enrollment: the first declared one */
-  }
-  return NULL;
-}
-
-/* Candidates: the enrollment's iotHubs (names or host names), else every
- * configured hub.  Fills out (cap entries); returns the count. */
-static size_t candidate_hubs(const struct engine *e, const json_t *enr,
-                             const struct provd_hub_info **out, size_t cap)
-{
-  const json_t *list = json_object_get(enr, "iotHubs");
-  const char *single = json_str_at(enr, "iotHubHostName");
-  size_t n = 0;
-  if (json_is_array(list) && json_array_size(list) > 0) {
-    size_t i;
-    const json_t *h;
-    json_array_foreach(list, i, h) {
-      const struct provd_hub_info *hub =
-          json_string_value(h) ? hub_by_name_or_host(e, json_string_value(h))
-                               : NULL;
-      if (hub && n < cap)
-        out[n++] = hub;
-    }
-    return n;
-  }
-  if (single && *single) {
-    const struct provd_hub_info *hub = hub_by_name_or_host(e, single);
-    if (hub && cap > 0)
-      out[n++] = hub;
-    return n;
-  }
-  for (size_t i = 0; i < e->n_hubs && n < cap; i++)
-    out[n++] = &e->hubs[i];
-  return n;
-}
-
 static int keeps_current_hub(const json_t *enr, const struct store_rec *prev)
 {
   const json_t *policy = json_object_get(enr, "reprovisionPolicy");
@@ -627,69 +577,118 @@ static int keeps_current_hub(const json_t *enr, const struct store_rec *prev)
   return prev && prev->hub && json_is_false(update);
 }
 
-/* Runs the allocation plugin; returns the hub name (static storage of the
- * engine's config) or NULL with j->reason set. */
+/* The hub for this registration (a configured hub name) or NULL with
+ * j->reason set; j->alloc keeps the trace, webhook twin and payload. */
 static const char *allocate(struct job *j, const struct store_rec *prev)
 {
   struct engine *e = j->e;
   const json_t *enr = j->enrollment.body;
   if (keeps_current_hub(enr, prev) && hostname_of(e, prev->hub)) {
-    for (size_t i = 0; i < e->n_hubs; i++)
-      if (strcmp(e->hubs[i].name, prev->hub) == 0)
-        return e->hubs[i].name;
+    j->alloc.trace = json_pack("{s:s,s:s}", "policy",
+                               "reprovisionPolicy.updateHubAssignment: false",
+                               "hub", prev->hub);
+    return prev->hub;
   }
-  const char *policy = json_str_at(enr, "allocationPolicy");
-  struct plugin_instance *p = alloc_plugin_for(e, policy);
-  if (!p) {
-    snprintf(j->reason, sizeof(j->reason), "ALLOCATION_POLICY_UNAVAILABLE");
-    return NULL;
-  }
-  /* DPS links at most 50 hubs to one instance. */
-  const struct provd_hub_info *cands[64];
-  size_t n = candidate_hubs(e, enr, cands, 64);
-  if (n == 0) {
-    snprintf(j->reason, sizeof(j->reason), "NO_HUB_AVAILABLE");
-    return NULL;
-  }
-  const struct provd_alloc_ops *ops = p->desc->ops;
-  struct provd_alloc_request areq = {
-      .struct_size = sizeof(areq),
+  const json_t *payload = j->req->body ? json_object_get(j->req->body,
+                                                         "payload")
+                                       : NULL;
+  struct alloc_input in = {
       .registration_id = j->req->registration_id,
-      .enrollment = cfg_from_json(enr),
-      .payload = j->req->body && json_object_get(j->req->body, "payload")
-                     ? cfg_from_json(json_object_get(j->req->body, "payload"))
-                     : NULL,
+      .enrollment = enr,
+      .is_group = j->is_group,
+      .mechanism = detect_mechanism(j->req),
+      .payload = payload,
       .current_hub = prev ? prev->hub : NULL,
-      .hubs = cands,
-      .n_hubs = n,
+      .current_device_id = prev ? json_str_at(prev->body, "deviceId") : NULL,
+      .dry_run = j->req->op == REG_EXPLAIN && !j->req->call_webhook,
+      .client_ip = j->req->client_ip[0] ? j->req->client_ip : NULL,
   };
-  struct provd_alloc_result res = {0};
-  struct provd_err err = {0};
-  plugin_op_enter(p);
-  int rc = ops->allocate(p->state, &j->call, &areq, &res, &err);
-  plugin_op_leave(p);
-  if (rc != PROVD_OK || !res.hub[0]) {
-    snprintf(j->reason, sizeof(j->reason), "%s",
-             err.code[0] ? err.code : "NO_HUB_AVAILABLE");
-    return NULL;
+  allocator_run(e->alloc, &j->call, &in, &j->alloc);
+  if (!j->alloc.hub) {
+    set_reason(j, j->alloc.reason);
+    log_info("engine", "no hub regid=%s reason=%s detail=%s trace=%s",
+             j->req->registration_id, j->reason, j->alloc.detail,
+             j->req->trace_id);
   }
-  for (size_t i = 0; i < n; i++)
-    if (strcmp(cands[i]->name, res.hub) == 0)
-      return cands[i]->name;
-  snprintf(j->reason, sizeof(j->reason), "NO_HUB_AVAILABLE");
-  return NULL; /* a plugin must pick one of the candidates */
+  return j->alloc.hub;
 }
 
+/* Was the device on `hub` before its current one (history, newest last)? */
+static int was_assigned_to(const json_t *history, const char *hub)
+{
+  size_t i;
+  const json_t *h;
+  json_array_foreach(history, i, h) {
+    const char *name = json_str_at(h, "hub");
+    if (name && strcmp(name, hub) == 0)
+      return 1;
+  }
+  return 0;
+}
+
+/* DPS substatus: initialAssignment unless the hub changed; a move back to
+ * a hub the device had before is reprovisionedToInitialAssignment. */
 static const char *substatus_for(const json_t *enr,
                                  const struct store_rec *prev,
                                  const char *hub)
 {
   if (!prev || !prev->hub || strcmp(prev->hub, hub) == 0)
     return "initialAssignment";
+  if (was_assigned_to(json_object_get(prev->body, "assignmentHistory"), hub))
+    return "reprovisionedToInitialAssignment";
   const json_t *policy = json_object_get(enr, "reprovisionPolicy");
   if (json_is_false(json_object_get(policy, "migrateDeviceData")))
     return "deviceDataReset";
   return "deviceDataMigrated";
+}
+
+#define HISTORY_MAX 16
+
+/* provd extension: where the device lived before, newest last, at most
+ * HISTORY_MAX entries; an entry is added each time the hub changes. */
+static void add_history(json_t *body, const struct store_rec *prev,
+                        const char *hub, const char *substatus,
+                        const char *policy, const char *now_s)
+{
+  const json_t *old = prev ? json_object_get(prev->body, "assignmentHistory")
+                           : NULL;
+  json_t *history = json_is_array(old) ? json_deep_copy(old) : json_array();
+  if (prev && prev->hub && hub && strcmp(prev->hub, hub) != 0) {
+    json_t *entry = json_pack(
+        "{s:s,s:O?,s:O?,s:O?,s:s,s:s,s:s?}", "hub", prev->hub, "assignedHub",
+        json_object_get(prev->body, "assignedHub"), "deviceId",
+        json_object_get(prev->body, "deviceId"), "since",
+        json_object_get(prev->body, "lastUpdatedDateTimeUtc"), "until", now_s,
+        "reason", substatus, "policy", policy);
+    json_array_append_new(history, entry);
+    while (json_array_size(history) > HISTORY_MAX)
+      json_array_remove(history, 0);
+  }
+  if (json_array_size(history))
+    json_object_set_new(body, "assignmentHistory", history);
+  else
+    json_decref(history);
+}
+
+/* The initial twin is applied on initial assignment and on reset, never on
+ * migration (the device's twin moves with it): the webhook's, else the
+ * enrollment's.  Otherwise the record keeps the one applied before. */
+static void add_initial_twin(struct job *j, json_t *body,
+                             const struct store_rec *prev,
+                             const char *substatus)
+{
+  const json_t *twin = NULL;
+  int applies = strcmp(substatus, "deviceDataMigrated") != 0 &&
+                (strcmp(substatus, "initialAssignment") != 0 || !prev ||
+                 !prev->hub);
+  if (applies && j->alloc.initial_twin)
+    twin = j->alloc.initial_twin;
+  else if (applies)
+    twin = json_object_get(j->enrollment.body, "initialTwin");
+  else if (prev)
+    twin = json_object_get(prev->body, "initialTwin");
+  if (json_is_object(twin))
+    json_object_set(body, "initialTwin", (json_t *)twin);
 }
 
 static const char *device_id_for(struct job *j)
@@ -721,6 +720,22 @@ static void add_attestation_state(struct job *j, json_t *body)
     json_object_set(body, j->accepted.state_key, j->accepted.state);
 }
 
+/* 400208 ("no IoT hub could be selected", the code the C SDK knows) or
+ * 400207 (custom allocation failed) from the one reason table. */
+static void record_allocation_failure(struct job *j, json_t *body)
+{
+  struct wire_error w = wire_error_of(j->reason);
+  int webhook = strcmp(j->reason, "ALLOCATION_WEBHOOK_FAILED") == 0;
+  json_object_set_new(body, "status", json_string("failed"));
+  json_object_set_new(body, "errorCode",
+                      json_integer(w.error_code ? w.error_code : 400208));
+  json_object_set_new(body, "errorMessage",
+                      json_string(webhook && j->alloc.detail[0]
+                                      ? j->alloc.detail
+                                      : w.message));
+  snprintf(j->event_type, sizeof(j->event_type), "registration.failed");
+}
+
 /* Fills j->record with the new registration state.  A failed or disabled
  * attempt keeps the hub and device id the device already has: nothing
  * forgets where an identity lives. */
@@ -747,22 +762,20 @@ static void plan_record(struct job *j, const struct store_rec *prev)
     json_object_set_new(body, "status", json_string("disabled"));
     snprintf(j->event_type, sizeof(j->event_type), "registration.failed");
   } else if ((hub = allocate(j, prev)) != NULL) {
+    const char *substatus = substatus_for(enr, prev, hub);
     json_object_set_new(body, "assignedHub",
                         json_string(hostname_of(j->e, hub)));
     json_object_set_new(body, "deviceId", json_string(device_id_for(j)));
     json_object_set_new(body, "status", json_string("assigned"));
-    json_object_set_new(body, "substatus",
-                        json_string(substatus_for(enr, prev, hub)));
+    json_object_set_new(body, "substatus", json_string(substatus));
+    if (j->alloc.payload)
+      json_object_set(body, "payload", j->alloc.payload);
+    add_initial_twin(j, body, prev, substatus);
+    add_history(body, prev, hub, substatus, j->alloc.policy, now_s);
     snprintf(j->event_type, sizeof(j->event_type), "%s",
              assigned_event_type(prev, hub));
   } else {
-    /* 400208: "no IoT hub could be selected", the code the C SDK knows. */
-    json_object_set_new(body, "status", json_string("failed"));
-    json_object_set_new(body, "errorCode", json_integer(400208));
-    json_object_set_new(body, "errorMessage",
-                        json_string("No IoT hub could be selected for the "
-                                    "device."));
-    snprintf(j->event_type, sizeof(j->event_type), "registration.failed");
+    record_allocation_failure(j, body);
   }
   if (!hub && prev && prev->hub) { /* keep the existing identity's home */
     const char *prev_host = json_str_at(prev->body, "assignedHub");
@@ -771,6 +784,10 @@ static void plan_record(struct job *j, const struct store_rec *prev)
       json_object_set_new(body, "assignedHub", json_string(prev_host));
       json_object_set_new(body, "deviceId", json_string(prev_dev));
     }
+    json_object_set(body, "initialTwin",
+                    json_object_get(prev->body, "initialTwin"));
+    json_object_set(body, "assignmentHistory",
+                    json_object_get(prev->body, "assignmentHistory"));
     hub = prev->hub;
   }
   add_attestation_state(j, body);
@@ -1061,7 +1078,13 @@ static void finish_explain(struct job *j, const char *outcome,
     json_object_set(body, "assignedHub", json_object_get(rb, "assignedHub"));
     json_object_set(body, "deviceId", json_object_get(rb, "deviceId"));
     json_object_set(body, "substatus", json_object_get(rb, "substatus"));
+    json_object_set(body, "payload", json_object_get(rb, "payload"));
+    json_object_set(body, "initialTwin", json_object_get(rb, "initialTwin"));
   }
+  if (j->alloc.trace)
+    json_object_set(body, "allocation", j->alloc.trace);
+  if (j->alloc.detail[0] && !(ao && ao->detail[0]))
+    json_object_set_new(body, "detail", json_string(j->alloc.detail));
   finish(j, 200, body);
 }
 

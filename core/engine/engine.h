@@ -40,6 +40,8 @@ struct reg_request {
   json_t *body;             /* request body object or NULL; owned */
   char *peer_chain_pem;     /* TLS client chain or NULL; owned */
   char trace_id[40];
+  int call_webhook;         /* REG_EXPLAIN: call custom webhooks too */
+  char client_ip[48];       /* the device's IP address, no port; "" unknown */
 };
 
 /* The answer in wire terms.  Success: http_status and body_text (the
@@ -66,6 +68,9 @@ void engine_free(struct engine *e);
 struct issuer_set;
 /* Certificate issuers for CSRs in register bodies (tls/issuer.h); they
  * must outlive the engine.  Without them a CSR is CSR_NOT_CONFIGURED. */
+/* 1 when an allocation plugin implements policy (case-insensitive). */
+int engine_allocation_policy_known(const struct engine *e, const char *policy);
+
 void engine_set_issuers(struct engine *e, const struct issuer_set *borrow);
 
 /* Takes req (freed by the engine).  done runs exactly once: on a store

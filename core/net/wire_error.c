@@ -55,6 +55,12 @@ static const struct {
     {"CSR_CN_MISMATCH",
      {400, 400004,
       "The CSR subject common name must equal the registration id."}},
+    /* allocation: answered as a failed operation carrying this errorCode */
+    {"NO_HUB_AVAILABLE",
+     {400, 400208, "No IoT hub could be selected for the device."}},
+    {"ALLOCATION_POLICY_UNAVAILABLE",
+     {400, 400208, "No IoT hub could be selected for the device."}},
+    {"ALLOCATION_WEBHOOK_FAILED", {400, 400207, "Custom allocation failed."}},
     {"NOT_FOUND", {404, 404000, "Not found."}},
     {"UNKNOWN_ID_SCOPE", {404, 404001, "Unknown ID scope."}},
     {"REGISTRATION_NOT_FOUND", {404, 404203, "Registration not found."}},

@@ -279,6 +279,59 @@ static int h_alloc_set_hub(struct provd_alloc_result *r, const char *hub_name,
   return PROVD_OK;
 }
 
+static int h_alloc_delegate(struct provd_alloc_result *r, const char *policy,
+                            const char *const *hub_names, size_t n_hubs,
+                            const char *why)
+{
+  if (!r || !policy || !policy[0] ||
+      strnlen(policy, sizeof(r->delegate)) >= sizeof(r->delegate) ||
+      n_hubs > ALLOC_MAX_HUBS || (n_hubs && !hub_names))
+    return PROVD_E_INVAL;
+  for (size_t i = 0; i < n_hubs; i++)
+    if (!hub_names[i] || !hub_names[i][0] ||
+        strnlen(hub_names[i], sizeof(r->delegate_hubs[i])) >=
+            sizeof(r->delegate_hubs[i]))
+      return PROVD_E_INVAL;
+  snprintf(r->delegate, sizeof(r->delegate), "%s", policy);
+  for (size_t i = 0; i < n_hubs; i++)
+    snprintf(r->delegate_hubs[i], sizeof(r->delegate_hubs[i]), "%s",
+             hub_names[i]);
+  r->n_delegate_hubs = n_hubs;
+  snprintf(r->why, sizeof(r->why), "%s", why ? why : "");
+  return PROVD_OK;
+}
+
+#define ALLOC_DATA_MAX (16 * 1024)
+
+static int h_alloc_set_data(struct provd_alloc_result *r, const char *key,
+                            const char *json)
+{
+  if (!r || !key || !json || strnlen(json, ALLOC_DATA_MAX + 1) > ALLOC_DATA_MAX)
+    return PROVD_E_INVAL;
+  int is_twin = strcmp(key, "initialTwin") == 0;
+  if (!is_twin && strcmp(key, "payload") != 0)
+    return PROVD_E_INVAL;
+  json_t *parsed = json_loads(json, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES,
+                              NULL);
+  if (!parsed || (is_twin && !json_is_object(parsed))) {
+    json_decref(parsed);
+    return PROVD_E_INVAL;
+  }
+  json_t **slot = is_twin ? &r->initial_twin : &r->payload;
+  json_decref(*slot);
+  *slot = parsed;
+  return PROVD_OK;
+}
+
+void alloc_result_clear(struct provd_alloc_result *r)
+{
+  if (!r)
+    return;
+  json_decref(r->initial_twin);
+  json_decref(r->payload);
+  memset(r, 0, sizeof(*r));
+}
+
 void attest_result_clear(struct provd_attest_result *r)
 {
   if (!r)
@@ -342,6 +395,9 @@ static const struct provd_host_api the_host_api = {
   .attest_set_match_depth = h_attest_set_match_depth,
   /* ABI minor 3 */
   .call_set_retry_after = h_call_set_retry_after,
+  /* ABI minor 4 */
+  .alloc_delegate = h_alloc_delegate,
+  .alloc_set_data = h_alloc_set_data,
 };
 
 const struct provd_host_api *host_api(void)

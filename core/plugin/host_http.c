@@ -173,6 +173,8 @@ static void setup_easy(CURL *h, const struct provd_http_req *req,
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, b);
+  if (PROVD_HAS(req, struct provd_http_req, ca_file) && req->ca_file)
+    curl_easy_setopt(h, CURLOPT_CAINFO, req->ca_file);
   if (strcmp(req->method, "HEAD") == 0)
     curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
   else if (strcmp(req->method, "GET") != 0 || req->body_len)
@@ -209,6 +211,9 @@ static int perform(struct provd_instance *inst, CURL *h, struct body_buf *b,
   else
     log_debug("plugin", "%s: http request failed: %s", instance_id(inst),
               curl_easy_strerror(cc));
+  if (PROVD_HAS(resp, struct provd_http_resp, not_connected))
+    resp->not_connected = cc == CURLE_COULDNT_CONNECT ||
+                          cc == CURLE_COULDNT_RESOLVE_HOST;
   return cc == CURLE_OPERATION_TIMEDOUT ? PROVD_E_TIMEOUT
                                         : PROVD_E_UNAVAILABLE;
 }
@@ -222,6 +227,8 @@ int host_http_request(struct provd_instance *inst, struct provd_call *call,
   resp->status = 0;
   resp->body = NULL;
   resp->body_len = 0;
+  if (PROVD_HAS(resp, struct provd_http_resp, not_connected))
+    resp->not_connected = 0;
   pthread_once(&http_once, http_init_once);
   if (!curl_ready)
     return PROVD_E_UNAVAILABLE;

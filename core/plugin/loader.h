@@ -96,9 +96,21 @@ struct provd_attest_result {
 };
 void attest_result_clear(struct provd_attest_result *r);
 
+/* DPS links at most 50 hubs to one instance. */
+#define ALLOC_MAX_HUBS 64
+
 struct provd_alloc_result {
   char hub[128];
   char reason[256];
+  /* alloc_delegate: policy "" = none; hubs empty = every candidate */
+  char delegate[64];
+  char delegate_hubs[ALLOC_MAX_HUBS][128];
+  size_t n_delegate_hubs;
+  char why[256];
+  /* alloc_set_data; owned */
+  json_t *initial_twin;
+  json_t *payload;
 };
+void alloc_result_clear(struct provd_alloc_result *r);
 
 #endif

@@ -28,6 +28,20 @@ struct provd_alloc_request {
   const char *current_hub;            /* name; NULL on first assignment */
   const struct provd_hub_info *const *hubs; /* candidates, never empty */
   size_t n_hubs;
+  /* ---- ABI minor 5 (test with PROVD_HAS) ---- */
+  int is_group;                  /* enrollment is an enrollment group */
+  const char *current_device_id; /* NULL on first assignment */
+  /* The DPS AllocationRequest for this registration, serialized: the
+   * enrollment or group without keys, deviceRuntimeContext, linkedHubs
+   * (host names of the candidates).  NULL for plugins flagged
+   * PROVD_PLUGIN_NONBLOCKING: they cannot send it anywhere. */
+  const char *allocation_request_json;
+  /* 1 for a dry run (explain): no side effects that cost the outside
+   * world anything, e.g. no webhook call unless the operator asked. */
+  int dry_run;
+  /* The device's IP address as text ("10.1.2.3", "2001:db8::7"), or NULL
+   * when the transport does not know it. */
+  const char *client_address;
 };
 
 struct provd_alloc_ops {

@@ -34,6 +34,9 @@ struct provd_http_req {
   const uint8_t *body;
   size_t body_len;
   int64_t timeout_ms;               /* 0: host default (10 s) */
+  /* ABI minor 5: PEM file of the CAs an https server must chain to;
+   * NULL: the system's.  The peer's name is always verified. */
+  const char *ca_file;
 };
 
 /* The host fills this; body is host-owned until the next call on the same
@@ -43,6 +46,9 @@ struct provd_http_resp {
   int status;                       /* HTTP status, 0 if none */
   const uint8_t *body;
   size_t body_len;
+  /* ABI minor 5: 1 when no connection was made (refused, unreachable,
+   * name not resolved): nothing reached the peer, so a retry is safe. */
+  int not_connected;
 };
 
 /* ABI minor 1: SharedAccessSignature tokens
@@ -230,7 +236,28 @@ struct provd_host_api {
    * (HTTP Retry-After) before the event is tried again; the host waits at
    * least that long, capped at one hour.  PROVD_E_INVAL for ms < 0. */
   int (*call_set_retry_after)(struct provd_call *call, int64_t ms);
-  /* Later additions go here, after the ABI minor 3 members; test for them
+
+  /* ---- ABI minor 5: allocation results beyond the hub ----
+   * Test for them with PROVD_HAS(host, struct provd_host_api,
+   * alloc_delegate) or set min_host_minor = 5. */
+
+  /* Hands the choice to the allocation policy `policy` (another plugin's
+   * provd_alloc_ops.policy), over the named candidates (names or host
+   * names; n_hubs 0: all of this request's candidates).  `why` shows in
+   * explain output and logs ("unknown region", "webhook timed out").  The
+   * host runs that policy once; its own delegation is not followed.
+   * Return PROVD_OK from allocate() after calling it. */
+  int (*alloc_delegate)(struct provd_alloc_result *r, const char *policy,
+                        const char *const *hub_names, size_t n_hubs,
+                        const char *why);
+  /* Registration data chosen with the hub (DPS AllocationResponse):
+   * key "initialTwin" (a JSON object: tags, properties.desired) or
+   * "payload" (any JSON value, returned to the device as
+   * registrationState.payload); at most 16 KiB.  PROVD_E_INVAL for any
+   * other key or text that is not JSON of that shape. */
+  int (*alloc_set_data)(struct provd_alloc_result *r, const char *key,
+                        const char *json);
+  /* Later additions go here, after the ABI minor 5 members; test for them
    * with PROVD_HAS(host, ...). */
 };
 

@@ -200,6 +200,16 @@ expect_eq "page size 0 is 400" 400 "$STATUS"
 DEEP=$(python3 -c 'print("{\"attestation\":{\"type\":\"symmetricKey\"},\"initialTwin\":{\"tags\":" + "["*3000 + "]"*3000 + "}}")')
 http PUT "/enrollments/dev-2$V" "$DEEP" -H "$OWNER"
 expect_eq "JSON nested 3000 deep is 400" 400 "$STATUS"
+# allocation fields (docs/allocation.md)
+bad_alloc() { # description, extra enrollment fields
+  http PUT "/enrollments/dev-2$V" "{\"attestation\":{\"type\":\"symmetricKey\"},$2}" -H "$OWNER"
+  expect_eq "$1 is 400" 400 "$STATUS"
+}
+bad_alloc "a policy no plugin implements" '"allocationPolicy":"nearest-dc"'
+bad_alloc "static without a hub" '"allocationPolicy":"static"'
+bad_alloc "custom without its webhook" '"allocationPolicy":"custom"'
+bad_alloc "a webhook URL with a bad scheme" '"allocationPolicy":"custom","customAllocationDefinition":{"webhookUrl":"ftp://x/a","apiVersion":"2021-10-01"}'
+bad_alloc "an initialTwin that is not an object" '"initialTwin":"ready"'
 http GET "/enrollments/dev-2$V" '' -H "$OWNER"
 expect_eq "the refused PUTs created no dev-2" 404 "$STATUS"
 check "provd is still running" kill -0 "$PROVD_PID"

@@ -281,7 +281,7 @@ static const struct {
      "'hostname'"},
     {"config/bad-hub-weight.yaml",
      "config/bad-hub-weight.yaml:4:13: hubs[0].weight: 1001 is out of range "
-     "1..1000"},
+     "0..1000"},
     {"config/bad-hub-dup.yaml",
      "config/bad-hub-dup.yaml:3:13: hubs[1].name: duplicate hub name 'hub-1' "
      "(first at line 2, column 13)"},

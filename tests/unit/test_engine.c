@@ -12,6 +12,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <jansson.h>
 #include <openssl/rand.h>
 
@@ -48,6 +52,13 @@ struct rig {
 };
 
 static struct rig rig;
+/* Overrides of the rig's hubs: and extra top-level YAML (NULL: none). */
+static const char *rig_hubs_yaml;
+static const char *rig_extra_yaml;
+static const char *const three_hubs =
+    "  - { name: hub-1, hostname: hub-1.example.net }\n"
+    "  - { name: hub-2, hostname: hub-2.example.net }\n"
+    "  - { name: hub-3, hostname: hub-3.example.net }\n";
 static char key1[96], key2[96]; /* base64 enrollment keys */
 
 static void random_key(char *out, size_t cap)
@@ -75,12 +86,12 @@ static void write_config(const char *plugins_yaml)
           "id_scope: " SCOPE "\n"
           "data_dir: %s\n"
           "plugin_path: [ '%s', '%s' ]\n"
-          "hubs:\n"
-          "  - { name: hub-1, hostname: hub-1.example.net }\n"
-          "  - { name: hub-2, hostname: hub-2.example.net }\n"
-          "  - { name: hub-3, hostname: hub-3.example.net }\n"
+          "%s"
+          "hubs:\n%s"
           "plugins:\n%s",
-          rig.dir, plugin_dir, test_plugin_dir, plugins_yaml);
+          rig.dir, plugin_dir, test_plugin_dir,
+          rig_extra_yaml ? rig_extra_yaml : "",
+          rig_hubs_yaml ? rig_hubs_yaml : three_hubs, plugins_yaml);
   ck_assert_int_eq(fclose(f), 0);
 }
 
@@ -1110,6 +1121,716 @@ START_TEST(t_throttled_when_write_queue_full)
 END_TEST
 
 /* ---------------------------------------------------------------------
+ * Allocation policies (DPS allocation policies; docs/allocation.md):
+ * every allocation plugin loaded, hashed first (the fallback and tie
+ * breaker).
+ * ------------------------------------------------------------------- */
+
+static const char *const policy_plugins =
+    "  - { kind: attestation, name: symmetric-key,"
+    " options: { clock_skew: 0s } }\n"
+    "  - { kind: allocation, name: hashed }\n"
+    "  - { kind: allocation, name: static }\n"
+    "  - kind: allocation\n"
+    "    name: geo-latency\n"
+    "    options:\n"
+    "      hub_regions:\n"
+    "        - { hub: hub-1, region: westeurope }\n"
+    "        - { hub: hub-2, region: eastus }\n"
+    "        - { hub: hub-3, region: eastus }\n"
+    "      latencies:\n"
+    "        - { from: westeurope, to: eastus, ms: 80 }\n"
+    "        - { from: northeurope, to: westeurope, ms: 15 }\n"
+    "        - { from: northeurope, to: eastus, ms: 90 }\n"
+    "      client_regions:\n"
+    "        - { cidr: 10.20.0.0/16, region: northeurope }\n"
+    "        - { cidr: '2001:db8::/32', region: eastus }\n"
+    "  - kind: allocation\n"
+    "    name: custom-webhook\n"
+    "    options: { timeout: 400ms, fallback: hashed, breaker_failures: 2,"
+    " breaker_cooldown: 600ms }\n";
+
+static void setup_policies(void)
+{
+  random_key(key1, sizeof(key1));
+  random_key(key2, sizeof(key2));
+  rig_up(policy_plugins, 2, 0);
+}
+
+static void teardown_policies(void)
+{
+  rig_down();
+  rig_hubs_yaml = NULL;
+  rig_extra_yaml = NULL;
+}
+
+/* A register call whose body carries payload (taken). */
+static json_t *state_with_payload(const char *reg_id, json_t *payload)
+{
+  char *tok = token(key1, 0, reg_id);
+  struct reg_request *req = request(REG_REGISTER, reg_id, NULL, tok);
+  json_object_set_new(req->body, "payload", payload);
+  struct answer a = submit(req);
+  ck_assert_msg(a.http_status == 202, "register %s: %d %s", reg_id,
+                a.http_status, a.reason);
+  char op[128];
+  snprintf(op, sizeof(op), "%s", field(a.doc, "operationId"));
+  answer_clear(&a);
+  a = do_poll(reg_id, op, tok);
+  free(tok);
+  ck_assert_int_eq(a.http_status, 200);
+  json_t *st = json_incref(json_object_get(a.doc, "registrationState"));
+  answer_clear(&a);
+  return st;
+}
+
+/* The explain answer for an individual enrollment (payload taken) from a
+ * device at client_ip (NULL: unknown). */
+static json_t *explain_from(const char *reg_id, json_t *payload,
+                            int call_webhook, const char *client_ip)
+{
+  struct reg_request *req = request(REG_EXPLAIN, reg_id, NULL, NULL);
+  if (client_ip)
+    snprintf(req->client_ip, sizeof(req->client_ip), "%s", client_ip);
+  if (payload)
+    req->body = json_pack("{s:o}", "payload", payload);
+  req->call_webhook = call_webhook;
+  struct answer a = submit(req);
+  ck_assert_int_eq(a.http_status, 200);
+  json_t *doc = json_incref(a.doc);
+  answer_clear(&a);
+  return doc;
+}
+
+static json_t *explain(const char *reg_id, json_t *payload, int call_webhook)
+{
+  return explain_from(reg_id, payload, call_webhook, NULL);
+}
+
+/* allocation.steps[i].<key> of an explain answer. */
+static const char *step_field(const json_t *doc, size_t i, const char *key)
+{
+  const json_t *steps = json_object_get(json_object_get(doc, "allocation"),
+                                        "steps");
+  return field(json_array_get(steps, i), key);
+}
+
+static void enroll_with_policy(const char *reg_id, const char *policy_name)
+{
+  enroll(reg_id, individual(reg_id, key1));
+  enrollment_set(reg_id, "allocationPolicy", json_string(policy_name));
+}
+
+START_TEST(t_default_policy_from_config)
+{
+  rig_down();
+  rig_extra_yaml = "registration: { allocation_policy: static }\n";
+  rig_up(policy_plugins, 2, 0);
+  enroll("dev-def", individual("dev-def", key1));
+  enrollment_set("dev-def", "iotHubHostName",
+                 json_string("hub-3.example.net"));
+  json_t *doc = explain("dev-def", NULL, 0);
+  ck_assert_str_eq(field(json_object_get(doc, "allocation"), "policySource"),
+                   "registration.allocation_policy");
+  ck_assert_str_eq(step_field(doc, 0, "policy"), "static");
+  json_decref(doc);
+  expect_assigned("dev-def", key1, "hub-3.example.net", "initialAssignment");
+}
+END_TEST
+
+START_TEST(t_default_policy_unknown_refused)
+{
+  char *saved = rig.cfg.allocation_policy;
+  rig.cfg.allocation_policy = (char *)"nearest";
+  struct engine *e = NULL;
+  struct provd_err err = {{0}, {0}};
+  ck_assert_int_eq(engine_new(&rig.cfg, rig.store, &rig.plugins, &e, &err),
+                   PROVD_E_CONFIG);
+  ck_assert_ptr_nonnull(strstr(err.msg, "nearest"));
+  ck_assert_ptr_null(e);
+  rig.cfg.allocation_policy = saved;
+}
+END_TEST
+
+START_TEST(t_drained_and_closed_hubs_get_no_devices)
+{
+  rig_down();
+  rig_hubs_yaml =
+      "  - { name: hub-1, hostname: hub-1.example.net }\n"
+      "  - { name: hub-2, hostname: hub-2.example.net, weight: 0 }\n"
+      "  - { name: hub-3, hostname: hub-3.example.net,"
+      " apply_allocation_policy: false }\n";
+  rig_up(policy_plugins, 2, 0);
+  char id[32];
+  for (int i = 0; i < 12; i++) {
+    snprintf(id, sizeof(id), "dev-dr-%d", i);
+    enroll(id, individual(id, key1));
+    expect_assigned(id, key1, "hub-1.example.net", "initialAssignment");
+  }
+  json_t *doc = explain("dev-dr-0", NULL, 0);
+  json_t *alloc = json_object_get(doc, "allocation");
+  ck_assert_uint_eq(json_array_size(json_object_get(alloc, "candidates")), 1);
+  ck_assert_uint_eq(json_array_size(json_object_get(alloc, "excluded")), 2);
+  json_decref(doc);
+  /* Drained: a device already on hub-2 would keep it (never moved by the
+   * drain itself) only with updateHubAssignment false; a static
+   * enrollment naming the drained hub is refused, naming it. */
+  enroll_with_policy("dev-dr-s", "static");
+  enrollment_set("dev-dr-s", "iotHubs", json_pack("[s]", "hub-2"));
+  doc = explain("dev-dr-s", NULL, 0);
+  ck_assert_str_eq(field(doc, "reason"), "NO_HUB_AVAILABLE");
+  ck_assert_ptr_nonnull(strstr(field(doc, "detail"), "hub-2"));
+  ck_assert_ptr_nonnull(strstr(field(doc, "detail"), "drained"));
+  json_decref(doc);
+}
+END_TEST
+
+START_TEST(t_static_named_hub)
+{
+  enroll_with_policy("dev-st", "static");
+  enrollment_set("dev-st", "iotHubs", json_pack("[s]", "hub-2.example.net"));
+  expect_assigned("dev-st", key1, "hub-2.example.net", "initialAssignment");
+  enroll_with_policy("dev-st-legacy", "static");
+  enrollment_set("dev-st-legacy", "iotHubHostName", json_string("hub-3"));
+  expect_assigned("dev-st-legacy", key1, "hub-3.example.net",
+                  "initialAssignment");
+}
+END_TEST
+
+START_TEST(t_static_missing_or_unknown_hub)
+{
+  enroll_with_policy("dev-st-none", "static");
+  json_t *doc = explain("dev-st-none", NULL, 0);
+  ck_assert_str_eq(field(doc, "reason"), "NO_HUB_AVAILABLE");
+  ck_assert_ptr_nonnull(strstr(field(doc, "detail"), "names none"));
+  json_decref(doc);
+  enroll_with_policy("dev-st-unk", "static");
+  enrollment_set("dev-st-unk", "iotHubs",
+                 json_pack("[s]", "hub-9.example.net"));
+  json_t *st = state_after_register("dev-st-unk", key1, 0);
+  ck_assert_str_eq(field(st, "status"), "failed");
+  ck_assert_int_eq(json_integer_value(json_object_get(st, "errorCode")),
+                   400208);
+  json_decref(st);
+  doc = explain("dev-st-unk", NULL, 0);
+  ck_assert_ptr_nonnull(strstr(field(doc, "detail"), "hub-9.example.net"));
+  json_decref(doc);
+  enroll_with_policy("dev-st-two", "static");
+  enrollment_set("dev-st-two", "iotHubs", json_pack("[s,s]", "hub-1",
+                                                    "hub-2"));
+  doc = explain("dev-st-two", NULL, 0);
+  ck_assert_ptr_nonnull(strstr(field(doc, "detail"), "exactly one"));
+  json_decref(doc);
+}
+END_TEST
+
+START_TEST(t_geo_latency_nearest)
+{
+  enroll_with_policy("dev-geo", "geoLatency");
+  json_t *st = state_with_payload("dev-geo",
+                                  json_pack("{s:s}", "region", "northeurope"));
+  ck_assert_str_eq(field(st, "assignedHub"), "hub-1.example.net");
+  json_decref(st);
+  json_t *doc = explain("dev-geo", json_pack("{s:s}", "region", "westeurope"),
+                        0);
+  ck_assert_str_eq(field(doc, "hub"), "hub-1");
+  ck_assert_ptr_nonnull(strstr(step_field(doc, 0, "said"), "0 ms"));
+  json_decref(doc);
+}
+END_TEST
+
+/* eastus: hub-2 and hub-3 tie at 0 ms; hashed chooses among them only. */
+START_TEST(t_geo_latency_tie_hashed)
+{
+  enroll_with_policy("dev-geo-t", "geoLatency");
+  json_t *doc = explain("dev-geo-t", json_pack("{s:s}", "region", "eastus"),
+                        0);
+  ck_assert_str_eq(step_field(doc, 0, "delegatedTo"), "hashed");
+  ck_assert_str_eq(step_field(doc, 1, "policy"), "hashed");
+  const char *hub = field(doc, "hub");
+  ck_assert_msg(strcmp(hub, "hub-2") == 0 || strcmp(hub, "hub-3") == 0,
+                "tie went to %s", hub);
+  json_decref(doc);
+}
+END_TEST
+
+/* No region in the payload: the client address through client_regions. */
+START_TEST(t_geo_latency_client_address)
+{
+  enroll_with_policy("dev-geo-a", "geoLatency");
+  json_t *doc = explain_from("dev-geo-a", NULL, 0, "10.20.3.4");
+  ck_assert_str_eq(field(doc, "hub"), "hub-1"); /* northeurope: 15 ms */
+  json_decref(doc);
+  doc = explain_from("dev-geo-a", NULL, 0, "2001:db8::5");
+  ck_assert_str_eq(step_field(doc, 0, "delegatedTo"), "hashed"); /* tie */
+  ck_assert_ptr_nonnull(strstr(step_field(doc, 0, "why"), "eastus"));
+  json_decref(doc);
+  doc = explain_from("dev-geo-a", NULL, 0, "10.21.0.1");
+  ck_assert_ptr_nonnull(strstr(step_field(doc, 0, "why"), "unknown region"));
+  json_decref(doc);
+  /* the payload wins over the address */
+  doc = explain_from("dev-geo-a", json_pack("{s:s}", "region", "eastus"), 0,
+                     "10.20.3.4");
+  ck_assert_str_eq(step_field(doc, 0, "delegatedTo"), "hashed");
+  json_decref(doc);
+}
+END_TEST
+
+START_TEST(t_geo_latency_unknown_region)
+{
+  enroll_with_policy("dev-geo-u", "geoLatency");
+  json_t *doc = explain("dev-geo-u", json_pack("{s:s}", "region", "mars"), 0);
+  ck_assert_ptr_nonnull(strstr(step_field(doc, 0, "why"),
+                               "unknown region 'mars'"));
+  ck_assert_str_eq(step_field(doc, 1, "policy"), "hashed");
+  ck_assert_str_eq(field(doc, "outcome"), "assigned");
+  json_decref(doc);
+}
+END_TEST
+
+/* ---- the custom webhook, against a real HTTP server on loopback ---- */
+
+enum hook_mode { HOOK_GOOD, HOOK_SLOW, HOOK_500, HOOK_GARBAGE, HOOK_OTHER_HUB };
+
+struct hook {
+  int fd;
+  int port;
+  pthread_t thread;
+  pthread_mutex_t lock;
+  enum hook_mode mode;
+  int calls;
+  char last_body[16384];
+  int stop;
+};
+
+static struct hook hook;
+
+/* Reads one request; returns its body in hook.last_body. */
+static int hook_read(int c)
+{
+  char buf[20000];
+  size_t len = 0;
+  char *end = NULL;
+  while (!end && len < sizeof(buf) - 1) {
+    ssize_t n = read(c, buf + len, sizeof(buf) - 1 - len);
+    if (n <= 0)
+      return -1;
+    len += (size_t)n;
+    buf[len] = '\0';
+    end = strstr(buf, "\r\n\r\n");
+  }
+  if (!end)
+    return -1;
+  const char *cl = strcasestr(buf, "Content-Length:");
+  size_t want = cl ? (size_t)atol(cl + 15) : 0;
+  size_t have = len - (size_t)(end + 4 - buf);
+  while (have < want && len < sizeof(buf) - 1) {
+    ssize_t n = read(c, buf + len, sizeof(buf) - 1 - len);
+    if (n <= 0)
+      return -1;
+    len += (size_t)n;
+    have += (size_t)n;
+  }
+  buf[len] = '\0';
+  pthread_mutex_lock(&hook.lock);
+  snprintf(hook.last_body, sizeof(hook.last_body), "%s", end + 4);
+  hook.calls++;
+  pthread_mutex_unlock(&hook.lock);
+  return 0;
+}
+
+static void hook_answer(int c, enum hook_mode mode)
+{
+  const char *status = "200 OK", *body;
+  switch (mode) {
+  case HOOK_500:
+    status = "500 Internal Server Error";
+    body = "{}";
+    break;
+  case HOOK_GARBAGE:
+    body = "<html>not json</html>";
+    break;
+  case HOOK_OTHER_HUB:
+    body = "{\"iotHubHostName\":\"elsewhere.example.net\"}";
+    break;
+  default:
+    body = "{\"iotHubHostName\":\"hub-2.example.net\","
+           "\"initialTwin\":{\"tags\":{\"deviceType\":\"toaster\"},"
+           "\"properties\":{\"desired\":{\"state\":\"ready\"}}},"
+           "\"payload\":{\"anything\":\"returned to the device\"}}";
+  }
+  if (mode == HOOK_SLOW)
+    usleep(1500 * 1000);
+  char head[256];
+  int n = snprintf(head, sizeof(head),
+                   "HTTP/1.1 %s\r\nContent-Type: application/json\r\n"
+                   "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+                   status, strlen(body));
+  /* the client may have given up (slow mode): no SIGPIPE */
+  if (send(c, head, (size_t)n, MSG_NOSIGNAL) < 0 ||
+      send(c, body, strlen(body), MSG_NOSIGNAL) < 0)
+    return;
+}
+
+static void *hook_main(void *ud)
+{
+  (void)ud;
+  for (;;) {
+    int c = accept(hook.fd, NULL, NULL);
+    if (c < 0)
+      return NULL;
+    pthread_mutex_lock(&hook.lock);
+    int stop = hook.stop;
+    enum hook_mode mode = hook.mode;
+    pthread_mutex_unlock(&hook.lock);
+    if (stop) {
+      close(c);
+      return NULL;
+    }
+    if (hook_read(c) == 0)
+      hook_answer(c, mode);
+    close(c);
+  }
+}
+
+/* A listening socket on 127.0.0.1 (port 0: any). */
+static int listen_loopback(int *port)
+{
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  ck_assert_int_ge(fd, 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET,
+                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+  socklen_t len = sizeof(sa);
+  ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+  *port = ntohs(sa.sin_port);
+  return fd;
+}
+
+static void hook_start(enum hook_mode mode)
+{
+  memset(&hook, 0, sizeof(hook));
+  pthread_mutex_init(&hook.lock, NULL);
+  hook.mode = mode;
+  hook.fd = listen_loopback(&hook.port);
+  ck_assert_int_eq(listen(hook.fd, 16), 0);
+  ck_assert_int_eq(pthread_create(&hook.thread, NULL, hook_main, NULL), 0);
+}
+
+static void hook_set(enum hook_mode mode)
+{
+  pthread_mutex_lock(&hook.lock);
+  hook.mode = mode;
+  pthread_mutex_unlock(&hook.lock);
+}
+
+static int hook_calls(void)
+{
+  pthread_mutex_lock(&hook.lock);
+  int n = hook.calls;
+  pthread_mutex_unlock(&hook.lock);
+  return n;
+}
+
+static void hook_stop(void)
+{
+  pthread_mutex_lock(&hook.lock);
+  hook.stop = 1;
+  pthread_mutex_unlock(&hook.lock);
+  int fd = socket(AF_INET, SOCK_STREAM, 0); /* wakes accept() */
+  struct sockaddr_in sa = {.sin_family = AF_INET,
+                           .sin_port = htons((uint16_t)hook.port),
+                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
+    ck_abort_msg("cannot wake the webhook server");
+  close(fd);
+  pthread_join(hook.thread, NULL);
+  close(hook.fd);
+  pthread_mutex_destroy(&hook.lock);
+}
+
+static void setup_webhook(void)
+{
+  setup_policies();
+  hook_start(HOOK_GOOD);
+}
+
+static void teardown_webhook(void)
+{
+  hook_stop();
+  teardown_policies();
+}
+
+/* An individual enrollment with policy custom and the test's webhook (or
+ * url when not NULL); fallback NULL: the instance's (hashed). */
+static void enroll_custom(const char *reg_id, const char *url,
+                          const char *fallback)
+{
+  char own[128];
+  snprintf(own, sizeof(own), "http://127.0.0.1:%d/api/alloc?code=k",
+           hook.port);
+  enroll_with_policy(reg_id, "custom");
+  json_t *def = json_pack("{s:s,s:s}", "webhookUrl", url ? url : own,
+                          "apiVersion", "2021-10-01");
+  if (fallback)
+    json_object_set_new(def, "fallbackPolicy", json_string(fallback));
+  enrollment_set(reg_id, "customAllocationDefinition", def);
+}
+
+static int64_t mono_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* §8.1 field by field; §8.2 hub, initialTwin and payload taken. */
+START_TEST(t_webhook_good_answer)
+{
+  enroll_custom("dev-wh", NULL, NULL);
+  enrollment_set("dev-wh", "iotHubs",
+                 json_pack("[s,s]", "hub-1.example.net", "hub-2.example.net"));
+  json_t *st = state_with_payload(
+      "dev-wh", json_pack("{s:s}", "MyDeviceFirmwareVersion", "12.0.2.5"));
+  ck_assert_str_eq(field(st, "assignedHub"), "hub-2.example.net");
+  ck_assert_str_eq(field(json_object_get(st, "payload"), "anything"),
+                   "returned to the device");
+  ck_assert_ptr_null(json_object_get(st, "initialTwin"));
+  json_decref(st);
+  json_t *body = json_loads(hook.last_body, 0, NULL);
+  ck_assert_msg(body != NULL, "webhook body is not JSON: %s", hook.last_body);
+  ck_assert_uint_eq(json_object_size(body), 3);
+  const json_t *enr = json_object_get(body, "individualEnrollment");
+  ck_assert_str_eq(field(enr, "registrationId"), "dev-wh");
+  ck_assert_str_eq(field(enr, "allocationPolicy"), "custom");
+  const json_t *att = json_object_get(enr, "attestation");
+  ck_assert_uint_eq(json_object_size(att), 1); /* no keys */
+  ck_assert_str_eq(field(att, "type"), "symmetricKey");
+  const json_t *ctx = json_object_get(body, "deviceRuntimeContext");
+  ck_assert_str_eq(field(ctx, "registrationId"), "dev-wh");
+  ck_assert_ptr_null(json_object_get(ctx, "currentIotHubHostName"));
+  ck_assert_uint_eq(json_object_size(json_object_get(ctx, "symmetricKey")),
+                    0);
+  ck_assert_str_eq(field(json_object_get(ctx, "payload"),
+                         "MyDeviceFirmwareVersion"), "12.0.2.5");
+  const json_t *linked = json_object_get(body, "linkedHubs");
+  ck_assert_uint_eq(json_array_size(linked), 2);
+  ck_assert_str_eq(json_string_value(json_array_get(linked, 0)),
+                   "hub-1.example.net");
+  json_decref(body);
+  struct store_rec rec = {0};
+  ck_assert_int_eq(get_record(PROVD_TABLE_REGISTRATIONS, "dev-wh", &rec),
+                   PROVD_OK);
+  const json_t *twin = json_object_get(rec.body, "initialTwin");
+  ck_assert_str_eq(field(json_object_get(twin, "tags"), "deviceType"),
+                   "toaster");
+  store_rec_clear(&rec);
+  /* Registering again: the current hub and device id go along. */
+  st = state_with_payload("dev-wh", json_object());
+  json_decref(st);
+  body = json_loads(hook.last_body, 0, NULL);
+  ctx = json_object_get(body, "deviceRuntimeContext");
+  ck_assert_str_eq(field(ctx, "currentIotHubHostName"), "hub-2.example.net");
+  ck_assert_str_eq(field(ctx, "currentDeviceId"), "dev-wh");
+  json_decref(body);
+}
+END_TEST
+
+START_TEST(t_webhook_slow_falls_back_within_budget)
+{
+  hook_set(HOOK_SLOW);
+  enroll_custom("dev-slow", NULL, NULL);
+  int64_t t0 = mono_ms();
+  json_t *st = state_after_register("dev-slow", key1, 0);
+  int64_t took = mono_ms() - t0;
+  ck_assert_str_eq(field(st, "status"), "assigned"); /* by hashed */
+  ck_assert_ptr_null(json_object_get(st, "payload"));
+  json_decref(st);
+  ck_assert_msg(took < 1200, "budget 400 ms, registration took %lld ms",
+                (long long)took);
+}
+END_TEST
+
+START_TEST(t_webhook_500_fails_with_400207)
+{
+  hook_set(HOOK_500);
+  enroll_custom("dev-500", NULL, "fail");
+  json_t *st = state_after_register("dev-500", key1, 0);
+  ck_assert_str_eq(field(st, "status"), "failed");
+  ck_assert_int_eq(json_integer_value(json_object_get(st, "errorCode")),
+                   400207);
+  ck_assert_str_eq(field(st, "errorMessage"),
+                   "Custom allocation failed with status code: 500");
+  json_decref(st);
+  expect_event_reason("dev-500", "ALLOCATION_WEBHOOK_FAILED");
+}
+END_TEST
+
+static void expect_fallback_why(const char *reg_id, const char *why)
+{
+  json_t *doc = explain(reg_id, NULL, 1);
+  ck_assert_str_eq(step_field(doc, 0, "delegatedTo"), "hashed");
+  ck_assert_msg(strstr(step_field(doc, 0, "why"), why) != NULL,
+                "why: %s", step_field(doc, 0, "why"));
+  ck_assert_str_eq(field(doc, "outcome"), "assigned");
+  json_decref(doc);
+}
+
+START_TEST(t_webhook_garbage_and_other_hub_fall_back)
+{
+  hook_set(HOOK_GARBAGE);
+  enroll_custom("dev-gb", NULL, NULL);
+  expect_fallback_why("dev-gb", "not a JSON object");
+  hook_set(HOOK_OTHER_HUB);
+  expect_fallback_why("dev-gb", "elsewhere.example.net");
+}
+END_TEST
+
+START_TEST(t_webhook_down_and_bad_scheme_fall_back)
+{
+  int port = 0;
+  int fd = listen_loopback(&port); /* bound, never listening: refused */
+  char url[96];
+  snprintf(url, sizeof(url), "http://127.0.0.1:%d/alloc", port);
+  enroll_custom("dev-down", url, NULL);
+  int64_t t0 = mono_ms();
+  expect_fallback_why("dev-down", "connection refused");
+  ck_assert_int_lt(mono_ms() - t0, 1200);
+  close(fd);
+  enroll_custom("dev-ftp", "http://example.net/alloc", NULL);
+  expect_fallback_why("dev-ftp", "neither https");
+  ck_assert_int_eq(hook_calls(), 0);
+}
+END_TEST
+
+/* breaker_failures 2, breaker_cooldown 600 ms. */
+START_TEST(t_webhook_breaker_opens_and_closes)
+{
+  hook_set(HOOK_500);
+  enroll_custom("dev-br", NULL, NULL);
+  expect_fallback_why("dev-br", "HTTP 500");
+  expect_fallback_why("dev-br", "HTTP 500");
+  ck_assert_int_eq(hook_calls(), 2);
+  expect_fallback_why("dev-br", "circuit breaker open");
+  ck_assert_int_eq(hook_calls(), 2); /* not called while open */
+  hook_set(HOOK_GOOD);
+  usleep(700 * 1000);
+  json_t *doc = explain("dev-br", NULL, 1); /* the probe */
+  ck_assert_str_eq(field(doc, "hub"), "hub-2");
+  json_decref(doc);
+  ck_assert_int_eq(hook_calls(), 3);
+  doc = explain("dev-br", NULL, 1); /* closed again */
+  ck_assert_str_eq(field(doc, "hub"), "hub-2");
+  json_decref(doc);
+  ck_assert_int_eq(hook_calls(), 4);
+}
+END_TEST
+
+/* explain does not call the webhook unless asked. */
+START_TEST(t_webhook_explain_dry_run)
+{
+  enroll_custom("dev-dry", NULL, NULL);
+  json_t *doc = explain("dev-dry", NULL, 0);
+  ck_assert_ptr_nonnull(strstr(step_field(doc, 0, "why"), "dry run"));
+  json_decref(doc);
+  ck_assert_int_eq(hook_calls(), 0);
+}
+END_TEST
+
+/* ---- reprovisioning: history and the initial twin ---- */
+
+static json_t *twin(const char *tag)
+{
+  return json_pack("{s:{s:s},s:{s:{}}}", "tags", "v", tag, "properties",
+                   "desired");
+}
+
+static const char *stored_twin_tag(const char *reg_id, char out[32])
+{
+  struct store_rec rec = {0};
+  ck_assert_int_eq(get_record(PROVD_TABLE_REGISTRATIONS, reg_id, &rec),
+                   PROVD_OK);
+  snprintf(out, 32, "%s",
+           field(json_object_get(json_object_get(rec.body, "initialTwin"),
+                                 "tags"),
+                 "v"));
+  store_rec_clear(&rec);
+  return out;
+}
+
+static json_t *stored_history(const char *reg_id)
+{
+  struct store_rec rec = {0};
+  ck_assert_int_eq(get_record(PROVD_TABLE_REGISTRATIONS, reg_id, &rec),
+                   PROVD_OK);
+  json_t *h = json_incref(json_object_get(rec.body, "assignmentHistory"));
+  store_rec_clear(&rec);
+  return h;
+}
+
+START_TEST(t_reprovision_history_and_twin_on_migrate)
+{
+  char tag[32];
+  enroll("dev-hm", individual("dev-hm", key1));
+  enrollment_set("dev-hm", "initialTwin", twin("first"));
+  enrollment_set("dev-hm", "iotHubs", json_pack("[s]", "hub-1"));
+  expect_assigned("dev-hm", key1, "hub-1.example.net", "initialAssignment");
+  ck_assert_str_eq(stored_twin_tag("dev-hm", tag), "first");
+  ck_assert_ptr_null(stored_history("dev-hm"));
+  enrollment_set("dev-hm", "initialTwin", twin("second"));
+  enrollment_set("dev-hm", "iotHubs", json_pack("[s]", "hub-2"));
+  expect_assigned("dev-hm", key1, "hub-2.example.net", "deviceDataMigrated");
+  ck_assert_str_eq(stored_twin_tag("dev-hm", tag), "first"); /* not applied */
+  json_t *h = stored_history("dev-hm");
+  ck_assert_uint_eq(json_array_size(h), 1);
+  const json_t *e = json_array_get(h, 0);
+  ck_assert_str_eq(field(e, "hub"), "hub-1");
+  ck_assert_str_eq(field(e, "assignedHub"), "hub-1.example.net");
+  ck_assert_str_eq(field(e, "reason"), "deviceDataMigrated");
+  ck_assert_str_eq(field(e, "policy"), "hashed");
+  ck_assert_str_ne(field(e, "until"), "(absent)");
+  json_decref(h);
+  /* back to hub-1, where it was before */
+  enrollment_set("dev-hm", "iotHubs", json_pack("[s]", "hub-1"));
+  expect_assigned("dev-hm", key1, "hub-1.example.net",
+                  "reprovisionedToInitialAssignment");
+  h = stored_history("dev-hm");
+  ck_assert_uint_eq(json_array_size(h), 2);
+  json_decref(h);
+}
+END_TEST
+
+START_TEST(t_reprovision_reset_applies_twin)
+{
+  char tag[32];
+  move_to_hub_2("dev-hr", policy(1, 0));
+  enrollment_set("dev-hr", "initialTwin", twin("fresh"));
+  expect_assigned("dev-hr", key1, "hub-2.example.net", "deviceDataReset");
+  ck_assert_str_eq(stored_twin_tag("dev-hr", tag), "fresh");
+  json_t *h = stored_history("dev-hr");
+  ck_assert_str_eq(field(json_array_get(h, 0), "reason"), "deviceDataReset");
+  json_decref(h);
+}
+END_TEST
+
+/* updateHubAssignment false: no move, no history, twin kept. */
+START_TEST(t_reprovision_never_keeps_history_empty)
+{
+  char tag[32];
+  enroll("dev-hn", individual("dev-hn", key1));
+  enrollment_set("dev-hn", "initialTwin", twin("kept"));
+  enrollment_set("dev-hn", "iotHubs", json_pack("[s]", "hub-1"));
+  expect_assigned("dev-hn", key1, "hub-1.example.net", "initialAssignment");
+  enrollment_set("dev-hn", "iotHubs", json_pack("[s]", "hub-2"));
+  enrollment_set("dev-hn", "initialTwin", twin("ignored"));
+  enrollment_set("dev-hn", "reprovisionPolicy", policy(0, 0));
+  expect_assigned("dev-hn", key1, "hub-1.example.net", "initialAssignment");
+  ck_assert_ptr_null(stored_history("dev-hn"));
+  ck_assert_str_eq(stored_twin_tag("dev-hn", tag), "kept");
+}
+END_TEST
+
+/* ---------------------------------------------------------------------
  * Challenge rounds (tests/plugins/challenge_attest.c)
  * ------------------------------------------------------------------- */
 
@@ -1227,7 +1948,32 @@ static Suite *engine_suite(void)
   tcase_add_test(alloc, t_reprovision_default_policy);
   tcase_add_test(alloc, t_reprovision_never);
   tcase_add_test(alloc, t_reprovision_same_hub);
+  tcase_add_test(alloc, t_reprovision_history_and_twin_on_migrate);
+  tcase_add_test(alloc, t_reprovision_reset_applies_twin);
+  tcase_add_test(alloc, t_reprovision_never_keeps_history_empty);
   suite_add_tcase(s, alloc);
+  TCase *pol = tcase_create("policies");
+  tcase_add_checked_fixture(pol, setup_policies, teardown_policies);
+  tcase_add_test(pol, t_default_policy_from_config);
+  tcase_add_test(pol, t_default_policy_unknown_refused);
+  tcase_add_test(pol, t_drained_and_closed_hubs_get_no_devices);
+  tcase_add_test(pol, t_static_named_hub);
+  tcase_add_test(pol, t_static_missing_or_unknown_hub);
+  tcase_add_test(pol, t_geo_latency_nearest);
+  tcase_add_test(pol, t_geo_latency_tie_hashed);
+  tcase_add_test(pol, t_geo_latency_unknown_region);
+  tcase_add_test(pol, t_geo_latency_client_address);
+  suite_add_tcase(s, pol);
+  TCase *hook_tc = tcase_create("webhook");
+  tcase_add_checked_fixture(hook_tc, setup_webhook, teardown_webhook);
+  tcase_add_test(hook_tc, t_webhook_good_answer);
+  tcase_add_test(hook_tc, t_webhook_slow_falls_back_within_budget);
+  tcase_add_test(hook_tc, t_webhook_500_fails_with_400207);
+  tcase_add_test(hook_tc, t_webhook_garbage_and_other_hub_fall_back);
+  tcase_add_test(hook_tc, t_webhook_down_and_bad_scheme_fall_back);
+  tcase_add_test(hook_tc, t_webhook_breaker_opens_and_closes);
+  tcase_add_test(hook_tc, t_webhook_explain_dry_run);
+  suite_add_tcase(s, hook_tc);
   TCase *polls = tcase_create("polls");
   tcase_add_checked_fixture(polls, setup, teardown);
   tcase_add_test(polls, t_poll_same_token_from_memory);

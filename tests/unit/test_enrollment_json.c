@@ -358,10 +358,60 @@ START_TEST(test_enums_canonicalised)
                   "{\"registrationId\":\"d\",\"provisioningStatus\":"
                   "\"paused\",\"attestation\":{\"type\":\"symmetricKey\"}}",
                   "provisioningStatus");
+  /* another name is a third-party plugin's (the service API checks one
+   * is loaded); it must still look like a name */
   assert_rejected(ENROLLMENT_INDIVIDUAL,
-                  "{\"registrationId\":\"d\",\"allocationPolicy\":\"random\","
+                  "{\"registrationId\":\"d\",\"allocationPolicy\":\"no way!\","
                   "\"attestation\":{\"type\":\"symmetricKey\"}}",
                   "allocationPolicy");
+  ck_assert_int_eq(
+      normalize_text(ENROLLMENT_INDIVIDUAL,
+                     "{\"registrationId\":\"d\",\"allocationPolicy\":"
+                     "\"nearest-dc\",\"attestation\":{\"type\":"
+                     "\"symmetricKey\"}}",
+                     NULL, &err, &doc),
+      PROVD_OK);
+  ck_assert_str_eq(str_at(doc, "allocationPolicy", NULL), "nearest-dc");
+  json_decref(doc);
+  ck_assert(enrollment_policy_is_dps("geoLatency"));
+  ck_assert(!enrollment_policy_is_dps("nearest-dc"));
+}
+END_TEST
+
+/* DPS: static names exactly one hub; custom has its webhook, a URL. */
+START_TEST(test_policy_needs)
+{
+  assert_rejected(ENROLLMENT_INDIVIDUAL,
+                  "{\"registrationId\":\"d\",\"allocationPolicy\":\"static\","
+                  "\"attestation\":{\"type\":\"symmetricKey\"}}",
+                  "exactly one hub");
+  assert_rejected(ENROLLMENT_INDIVIDUAL,
+                  "{\"registrationId\":\"d\",\"allocationPolicy\":\"static\","
+                  "\"iotHubs\":[\"a\",\"b\"],"
+                  "\"attestation\":{\"type\":\"symmetricKey\"}}",
+                  "exactly one hub");
+  struct provd_err err;
+  ck_assert_int_eq(
+      normalize_text(ENROLLMENT_INDIVIDUAL,
+                     "{\"registrationId\":\"d\",\"allocationPolicy\":"
+                     "\"static\",\"iotHubHostName\":\"h.example.net\","
+                     "\"attestation\":{\"type\":\"symmetricKey\"}}",
+                     NULL, &err, NULL),
+      PROVD_OK);
+  assert_rejected(ENROLLMENT_INDIVIDUAL,
+                  "{\"registrationId\":\"d\",\"allocationPolicy\":\"custom\","
+                  "\"attestation\":{\"type\":\"symmetricKey\"}}",
+                  "customAllocationDefinition");
+  assert_rejected(ENROLLMENT_INDIVIDUAL,
+                  "{\"registrationId\":\"d\",\"allocationPolicy\":\"custom\","
+                  "\"customAllocationDefinition\":{\"webhookUrl\":"
+                  "\"ftp://x/y\",\"apiVersion\":\"2021-10-01\"},"
+                  "\"attestation\":{\"type\":\"symmetricKey\"}}",
+                  "webhookUrl");
+  assert_rejected(ENROLLMENT_INDIVIDUAL,
+                  "{\"registrationId\":\"d\",\"initialTwin\":[1],"
+                  "\"attestation\":{\"type\":\"symmetricKey\"}}",
+                  "initialTwin");
 }
 END_TEST
 
@@ -772,6 +822,7 @@ static Suite *suite(void)
   tcase_add_test(tc, test_unsupported_attestation_types);
   tcase_add_test(tc, test_tpm_attestation);
   tcase_add_test(tc, test_enums_canonicalised);
+  tcase_add_test(tc, test_policy_needs);
   tcase_add_test(tc, test_field_types_checked);
   tcase_add_test(tc, test_partial_objects_get_defaults_nulls_removed);
   tcase_add_test(tc, test_group_rules);

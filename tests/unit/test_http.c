@@ -660,6 +660,26 @@ START_TEST(t_tls_answer_from_other_thread)
 }
 END_TEST
 
+/* A request that arrives while the previous one is with its handler
+ * raises its socket edge while the connection is not reading: it must
+ * still be served once the first answer is out (the stream registers
+ * its socket edge-triggered, so resuming has to read by itself). */
+START_TEST(t_tls_request_arriving_while_busy)
+{
+  struct client c;
+  client_open(&c);
+  client_send(&c, "GET /delay?ms=150 HTTP/1.1\r\nHost: l\r\n\r\n");
+  sleep_ms(50); /* the first is in flight now */
+  client_send(&c, "GET /second HTTP/1.1\r\nHost: l\r\n\r\n");
+  struct response r;
+  ck_assert_int_eq(client_read(&c, &r), 0);
+  ck_assert_str_eq(r.body, "late");
+  ck_assert_int_eq(client_read(&c, &r), 0);
+  ck_assert_str_eq(r.body, "GET /second q= len=0 body= peer=ok");
+  client_close(&c);
+}
+END_TEST
+
 START_TEST(t_tls_client_leaves_before_answer)
 {
   for (int i = 0; i < 4; i++) {
@@ -1131,6 +1151,7 @@ static Suite *http_suite(void)
   tcase_add_test(l, t_tls_pipelined_and_split);
   tcase_add_test(l, t_tls_pipeline_burst);
   tcase_add_test(l, t_tls_answer_from_other_thread);
+  tcase_add_test(l, t_tls_request_arriving_while_busy);
   tcase_add_test(l, t_tls_client_leaves_before_answer);
   tcase_add_test(l, t_tls_server_errors);
   tcase_add_test(l, t_tls_header_too_large);

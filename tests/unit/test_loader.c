@@ -795,7 +795,7 @@ START_TEST(host_result_setters)
   ck_assert_ptr_null(r.claims);
   ck_assert_int_eq(r.reuse_until_s, 0);
 
-  struct provd_alloc_result ar = {{0}, {0}};
+  struct provd_alloc_result ar = {0};
   ck_assert_int_eq(h->alloc_set_hub(&ar, "hub-1", "hashed"), PROVD_OK);
   ck_assert_str_eq(ar.hub, "hub-1");
   ck_assert_str_eq(ar.reason, "hashed");

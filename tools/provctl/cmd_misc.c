@@ -88,6 +88,11 @@ static void print_registration(json_t *st)
   out_field("etag", out_str(st, "etag", "-"));
   if (json_object_get(st, "payload"))
     out_field_json("payload", json_object_get(st, "payload"));
+  /* provd extensions: the initial twin applied, where the device was */
+  if (json_object_get(st, "initialTwin"))
+    out_field_json("initial twin", json_object_get(st, "initialTwin"));
+  if (json_object_get(st, "assignmentHistory"))
+    out_field_json("history", json_object_get(st, "assignmentHistory"));
 }
 
 int cmd_registration_show(struct ctl *c)
@@ -363,6 +368,8 @@ static int explain_body(struct ctl *c, const char *regid, json_t **body)
   if (rc != 0)
     return rc;
   json_t *doc = json_pack("{s:s}", "registrationId", regid);
+  if (ctl_has(c, CO_CALL_WEBHOOK))
+    json_object_set_new(doc, "callWebhook", json_true());
   if (token) {
     json_object_set_new(doc, "authorization", json_string(token));
     memset(token, 0, strlen(token));

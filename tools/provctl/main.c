@@ -189,14 +189,16 @@ static const struct ctl_command commands[] = {
     "HOSTNAME, WEIGHT, DEVICES.\n" },
   { "explain", NULL, 1, 1,
     CO_BIT(CO_PAYLOAD) | CO_BIT(CO_SCOPE) | CO_BIT(CO_SYMMETRIC_KEY) |
-    CO_BIT(CO_GROUP_KEY),
+    CO_BIT(CO_GROUP_KEY) | CO_BIT(CO_CALL_WEBHOOK),
     cmd_explain,
-    "explain REGID [--payload JSON] [--scope SCOPE (--symmetric-key B64 | "
-    "--group-key B64)]",
+    "explain REGID [--payload JSON] [--call-webhook] [--scope SCOPE "
+    "(--symmetric-key B64 | --group-key B64)]",
     "Dry-runs a registration (provd extension POST /explain/REGID) and\n"
     "prints the outcome, the reason, the hub it would get and the\n"
     "enrollment that matched.  Nothing is stored.\n\n"
     "  --payload JSON           device payload, as a device would send it\n"
+    "  --call-webhook           call a custom allocation webhook too (by\n"
+    "                           default the dry run does not)\n"
     "  --scope SCOPE            ID scope; needed with a key\n"
     "  --symmetric-key B64      sign a device token with this key ...\n"
     "  --group-key B64          ... or with the key derived from this group"
@@ -272,6 +274,7 @@ static const struct option long_opts[] = {
   { "secondary", no_argument, NULL, OPT_BASE + CO_SECONDARY },
   { "after", required_argument, NULL, OPT_BASE + CO_AFTER },
   { "payload", required_argument, NULL, OPT_BASE + CO_PAYLOAD },
+  { "call-webhook", no_argument, NULL, OPT_BASE + CO_CALL_WEBHOOK },
   { "scope", required_argument, NULL, OPT_BASE + CO_SCOPE },
   { "symmetric-key", required_argument, NULL, OPT_BASE + CO_SYMMETRIC_KEY },
   { "group-key", required_argument, NULL, OPT_BASE + CO_GROUP_KEY },

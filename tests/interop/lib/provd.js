@@ -14,7 +14,9 @@ const PLUGIN_DIR = process.env.PROVD_PLUGIN_DIR || path.join(BUILD_DIR, 'plugins
 
 const ID_SCOPE = '0ne00000001';
 
-function writeConfig(dir, { mqtt = false } = {}) {
+// extraPlugins: more `plugins:` lines (YAML flow items), e.g. the
+// custom-webhook allocation plugin; mqtt: also listen for MQTT.
+function writeConfig(dir, { extraPlugins = [], mqtt = false } = {}) {
   const cfg = [
     `id_scope: ${ID_SCOPE}`,
     mqtt ? 'listen: { https: "127.0.0.1:0", mqtt: "127.0.0.1:0" }'
@@ -30,6 +32,7 @@ function writeConfig(dir, { mqtt = false } = {}) {
     '  - { kind: attestation, name: x509 }',
     '  - { kind: attestation, name: tpm }',
     '  - { kind: allocation, name: hashed }',
+    ...extraPlugins.map((p) => `  - ${p}`),
     '',
   ].join('\n');
   const file = path.join(dir, 'provd.yaml');
@@ -37,7 +40,8 @@ function writeConfig(dir, { mqtt = false } = {}) {
   return file;
 }
 
-// options.mqtt: also serve the MQTT device endpoint (server.mqttPort).
+// options.extraPlugins: see writeConfig; options.mqtt: also serve the
+// MQTT device endpoint (server.mqttPort).
 async function startProvd(options = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'provd-interop-'));
   const config = writeConfig(dir, options);

@@ -1,0 +1,442 @@
+#include "engine/allocation.h"
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "provd/alloc.h"
+#include "util/err.h"
+#include "util/log.h"
+
+struct allocator {
+  struct plugin_set *plugins;       /* borrowed */
+  const char *default_policy;       /* config-owned, or NULL */
+  struct provd_hub_info *hubs;      /* every configured hub */
+  int *accepts;                     /* apply_allocation_policy && weight */
+  size_t n_hubs;
+};
+
+/* ---------- lifecycle ---------- */
+
+static struct plugin_instance *plugin_for(const struct allocator *a,
+                                          const char *policy)
+{
+  struct plugin_instance *p;
+  for (size_t i = 0; (p = plugins_nth(a->plugins, PROVD_KIND_ALLOCATION, i));
+       i++) {
+    const struct provd_alloc_ops *ops = p->desc->ops;
+    if (!policy || (ops->policy && strcasecmp(ops->policy, policy) == 0))
+      return p; /* no policy: the first declared one */
+  }
+  return NULL;
+}
+
+int allocator_policy_known(const struct allocator *a, const char *policy)
+{
+  return policy && plugin_for(a, policy) != NULL;
+}
+
+int allocator_new(const struct provd_config *cfg, struct plugin_set *plugins,
+                  struct allocator **out, struct provd_err *err)
+{
+  struct allocator *a = calloc(1, sizeof(*a));
+  if (!a) {
+    perr_set(err, "INTERNAL", "out of memory");
+    return PROVD_E_NOMEM;
+  }
+  a->plugins = plugins;
+  a->default_policy = cfg->allocation_policy;
+  a->n_hubs = cfg->n_hubs;
+  a->hubs = calloc(cfg->n_hubs + 1, sizeof(*a->hubs));
+  a->accepts = calloc(cfg->n_hubs + 1, sizeof(*a->accepts));
+  if (!a->hubs || !a->accepts) {
+    allocator_free(a);
+    perr_set(err, "INTERNAL", "out of memory");
+    return PROVD_E_NOMEM;
+  }
+  for (size_t i = 0; i < cfg->n_hubs; i++) {
+    a->hubs[i].struct_size = sizeof(a->hubs[i]);
+    a->hubs[i].name = cfg->hubs[i].name;
+    a->hubs[i].hostname = cfg->hubs[i].hostname;
+    a->hubs[i].weight = (uint32_t)cfg->hubs[i].weight;
+    a->accepts[i] = cfg->hubs[i].apply_allocation_policy &&
+                    cfg->hubs[i].weight > 0;
+  }
+  if (a->default_policy && plugins_nth(plugins, PROVD_KIND_ALLOCATION, 0) &&
+      !plugin_for(a, a->default_policy)) {
+    perr_set(err, "BAD_CONFIG",
+             "registration.allocation_policy: no allocation plugin "
+             "implements '%s'", a->default_policy);
+    allocator_free(a);
+    return PROVD_E_CONFIG;
+  }
+  *out = a;
+  return PROVD_OK;
+}
+
+void allocator_free(struct allocator *a)
+{
+  if (!a)
+    return;
+  free(a->hubs);
+  free(a->accepts);
+  free(a);
+}
+
+void alloc_outcome_clear(struct alloc_outcome *o)
+{
+  json_decref(o->initial_twin);
+  json_decref(o->payload);
+  json_decref(o->trace);
+  memset(o, 0, sizeof(*o));
+}
+
+/* ---------- hubs ---------- */
+
+static ptrdiff_t hub_index(const struct allocator *a, const char *text)
+{
+  for (size_t i = 0; text && i < a->n_hubs; i++)
+    if (strcasecmp(a->hubs[i].name, text) == 0 ||
+        strcasecmp(a->hubs[i].hostname, text) == 0)
+      return (ptrdiff_t)i;
+  return -1;
+}
+
+const char *allocator_hostname(const struct allocator *a, const char *name)
+{
+  for (size_t i = 0; name && i < a->n_hubs; i++)
+    if (strcmp(a->hubs[i].name, name) == 0)
+      return a->hubs[i].hostname;
+  return NULL;
+}
+
+static void refuse(struct alloc_outcome *out, const char *reason,
+                   const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void refuse(struct alloc_outcome *out, const char *reason,
+                   const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(out->detail, sizeof(out->detail), fmt, ap);
+  va_end(ap);
+  snprintf(out->reason, sizeof(out->reason), "%s", reason);
+  out->hub = NULL;
+  json_object_set_new(out->trace, "refused", json_string(reason));
+  json_object_set_new(out->trace, "detail", json_string(out->detail));
+}
+
+/* One named hub of the enrollment onto cands; unknown or closed names go
+ * into the trace (and the refusal, should nothing remain). */
+static void add_named_hub(const struct allocator *a, const char *text,
+                          const struct provd_hub_info **cands, size_t *n,
+                          json_t *excluded)
+{
+  ptrdiff_t i = hub_index(a, text);
+  const char *why = i < 0                        ? "not a configured hub"
+                    : !a->accepts[i] && a->hubs[i].weight == 0
+                        ? "drained (weight 0)"
+                    : !a->accepts[i] ? "apply_allocation_policy: false"
+                                     : NULL;
+  if (why) {
+    json_array_append_new(excluded,
+                          json_pack("{s:s,s:s}", "hub", text, "why", why));
+    return;
+  }
+  for (size_t k = 0; k < *n; k++)
+    if (cands[k] == &a->hubs[i])
+      return; /* named twice */
+  if (*n < ALLOC_MAX_HUBS)
+    cands[(*n)++] = &a->hubs[i];
+}
+
+/* Candidates as DPS defines them (see allocation.h). */
+static size_t candidate_hubs(const struct allocator *a, const json_t *enr,
+                             const struct provd_hub_info **cands,
+                             json_t *excluded)
+{
+  const json_t *list = json_object_get(enr, "iotHubs");
+  const char *single = json_string_value(json_object_get(enr,
+                                                         "iotHubHostName"));
+  size_t n = 0;
+  if (json_is_array(list) && json_array_size(list) > 0) {
+    size_t i;
+    const json_t *h;
+    json_array_foreach(list, i, h) {
+      if (json_string_value(h))
+        add_named_hub(a, json_string_value(h), cands, &n, excluded);
+    }
+  } else if (single && *single) {
+    add_named_hub(a, single, cands, &n, excluded);
+  } else {
+    for (size_t i = 0; i < a->n_hubs; i++)
+      add_named_hub(a, a->hubs[i].name, cands, &n, excluded);
+  }
+  return n;
+}
+
+static json_t *hub_names(const struct provd_hub_info *const *cands, size_t n)
+{
+  json_t *arr = json_array();
+  for (size_t i = 0; i < n; i++)
+    json_array_append_new(arr, json_string(cands[i]->name));
+  return arr;
+}
+
+/* ---------- the AllocationRequest (webhook body) ---------- */
+
+/* The record as DPS hands it out: keys stripped, attestation type only. */
+static json_t *enrollment_without_keys(const json_t *enr)
+{
+  json_t *copy = json_deep_copy(enr);
+  const char *type = json_string_value(
+      json_object_get(json_object_get(enr, "attestation"), "type"));
+  json_object_set_new(copy, "attestation",
+                      json_pack("{s:s}", "type", type ? type : "none"));
+  json_object_del(copy, "registrationState");
+  return copy;
+}
+
+/* deviceRuntimeContext.<mechanism>: keys never leave; TPM sends the
+ * enrollment's public keys as DPS does. */
+static json_t *runtime_mechanism(const struct alloc_input *in)
+{
+  json_t *m = json_object();
+  if (in->mechanism && strcmp(in->mechanism, "tpm") == 0) {
+    const json_t *tpm =
+        json_object_get(json_object_get(in->enrollment, "attestation"), "tpm");
+    json_object_set(m, "endorsementKey", json_object_get(tpm,
+                                                         "endorsementKey"));
+    json_object_set(m, "storageRootKey", json_object_get(tpm,
+                                                         "storageRootKey"));
+  }
+  return m;
+}
+
+char *allocation_request_json(const struct allocator *a,
+                              const struct alloc_input *in,
+                              const struct provd_hub_info *const *cands,
+                              size_t n)
+{
+  json_t *ctx = json_pack("{s:s}", "registrationId", in->registration_id);
+  const char *current = allocator_hostname(a, in->current_hub);
+  if (current) {
+    json_object_set_new(ctx, "currentIotHubHostName", json_string(current));
+    if (in->current_device_id)
+      json_object_set_new(ctx, "currentDeviceId",
+                          json_string(in->current_device_id));
+  }
+  json_object_set_new(ctx, in->mechanism ? in->mechanism : "symmetricKey",
+                      runtime_mechanism(in));
+  if (in->payload)
+    json_object_set(ctx, "payload", (json_t *)in->payload);
+  json_t *linked = json_array();
+  for (size_t i = 0; i < n; i++)
+    json_array_append_new(linked, json_string(cands[i]->hostname));
+  json_t *body = json_object();
+  json_object_set_new(body,
+                      in->is_group ? "enrollmentGroup" : "individualEnrollment",
+                      enrollment_without_keys(in->enrollment));
+  json_object_set_new(body, "deviceRuntimeContext", ctx);
+  json_object_set_new(body, "linkedHubs", linked);
+  char *text = json_dumps(body, JSON_COMPACT);
+  json_decref(body);
+  return text;
+}
+
+/* ---------- running a plugin ---------- */
+
+/* The candidate named by a plugin (name or host name), or NULL. */
+static const struct provd_hub_info *
+pick_of(const struct provd_hub_info *const *cands, size_t n, const char *text)
+{
+  for (size_t i = 0; text && i < n; i++)
+    if (strcmp(cands[i]->name, text) == 0 ||
+        strcasecmp(cands[i]->hostname, text) == 0)
+      return cands[i];
+  return NULL;
+}
+
+static int call_plugin(struct plugin_instance *p, struct provd_call *call,
+                       const struct alloc_input *in,
+                       const struct provd_hub_info *const *cands, size_t n,
+                       const char *request_json,
+                       struct provd_alloc_result *res, struct provd_err *err)
+{
+  const struct provd_alloc_ops *ops = p->desc->ops;
+  struct provd_alloc_request areq = {
+      .struct_size = sizeof(areq),
+      .registration_id = in->registration_id,
+      .enrollment = cfg_from_json(in->enrollment),
+      .payload = in->payload ? cfg_from_json(in->payload) : NULL,
+      .current_hub = in->current_hub,
+      .hubs = cands,
+      .n_hubs = n,
+      .is_group = in->is_group,
+      .current_device_id = in->current_hub ? in->current_device_id : NULL,
+      .allocation_request_json = request_json,
+      .dry_run = in->dry_run,
+      .client_address = in->client_ip,
+  };
+  plugin_op_enter(p);
+  int rc = ops->allocate(p->state, call, &areq, res, err);
+  plugin_op_leave(p);
+  return rc;
+}
+
+/* Runs the plugin of `policy` over cands; on success sets out->hub. */
+static int run_policy(struct allocator *a, struct provd_call *call,
+                      const struct alloc_input *in, const char *policy,
+                      const struct provd_hub_info *const *cands, size_t n,
+                      struct provd_alloc_result *res, json_t *step,
+                      struct alloc_outcome *out)
+{
+  struct plugin_instance *p = plugin_for(a, policy);
+  if (!p) {
+    refuse(out, "ALLOCATION_POLICY_UNAVAILABLE",
+           "no allocation plugin implements policy '%s'", policy);
+    return PROVD_DENIED;
+  }
+  const char *name = ((const struct provd_alloc_ops *)p->desc->ops)->policy;
+  out->policy = name;
+  json_object_set_new(step, "policy", json_string(name ? name : p->name));
+  /* Only a plugin that may call out (not NONBLOCKING) gets the webhook
+   * body: the others would pay for a serialization they never read. */
+  char *request_json = (p->desc->flags & PROVD_PLUGIN_NONBLOCKING)
+                           ? NULL
+                           : allocation_request_json(a, in, cands, n);
+  struct provd_err err = {0};
+  int rc = call_plugin(p, call, in, cands, n, request_json, res, &err);
+  free(request_json);
+  if (res->reason[0])
+    json_object_set_new(step, "said", json_string(res->reason));
+  if (rc != PROVD_OK) {
+    refuse(out, err.code[0] ? err.code : "NO_HUB_AVAILABLE", "%s",
+           err.msg[0] ? err.msg : "the allocation plugin chose no hub");
+    return PROVD_DENIED;
+  }
+  if (res->delegate[0]) {
+    json_object_set_new(step, "delegatedTo", json_string(res->delegate));
+    json_object_set_new(step, "why", json_string(res->why));
+    return PROVD_PENDING;
+  }
+  const struct provd_hub_info *hub = pick_of(cands, n, res->hub);
+  if (!hub) {
+    refuse(out, "NO_HUB_AVAILABLE", "policy %s chose '%s', not a candidate",
+           name ? name : p->name, res->hub);
+    return PROVD_DENIED;
+  }
+  out->hub = hub->name;
+  json_object_set_new(step, "hub", json_string(hub->name));
+  return PROVD_OK;
+}
+
+/* The subset of cands a delegation names (all when it names none). */
+static size_t delegate_candidates(const struct provd_alloc_result *res,
+                                  const struct provd_hub_info *const *cands,
+                                  size_t n,
+                                  const struct provd_hub_info **sub)
+{
+  if (res->n_delegate_hubs == 0) {
+    memcpy(sub, cands, n * sizeof(*sub));
+    return n;
+  }
+  size_t m = 0;
+  for (size_t i = 0; i < res->n_delegate_hubs; i++) {
+    const struct provd_hub_info *h = pick_of(cands, n, res->delegate_hubs[i]);
+    if (h)
+      sub[m++] = h;
+  }
+  return m;
+}
+
+static void take_data(struct provd_alloc_result *res,
+                      struct alloc_outcome *out)
+{
+  if (res->initial_twin) {
+    json_decref(out->initial_twin);
+    out->initial_twin = res->initial_twin;
+    res->initial_twin = NULL;
+  }
+  if (res->payload) {
+    json_decref(out->payload);
+    out->payload = res->payload;
+    res->payload = NULL;
+  }
+}
+
+static const char *policy_of(const struct allocator *a, const json_t *enr,
+                             json_t *trace)
+{
+  const char *policy = json_string_value(json_object_get(enr,
+                                                         "allocationPolicy"));
+  const char *source = "enrollment";
+  if (!policy) {
+    policy = a->default_policy;
+    source = policy ? "registration.allocation_policy" : "first plugin";
+  }
+  json_object_set_new(trace, "policySource", json_string(source));
+  return policy;
+}
+
+void allocator_run(struct allocator *a, struct provd_call *call,
+                   const struct alloc_input *in, struct alloc_outcome *out)
+{
+  memset(out, 0, sizeof(*out));
+  out->trace = json_object();
+  json_t *excluded = json_array();
+  const struct provd_hub_info *cands[ALLOC_MAX_HUBS];
+  size_t n = candidate_hubs(a, in->enrollment, cands, excluded);
+  const char *policy = policy_of(a, in->enrollment, out->trace);
+  json_object_set_new(out->trace, "candidates", hub_names(cands, n));
+  if (json_array_size(excluded))
+    json_object_set(out->trace, "excluded", excluded);
+  json_t *steps = json_array();
+  json_object_set_new(out->trace, "steps", steps);
+  if (n == 0) {
+    const json_t *first = json_array_get(excluded, 0);
+    json_object_set_new(out->trace, "policy",
+                        json_string(policy ? policy : "(default)"));
+    if (first)
+      refuse(out, "NO_HUB_AVAILABLE", "hub '%s': %s",
+             json_string_value(json_object_get(first, "hub")),
+             json_string_value(json_object_get(first, "why")));
+    else
+      refuse(out, "NO_HUB_AVAILABLE", "no hub is configured");
+    json_decref(excluded);
+    return;
+  }
+  json_decref(excluded);
+  struct provd_alloc_result res = {0};
+  json_t *step = json_object();
+  json_array_append_new(steps, step);
+  int rc = run_policy(a, call, in, policy, cands, n, &res, step, out);
+  json_object_set_new(out->trace, "policy",
+                      json_string(out->policy ? out->policy
+                                              : policy ? policy : "?"));
+  take_data(&res, out);
+  if (rc == PROVD_PENDING) { /* delegated: run that policy, once */
+    const struct provd_hub_info *sub[ALLOC_MAX_HUBS];
+    size_t m = delegate_candidates(&res, cands, n, sub);
+    char delegate[sizeof(res.delegate)];
+    snprintf(delegate, sizeof(delegate), "%s", res.delegate);
+    alloc_result_clear(&res);
+    step = json_object();
+    json_array_append_new(steps, step);
+    if (m == 0)
+      refuse(out, "NO_HUB_AVAILABLE",
+             "delegation to %s named no candidate hub", delegate);
+    else if (run_policy(a, call, in, delegate, sub, m, &res, step, out) ==
+             PROVD_PENDING)
+      refuse(out, "NO_HUB_AVAILABLE",
+             "policy %s delegated again; only one delegation is followed",
+             delegate);
+    take_data(&res, out);
+  }
+  alloc_result_clear(&res);
+  if (out->hub)
+    json_object_set_new(out->trace, "hub", json_string(out->hub));
+}
