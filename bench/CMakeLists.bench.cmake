@@ -9,6 +9,8 @@ add_executable(provd-loadgen
   ${_bench_dir}/lg_stats.c
   ${_bench_dir}/lg_x509.c
   ${_bench_dir}/lg_tpm.c
+  ${_bench_dir}/lg_mqtt.c
+  ${CMAKE_SOURCE_DIR}/core/net/mqtt_codec.c
   ${CMAKE_SOURCE_DIR}/plugins/attestation-tpm/tpm_crypto.c)
 pkg_check_modules(BENCH_TSS2_MU REQUIRED IMPORTED_TARGET tss2-mu)
 target_include_directories(provd-loadgen PRIVATE

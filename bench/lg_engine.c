@@ -471,10 +471,17 @@ static enum step handle_response(struct lg_engine *e, struct lg_conn *c,
   }
 }
 
+static int parse_response(const struct lg_engine *e, const struct lg_conn *c,
+                          bool at_eof, struct lg_resp *r)
+{
+  return (e->mode->parse ? e->mode->parse : lg_http_parse)(c->in, c->in_len,
+                                                           at_eof, r);
+}
+
 static enum step read_eof(struct lg_engine *e, struct lg_conn *c)
 {
   struct lg_resp r;
-  if (c->in_len > 0 && lg_http_parse(c->in, c->in_len, true, &r) == 1)
+  if (c->in_len > 0 && parse_response(e, c, true, &r) == 1)
     return handle_response(e, c, &r, true);
   return fail_unit(e, c, LG_ERR_CLOSED, 0,
                    c->in_len ? "connection closed mid-response"
@@ -495,7 +502,7 @@ static enum step step_read(struct lg_engine *e, struct lg_conn *c)
     rc = SSL_read(c->ssl, c->in + c->in_len, (int)room);
     if (rc > 0) {
       c->in_len += (size_t)rc;
-      parsed = lg_http_parse(c->in, c->in_len, false, &r);
+      parsed = parse_response(e, c, false, &r);
       if (parsed == 1)
         return handle_response(e, c, &r, false);
       if (parsed < 0)

@@ -4,6 +4,8 @@
  *   PUT .../register like the Node SDK (trace (a) of dps-wire-traces.md),
  *   then GET .../operations/{id} on the same connection, immediately (the
  *   Retry-After the server sends is ignored), until "assigned".
+ * register-mqtt: the same device over MQTT/TLS (lg_mqtt.c): CONNECT +
+ *   SUBSCRIBE + PUBLISH register in one write, then PUBLISH polls.
  * baseline: the register unit's bytes against a server that answers
  *   every request with a fixed body: new connection + full handshake,
  *   PUT .../register, one GET .../operations/{id}, close.
@@ -256,6 +258,23 @@ static int register_first(struct lg_engine *e, struct lg_conn *c,
   return 0;
 }
 
+/* register-mqtt: the same device over MQTT (lg_mqtt.c). */
+static int register_mqtt_first(struct lg_engine *e, struct lg_conn *c,
+                               struct lg_verdict *v)
+{
+  const struct lg_opts *o = e->mode_ctx->o;
+  if (unit_reg_id(o, c->unit % o->ids, c->reg_id, sizeof c->reg_id) != 0 ||
+      device_token(e->mode_ctx, c) != 0) {
+    set_error(v, LG_ERR_PROTOCOL, 0, "cannot build the SAS token");
+    return -1;
+  }
+  if (lg_mqtt_register(c, o->scope, o->api_version) != 0) {
+    set_error(v, LG_ERR_PROTOCOL, 0, "request too large");
+    return -1;
+  }
+  return 0;
+}
+
 static void judge_assigned(json_t *root, struct lg_verdict *v)
 {
   json_t *state = json_object_get(root, "registrationState");
@@ -293,7 +312,8 @@ static void poll_operation(struct lg_engine *e, struct lg_conn *c,
   }
   c->polls++;
   snprintf(tail, sizeof tail, "operations/%s", c->op_id);
-  if (device_request(e, c, "GET", tail, "{}") != 0) {
+  if (e->mode->parse == lg_mqtt_parse ? lg_mqtt_poll(c, c->op_id) != 0
+      : device_request(e, c, "GET", tail, "{}") != 0) {
     set_error(v, LG_ERR_PROTOCOL, 0, "request too large");
     return;
   }
@@ -633,11 +653,13 @@ static int build_service_auth(struct lg_mode_ctx *m, char *err,
 /* ---- registry ---- */
 
 static const struct lg_mode modes[] = {
-  { "register", false, register_first, register_response },
-  { "register-tpm", false, register_tpm_first, register_tpm_response },
-  { "baseline", false, baseline_first, baseline_response },
-  { "enroll", true, enroll_first, status_200_response },
-  { "enroll-bulk", true, enroll_bulk_first, bulk_response },
+  { "register", false, register_first, register_response, NULL },
+  { "register-mqtt", false, register_mqtt_first, register_response,
+    lg_mqtt_parse },
+  { "register-tpm", false, register_tpm_first, register_tpm_response, NULL },
+  { "baseline", false, baseline_first, baseline_response, NULL },
+  { "enroll", true, enroll_first, status_200_response, NULL },
+  { "enroll-bulk", true, enroll_bulk_first, bulk_response, NULL },
 };
 
 const struct lg_mode *lg_mode_find(const char *name)
@@ -706,8 +728,9 @@ struct lg_mode_ctx *lg_mode_ctx_new(const struct lg_opts *o, char *err,
     }
     m->n_identities = o->ids;
   }
-  if ((strcmp(o->mode, "register") == 0 || strcmp(o->mode, "baseline") == 0)
-      && precompute_tokens(m) != 0) {
+  if ((strcmp(o->mode, "register") == 0 ||
+       strcmp(o->mode, "register-mqtt") == 0 ||
+       strcmp(o->mode, "baseline") == 0) && precompute_tokens(m) != 0) {
     snprintf(err, err_len, "cannot sign the device tokens");
     lg_mode_ctx_free(m);
     return NULL;

@@ -24,7 +24,7 @@
 static void usage(FILE *f)
 {
   fprintf(f,
-"usage: provd-loadgen [--mode register|register-tpm|baseline|enroll|enroll-bulk]\n"
+"usage: provd-loadgen [--mode register|register-mqtt|register-tpm|baseline|enroll|enroll-bulk]\n"
 "                     --url https://HOST:PORT\n"
 "                     [--ca FILE] [--data-dir DIR] [--concurrency N]\n"
 "                     [--duration S | --count N] [--scope ID_SCOPE]\n"

@@ -107,7 +107,22 @@ struct lg_mode {
   void (*on_response)(struct lg_engine *e, struct lg_conn *c,
                       const char *buf, const struct lg_resp *r,
                       struct lg_verdict *v);
+  /* Frames the server's answer; NULL: HTTP (lg_http_parse). */
+  int (*parse)(const char *buf, size_t len, bool at_eof, struct lg_resp *out);
 };
+
+/* ---- the DPS MQTT device flow (lg_mqtt.c) ---- */
+
+/* c->out = CONNECT (c->reg_id, c->auth as password unless "") +
+ * SUBSCRIBE + PUBLISH register, all QoS 0.  0 ok, -1 too large. */
+int lg_mqtt_register(struct lg_conn *c, const char *scope,
+                     const char *api_version);
+/* c->out = PUBLISH poll of operation_id. */
+int lg_mqtt_poll(struct lg_conn *c, const char *operation_id);
+/* Like lg_http_parse: the answer PUBLISH (status from its topic, body
+ * its payload), or a refused CONNACK as status 400/401. */
+int lg_mqtt_parse(const char *buf, size_t len, bool at_eof,
+                  struct lg_resp *out);
 
 /* A device's TLS client identity (lg_x509.c). */
 struct lg_identity {

@@ -16,7 +16,9 @@
 # from one symmetric-key enrollment group, beside the seeded individual
 # enrollments; x509: mutual TLS, every device presents its own ECDSA P-256
 # certificate signed by one enrollment group's CA, BENCH_X509_DEVICES of
-# them (20000), and the ceilings get the same client certificates; tpm:
+# them (20000), and the ceilings get the same client certificates; mqtt:
+# individual enrollments registering over MQTT/TLS against the same HTTPS
+# ceilings; tpm:
 # TPM devices (software TPM, the whole challenge round) against
 # symmetric-key devices in the same run, no ceilings),
 # BENCH_NOTIFIERS=1 (provd also runs a webhook and an smtp notifier for
@@ -73,11 +75,11 @@ check_setup() {
     die "BENCH_ENROLLMENTS must be 1..10000000"
   [[ $SEED_CONCURRENCY =~ ^[0-9]+$ && $SEED_CONCURRENCY -ge 1 && $SEED_CONCURRENCY -le 1000 ]] ||
     die "BENCH_SEED_CONCURRENCY must be 1..1000"
-  [[ $KIND == individual || $KIND == group || $KIND == x509 || $KIND == tpm ]] ||
-    die "BENCH_KIND must be individual, group, x509 or tpm"
+  [[ $KIND == individual || $KIND == group || $KIND == x509 || $KIND == tpm || $KIND == mqtt ]] ||
+    die "BENCH_KIND must be individual, group, x509, tpm or mqtt"
   [[ $X509_DEVICES =~ ^[0-9]+$ && $X509_DEVICES -ge 1 && $X509_DEVICES -le 200000 ]] ||
     die "BENCH_X509_DEVICES must be 1..200000"
-  [ "$KIND" = individual ] || [ -x "$PROVCTL" ] ||
+  [ "$KIND" = individual ] || [ "$KIND" = mqtt ] || [ -x "$PROVCTL" ] ||
     die "missing $PROVCTL: run 'make build' first"
   [[ $WORKERS =~ ^[0-9]+$ && $WORKERS -ge 1 && $WORKERS -le 256 ]] ||
     die "BENCH_WORKERS must be 1..256"
@@ -211,6 +213,7 @@ write_config() {
 id_scope: $SCOPE
 listen:
   https: 127.0.0.1:$PORT
+$([ "$KIND" != mqtt ] || echo "  mqtt: 127.0.0.1:$MQTT_PORT")
 data_dir: $DATA
 plugin_path: [ $BUILD/plugins ]
 storage:
@@ -356,10 +359,13 @@ seeding_line() {
 measure_register() { # ROUND [TAG]
   local r=$1 tag=${2:-}
   echo "== round $r: register$tag, $CONCURRENCY devices at a time for ${DURATION}s, $ENROLLMENTS enrollments =="
+  local mode=register port=$PORT
+  # BENCH_KIND=mqtt: the same devices over MQTT/TLS (docs/mqtt.md).
+  [ "$KIND" != mqtt ] || { mode=register-mqtt; port=$MQTT_PORT; }
   start_server "provd$tag$r" "$PROVD" -c "$CONFIG"
   wait_ready "provd$tag$r" "https://127.0.0.1:$PORT/healthz"
-  run_load "register$tag$r" --mode register --concurrency "$CONCURRENCY" \
-    --duration "$DURATION" --url "https://127.0.0.1:$PORT" \
+  run_load "register$tag$r" --mode "$mode" --concurrency "$CONCURRENCY" \
+    --duration "$DURATION" --url "https://127.0.0.1:$port" \
     --ca "$DATA/tls/ca.pem" --scope "$SCOPE" --ids "$ENROLLMENTS" \
     $(device_args)
   stop_server "provd$tag$r"
@@ -519,7 +525,7 @@ report() {
   echo "machine      $(nproc) cores, $(openssl version 2>/dev/null | cut -d' ' -f1-2), $("$NGINX" -v 2>&1 | sed 's/^nginx version: //'), load average before the runs: $LOAD_BEFORE"
   awk -v l="$LOAD_BEFORE" -v n="$(nproc)" 'BEGIN { exit !(l > n / 4) }' &&
     echo "WARNING      the machine was busy before the runs: rates are skewed by other work"
-  echo "load         $CONCURRENCY concurrent devices, ${DURATION}s per run, $ROUNDS alternating rounds; per device a new TLS connection + full handshake, PUT register, one GET of the operation"
+  echo "load         $CONCURRENCY concurrent devices, ${DURATION}s per run, $ROUNDS alternating rounds; per device a new TLS connection + full handshake, $([ "$KIND" = mqtt ] && echo "MQTT CONNECT + SUBSCRIBE + PUBLISH register, one PUBLISH poll (the ceilings: PUT register, one GET)" || echo "PUT register, one GET of the operation")"
   echo "servers      $WORKERS workers each (provd, provd-tls-baseline, nginx); pinned to: ${SERVER_CPUS:-all cores (no pinning)}"
   echo "client       pinned to: ${CLIENT_CPUS:-all cores (no pinning)}; it shares the machine with the server"
   echo "seeding      $(seeding_line enroll)"
@@ -538,6 +544,7 @@ report() {
   echo
   echo "server CPU per request (median of rounds): provd ${reg_us} us per registration, baseline ${base_us} us, nginx ${ngx_us} us"
   echo "efficiency = ceiling CPU per request / provd CPU per registration: ${eff_ngx} against nginx, ${eff_base} against the baseline"
+  [ "$KIND" != mqtt ] || awk -v e="$eff_ngx" 'BEGIN { printf "mqtt target  provd CPU per MQTT registration (handshake, CONNECT, SUBSCRIBE, PUBLISH register, answer, poll) <= 1.25 x nginx per bare handshake + 2 requests: %.2f x (%s)\n", (e > 0 ? 1 / e : 0), (e > 0 && 1 / e <= 1.25 ? "met" : "missed") }'
   [ "$KIND" != x509 ] || awk -v e="$eff_ngx" 'BEGIN { printf "x509 target  provd CPU per registration <= 1.25 x nginx per mTLS handshake: %.2f x (%s)\n", (e > 0 ? 1 / e : 0), (e > 0 && 1 / e <= 1.25 ? "met" : "missed") }'
   echo "BENCH kind=$KIND notifiers=$NOTIFIERS provd_cpu_us=$reg_us baseline_cpu_us=$base_us nginx_cpu_us=$ngx_us efficiency_nginx=$eff_ngx efficiency_baseline=$eff_base register_rate=$(median_of register rate) baseline_rate=$(median_of baseline rate) nginx_rate=$(median_of nginx rate) register_p99_ms=$(median_of register p99_ms) resumed=$resumed errors=$errors"
   [ "$resumed" -eq 0 ] || { echo "bench: $resumed handshakes resumed a session; the figures are not of full handshakes" >&2; return 3; }
@@ -586,6 +593,8 @@ main() {
   PORT=$(free_port)
   HOOK_PORT=$(free_port)
   SMTP_PORT=$(free_port)
+  MQTT_PORT=$(free_port)
+  while [ "$MQTT_PORT" = "$PORT" ]; do MQTT_PORT=$(free_port); done
   while [ "$HOOK_PORT" = "$PORT" ]; do HOOK_PORT=$(free_port); done
   while [ "$SMTP_PORT" = "$PORT" ] || [ "$SMTP_PORT" = "$HOOK_PORT" ]; do SMTP_PORT=$(free_port); done
   start_slow_receivers

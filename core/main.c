@@ -56,7 +56,7 @@ static void usage(FILE *out)
           "                          else built-in defaults)\n"
           "      --listen HOST:PORT  HTTPS listener (overrides listen.https)\n"
           "      --mqtt-listen HOST:PORT\n"
-          "                          MQTT listener (accepted; MQTT is not served yet)\n"
+          "                          DPS MQTT device endpoint (TLS), e.g. 127.0.0.1:8883\n"
           "      --data-dir DIR      data directory (overrides data_dir)\n"
           "      --id-scope SCOPE    ID scope devices use (overrides id_scope)\n"
           "      --workers N         event-loop threads (default: number of cores)\n"
@@ -265,7 +265,8 @@ static const char *display_host(const struct cfg_listen *l)
 }
 
 static void print_banner(const struct provd_config *cfg,
-                         const struct pki_paths *pki, int port, int workers)
+                         const struct pki_paths *pki, int port,
+                         int mqtt_port, int workers)
 {
   char conn[512] = "";
   FILE *f = fopen(pki->conn_string, "r");
@@ -286,6 +287,9 @@ static void print_banner(const struct provd_config *cfg,
          "  connection string: %s  (file %s)\n",
          PROVD_VERSION, workers, cfg->id_scope, host, port, host, port, ca,
          conn, pki->conn_string);
+  if (mqtt_port > 0)
+    printf("  MQTT endpoint:     mqtts://%s:%d  (DPS device API over MQTT)\n",
+           display_host(&cfg->mqtt), mqtt_port);
   if (pki->ca[0])
     printf("  try:               curl --cacert %s https://%s:%d/healthz\n",
            pki->ca, host, port);
@@ -317,6 +321,7 @@ struct daemon {
   struct dispatcher *dispatcher;
   struct api_ctx api;
   struct http_server *http;
+  struct mqtt_server *mqtt;
   SSL_CTX *ssl;
   struct pki_paths pki;
 };
@@ -371,17 +376,30 @@ static int start_daemon(struct daemon *dm, struct provd_err *err)
       .host = cfg->https.host, .port = cfg->https.port, .workers = workers,
       .ssl = dm->ssl, .max_body_bytes = cfg->max_body_bytes,
       .handler = api_handle, .ud = &dm->api};
+  struct http_protocol mqtt_listener;
+  if (cfg->has_mqtt) {
+    struct mqtt_server_opts mo = {
+        .ssl = dm->ssl, .workers = workers,
+        .max_packet_bytes = cfg->max_body_bytes + MQTT_PUBLISH_OVERHEAD,
+        .handlers = device_mqtt_handlers(), .ud = &dm->api};
+    if (mqtt_server_new(&mo, &dm->mqtt, err) != 0)
+      return -1;
+    mqtt_listener = mqtt_server_protocol(dm->mqtt, cfg->mqtt.host,
+                                         cfg->mqtt.port);
+    ho.protocols = &mqtt_listener;
+    ho.n_protocols = 1;
+  }
   if (http_server_start(&ho, &dm->http, err) != 0)
     return -1;
-  if (cfg->has_mqtt)
-    log_warn("provd", "mqtt listener %s:%d requested, but MQTT is not served "
-                      "by this version; ignoring", cfg->mqtt.host,
-             cfg->mqtt.port);
   atomic_store(&dm->api.ready, true);
-  print_banner(cfg, &dm->pki, http_server_port(dm->http), workers);
+  print_banner(cfg, &dm->pki, http_server_port(dm->http),
+               dm->mqtt ? http_server_protocol_port(dm->http, 0) : 0, workers);
   log_info("provd", "serving https on %s:%d id_scope=%s data_dir=%s",
            cfg->https.host, http_server_port(dm->http), cfg->id_scope,
            cfg->data_dir);
+  if (dm->mqtt)
+    log_info("provd", "serving mqtt on %s:%d", cfg->mqtt.host,
+             http_server_protocol_port(dm->http, 0));
   return 0;
 }
 
@@ -390,6 +408,7 @@ static void stop_daemon(struct daemon *dm)
   atomic_store(&dm->api.ready, false);
   if (dm->http)
     http_server_stop(dm->http, SHUTDOWN_GRACE_MS);
+  mqtt_server_free(dm->mqtt); /* its connections went with the workers */
   /* Before the store: its last cursors go through the writer. */
   dispatcher_stop(dm->dispatcher);
   dm->dispatcher = NULL;

@@ -11,7 +11,10 @@
 
 #include "api/path.h"
 #include "config/config.h"
+#include <jansson.h>
+
 #include "net/http.h"
+#include "net/mqtt.h"
 #include "store/store.h"
 
 struct engine;
@@ -46,5 +49,17 @@ void device_api_handle(struct api_ctx *ctx, struct http_exchange *ex,
 void service_api_handle(struct api_ctx *ctx, struct http_exchange *ex,
                         const struct path_parts *parts,
                         enum path_split_status split);
+
+/* Why a DeviceRegistration body cannot be served (answered as
+ * BAD_REQUEST with this message), or NULL.  Shared by both transports. */
+const char *device_body_problem(const json_t *body, bool status_lookup,
+                                const char *regid);
+
+/* The device's address without the port, for geoLatency allocation:
+ * "1.2.3.4:5" -> "1.2.3.4", "[::1]:5" -> "::1"; "" when unknown. */
+void device_peer_ip(const char *peer, char *out, size_t cap);
+
+/* The DPS device API over MQTT (net/mqtt.h); ud is the struct api_ctx. */
+struct mqtt_handlers device_mqtt_handlers(void);
 
 #endif

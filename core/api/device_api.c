@@ -89,22 +89,29 @@ static json_t *checked_body(struct http_exchange *ex,
            "The body must be a JSON object (DeviceRegistration).");
     return NULL;
   }
-  const json_t *id = json_object_get(body, "registrationId");
-  if (id && (!json_is_string(id) ||
-             strcasecmp(json_string_value(id), regid) != 0)) {
+  const char *problem = device_body_problem(body, op == REG_STATUS_LOOKUP,
+                                            regid);
+  if (problem) {
     json_decref(body);
-    refuse(ex, "BAD_REQUEST",
-           "registrationId in the body does not match the path.");
-    return NULL;
-  }
-  /* Certificates are issued by register only (DPS); the engine checks a
-   * register's csr once the device has proved itself. */
-  if (op == REG_STATUS_LOOKUP && json_object_get(body, "csr")) {
-    json_decref(body);
-    refuse(ex, "BAD_REQUEST", "csr is accepted by register only.");
+    refuse(ex, "BAD_REQUEST", problem);
     return NULL;
   }
   return body;
+}
+
+const char *device_body_problem(const json_t *body, bool status_lookup,
+                                const char *regid)
+{
+  const json_t *id = json_object_get(body, "registrationId");
+  if (id && (!json_is_string(id) ||
+             strcasecmp(json_string_value(id), regid) != 0))
+    return "registrationId in the body does not match the registration id "
+           "of the request.";
+  /* Certificates are issued by register only (DPS); the engine checks a
+   * register's csr once the device has proved itself. */
+  if (status_lookup && json_object_get(body, "csr"))
+    return "csr is accepted by register only.";
+  return NULL;
 }
 
 static void device_done(void *ud, struct reg_outcome *out)
@@ -112,8 +119,7 @@ static void device_done(void *ud, struct reg_outcome *out)
   api_respond_outcome(ud, out);
 }
 
-/* "1.2.3.4:5" -> "1.2.3.4", "[::1]:5" -> "::1" (geoLatency maps it). */
-static void peer_ip(const char *peer, char *out, size_t cap)
+void device_peer_ip(const char *peer, char *out, size_t cap)
 {
   out[0] = '\0';
   if (!peer)
@@ -138,7 +144,7 @@ static struct reg_request *request_from(const struct http_request *req,
   const char *auth = http_request_header(req, "Authorization");
   r->authorization = auth ? strdup(auth) : NULL;
   r->peer_chain_pem = req->peer_chain_pem ? strdup(req->peer_chain_pem) : NULL;
-  peer_ip(req->peer_addr, r->client_ip, sizeof(r->client_ip));
+  device_peer_ip(req->peer_addr, r->client_ip, sizeof(r->client_ip));
   r->body = body;
   trace_id_of(req, r->trace_id);
   return r;

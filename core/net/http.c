@@ -38,9 +38,8 @@
 #include <event2/thread.h>
 #include <event2/util.h>
 #include <openssl/err.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
 
+#include "net/conn.h"
 #include "net/http_parse.h"
 #include "net/stream.h"
 #include "net/wire_error.h"
@@ -69,9 +68,9 @@
 #define REQUEST_DEADLINE_S 10
 /* Per-connection buffers above this size are released after use. */
 #define BUFFER_KEEP_BYTES (16 * 1024)
-#define MAX_PEER_CHAIN_CERTS 16
 #define MAX_STATUS 600
 #define ACCEPT_PAUSE_MS 100
+#define MAX_PROTOCOLS 4 /* besides HTTP */
 
 #define COMPONENT "http"
 #define M_REQUESTS "provd_http_requests_total"
@@ -101,15 +100,13 @@ struct http_exchange {
   int status;
 };
 
-struct worker;
+struct http_worker;
 
 struct conn {
-  struct worker *w;
-  struct stream *stream; /* NULL once the socket is closed */
-  /* Deadline for the TLS handshake, a partly received request, and the
-   * linger; freed with the socket (it belongs to the loop's base). */
-  struct event *deadline;
-  struct conn *prev, *next; /* the worker's connection list */
+  /* First member.  Its deadline bounds the TLS handshake, a partly
+   * received request, and the linger. */
+  struct net_conn nc;
+  struct http_worker *w;
   struct conn *done_next;   /* completion list link (under w->mu) */
   bool queued;              /* on the completion list (under w->mu) */
   bool tls;
@@ -133,13 +130,14 @@ struct conn {
 
 struct http_server;
 
-struct worker {
+struct http_worker {
   struct http_server *srv;
   int index;
   pthread_t thread;
   bool thread_started;
   struct event_base *base;
   struct evconnlistener *listener;
+  struct evconnlistener *side[MAX_PROTOCOLS]; /* o.protocols[i] */
   /* Completions and stop requests: other threads write the eventfd
    * (under mu) instead of calling into libevent, whose base lock the
    * loop holds most of the time (profiles showed a futex round trip per
@@ -152,14 +150,14 @@ struct worker {
 
   pthread_mutex_t mu;
   struct conn *done_head, *done_tail; /* mu */
+  struct loop_task *tasks_head, *tasks_tail; /* mu: http_worker_post */
   bool loop_alive;                    /* mu: false once torn down */
   bool stop_requested;                /* mu */
   int grace_ms;                       /* mu */
 
   /* Loop thread only. */
   bool stopping, torn_down, flush_pending;
-  struct conn *conns;
-  size_t n_conns;
+  struct net_conns conns; /* of struct conn (nc first) */
   uint32_t code_counts[MAX_STATUS];
   /* The statuses counted since the last publish, so publishing does not
    * scan MAX_STATUS slots once per loop iteration. */
@@ -173,15 +171,19 @@ struct http_server {
   struct http_server_opts o;
   char host[256];
   int port;
+  struct http_protocol protocols[MAX_PROTOCOLS];
+  char protocol_hosts[MAX_PROTOCOLS][256];
+  int protocol_ports[MAX_PROTOCOLS];
+  size_t n_protocols;
   int n_workers;
-  struct worker *workers;
+  struct http_worker *workers;
   struct http_parse_limits limits;
   pthread_mutex_t life_mu;
   size_t orphans; /* life_mu: exchanges still owned by handlers after stop */
   bool detached;  /* life_mu: stop returned; last orphan frees the server */
 };
 
-static _Thread_local struct worker *tl_worker;
+static _Thread_local struct http_worker *tl_worker;
 
 static const char OOM_RESPONSE[] =
     "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n";
@@ -346,7 +348,7 @@ static void status_label(int code, char out[16])
   out[10] = '\0';
 }
 
-static void worker_count_status(struct worker *w, int status)
+static void worker_count_status(struct http_worker *w, int status)
 {
   if (status < 100 || status >= MAX_STATUS)
     return;
@@ -354,7 +356,7 @@ static void worker_count_status(struct worker *w, int status)
     w->counted_codes[w->n_counted_codes++] = (uint16_t)status;
 }
 
-static void worker_publish_counters(struct worker *w)
+static void worker_publish_counters(struct http_worker *w)
 {
   w->flush_pending = false;
   for (size_t i = 0; i < w->n_counted_codes; i++) {
@@ -385,7 +387,7 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
 
 /* Counters are published after the current batch of events, so the
  * metrics lock is taken once per loop iteration, not once per request. */
-static void worker_counters_dirty(struct worker *w)
+static void worker_counters_dirty(struct http_worker *w)
 {
   if (!w->flush_pending && w->flush && !w->torn_down) {
     w->flush_pending = true;
@@ -395,33 +397,19 @@ static void worker_counters_dirty(struct worker *w)
 
 /* ---- connection lifetime (loop thread) -------------------------------- */
 
-static void worker_teardown(struct worker *w);
+static void worker_teardown(struct http_worker *w);
 
 static void conn_close_socket(struct conn *c)
 {
-  if (c->deadline) {
-    event_free(c->deadline);
-    c->deadline = NULL;
-  }
-  if (!c->stream)
+  if (!net_conn_close_socket(&c->nc))
     return;
-  stream_free(c->stream);
-  c->stream = NULL;
   atomic_fetch_sub_explicit(&c->w->n_open, 1, memory_order_relaxed);
   worker_counters_dirty(c->w);
 }
 
 static void conn_unlink(struct conn *c)
 {
-  struct worker *w = c->w;
-  if (c->prev)
-    c->prev->next = c->next;
-  else
-    w->conns = c->next;
-  if (c->next)
-    c->next->prev = c->prev;
-  c->prev = c->next = NULL;
-  w->n_conns--;
+  net_conns_remove(&c->w->conns, &c->nc);
 }
 
 static void conn_free(struct conn *c)
@@ -435,12 +423,12 @@ static void conn_free(struct conn *c)
 /* Frees c if nothing refers to it any more.  c may be gone afterwards. */
 static void conn_release(struct conn *c)
 {
-  if (c->stream || c->in_flight || c->processing)
+  if (c->nc.stream || c->in_flight || c->processing)
     return;
-  struct worker *w = c->w;
+  struct http_worker *w = c->w;
   conn_unlink(c);
   conn_free(c);
-  if (w->stopping && w->n_conns == 0)
+  if (w->stopping && w->conns.n == 0)
     worker_teardown(w);
 }
 
@@ -458,23 +446,7 @@ static void conn_trim_buffers(struct conn *c)
   }
 }
 
-/* Arms the deadline unless it runs already: it counts from the first
- * byte of what it bounds, not from the latest. */
-static void conn_deadline_start(struct conn *c, int seconds)
-{
-  if (!c->deadline || evtimer_pending(c->deadline, NULL))
-    return;
-  struct timeval tv = {seconds, 0};
-  evtimer_add(c->deadline, &tv);
-}
-
-static void conn_deadline_stop(struct conn *c)
-{
-  if (c->deadline)
-    evtimer_del(c->deadline);
-}
-
-static int request_deadline_s(const struct worker *w)
+static int request_deadline_s(const struct http_worker *w)
 {
   int idle = w->srv->o.idle_timeout_s;
   return idle < REQUEST_DEADLINE_S ? idle : REQUEST_DEADLINE_S;
@@ -486,7 +458,7 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
   (void)fd;
   (void)what;
   struct conn *c = arg;
-  if (!c->stream || c->in_flight || c->closing)
+  if (!c->nc.stream || c->in_flight || c->closing)
     return; /* nothing being received; the write timeout bounds a flush */
   log_debug(COMPONENT, "%s: %s deadline passed; closing", c->peer_addr,
             c->lingering ? "linger" : "request");
@@ -500,7 +472,7 @@ static void conn_write_response(struct conn *c, bool keep_alive)
   struct http_exchange *ex = &c->ex;
   static const char ka[] = "Connection: keep-alive\r\n\r\n";
   static const char cl[] = "Connection: close\r\n\r\n";
-  struct evbuffer *out = stream_output(c->stream);
+  struct evbuffer *out = stream_output(c->nc.stream);
   evbuffer_add(out, ex->out, ex->out_head_len);
   if (keep_alive)
     evbuffer_add(out, ka, sizeof ka - 1);
@@ -512,7 +484,7 @@ static void conn_write_response(struct conn *c, bool keep_alive)
   worker_counters_dirty(c->w);
   if (!keep_alive) {
     c->closing = true;
-    stream_set_reading(c->stream, false);
+    stream_set_reading(c->nc.stream, false);
   }
 }
 
@@ -525,13 +497,13 @@ static void conn_begin_linger(struct conn *c)
    * connection and destroy the answers still in the kernel's buffer. */
   c->lingering = true;
   /* The read timeout restarts with every byte; the linger must end. */
-  conn_deadline_stop(c);
-  conn_deadline_start(c, LINGER_S);
-  stream_shutdown_write(c->stream);
-  struct evbuffer *in = stream_input(c->stream);
+  net_conn_deadline_stop(&c->nc);
+  net_conn_deadline_start(&c->nc, LINGER_S);
+  stream_shutdown_write(c->nc.stream);
+  struct evbuffer *in = stream_input(c->nc.stream);
   evbuffer_drain(in, evbuffer_get_length(in));
-  stream_set_idle_timeout(c->stream, LINGER_S);
-  stream_set_reading(c->stream, true);
+  stream_set_idle_timeout(c->nc.stream, LINGER_S);
+  stream_set_reading(c->nc.stream, true);
 }
 
 /* An answer the server gives by itself (the handler never sees the
@@ -555,7 +527,7 @@ static void conn_fail(struct conn *c, int status)
   struct wire_error_answer a;
   wire_error_answer_init(&a, why.http_status, why.error_code, why.message,
                          NULL, 0);
-  conn_deadline_stop(c);
+  net_conn_deadline_stop(&c->nc);
   c->ex.head_only = false;
   serialize_response(&c->ex, a.http_status, WIRE_ERROR_CONTENT_TYPE, a.body,
                      a.body_len, a.headers, a.n_headers);
@@ -643,30 +615,7 @@ static int conn_build_request(struct conn *c, struct evbuffer *in,
 static void conn_load_peer_chain(struct conn *c)
 {
   c->chain_loaded = true;
-  SSL *ssl = stream_ssl(c->stream);
-  X509 *leaf = ssl ? SSL_get1_peer_certificate(ssl) : NULL;
-  if (!leaf)
-    return;
-  BIO *mem = BIO_new(BIO_s_mem());
-  if (mem && PEM_write_bio_X509(mem, leaf)) {
-    /* Server side: the chain does not include the leaf (skip it anyway
-     * should a resumed session report it). */
-    STACK_OF(X509) *chain = SSL_get_peer_cert_chain(ssl);
-    int n = chain ? sk_X509_num(chain) : 0;
-    for (int i = 0; i < n && i < MAX_PEER_CHAIN_CERTS; i++) {
-      X509 *x = sk_X509_value(chain, i);
-      if (X509_cmp(x, leaf) != 0)
-        PEM_write_bio_X509(mem, x);
-    }
-    char *data = NULL;
-    long len = BIO_get_mem_data(mem, &data);
-    if (len > 0 && (c->peer_chain = malloc((size_t)len + 1))) {
-      memcpy(c->peer_chain, data, (size_t)len);
-      c->peer_chain[len] = '\0';
-    }
-  }
-  BIO_free(mem);
-  X509_free(leaf);
+  c->peer_chain = stream_peer_chain_pem(c->nc.stream);
 }
 
 static void conn_dispatch(struct conn *c)
@@ -678,7 +627,7 @@ static void conn_dispatch(struct conn *c)
   c->ex.conn = c;
   c->ex.state = EX_HANDLER;
   c->in_flight = true;
-  stream_set_reading(c->stream, false); /* one exchange at a time */
+  stream_set_reading(c->nc.stream, false); /* one exchange at a time */
   srv->o.handler(&c->ex, srv->o.ud);
 }
 
@@ -686,17 +635,17 @@ static void conn_dispatch(struct conn *c)
  * and the next pipelined one may follow. */
 static bool conn_step(struct conn *c)
 {
-  if (!c->stream || c->in_flight || c->closing || c->lingering)
+  if (!c->nc.stream || c->in_flight || c->closing || c->lingering)
     return false;
-  struct evbuffer *in = stream_input(c->stream);
+  struct evbuffer *in = stream_input(c->nc.stream);
   size_t avail = evbuffer_get_length(in);
   if (avail == 0)
     return false;
-  if (evbuffer_get_length(stream_output(c->stream)) >
+  if (evbuffer_get_length(stream_output(c->nc.stream)) >
       OUTPUT_HIGH_WATER) {
     c->wait_drain = true; /* and stop reading: input stays bounded too */
-    stream_set_reading(c->stream, false);
-    conn_deadline_stop(c); /* the wait is ours, not the client's */
+    stream_set_reading(c->nc.stream, false);
+    net_conn_deadline_stop(&c->nc); /* the wait is ours, not the client's */
     return false;
   }
   if (!c->have_head) {
@@ -704,21 +653,21 @@ static bool conn_step(struct conn *c)
     if (r < 0)
       conn_fail(c, -r);
     if (r == 0)
-      conn_deadline_start(c, request_deadline_s(c->w));
+      net_conn_deadline_start(&c->nc, request_deadline_s(c->w));
     if (r <= 0)
       return false;
   }
   size_t total = c->head.head_len + (size_t)c->head.content_length;
   if (avail < total) {
-    conn_deadline_start(c, request_deadline_s(c->w));
+    net_conn_deadline_start(&c->nc, request_deadline_s(c->w));
     if (c->head.expect_continue && !c->sent_continue) {
       static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-      evbuffer_add(stream_output(c->stream), cont, sizeof cont - 1);
+      evbuffer_add(stream_output(c->nc.stream), cont, sizeof cont - 1);
       c->sent_continue = true;
     }
     return false;
   }
-  conn_deadline_stop(c);
+  net_conn_deadline_stop(&c->nc);
   if (conn_build_request(c, in, total) < 0) {
     log_error(COMPONENT, "%s: out of memory reading a request",
               c->peer_addr);
@@ -739,9 +688,9 @@ static void conn_process(struct conn *c)
   while (served < MAX_PIPELINE_PER_PASS && conn_step(c))
     served++;
   c->processing = false;
-  if (served == MAX_PIPELINE_PER_PASS && c->stream && !c->in_flight &&
-      evbuffer_get_length(stream_input(c->stream)) > 0)
-    stream_trigger_read(c->stream);
+  if (served == MAX_PIPELINE_PER_PASS && c->nc.stream && !c->in_flight &&
+      evbuffer_get_length(stream_input(c->nc.stream)) > 0)
+    stream_trigger_read(c->nc.stream);
   conn_release(c);
 }
 
@@ -751,7 +700,7 @@ static void conn_response_ready(struct conn *c)
   struct http_exchange *ex = &c->ex;
   c->in_flight = false;
   ex->state = EX_IDLE;
-  if (!c->stream) { /* the client left meanwhile */
+  if (!c->nc.stream) { /* the client left meanwhile */
     conn_release(c);
     return;
   }
@@ -762,7 +711,7 @@ static void conn_response_ready(struct conn *c)
     conn_release(c);
     return;
   }
-  stream_set_reading(c->stream, true);
+  stream_set_reading(c->nc.stream, true);
   conn_process(c); /* a pipelined request may already be buffered */
 }
 
@@ -788,7 +737,7 @@ static void on_drained(struct stream *s, void *arg)
     conn_release(c);
   } else if (c->wait_drain) {
     c->wait_drain = false;
-    stream_set_reading(c->stream, true);
+    stream_set_reading(c->nc.stream, true);
     conn_process(c);
   }
 }
@@ -797,7 +746,7 @@ static void on_event(struct stream *s, int what, void *arg)
 {
   struct conn *c = arg;
   if (what & STREAM_CONNECTED) {
-    conn_deadline_stop(c); /* the handshake is done */
+    net_conn_deadline_stop(&c->nc); /* the handshake is done */
     c->w->handshakes++;
     worker_counters_dirty(c->w);
     return;
@@ -839,9 +788,9 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
 {
   (void)l;
   (void)socklen;
-  struct worker *w = arg;
+  struct http_worker *w = arg;
   const struct http_server_opts *o = &w->srv->o;
-  if (w->stopping || w->n_conns >= o->max_connections) {
+  if (w->stopping || w->conns.n >= o->max_connections) {
     evutil_closesocket(fd);
     return;
   }
@@ -863,29 +812,53 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
     free(c);
     return;
   }
-  c->deadline = deadline;
+  c->nc.deadline = deadline;
   c->w = w;
-  c->stream = stream;
+  c->nc.stream = stream;
   c->tls = o->ssl != NULL;
   format_peer(sa, c->peer_addr, sizeof c->peer_addr);
   if (c->tls) /* a handshake dripped byte by byte must end too */
-    conn_deadline_start(c, request_deadline_s(w));
-  c->next = w->conns;
-  if (w->conns)
-    w->conns->prev = c;
-  w->conns = c;
-  w->n_conns++;
+    net_conn_deadline_start(&c->nc, request_deadline_s(w));
+  net_conns_add(&w->conns, &c->nc);
   atomic_fetch_add_explicit(&w->n_open, 1, memory_order_relaxed);
   worker_counters_dirty(w);
 }
 
+/* A connection of another protocol on this worker. */
+static void on_side_accept(struct evconnlistener *l, evutil_socket_t fd,
+                           struct sockaddr *sa, int socklen, void *arg)
+{
+  (void)socklen;
+  struct http_worker *w = arg;
+  size_t i = 0;
+  while (i < w->srv->n_protocols && w->side[i] != l)
+    i++;
+  const struct http_protocol *p = &w->srv->protocols[i];
+  if (i == w->srv->n_protocols || w->stopping) {
+    evutil_closesocket(fd);
+    return;
+  }
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  char peer[INET6_ADDRSTRLEN + 8];
+  format_peer(sa, peer, sizeof peer);
+  p->on_accept(w, fd, peer, p->ud);
+}
+
+/* Out of descriptors (or similar): every listener of the worker pauses,
+ * since they all draw from the same process limit. */
 static void on_accept_error(struct evconnlistener *l, void *arg)
 {
-  struct worker *w = arg;
+  (void)l;
+  struct http_worker *w = arg;
   int e = EVUTIL_SOCKET_ERROR();
   log_warn(COMPONENT, "accept failed: %s; pausing accepts for %d ms",
            evutil_socket_error_to_string(e), ACCEPT_PAUSE_MS);
-  evconnlistener_disable(l);
+  if (w->listener)
+    evconnlistener_disable(w->listener);
+  for (size_t i = 0; i < w->srv->n_protocols; i++)
+    if (w->side[i])
+      evconnlistener_disable(w->side[i]);
   struct timeval tv = {0, ACCEPT_PAUSE_MS * 1000};
   evtimer_add(w->accept_pause, &tv);
 }
@@ -894,32 +867,52 @@ static void on_accept_pause_end(evutil_socket_t fd, short what, void *arg)
 {
   (void)fd;
   (void)what;
-  struct worker *w = arg;
-  if (w->listener && !w->stopping)
+  struct http_worker *w = arg;
+  if (w->stopping)
+    return;
+  if (w->listener)
     evconnlistener_enable(w->listener);
+  for (size_t i = 0; i < w->srv->n_protocols; i++)
+    if (w->side[i])
+      evconnlistener_enable(w->side[i]);
 }
+
+static void worker_free_side_listeners(struct http_worker *w)
+{
+  for (size_t i = 0; i < MAX_PROTOCOLS; i++) {
+    if (w->side[i])
+      evconnlistener_free(w->side[i]);
+    w->side[i] = NULL;
+  }
+}
+
+static void server_orphan_done(struct http_server *srv);
 
 /* ---- completions and stop (loop thread) ------------------------------- */
 
 /* Closes everything; exchanges still owned by handlers become orphans
  * that http_respond frees.  Ends the loop. */
-static void worker_teardown(struct worker *w)
+static void worker_teardown(struct http_worker *w)
 {
   if (w->torn_down)
     return;
   w->torn_down = true;
   struct http_server *srv = w->srv;
   size_t orphaned = 0;
+  for (size_t i = 0; i < srv->n_protocols; i++)
+    orphaned += srv->protocols[i].on_teardown(w, srv->protocols[i].ud);
   pthread_mutex_lock(&w->mu);
   w->loop_alive = false;
+  struct loop_task *tasks = w->tasks_head;
+  w->tasks_head = w->tasks_tail = NULL;
   for (struct conn *c = w->done_head; c; c = c->done_next) {
     c->queued = false;
     c->in_flight = false; /* answered, but we will not send it */
   }
   w->done_head = w->done_tail = NULL;
   struct conn *next;
-  for (struct conn *c = w->conns; c; c = next) {
-    next = c->next;
+  for (struct conn *c = (struct conn *)w->conns.head; c; c = next) {
+    next = (struct conn *)c->nc.next;
     if (c->in_flight) {
       conn_unlink(c);
       conn_close_socket(c);
@@ -935,18 +928,23 @@ static void worker_teardown(struct worker *w)
   if (orphaned)
     log_warn(COMPONENT, "worker %d: %zu requests still unanswered at stop",
              w->index, orphaned);
-  for (struct conn *c = w->conns; c; c = next) {
-    next = c->next;
+  struct loop_task *tnext;
+  for (struct loop_task *t = tasks; t; t = tnext) {
+    tnext = t->next; /* counted by on_teardown: now orphans */
+    t->run(t, false);
+    server_orphan_done(srv);
+  }
+  for (struct conn *c = (struct conn *)w->conns.head; c; c = next) {
+    next = (struct conn *)c->nc.next;
     conn_close_socket(c);
     conn_free(c);
   }
-  w->conns = NULL;
-  w->n_conns = 0;
+  w->conns = (struct net_conns){0};
   worker_publish_counters(w);
   event_base_loopbreak(w->base);
 }
 
-static void worker_begin_stop(struct worker *w, int grace_ms)
+static void worker_begin_stop(struct http_worker *w, int grace_ms)
 {
   if (w->stopping)
     return;
@@ -955,22 +953,25 @@ static void worker_begin_stop(struct worker *w, int grace_ms)
     evconnlistener_free(w->listener);
     w->listener = NULL;
   }
+  worker_free_side_listeners(w);
+  for (size_t i = 0; i < w->srv->n_protocols; i++)
+    w->srv->protocols[i].on_stop(w, w->srv->protocols[i].ud);
   struct conn *next;
-  for (struct conn *c = w->conns; c; c = next) {
-    next = c->next;
+  for (struct conn *c = (struct conn *)w->conns.head; c; c = next) {
+    next = (struct conn *)c->nc.next;
     if (c->in_flight || c->closing)
       continue; /* an answer is coming or being flushed */
-    if (c->stream && evbuffer_get_length(stream_output(c->stream)) > 0) {
+    if (c->nc.stream && evbuffer_get_length(stream_output(c->nc.stream)) > 0) {
       /* Answers given but not yet sent (one may have been written in
        * this very wake-up): flush them, then close. */
       c->closing = true;
-      stream_set_reading(c->stream, false);
+      stream_set_reading(c->nc.stream, false);
       continue;
     }
     conn_close_socket(c);
     conn_release(c);
   }
-  if (w->n_conns == 0) {
+  if (w->conns.n == 0) {
     worker_teardown(w);
     return;
   }
@@ -987,7 +988,7 @@ static void on_grace_over(evutil_socket_t fd, short what, void *arg)
 
 /* Under w->mu with w->loop_alive: the fd is closed only after the loop
  * was torn down, which clears loop_alive under the same mutex. */
-static void worker_wake_locked(struct worker *w)
+static void worker_wake_locked(struct http_worker *w)
 {
   uint64_t one = 1;
   ssize_t r = write(w->wake_fd, &one, sizeof one);
@@ -998,7 +999,7 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
 {
   (void)fd;
   (void)what;
-  struct worker *w = arg;
+  struct http_worker *w = arg;
   uint64_t count;
   ssize_t r = read(w->wake_fd, &count, sizeof count); /* resets it */
   (void)r;
@@ -1007,9 +1008,17 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
   w->done_head = w->done_tail = NULL;
   for (struct conn *c = done; c; c = c->done_next)
     c->queued = false;
+  struct loop_task *tasks = w->tasks_head;
+  w->tasks_head = w->tasks_tail = NULL;
   bool stop = w->stop_requested;
   int grace = w->grace_ms;
   pthread_mutex_unlock(&w->mu);
+  struct loop_task *tnext;
+  for (struct loop_task *t = tasks; t; t = tnext) {
+    tnext = t->next;
+    t->next = NULL;
+    t->run(t, true);
+  }
   struct conn *next;
   for (struct conn *c = done; c; c = next) {
     next = c->done_next;
@@ -1065,12 +1074,49 @@ static void orphan_release(struct conn *c)
 {
   struct http_server *srv = c->w->srv;
   conn_free(c);
+  server_orphan_done(srv);
+}
+
+/* One work item the stopped server was still waiting for has ended. */
+static void server_orphan_done(struct http_server *srv)
+{
   pthread_mutex_lock(&srv->life_mu);
   srv->orphans--;
   bool last = srv->detached && srv->orphans == 0;
   pthread_mutex_unlock(&srv->life_mu);
   if (last)
     server_free(srv);
+}
+
+struct event_base *http_worker_base(struct http_worker *w)
+{
+  return w->base;
+}
+
+int http_worker_index(const struct http_worker *w)
+{
+  return w->index;
+}
+
+void http_worker_post(struct http_worker *w, struct loop_task *t)
+{
+  t->next = NULL;
+  pthread_mutex_lock(&w->mu);
+  bool alive = w->loop_alive;
+  if (alive) {
+    if (w->tasks_tail) {
+      w->tasks_tail->next = t;
+    } else {
+      w->tasks_head = t;
+      worker_wake_locked(w); /* at most one write per batch is needed */
+    }
+    w->tasks_tail = t;
+  }
+  pthread_mutex_unlock(&w->mu);
+  if (!alive) {
+    t->run(t, false);
+    server_orphan_done(w->srv);
+  }
 }
 
 void http_respond(struct http_exchange *ex, int status,
@@ -1087,7 +1133,7 @@ void http_respond(struct http_exchange *ex, int status,
   serialize_response(ex, status, content_type, body, body_len, extra,
                      n_extra);
   struct conn *c = ex->conn;
-  struct worker *w = c->w;
+  struct http_worker *w = c->w;
   if (tl_worker == w) {
     conn_response_ready(c);
     return;
@@ -1122,7 +1168,7 @@ static void init_evthread(void)
 
 static void *worker_main(void *arg)
 {
-  struct worker *w = arg;
+  struct http_worker *w = arg;
   tl_worker = w;
   char name[16]; /* shown by top -H and perf: "provd-http0" */
   snprintf(name, sizeof name, "provd-http%d", w->index);
@@ -1137,11 +1183,12 @@ static void *worker_main(void *arg)
   return NULL;
 }
 
-static void worker_free_loop(struct worker *w)
+static void worker_free_loop(struct http_worker *w)
 {
   if (w->listener)
     evconnlistener_free(w->listener);
   w->listener = NULL;
+  worker_free_side_listeners(w);
   struct event **evs[] = {&w->wake, &w->grace, &w->flush, &w->accept_pause};
   for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++) {
     if (*evs[i])
@@ -1167,19 +1214,20 @@ static void server_free(struct http_server *srv)
   free(srv);
 }
 
-static int resolve(const struct http_server *srv, struct sockaddr_storage *ss,
-                   socklen_t *len, struct provd_err *err)
+static int resolve(const char *host, int port_num,
+                   struct sockaddr_storage *ss, socklen_t *len,
+                   struct provd_err *err)
 {
   struct addrinfo hints = {0}, *res = NULL;
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
   char port[8];
-  snprintf(port, sizeof port, "%d", srv->o.port);
-  int r = getaddrinfo(srv->host[0] ? srv->host : NULL, port, &hints, &res);
+  snprintf(port, sizeof port, "%d", port_num);
+  int r = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
   if (r != 0 || !res) {
     perr_set(err, "HTTP_BIND", "cannot resolve listen address %s: %s",
-             srv->host, gai_strerror(r));
+             host, gai_strerror(r));
     return -1;
   }
   memcpy(ss, res->ai_addr, res->ai_addrlen);
@@ -1233,8 +1281,44 @@ static struct event_base *new_loop(void)
   return base;
 }
 
-static int worker_init(struct http_server *srv, struct worker *w,
-                       struct sockaddr_storage *ss, socklen_t len,
+/* One SO_REUSEPORT listener on w's loop.  With *port 0 it learns the
+ * port the kernel chose, which every later worker then binds too. */
+static struct evconnlistener *listen_on(struct http_worker *w,
+                                        evconnlistener_cb cb,
+                                        const char *host, int *port,
+                                        struct sockaddr_storage *ss,
+                                        socklen_t len, struct provd_err *err)
+{
+  unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
+                   LEV_OPT_REUSEABLE_PORT | LEV_OPT_CLOSE_ON_EXEC;
+  struct evconnlistener *l = evconnlistener_new_bind(
+      w->base, cb, w, flags, LISTEN_BACKLOG, (struct sockaddr *)ss, (int)len);
+  if (!l) {
+    perr_set(err, "HTTP_BIND", "cannot listen on %s:%d: %s", host, *port,
+             strerror(errno));
+    return NULL;
+  }
+  evconnlistener_set_error_cb(l, on_accept_error);
+  if (*port == 0) {
+    struct sockaddr_storage got;
+    socklen_t got_len = sizeof got;
+    evutil_socket_t fd = evconnlistener_get_fd(l);
+    if (getsockname(fd, (struct sockaddr *)&got, &got_len) < 0) {
+      perr_set(err, "HTTP_BIND", "getsockname: %s", strerror(errno));
+      evconnlistener_free(l);
+      return NULL;
+    }
+    *port = ntohs(got.ss_family == AF_INET6
+                      ? ((struct sockaddr_in6 *)&got)->sin6_port
+                      : ((struct sockaddr_in *)&got)->sin_port);
+    set_port(ss, *port);
+  }
+  return l;
+}
+
+/* ss[0], lens[0]: the HTTP address; ss[1 + i]: protocols[i]'s. */
+static int worker_init(struct http_server *srv, struct http_worker *w,
+                       struct sockaddr_storage *ss, const socklen_t *lens,
                        struct provd_err *err)
 {
   w->base = new_loop();
@@ -1259,29 +1343,16 @@ static int worker_init(struct http_server *srv, struct worker *w,
     perr_set(err, "HTTP_INIT", "cannot create loop events");
     return -1;
   }
-  unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
-                   LEV_OPT_REUSEABLE_PORT | LEV_OPT_CLOSE_ON_EXEC;
-  w->listener = evconnlistener_new_bind(w->base, on_accept, w, flags,
-                                        LISTEN_BACKLOG,
-                                        (struct sockaddr *)ss, (int)len);
-  if (!w->listener) {
-    perr_set(err, "HTTP_BIND", "cannot listen on %s:%d: %s", srv->host,
-             srv->port, strerror(errno));
+  w->listener = listen_on(w, on_accept, srv->host, &srv->port, &ss[0],
+                          lens[0], err);
+  if (!w->listener)
     return -1;
-  }
-  evconnlistener_set_error_cb(w->listener, on_accept_error);
-  if (srv->port == 0) { /* learn the port the kernel chose */
-    struct sockaddr_storage got;
-    socklen_t got_len = sizeof got;
-    evutil_socket_t fd = evconnlistener_get_fd(w->listener);
-    if (getsockname(fd, (struct sockaddr *)&got, &got_len) < 0) {
-      perr_set(err, "HTTP_BIND", "getsockname: %s", strerror(errno));
+  for (size_t i = 0; i < srv->n_protocols; i++) {
+    w->side[i] = listen_on(w, on_side_accept, srv->protocol_hosts[i],
+                           &srv->protocol_ports[i], &ss[i + 1], lens[i + 1],
+                           err);
+    if (!w->side[i])
       return -1;
-    }
-    srv->port = ntohs(got.ss_family == AF_INET6
-                          ? ((struct sockaddr_in6 *)&got)->sin6_port
-                          : ((struct sockaddr_in *)&got)->sin_port);
-    set_port(ss, srv->port);
   }
   w->loop_alive = true;
   return 0;
@@ -1318,6 +1389,21 @@ static int check_opts(const struct http_server_opts *o, struct provd_err *err)
     perr_set(err, "HTTP_CONFIG", "listen host name too long");
     return -1;
   }
+  if (o->n_protocols > MAX_PROTOCOLS) {
+    perr_set(err, "HTTP_CONFIG", "at most %d other protocols",
+             MAX_PROTOCOLS);
+    return -1;
+  }
+  for (size_t i = 0; i < o->n_protocols; i++) {
+    const struct http_protocol *p = &o->protocols[i];
+    if (!p->on_accept || !p->on_stop || !p->on_teardown || p->port < 0 ||
+        p->port > 65535 ||
+        (p->host && strlen(p->host) >= sizeof ((struct http_server *)0)->host)) {
+      perr_set(err, "HTTP_CONFIG", "protocol %zu (%s): bad listener", i,
+               p->name ? p->name : "?");
+      return -1;
+    }
+  }
   return 0;
 }
 
@@ -1347,6 +1433,16 @@ static struct http_server *server_alloc(const struct http_server_opts *o)
   srv->o.host = srv->host;
   srv->port = o->port;
   srv->n_workers = o->workers;
+  srv->n_protocols = o->n_protocols;
+  for (size_t i = 0; i < o->n_protocols; i++) {
+    srv->protocols[i] = o->protocols[i];
+    snprintf(srv->protocol_hosts[i], sizeof srv->protocol_hosts[i], "%s",
+             o->protocols[i].host ? o->protocols[i].host : "");
+    srv->protocols[i].host = srv->protocol_hosts[i];
+    srv->protocol_ports[i] = o->protocols[i].port;
+  }
+  srv->o.protocols = NULL; /* srv->protocols is the copy */
+  srv->o.n_protocols = 0;
   srv->limits.max_header_bytes = srv->o.max_header_bytes;
   srv->limits.max_body_bytes = srv->o.max_body_bytes;
   pthread_mutex_init(&srv->life_mu, NULL);
@@ -1360,18 +1456,29 @@ static struct http_server *server_alloc(const struct http_server_opts *o)
   return srv;
 }
 
-static int server_bind_all(struct http_server *srv, struct provd_err *err)
+static int resolve_free(const char *host, int port,
+                        struct sockaddr_storage *ss, socklen_t *len,
+                        struct provd_err *err)
 {
-  struct sockaddr_storage ss;
-  socklen_t len;
-  if (resolve(srv, &ss, &len, err) < 0)
+  if (resolve(host, port, ss, len, err) < 0)
     return -1;
   char what[300];
-  snprintf(what, sizeof what, "%s:%d", srv->host, srv->port);
-  if (srv->port != 0 && probe_port_free(&ss, len, what, err) < 0)
+  snprintf(what, sizeof what, "%s:%d", host, port);
+  return port != 0 ? probe_port_free(ss, *len, what, err) : 0;
+}
+
+static int server_bind_all(struct http_server *srv, struct provd_err *err)
+{
+  struct sockaddr_storage ss[1 + MAX_PROTOCOLS];
+  socklen_t lens[1 + MAX_PROTOCOLS];
+  if (resolve_free(srv->host, srv->port, &ss[0], &lens[0], err) < 0)
     return -1;
+  for (size_t i = 0; i < srv->n_protocols; i++)
+    if (resolve_free(srv->protocol_hosts[i], srv->protocol_ports[i],
+                     &ss[i + 1], &lens[i + 1], err) < 0)
+      return -1;
   for (int i = 0; i < srv->n_workers; i++)
-    if (worker_init(srv, &srv->workers[i], &ss, len, err) < 0)
+    if (worker_init(srv, &srv->workers[i], ss, lens, err) < 0)
       return -1;
   return 0;
 }
@@ -1398,7 +1505,7 @@ int http_server_start(const struct http_server_opts *o,
     return -1;
   }
   for (int i = 0; i < srv->n_workers; i++) {
-    struct worker *w = &srv->workers[i];
+    struct http_worker *w = &srv->workers[i];
     int r = pthread_create(&w->thread, NULL, worker_main, w);
     if (r != 0) {
       perr_set(err, "HTTP_INIT", "cannot start worker thread: %s",
@@ -1410,6 +1517,10 @@ int http_server_start(const struct http_server_opts *o,
   }
   log_info(COMPONENT, "listening on %s:%d (%s, %d workers)", srv->host,
            srv->port, srv->o.ssl ? "https" : "http", srv->n_workers);
+  for (size_t i = 0; i < srv->n_protocols; i++)
+    log_info(COMPONENT, "listening on %s:%d (%s, same workers)",
+             srv->protocol_hosts[i], srv->protocol_ports[i],
+             srv->protocols[i].name ? srv->protocols[i].name : "?");
   *out = srv;
   return 0;
 }
@@ -1419,6 +1530,11 @@ int http_server_port(const struct http_server *srv)
   return srv ? srv->port : -1;
 }
 
+int http_server_protocol_port(const struct http_server *srv, size_t i)
+{
+  return srv && i < srv->n_protocols ? srv->protocol_ports[i] : -1;
+}
+
 void http_server_stop(struct http_server *srv, int grace_ms)
 {
   if (!srv)
@@ -1426,7 +1542,7 @@ void http_server_stop(struct http_server *srv, int grace_ms)
   if (grace_ms < 0)
     grace_ms = 0;
   for (int i = 0; i < srv->n_workers; i++) {
-    struct worker *w = &srv->workers[i];
+    struct http_worker *w = &srv->workers[i];
     pthread_mutex_lock(&w->mu);
     w->stop_requested = true;
     w->grace_ms = grace_ms;
@@ -1438,7 +1554,7 @@ void http_server_stop(struct http_server *srv, int grace_ms)
     if (srv->workers[i].thread_started)
       pthread_join(srv->workers[i].thread, NULL);
   for (int i = 0; i < srv->n_workers; i++) {
-    struct worker *w = &srv->workers[i];
+    struct http_worker *w = &srv->workers[i];
     if (!w->thread_started) { /* never ran: nothing to orphan */
       pthread_mutex_lock(&w->mu);
       w->loop_alive = false;

@@ -6,6 +6,7 @@
 #ifndef CORE_NET_HTTP_H
 #define CORE_NET_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <openssl/ssl.h>
 
@@ -52,6 +53,42 @@ void http_respond(struct http_exchange *ex, int status,
 
 typedef void (*http_handler_fn)(struct http_exchange *ex, void *ud);
 
+/* ---- other protocols on the same workers (MQTT) ----
+ * The server owns the worker threads, their loops, accepting and the
+ * wake-up by which other threads hand work back to a loop.  Another
+ * protocol gets its own listening socket on every worker's loop and owns
+ * its connections; answers computed on other threads come back through
+ * http_worker_post. */
+struct http_worker;
+
+struct loop_task {
+  struct loop_task *next; /* the server's, while queued */
+  /* alive: on the worker's loop.  Not alive: the loop is gone (stop);
+   * runs on the posting thread and must only release memory. */
+  void (*run)(struct loop_task *t, bool alive);
+};
+
+struct http_protocol {
+  const char *name; /* for logs: "mqtt" */
+  const char *host;
+  int port;         /* 0: any free port (the same on every worker) */
+  /* On the worker's loop: a new connection; takes fd. */
+  void (*on_accept)(struct http_worker *w, int fd, const char *peer_addr,
+                    void *ud);
+  /* On the worker's loop when the server begins to stop. */
+  void (*on_stop)(struct http_worker *w, void *ud);
+  /* On the worker's loop when it ends: close every connection and say
+   * how many posted tasks are still to come (each then runs with alive
+   * false on the thread that posts it). */
+  size_t (*on_teardown)(struct http_worker *w, void *ud);
+  void *ud;
+};
+
+struct event_base *http_worker_base(struct http_worker *w);
+int http_worker_index(const struct http_worker *w);
+/* Queues t to run on w's loop; safe from any thread. */
+void http_worker_post(struct http_worker *w, struct loop_task *t);
+
 struct http_server_opts {
   const char *host;         /* bind address */
   int port;                 /* 0: any free port */
@@ -63,6 +100,8 @@ struct http_server_opts {
   size_t max_connections;   /* per worker, default 4096 */
   http_handler_fn handler;
   void *ud;
+  const struct http_protocol *protocols; /* borrowed until stop */
+  size_t n_protocols;
 };
 
 struct http_server;
@@ -73,6 +112,8 @@ int http_server_start(const struct http_server_opts *o,
                       struct http_server **out, struct provd_err *err);
 /* The bound port (useful with port 0). */
 int http_server_port(const struct http_server *srv);
+/* The bound port of opts.protocols[i]. */
+int http_server_protocol_port(const struct http_server *srv, size_t i);
 /* Stops accepting, lets in-flight exchanges finish (at most grace_ms),
  * closes every connection and joins the worker threads.  Once per
  * server; an exchange answered after the grace period is just freed. */

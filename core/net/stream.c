@@ -7,7 +7,10 @@
 #include <unistd.h>
 
 #include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 
+#define MAX_PEER_CHAIN_CERTS 16
 /* Bytes read in one pass before other connections get their turn. */
 #define READ_PASS_BYTES (64 * 1024)
 #define READ_CHUNK 16384
@@ -380,4 +383,33 @@ void stream_free(struct stream *s)
     return;
   }
   destroy(s);
+}
+
+char *stream_peer_chain_pem(struct stream *s)
+{
+  X509 *leaf = s->ssl ? SSL_get1_peer_certificate(s->ssl) : NULL;
+  if (!leaf)
+    return NULL;
+  char *pem = NULL;
+  BIO *mem = BIO_new(BIO_s_mem());
+  if (mem && PEM_write_bio_X509(mem, leaf)) {
+    /* Server side: the chain does not include the leaf (skip it anyway
+     * should a resumed session report it). */
+    STACK_OF(X509) *chain = SSL_get_peer_cert_chain(s->ssl);
+    int n = chain ? sk_X509_num(chain) : 0;
+    for (int i = 0; i < n && i < MAX_PEER_CHAIN_CERTS; i++) {
+      X509 *x = sk_X509_value(chain, i);
+      if (X509_cmp(x, leaf) != 0)
+        PEM_write_bio_X509(mem, x);
+    }
+    char *data = NULL;
+    long len = BIO_get_mem_data(mem, &data);
+    if (len > 0 && (pem = malloc((size_t)len + 1))) {
+      memcpy(pem, data, (size_t)len);
+      pem[len] = '\0';
+    }
+  }
+  BIO_free(mem);
+  X509_free(leaf);
+  return pem;
 }

@@ -57,6 +57,9 @@ void stream_trigger_read(struct stream *s);
 void stream_shutdown_write(struct stream *s);
 
 SSL *stream_ssl(struct stream *s); /* borrowed; NULL when plain */
+/* The client's certificate chain as PEM, leaf first, or NULL (plain, no
+ * certificate, or out of memory).  Caller frees. */
+char *stream_peer_chain_pem(struct stream *s);
 /* The OpenSSL error that ended the stream, or 0. */
 unsigned long stream_tls_error(const struct stream *s);
 

@@ -211,7 +211,9 @@ START_TEST(test_shipped_configs)
   ck_assert_str_eq(cfg.id_scope, "0ne00000001");
   ck_assert_str_eq(cfg.https.host, "127.0.0.1");
   ck_assert_int_eq(cfg.https.port, 8443);
-  ck_assert_int_eq(cfg.has_mqtt, 0);
+  ck_assert_int_eq(cfg.has_mqtt, 1);
+  ck_assert_str_eq(cfg.mqtt.host, "127.0.0.1");
+  ck_assert_int_eq(cfg.mqtt.port, 8883);
   ck_assert_str_eq(cfg.data_dir, "var");
   ck_assert_uint_eq(cfg.n_plugin_path, 1);
   ck_assert_str_eq(cfg.plugin_path[0], "build/plugins");

@@ -15,11 +15,12 @@ const PLUGIN_DIR = process.env.PROVD_PLUGIN_DIR || path.join(BUILD_DIR, 'plugins
 const ID_SCOPE = '0ne00000001';
 
 // extraPlugins: more `plugins:` lines (YAML flow items), e.g. the
-// custom-webhook allocation plugin.
-function writeConfig(dir, extraPlugins) {
+// custom-webhook allocation plugin; mqtt: also listen for MQTT.
+function writeConfig(dir, { extraPlugins = [], mqtt = false } = {}) {
   const cfg = [
     `id_scope: ${ID_SCOPE}`,
-    'listen: { https: "127.0.0.1:0" }',
+    mqtt ? 'listen: { https: "127.0.0.1:0", mqtt: "127.0.0.1:0" }'
+      : 'listen: { https: "127.0.0.1:0" }',
     `data_dir: ${path.join(dir, 'data')}`,
     `plugin_path: [ ${PLUGIN_DIR} ]`,
     'workers: 2',
@@ -39,9 +40,11 @@ function writeConfig(dir, extraPlugins) {
   return file;
 }
 
-async function startProvd({ extraPlugins = [] } = {}) {
+// options.extraPlugins: see writeConfig; options.mqtt: also serve the
+// MQTT device endpoint (server.mqttPort).
+async function startProvd(options = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'provd-interop-'));
-  const config = writeConfig(dir, extraPlugins);
+  const config = writeConfig(dir, options);
   const child = spawn(PROVD_BIN, ['-c', config], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
@@ -51,11 +54,16 @@ async function startProvd({ extraPlugins = [] } = {}) {
     const timer = setTimeout(() => reject(new Error(`provd did not start:\n${stdout}\n${stderr}`)), 15000);
     const check = () => {
       const m = /device endpoint:\s+https:\/\/localhost:(\d+)/.exec(stdout);
-      if (m) { clearTimeout(timer); resolve(Number(m[1])); }
+      if (m && (!options.mqtt || /MQTT endpoint/.test(stdout))) {
+        clearTimeout(timer);
+        resolve(Number(m[1]));
+      }
     };
     child.stdout.on('data', check);
     child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`provd exited ${code}:\n${stderr}`)); });
   });
+  const mqttMatch = /MQTT endpoint:\s+mqtts:\/\/localhost:(\d+)/.exec(stdout);
+  const mqttPort = mqttMatch ? Number(mqttMatch[1]) : null;
   const dataDir = path.join(dir, 'data');
   const ca = fs.readFileSync(path.join(dataDir, 'tls', 'ca.pem'));
   const connectionString = fs.readFileSync(path.join(dataDir, 'service-connection-string'), 'utf8').trim();
@@ -64,7 +72,7 @@ async function startProvd({ extraPlugins = [] } = {}) {
   https.globalAgent.defaultPort = port;
   https.globalAgent.options.ca = ca;
   return {
-    dir, port, ca, connectionString, idScope: ID_SCOPE,
+    dir, port, mqttPort, ca, connectionString, idScope: ID_SCOPE,
     logs: () => stderr,
     async stop() {
       if (child.exitCode !== null) return child.exitCode;

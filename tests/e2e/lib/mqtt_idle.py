@@ -1,0 +1,68 @@
+#!/usr/bin/env python3
+"""Opens N MQTT/TLS connections to provd, CONNECTs each (a syntactically
+valid token: CONNECT does not read the store), keeps them idle, prints the
+server's RSS before, while they are open and after they are closed.
+
+  mqtt_idle.py --port P --ca CA --pid PID --count N
+Output: one line "rss_kib before=A during=B after=C open=N".
+"""
+import argparse
+import asyncio
+import ssl
+import struct
+import time
+
+from mqtt_peer import frame, s
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return -1
+
+
+def connect_packet(i):
+    regid = "idle-%d" % i
+    token = ("SharedAccessSignature sr=0ne00000001/registrations/%s&sig=AAAA&skn=registration&se=%d"
+             % (regid, int(time.time()) + 3600))
+    body = (s("MQTT") + bytes([4, 0xC2]) + struct.pack(">H", 600) + s(regid)
+            + s("0ne00000001/registrations/%s/api-version=2019-03-31" % regid) + s(token))
+    return frame(0x10, body)
+
+
+async def one(i, a, ctx, conns, sem):
+    async with sem:
+        r, w = await asyncio.open_connection("127.0.0.1", a.port, ssl=ctx,
+                                             server_hostname="localhost")
+        w.write(connect_packet(i))
+        ack = await r.readexactly(4)
+        if ack[3] != 0:
+            raise RuntimeError("CONNACK %d" % ack[3])
+        conns.append(w)
+
+
+async def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--ca", required=True)
+    p.add_argument("--pid", type=int, required=True)
+    p.add_argument("--count", type=int, default=10000)
+    a = p.parse_args()
+    ctx = ssl.create_default_context(cafile=a.ca)
+    before = rss_kib(a.pid)
+    conns = []
+    sem = asyncio.Semaphore(64)
+    await asyncio.gather(*(one(i, a, ctx, conns, sem) for i in range(a.count)))
+    await asyncio.sleep(1)
+    during = rss_kib(a.pid)
+    opened = len(conns)
+    for w in conns:
+        w.close()
+    await asyncio.sleep(3)
+    after = rss_kib(a.pid)
+    print("rss_kib before=%d during=%d after=%d open=%d" % (before, during, after, opened))
+
+
+asyncio.run(main())
