@@ -11,7 +11,8 @@ PACKAGES=(
   build-essential cmake pkg-config git curl ca-certificates python3 time
   libssl-dev openssl libevent-dev libjansson-dev libyaml-dev
   libcurl4-openssl-dev libtss2-dev libsqlite3-dev sqlite3 libpq-dev check
-  swtpm swtpm-tools tpm2-tools mosquitto mosquitto-dev libmosquitto-dev
+  swtpm swtpm-tools tpm2-tools mosquitto mosquitto-clients mosquitto-dev
+  libmosquitto-dev
   postgresql python3-aiosmtpd nginx-light
 )
 

@@ -70,6 +70,23 @@ out=$(peer probe --send 101000044d5154540302003c00046d712d31 --wait 3)
 check "MQTT 3.1 CONNECT: CONNACK 1 then close ($out)" grep -q '{"connack": 1}' <<<"$out"
 check "MQTT 3.1 CONNECT: closed" grep -q '"connection": "closed"' <<<"$out"
 
+# --- the same refusals seen by a stock client (mosquitto_pub) ---
+command -v mosquitto_pub >/dev/null ||
+  fail "mosquitto_pub is missing: run scripts/install-deps.sh (mosquitto-clients)"
+mosq_pub() { # user password: mosquitto_pub's output; its exit status
+  timeout 20 mosquitto_pub -V mqttv311 -h localhost -p "$MQTT_PORT" \
+    --cafile "$DATA_DIR/tls/ca.pem" -i mq-1 -u "$1" -P "$2" -q 1 \
+    -t '$dps/registrations/PUT/iotdps-register/?$rid=1' -m '{"registrationId":"mq-1"}' 2>&1
+}
+out=$(mosq_pub "$(user mq-1)" "not a token") && rc=0 || rc=$?
+check "mosquitto_pub: a password that is no SAS token is refused ($out)" test "$rc" -ne 0
+check "mosquitto_pub: says bad user name or password" grep -qi "bad user name or password" <<<"$out"
+out=$(mosq_pub "0ne99999999/registrations/mq-1/api-version=2019-03-31" "$(device_token "$K1" mq-1)") && rc=0 || rc=$?
+check "mosquitto_pub: another ID scope is refused ($out)" test "$rc" -ne 0
+check "mosquitto_pub: says not authorised" grep -qi "not authori" <<<"$out"
+out=$(mosq_pub "$(user mq-1)" "$(device_token "$K1" mq-1)") && rc=0 || rc=$?
+expect_eq "mosquitto_pub: the right token connects and publishes a register ($out)" 0 "$rc"
+
 # --- bad input closes the connection ---
 GOOD=(--regid mq-1 --user "$(user mq-1)" --password "$(device_token "$K1" mq-1)")
 probe_closed() { # description, probe args...
