@@ -1,5 +1,5 @@
 /* HTTPS/1.1 server: one libevent loop per worker thread, each with its own
- * SO_REUSEPORT listener, TLS through bufferevent_openssl.  Handlers run on
+ * SO_REUSEPORT listener, TLS through net/stream.h.  Handlers run on
  * the loop thread and must not block; they answer with http_respond(),
  * exactly once, from any thread (work handed to other threads posts its
  * answer back to the connection's loop). */
