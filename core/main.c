@@ -15,6 +15,7 @@
 #include "config/config.h"
 #include "engine/engine.h"
 #include "engine/hubs.h"
+#include "engine/hub_health.h"
 #include "notify/dispatch.h"
 #include "net/http.h"
 #include "plugin/loader.h"
@@ -319,6 +320,7 @@ struct daemon {
   struct engine *engine;
   struct issuer_set *issuers;
   struct dispatcher *dispatcher;
+  struct hub_health *hub_health;
   struct api_ctx api;
   struct http_server *http;
   struct mqtt_server *mqtt;
@@ -363,6 +365,10 @@ static int start_daemon(struct daemon *dm, struct provd_err *err)
   engine_set_issuers(dm->engine, dm->issuers);
   if (dispatcher_start(&cfg->events, dm->store, &dm->plugins,
                        &dm->dispatcher, err) != PROVD_OK)
+    return -1;
+  if (hub_health_start(dm->store, dm->engine, &dm->plugins,
+                       HUB_HEALTH_INTERVAL_MS, &dm->hub_health,
+                       err) != PROVD_OK)
     return -1;
   dm->api.cfg = cfg;
   dm->api.store = dm->store;
@@ -410,6 +416,8 @@ static void stop_daemon(struct daemon *dm)
     http_server_stop(dm->http, SHUTDOWN_GRACE_MS);
   mqtt_server_free(dm->mqtt); /* its connections went with the workers */
   /* Before the store: its last cursors go through the writer. */
+  hub_health_stop(dm->hub_health);
+  dm->hub_health = NULL;
   dispatcher_stop(dm->dispatcher);
   dm->dispatcher = NULL;
   if (dm->store)

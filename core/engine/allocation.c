@@ -33,6 +33,11 @@ struct allocator {
   _Atomic(struct hub_set *) hubs_now;
   pthread_mutex_t swap_lock;        /* writers of hubs_now and retired */
   struct hub_set *retired;
+  /* Hubs whose connector reports them down (hub_health.h); allocations
+   * skip them.  Lock-free while every hub is healthy. */
+  atomic_int n_unhealthy;
+  pthread_mutex_t health_lock;
+  char unhealthy[ALLOC_MAX_HUBS][PROVD_HUB_NAME_MAX];
 };
 
 static void hub_set_free(struct hub_set *h)
@@ -139,6 +144,7 @@ int allocator_new(const struct provd_config *cfg, struct plugin_set *plugins,
   a->plugins = plugins;
   a->default_policy = cfg->allocation_policy;
   pthread_mutex_init(&a->swap_lock, NULL);
+  pthread_mutex_init(&a->health_lock, NULL);
   struct alloc_hub seed[ALLOC_MAX_HUBS];
   size_t n = cfg->n_hubs < ALLOC_MAX_HUBS ? cfg->n_hubs : ALLOC_MAX_HUBS;
   for (size_t i = 0; i < n; i++)
@@ -174,6 +180,7 @@ void allocator_free(struct allocator *a)
     a->retired = next;
   }
   pthread_mutex_destroy(&a->swap_lock);
+  pthread_mutex_destroy(&a->health_lock);
   free(a);
 }
 
@@ -230,9 +237,44 @@ static void refuse(struct alloc_outcome *out, const char *reason,
   json_object_set_new(out->trace, "detail", json_string(out->detail));
 }
 
+static int unhealthy_index(const struct allocator *al, const char *name)
+{
+  for (int i = 0; i < atomic_load(&al->n_unhealthy); i++)
+    if (strcmp(al->unhealthy[i], name) == 0)
+      return i;
+  return -1;
+}
+
+static int hub_unhealthy(struct allocator *al, const char *name)
+{
+  if (atomic_load_explicit(&al->n_unhealthy, memory_order_acquire) == 0)
+    return 0;
+  pthread_mutex_lock(&al->health_lock);
+  int down = unhealthy_index(al, name) >= 0;
+  pthread_mutex_unlock(&al->health_lock);
+  return down;
+}
+
+void allocator_set_hub_health(struct allocator *al, const char *name,
+                              int healthy)
+{
+  pthread_mutex_lock(&al->health_lock);
+  int i = unhealthy_index(al, name);
+  int n = atomic_load(&al->n_unhealthy);
+  if (!healthy && i < 0 && n < ALLOC_MAX_HUBS) {
+    snprintf(al->unhealthy[n], sizeof(al->unhealthy[n]), "%s", name);
+    atomic_store(&al->n_unhealthy, n + 1);
+  } else if (healthy && i >= 0) {
+    memcpy(al->unhealthy[i], al->unhealthy[n - 1], sizeof(al->unhealthy[i]));
+    atomic_store(&al->n_unhealthy, n - 1);
+  }
+  pthread_mutex_unlock(&al->health_lock);
+}
+
 /* One named hub of the enrollment onto cands; unknown or closed names go
  * into the trace (and the refusal, should nothing remain). */
-static void add_named_hub(const struct hub_set *a, const char *text,
+static void add_named_hub(struct allocator *al, const struct hub_set *a,
+                          const char *text,
                           const struct provd_hub_info **cands, size_t *n,
                           json_t *excluded)
 {
@@ -242,7 +284,9 @@ static void add_named_hub(const struct hub_set *a, const char *text,
                     : !a->accepts[i] && a->hubs[i].weight == 0
                         ? "drained (weight 0)"
                     : !a->accepts[i] ? "apply_allocation_policy: false"
-                                     : NULL;
+                    : hub_unhealthy(al, a->hubs[i].name)
+                        ? "unhealthy (its hub connector reports it down)"
+                        : NULL;
   if (why) {
     json_array_append_new(excluded,
                           json_pack("{s:s,s:s}", "hub", text, "why", why));
@@ -256,7 +300,8 @@ static void add_named_hub(const struct hub_set *a, const char *text,
 }
 
 /* Candidates as DPS defines them (see allocation.h). */
-static size_t candidate_hubs(const struct hub_set *a, const json_t *enr,
+static size_t candidate_hubs(struct allocator *al, const struct hub_set *a,
+                             const json_t *enr,
                              const struct provd_hub_info **cands,
                              json_t *excluded)
 {
@@ -269,14 +314,14 @@ static size_t candidate_hubs(const struct hub_set *a, const json_t *enr,
     const json_t *h;
     json_array_foreach(list, i, h) {
       if (json_string_value(h))
-        add_named_hub(a, json_string_value(h), cands, &n, excluded);
+        add_named_hub(al, a, json_string_value(h), cands, &n, excluded);
     }
   } else if (single && *single) {
-    add_named_hub(a, single, cands, &n, excluded);
+    add_named_hub(al, a, single, cands, &n, excluded);
   } else {
     for (size_t i = 0; i < a->n_hubs; i++)
       if (!a->removed[i])
-        add_named_hub(a, a->hubs[i].name, cands, &n, excluded);
+        add_named_hub(al, a, a->hubs[i].name, cands, &n, excluded);
   }
   return n;
 }
@@ -492,7 +537,7 @@ void allocator_run(struct allocator *a, struct provd_call *call,
   out->trace = json_object();
   json_t *excluded = json_array();
   const struct provd_hub_info *cands[ALLOC_MAX_HUBS];
-  size_t n = candidate_hubs(hubs_current(a), in->enrollment, cands,
+  size_t n = candidate_hubs(a, hubs_current(a), in->enrollment, cands,
                             excluded);
   const char *policy = policy_of(a, in->enrollment, out->trace);
   json_object_set_new(out->trace, "candidates", hub_names(cands, n));

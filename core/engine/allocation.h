@@ -43,6 +43,12 @@ struct alloc_hub {
 int allocator_set_hubs(struct allocator *a, const struct alloc_hub *hubs,
                        size_t n, struct provd_err *err);
 
+/* Marks the linked hub `name` down (healthy 0) or back up: allocations
+ * skip a hub that is down.  Any thread. */
+#define PROVD_HUB_NAME_MAX 128
+void allocator_set_hub_health(struct allocator *a, const char *name,
+                              int healthy);
+
 /* 1 when an allocation plugin implements policy. */
 int allocator_policy_known(const struct allocator *a, const char *policy);
 

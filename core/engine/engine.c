@@ -194,6 +194,11 @@ int engine_set_hubs(struct engine *e, const struct alloc_hub *hubs, size_t n,
   return allocator_set_hubs(e->alloc, hubs, n, err);
 }
 
+void engine_set_hub_health(struct engine *e, const char *name, int healthy)
+{
+  allocator_set_hub_health(e->alloc, name, healthy);
+}
+
 const char *engine_hub_name(const struct engine *e, const char *text)
 {
   return allocator_hub_name(e->alloc, text);

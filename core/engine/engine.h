@@ -81,6 +81,8 @@ struct alloc_hub;
 const char *engine_hub_name(const struct engine *e, const char *text);
 int engine_set_hubs(struct engine *e, const struct alloc_hub *hubs, size_t n,
                     struct provd_err *err);
+/* Hub `name` down (0) or back up (1); allocations skip it while down. */
+void engine_set_hub_health(struct engine *e, const char *name, int healthy);
 
 /* Takes req (freed by the engine).  done runs exactly once: on a store
  * thread, or on the caller's thread when a status poll is answered from

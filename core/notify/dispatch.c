@@ -11,6 +11,7 @@
 
 #include "notify/cursors.h"
 #include "notify/dispatch.h"
+#include "notify/hub_sync.h"
 #include "notify/retention.h"
 #include "provd/notifier.h"
 #include "store/journal.h"
@@ -55,7 +56,12 @@ struct lane {
 struct notif {
   struct dispatcher *d;
   struct plugin_instance *inst;
+  /* A notifier's own ops, or a hub connector's journal adapter
+   * (hub_sync.h); ops_state is what deliver() gets. */
   const struct provd_notifier_ops *ops;
+  void *ops_state;
+  struct hub_link *hub;   /* hub connectors only; owned */
+  char id[80];            /* cursor and dead-letter key */
   char labels[160];  /* instance="id" for /metrics */
   pthread_mutex_t mu;
   pthread_cond_t pump_cv;
@@ -221,13 +227,13 @@ static int write_and_wait(struct dispatcher *d, store_write_fn fn, void *ud,
 
 static void persist_cursor(struct notif *n, uint64_t cursor)
 {
-  struct cursor_write c = {.id = n->inst->id, .cursor = cursor};
+  struct cursor_write c = {.id = n->id, .cursor = cursor};
   struct provd_err err;
   perr_clear(&err);
   if (write_and_wait(n->d, notify_cursor_put, &c, &err) != PROVD_OK) {
     log_warn(COMP, "notifier %s: cursor %" PRIu64 " not saved (%s: %s); "
                    "events after the saved one will come again",
-             n->inst->id, cursor, err.code, err.msg);
+             n->id, cursor, err.code, err.msg);
     return;
   }
   n->persisted = cursor;
@@ -248,7 +254,7 @@ static int put_dead_letter(struct store_session *s, void *ud,
 {
   const struct dead_rec *r = ud;
   char id[DEAD_LETTER_ID_MAX], when[32];
-  dead_letter_id(r->n->inst->id, r->p->seq, id);
+  dead_letter_id(r->n->id, r->p->seq, id);
   if (r->remove) {
     int rc = store_del(s, PROVD_TABLE_DEAD_LETTERS, id, NULL, err);
     return rc == PROVD_NOT_FOUND ? PROVD_OK : rc;
@@ -259,7 +265,7 @@ static int put_dead_letter(struct store_session *s, void *ud,
       .id = id,
       .body = json_pack(
           "{s:s, s:I, s:s?, s:s, s:s?, s:s, s:s, s:s, s:i, s:s}", "instance",
-          r->n->inst->id, "seq", (json_int_t)r->p->seq, "eventId",
+          r->n->id, "seq", (json_int_t)r->p->seq, "eventId",
           r->p->event_id, "type", r->p->type, "subject", r->p->subject,
           "state", r->state, "reason", r->reason ? r->reason : "",
           "message", r->message ? r->message : "", "attempts", r->attempts,
@@ -287,7 +293,7 @@ static int record_dead_letter(struct notif *n, const struct dead_rec *r)
       return 1;
     log_warn(COMP, "notifier %s: dead letter of event %" PRIu64
                    " not saved (%s: %s); trying again",
-             n->inst->id, r->p->seq, err.code, err.msg);
+             n->id, r->p->seq, err.code, err.msg);
     struct timespec ts = {0, 200 * 1000000L};
     nanosleep(&ts, NULL);
   }
@@ -375,7 +381,7 @@ static int try_deliver(struct lane *l, const struct pending *p,
                       DELIVER_DEADLINE_MS * 1000000ULL;
   perr_clear(err);
   plugin_op_enter(n->inst);
-  int rc = n->ops->deliver(n->inst->state, call, &ev, err);
+  int rc = n->ops->deliver(n->ops_state, call, &ev, err);
   plugin_op_leave(n->inst);
   free(record);
   return rc;
@@ -401,7 +407,7 @@ static void give_up(struct notif *n, const struct pending *p, int attempts,
                        .message = err->msg, .attempts = attempts};
   log_warn(COMP, "notifier %s: event %" PRIu64 " %s subject=%s is a dead "
                  "letter after %d attempt(s): %s (%s)",
-           n->inst->id, p->seq, p->type, p->subject ? p->subject : "-",
+           n->id, p->seq, p->type, p->subject ? p->subject : "-",
            attempts, r.reason, err->msg);
   if (record_dead_letter(n, &r))
     count(n, "provd_notifier_dead_total",
@@ -443,7 +449,7 @@ static int deliver_until_done(struct lane *l, struct pending *p)
           "Delivery attempts a notifier instance will make again.");
     log_info(COMP, "notifier %s: event %" PRIu64 " %s subject=%s not "
                    "delivered (%s: %s); retry %d in %" PRId64 " ms",
-             n->inst->id, p->seq, p->type, p->subject ? p->subject : "-",
+             n->id, p->seq, p->type, p->subject ? p->subject : "-",
              err.code[0] ? err.code : perr_status_name(rc), err.msg,
              attempt + 1, wait);
     lane_sleep(l, wait);
@@ -525,8 +531,9 @@ static int take_event(void *ud, const struct provd_outbox_event *ev)
   struct pending *p = pending_from(ev);
   if (!p)
     return PROVD_E_NOMEM;
-  p->wanted = config_event_wanted(n->inst->events, n->inst->n_events,
-                                  p->type);
+  p->wanted = n->hub ? hub_sync_wants(p->type)
+                    : config_event_wanted(n->inst->events, n->inst->n_events,
+                                          p->type);
   p->done = !p->wanted;
   pthread_mutex_lock(&n->mu);
   n->win[(n->win_head + n->win_len) % n->win_cap] = p;
@@ -556,7 +563,7 @@ static long fetch(struct notif *n, struct store_session *s)
   uint64_t before = after;
   if (store_events(s, after, room, take_event, n, &err) != PROVD_OK) {
     log_warn(COMP, "notifier %s: reading the journal failed (%s: %s)",
-             n->inst->id, err.code, err.msg);
+             n->id, err.code, err.msg);
     return -1;
   }
   pthread_mutex_lock(&n->mu);
@@ -634,7 +641,7 @@ static void requeue_dead_letter(struct notif *n, struct store_session *s,
                          .message = "the event is no longer in the journal"};
     log_warn(COMP, "notifier %s: dead letter %" PRIu64 " cannot be retried: "
                    "the journal no longer has the event",
-             n->inst->id, seq);
+             n->id, seq);
     record_dead_letter(n, &r);
     pending_free(p);
     return;
@@ -649,7 +656,7 @@ static void requeue_dead_letter(struct notif *n, struct store_session *s,
     return;
   }
   log_info(COMP, "notifier %s: retrying dead letter %" PRIu64 " %s",
-           n->inst->id, seq, p->type);
+           n->id, seq, p->type);
   pthread_mutex_lock(&n->mu);
   lane_push_locked(&n->lanes[lane_of(n, p->subject)], p);
   pthread_mutex_unlock(&n->mu);
@@ -661,7 +668,7 @@ static void scan_retries(struct notif *n, struct store_session *s,
                          int first)
 {
   char prefix[DEAD_LETTER_ID_MAX];
-  snprintf(prefix, sizeof(prefix), "%s/", n->inst->id);
+  snprintf(prefix, sizeof(prefix), "%s/", n->id);
   struct provd_query q = {.struct_size = sizeof(q), .after_id = prefix,
                           .limit = RETRY_SCAN_MAX};
   struct store_rec *recs = NULL;
@@ -723,15 +730,15 @@ static void *pump_main(void *arg)
   struct store_session *s = store_session_open(n->d->st, &err);
   if (!s) {
     log_error(COMP, "notifier %s: no store session (%s: %s); nothing will "
-                    "be delivered", n->inst->id, err.code, err.msg);
+                    "be delivered", n->id, err.code, err.msg);
     return NULL;
   }
-  uint64_t cursor = notify_cursor_load(s, n->inst->id);
+  uint64_t cursor = notify_cursor_load(s, n->id);
   pthread_mutex_lock(&n->mu);
   n->cursor = n->fetched = n->persisted = cursor;
   pthread_mutex_unlock(&n->mu);
   log_info(COMP, "notifier %s: delivering events after %" PRIu64,
-           n->inst->id, cursor);
+           n->id, cursor);
   int first = 1;
   while (!stopping(n->d)) {
     long got = 0;
@@ -745,18 +752,11 @@ static void *pump_main(void *arg)
 
 /* ---- start and stop ---- */
 
-static int notif_init(struct dispatcher *d, struct notif *n,
-                      struct plugin_instance *inst, struct provd_err *err)
+/* What notifiers and hub connectors share: window, lanes, metrics. */
+static int notif_setup(struct dispatcher *d, struct notif *n,
+                       struct provd_err *err)
 {
-  n->d = d;
-  n->inst = inst;
-  n->ops = inst->desc->ops;
-  if (!n->ops || !PROVD_HAS(n->ops, struct provd_notifier_ops, deliver) ||
-      !n->ops->deliver) {
-    perr_set(err, "CONFIG", "notifier %s has no deliver op", inst->id);
-    return PROVD_E_CONFIG;
-  }
-  snprintf(n->labels, sizeof(n->labels), "instance=\"%s\"", inst->id);
+  snprintf(n->labels, sizeof(n->labels), "instance=\"%s\"", n->id);
   pthread_mutex_init(&n->mu, NULL);
   pthread_cond_init(&n->pump_cv, NULL);
   n->win_cap = (size_t)d->cfg.queue;
@@ -764,7 +764,7 @@ static int notif_init(struct dispatcher *d, struct notif *n,
   n->n_lanes = d->cfg.concurrency;
   n->lanes = calloc((size_t)n->n_lanes, sizeof(*n->lanes));
   if (!n->win || !n->lanes) {
-    perr_set(err, "NOMEM", "no memory for notifier %s", inst->id);
+    perr_set(err, "NOMEM", "no memory for notifier %s", n->id);
     return PROVD_E_NOMEM;
   }
   for (int i = 0; i < n->n_lanes; i++) {
@@ -784,18 +784,52 @@ static int notif_init(struct dispatcher *d, struct notif *n,
   return PROVD_OK;
 }
 
+static int notif_init(struct dispatcher *d, struct notif *n,
+                      struct plugin_instance *inst, struct provd_err *err)
+{
+  n->d = d;
+  n->inst = inst;
+  n->ops = inst->desc->ops;
+  n->ops_state = inst->state;
+  snprintf(n->id, sizeof(n->id), "%s", inst->id);
+  if (!n->ops || !PROVD_HAS(n->ops, struct provd_notifier_ops, deliver) ||
+      !n->ops->deliver) {
+    perr_set(err, "CONFIG", "notifier %s has no deliver op", inst->id);
+    return PROVD_E_CONFIG;
+  }
+  return notif_setup(d, n, err);
+}
+
+/* A hub connector follows the journal like a notifier (hub_sync.h), under
+ * the cursor "hub/<instance id>", which no notifier id can take. */
+static int hub_init(struct dispatcher *d, struct notif *n,
+                    struct plugin_instance *inst, struct provd_err *err)
+{
+  n->d = d;
+  n->inst = inst;
+  snprintf(n->id, sizeof(n->id), "hub/%s", inst->id);
+  n->hub = hub_link_new(inst, d->st);
+  if (!n->hub) {
+    perr_set(err, "NOMEM", "no memory for hub connector %s", inst->id);
+    return PROVD_E_NOMEM;
+  }
+  n->ops = hub_sync_ops();
+  n->ops_state = n->hub;
+  return notif_setup(d, n, err);
+}
+
 static int notif_start(struct notif *n, struct provd_err *err)
 {
   for (int i = 0; i < n->n_lanes; i++) {
     if (pthread_create(&n->lanes[i].th, NULL, lane_main, &n->lanes[i]) != 0) {
       perr_set(err, "THREAD", "cannot start a delivery thread for %s",
-               n->inst->id);
+               n->id);
       return PROVD_E_INTERNAL;
     }
     n->lanes[i].running = 1;
   }
   if (pthread_create(&n->pump, NULL, pump_main, n) != 0) {
-    perr_set(err, "THREAD", "cannot start the dispatcher of %s", n->inst->id);
+    perr_set(err, "THREAD", "cannot start the dispatcher of %s", n->id);
     return PROVD_E_INTERNAL;
   }
   n->pump_running = 1;
@@ -842,6 +876,7 @@ static void notif_fini(struct notif *n)
     pending_free(n->win[(n->win_head + i) % n->win_cap]);
   free(n->win);
   free(n->lanes);
+  hub_link_free(n->hub);
   pthread_cond_destroy(&n->pump_cv);
   pthread_mutex_destroy(&n->mu);
 }
@@ -856,7 +891,7 @@ static int start_retention(struct dispatcher *d, struct provd_err *err)
     return PROVD_E_NOMEM;
   }
   for (size_t i = 0; i < d->n; i++)
-    ids[i] = d->items[i].inst->id;
+    ids[i] = d->items[i].id;
   int rc = retention_start(&d->cfg, d->st, ids, d->n, &d->retention, err);
   free(ids);
   return rc;
@@ -868,9 +903,12 @@ int dispatcher_start(const struct cfg_events *cfg, struct store *st,
 {
   *out = NULL;
   struct dispatcher *d = calloc(1, sizeof(*d));
-  size_t count = 0;
-  while (plugins_nth(plugins, PROVD_KIND_NOTIFIER, count))
-    count++;
+  size_t notifiers = 0, hubs = 0;
+  while (plugins_nth(plugins, PROVD_KIND_NOTIFIER, notifiers))
+    notifiers++;
+  while (plugins_nth(plugins, PROVD_KIND_HUB, hubs))
+    hubs++;
+  size_t count = notifiers + hubs;
   if (!d || (count && !(d->items = calloc(count, sizeof(*d->items))))) {
     free(d);
     perr_set(err, "NOMEM", "no memory for the dispatcher");
@@ -880,8 +918,12 @@ int dispatcher_start(const struct cfg_events *cfg, struct store *st,
   d->st = st;
   int rc = PROVD_OK;
   for (size_t i = 0; i < count && rc == PROVD_OK; i++) {
-    rc = notif_init(d, &d->items[i],
-                    plugins_nth(plugins, PROVD_KIND_NOTIFIER, i), err);
+    if (i < notifiers)
+      rc = notif_init(d, &d->items[i],
+                      plugins_nth(plugins, PROVD_KIND_NOTIFIER, i), err);
+    else
+      rc = hub_init(d, &d->items[i],
+                    plugins_nth(plugins, PROVD_KIND_HUB, i - notifiers), err);
     d->n = i + 1;
   }
   for (size_t i = 0; i < d->n && rc == PROVD_OK; i++)
