@@ -16,6 +16,7 @@
  * whose key changed, is disconnected.  Usernames of any other shape are
  * left to the broker's other mechanisms (password_file, acl_file, other
  * plugins): this plugin answers MOSQ_ERR_PLUGIN_DEFER for them. */
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -46,6 +47,7 @@ struct auth {
   char *path;
   struct ident_table table;
   struct stat seen; /* of the file loaded; st_ino 0: none yet */
+  int read_failed;  /* said so once; quiet until a read works again */
   /* Device ids to disconnect at the next tick (not inside another
    * client's auth callback). */
   char **kicks;
@@ -90,11 +92,14 @@ static void reload_if_changed(struct auth *a)
     return;
   struct ident_table fresh;
   if (ident_table_load(a->path, &fresh) != 0) {
-    mosquitto_log_printf(MOSQ_LOG_WARNING, "provd_auth: cannot read %s; "
-                         "keeping the %zu identities loaded before", a->path,
-                         a->table.n);
+    if (!a->read_failed)
+      mosquitto_log_printf(MOSQ_LOG_WARNING, "provd_auth: cannot read %s "
+                           "(%s); keeping the %zu identities loaded before",
+                           a->path, strerror(errno), a->table.n);
+    a->read_failed = 1;
     return;
   }
+  a->read_failed = 0;
   queue_kicks(a, &a->table, &fresh);
   ident_table_free(&a->table);
   a->table = fresh;
