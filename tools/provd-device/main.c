@@ -8,6 +8,7 @@
 
 #include "provd_device.h"
 #include "provd_device_tpm.h"
+#include "send_cmd.h"
 
 #define EXIT_REFUSED 1
 #define EXIT_USAGE 2
@@ -20,8 +21,12 @@ static const char usage_text[] =
   "                             [--api-version V] [--timeout SECONDS]"
   " [--json]\n"
   "                             [--csr-key FILE [--cert-out FILE]]\n"
+  "                             [--credentials FILE [--force]]\n"
+  "       provd-device send --credentials FILE --message JSON\n"
+  "                         [--count N] [--interval SECONDS]\n"
+  "                         [--hub-host HOST] [--hub-port PORT]"
+  " [--hub-ca FILE]\n"
   "       provd-device tpm-info --tpm TCTI [--json]\n"
-  "       provd-device send           (not supported yet)\n"
   "       provd-device --help | --version\n"
   "\n"
   "Registers a device with provd (or any DPS-compatible service) over\n"
@@ -61,6 +66,21 @@ static const char usage_text[] =
   "                           " PROVD_DEVICE_CSR_API_VERSION "\n"
   "  --cert-out FILE          where the issued chain is stored as PEM,\n"
   "                           leaf first (default ID.pem); also printed\n"
+  "  --credentials FILE       register: keep the assignment (hub, device\n"
+  "                           id, device key) there, mode 0600, and skip\n"
+  "                           registering when FILE already holds this\n"
+  "                           device (--force registers again);\n"
+  "                           send: the file to connect with\n"
+  "\n"
+  "send connects to the assigned hub over MQTT with TLS as the device\n"
+  "(IoT Hub style: SAS token from the device key, or the X.509\n"
+  "certificate) and publishes --message to\n"
+  "devices/{deviceId}/messages/events/, --count times (default 1),\n"
+  "--interval seconds apart (default 1), each acknowledged by the hub.\n"
+  "  --hub-host HOST          connect here instead of the assigned hub's\n"
+  "                           host name (which still names the hub)\n"
+  "  --hub-port PORT          default 8883\n"
+  "  --hub-ca FILE            PEM CA file to trust for the hub\n"
   "\n"
   "tpm-info prints the TPM's endorsement key (base64 TPM2B_PUBLIC, what\n"
   "an enrollment holds) and the registration id derived from it,\n"
@@ -73,7 +93,9 @@ static const char usage_text[] =
 enum opt_id {
   OPT_SCOPE = 256, OPT_REGID, OPT_SYMKEY, OPT_GROUPKEY, OPT_URL, OPT_CA,
   OPT_PAYLOAD, OPT_API, OPT_TIMEOUT, OPT_JSON, OPT_CERT, OPT_KEY, OPT_TPM,
-  OPT_HELP, OPT_VERSION, OPT_CSR_KEY, OPT_CERT_OUT
+  OPT_HELP, OPT_VERSION, OPT_CSR_KEY, OPT_CERT_OUT, OPT_CREDENTIALS,
+  OPT_FORCE, OPT_MESSAGE, OPT_COUNT, OPT_INTERVAL, OPT_HUB_HOST, OPT_HUB_PORT,
+  OPT_HUB_CA
 };
 
 static const struct option long_opts[] = {
@@ -92,6 +114,14 @@ static const struct option long_opts[] = {
   { "tpm", required_argument, NULL, OPT_TPM },
   { "csr-key", required_argument, NULL, OPT_CSR_KEY },
   { "cert-out", required_argument, NULL, OPT_CERT_OUT },
+  { "credentials", required_argument, NULL, OPT_CREDENTIALS },
+  { "force", no_argument, NULL, OPT_FORCE },
+  { "message", required_argument, NULL, OPT_MESSAGE },
+  { "count", required_argument, NULL, OPT_COUNT },
+  { "interval", required_argument, NULL, OPT_INTERVAL },
+  { "hub-host", required_argument, NULL, OPT_HUB_HOST },
+  { "hub-port", required_argument, NULL, OPT_HUB_PORT },
+  { "hub-ca", required_argument, NULL, OPT_HUB_CA },
   { "help", no_argument, NULL, OPT_HELP },
   { "version", no_argument, NULL, OPT_VERSION },
   { NULL, 0, NULL, 0 }
@@ -101,6 +131,9 @@ struct cli {
   struct provd_device_opts reg;
   const char *csr_key;     /* --csr-key: ask for a certificate */
   const char *cert_out;    /* --cert-out */
+  const char *credentials; /* --credentials */
+  int force;
+  struct send_args send;   /* send_cmd.h */
   int json;
   int help;
   int version;
@@ -153,6 +186,22 @@ static int parse_args(int argc, char **argv, struct cli *cli)
     case OPT_CSR_KEY: cli->csr_key = optarg; break;
     case OPT_CERT_OUT: cli->cert_out = optarg; break;
     case OPT_TPM: cli->reg.tpm_tcti = optarg; break;
+    case OPT_CREDENTIALS: cli->credentials = optarg; break;
+    case OPT_FORCE: cli->force = 1; break;
+    case OPT_MESSAGE: cli->send.message = optarg; break;
+    case OPT_HUB_HOST: cli->send.hub.host = optarg; break;
+    case OPT_HUB_CA: cli->send.hub.ca_file = optarg; break;
+    case OPT_COUNT:
+    case OPT_INTERVAL:
+    case OPT_HUB_PORT:
+      if (send_args_number(&cli->send, c == OPT_COUNT ? "count"
+                           : c == OPT_INTERVAL ? "interval" : "hub-port",
+                           optarg) != 0)
+        return usage_error("--%s: \"%s\" is out of range",
+                           c == OPT_COUNT ? "count"
+                           : c == OPT_INTERVAL ? "interval" : "hub-port",
+                           optarg);
+      break;
     case OPT_TIMEOUT:
       if (parse_timeout(optarg, &cli->reg.timeout_s) != 0)
         return usage_error("--timeout wants 1..86400 seconds, not \"%s\"",
@@ -271,6 +320,41 @@ static int keep_issued_chain(const struct cli *cli,
   return 0;
 }
 
+/* 1 when --credentials already holds this device: a reboot does not
+ * register again. */
+static int already_registered(const struct cli *cli)
+{
+  struct provd_device_credentials c;
+  struct provd_err err;
+  if (!cli->credentials || cli->force ||
+      provd_device_credentials_load(cli->credentials, &c, &err) != 0)
+    return 0;
+  int same = strcmp(c.id_scope, cli->reg.id_scope) == 0 &&
+             (!cli->reg.registration_id ||
+              strcmp(c.registration_id, cli->reg.registration_id) == 0);
+  if (same)
+    printf("assigned hub=%s device_id=%s (kept in %s; --force registers "
+           "again)\n", c.assigned_hub, c.device_id, cli->credentials);
+  memset(&c, 0, sizeof(c));
+  return same;
+}
+
+static int keep_credentials(const struct cli *cli,
+                            const struct provd_device_result *r)
+{
+  struct provd_err err;
+  if (!cli->credentials)
+    return 0;
+  if (provd_device_credentials_save(cli->credentials, &cli->reg, r,
+                                    &err) != 0) {
+    fprintf(stderr, "provd-device: %s\n", err.msg);
+    return EXIT_REFUSED;
+  }
+  fprintf(stderr, "provd-device: credentials kept in %s (mode 0600)\n",
+          cli->credentials);
+  return 0;
+}
+
 static int run_register(struct cli *cli)
 {
   struct provd_device_result result;
@@ -278,6 +362,8 @@ static int run_register(struct cli *cli)
   int rc = check_register_args(cli);
   if (rc != 0)
     return rc;
+  if (already_registered(cli))
+    return 0;
   const char *env_url = getenv("PROVD_URL");
   if (!cli->reg.url && env_url && env_url[0])
     cli->reg.url = env_url;
@@ -288,6 +374,8 @@ static int run_register(struct cli *cli)
   free(csr);
   print_outcome(cli, &result, ok);
   int kept = ok && cli->csr_key ? keep_issued_chain(cli, &result) : 0;
+  if (ok && !kept)
+    kept = keep_credentials(cli, &result);
   if (!ok) {
     fprintf(stderr, "provd-device: %s\n", err.msg);
     if (strcmp(err.code, "NETWORK") == 0)
@@ -310,6 +398,7 @@ int main(int argc, char **argv)
 {
   struct cli cli;
   memset(&cli, 0, sizeof(cli));
+  send_args_init(&cli.send);
   int rc = parse_args(argc, argv, &cli);
   if (rc != 0)
     return rc;
@@ -322,7 +411,7 @@ int main(int argc, char **argv)
     return 0;
   }
   if (optind >= argc)
-    return usage_error("%s", "missing command (register, tpm-info)");
+    return usage_error("%s", "missing command (register, send, tpm-info)");
   const char *cmd = argv[optind];
   if (optind + 1 < argc)
     return usage_error("unexpected argument \"%s\"", argv[optind + 1]);
@@ -331,9 +420,10 @@ int main(int argc, char **argv)
   if (strcmp(cmd, "tpm-info") == 0)
     return run_tpm_info(&cli);
   if (strcmp(cmd, "send") == 0) {
-    fprintf(stderr, "provd-device: send: not supported yet (telemetry to "
-            "the assigned hub comes in a later release)\n");
-    return EXIT_USAGE;
+    if (!cli.credentials)
+      return usage_error("%s", "send needs --credentials FILE (written by "
+                         "register --credentials FILE)");
+    return run_send(cli.credentials, &cli.send);
   }
   return usage_error("unknown command \"%s\" (try register)", cmd);
 }

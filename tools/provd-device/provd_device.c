@@ -9,7 +9,9 @@
 #include <time.h>
 
 #include <jansson.h>
+#include <openssl/rand.h>
 
+#include "device_internal.h"
 #include "https.h"
 #include "provd_device_tpm.h"
 #include "util/b64.h"
@@ -23,6 +25,7 @@
 #define MAX_KEY_BYTES 256
 #define MAX_PAYLOAD (64u * 1024u)
 #define PATH_MAX_LEN 2048
+#define MAX_BACKOFF_S 30    /* transient errors without Retry-After */
 
 /* Everything one registration needs between requests. */
 struct reg_flow {
@@ -57,6 +60,7 @@ static void sleep_seconds(double s)
 void provd_device_result_clear(struct provd_device_result *result)
 {
   free(result->registration_state_json);
+  free(result->payload_json);
   memset(result, 0, sizeof(*result));
 }
 
@@ -125,6 +129,20 @@ static int device_key(const struct provd_device_opts *o, uint8_t *key,
     return -1;
   }
   return 0;
+}
+
+int device_key_b64(const struct provd_device_opts *o, char *out, size_t cap,
+                   struct provd_err *err)
+{
+  uint8_t key[MAX_KEY_BYTES];
+  size_t key_len = 0;
+  int rc = device_key(o, key, &key_len, err);
+  if (rc == 0 && b64_encode_to(key, key_len, out, cap, NULL) < 0) {
+    perr_set(err, "BAD_INPUT", "the device key is too long");
+    rc = -1;
+  }
+  memset(key, 0, sizeof(key));
+  return rc;
 }
 
 static char *make_token(const struct provd_device_opts *o,
@@ -294,6 +312,11 @@ static int read_operation(const struct https_response *rs,
     read_error_fields(state, r);
     free(r->registration_state_json);
     r->registration_state_json = json_dumps(state, JSON_COMPACT);
+    json_t *payload = json_object_get(state, "payload");
+    free(r->payload_json);
+    r->payload_json = payload ? json_dumps(payload, JSON_COMPACT |
+                                                        JSON_ENCODE_ANY)
+                              : NULL;
   }
   json_decref(doc);
   if (!r->status[0]) {
@@ -303,14 +326,36 @@ static int read_operation(const struct https_response *rs,
   return 0;
 }
 
-/* Waits before the next request; -1 (TIMEOUT) when the wait would pass
- * the deadline. */
-static int wait_before_retry(struct reg_flow *f, int retry_after_s,
-                             const char *why, struct provd_err *err)
+/* Up to 25 % more than `s`, at random: devices throttled together must
+ * not come back together. */
+static double jittered(double s)
 {
-  double wait = retry_after_s >= 0 ? retry_after_s : DEFAULT_POLL_S;
+  unsigned char r = 0;
+  if (RAND_bytes(&r, 1) != 1)
+    r = (unsigned char)(mono_now() * 1000.0);
+  return s * (1.0 + 0.25 * (double)r / 255.0);
+}
+
+/* What to wait before sending again: Retry-After when the service gave
+ * one, else DEFAULT_POLL_S for a poll, or for a transient error (attempt
+ * >= 1) a backoff doubling from 1 s up to MAX_BACKOFF_S; jittered. */
+static double wait_for(int retry_after_s, int attempt)
+{
+  double wait = DEFAULT_POLL_S;
+  if (retry_after_s >= 0)
+    wait = retry_after_s;
+  else if (attempt > 0)
+    wait = attempt >= 6 ? MAX_BACKOFF_S : (double)(1 << (attempt - 1));
   if (wait < 0.1)
     wait = 0.1; /* Retry-After: 0 must not become a busy loop */
+  return jittered(wait);
+}
+
+/* Waits before the next request; -1 (TIMEOUT) when the wait would pass
+ * the deadline. */
+static int wait_before_retry(struct reg_flow *f, double wait, const char *why,
+                             struct provd_err *err)
+{
   if (mono_now() + wait > f->deadline) {
     perr_set(err, "TIMEOUT", "%s, and waiting %.0f s more would pass the "
              "%d s timeout (raise --timeout?)", why, wait,
@@ -469,7 +514,9 @@ static int run_flow(struct reg_flow *f, struct provd_device_result *r,
       char why[256];
       https_describe_error(&rs, why, sizeof(why));
       https_response_clear(&rs);
-      if (wait_before_retry(f, retry_after, why, err) != 0)
+      r->retries++;
+      if (wait_before_retry(f, wait_for(retry_after, r->retries), why,
+                            err) != 0)
         return -1;
       continue;
     }
@@ -488,7 +535,8 @@ static int run_flow(struct reg_flow *f, struct provd_device_result *r,
     if (next == STEP_ERROR)
       return -1;
     polling = next == STEP_POLL;
-    if (wait_before_retry(f, retry_after, "still assigning", err) != 0)
+    if (wait_before_retry(f, wait_for(retry_after, 0), "still assigning",
+                          err) != 0)
       return -1;
   }
   perr_set(err, "TIMEOUT", "no decision after %d requests", MAX_ROUNDS);
@@ -510,5 +558,7 @@ int provd_device_register(const struct provd_device_opts *opts,
   if (rc == 0)
     rc = run_flow(&flow, result, err);
   flow_clear(&flow);
+  if (rc != 0)
+    snprintf(result->reason, sizeof(result->reason), "%s", err->code);
   return rc;
 }
