@@ -6,7 +6,7 @@ CONFIG ?= configs/provd.yaml
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build run test test-asan test-normal bench fuzz clean
+.PHONY: all deps build run demo test test-asan test-normal bench fuzz clean
 
 all: build
 
@@ -23,6 +23,11 @@ build: deps
 
 run: build
 	$(BUILD_DIR)/provd -c $(CONFIG)
+
+# The whole back-office story on loopback: enroll, mail, register, hub,
+# telemetry, where is every device (scripts/demo.sh).
+demo: build
+	@PROVD_BUILD_DIR=$(BUILD_DIR) scripts/demo.sh
 
 test-normal: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)

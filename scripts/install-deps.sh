@@ -40,7 +40,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 # npm packages for the interoperability tests (the unmodified Azure IoT SDK),
-# pinned by tests/interop/package-lock.json.  --ignore-scripts: tss.js pulls
+# pinned by tests/interop/package-lock.json (the DPS clients, and
+# azure-iot-device + azure-iot-device-mqtt for the hub).  --ignore-scripts: tss.js pulls
 # a native module that does not build on Node 20.
 interop=tests/interop
 if [ -f "$interop/package-lock.json" ]; then

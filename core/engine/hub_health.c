@@ -98,28 +98,34 @@ static void check_one(struct hub_health *h, struct watched *w)
   announce_down(h, w->inst->id, &err);
 }
 
+/* Waits one interval (or until stopped); 0 when stopping. */
+static int pause_interval(struct hub_health *h)
+{
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += h->interval_ms / 1000;
+  until.tv_nsec += (long)(h->interval_ms % 1000) * 1000000L;
+  if (until.tv_nsec >= 1000000000L) {
+    until.tv_sec++;
+    until.tv_nsec -= 1000000000L;
+  }
+  pthread_mutex_lock(&h->mu);
+  while (!h->stopping &&
+         pthread_cond_timedwait(&h->cv, &h->mu, &until) != ETIMEDOUT)
+    ;
+  int go_on = !h->stopping;
+  pthread_mutex_unlock(&h->mu);
+  return go_on;
+}
+
+/* The first check comes one interval after start: a broker started
+ * beside provd has that long to come up before its hub counts as down. */
 static void *health_main(void *arg)
 {
   struct hub_health *h = arg;
-  pthread_mutex_lock(&h->mu);
-  while (!h->stopping) {
-    pthread_mutex_unlock(&h->mu);
+  while (pause_interval(h))
     for (size_t i = 0; i < h->n; i++)
       check_one(h, &h->hubs[i]);
-    pthread_mutex_lock(&h->mu);
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += h->interval_ms / 1000;
-    until.tv_nsec += (long)(h->interval_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-      until.tv_sec++;
-      until.tv_nsec -= 1000000000L;
-    }
-    while (!h->stopping &&
-           pthread_cond_timedwait(&h->cv, &h->mu, &until) != ETIMEDOUT)
-      ;
-  }
-  pthread_mutex_unlock(&h->mu);
   return NULL;
 }
 
