@@ -14,9 +14,15 @@ const PLUGIN_DIR = process.env.PROVD_PLUGIN_DIR || path.join(BUILD_DIR, 'plugins
 
 const ID_SCOPE = '0ne00000001';
 
+const DEFAULT_HUBS = [
+  '{ name: hub-1, hostname: hub-1.example.net, weight: 1 }',
+  '{ name: hub-2, hostname: hub-2.example.net, weight: 1 }',
+];
+
 // extraPlugins: more `plugins:` lines (YAML flow items), e.g. the
-// custom-webhook allocation plugin; mqtt: also listen for MQTT.
-function writeConfig(dir, { extraPlugins = [], mqtt = false } = {}) {
+// custom-webhook allocation plugin; mqtt: also listen for MQTT; hubs: the
+// `hubs:` items (YAML flow maps) instead of hub-1 and hub-2.
+function writeConfig(dir, { extraPlugins = [], mqtt = false, hubs = DEFAULT_HUBS } = {}) {
   const cfg = [
     `id_scope: ${ID_SCOPE}`,
     mqtt ? 'listen: { https: "127.0.0.1:0", mqtt: "127.0.0.1:0" }'
@@ -25,8 +31,7 @@ function writeConfig(dir, { extraPlugins = [], mqtt = false } = {}) {
     `plugin_path: [ ${PLUGIN_DIR} ]`,
     'workers: 2',
     'hubs:',
-    '  - { name: hub-1, hostname: hub-1.example.net, weight: 1 }',
-    '  - { name: hub-2, hostname: hub-2.example.net, weight: 1 }',
+    ...hubs.map((h) => `  - ${h}`),
     'plugins:',
     '  - { kind: attestation, name: symmetric-key }',
     '  - { kind: attestation, name: x509 }',
@@ -40,10 +45,10 @@ function writeConfig(dir, { extraPlugins = [], mqtt = false } = {}) {
   return file;
 }
 
-// options.extraPlugins: see writeConfig; options.mqtt: also serve the
-// MQTT device endpoint (server.mqttPort).
+// options.extraPlugins, mqtt, hubs: see writeConfig; options.dir: the
+// directory to work in (removed on stop), default a new temporary one.
 async function startProvd(options = {}) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'provd-interop-'));
+  const dir = options.dir || fs.mkdtempSync(path.join(os.tmpdir(), 'provd-interop-'));
   const config = writeConfig(dir, options);
   const child = spawn(PROVD_BIN, ['-c', config], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
