@@ -1,0 +1,195 @@
+/* libprovd-device against a real provd (and its mosquitto hub), built the
+ * way a device maker builds it: only <provd/device.h> and
+ * `pkg-config provd-device` (tests/e2e/device_library.sh compiles it
+ * against an installed prefix, starts the servers and sets the
+ * environment):
+ *   DEV_URL DEV_CA DEV_SCOPE          provd
+ *   DEV_THROTTLED_URL                 a front answering 429 twice
+ *   DEV_SYM_ID DEV_SYM_KEY            an individual enrollment
+ *   DEV_GROUP_KEY DEV_GROUP_MEMBER    an enrollment group
+ *   DEV_X509_ID DEV_X509_CERT DEV_X509_KEY  an X.509 enrollment
+ *   DEV_HUB_PORT                      the hub's MQTT/TLS port
+ *   DEV_WORK                          a scratch directory */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <provd/device.h>
+
+static const char *env(const char *name)
+{
+  const char *v = getenv(name);
+  ck_assert_msg(v && *v, "%s is not set", name);
+  return v;
+}
+
+static struct provd_device_opts base_opts(void)
+{
+  struct provd_device_opts o = {0};
+  o.url = env("DEV_URL");
+  o.ca_file = env("DEV_CA");
+  o.id_scope = env("DEV_SCOPE");
+  o.timeout_s = 20;
+  return o;
+}
+
+static double now_s(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void assert_assigned(const struct provd_device_result *r, int rc,
+                            const struct provd_err *err, const char *device)
+{
+  ck_assert_msg(rc == 0, "register failed: %s %s", err->code, err->msg);
+  ck_assert_str_eq(r->status, "assigned");
+  ck_assert_str_eq(r->assigned_hub, "localhost");
+  ck_assert_str_eq(r->device_id, device);
+  ck_assert_str_eq(r->reason, "");
+  ck_assert_ptr_nonnull(r->registration_state_json);
+}
+
+START_TEST(symmetric_key_registers_keeps_and_sends)
+{
+  struct provd_device_opts o = base_opts();
+  o.registration_id = env("DEV_SYM_ID");
+  o.symmetric_key = env("DEV_SYM_KEY");
+  o.payload_json = "{\"model\":\"t-1000\"}";
+  struct provd_device_result r;
+  struct provd_err err;
+  int rc = provd_device_register(&o, &r, &err);
+  assert_assigned(&r, rc, &err, o.registration_id);
+  ck_assert_int_eq(r.retries, 0);
+
+  char path[1024];
+  snprintf(path, sizeof(path), "%s/sym.json", env("DEV_WORK"));
+  ck_assert_int_eq(provd_device_credentials_save(path, &o, &r, &err), 0);
+  struct stat st;
+  ck_assert_int_eq(stat(path, &st), 0);
+  ck_assert_int_eq(st.st_mode & 0777, 0600);
+  struct provd_device_credentials c;
+  ck_assert_int_eq(provd_device_credentials_load(path, &c, &err), 0);
+  ck_assert_str_eq(c.assigned_hub, "localhost");
+  ck_assert_str_eq(c.device_id, o.registration_id);
+  ck_assert_str_eq(c.symmetric_key, o.symmetric_key);
+  provd_device_result_clear(&r);
+
+  struct provd_device_hub_opts hub = {.port = atoi(env("DEV_HUB_PORT")),
+                                      .ca_file = env("DEV_CA"),
+                                      .timeout_s = 10};
+  const char *msgs[] = {"{\"n\":1}", "{\"n\":2}"};
+  size_t sent = 0;
+  rc = provd_device_send(&c, &hub, msgs, 2, 0.1, &sent, &err);
+  ck_assert_msg(rc == 0, "send failed: %s %s", err.code, err.msg);
+  ck_assert_uint_eq(sent, 2);
+}
+END_TEST
+
+START_TEST(group_key_derives_the_device_key)
+{
+  struct provd_device_opts o = base_opts();
+  o.registration_id = env("DEV_GROUP_MEMBER");
+  o.group_key = env("DEV_GROUP_KEY");
+  struct provd_device_result r;
+  struct provd_err err;
+  int rc = provd_device_register(&o, &r, &err);
+  assert_assigned(&r, rc, &err, o.registration_id);
+  provd_device_result_clear(&r);
+}
+END_TEST
+
+START_TEST(x509_certificate_registers)
+{
+  struct provd_device_opts o = base_opts();
+  o.registration_id = env("DEV_X509_ID");
+  o.cert_file = env("DEV_X509_CERT");
+  o.key_file = env("DEV_X509_KEY");
+  struct provd_device_result r;
+  struct provd_err err;
+  int rc = provd_device_register(&o, &r, &err);
+  assert_assigned(&r, rc, &err, o.registration_id);
+  provd_device_result_clear(&r);
+}
+END_TEST
+
+START_TEST(wrong_key_is_refused_with_a_reason)
+{
+  struct provd_device_opts o = base_opts();
+  o.registration_id = env("DEV_SYM_ID");
+  o.symmetric_key = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+  struct provd_device_result r;
+  struct provd_err err;
+  ck_assert_int_eq(provd_device_register(&o, &r, &err), -1);
+  ck_assert_str_eq(r.reason, "HTTP_ERROR");
+  ck_assert_str_eq(err.code, "HTTP_ERROR");
+  ck_assert_int_eq(r.http_status, 401);
+  ck_assert_str_eq(r.assigned_hub, "");
+  provd_device_result_clear(&r);
+}
+END_TEST
+
+/* The front answers 429 with Retry-After: 1 twice: the library waits at
+ * least what it was told each time (plus at most 25 % jitter), then
+ * succeeds. */
+START_TEST(retry_after_is_honoured_with_jitter)
+{
+  struct provd_device_opts o = base_opts();
+  o.url = env("DEV_THROTTLED_URL");
+  o.registration_id = env("DEV_SYM_ID");
+  o.symmetric_key = env("DEV_SYM_KEY");
+  struct provd_device_result r;
+  struct provd_err err;
+  double start = now_s();
+  int rc = provd_device_register(&o, &r, &err);
+  double took = now_s() - start;
+  assert_assigned(&r, rc, &err, o.registration_id);
+  ck_assert_int_eq(r.retries, 2);
+  ck_assert_msg(took >= 2.0, "retried after %.2f s, before Retry-After", took);
+  ck_assert_msg(took < 2.0 * 1.25 + 1.5, "waited %.2f s, far beyond it", took);
+  provd_device_result_clear(&r);
+}
+END_TEST
+
+START_TEST(credentials_readable_by_others_are_refused)
+{
+  char path[1024];
+  snprintf(path, sizeof(path), "%s/open.json", env("DEV_WORK"));
+  FILE *f = fopen(path, "w");
+  ck_assert_ptr_nonnull(f);
+  fputs("{\"idScope\":\"s\",\"registrationId\":\"r\",\"assignedHub\":\"h\","
+        "\"deviceId\":\"d\"}", f);
+  fclose(f);
+  ck_assert_int_eq(chmod(path, 0644), 0);
+  struct provd_device_credentials c;
+  struct provd_err err;
+  ck_assert_int_eq(provd_device_credentials_load(path, &c, &err), -1);
+  ck_assert_str_eq(err.code, "BAD_CREDENTIALS");
+  ck_assert_int_eq(chmod(path, 0600), 0);
+  ck_assert_int_eq(provd_device_credentials_load(path, &c, &err), 0);
+  ck_assert_str_eq(c.device_id, "d");
+}
+END_TEST
+
+int main(void)
+{
+  Suite *s = suite_create("libprovd-device");
+  TCase *tc = tcase_create("against provd");
+  tcase_set_timeout(tc, 60);
+  tcase_add_test(tc, symmetric_key_registers_keeps_and_sends);
+  tcase_add_test(tc, group_key_derives_the_device_key);
+  tcase_add_test(tc, x509_certificate_registers);
+  tcase_add_test(tc, wrong_key_is_refused_with_a_reason);
+  tcase_add_test(tc, retry_after_is_honoured_with_jitter);
+  tcase_add_test(tc, credentials_readable_by_others_are_refused);
+  suite_add_tcase(s, tc);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? 1 : 0;
+}

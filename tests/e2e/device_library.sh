@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# ctest-labels: e2e
+# libprovd-device as a device maker uses it: `cmake --install` into an
+# empty prefix, then tests/device/test_device_lib.c (Check) compiled with
+# nothing but `pkg-config --cflags --libs provd-device` and run against a
+# real provd and its mosquitto hub: symmetric key (register, keep the
+# credentials 0600, send telemetry), group key, X.509, a refusal with its
+# reason, and Retry-After honoured (with jitter) through a front that
+# answers 429 twice before passing requests to provd.
+source "$(dirname "$0")/lib/common.bash"
+
+MOSQUITTO=$(command -v mosquitto || echo /usr/sbin/mosquitto)
+PREFIX=$WORK/prefix
+cmake --install "$BUILD_DIR" --prefix "$PREFIX" >"$WORK/install.log" 2>&1 ||
+  { cat "$WORK/install.log"; fail "cmake --install"; finish; }
+PCDIR=$(dirname "$(find "$PREFIX" -name provd-device.pc | head -n 1)")
+check "provd-device.pc and provd/device.h are installed" \
+  test -f "$PCDIR/provd-device.pc" -a -f "$PREFIX/include/provd/device.h"
+if PKG_CONFIG_PATH=$PCDIR cc -std=c11 -Wall -Wextra -Werror \
+     -o "$WORK/test_device_lib" "$SOURCE_DIR/tests/device/test_device_lib.c" \
+     $(PKG_CONFIG_PATH=$PCDIR pkg-config --cflags --libs provd-device check) \
+     2>"$WORK/cc.log"; then
+  pass "the test compiles and links with pkg-config provd-device alone"
+else
+  cat "$WORK/cc.log"; fail "compiling against the installed library"; finish
+fi
+
+DATA_DIR=$WORK/data
+IDS=$WORK/identities
+MPORT=$(free_port)
+XPORT=$(free_port)
+BROKER_PID=
+PROXY_PID=
+stop_extra() {
+  [ -n "$BROKER_PID" ] && kill "$BROKER_PID" 2>/dev/null || true
+  [ -n "$PROXY_PID" ] && kill "$PROXY_PID" 2>/dev/null || true
+  cleanup
+}
+trap stop_extra EXIT
+
+cat >"$WORK/provd.yaml" <<YAML
+id_scope: $SCOPE
+listen: { https: "127.0.0.1:0" }
+data_dir: $DATA_DIR
+plugin_path: [ $PLUGIN_DIR ]
+workers: 2
+hubs:
+  - { name: local, hostname: localhost, weight: 1 }
+plugins:
+  - { kind: attestation, name: symmetric-key }
+  - { kind: attestation, name: x509 }
+  - { kind: allocation, name: hashed }
+  - kind: hub
+    name: mosquitto
+    id: local
+    options: { identities_file: $IDS, broker: "127.0.0.1:$MPORT" }
+events: { retry_initial: 100ms, poll: 20ms }
+YAML
+start_provd "$WORK/provd.yaml"
+
+cat >"$WORK/mosquitto.conf" <<CONF
+listener $MPORT 127.0.0.1
+certfile $DATA_DIR/tls/server.pem
+keyfile $DATA_DIR/tls/server.key
+allow_anonymous false
+plugin $BUILD_DIR/mosquitto/provd_auth.so
+plugin_opt_identities $IDS
+persistence false
+user $(id -un)
+log_dest stderr
+CONF
+"$MOSQUITTO" -c "$WORK/mosquitto.conf" >"$WORK/mosquitto.log" 2>&1 &
+BROKER_PID=$!
+python3 "$SOURCE_DIR/tests/e2e/lib/throttle_proxy.py" --port "$XPORT" --upstream-port "$PORT" \
+  --cert "$DATA_DIR/tls/server.pem" --key "$DATA_DIR/tls/server.key" --ca "$DATA_DIR/tls/ca.pem" \
+  --throttle 2 --retry-after 1 --log "$WORK/proxy.log" 2>"$WORK/proxy.err" &
+PROXY_PID=$!
+port_up() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+check "mosquitto and the throttling front listen" \
+  wait_for 10 bash -c "$(declare -f port_up); port_up $MPORT && port_up $XPORT"
+
+SYM_KEY=$(random_key); GROUP_KEY=$(random_key)
+provctl enrollment add lib-sym --primary-key "$SYM_KEY" --secondary-key "$(random_key)" >/dev/null
+provctl group add lib-fleet --primary-key "$GROUP_KEY" --secondary-key "$(random_key)" >/dev/null
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 \
+  -subj /CN=lib-x509 -keyout "$WORK/x509.key" -out "$WORK/x509.pem" \
+  -addext basicConstraints=critical,CA:FALSE -addext extendedKeyUsage=clientAuth 2>/dev/null
+provctl enrollment add lib-x509 --attestation x509 --cert "$WORK/x509.pem" >/dev/null
+
+if env DEV_URL="https://localhost:$PORT" DEV_CA="$DATA_DIR/tls/ca.pem" DEV_SCOPE="$SCOPE" \
+     DEV_THROTTLED_URL="https://localhost:$XPORT" \
+     DEV_SYM_ID=lib-sym DEV_SYM_KEY="$SYM_KEY" \
+     DEV_GROUP_KEY="$GROUP_KEY" DEV_GROUP_MEMBER=lib-fleet-01 \
+     DEV_X509_ID=lib-x509 DEV_X509_CERT="$WORK/x509.pem" DEV_X509_KEY="$WORK/x509.key" \
+     DEV_HUB_PORT="$MPORT" DEV_WORK="$WORK" CK_FORK=no \
+     "$WORK/test_device_lib" >"$WORK/check.out" 2>&1; then
+  pass "libprovd-device Check suite: $(tail -n 1 "$WORK/check.out" | tr -d '\n')"
+else
+  cat "$WORK/check.out"; fail "libprovd-device Check suite"
+fi
+expect_eq "the front answered 429 twice" 2 "$(grep -c ' 429 ' "$WORK/proxy.log" || true)"
+check "the hub saw the library's telemetry login" \
+  grep -q "provd_auth: device lib-sym connected (SAS token)" "$WORK/mosquitto.log"
+stop_provd TERM
+expect_eq "provd stops cleanly" 0 "$STOP_RC"
+finish
