@@ -107,6 +107,11 @@ static int call_ensure(struct hub_link *l, struct provd_call *call,
   char key[96];
   device_key(reg, enr, key);
   const char *device_id = str_at(reg->body, "deviceId");
+  /* X.509 devices: the certificate they registered with (DPS
+   * registrationState.x509.certificateInfo). */
+  const char *thumbprint = str_at(
+      json_object_get(json_object_get(reg->body, "x509"), "certificateInfo"),
+      "sha256Thumbprint");
   struct provd_device dev = {
       .struct_size = sizeof(dev),
       .hub_name = l->inst->id,
@@ -114,6 +119,7 @@ static int call_ensure(struct hub_link *l, struct provd_call *call,
       .device_id = device_id ? device_id : reg->id,
       .registration_id = reg->id,
       .symmetric_key = key[0] ? key : NULL,
+      .x509_thumbprint = thumbprint,
   };
   int rc = l->ops->ensure_device(l->inst->state, call, &dev, err);
   OPENSSL_cleanse(key, sizeof(key));

@@ -8,7 +8,8 @@
  *   DEV_SYM_ID DEV_SYM_KEY            an individual enrollment
  *   DEV_GROUP_KEY DEV_GROUP_MEMBER    an enrollment group
  *   DEV_X509_ID DEV_X509_CERT DEV_X509_KEY  an X.509 enrollment
- *   DEV_HUB_PORT                      the hub's MQTT/TLS port
+ *   DEV_HUB_PORT                      the hub's MQTT/TLS port (tokens)
+ *   DEV_HUB_CERT_PORT                 its port for X.509 devices
  *   DEV_WORK                          a scratch directory */
 #include <check.h>
 #include <stdio.h>
@@ -113,7 +114,23 @@ START_TEST(x509_certificate_registers)
   struct provd_err err;
   int rc = provd_device_register(&o, &r, &err);
   assert_assigned(&r, rc, &err, o.registration_id);
+
+  char path[1024];
+  snprintf(path, sizeof(path), "%s/x509.json", env("DEV_WORK"));
+  ck_assert_int_eq(provd_device_credentials_save(path, &o, &r, &err), 0);
   provd_device_result_clear(&r);
+  struct provd_device_credentials c;
+  ck_assert_int_eq(provd_device_credentials_load(path, &c, &err), 0);
+  ck_assert_str_eq(c.symmetric_key, "");
+  ck_assert_str_eq(c.cert_file, o.cert_file);
+  struct provd_device_hub_opts hub = {.port = atoi(env("DEV_HUB_CERT_PORT")),
+                                      .ca_file = env("DEV_CA"),
+                                      .timeout_s = 10};
+  const char *msg = "{\"x509\":true}";
+  size_t sent = 0;
+  rc = provd_device_send(&c, &hub, &msg, 1, 0, &sent, &err);
+  ck_assert_msg(rc == 0, "send failed: %s %s", err.code, err.msg);
+  ck_assert_uint_eq(sent, 1);
 }
 END_TEST
 

@@ -58,10 +58,23 @@ events: { retry_initial: 100ms, poll: 20ms }
 YAML
 start_provd "$WORK/provd.yaml"
 
+# Two listeners: SAS tokens on MPORT; X.509 on CPORT, where the broker
+# asks for a client certificate (the test device's self-signed one is the
+# CA it trusts there) and provd_auth checks its thumbprint.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 \
+  -subj /CN=lib-x509 -keyout "$WORK/x509.key" -out "$WORK/x509.pem" \
+  -addext basicConstraints=critical,CA:FALSE -addext extendedKeyUsage=clientAuth 2>/dev/null
+CPORT=$(free_port)
 cat >"$WORK/mosquitto.conf" <<CONF
+per_listener_settings false
 listener $MPORT 127.0.0.1
 certfile $DATA_DIR/tls/server.pem
 keyfile $DATA_DIR/tls/server.key
+listener $CPORT 127.0.0.1
+certfile $DATA_DIR/tls/server.pem
+keyfile $DATA_DIR/tls/server.key
+cafile $WORK/x509.pem
+require_certificate true
 allow_anonymous false
 plugin $BUILD_DIR/mosquitto/provd_auth.so
 plugin_opt_identities $IDS
@@ -82,9 +95,6 @@ check "mosquitto and the throttling front listen" \
 SYM_KEY=$(random_key); GROUP_KEY=$(random_key)
 provctl enrollment add lib-sym --primary-key "$SYM_KEY" --secondary-key "$(random_key)" >/dev/null
 provctl group add lib-fleet --primary-key "$GROUP_KEY" --secondary-key "$(random_key)" >/dev/null
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 \
-  -subj /CN=lib-x509 -keyout "$WORK/x509.key" -out "$WORK/x509.pem" \
-  -addext basicConstraints=critical,CA:FALSE -addext extendedKeyUsage=clientAuth 2>/dev/null
 provctl enrollment add lib-x509 --attestation x509 --cert "$WORK/x509.pem" >/dev/null
 
 if env DEV_URL="https://localhost:$PORT" DEV_CA="$DATA_DIR/tls/ca.pem" DEV_SCOPE="$SCOPE" \
@@ -92,7 +102,7 @@ if env DEV_URL="https://localhost:$PORT" DEV_CA="$DATA_DIR/tls/ca.pem" DEV_SCOPE
      DEV_SYM_ID=lib-sym DEV_SYM_KEY="$SYM_KEY" \
      DEV_GROUP_KEY="$GROUP_KEY" DEV_GROUP_MEMBER=lib-fleet-01 \
      DEV_X509_ID=lib-x509 DEV_X509_CERT="$WORK/x509.pem" DEV_X509_KEY="$WORK/x509.key" \
-     DEV_HUB_PORT="$MPORT" DEV_WORK="$WORK" CK_FORK=no \
+     DEV_HUB_PORT="$MPORT" DEV_HUB_CERT_PORT="$CPORT" DEV_WORK="$WORK" CK_FORK=no \
      "$WORK/test_device_lib" >"$WORK/check.out" 2>&1; then
   pass "libprovd-device Check suite: $(tail -n 1 "$WORK/check.out" | tr -d '\n')"
 else
@@ -101,6 +111,11 @@ fi
 expect_eq "the front answered 429 twice" 2 "$(grep -c ' 429 ' "$WORK/proxy.log" || true)"
 check "the hub saw the library's telemetry login" \
   grep -q "provd_auth: device lib-sym connected (SAS token)" "$WORK/mosquitto.log"
+THUMB=$(openssl x509 -in "$WORK/x509.pem" -noout -fingerprint -sha256 | sed 's/.*=//; s/://g')
+check "provd pushed the X.509 device's certificate thumbprint to the hub" \
+  bash -c "awk -F'\t' '\$1 == \"lib-x509\" {print \$5}' '$IDS' | grep -qix '$THUMB'"
+check "the hub saw the X.509 device's certificate login" \
+  grep -q "provd_auth: device lib-x509 connected (certificate)" "$WORK/mosquitto.log"
 stop_provd TERM
 expect_eq "provd stops cleanly" 0 "$STOP_RC"
 finish
