@@ -1,6 +1,7 @@
 /* engine/allocation.c with the real allocation plugins, no store:
  * geoLatency ties spread by weight over 100,000 ids (within 5 %), drained
- * hubs never chosen, and the AllocationRequest of a group with a TPM
+ * hubs never chosen, unhealthy hubs skipped until back, and the
+ * AllocationRequest of a group with a TPM
  * enrollment. */
 #include <check.h>
 #include <pthread.h>
@@ -275,6 +276,44 @@ START_TEST(t_set_hubs_while_allocating)
 }
 END_TEST
 
+/* A hub its connector reports down gets no new devices, and the trace
+ * says why; an enrollment naming only that hub is refused; back up, it
+ * takes devices again. */
+START_TEST(t_unhealthy_hub_is_skipped_until_back)
+{
+  up("  - { name: eu-1, hostname: eu-1.example.net }\n"
+     "  - { name: us-1, hostname: us-1.example.net }\n");
+  char why[400];
+  json_t *any = json_object();
+  json_t *only_eu1 = json_pack("{s:[s]}", "iotHubs", "eu-1");
+  allocator_set_hub_health(alloc, "eu-1", 0);
+  allocator_set_hub_health(alloc, "eu-1", 0); /* twice: still one entry */
+  for (int i = 0; i < 200; i++) {
+    char id[32];
+    snprintf(id, sizeof(id), "device-%d", i);
+    const char *hub = allocate(id, any, why, sizeof(why));
+    ck_assert_msg(hub && strcmp(hub, "us-1") == 0, "%s: %s", id,
+                  hub ? hub : why);
+  }
+  ck_assert_ptr_null(allocate("d", only_eu1, why, sizeof(why)));
+  ck_assert_msg(strstr(why, "NO_HUB_AVAILABLE") && strstr(why, "unhealthy"),
+                "%s", why);
+  allocator_set_hub_health(alloc, "eu-1", 1);
+  ck_assert_str_eq(allocate("d", only_eu1, why, sizeof(why)), "eu-1");
+  int eu = 0;
+  for (int i = 0; i < 200; i++) {
+    char id[32];
+    snprintf(id, sizeof(id), "device-%d", i);
+    const char *hub = allocate(id, any, why, sizeof(why));
+    eu += hub && strcmp(hub, "eu-1") == 0;
+  }
+  ck_assert_msg(eu > 50, "eu-1 got %d of 200 once healthy again", eu);
+  json_decref(only_eu1);
+  json_decref(any);
+  down();
+}
+END_TEST
+
 int main(void)
 {
   Suite *s = suite_create("allocation");
@@ -285,6 +324,7 @@ int main(void)
   tcase_add_test(tc, t_request_json_group_tpm);
   tcase_add_test(tc, t_set_hubs_applies_at_once);
   tcase_add_test(tc, t_set_hubs_while_allocating);
+  tcase_add_test(tc, t_unhealthy_hub_is_skipped_until_back);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
