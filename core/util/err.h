@@ -5,14 +5,7 @@
 
 #include <stdarg.h>
 
-/* Defined once more, identically, in provd/device.h (public). */
-#ifndef PROVD_ERR_DEFINED
-#define PROVD_ERR_DEFINED
-struct provd_err {
-  char code[64];  /* stable reason code, e.g. "BAD_SIGNATURE"; "" = none */
-  char msg[512];  /* human text, never a secret */
-};
-#endif
+#include "provd/err.h"   /* struct provd_err */
 
 void perr_set(struct provd_err *e, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

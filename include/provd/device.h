@@ -23,21 +23,13 @@
 
 #include <stddef.h>
 
+#include "err.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 #define PROVD_DEVICE_API __attribute__((visibility("default")))
-
-/* The error sink every provd API shares (the plugin ABI's opaque struct
- * provd_err, defined here because device code reads it). */
-#ifndef PROVD_ERR_DEFINED
-#define PROVD_ERR_DEFINED
-struct provd_err {
-  char code[64];  /* stable reason code, e.g. "TIMEOUT"; "" = none */
-  char msg[512];  /* human text, never a secret */
-};
-#endif
 
 #define PROVD_DEVICE_DEFAULT_URL "https://localhost:8443"
 #define PROVD_DEVICE_DEFAULT_API_VERSION "2019-03-31"

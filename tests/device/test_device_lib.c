@@ -44,6 +44,20 @@ static double now_s(void)
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* Sends through the hub's port named by port_env; asserts all arrived. */
+static void send_all(const struct provd_device_credentials *c,
+                     const char *port_env, const char *const *msgs, size_t n)
+{
+  struct provd_device_hub_opts hub = {.port = atoi(env(port_env)),
+                                      .ca_file = env("DEV_CA"),
+                                      .timeout_s = 10};
+  struct provd_err err;
+  size_t sent = 0;
+  int rc = provd_device_send(c, &hub, msgs, n, 0.1, &sent, &err);
+  ck_assert_msg(rc == 0, "send failed: %s %s", err.code, err.msg);
+  ck_assert_uint_eq(sent, n);
+}
+
 static void assert_assigned(const struct provd_device_result *r, int rc,
                             const struct provd_err *err, const char *device)
 {
@@ -80,14 +94,8 @@ START_TEST(symmetric_key_registers_keeps_and_sends)
   ck_assert_str_eq(c.symmetric_key, o.symmetric_key);
   provd_device_result_clear(&r);
 
-  struct provd_device_hub_opts hub = {.port = atoi(env("DEV_HUB_PORT")),
-                                      .ca_file = env("DEV_CA"),
-                                      .timeout_s = 10};
   const char *msgs[] = {"{\"n\":1}", "{\"n\":2}"};
-  size_t sent = 0;
-  rc = provd_device_send(&c, &hub, msgs, 2, 0.1, &sent, &err);
-  ck_assert_msg(rc == 0, "send failed: %s %s", err.code, err.msg);
-  ck_assert_uint_eq(sent, 2);
+  send_all(&c, "DEV_HUB_PORT", msgs, 2);
 }
 END_TEST
 
@@ -123,14 +131,8 @@ START_TEST(x509_certificate_registers)
   ck_assert_int_eq(provd_device_credentials_load(path, &c, &err), 0);
   ck_assert_str_eq(c.symmetric_key, "");
   ck_assert_str_eq(c.cert_file, o.cert_file);
-  struct provd_device_hub_opts hub = {.port = atoi(env("DEV_HUB_CERT_PORT")),
-                                      .ca_file = env("DEV_CA"),
-                                      .timeout_s = 10};
   const char *msg = "{\"x509\":true}";
-  size_t sent = 0;
-  rc = provd_device_send(&c, &hub, &msg, 1, 0, &sent, &err);
-  ck_assert_msg(rc == 0, "send failed: %s %s", err.code, err.msg);
-  ck_assert_uint_eq(sent, 1);
+  send_all(&c, "DEV_HUB_CERT_PORT", &msg, 1);
 }
 END_TEST
 

@@ -38,24 +38,7 @@ stop_extra() {
 }
 trap stop_extra EXIT
 
-cat >"$WORK/provd.yaml" <<YAML
-id_scope: $SCOPE
-listen: { https: "127.0.0.1:0" }
-data_dir: $DATA_DIR
-plugin_path: [ $PLUGIN_DIR ]
-workers: 2
-hubs:
-  - { name: local, hostname: localhost, weight: 1 }
-plugins:
-  - { kind: attestation, name: symmetric-key }
-  - { kind: attestation, name: x509 }
-  - { kind: allocation, name: hashed }
-  - kind: hub
-    name: mosquitto
-    id: local
-    options: { identities_file: $IDS, broker: "127.0.0.1:$MPORT" }
-events: { retry_initial: 100ms, poll: 20ms }
-YAML
+write_hub_config "$WORK/provd.yaml" "$DATA_DIR" localhost "$IDS" "$MPORT"
 start_provd "$WORK/provd.yaml"
 
 # Two listeners: SAS tokens on MPORT; X.509 on CPORT, where the broker

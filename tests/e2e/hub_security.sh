@@ -50,23 +50,7 @@ start_broker() {
 }
 start_broker || { fail "mosquitto did not start"; finish; }
 
-cat >"$WORK/provd.yaml" <<YAML
-id_scope: $SCOPE
-listen: { https: "127.0.0.1:0" }
-data_dir: $DATA_DIR
-plugin_path: [ $PLUGIN_DIR ]
-workers: 2
-hubs:
-  - { name: local, hostname: $HUB, weight: 1 }
-plugins:
-  - { kind: attestation, name: symmetric-key }
-  - { kind: allocation, name: hashed }
-  - kind: hub
-    name: mosquitto
-    id: local
-    options: { identities_file: $IDS, broker: "127.0.0.1:$MPORT" }
-events: { retry_initial: 100ms, poll: 20ms }
-YAML
+write_hub_config "$WORK/provd.yaml" "$DATA_DIR" $HUB "$IDS" "$MPORT"
 start_provd "$WORK/provd.yaml"
 
 # hub_token KEY_B64 HUB DEVICE [EXPIRY]: an IoT Hub device token.

@@ -42,6 +42,30 @@ plugins:
 YAML
 }
 
+# write_hub_config FILE DATA_DIR HUB_HOSTNAME IDENTITIES BROKER_PORT: a
+# provd with one linked hub "local" served by the mosquitto connector
+# (symmetric-key and x509 attestation, hashed allocation).
+write_hub_config() {
+  cat > "$1" <<YAML
+id_scope: $SCOPE
+listen: { https: "127.0.0.1:0" }
+data_dir: $2
+plugin_path: [ $PLUGIN_DIR ]
+workers: 2
+hubs:
+  - { name: local, hostname: $3, weight: 1 }
+plugins:
+  - { kind: attestation, name: symmetric-key }
+  - { kind: attestation, name: x509 }
+  - { kind: allocation, name: hashed }
+  - kind: hub
+    name: mosquitto
+    id: local
+    options: { identities_file: $4, broker: "127.0.0.1:$5" }
+events: { retry_initial: 100ms, poll: 20ms }
+YAML
+}
+
 # start_provd CONFIG: runs provd in the background, waits for its banner,
 # sets PORT and PROVD_PID; logs go to $WORK/provd.log (appended).
 start_provd() {
