@@ -465,7 +465,9 @@ static const char *mechanism_of_poll(const struct job *j,
                                      const char *detected, const char *type)
 {
   int has_own_data = strcmp(detected, "symmetricKey") != 0;
-  if (j->req->op == REG_REGISTER || has_own_data || !type ||
+  int registers = j->req->op == REG_REGISTER ||
+                  j->req->op == REG_AUTHENTICATE;
+  if (registers || has_own_data || !type ||
       !attest_plugin_for(j->e, type))
     return detected;
   return type;
@@ -1140,12 +1142,21 @@ static void read_phase(struct store_session *s, void *ud)
   }
   struct auth_outcome ao = {{0}, {0}};
   int rc = authenticate(j, s, &ao);
+  if (rc == PROVD_CHALLENGE && j->req->op == REG_AUTHENTICATE) {
+    finish_error(j, "ATTESTATION_MISMATCH",
+                 "the enrollment needs a challenge round");
+    return;
+  }
   if (rc == PROVD_CHALLENGE) {
     issue_challenge(j);
     return;
   }
   if (rc != PROVD_OK) {
     finish_error(j, ao.reason, ao.detail);
+    return;
+  }
+  if (j->req->op == REG_AUTHENTICATE) {
+    finish(j, 200, json_object());
     return;
   }
   if (j->req->op != REG_REGISTER) {
