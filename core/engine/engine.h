@@ -77,6 +77,10 @@ int engine_allocation_policy_known(const struct engine *e, const char *policy);
 
 void engine_set_issuers(struct engine *e, const struct issuer_set *borrow);
 
+/* The Retry-After of 202 answers from now on (config reload); any
+ * thread. */
+void engine_set_retry_after(struct engine *e, int seconds);
+
 /* Replaces the linked hubs for later registrations (see engine/hubs.h);
  * any thread. */
 struct alloc_hub;

@@ -92,6 +92,7 @@ struct mconn {
 
 struct mqtt_server {
   struct mqtt_server_opts o;
+  _Atomic(SSL_CTX *) ssl_now; /* o.ssl, or what mqtt_server_set_ssl gave */
   struct mqtt_worker *workers;
   atomic_size_t n_open;
 };
@@ -559,7 +560,10 @@ static void on_accept(struct http_worker *hw, int fd, const char *peer,
   struct event_base *base = http_worker_base(hw);
   struct mconn *c = calloc(1, sizeof *c);
   struct event *deadline = c ? evtimer_new(base, on_deadline, c) : NULL;
-  struct stream *stream = deadline ? stream_new(base, fd, srv->o.ssl) : NULL;
+  struct stream *stream = deadline ? stream_new(base, fd, atomic_load_explicit(
+                                               &srv->ssl_now,
+                                               memory_order_acquire))
+                                  : NULL;
   if (!deadline)
     close(fd);
   if (!stream || stream_start(stream, on_read, on_drained, on_event, c,
@@ -635,8 +639,15 @@ int mqtt_server_new(const struct mqtt_server_opts *o, struct mqtt_server **out,
   if (!s->o.max_connections)
     s->o.max_connections = DEFAULT_MAX_CONNECTIONS;
   atomic_init(&s->n_open, 0);
+  atomic_init(&s->ssl_now, o->ssl);
   *out = s;
   return 0;
+}
+
+void mqtt_server_set_ssl(struct mqtt_server *s, SSL_CTX *borrow)
+{
+  if (s->o.ssl && borrow)
+    atomic_store_explicit(&s->ssl_now, borrow, memory_order_release);
 }
 
 struct http_protocol mqtt_server_protocol(struct mqtt_server *s,

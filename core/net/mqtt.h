@@ -82,6 +82,9 @@ int mqtt_server_new(const struct mqtt_server_opts *o, struct mqtt_server **out,
 /* The listener to give http_server_start (opts.protocols). */
 struct http_protocol mqtt_server_protocol(struct mqtt_server *s,
                                           const char *host, int port);
+/* As http_server_set_ssl: new connections use ctx (borrowed; it must
+ * outlive the server).  Any thread. */
+void mqtt_server_set_ssl(struct mqtt_server *s, SSL_CTX *borrow);
 /* After http_server_stop.  Answers still on their way only touch the
  * connection they belong to, never the server. */
 void mqtt_server_free(struct mqtt_server *s);
