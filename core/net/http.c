@@ -118,6 +118,7 @@ struct conn {
   bool have_head;  /* head parsed, waiting for the body */
   bool sent_continue;
   bool chain_loaded;
+  bool handshaken; /* TLS handshake done (always, for plain HTTP) */
   size_t scan_from; /* where to resume searching for the head's end */
   struct http_head head;
   char *arena; /* the current request: head + body + path copy */
@@ -447,24 +448,14 @@ static void conn_trim_buffers(struct conn *c)
   }
 }
 
+/* Below the idle timeout, so that a request stopping short is answered
+ * 408 by the deadline before the idle timeout closes the stream. */
 static int request_deadline_s(const struct http_worker *w)
 {
-  int idle = w->srv->o.idle_timeout_s;
+  int idle = w->srv->o.idle_timeout_s - 1;
+  if (idle < 1)
+    idle = 1;
   return idle < REQUEST_DEADLINE_S ? idle : REQUEST_DEADLINE_S;
-}
-
-/* The handshake, a request or the linger took too long. */
-static void on_deadline(evutil_socket_t fd, short what, void *arg)
-{
-  (void)fd;
-  (void)what;
-  struct conn *c = arg;
-  if (!c->nc.stream || c->in_flight || c->closing)
-    return; /* nothing being received; the write timeout bounds a flush */
-  log_debug(COMPONENT, "%s: %s deadline passed; closing", c->peer_addr,
-            c->lingering ? "linger" : "request");
-  conn_close_socket(c);
-  conn_release(c);
 }
 
 /* Writes the serialized response in ex->out plus the Connection line. */
@@ -518,6 +509,7 @@ static const char *reason_of_status(int status)
   case 501: return "TRANSFER_ENCODING_UNSUPPORTED";
   case 505: return "HTTP_VERSION_UNSUPPORTED";
   case 500: return "INTERNAL";
+  case 408: return "REQUEST_TIMEOUT";
   default: return "MALFORMED_REQUEST";
   }
 }
@@ -538,7 +530,40 @@ static void conn_fail(struct conn *c, int status)
   conn_write_response(c, false);
 }
 
+/* The handshake, a request or the linger took too long. */
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+  (void)fd;
+  (void)what;
+  struct conn *c = arg;
+  if (!c->nc.stream || c->in_flight || c->closing)
+    return; /* nothing being received; the write timeout bounds a flush */
+  if (!c->lingering && c->handshaken &&
+      (c->have_head || evbuffer_get_length(stream_input(c->nc.stream)))) {
+    conn_fail(c, 408); /* part of a request came: say why we close */
+    return;
+  }
+  log_debug(COMPONENT, "%s: %s deadline passed; closing", c->peer_addr,
+            c->lingering ? "linger" : c->handshaken ? "request"
+                                                    : "handshake");
+  conn_close_socket(c);
+  conn_release(c);
+}
+
 /* ---- request intake (loop thread) ------------------------------------- */
+
+/* A LF not preceded by CR in p[from..n): the parser refuses it (400) at
+ * once instead of waiting for an empty line that a bare-LF client ends
+ * with "\n\n". */
+static bool has_bare_lf(const char *p, size_t from, size_t n)
+{
+  for (const char *lf = memchr(p + from, '\n', n - from); lf;
+       lf = memchr(lf + 1, '\n', (size_t)(p + n - lf - 1))) {
+    if (lf == p || lf[-1] != '\r')
+      return true;
+  }
+  return false;
+}
 
 /* 1: c->head holds a complete head; 0: need more; < 0: minus a status. */
 static int conn_find_head(struct conn *c, struct evbuffer *in, size_t avail)
@@ -553,7 +578,8 @@ static int conn_find_head(struct conn *c, struct evbuffer *in, size_t avail)
   /* Parse only once the empty line is there: a client dripping bytes
    * then costs O(n) in total instead of one full parse per byte. */
   size_t from = c->scan_from > 3 ? c->scan_from - 3 : 0;
-  if (from >= n || !memmem(p + from, n - from, "\r\n\r\n", 4)) {
+  if (from >= n || (!memmem(p + from, n - from, "\r\n\r\n", 4) &&
+                    !has_bare_lf(p, from, n))) {
     c->scan_from = n;
     return avail > lim->max_header_bytes ? -431 : 0;
   }
@@ -748,6 +774,7 @@ static void on_event(struct stream *s, int what, void *arg)
   struct conn *c = arg;
   if (what & STREAM_CONNECTED) {
     net_conn_deadline_stop(&c->nc); /* the handshake is done */
+    c->handshaken = true;
     c->w->handshakes++;
     worker_counters_dirty(c->w);
     return;
@@ -819,6 +846,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
   c->w = w;
   c->nc.stream = stream;
   c->tls = o->ssl != NULL;
+  c->handshaken = !c->tls;
   format_peer(sa, c->peer_addr, sizeof c->peer_addr);
   if (c->tls) /* a handshake dripped byte by byte must end too */
     net_conn_deadline_start(&c->nc, request_deadline_s(w));

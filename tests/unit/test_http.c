@@ -976,7 +976,7 @@ END_TEST
 /* ---- deadlines: a client dripping bytes must not hold a connection ----- */
 
 /* A second server with a short idle timeout (the request deadline is the
- * shorter of it and 10 s); ssl NULL for plain HTTP. */
+ * shorter of it minus 1 s and 10 s); ssl NULL for plain HTTP. */
 static struct http_server *start_short_server(SSL_CTX *ssl, int idle_s)
 {
   struct http_server_opts o = {0};
@@ -1028,7 +1028,7 @@ static double drip_until_closed(int port, const char *prefix, size_t len,
 
 START_TEST(t_slow_request_deadline)
 {
-  struct http_server *srv = start_short_server(NULL, 2);
+  struct http_server *srv = start_short_server(NULL, 3);
   int port = http_server_port(srv);
   static const char *prefixes[] = {
       "GET / HTTP/1.1\r\nHost: l\r\nX-Drip: ",             /* head */
@@ -1054,6 +1054,76 @@ START_TEST(t_slow_request_deadline)
 }
 END_TEST
 
+/* Reads what the server sends until it closes (at most max_ms); the
+ * status of the first response, or -1 without one. */
+static int status_before_close(int fd, int max_ms)
+{
+  struct timeval tv = {.tv_sec = max_ms / 1000,
+                       .tv_usec = (max_ms % 1000) * 1000};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  char buf[1024];
+  size_t got = 0;
+  ssize_t n;
+  while (got < sizeof buf - 1 &&
+         (n = recv(fd, buf + got, sizeof buf - 1 - got, 0)) > 0)
+    got += (size_t)n;
+  buf[got] = '\0';
+  int status = -1;
+  return sscanf(buf, "HTTP/1.1 %d", &status) == 1 ? status : -1;
+}
+
+/* A request that began but stopped short (body under its Content-Length,
+ * an unfinished head) is answered 408 when the deadline passes, not
+ * dropped without a word. */
+START_TEST(t_incomplete_request_answered_408)
+{
+  struct http_server *srv = start_short_server(NULL, 3);
+  static const char *partial[] = {
+      "PUT / HTTP/1.1\r\nHost: l\r\nContent-Length: 10\r\n\r\nabc",
+      "GET / HTTP/1.1\r\nHost: l\r\n",
+  };
+  for (size_t i = 0; i < 2; i++) {
+    int fd = tcp_connect(http_server_port(srv));
+    ck_assert_int_eq(send(fd, partial[i], strlen(partial[i]), MSG_NOSIGNAL),
+                     (ssize_t)strlen(partial[i]));
+    double t0 = now_ms();
+    ck_assert_int_eq(status_before_close(fd, 6000), 408);
+    double took = now_ms() - t0;
+    ck_assert_msg(took >= 1500 && took < 5000, "case %zu: %.0f ms", i, took);
+    close(fd);
+  }
+  /* A connection that sent nothing is closed without an answer. */
+  int fd = tcp_connect(http_server_port(srv));
+  ck_assert_int_eq(status_before_close(fd, 6000), -1);
+  close(fd);
+  http_server_stop(srv, 1000);
+  ck_assert_int_eq(atomic_load(&g_handler_calls), 0);
+}
+END_TEST
+
+/* Bare LF line ends are refused at once (400), not after the deadline. */
+START_TEST(t_bare_lf_refused_at_once)
+{
+  struct http_server *srv = start_short_server(NULL, 30);
+  static const char *bare[] = {
+      "GET / HTTP/1.1\nHost: l\n\n",
+      "GET / HTTP/1.1\r\nHost: l\n\r\n",
+  };
+  for (size_t i = 0; i < 2; i++) {
+    int fd = tcp_connect(http_server_port(srv));
+    ck_assert_int_eq(send(fd, bare[i], strlen(bare[i]), MSG_NOSIGNAL),
+                     (ssize_t)strlen(bare[i]));
+    double t0 = now_ms();
+    ck_assert_int_eq(status_before_close(fd, 5000), 400);
+    ck_assert_msg(now_ms() - t0 < 1000, "case %zu: %.0f ms", i,
+                  now_ms() - t0);
+    close(fd);
+  }
+  http_server_stop(srv, 1000);
+  ck_assert_int_eq(atomic_load(&g_handler_calls), 0);
+}
+END_TEST
+
 /* A TLS record header, then its payload one byte at a time: OpenSSL waits
  * for the whole record, the handshake never ends. */
 START_TEST(t_slow_handshake_deadline)
@@ -1061,7 +1131,7 @@ START_TEST(t_slow_handshake_deadline)
   struct provd_err err = {0};
   SSL_CTX *ctx = tls_server_ctx_new(g_paths.cert, g_paths.key, &err);
   ck_assert_msg(ctx != NULL, "%s", err.msg);
-  struct http_server *srv = start_short_server(ctx, 2);
+  struct http_server *srv = start_short_server(ctx, 3);
   static const char record[] = "\x16\x03\x01\x02\x00\x01\x00\x01\xfc";
   double took = drip_until_closed(http_server_port(srv), record,
                                   sizeof record - 1, 9000);
@@ -1167,6 +1237,8 @@ static Suite *http_suite(void)
   tcase_add_unchecked_fixture(d, make_pki, remove_pki);
   tcase_set_timeout(d, 60);
   tcase_add_test(d, t_slow_request_deadline);
+  tcase_add_test(d, t_incomplete_request_answered_408);
+  tcase_add_test(d, t_bare_lf_refused_at_once);
   tcase_add_test(d, t_slow_handshake_deadline);
   tcase_add_test(d, t_linger_ends);
   suite_add_tcase(s, d);
