@@ -999,6 +999,14 @@ static void worker_begin_stop(struct http_worker *w, int grace_ms)
       stream_set_reading(c->nc.stream, false);
       continue;
     }
+    if (c->nc.stream && c->handshaken && !c->lingering &&
+        stream_input_pending(c->nc.stream)) {
+      /* A request that arrived before the stop is answered (with
+       * Connection: close) within the grace period. */
+      stream_set_reading(c->nc.stream, true);
+      stream_trigger_read(c->nc.stream);
+      continue;
+    }
     conn_close_socket(c);
     conn_release(c);
   }

@@ -381,6 +381,8 @@ static void handler(struct http_exchange *ex, void *ud)
                          ? (int)strtol(ms, NULL, 10) : 100);
     return;
   }
+  if (strcmp(req->path, "/block") == 0) /* holds the loop thread */
+    sleep_ms(500);
   if (strcmp(req->path, "/big") == 0) {
     memset(out, 'b', 8192);
     snprintf(out + 8192, sizeof out - 8192, "%s", req->query);
@@ -851,6 +853,60 @@ START_TEST(t_stop_waits_for_in_flight)
 }
 END_TEST
 
+struct stopper {
+  struct http_server *srv;
+  double took_ms;
+};
+
+static void *stopper_main(void *arg)
+{
+  struct stopper *st = arg;
+  double t0 = now_ms();
+  http_server_stop(st->srv, 3000);
+  st->took_ms = now_ms() - t0;
+  return NULL;
+}
+
+/* Requests that arrived before the stop but were not read yet (the loop
+ * was busy) are answered, with Connection: close, not dropped. */
+START_TEST(t_stop_answers_requests_already_sent)
+{
+  enum { N = 20 };
+  http_server_stop(g_srv, 1000); /* one worker, so one loop can be held */
+  SSL_CTX_free(g_server_ctx);
+  start_server(1);
+  static struct client cs[N], blocker;
+  struct response r;
+  for (int i = 0; i < N; i++) { /* handshaken, idle keep-alive */
+    client_open(&cs[i]);
+    client_send(&cs[i], "GET /warm HTTP/1.1\r\nHost: l\r\n\r\n");
+    ck_assert_int_eq(client_read(&cs[i], &r), 0);
+  }
+  client_open(&blocker);
+  client_send(&blocker, "GET /block HTTP/1.1\r\nHost: l\r\n\r\n");
+  sleep_ms(100); /* the loop sleeps in the handler */
+  struct stopper st = {.srv = g_srv};
+  pthread_t t;
+  ck_assert_int_eq(pthread_create(&t, NULL, stopper_main, &st), 0);
+  sleep_ms(50); /* the stop is queued before the requests come */
+  for (int i = 0; i < N; i++)
+    client_send(&cs[i], "GET /late HTTP/1.1\r\nHost: l\r\n\r\n");
+  int answered = 0;
+  for (int i = 0; i < N; i++) {
+    if (client_read(&cs[i], &r) == 0 && r.status == 200 &&
+        strstr(r.head, "Connection: close\r\n"))
+      answered++;
+    client_close(&cs[i]);
+  }
+  ck_assert_int_eq(client_read(&blocker, &r), 0);
+  client_close(&blocker);
+  pthread_join(t, NULL);
+  g_srv = NULL;
+  ck_assert_int_eq(answered, N);
+  ck_assert_double_lt(st.took_ms, 2500.0);
+}
+END_TEST
+
 struct drain_reader {
   struct client *c;
   int complete; /* whole responses read before EOF */
@@ -1229,6 +1285,7 @@ static Suite *http_suite(void)
   tcase_add_test(l, t_stop_waits_for_in_flight);
   tcase_add_test(l, t_stop_grace_expires);
   tcase_add_test(l, t_stop_flushes_answered);
+  tcase_add_test(l, t_stop_answers_requests_already_sent);
   tcase_add_test(l, t_metrics_counted);
   tcase_add_test(l, t_start_rejects_busy_port);
   suite_add_tcase(s, l);
