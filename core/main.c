@@ -280,6 +280,13 @@ struct daemon {
   size_t n_retired_ssl;
 };
 
+/* A listener-wide limit as each worker's share; 0 stays 0 (default). */
+static size_t per_worker(int limit, int workers)
+{
+  return limit > 0 ? ((size_t)limit + (size_t)workers - 1) / (size_t)workers
+                   : 0;
+}
+
 static int start_daemon(struct daemon *dm, struct provd_err *err)
 {
   struct provd_config *cfg = &dm->cfg;
@@ -329,12 +336,17 @@ static int start_daemon(struct daemon *dm, struct provd_err *err)
   struct http_server_opts ho = {
       .host = cfg->https.host, .port = cfg->https.port, .workers = workers,
       .ssl = dm->ssl, .max_body_bytes = cfg->max_body_bytes,
+      .max_connections = per_worker(cfg->max_connections, workers),
+      .max_handshakes = per_worker(cfg->max_handshakes, workers),
+      .handshake_timeout_s = cfg->handshake_timeout_s,
       .handler = api_handle, .ud = &dm->api};
   struct http_protocol mqtt_listener;
   if (cfg->has_mqtt) {
     struct mqtt_server_opts mo = {
         .ssl = dm->ssl, .workers = workers,
         .max_packet_bytes = cfg->max_body_bytes + MQTT_PUBLISH_OVERHEAD,
+        .max_connections = per_worker(cfg->max_connections, workers),
+        .max_handshakes = per_worker(cfg->max_handshakes, workers),
         .handlers = device_mqtt_handlers(), .ud = &dm->api};
     if (mqtt_server_new(&mo, &dm->mqtt, err) != 0)
       return -1;

@@ -51,6 +51,8 @@
 #define DEFAULT_MAX_BODY_BYTES (96 * 1024)
 #define DEFAULT_IDLE_TIMEOUT_S 30
 #define DEFAULT_MAX_CONNECTIONS 4096
+#define DEFAULT_MAX_HANDSHAKES 1024
+#define DEFAULT_HANDSHAKE_TIMEOUT_S 5
 #define MAX_WORKERS 1024
 #define LISTEN_BACKLOG 1024
 /* Stop serving pipelined requests while this much output is unread. */
@@ -774,6 +776,7 @@ static void on_event(struct stream *s, int what, void *arg)
   struct conn *c = arg;
   if (what & STREAM_CONNECTED) {
     net_conn_deadline_stop(&c->nc); /* the handshake is done */
+    net_conns_handshake_end(&c->w->conns, &c->nc);
     c->handshaken = true;
     c->w->handshakes++;
     worker_counters_dirty(c->w);
@@ -811,6 +814,58 @@ static void format_peer(const struct sockaddr *sa, char *out, size_t n)
   }
 }
 
+/* A connection that may be closed to make room: handshaken, nothing
+ * received, nothing being answered or sent. */
+static bool conn_idle(struct conn *c)
+{
+  return c->nc.stream && c->handshaken && !c->in_flight && !c->closing &&
+         !c->lingering && !c->have_head &&
+         evbuffer_get_length(stream_input(c->nc.stream)) == 0 &&
+         evbuffer_get_length(stream_output(c->nc.stream)) == 0;
+}
+
+/* At max_connections the longest-open idle keep-alive connection makes
+ * room (clients reconnect, as after an idle timeout); false when none
+ * can, and the new connection is refused. */
+static bool make_room(struct http_worker *w, const char *peer)
+{
+  if (w->conns.n < w->srv->o.max_connections)
+    return true;
+  struct conn *oldest_idle = NULL;
+  for (struct net_conn *n = w->conns.head; n; n = n->next)
+    if (conn_idle((struct conn *)n))
+      oldest_idle = (struct conn *)n;
+  if (!oldest_idle) {
+    net_conns_shed(&w->conns, "https", "max_connections", peer);
+    return false;
+  }
+  net_conns_shed(&w->conns, "https", "idle_evicted",
+                 oldest_idle->peer_addr);
+  conn_close_socket(oldest_idle);
+  conn_release(oldest_idle);
+  return true;
+}
+
+static int handshake_deadline_s(const struct http_worker *w)
+{
+  int hs = w->srv->o.handshake_timeout_s, req = request_deadline_s(w);
+  return hs < req ? hs : req;
+}
+
+/* Bounds what connections that never finish a handshake hold: beyond
+ * max_handshakes the one waiting longest is closed. */
+static void queue_handshake(struct http_worker *w, struct conn *c)
+{
+  if (w->conns.n_handshaking >= w->srv->o.max_handshakes) {
+    struct conn *oldest = (struct conn *)w->conns.hs_oldest;
+    net_conns_shed(&w->conns, "https", "handshake_backlog",
+                   oldest->peer_addr);
+    conn_close_socket(oldest);
+    conn_release(oldest);
+  }
+  net_conns_handshake_begin(&w->conns, &c->nc);
+}
+
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
                       struct sockaddr *sa, int socklen, void *arg)
 {
@@ -818,7 +873,9 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
   (void)socklen;
   struct http_worker *w = arg;
   const struct http_server_opts *o = &w->srv->o;
-  if (w->stopping || w->conns.n >= o->max_connections) {
+  char peer[INET6_ADDRSTRLEN + 8];
+  format_peer(sa, peer, sizeof peer);
+  if (w->stopping || !make_room(w, peer)) {
     evutil_closesocket(fd);
     return;
   }
@@ -847,10 +904,12 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
   c->nc.stream = stream;
   c->tls = o->ssl != NULL;
   c->handshaken = !c->tls;
-  format_peer(sa, c->peer_addr, sizeof c->peer_addr);
-  if (c->tls) /* a handshake dripped byte by byte must end too */
-    net_conn_deadline_start(&c->nc, request_deadline_s(w));
+  snprintf(c->peer_addr, sizeof c->peer_addr, "%s", peer);
   net_conns_add(&w->conns, &c->nc);
+  if (c->tls) { /* a handshake dripped byte by byte must end too */
+    net_conn_deadline_start(&c->nc, handshake_deadline_s(w));
+    queue_handshake(w, c);
+  }
   atomic_fetch_add_explicit(&w->n_open, 1, memory_order_relaxed);
   worker_counters_dirty(w);
 }
@@ -1407,6 +1466,10 @@ static void apply_defaults(struct http_server_opts *o)
     o->idle_timeout_s = DEFAULT_IDLE_TIMEOUT_S;
   if (!o->max_connections)
     o->max_connections = DEFAULT_MAX_CONNECTIONS;
+  if (!o->max_handshakes)
+    o->max_handshakes = DEFAULT_MAX_HANDSHAKES;
+  if (o->handshake_timeout_s <= 0)
+    o->handshake_timeout_s = DEFAULT_HANDSHAKE_TIMEOUT_S;
 }
 
 static int check_opts(const struct http_server_opts *o, struct provd_err *err)

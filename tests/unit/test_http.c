@@ -432,6 +432,9 @@ static void teardown_server(void)
   g_server_ctx = NULL;
 }
 
+/* Clients connect to this port instead of g_srv's when set. */
+static int g_port_override;
+
 /* A blocking TLS client that verifies the server like the SDKs do. */
 struct client {
   int fd;
@@ -471,7 +474,8 @@ static void client_open_with(struct client *c, const char *cert,
     ck_assert_int_eq(SSL_CTX_use_PrivateKey_file(c->ctx, key,
                                                  SSL_FILETYPE_PEM), 1);
   }
-  c->fd = tcp_connect(http_server_port(g_srv));
+  c->fd = tcp_connect(g_port_override ? g_port_override
+                                      : http_server_port(g_srv));
   ck_assert_int_ge(c->fd, 0);
   c->ssl = SSL_new(c->ctx);
   SSL_set_fd(c->ssl, c->fd);
@@ -1180,6 +1184,106 @@ START_TEST(t_bare_lf_refused_at_once)
 }
 END_TEST
 
+/* ---- limits: floods keep the listener usable ---------------------------- */
+
+static struct http_server *start_limited_server(size_t max_conns,
+                                                size_t max_handshakes)
+{
+  struct http_server_opts o = {0};
+  o.host = "127.0.0.1";
+  o.workers = 1;
+  o.ssl = g_server_ctx;
+  o.idle_timeout_s = 30;
+  o.max_connections = max_conns;
+  o.max_handshakes = max_handshakes;
+  o.handler = handler;
+  struct provd_err err = {0};
+  struct http_server *srv = NULL;
+  ck_assert_msg(http_server_start(&o, &srv, &err) == 0, "%s", err.msg);
+  return srv;
+}
+
+static int count_closed(const int *fds, int n)
+{
+  int closed = 0;
+  for (int i = 0; i < n; i++)
+    closed += peer_closed(fds[i]);
+  return closed;
+}
+
+/* Connections that never finish their handshake: beyond max_handshakes
+ * the oldest are closed, and a real client still gets served. */
+START_TEST(t_handshake_backlog_evicts_oldest)
+{
+  struct provd_err err = {0};
+  g_server_ctx = tls_server_ctx_new(g_paths.cert, g_paths.key, &err);
+  struct http_server *srv = start_limited_server(0, 4);
+  g_port_override = http_server_port(srv);
+  enum { FLOOD = 10 };
+  int fds[FLOOD];
+  static const char partial_hello[] = "\x16\x03\x01\x00\xf4\x01\x00";
+  for (int i = 0; i < FLOOD; i++) {
+    fds[i] = tcp_connect(g_port_override);
+    ck_assert_int_ge(fds[i], 0);
+    send(fds[i], partial_hello, sizeof partial_hello - 1, MSG_NOSIGNAL);
+    sleep_ms(20); /* accepted in this order */
+  }
+  sleep_ms(200);
+  ck_assert_int_eq(count_closed(fds, FLOOD - 4), FLOOD - 4); /* oldest */
+  ck_assert_int_eq(count_closed(fds + FLOOD - 4, 4), 0);      /* newest */
+  struct client c;
+  client_open(&c); /* evicts one more half-open connection */
+  client_send(&c, "GET /ok HTTP/1.1\r\nHost: l\r\n\r\n");
+  struct response r;
+  ck_assert_int_eq(client_read(&c, &r), 0);
+  ck_assert_int_eq(r.status, 200);
+  client_close(&c);
+  for (int i = 0; i < FLOOD; i++)
+    close(fds[i]);
+  g_port_override = 0;
+  http_server_stop(srv, 1000);
+  SSL_CTX_free(g_server_ctx);
+  g_server_ctx = NULL;
+}
+END_TEST
+
+/* At max_connections the longest-open idle keep-alive connection makes
+ * room; connections in the middle of a request are never chosen. */
+START_TEST(t_max_connections_evicts_idle)
+{
+  struct provd_err err = {0};
+  g_server_ctx = tls_server_ctx_new(g_paths.cert, g_paths.key, &err);
+  struct http_server *srv = start_limited_server(4, 0);
+  g_port_override = http_server_port(srv);
+  static struct client cs[5];
+  struct response r;
+  client_open(&cs[0]); /* idle after one request: the victim */
+  client_send(&cs[0], "GET /ok HTTP/1.1\r\nHost: l\r\n\r\n");
+  ck_assert_int_eq(client_read(&cs[0], &r), 0);
+  for (int i = 1; i < 4; i++) { /* busy: half a request each */
+    client_open(&cs[i]);
+    client_send(&cs[i], "GET /ok HTTP/1.1\r\nHost: l\r\n");
+  }
+  sleep_ms(100);
+  client_open(&cs[4]);
+  client_send(&cs[4], "GET /ok HTTP/1.1\r\nHost: l\r\n\r\n");
+  ck_assert_int_eq(client_read(&cs[4], &r), 0);
+  ck_assert_int_eq(r.status, 200);
+  ck_assert_int_eq(client_read(&cs[0], &r), -1); /* closed to make room */
+  for (int i = 1; i < 4; i++) { /* the busy ones finish their requests */
+    client_send(&cs[i], "\r\n");
+    ck_assert_int_eq(client_read(&cs[i], &r), 0);
+    ck_assert_int_eq(r.status, 200);
+  }
+  for (int i = 0; i < 5; i++)
+    client_close(&cs[i]);
+  g_port_override = 0;
+  http_server_stop(srv, 1000);
+  SSL_CTX_free(g_server_ctx);
+  g_server_ctx = NULL;
+}
+END_TEST
+
 /* A TLS record header, then its payload one byte at a time: OpenSSL waits
  * for the whole record, the handshake never ends. */
 START_TEST(t_slow_handshake_deadline)
@@ -1296,6 +1400,8 @@ static Suite *http_suite(void)
   tcase_add_test(d, t_slow_request_deadline);
   tcase_add_test(d, t_incomplete_request_answered_408);
   tcase_add_test(d, t_bare_lf_refused_at_once);
+  tcase_add_test(d, t_handshake_backlog_evicts_oldest);
+  tcase_add_test(d, t_max_connections_evicts_idle);
   tcase_add_test(d, t_slow_handshake_deadline);
   tcase_add_test(d, t_linger_ends);
   suite_add_tcase(s, d);
