@@ -70,6 +70,7 @@ static const struct {
      {415, 415001, "Content-Type must be application/json."}},
     /* answered by the HTTP layer before any handler runs */
     {"MALFORMED_REQUEST", {400, 400000, "Bad request"}},
+    {"REQUEST_TIMEOUT", {408, 408000, "Request timed out"}},
     {"PAYLOAD_TOO_LARGE", {413, 413000, "Request body too large"}},
     {"EXPECTATION_UNSUPPORTED", {417, 417000, "Unsupported Expect header"}},
     {"HEADERS_TOO_LARGE", {431, 431000, "Request header fields too large"}},
