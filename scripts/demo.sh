@@ -35,7 +35,7 @@ cleanup() {
   trap - EXIT INT TERM
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  if [ "$rc" -ne 0 ] && [ -d "$WORK" ]; then
+  if [ "$rc" -ne 0 ] && [ "$rc" -ne 130 ] && [ -d "$WORK" ]; then
     for log in provd.log mosquitto.log smtpd.log; do
       [ -s "$WORK/$log" ] && { echo "--- last lines of $log"; tail -n 15 "$WORK/$log"; }
     done

@@ -76,6 +76,8 @@ struct provd_device_result {
   int polls;              /* operation-status requests made */
   char *registration_state_json; /* compact JSON or NULL; owned */
   char *payload_json;     /* registrationState.payload as JSON, or NULL */
+  char *issued_certificate_pem; /* the chain issued for csr_b64 (PEM, leaf
+                                   first), or NULL; owned */
   char reason[64];        /* err->code of a failed call; "" on success */
   int retries;            /* requests sent again after 429 / 5xx */
 };

@@ -61,6 +61,7 @@ void provd_device_result_clear(struct provd_device_result *result)
 {
   free(result->registration_state_json);
   free(result->payload_json);
+  free(result->issued_certificate_pem);
   memset(result, 0, sizeof(*result));
 }
 
@@ -543,6 +544,20 @@ static int run_flow(struct reg_flow *f, struct provd_device_result *r,
   return -1;
 }
 
+/* The chain issued for the CSR, when the answer has one (the caller
+ * decides whether its absence is an error: provd_device_issued_chain_pem
+ * says why). */
+static void keep_issued_chain(struct provd_device_result *r)
+{
+  struct provd_err ignored;
+  char *pem = NULL;
+  if (provd_device_issued_chain_pem(r->registration_state_json, &pem,
+                                    &ignored) > 0)
+    r->issued_certificate_pem = pem;
+  else
+    free(pem);
+}
+
 int provd_device_register(const struct provd_device_opts *opts,
                           struct provd_device_result *result,
                           struct provd_err *err)
@@ -558,6 +573,8 @@ int provd_device_register(const struct provd_device_opts *opts,
   if (rc == 0)
     rc = run_flow(&flow, result, err);
   flow_clear(&flow);
+  if (rc == 0 && opts->csr_b64)
+    keep_issued_chain(result);
   if (rc != 0)
     snprintf(result->reason, sizeof(result->reason), "%s", err->code);
   return rc;
