@@ -9,7 +9,6 @@
 # answers 429 twice before passing requests to provd.
 source "$(dirname "$0")/lib/common.bash"
 
-MOSQUITTO=$(command -v mosquitto || echo /usr/sbin/mosquitto)
 PREFIX=$WORK/prefix
 cmake --install "$BUILD_DIR" --prefix "$PREFIX" >"$WORK/install.log" 2>&1 ||
   { cat "$WORK/install.log"; fail "cmake --install"; finish; }
@@ -65,8 +64,8 @@ persistence false
 user $(id -un)
 log_dest stderr
 CONF
-"$MOSQUITTO" -c "$WORK/mosquitto.conf" >"$WORK/mosquitto.log" 2>&1 &
-BROKER_PID=$!
+start_mosquitto "$WORK/mosquitto.conf" "$WORK/mosquitto.log"
+BROKER_PID=$MOSQUITTO_PID
 python3 "$SOURCE_DIR/tests/e2e/lib/throttle_proxy.py" --port "$XPORT" --upstream-port "$PORT" \
   --cert "$DATA_DIR/tls/server.pem" --key "$DATA_DIR/tls/server.key" --ca "$DATA_DIR/tls/ca.pem" \
   --throttle 2 --retry-after 1 --log "$WORK/proxy.log" 2>"$WORK/proxy.err" &

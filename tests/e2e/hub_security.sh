@@ -6,7 +6,8 @@
 # else: not as another device, not with an expired, foreign or other-hub
 # token, not on another device's topics (publish or subscribe).  Disabling
 # the enrollment drops a live session and refuses the next connect;
-# deleting the registration does the same.  A dead broker makes the hub
+# deleting the registration does the same; disabling a group takes its
+# devices off the hub.  A dead broker makes the hub
 # unhealthy (hub.unhealthy event, registrations refused) until it is back.
 source "$(dirname "$0")/lib/common.bash"
 
@@ -44,8 +45,8 @@ log_dest stderr
 log_type all
 CONF
 start_broker() {
-  "$MOSQUITTO" -c "$WORK/mosquitto.conf" >>"$WORK/mosquitto.log" 2>&1 &
-  BROKER_PID=$!
+  start_mosquitto "$WORK/mosquitto.conf" "$WORK/mosquitto.log"
+  BROKER_PID=$MOSQUITTO_PID
   wait_for 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$MPORT" 2>/dev/null
 }
 start_broker || { fail "mosquitto did not start"; finish; }
@@ -143,15 +144,27 @@ check "dev-a cannot connect any more" \
   bash -c "! mosquitto_pub -h 127.0.0.1 -p $MPORT -i dev-a -u '$(user_of "$HUB" dev-a)' -P '$TOKEN_A' -t devices/dev-a/messages/events/ -m x 2>/dev/null"
 check "the broker logged the disconnect" grep -q "device dev-a is no longer provisioned here" "$WORK/mosquitto.log"
 
-# Delete the registration: the same for dev-b.
+# Delete the registration: the same for dev-b, live session included.
+mosquitto_sub -h 127.0.0.1 -p "$MPORT" -i dev-b -u "$(user_of "$HUB" dev-b)" \
+  -P "$(hub_token "$KEY_B" "$HUB" dev-b)" -t 'devices/dev-b/#' >/dev/null 2>>"$WORK/clients.log" &
+LIVE_B=$!
+SUB_PIDS+=($LIVE_B)
+sleep 0.5
+check "dev-b holds a live session" kill -0 "$LIVE_B"
 provctl registration remove dev-b >/dev/null
-check "deleting dev-b's registration removes it from the hub" \
-  wait_for 5 bash -c "! grep -q '^dev-b	' '$IDS'"
+check "deleting dev-b's registration drops its live session within 5 s" \
+  wait_for 5 bash -c "! kill -0 $LIVE_B 2>/dev/null"
+check "dev-b is gone from the hub's identities" bash -c "! grep -q '^dev-b	' '$IDS'"
 check "dev-b cannot connect any more" \
   bash -c "! mosquitto_pub -h 127.0.0.1 -p $MPORT -i dev-b -u '$(user_of "$HUB" dev-b)' -P '$(hub_token "$KEY_B" "$HUB" dev-b)' -t devices/dev-b/messages/events/ -m x 2>/dev/null"
 check "g-dev-1 still connects" \
   pub g-dev-1 "$(user_of "$HUB" g-dev-1)" "$(hub_token "$KEY_G" "$HUB" g-dev-1)" \
   devices/g-dev-1/messages/events/ '{"n":3}'
+# Disabling the group takes its devices off the hub; enabling brings them back.
+provctl group disable fleet >/dev/null
+check "disabling the group removes g-dev-1 from the hub" wait_for 5 bash -c "! grep -q '^g-dev-1	' '$IDS'"
+provctl group enable fleet >/dev/null
+check "enabling it again restores g-dev-1" wait_for 5 in_hub g-dev-1
 
 # Health: a dead broker takes the hub out of allocation, with an event.
 kill "$BROKER_PID"; wait "$BROKER_PID" 2>/dev/null || true; BROKER_PID=

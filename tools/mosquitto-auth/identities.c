@@ -74,7 +74,8 @@ int ident_table_load(const char *path, struct ident_table *out)
     ident_table_free(out);
     return -1;
   }
-  qsort(out->items, out->n, sizeof(*out->items), by_device);
+  if (out->n > 1)
+    qsort(out->items, out->n, sizeof(*out->items), by_device);
   return 0;
 }
 

@@ -66,6 +66,19 @@ events: { retry_initial: 100ms, poll: 20ms }
 YAML
 }
 
+# start_mosquitto CONF LOG: mosquitto in the background (sets
+# MOSQUITTO_PID).  In a sanitizer build the broker plugin needs the ASan
+# and UBSan runtimes loaded first, which mosquitto itself does not link.
+start_mosquitto() {
+  local bin preload=
+  bin=$(command -v mosquitto || echo /usr/sbin/mosquitto)
+  if ldd "$BUILD_DIR/mosquitto/provd_auth.so" 2>/dev/null | grep -q libasan; then
+    preload=$(gcc -print-file-name=libasan.so):$(gcc -print-file-name=libubsan.so)
+  fi
+  LD_PRELOAD=$preload "$bin" -c "$1" >>"$2" 2>&1 &
+  MOSQUITTO_PID=$!
+}
+
 # start_provd CONFIG: runs provd in the background, waits for its banner,
 # sets PORT and PROVD_PID; logs go to $WORK/provd.log (appended).
 start_provd() {
