@@ -4,7 +4,8 @@
  *              it (DPS device REST API, "Runtime Registration" in the
  *              public Azure REST reference): PUT .../register, then poll
  *              .../operations/{id} on the same connection, honouring
- *              Retry-After, until the service decides.  Symmetric keys
+ *              Retry-After, until the service decides; or the same over
+ *              DPS MQTT ($dps/registrations/... topics).  Symmetric keys
  *              (individual key or group key), an X.509 client certificate
  *              (mutual TLS, no token), or TPM 2.0 (the challenge round).
  *   keep       the outcome in a credentials file (mode 0600), so a device
@@ -41,7 +42,9 @@ extern "C" {
 
 /* Every string is borrowed for the duration of the call. */
 struct provd_device_opts {
-  const char *url;             /* "https://host:port"; NULL: default URL */
+  const char *url;             /* "https://host:port", or
+                                  "mqtts://host[:port]" for DPS over MQTT
+                                  (not TPM); NULL: default URL */
   const char *ca_file;         /* PEM file to trust; NULL: system store */
   const char *id_scope;        /* required */
   const char *registration_id; /* required, except with tpm_tcti: derived
@@ -87,6 +90,8 @@ struct provd_device_result {
  *   BAD_INPUT              an option is missing or invalid
  *   NETWORK, TLS, TIMEOUT  no (timely) answer; TIMEOUT also when the
  *                          service was still assigning at the deadline
+ *   NOT_AUTHORIZED         over MQTT: the CONNECT was refused (a wrong
+ *                          key, an unknown device)
  *   HTTP_ERROR             a non-2xx answer (result has status, errorCode)
  *   BAD_RESPONSE           an answer that is not DPS-shaped
  *   REGISTRATION_FAILED    status "failed" (result has errorCode)

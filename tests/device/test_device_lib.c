@@ -5,6 +5,7 @@
  * environment):
  *   DEV_URL DEV_CA DEV_SCOPE          provd
  *   DEV_THROTTLED_URL                 a front answering 429 twice
+ *   DEV_MQTT_URL                      provd's DPS MQTT endpoint (mqtts://)
  *   DEV_SYM_ID DEV_SYM_KEY            an individual enrollment
  *   DEV_GROUP_KEY DEV_GROUP_MEMBER    an enrollment group
  *   DEV_X509_ID DEV_X509_CERT DEV_X509_KEY  an X.509 enrollment
@@ -194,6 +195,52 @@ START_TEST(credentials_readable_by_others_are_refused)
 }
 END_TEST
 
+/* The same flow over DPS MQTT: a key, a group key, a certificate. */
+START_TEST(mqtt_transport_registers_every_mechanism)
+{
+  struct provd_device_result r;
+  struct provd_err err;
+  struct provd_device_opts o = base_opts();
+  o.url = env("DEV_MQTT_URL");
+  o.registration_id = env("DEV_SYM_ID");
+  o.symmetric_key = env("DEV_SYM_KEY");
+  int rc = provd_device_register(&o, &r, &err);
+  assert_assigned(&r, rc, &err, o.registration_id);
+  ck_assert_int_ge(r.polls, 1);
+  provd_device_result_clear(&r);
+
+  o.symmetric_key = NULL;
+  o.registration_id = "lib-fleet-02";
+  o.group_key = env("DEV_GROUP_KEY");
+  rc = provd_device_register(&o, &r, &err);
+  assert_assigned(&r, rc, &err, o.registration_id);
+  provd_device_result_clear(&r);
+
+  o.group_key = NULL;
+  o.registration_id = env("DEV_X509_ID");
+  o.cert_file = env("DEV_X509_CERT");
+  o.key_file = env("DEV_X509_KEY");
+  rc = provd_device_register(&o, &r, &err);
+  assert_assigned(&r, rc, &err, o.registration_id);
+  provd_device_result_clear(&r);
+}
+END_TEST
+
+START_TEST(mqtt_transport_refuses_a_wrong_key)
+{
+  struct provd_device_opts o = base_opts();
+  o.url = env("DEV_MQTT_URL");
+  o.registration_id = env("DEV_SYM_ID");
+  o.symmetric_key = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+  struct provd_device_result r;
+  struct provd_err err;
+  ck_assert_int_eq(provd_device_register(&o, &r, &err), -1);
+  ck_assert_str_eq(r.reason, "NOT_AUTHORIZED");
+  ck_assert_str_eq(r.assigned_hub, "");
+  provd_device_result_clear(&r);
+}
+END_TEST
+
 int main(void)
 {
   Suite *s = suite_create("libprovd-device");
@@ -205,6 +252,8 @@ int main(void)
   tcase_add_test(tc, wrong_key_is_refused_with_a_reason);
   tcase_add_test(tc, retry_after_is_honoured_with_jitter);
   tcase_add_test(tc, credentials_readable_by_others_are_refused);
+  tcase_add_test(tc, mqtt_transport_registers_every_mechanism);
+  tcase_add_test(tc, mqtt_transport_refuses_a_wrong_key);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

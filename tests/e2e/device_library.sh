@@ -4,8 +4,9 @@
 # empty prefix, then tests/device/test_device_lib.c (Check) compiled with
 # nothing but `pkg-config --cflags --libs provd-device` and run against a
 # real provd and its mosquitto hub: symmetric key (register, keep the
-# credentials 0600, send telemetry), group key, X.509, a refusal with its
-# reason, and Retry-After honoured (with jitter) through a front that
+# credentials 0600, send telemetry), group key, X.509 (over HTTPS and over
+# provd's DPS MQTT endpoint), a refusal with its reason on both
+# transports, and Retry-After honoured (with jitter) through a front that
 # answers 429 twice before passing requests to provd.
 source "$(dirname "$0")/lib/common.bash"
 
@@ -39,6 +40,7 @@ trap stop_extra EXIT
 
 write_hub_config "$WORK/provd.yaml" "$DATA_DIR" localhost "$IDS" "$MPORT"
 start_provd "$WORK/provd.yaml"
+DPS_MQTT_PORT=$(sed -n 's|.*MQTT endpoint: *mqtts://localhost:\([0-9]*\).*|\1|p' "$WORK/banner")
 
 # Two listeners: SAS tokens on MPORT; X.509 on CPORT, where the broker
 # asks for a client certificate (the test device's self-signed one is the
@@ -80,7 +82,7 @@ provctl group add lib-fleet --primary-key "$GROUP_KEY" --secondary-key "$(random
 provctl enrollment add lib-x509 --attestation x509 --cert "$WORK/x509.pem" >/dev/null
 
 if env DEV_URL="https://localhost:$PORT" DEV_CA="$DATA_DIR/tls/ca.pem" DEV_SCOPE="$SCOPE" \
-     DEV_THROTTLED_URL="https://localhost:$XPORT" \
+     DEV_THROTTLED_URL="https://localhost:$XPORT" DEV_MQTT_URL="mqtts://localhost:$DPS_MQTT_PORT" \
      DEV_SYM_ID=lib-sym DEV_SYM_KEY="$SYM_KEY" \
      DEV_GROUP_KEY="$GROUP_KEY" DEV_GROUP_MEMBER=lib-fleet-01 \
      DEV_X509_ID=lib-x509 DEV_X509_CERT="$WORK/x509.pem" DEV_X509_KEY="$WORK/x509.key" \

@@ -12,6 +12,7 @@
 #include <openssl/rand.h>
 
 #include "device_internal.h"
+#include "dps_mqtt.h"
 #include "https.h"
 #include "provd_device_tpm.h"
 #include "util/b64.h"
@@ -30,8 +31,10 @@
 /* Everything one registration needs between requests. */
 struct reg_flow {
   const struct provd_device_opts *opts;
-  struct https_client *http;
+  struct https_client *http; /* NULL over MQTT */
+  struct dps_mqtt *mqtt;    /* owned; the MQTT transport (mqtts:// URL) */
   struct device_tpm *tpm;   /* owned; NULL unless TPM attestation */
+  char api[64];             /* api-version */
   char regid[PROVD_DEVICE_MAX_ID];
   char *token;              /* owned; NULL until a TPM has its key */
   char *body;               /* owned, the register PUT body */
@@ -200,6 +203,19 @@ static char *make_body(const struct reg_flow *f, struct provd_err *err)
   return text;
 }
 
+/* The MQTT transport: DPS serves TPM attestation over HTTPS only. */
+static int open_mqtt(struct reg_flow *f, struct provd_err *err)
+{
+  if (f->tpm) {
+    perr_set(err, "BAD_INPUT", "TPM attestation registers over HTTPS only "
+             "(DPS does not serve it over MQTT)");
+    return -1;
+  }
+  f->mqtt = dps_mqtt_open(f->opts->url, f->opts, f->regid, f->api, f->token,
+                          f->deadline, err);
+  return f->mqtt ? 0 : -1;
+}
+
 static int flow_init(struct reg_flow *f, const struct provd_device_opts *o,
                      struct provd_err *err)
 {
@@ -230,6 +246,10 @@ static int flow_init(struct reg_flow *f, const struct provd_device_opts *o,
   f->body = make_body(f, err);
   if (!f->body)
     return -1;
+  f->deadline = mono_now() + timeout;
+  snprintf(f->api, sizeof(f->api), "%s", api);
+  if (dps_mqtt_url(o->url))
+    return open_mqtt(f, err);
   snprintf(ua, sizeof(ua), "provd-device/%s", PROVD_VERSION);
   f->http = https_client_new(o->url ? o->url : PROVD_DEVICE_DEFAULT_URL,
                              o->ca_file, o->user_agent ? o->user_agent : ua,
@@ -239,13 +259,13 @@ static int flow_init(struct reg_flow *f, const struct provd_device_opts *o,
   if (o->cert_file &&
       https_client_set_identity(f->http, o->cert_file, o->key_file, err) != 0)
     return -1;
-  f->deadline = mono_now() + timeout;
   return 0;
 }
 
 static void flow_clear(struct reg_flow *f)
 {
   https_client_free(f->http);
+  dps_mqtt_close(f->mqtt);
   device_tpm_close(f->tpm);
   if (f->token) {
     memset(f->token, 0, strlen(f->token));
@@ -402,6 +422,13 @@ static int send_step(struct reg_flow *f, const char *operation_id,
   char path[PATH_MAX_LEN];
   struct https_request rq = { .authorization = f->token };
   double left = f->deadline - mono_now();
+  if (f->mqtt)
+    return dps_mqtt_request(f->mqtt, operation_id,
+                            operation_id ? NULL : f->body,
+                            mono_now() + (left < MAX_REQUEST_S
+                                              ? (left < 1 ? 1 : left)
+                                              : MAX_REQUEST_S),
+                            rs, err);
   if (request_path(f, operation_id, path, sizeof(path), err) != 0)
     return -1;
   rq.method = operation_id ? "GET" : "PUT";

@@ -44,11 +44,12 @@ YAML
 
 # write_hub_config FILE DATA_DIR HUB_HOSTNAME IDENTITIES BROKER_PORT: a
 # provd with one linked hub "local" served by the mosquitto connector
-# (symmetric-key and x509 attestation, hashed allocation).
+# (symmetric-key and x509 attestation, hashed allocation; device API on
+# HTTPS and MQTT).
 write_hub_config() {
   cat > "$1" <<YAML
 id_scope: $SCOPE
-listen: { https: "127.0.0.1:0" }
+listen: { https: "127.0.0.1:0", mqtt: "127.0.0.1:0" }
 data_dir: $2
 plugin_path: [ $PLUGIN_DIR ]
 workers: 2
