@@ -75,7 +75,8 @@ static uint8_t connect_refused(const struct mqtt_session *s, uint8_t code,
            s->client_id, reason, s->peer_addr, detail ? " detail=" : "",
            detail ? detail : "");
   char labels[96];
-  snprintf(labels, sizeof labels, "transport=\"mqtt\",reason=\"%s\"", reason);
+  snprintf(labels, sizeof labels, "transport=\"mqtt\",reason=\"%s\"",
+           wire_error_public_reason(reason));
   metrics_add("provd_registration_failures_total",
               "Registration requests refused, by reason.", labels, 1);
   return code;

@@ -94,6 +94,15 @@ struct wire_error wire_error_of(const char *reason)
   return (struct wire_error){UNAUTHORIZED};
 }
 
+const char *wire_error_public_reason(const char *reason)
+{
+  struct wire_error w = wire_error_of(reason);
+  if (w.http_status != 401)
+    return reason;
+  return strcmp(w.message, "Invalid certificate.") == 0 ? "INVALID_CERTIFICATE"
+                                                        : "UNAUTHORIZED";
+}
+
 int wire_error_retry_after_s(int http_status)
 {
   return http_status == 429 || http_status == 503 ? 1 : 0;

@@ -161,6 +161,25 @@ register fresh-1 "$tok"
 expect_eq "the same token and a good request register fresh-1" 202 "$STATUS"
 check "provd is still healthy" bash -c "curl -sSf --cacert '$DATA_DIR/tls/ca.pem' https://localhost:$PORT/healthz >/dev/null"
 
+# --- /metrics is no enumeration oracle: an unknown id and a wrong key for
+# an enrolled one move the same failure series ---
+failure_series() { curl -sS --cacert "$DATA_DIR/tls/ca.pem" "https://localhost:$PORT/metrics" |
+  grep '^provd_registration_failures_total' | sort; }
+m0=$(failure_series)
+register nobody-enrolled "$(device_token "$(random_key)" nobody-enrolled)"
+expect_eq "unknown id answers 401" 401 "$STATUS"
+m1=$(failure_series)
+register dev-1 "$(device_token "$(random_key)" dev-1)"
+expect_eq "wrong key for an enrolled id answers 401" 401 "$STATUS"
+m2=$(failure_series)
+delta() { diff <(echo "$1") <(echo "$2") | grep '^>' | sed 's/ [0-9.e+]*$//'; }
+expect_eq "both failures move the same series" "$(delta "$m0" "$m1")" "$(delta "$m1" "$m2")"
+check "the series is the folded UNAUTHORIZED" grep -q 'reason="UNAUTHORIZED"' <<<"$m2"
+check "no per-reason series for pre-authentication failures" \
+  bash -c "! grep -qE 'reason=\"(BAD_SIGNATURE|ENROLLMENT_NOT_FOUND)\"' <<<'$m2'"
+check "the log keeps the real reasons" log_has "regid=nobody-enrolled reason=\(ENROLLMENT_NOT_FOUND\|BAD_SIGNATURE\)"
+check "the log keeps BAD_SIGNATURE" log_has "regid=dev-1 reason=BAD_SIGNATURE"
+
 # --- the back end's device -> hub map, and restart durability ---
 out=$(provctl registration show dev-1 --json)
 expect_eq "registration show gives the hub" "$hub" "$(json_get "$out" assignedHub)"
