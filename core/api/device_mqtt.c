@@ -254,8 +254,10 @@ static json_t *register_body(struct mqtt_exchange *ex, const char *rid,
   json_t *body = json_body_read("application/json", payload, len, max_body,
                                 JSON_BODY_REQUIRED, &why);
   if (!body) {
-    refuse(ex, rid, "BAD_REQUEST",
-           "The payload must be a JSON object (DeviceRegistration).");
+    refuse(ex, rid, "BAD_REQUEST", why == JSON_BODY_EMPTY
+                                       ? "The payload must be a JSON object "
+                                         "(DeviceRegistration)."
+                                       : json_body_problem(why));
     return NULL;
   }
   const char *problem = device_body_problem(body, false, regid);

@@ -151,6 +151,16 @@ for bad in 'bad%21id' '-leading' 'trailing.' "$(head -c 129 /dev/zero | tr '\0' 
   http PUT "/$SCOPE/registrations/$bad/register?api-version=2019-03-31" "{}" -H "Authorization: $tok"
   expect_eq "registration id '$bad' breaks the naming rules: 400" 400 "$STATUS"
 done
+long_id=$(head -c 600 /dev/zero | tr '\0' 'x')
+http PUT "/$SCOPE/registrations/$long_id/register?api-version=2019-03-31" "{}" -H "Authorization: $tok"
+expect_eq "a 600-character id is refused like a 129-character one: 400" 400 "$STATUS"
+check "the answer names the id rules" grep -q "Invalid registration id" <<<"$BODY_OUT"
+http PUT "/$(head -c 600 /dev/zero | tr '\0' 's')/registrations/fresh-1/register?api-version=2019-03-31" "{}" -H "Authorization: $tok"
+expect_eq "an over-long ID scope is an unknown scope: 404" 404 "$STATUS"
+expect_eq "... with errorCode 404001" 404001 "$(json_get "$BODY_OUT" errorCode)"
+http PUT "$(reg_path fresh-1)" '{"registrationId":"fresh-1","registrationId":"fresh-1"}' -H "Authorization: $tok"
+expect_eq "a body that repeats a key: 400" 400 "$STATUS"
+check "the answer says the key repeats" grep -q "repeats a key" <<<"$BODY_OUT"
 http PUT "$(reg_path fresh-1)" '{"registrationId":"fresh-1"}' -H "Authorization: SharedAccessSignature garbage"
 expect_eq "malformed token answers 401" 401 "$STATUS"
 check "logged reason MALFORMED_TOKEN" log_has "regid=fresh-1 reason=MALFORMED_TOKEN"
