@@ -339,6 +339,7 @@ static int start_daemon(struct daemon *dm, struct provd_err *err)
       .max_connections = per_worker(cfg->max_connections, workers),
       .max_handshakes = per_worker(cfg->max_handshakes, workers),
       .handshake_timeout_s = cfg->handshake_timeout_s,
+      .max_connections_per_source = (size_t)cfg->max_connections_per_source,
       .handler = api_handle, .ud = &dm->api};
   struct http_protocol mqtt_listener;
   if (cfg->has_mqtt) {
@@ -347,6 +348,8 @@ static int start_daemon(struct daemon *dm, struct provd_err *err)
         .max_packet_bytes = cfg->max_body_bytes + MQTT_PUBLISH_OVERHEAD,
         .max_connections = per_worker(cfg->max_connections, workers),
         .max_handshakes = per_worker(cfg->max_handshakes, workers),
+        .max_connections_per_source =
+            (size_t)cfg->max_connections_per_source,
         .handlers = device_mqtt_handlers(), .ud = &dm->api};
     if (mqtt_server_new(&mo, &dm->mqtt, err) != 0)
       return -1;

@@ -313,7 +313,8 @@ static void do_limits(struct ck *c, struct provd_config *cfg,
 {
   static const struct key_rule rules[] = {
       {"max_body", 0},       {"max_connections", 0},
-      {"max_handshakes", 0}, {"handshake_timeout", 0}, {0}};
+      {"max_handshakes", 0}, {"handshake_timeout", 0},
+      {"max_connections_per_source", 0}, {0}};
   if (want_type(c, v, CFG_MAP, "limits"))
     return;
   check_keys(c, v, rules, "limits");
@@ -324,6 +325,10 @@ static void do_limits(struct ck *c, struct provd_config *cfg,
   n = cfg_map_get(v, "max_handshakes");
   if (!cfg_is_absent(n))
     get_int(c, n, "limits.max_handshakes", 16, 1000000, &cfg->max_handshakes);
+  n = cfg_map_get(v, "max_connections_per_source");
+  if (!cfg_is_absent(n))
+    get_int(c, n, "limits.max_connections_per_source", 0, 1000000,
+            &cfg->max_connections_per_source);
   long long hs_ms = cfg->handshake_timeout_s * 1000LL;
   get_duration(c, cfg_map_get(v, "handshake_timeout"),
                "limits.handshake_timeout", 1000, 60000, &hs_ms);

@@ -47,7 +47,7 @@ static const struct key_group core_keys[] = {
     {"do_storage", "storage", MAP, {"plugin", "path", "options", NULL}},
     {"do_limits", "limits", MAP,
      {"max_body", "max_connections", "max_handshakes", "handshake_timeout",
-      NULL}},
+      "max_connections_per_source", NULL}},
     {"do_registration", "registration", MAP,
      {"retry_after", "allocation_policy", NULL}},
     {"do_events", "events", MAP,
