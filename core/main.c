@@ -18,6 +18,7 @@
 #include "engine/hub_health.h"
 #include "notify/dispatch.h"
 #include "net/http.h"
+#include "net/wire_error.h"
 #include "plugin/loader.h"
 #include "store/store.h"
 #include "tls/issuer.h"
@@ -317,6 +318,7 @@ static int start_daemon(struct daemon *dm, struct provd_err *err)
                           .batch_max = 512};
   if (!storage || store_open(storage, &so, &dm->store, err) != PROVD_OK)
     return -1;
+  wire_error_set_retry_spread(cfg->retry_after_max_s);
   if (engine_new(cfg, dm->store, &dm->plugins, &dm->engine, err) != PROVD_OK)
     return -1;
   if (load_hubs(dm->store, cfg, dm->engine, err) != 0)
@@ -345,6 +347,7 @@ static int start_daemon(struct daemon *dm, struct provd_err *err)
       .max_connections = per_worker(cfg->max_connections, workers),
       .max_handshakes = per_worker(cfg->max_handshakes, workers),
       .handshake_timeout_s = cfg->handshake_timeout_s,
+      .max_connections_per_source = (size_t)cfg->max_connections_per_source,
       .handler = api_handle, .ud = &dm->api};
   struct http_protocol mqtt_listener;
   if (cfg->has_mqtt) {
@@ -353,6 +356,8 @@ static int start_daemon(struct daemon *dm, struct provd_err *err)
         .max_packet_bytes = cfg->max_body_bytes + MQTT_PUBLISH_OVERHEAD,
         .max_connections = per_worker(cfg->max_connections, workers),
         .max_handshakes = per_worker(cfg->max_handshakes, workers),
+        .max_connections_per_source =
+            (size_t)cfg->max_connections_per_source,
         .handlers = device_mqtt_handlers(), .ud = &dm->api};
     if (mqtt_server_new(&mo, &dm->mqtt, err) != 0)
       return -1;

@@ -1,7 +1,10 @@
 #include "net/conn.h"
 
 #include <malloc.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "util/log.h"
 #include "util/metrics.h"
@@ -9,6 +12,21 @@
 
 #define TRIM_AFTER_PEAK 256
 #define SHED_LOG_INTERVAL_NS (10ULL * 1000 * 1000 * 1000)
+#define SOURCE_BUCKETS 4096
+
+struct source_count {
+  struct source_count *next;
+  size_t open;
+  char addr[48];
+};
+
+/* Entries exist only for addresses with open connections, so the table
+ * is bounded by the listener's connection limit. */
+struct net_sources {
+  pthread_mutex_t mu;
+  size_t limit;
+  struct source_count *buckets[SOURCE_BUCKETS];
+};
 
 void net_conns_add(struct net_conns *l, struct net_conn *c)
 {
@@ -106,8 +124,95 @@ void net_conn_deadline_stop(struct net_conn *c)
     evtimer_del(c->deadline);
 }
 
+struct net_sources *net_sources_new(size_t limit)
+{
+  struct net_sources *t = calloc(1, sizeof *t);
+  if (!t)
+    return NULL;
+  pthread_mutex_init(&t->mu, NULL);
+  t->limit = limit;
+  return t;
+}
+
+void net_sources_free(struct net_sources *t)
+{
+  if (!t)
+    return;
+  for (size_t i = 0; i < SOURCE_BUCKETS; i++) {
+    struct source_count *next;
+    for (struct source_count *e = t->buckets[i]; e; e = next) {
+      next = e->next;
+      free(e);
+    }
+  }
+  pthread_mutex_destroy(&t->mu);
+  free(t);
+}
+
+/* The address part of "1.2.3.4:port" or "[::1]:port". */
+static void source_of(const char *peer, char out[48])
+{
+  const char *start = peer[0] == '[' ? peer + 1 : peer;
+  const char *end = peer[0] == '[' ? strchr(start, ']') : strrchr(start, ':');
+  size_t n = end ? (size_t)(end - start) : strlen(start);
+  snprintf(out, 48, "%.*s", (int)(n < 47 ? n : 47), start);
+}
+
+static struct source_count **bucket_of(struct net_sources *t,
+                                       const char *addr)
+{
+  uint32_t h = 2166136261u; /* FNV-1a */
+  for (const char *p = addr; *p; p++)
+    h = (h ^ (uint8_t)*p) * 16777619u;
+  return &t->buckets[h % SOURCE_BUCKETS];
+}
+
+bool net_sources_take(struct net_sources *t, struct net_conn *c,
+                      const char *peer)
+{
+  if (!t)
+    return true;
+  char addr[48];
+  source_of(peer, addr);
+  pthread_mutex_lock(&t->mu);
+  struct source_count **b = bucket_of(t, addr), *e = *b;
+  while (e && strcmp(e->addr, addr) != 0)
+    e = e->next;
+  bool ok = !e || e->open < t->limit;
+  if (ok && !e && (e = calloc(1, sizeof *e)) != NULL) {
+    snprintf(e->addr, sizeof e->addr, "%s", addr);
+    e->next = *b;
+    *b = e;
+  }
+  if (ok && e) {
+    e->open++;
+    c->source_table = t;
+    snprintf(c->source, sizeof c->source, "%s", addr);
+  }
+  pthread_mutex_unlock(&t->mu);
+  return ok;
+}
+
+static void sources_give(struct net_conn *c)
+{
+  struct net_sources *t = c->source_table;
+  c->source_table = NULL;
+  pthread_mutex_lock(&t->mu);
+  struct source_count **p = bucket_of(t, c->source);
+  while (*p && strcmp((*p)->addr, c->source) != 0)
+    p = &(*p)->next;
+  struct source_count *e = *p;
+  if (e && --e->open == 0) {
+    *p = e->next;
+    free(e);
+  }
+  pthread_mutex_unlock(&t->mu);
+}
+
 bool net_conn_close_socket(struct net_conn *c)
 {
+  if (c->source_table)
+    sources_give(c);
   if (c->deadline) {
     event_free(c->deadline);
     c->deadline = NULL;

@@ -13,9 +13,15 @@
 
 #include "net/stream.h"
 
+struct net_sources;
+
 struct net_conn {
   struct stream *stream;   /* NULL once the socket is closed */
   struct event *deadline;  /* freed with the socket */
+  /* The per-source count this connection holds (net_sources_take),
+   * given back when the socket closes; NULL when not counted. */
+  struct net_sources *source_table;
+  char source[48];
   struct net_conn *prev, *next;
   /* In the handshake queue (a TLS connection without a finished
    * handshake), oldest first. */
@@ -51,6 +57,15 @@ void net_conns_handshake_end(struct net_conns *l, struct net_conn *c);
  * per worker every 10 s with the count since the last. */
 void net_conns_shed(struct net_conns *l, const char *transport,
                     const char *reason, const char *peer);
+
+/* Open connections per source address across a listener's workers,
+ * for limits.max_connections_per_source.  Thread-safe. */
+struct net_sources *net_sources_new(size_t limit);
+void net_sources_free(struct net_sources *t);
+/* Counts a new connection from peer ("1.2.3.4:port", "[::1]:port") into
+ * c, or false when its address is at the limit.  A NULL table admits. */
+bool net_sources_take(struct net_sources *t, struct net_conn *c,
+                      const char *peer);
 
 /* Arms the deadline unless it runs already: it counts from the first
  * byte of what it bounds, not from the latest. */

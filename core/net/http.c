@@ -173,6 +173,7 @@ struct http_worker {
 struct http_server {
   struct http_server_opts o;
   _Atomic(SSL_CTX *) ssl_now; /* o.ssl, or what http_server_set_ssl gave */
+  struct net_sources *sources; /* NULL: no per-source limit */
   char host[256];
   int port;
   struct http_protocol protocols[MAX_PROTOCOLS];
@@ -912,6 +913,11 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
   }
   atomic_fetch_add_explicit(&w->n_open, 1, memory_order_relaxed);
   worker_counters_dirty(w);
+  if (!net_sources_take(w->srv->sources, &c->nc, peer)) {
+    net_conns_shed(&w->conns, "https", "per_source", peer);
+    conn_close_socket(c);
+    conn_release(c);
+  }
 }
 
 /* A connection of another protocol on this worker. */
@@ -1303,6 +1309,7 @@ static void worker_free_loop(struct http_worker *w)
 
 static void server_free(struct http_server *srv)
 {
+  net_sources_free(srv->sources);
   for (int i = 0; i < srv->n_workers; i++) {
     worker_free_loop(&srv->workers[i]);
     pthread_mutex_destroy(&srv->workers[i].mu);
@@ -1531,6 +1538,12 @@ static struct http_server *server_alloc(const struct http_server_opts *o)
   }
   srv->o = *o;
   atomic_init(&srv->ssl_now, o->ssl);
+  if (o->max_connections_per_source &&
+      !(srv->sources = net_sources_new(o->max_connections_per_source))) {
+    free(srv->workers);
+    free(srv);
+    return NULL;
+  }
   apply_defaults(&srv->o);
   snprintf(srv->host, sizeof srv->host, "%s", o->host ? o->host : "");
   srv->o.host = srv->host;

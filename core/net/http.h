@@ -103,6 +103,8 @@ struct http_server_opts {
                                finished handshake, default 1024; beyond it
                                the oldest is closed */
   int handshake_timeout_s;  /* default 5 */
+  size_t max_connections_per_source; /* open connections from one IP
+                                        address, all workers; 0: no limit */
   http_handler_fn handler;
   void *ud;
   const struct http_protocol *protocols; /* borrowed until stop */

@@ -88,6 +88,7 @@ struct mconn {
 struct mqtt_server {
   struct mqtt_server_opts o;
   _Atomic(SSL_CTX *) ssl_now; /* o.ssl, or what mqtt_server_set_ssl gave */
+  struct net_sources *sources; /* NULL: no per-source limit */
   struct mqtt_worker *workers;
   atomic_size_t n_open;
 };
@@ -589,6 +590,10 @@ static void on_accept(struct http_worker *hw, int fd, const char *peer,
     queue_handshake(mw, c);
   atomic_fetch_add_explicit(&srv->n_open, 1, memory_order_relaxed);
   publish_open(srv);
+  if (!net_sources_take(srv->sources, &c->nc, peer)) {
+    net_conns_shed(&mw->conns, "mqtt", "per_source", peer);
+    conn_close(c);
+  }
 }
 
 /* Stopping: MQTT clients reconnect, so every connection closes now; an
@@ -647,6 +652,13 @@ int mqtt_server_new(const struct mqtt_server_opts *o, struct mqtt_server **out,
     s->o.max_handshakes = DEFAULT_MAX_HANDSHAKES;
   atomic_init(&s->n_open, 0);
   atomic_init(&s->ssl_now, o->ssl);
+  if (o->max_connections_per_source &&
+      !(s->sources = net_sources_new(o->max_connections_per_source))) {
+    free(s->workers);
+    free(s);
+    perr_set(err, "MQTT_INIT", "out of memory");
+    return -1;
+  }
   *out = s;
   return 0;
 }
@@ -671,6 +683,7 @@ void mqtt_server_free(struct mqtt_server *s)
   if (!s)
     return;
   metrics_set(M_OPEN, M_OPEN_HELP, LABEL, 0);
+  net_sources_free(s->sources);
   free(s->workers);
   free(s);
 }

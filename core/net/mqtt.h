@@ -72,6 +72,7 @@ struct mqtt_server_opts {
   int connect_timeout_s;    /* TLS handshake + CONNECT, default 10 */
   size_t max_connections;   /* per worker, default 16384 */
   size_t max_handshakes;    /* per worker, default 1024 (http.h) */
+  size_t max_connections_per_source; /* as in http.h; 0: no limit */
   struct mqtt_handlers handlers;
   void *ud;
 };

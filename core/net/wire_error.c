@@ -1,5 +1,7 @@
 #include "net/wire_error.h"
 
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,9 +96,38 @@ struct wire_error wire_error_of(const char *reason)
   return (struct wire_error){UNAUTHORIZED};
 }
 
+const char *wire_error_public_reason(const char *reason)
+{
+  struct wire_error w = wire_error_of(reason);
+  if (w.http_status != 401)
+    return reason;
+  return strcmp(w.message, "Invalid certificate.") == 0 ? "INVALID_CERTIFICATE"
+                                                        : "UNAUTHORIZED";
+}
+
+static atomic_int retry_spread_s = 1;
+
+void wire_error_set_retry_spread(int max_s)
+{
+  atomic_store(&retry_spread_s, max_s > 1 ? max_s : 1);
+}
+
 int wire_error_retry_after_s(int http_status)
 {
-  return http_status == 429 || http_status == 503 ? 1 : 0;
+  if (http_status != 429 && http_status != 503)
+    return 0;
+  int spread = atomic_load_explicit(&retry_spread_s, memory_order_relaxed);
+  if (spread <= 1)
+    return 1;
+  /* A hint, not a secret: a per-thread xorshift is enough to spread a
+   * fleet that was refused in the same second. */
+  static _Thread_local uint32_t x;
+  if (!x)
+    x = (uint32_t)time_mono_ns() | 1u;
+  x ^= x << 13;
+  x ^= x >> 17;
+  x ^= x << 5;
+  return 1 + (int)(x % (uint32_t)spread);
 }
 
 /* The DPS error body; NULL without memory. */

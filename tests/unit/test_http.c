@@ -1284,6 +1284,48 @@ START_TEST(t_max_connections_evicts_idle)
 }
 END_TEST
 
+/* One address may hold at most max_connections_per_source connections;
+ * a closed one frees its place. */
+START_TEST(t_per_source_limit)
+{
+  struct provd_err err = {0};
+  g_server_ctx = tls_server_ctx_new(g_paths.cert, g_paths.key, &err);
+  struct http_server_opts o = {0};
+  o.host = "127.0.0.1";
+  o.workers = 2;
+  o.ssl = g_server_ctx;
+  o.max_connections_per_source = 3;
+  o.handler = handler;
+  struct http_server *srv = NULL;
+  ck_assert_msg(http_server_start(&o, &srv, &err) == 0, "%s", err.msg);
+  g_port_override = http_server_port(srv);
+  static struct client cs[3];
+  struct response r;
+  for (int i = 0; i < 3; i++) {
+    client_open(&cs[i]);
+    client_send(&cs[i], "GET /ok HTTP/1.1\r\nHost: l\r\n\r\n");
+    ck_assert_int_eq(client_read(&cs[i], &r), 0);
+  }
+  int fd = tcp_connect(g_port_override); /* the fourth: closed at once */
+  ck_assert_int_ge(fd, 0);
+  sleep_ms(200);
+  ck_assert_int_eq(peer_closed(fd), 1);
+  close(fd);
+  client_close(&cs[0]);
+  sleep_ms(200);
+  client_open(&cs[0]); /* its place is free again */
+  client_send(&cs[0], "GET /ok HTTP/1.1\r\nHost: l\r\n\r\n");
+  ck_assert_int_eq(client_read(&cs[0], &r), 0);
+  ck_assert_int_eq(r.status, 200);
+  for (int i = 0; i < 3; i++)
+    client_close(&cs[i]);
+  g_port_override = 0;
+  http_server_stop(srv, 1000);
+  SSL_CTX_free(g_server_ctx);
+  g_server_ctx = NULL;
+}
+END_TEST
+
 /* A TLS record header, then its payload one byte at a time: OpenSSL waits
  * for the whole record, the handshake never ends. */
 START_TEST(t_slow_handshake_deadline)
@@ -1402,6 +1444,7 @@ static Suite *http_suite(void)
   tcase_add_test(d, t_bare_lf_refused_at_once);
   tcase_add_test(d, t_handshake_backlog_evicts_oldest);
   tcase_add_test(d, t_max_connections_evicts_idle);
+  tcase_add_test(d, t_per_source_limit);
   tcase_add_test(d, t_slow_handshake_deadline);
   tcase_add_test(d, t_linger_ends);
   suite_add_tcase(s, d);
