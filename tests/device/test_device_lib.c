@@ -7,6 +7,8 @@
  *   DEV_THROTTLED_URL                 a front answering 429 twice
  *   DEV_MQTT_URL                      provd's DPS MQTT endpoint (mqtts://)
  *   DEV_SYM_ID DEV_SYM_KEY            an individual enrollment
+ *   DEV_LIMITED_ID DEV_LIMITED_KEY    one provd throttles after 6
+ *                                     registers a minute (Retry-After 1)
  *   DEV_GROUP_KEY DEV_GROUP_MEMBER    an enrollment group
  *   DEV_X509_ID DEV_X509_CERT DEV_X509_KEY  an X.509 enrollment
  *   DEV_HUB_PORT                      the hub's MQTT/TLS port (tokens)
@@ -187,6 +189,32 @@ START_TEST(retry_after_is_honoured_with_jitter)
 }
 END_TEST
 
+/* provd's own limit: the 7th register within the minute is answered
+ * 429 with Retry-After: 1, again and again; the library waits at least
+ * that long each time and gives up at its deadline with TIMEOUT. */
+START_TEST(provd_throttles_and_the_library_waits)
+{
+  struct provd_device_opts o = base_opts();
+  o.registration_id = env("DEV_LIMITED_ID");
+  o.symmetric_key = env("DEV_LIMITED_KEY");
+  for (int i = 0; i < 6; i++)
+    register_ok(&o);
+  o.timeout_s = 3;
+  struct provd_device_result r;
+  struct provd_err err;
+  double start = now_s();
+  ck_assert_int_eq(provd_device_register(&o, &r, &err), -1);
+  double took = now_s() - start;
+  ck_assert_str_eq(r.reason, "TIMEOUT");
+  ck_assert_int_eq(r.http_status, 429);
+  ck_assert_int_ge(r.retries, 2);
+  ck_assert_msg(took >= 1.0 * r.retries - 0.05,
+                "%d retries in %.2f s: sooner than Retry-After", r.retries,
+                took);
+  provd_device_result_clear(&r);
+}
+END_TEST
+
 START_TEST(credentials_readable_by_others_are_refused)
 {
   char path[1024];
@@ -252,6 +280,7 @@ int main(void)
   tcase_add_test(tc, credentials_readable_by_others_are_refused);
   tcase_add_test(tc, mqtt_transport_registers_every_mechanism);
   tcase_add_test(tc, mqtt_transport_refuses_a_wrong_key);
+  tcase_add_test(tc, provd_throttles_and_the_library_waits);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

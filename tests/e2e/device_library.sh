@@ -6,8 +6,9 @@
 # real provd and its mosquitto hub: symmetric key (register, keep the
 # credentials 0600, send telemetry), group key, X.509 (over HTTPS and over
 # provd's DPS MQTT endpoint), a refusal with its reason on both
-# transports, and Retry-After honoured (with jitter) through a front that
-# answers 429 twice before passing requests to provd.
+# transports, and Retry-After honoured (with jitter): through a front that
+# answers 429 twice before passing requests to provd, and against provd's
+# own per-device register limit.
 source "$(dirname "$0")/lib/common.bash"
 
 PREFIX=$WORK/prefix
@@ -38,7 +39,10 @@ stop_extra() {
 }
 trap stop_extra EXIT
 
-write_hub_config "$WORK/provd.yaml" "$DATA_DIR" localhost "$IDS" "$MPORT"
+# provd itself throttles: 6 registers per registration id a minute, the
+# 7th is answered 429 with Retry-After: 1.
+write_hub_config "$WORK/provd.yaml" "$DATA_DIR" localhost "$IDS" "$MPORT" \
+  "limits: { retry_after_max: 1, register_rate_per_device: 6 }"
 start_provd "$WORK/provd.yaml"
 DPS_MQTT_PORT=$(sed -n 's|.*MQTT endpoint: *mqtts://localhost:\([0-9]*\).*|\1|p' "$WORK/banner")
 
@@ -76,14 +80,16 @@ port_up() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 check "mosquitto and the throttling front listen" \
   wait_for 10 bash -c "$(declare -f port_up); port_up $MPORT && port_up $XPORT"
 
-SYM_KEY=$(random_key); GROUP_KEY=$(random_key)
+SYM_KEY=$(random_key); GROUP_KEY=$(random_key); LIMITED_KEY=$(random_key)
 provctl enrollment add lib-sym --primary-key "$SYM_KEY" --secondary-key "$(random_key)" >/dev/null
+provctl enrollment add lib-limited --primary-key "$LIMITED_KEY" --secondary-key "$(random_key)" >/dev/null
 provctl group add lib-fleet --primary-key "$GROUP_KEY" --secondary-key "$(random_key)" >/dev/null
 provctl enrollment add lib-x509 --attestation x509 --cert "$WORK/x509.pem" >/dev/null
 
 if env DEV_URL="https://localhost:$PORT" DEV_CA="$DATA_DIR/tls/ca.pem" DEV_SCOPE="$SCOPE" \
      DEV_THROTTLED_URL="https://localhost:$XPORT" DEV_MQTT_URL="mqtts://localhost:$DPS_MQTT_PORT" \
      DEV_SYM_ID=lib-sym DEV_SYM_KEY="$SYM_KEY" \
+     DEV_LIMITED_ID=lib-limited DEV_LIMITED_KEY="$LIMITED_KEY" \
      DEV_GROUP_KEY="$GROUP_KEY" DEV_GROUP_MEMBER=lib-fleet-01 \
      DEV_X509_ID=lib-x509 DEV_X509_CERT="$WORK/x509.pem" DEV_X509_KEY="$WORK/x509.key" \
      DEV_HUB_PORT="$MPORT" DEV_HUB_CERT_PORT="$CPORT" DEV_WORK="$WORK" CK_FORK=no \

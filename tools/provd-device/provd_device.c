@@ -542,10 +542,10 @@ static int run_flow(struct reg_flow *f, struct provd_device_result *r,
       char why[256];
       https_describe_error(&rs, why, sizeof(why));
       https_response_clear(&rs);
-      r->retries++;
-      if (wait_before_retry(f, wait_for(retry_after, r->retries), why,
+      if (wait_before_retry(f, wait_for(retry_after, r->retries + 1), why,
                             err) != 0)
         return -1;
+      r->retries++;
       continue;
     }
     if (!https_ok(&rs)) {

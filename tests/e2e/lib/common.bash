@@ -42,10 +42,10 @@ plugins:
 YAML
 }
 
-# write_hub_config FILE DATA_DIR HUB_HOSTNAME IDENTITIES BROKER_PORT: a
-# provd with one linked hub "local" served by the mosquitto connector
-# (symmetric-key and x509 attestation, hashed allocation; device API on
-# HTTPS and MQTT).
+# write_hub_config FILE DATA_DIR HUB_HOSTNAME IDENTITIES BROKER_PORT
+# [EXTRA_YAML]: a provd with one linked hub "local" served by the
+# mosquitto connector (symmetric-key and x509 attestation, hashed
+# allocation; device API on HTTPS and MQTT); EXTRA_YAML is appended.
 write_hub_config() {
   cat > "$1" <<YAML
 id_scope: $SCOPE
@@ -64,6 +64,7 @@ plugins:
     id: local
     options: { identities_file: $4, broker: "127.0.0.1:$5" }
 events: { retry_initial: 100ms, poll: 20ms }
+${6:-}
 YAML
 }
 
