@@ -156,7 +156,8 @@ persistence false
 user $(id -un)
 log_dest stderr
 CONF
-"$MOSQUITTO" -c "$WORK/mosquitto.conf" >"$WORK/mosquitto.log" 2>&1 &
+LD_PRELOAD=$("$SOURCE_DIR/scripts/mosquitto-preload.sh" "$BUILD_DIR/mosquitto/provd_auth.so") \
+  "$MOSQUITTO" -c "$WORK/mosquitto.conf" >"$WORK/mosquitto.log" 2>&1 &
 PIDS+=($!)
 wait_for 10 port_open "$HUB_PORT" || die "mosquitto did not start"
 say "devices authenticate as on IoT Hub; the back end is user 'backend' (password_file)"

@@ -17,7 +17,12 @@ cmake --install "$BUILD_DIR" --prefix "$PREFIX" >"$WORK/install.log" 2>&1 ||
 PCDIR=$(dirname "$(find "$PREFIX" -name provd-device.pc | head -n 1)")
 check "provd-device.pc and provd/device.h are installed" \
   test -f "$PCDIR/provd-device.pc" -a -f "$PREFIX/include/provd/device.h"
-if PKG_CONFIG_PATH=$PCDIR cc -std=c11 -Wall -Wextra -Werror \
+# A sanitizer build installs an instrumented library: the program that
+# links it must carry the same runtime.
+SAN=
+LIBDEV=$(find "$PREFIX" -name 'libprovd-device.so' | head -n 1)
+ldd "$LIBDEV" | grep -q libasan && SAN="-fsanitize=address,undefined"
+if PKG_CONFIG_PATH=$PCDIR cc -std=c11 -Wall -Wextra -Werror $SAN \
      -o "$WORK/test_device_lib" "$SOURCE_DIR/tests/device/test_device_lib.c" \
      $(PKG_CONFIG_PATH=$PCDIR pkg-config --cflags --libs provd-device check) \
      2>"$WORK/cc.log"; then
@@ -77,8 +82,8 @@ python3 "$SOURCE_DIR/tests/e2e/lib/throttle_proxy.py" --port "$XPORT" --upstream
   --throttle 2 --retry-after 1 --log "$WORK/proxy.log" 2>"$WORK/proxy.err" &
 PROXY_PID=$!
 port_up() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-check "mosquitto and the throttling front listen" \
-  wait_for 10 bash -c "$(declare -f port_up); port_up $MPORT && port_up $XPORT"
+check "mosquitto listens" wait_for 20 port_up "$MPORT"
+check "the throttling front listens" wait_for 20 port_up "$XPORT"
 
 SYM_KEY=$(random_key); GROUP_KEY=$(random_key); LIMITED_KEY=$(random_key)
 provctl enrollment add lib-sym --primary-key "$SYM_KEY" --secondary-key "$(random_key)" >/dev/null

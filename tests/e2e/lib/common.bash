@@ -72,11 +72,9 @@ YAML
 # MOSQUITTO_PID).  In a sanitizer build the broker plugin needs the ASan
 # and UBSan runtimes loaded first, which mosquitto itself does not link.
 start_mosquitto() {
-  local bin preload=
+  local bin preload
   bin=$(command -v mosquitto || echo /usr/sbin/mosquitto)
-  if ldd "$BUILD_DIR/mosquitto/provd_auth.so" 2>/dev/null | grep -q libasan; then
-    preload=$(gcc -print-file-name=libasan.so):$(gcc -print-file-name=libubsan.so)
-  fi
+  preload=$("$SOURCE_DIR/scripts/mosquitto-preload.sh" "$BUILD_DIR/mosquitto/provd_auth.so")
   LD_PRELOAD=$preload "$bin" -c "$1" >>"$2" 2>&1 &
   MOSQUITTO_PID=$!
 }
