@@ -21,7 +21,7 @@ check "provd-device.pc and provd/device.h are installed" \
 # links it must carry the same runtime.
 SAN=
 LIBDEV=$(find "$PREFIX" -name 'libprovd-device.so' | head -n 1)
-ldd "$LIBDEV" | grep -q libasan && SAN="-fsanitize=address,undefined"
+ldd "$LIBDEV" | grep libasan >/dev/null && SAN="-fsanitize=address,undefined"
 if PKG_CONFIG_PATH=$PCDIR cc -std=c11 -Wall -Wextra -Werror $SAN \
      -o "$WORK/test_device_lib" "$SOURCE_DIR/tests/device/test_device_lib.c" \
      $(PKG_CONFIG_PATH=$PCDIR pkg-config --cflags --libs provd-device check) \
