@@ -283,9 +283,12 @@ static void print_banner(const struct provd_config *cfg,
          "  ID scope:          %s\n"
          "  device endpoint:   https://%s:%d  (DPS device API)\n"
          "  service endpoint:  https://%s:%d  (DPS service API)\n"
+         "  console:           https://%s:%d/console/  (sign in with the "
+         "connection string)\n"
          "  CA file:           %s\n"
          "  connection string: %s  (file %s)\n",
-         PROVD_VERSION, workers, cfg->id_scope, host, port, host, port, ca,
+         PROVD_VERSION, workers, cfg->id_scope, host, port, host, port, host,
+         port, ca,
          conn, pki->conn_string);
   if (mqtt_port > 0)
     printf("  MQTT endpoint:     mqtts://%s:%d  (DPS device API over MQTT)\n",

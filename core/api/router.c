@@ -1,5 +1,6 @@
-/* Routes every HTTPS request: operational endpoints, the DPS device API
- * (paths under /{idScope}/registrations/) and the service API. */
+/* Routes every HTTPS request: operational endpoints, the web console
+ * (/console/), the DPS device API (paths under /{idScope}/registrations/)
+ * and the service API. */
 #include "api/api.h"
 
 #include <stdlib.h>
@@ -7,13 +8,14 @@
 #include <strings.h>
 
 #include "api/respond.h"
+#include "console/console.h"
 #include "util/log.h"
 #include "util/metrics.h"
 #include "util/url.h"
 
 static const char *const service_roots[] = {
     "enrollments", "enrollmentGroups", "registrations", "hubs", "events",
-    "explain", NULL};
+    "explain", "policy", NULL};
 
 static int is_service_root(const char *seg)
 {
@@ -70,6 +72,10 @@ void api_handle(struct http_exchange *ex, void *ud)
   }
   if (is_get && strcmp(req->path, "/metrics") == 0) {
     respond_metrics(ex);
+    return;
+  }
+  if (console_owns_path(req->path)) {
+    console_handle(ex);
     return;
   }
   struct path_parts parts;
