@@ -397,6 +397,16 @@ function renderList(kind) {
   load();
 }
 
+// The DPS id rule the service API applies (checked here too, so a bad
+// row is named without a refused request).
+const ID_RULE = /^[A-Za-z0-9\-._:]{0,127}[A-Za-z0-9-]$/;
+
+function checkId(id) {
+  if (!ID_RULE.test(id)) {
+    throw new Error(`"${id}" is not a valid registration id (1-128 of A-Z a-z 0-9 - . _ :, ending in a letter, digit or -)`);
+  }
+}
+
 function parseHubs(text) {
   return text.split(/[\s,;]+/).filter(Boolean);
 }
@@ -451,6 +461,7 @@ function createForm(kind, reload) {
     result.replaceChildren();
     try {
       const id = idInput.value.trim();
+      checkId(id);
       const keys = { primaryKey: randomKey(), secondaryKey: randomKey() };
       const doc = { [kind.idField]: id, attestation: attestationFrom(type.value, keys, cert.value, ek.value, !individual) };
       if (individual && deviceId.value.trim()) doc.deviceId = deviceId.value.trim();
@@ -632,6 +643,7 @@ function importRows(text) {
     const line = n + first + 1;
     const id = col(r, 'registrationId');
     try {
+      checkId(id);
       const keys = { primaryKey: col(r, 'primaryKey') || randomKey(), secondaryKey: col(r, 'secondaryKey') || randomKey() };
       const doc = { registrationId: id, attestation: { type: 'symmetricKey', symmetricKey: keys } };
       if (col(r, 'deviceId')) doc.deviceId = col(r, 'deviceId');
