@@ -92,6 +92,9 @@ test('web console in headless Chromium', { timeout: 110000 }, async (t) => {
       assert.equal(hd['referrer-policy'], 'no-referrer');
       assert.equal(res.status(), p === 'no-such-file' ? 404 : 200);
     }
+    const post = await page.request.post(`${base}app.js`);
+    assert.equal(post.status(), 405);
+    assert.equal(post.headers()['x-content-type-options'], 'nosniff');
   });
 
   await t.test('a wrong key is refused with a message', async () => {
@@ -154,6 +157,21 @@ test('web console in headless Chromium', { timeout: 110000 }, async (t) => {
     await page.click('nav a:text-is("Events")');
     await page.waitForSelector('tr[data-type="enrollment.updated"]:has-text("browser-dev-1")');
     await shot(page, 'events');
+  });
+
+  await t.test('an edit over a stale ETag is shown as a conflict', async () => {
+    await page.click('nav a:text-is("Enrollments")');
+    await page.click('tr[data-id="browser-dev-1"] a:text-is("Edit")');
+    await page.waitForSelector('textarea[name="initialTwin"]');
+    const res = await run(path.join(BUILD_DIR, 'provctl'), ['--url', `https://localhost:${server.port}`,
+      '--data-dir', path.join(server.dir, 'data'), 'enrollment', 'disable', 'browser-dev-1']);
+    assert.equal(res.code, 0, res.stderr);
+    w.expect(/status of 412 .*@ https:\/\/localhost:\d+\/enrollments\/browser-dev-1\?/);
+    await page.fill('textarea[name="initialTwin"]', '{"tags": {"customer": "acme"}}');
+    await page.click('#page form button[type="submit"]');
+    await page.waitForSelector('text=ETag conflict');
+    await shot(page, 'edit-conflict');
+    w.done();
   });
 
   await t.test('explain says the device is disabled', async () => {
