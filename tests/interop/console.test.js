@@ -4,7 +4,8 @@
 // driven by playwright-core) against a provd this test starts.  Any
 // browser console error, page error or failed request fails the test,
 // except the ones a step declares it expects.  Screenshots of each page go
-// to BUILD_DIR/console-screenshots (docs/console.md shows them).
+// to BUILD_DIR/console-screenshots; with PROVD_SCREENSHOTS_TO_DOCS=1 also
+// to docs/images/console (what docs/console.md and the README show).
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const { execFile } = require('node:child_process');
@@ -16,6 +17,7 @@ const { startProvd, BUILD_DIR } = require('./lib/provd');
 
 const CHROMIUM = '/usr/bin/chromium';
 const SHOTS = path.join(BUILD_DIR, 'console-screenshots');
+const DOC_SHOTS = path.resolve(__dirname, '../../docs/images/console');
 const READER_KEY = crypto.randomBytes(32).toString('base64');
 
 function run(file, args) {
@@ -57,7 +59,12 @@ function watch(page) {
 
 async function shot(page, name) {
   fs.mkdirSync(SHOTS, { recursive: true });
-  await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
+  const file = path.join(SHOTS, `${name}.png`);
+  await page.screenshot({ path: file, fullPage: true });
+  if (process.env.PROVD_SCREENSHOTS_TO_DOCS === '1') {
+    fs.mkdirSync(DOC_SHOTS, { recursive: true });
+    fs.copyFileSync(file, path.join(DOC_SHOTS, `${name}.png`));
+  }
 }
 
 async function signIn(page, connectionString) {
