@@ -878,6 +878,39 @@ static void check_root(struct ck *c, struct provd_config *cfg,
   }
 }
 
+/* ---- reload ---- */
+
+int config_section_changed(const struct provd_config *running,
+                           const struct provd_config *fresh, const char *key)
+{
+  return !cfg_tree_equal(cfg_map_get(running->root, key),
+                         cfg_map_get(fresh->root, key));
+}
+
+size_t config_changed_sections(const struct provd_config *running,
+                               const struct provd_config *fresh,
+                               const char *const *skip, char *out,
+                               size_t len)
+{
+  size_t n = 0, used = 0;
+  if (len)
+    out[0] = '\0';
+  for (size_t t = 0; t < N_TOP; t++) {
+    const char *key = top_keys[t].key;
+    int skipped = 0;
+    for (size_t i = 0; skip && skip[i]; i++)
+      skipped |= strcmp(skip[i], key) == 0;
+    if (skipped || !config_section_changed(running, fresh, key))
+      continue;
+    int w = snprintf(out + used, len > used ? len - used : 0, "%s%s",
+                     n ? ", " : "", key);
+    if (w > 0)
+      used += (size_t)w;
+    n++;
+  }
+  return n;
+}
+
 /* ---- lifecycle ---- */
 
 static int set_defaults(struct provd_config *cfg)

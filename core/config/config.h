@@ -130,6 +130,17 @@ int config_load(const char *path, struct provd_config *cfg, struct diag *d);
 void config_defaults(struct provd_config *cfg);
 void config_free(struct provd_config *cfg);
 
+/* The top-level sections (`listen`, `plugins`, ...) that differ between
+ * two loaded configs, except those named in skip (NULL-ended), as
+ * "listen, plugins" in out; returns how many. */
+/* 1 when the top-level section key differs between two loaded configs. */
+int config_section_changed(const struct provd_config *running,
+                           const struct provd_config *fresh, const char *key);
+size_t config_changed_sections(const struct provd_config *running,
+                               const struct provd_config *fresh,
+                               const char *const *skip, char *out,
+                               size_t len);
+
 /* Parses "HOST:PORT", "[::1]:PORT" into out; -1 with a message if bad. */
 int config_parse_listen(const char *text, struct cfg_listen *out,
                         char *msg, size_t msg_len);

@@ -169,6 +169,7 @@ struct http_worker {
 
 struct http_server {
   struct http_server_opts o;
+  _Atomic(SSL_CTX *) ssl_now; /* o.ssl, or what http_server_set_ssl gave */
   char host[256];
   int port;
   struct http_protocol protocols[MAX_PROTOCOLS];
@@ -800,7 +801,9 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
   struct event *deadline = c ? evtimer_new(w->base, on_deadline, c) : NULL;
   struct stream *stream = NULL;
   if (deadline)
-    stream = stream_new(w->base, fd, o->ssl); /* takes fd */
+    stream = stream_new(w->base, fd, atomic_load_explicit(
+                                         &w->srv->ssl_now,
+                                         memory_order_acquire)); /* takes fd */
   else
     evutil_closesocket(fd);
   if (!stream || stream_start(stream, on_read, on_drained, on_event, c,
@@ -1428,6 +1431,7 @@ static struct http_server *server_alloc(const struct http_server_opts *o)
     return NULL;
   }
   srv->o = *o;
+  atomic_init(&srv->ssl_now, o->ssl);
   apply_defaults(&srv->o);
   snprintf(srv->host, sizeof srv->host, "%s", o->host ? o->host : "");
   srv->o.host = srv->host;
@@ -1481,6 +1485,12 @@ static int server_bind_all(struct http_server *srv, struct provd_err *err)
     if (worker_init(srv, &srv->workers[i], ss, lens, err) < 0)
       return -1;
   return 0;
+}
+
+void http_server_set_ssl(struct http_server *srv, SSL_CTX *borrow)
+{
+  if (srv->o.ssl && borrow)
+    atomic_store_explicit(&srv->ssl_now, borrow, memory_order_release);
 }
 
 int http_server_start(const struct http_server_opts *o,

@@ -114,6 +114,10 @@ int http_server_start(const struct http_server_opts *o,
 int http_server_port(const struct http_server *srv);
 /* The bound port of opts.protocols[i]. */
 int http_server_protocol_port(const struct http_server *srv, size_t i);
+/* New connections handshake with ctx from now on (certificate rotation);
+ * connections already open keep theirs.  ctx must outlive the server.
+ * Nothing changes on a plain-HTTP server.  Any thread. */
+void http_server_set_ssl(struct http_server *srv, SSL_CTX *borrow);
 /* Stops accepting, lets in-flight exchanges finish (at most grace_ms),
  * closes every connection and joins the worker threads.  Once per
  * server; an exchange answered after the grace period is just freed. */

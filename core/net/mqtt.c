@@ -60,6 +60,8 @@ struct mqtt_exchange {
   struct mconn *conn;
   struct loop_task task;
   bool refused;
+  bool connecting; /* a CONNECT's verification, answered by a verdict */
+  uint8_t connack; /* that verdict */
   char *topic;   /* the answer, filled by mqtt_answer */
   char *payload;
   size_t payload_len;
@@ -81,6 +83,7 @@ struct mconn {
   bool connected, subscribed, in_flight, processing, closing;
   uint8_t sub_qos;
   uint16_t next_packet_id;
+  uint16_t keepalive_s;
   char *client_id, *username, *password, *peer_chain;
   char peer_addr[64];
   struct mqtt_session session;
@@ -89,6 +92,7 @@ struct mconn {
 
 struct mqtt_server {
   struct mqtt_server_opts o;
+  _Atomic(SSL_CTX *) ssl_now; /* o.ssl, or what mqtt_server_set_ssl gave */
   struct mqtt_worker *workers;
   atomic_size_t n_open;
 };
@@ -232,6 +236,37 @@ static void send_answer(struct mconn *c)
 
 /* ---- packets (loop thread) ---------------------------------------------- */
 
+/* Sends the CONNACK for code and, when it accepts, starts the session. */
+static void finish_connect(struct mconn *c, uint8_t code)
+{
+  uint8_t b[4];
+  put(c, b, mqtt_encode_connack(b, sizeof b, false, code));
+  char labels[32];
+  snprintf(labels, sizeof labels, "code=\"%u\"", code);
+  count(M_CONNECTS, M_CONNECTS_HELP, labels);
+  if (code != MQTT_CONNACK_ACCEPTED) {
+    close_after_flush(c);
+    return;
+  }
+  c->connected = true;
+  net_conn_deadline_stop(&c->nc);
+  int ka = c->keepalive_s ? c->keepalive_s + c->keepalive_s / 2 : MAX_IDLE_S;
+  stream_set_idle_timeout(c->nc.stream, ka < MAX_IDLE_S ? ka : MAX_IDLE_S);
+}
+
+/* Hands the exchange to a handler: reading pauses until it answers. */
+static struct mqtt_exchange *exchange_start(struct mconn *c)
+{
+  struct mqtt_exchange *ex = &c->ex;
+  free(ex->topic);
+  free(ex->payload);
+  *ex = (struct mqtt_exchange){.conn = c};
+  c->in_flight = true;
+  c->mw->in_flight++;
+  stream_set_reading(c->nc.stream, false); /* one request at a time */
+  return ex;
+}
+
 static void handle_connect(struct mconn *c, const struct mqtt_connect *k)
 {
   struct mqtt_server *srv = c->srv;
@@ -246,24 +281,19 @@ static void handle_connect(struct mconn *c, const struct mqtt_connect *k)
     c->peer_chain = stream_peer_chain_pem(c->nc.stream);
   c->session = (struct mqtt_session){c->client_id, c->username, c->password,
                                      c->peer_chain, c->peer_addr};
+  c->keepalive_s = k->keepalive_s;
   uint8_t code = k->has_will ? MQTT_CONNACK_NOT_AUTHORIZED
                              : srv->o.handlers.connect(&c->session, srv->o.ud);
   if (k->has_will)
     log_info(COMPONENT, "%s client=%s: CONNECT with a will refused (not a "
                         "broker) transport=mqtt", c->peer_addr, c->client_id);
-  uint8_t b[4];
-  put(c, b, mqtt_encode_connack(b, sizeof b, false, code));
-  char labels[32];
-  snprintf(labels, sizeof labels, "code=\"%u\"", code);
-  count(M_CONNECTS, M_CONNECTS_HELP, labels);
-  if (code != MQTT_CONNACK_ACCEPTED) {
-    close_after_flush(c);
+  if (code != MQTT_CONNACK_ACCEPTED || !srv->o.handlers.verify) {
+    finish_connect(c, code);
     return;
   }
-  c->connected = true;
-  net_conn_deadline_stop(&c->nc);
-  int ka = k->keepalive_s ? k->keepalive_s + k->keepalive_s / 2 : MAX_IDLE_S;
-  stream_set_idle_timeout(c->nc.stream, ka < MAX_IDLE_S ? ka : MAX_IDLE_S);
+  struct mqtt_exchange *ex = exchange_start(c);
+  ex->connecting = true;
+  srv->o.handlers.verify(ex, srv->o.ud);
 }
 
 static void handle_subscribe(struct mconn *c, const struct mqtt_subscribe *s,
@@ -307,13 +337,7 @@ static void handle_publish(struct mconn *c, const struct mqtt_publish *p)
   char topic[MQTT_MAX_TOPIC + 1];
   memcpy(topic, p->topic.p, p->topic.len);
   topic[p->topic.len] = '\0';
-  struct mqtt_exchange *ex = &c->ex;
-  free(ex->topic);
-  free(ex->payload);
-  *ex = (struct mqtt_exchange){.conn = c};
-  c->in_flight = true;
-  c->mw->in_flight++;
-  stream_set_reading(c->nc.stream, false); /* one request at a time */
+  struct mqtt_exchange *ex = exchange_start(c);
   c->srv->o.handlers.publish(ex, topic, (const char *)p->payload,
                              p->payload_len, c->srv->o.ud);
 }
@@ -438,8 +462,11 @@ static void on_answer(struct loop_task *t, bool alive)
   c->in_flight = false;
   c->mw->in_flight--;
   if (c->nc.stream) {
-    send_answer(c);
-    if (c->nc.stream)
+    if (ex->connecting)
+      finish_connect(c, ex->connack);
+    else
+      send_answer(c);
+    if (c->nc.stream && !c->closing)
       stream_set_reading(c->nc.stream, true);
   }
   if (c->nc.stream)
@@ -464,6 +491,13 @@ void mqtt_answer(struct mqtt_exchange *ex, const char *topic,
   } else { /* without memory the client gets no answer but a close */
     ex->refused = true;
   }
+  ex->task.run = on_answer;
+  http_worker_post(ex->conn->hw, &ex->task);
+}
+
+void mqtt_connect_verdict(struct mqtt_exchange *ex, uint8_t code)
+{
+  ex->connack = code;
   ex->task.run = on_answer;
   http_worker_post(ex->conn->hw, &ex->task);
 }
@@ -526,7 +560,10 @@ static void on_accept(struct http_worker *hw, int fd, const char *peer,
   struct event_base *base = http_worker_base(hw);
   struct mconn *c = calloc(1, sizeof *c);
   struct event *deadline = c ? evtimer_new(base, on_deadline, c) : NULL;
-  struct stream *stream = deadline ? stream_new(base, fd, srv->o.ssl) : NULL;
+  struct stream *stream = deadline ? stream_new(base, fd, atomic_load_explicit(
+                                               &srv->ssl_now,
+                                               memory_order_acquire))
+                                  : NULL;
   if (!deadline)
     close(fd);
   if (!stream || stream_start(stream, on_read, on_drained, on_event, c,
@@ -602,8 +639,15 @@ int mqtt_server_new(const struct mqtt_server_opts *o, struct mqtt_server **out,
   if (!s->o.max_connections)
     s->o.max_connections = DEFAULT_MAX_CONNECTIONS;
   atomic_init(&s->n_open, 0);
+  atomic_init(&s->ssl_now, o->ssl);
   *out = s;
   return 0;
+}
+
+void mqtt_server_set_ssl(struct mqtt_server *s, SSL_CTX *borrow)
+{
+  if (s->o.ssl && borrow)
+    atomic_store_explicit(&s->ssl_now, borrow, memory_order_release);
 }
 
 struct http_protocol mqtt_server_protocol(struct mqtt_server *s,
