@@ -1,8 +1,11 @@
 /* provd-device portal: the page on the device where its owner types the
  * credentials from the enrollment email (ID scope, registration id, key,
- * or a certificate) and provisions it.  A small blocking HTTP/1.1 server,
- * one request at a time (the portal has one user), on loopback by
- * default; bound elsewhere, a one-time PIN printed on stdout guards it.
+ * or a certificate) and provisions it.  A small blocking HTTP/1.1 server:
+ * a thread per connection reads its request (browsers open idle
+ * connections ahead of use, which must not stall the others), then one
+ * request at a time is answered (the portal has one user and one PIN).
+ * Loopback by default; bound elsewhere, a one-time PIN printed on stdout
+ * guards it.
  * The registration itself is libprovd-device's provd_device_register. */
 #include "portal.h"
 
@@ -13,6 +16,7 @@
 #include <getopt.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -37,11 +41,13 @@
 #define PORTAL_IO_TIMEOUT_S 10
 #define PORTAL_PIN_DIGITS 8
 #define PORTAL_PIN_TRIES 5 /* wrong PINs before a new one is drawn */
+#define PORTAL_MAX_CONNECTIONS 16
 #define PORTAL_DEFAULT_CREDENTIALS "provd-device-credentials.json"
 
 #define PORTAL_CSP                                                     \
   "default-src 'none'; script-src 'self'; style-src 'self'; "          \
-  "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+  "img-src data:; form-action 'self'; base-uri 'none'; "                \
+  "frame-ancestors 'none'"
 
 struct portal {
   const char *listen;      /* HOST:PORT as given */
@@ -52,6 +58,9 @@ struct portal {
   int fd;
   char host_port[300];     /* what the browser's Host header must say */
   int loopback;
+  pthread_mutex_t lock;    /* one request answered at a time; guards
+                              the PIN and the connection count */
+  int connections;
   char pin[PORTAL_PIN_DIGITS + 1]; /* "" on loopback */
   int pin_failures;
 };
@@ -61,6 +70,7 @@ struct request {
   char path[256];
   char host[300];
   char origin[300];
+  char fetch_site[32]; /* Sec-Fetch-Site */
   char content_type[128];
   char *body; /* owned */
   size_t body_len;
@@ -221,7 +231,9 @@ static void respond(int fd, int status, const char *type, const char *body,
                    "Content-Length: %zu\r\nConnection: close\r\n"
                    "Content-Security-Policy: " PORTAL_CSP "\r\n"
                    "X-Content-Type-Options: nosniff\r\n"
-                   "Referrer-Policy: no-referrer\r\n"
+                   /* same-origin, not no-referrer: with no-referrer
+                    * a form POST's Origin is "null" */
+                   "Referrer-Policy: same-origin\r\n"
                    "X-Frame-Options: DENY\r\nCache-Control: no-store\r\n\r\n",
                    status, reason, type, len);
   if (write_all(fd, head, (size_t)n) == 0)
@@ -264,6 +276,8 @@ static int read_request(int fd, struct request *rq)
        line = strstr(line, "\r\n") + 2) {
     header_value(line, "Host", rq->host, sizeof(rq->host));
     header_value(line, "Origin", rq->origin, sizeof(rq->origin));
+    header_value(line, "Sec-Fetch-Site", rq->fetch_site,
+                 sizeof(rq->fetch_site));
     header_value(line, "Content-Type", rq->content_type,
                  sizeof(rq->content_type));
     header_value(line, "Content-Length", length, sizeof(length));
@@ -561,8 +575,13 @@ static int origin_ok(const struct portal *p, const struct request *rq)
     if (strcmp(rq->host, local) != 0)
       return 0;
   }
-  if (strcmp(rq->method, "POST") != 0 || !rq->origin[0])
+  if (strcmp(rq->method, "POST") != 0)
     return 1;
+  if (rq->fetch_site[0] && strcmp(rq->fetch_site, "same-origin") != 0 &&
+      strcmp(rq->fetch_site, "none") != 0)
+    return 0;
+  if (!rq->origin[0])
+    return 1; /* not a browser (curl, scripts on the device) */
   char want[320];
   snprintf(want, sizeof(want), "http://%s", rq->host);
   return strcmp(rq->origin, want) == 0;
@@ -573,6 +592,7 @@ static void serve(struct portal *p, int fd)
   struct request rq;
   memset(&rq, 0, sizeof(rq));
   int st = read_request(fd, &rq);
+  pthread_mutex_lock(&p->lock);
   if (st) {
     respond(fd, st, "text/plain", "Bad request\n", 12);
   } else if (!origin_ok(p, &rq)) {
@@ -597,6 +617,7 @@ static void serve(struct portal *p, int fd)
   } else {
     respond(fd, 404, "text/plain", "Not found\n", 10);
   }
+  pthread_mutex_unlock(&p->lock);
   if (rq.body) {
     OPENSSL_cleanse(rq.body, rq.body_len);
     free(rq.body);
@@ -653,6 +674,47 @@ static int open_listener(struct portal *p)
   return rc;
 }
 
+struct connection {
+  struct portal *portal;
+  int fd;
+};
+
+static void *connection_main(void *arg)
+{
+  struct connection *c = arg;
+  serve(c->portal, c->fd);
+  close(c->fd);
+  pthread_mutex_lock(&c->portal->lock);
+  c->portal->connections--;
+  pthread_mutex_unlock(&c->portal->lock);
+  free(c);
+  return NULL;
+}
+
+/* A thread for the connection, or 0 when too many are open. */
+static int start_connection(struct portal *p, int fd)
+{
+  pthread_mutex_lock(&p->lock);
+  int room = p->connections < PORTAL_MAX_CONNECTIONS;
+  p->connections += room;
+  pthread_mutex_unlock(&p->lock);
+  struct connection *c = room ? malloc(sizeof(*c)) : NULL;
+  pthread_t th;
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  int ok = c && (c->portal = p, c->fd = fd,
+                 pthread_create(&th, &attr, connection_main, c) == 0);
+  pthread_attr_destroy(&attr);
+  if (!ok && room) {
+    free(c);
+    pthread_mutex_lock(&p->lock);
+    p->connections--;
+    pthread_mutex_unlock(&p->lock);
+  }
+  return ok;
+}
+
 static void serve_forever(struct portal *p)
 {
   for (;;) {
@@ -666,8 +728,8 @@ static void serve_forever(struct portal *p)
     struct timeval tv = {.tv_sec = PORTAL_IO_TIMEOUT_S};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    serve(p, fd);
-    close(fd);
+    if (!start_connection(p, fd))
+      close(fd);
   }
 }
 
@@ -706,7 +768,8 @@ int portal_main(int argc, char **argv)
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   struct portal p = {.credentials = PORTAL_DEFAULT_CREDENTIALS,
-                     .url = getenv("PROVD_URL"), .fd = -1};
+                     .url = getenv("PROVD_URL"), .fd = -1,
+                     .lock = PTHREAD_MUTEX_INITIALIZER};
   if (!p.url || !*p.url)
     p.url = PROVD_DEVICE_DEFAULT_URL;
   int c, force_pin = 0;
