@@ -12,12 +12,9 @@ const { execFile } = require('node:child_process');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
 const path = require('node:path');
-const { chromium } = require('playwright-core');
 const { startProvd, BUILD_DIR } = require('./lib/provd');
+const { launchChromium, watch, shot } = require('./lib/browser');
 
-const CHROMIUM = '/usr/bin/chromium';
-const SHOTS = path.join(BUILD_DIR, 'console-screenshots');
-const DOC_SHOTS = path.resolve(__dirname, '../../docs/images/console');
 const READER_KEY = crypto.randomBytes(32).toString('base64');
 
 function run(file, args) {
@@ -36,36 +33,7 @@ function registerDevice(server, registrationId, key) {
     '--symmetric-key', key]);
 }
 
-// Records what goes wrong in a page; expect(pattern) tolerates matching
-// console errors (a refused request is logged by Chromium as one).
-function watch(page) {
-  const problems = [];
-  const allowed = [];
-  page.on('console', (msg) => {
-    if (msg.type() !== 'error') return;
-    const text = `${msg.text()} @ ${msg.location().url}`;
-    if (!allowed.some((re) => re.test(text))) problems.push(`console: ${text}`);
-  });
-  page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
-  page.on('requestfailed', (req) => {
-    if (!req.url().startsWith('blob:')) problems.push(`request failed: ${req.url()} ${req.failure().errorText}`);
-  });
-  return {
-    problems,
-    expect(re) { allowed.push(re); },
-    done() { allowed.length = 0; },
-  };
-}
 
-async function shot(page, name) {
-  fs.mkdirSync(SHOTS, { recursive: true });
-  const file = path.join(SHOTS, `${name}.png`);
-  await page.screenshot({ path: file, fullPage: true });
-  if (process.env.PROVD_SCREENSHOTS_TO_DOCS === '1') {
-    fs.mkdirSync(DOC_SHOTS, { recursive: true });
-    fs.copyFileSync(file, path.join(DOC_SHOTS, `${name}.png`));
-  }
-}
 
 async function signIn(page, connectionString) {
   await page.fill('input[name="connectionString"]', connectionString);
@@ -73,11 +41,10 @@ async function signIn(page, connectionString) {
 }
 
 test('web console in headless Chromium', { timeout: 110000 }, async (t) => {
-  assert.ok(fs.existsSync(CHROMIUM), `${CHROMIUM} is missing: run scripts/install-deps.sh (Debian package chromium)`);
   const server = await startProvd({
     extraConfig: ['service_policies:', `  - { name: reader, key: "${READER_KEY}", access: read }`],
   });
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+  const browser = await launchChromium();
   t.after(async () => {
     await browser.close();
     assert.equal(await server.stop(), 0, 'provd exits 0 on SIGTERM');

@@ -11,12 +11,9 @@ const { spawn, execFile } = require('node:child_process');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
 const path = require('node:path');
-const { chromium } = require('playwright-core');
 const { startProvd, BUILD_DIR } = require('./lib/provd');
+const { launchChromium, watch, shot } = require('./lib/browser');
 
-const CHROMIUM = '/usr/bin/chromium';
-const SHOTS = path.join(BUILD_DIR, 'console-screenshots');
-const DOC_SHOTS = path.resolve(__dirname, '../../docs/images/console');
 
 function provctl(server, ...args) {
   return new Promise((resolve, reject) => {
@@ -48,23 +45,7 @@ function startPortal(server, credentials, extra = []) {
   });
 }
 
-function watch(page) {
-  const problems = [];
-  page.on('console', (msg) => { if (msg.type() === 'error') problems.push(`console: ${msg.text()}`); });
-  page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
-  page.on('requestfailed', (req) => problems.push(`request failed: ${req.url()} ${req.failure().errorText}`));
-  return problems;
-}
 
-async function shot(page, name) {
-  fs.mkdirSync(SHOTS, { recursive: true });
-  const file = path.join(SHOTS, `${name}.png`);
-  await page.screenshot({ path: file, fullPage: true });
-  if (process.env.PROVD_SCREENSHOTS_TO_DOCS === '1') {
-    fs.mkdirSync(DOC_SHOTS, { recursive: true });
-    fs.copyFileSync(file, path.join(DOC_SHOTS, `${name}.png`));
-  }
-}
 
 async function fill(page, server, registrationId, key) {
   await page.fill('input[name="idScope"]', server.idScope);
@@ -73,9 +54,8 @@ async function fill(page, server, registrationId, key) {
 }
 
 test('device portal in headless Chromium', { timeout: 60000 }, async (t) => {
-  assert.ok(fs.existsSync(CHROMIUM), `${CHROMIUM} is missing: run scripts/install-deps.sh (Debian package chromium)`);
   const server = await startProvd();
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+  const browser = await launchChromium();
   const credentials = path.join(server.dir, 'device-credentials.json');
   const portal = await startPortal(server, credentials);
   t.after(async () => {
@@ -86,7 +66,7 @@ test('device portal in headless Chromium', { timeout: 60000 }, async (t) => {
   const doc = JSON.parse(await provctl(server, 'enrollment', 'add', 'portal-dev-1', '--json'));
   const key = doc.attestation.symmetricKey.primaryKey;
   const page = await browser.newPage({ viewport: { width: 800, height: 900 } });
-  const problems = watch(page);
+  const w = watch(page);
   page.setDefaultTimeout(20000);
 
   await t.test('fill the form and provision', async () => {
@@ -140,5 +120,5 @@ test('device portal in headless Chromium', { timeout: 60000 }, async (t) => {
     }
   });
 
-  assert.deepEqual(problems, []);
+  assert.deepEqual(w.problems, []);
 });
