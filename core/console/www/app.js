@@ -822,7 +822,9 @@ async function renderRegistration(id) {
             (r.errorCode ? reasonWords(ERROR_CODES[r.errorCode]) : 'none recorded'))),
       h('h2', {}, 'History'),
       history.length
-        ? h('ul', {}, history.map((x) => h('li', {}, `${x.assignedHub || x.hub || ''} until ${x.until || x.lastUpdatedDateTimeUtc || ''}`)))
+        ? h('ul', {}, history.slice().reverse().map((x) => h('li', {},
+          `${x.assignedHub || x.hub || ''} (device ${x.deviceId || '?'}) from ${x.since || '?'} until ${x.until || '?'}`,
+          x.reason ? ` · ${x.reason}` : '', x.policy ? ` · policy ${x.policy}` : '')))
         : h('p', { class: 'muted' }, 'No earlier hubs.'),
       h('details', {}, h('summary', {}, 'Raw record'), h('pre', {}, JSON.stringify(r, null, 2))),
       h('p', {}, h('a', { href: '#/registrations' }, 'Back to Registrations')));
