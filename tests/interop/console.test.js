@@ -25,12 +25,12 @@ function run(file, args) {
   });
 }
 
-function registerDevice(server, registrationId, key) {
+function registerDevice(server, registrationId, key, keyFlag = '--symmetric-key') {
   return run(path.join(BUILD_DIR, 'provd-device'), [
     'register', '--url', `https://localhost:${server.port}`,
     '--ca', path.join(server.dir, 'data', 'tls', 'ca.pem'),
     '--scope', server.idScope, '--registration-id', registrationId,
-    '--symmetric-key', key]);
+    keyFlag, key]);
 }
 
 
@@ -183,6 +183,18 @@ test('web console in headless Chromium', { timeout: 110000 }, async (t) => {
     await page.click('form:has(input[name="enrollmentGroupId"]) button[type="submit"]');
     await page.waitForSelector('tr[data-id="browser-group"]');
     await shot(page, 'groups');
+  });
+
+  await t.test('a group member shows under its group on Registrations', async () => {
+    const groupKey = (await page.textContent('[data-field="primaryKey"]')).trim();
+    const res = await registerDevice(server, 'grp-dev-1', groupKey, '--group-key');
+    assert.equal(res.code, 0, res.stderr);
+    await page.click('nav a:text-is("Registrations")');
+    await page.waitForSelector('tr[data-id="browser-dev-1"]');
+    await page.fill('input[name="group"]', 'browser-group');
+    await page.click('#page form button[type="submit"]');
+    await page.waitForSelector('tr[data-id="grp-dev-1"]:has-text("browser-group")');
+    assert.equal(await page.isVisible('tr[data-id="browser-dev-1"]'), false, 'the group filter applies');
   });
 
   await t.test('readable at 360 px', async () => {

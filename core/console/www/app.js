@@ -747,6 +747,12 @@ function renderImport() {
 
 // ---- registrations ----
 
+// A DeviceRegistrationState names its group under its attestation.
+function groupOf(r) {
+  const att = r.symmetricKey || r.x509 || r.tpm || {};
+  return r.enrollmentGroupId || att.enrollmentGroupId || '';
+}
+
 function renderRegistrations() {
   const err = errorBox();
   const hub = h('select', { name: 'hub' }, h('option', { value: '' }, 'any hub'));
@@ -768,11 +774,13 @@ function renderRegistrations() {
       const res = await api('GET', `registrations${q.toString() ? `?${q}` : ''}`, { headers });
       next = res.headers.get('x-ms-continuation');
       const rows = (res.body || []).filter((r) => !status.value || r.status === status.value);
+      // The stored state does not always name its group; a group filter does.
+      const inGroup = group.value.trim();
       if (!append) tbody.replaceChildren();
       tbody.append(...rows.map((r) => h('tr', { dataset: { id: r.registrationId } },
         h('td', {}, h('a', { href: `#/registrations/${encodeURIComponent(r.registrationId)}` }, r.registrationId)),
         h('td', {}, r.deviceId || ''), h('td', { dataset: { field: 'assignedHub' } }, r.assignedHub || ''),
-        h('td', {}, statusBadge(r.status)), h('td', {}, r.enrollmentGroupId || ''),
+        h('td', {}, statusBadge(r.status)), h('td', {}, groupOf(r) || inGroup),
         h('td', {}, r.lastUpdatedDateTimeUtc || ''))));
       more.hidden = !next;
     } catch (e) { err.textContent = explainError(e); }
@@ -814,7 +822,7 @@ async function renderRegistration(id) {
         h('dt', {}, 'Status'), h('dd', {}, statusBadge(r.status)),
         h('dt', {}, 'Device id'), h('dd', {}, r.deviceId || ''),
         h('dt', {}, 'Hub'), h('dd', { dataset: { field: 'assignedHub' } }, r.assignedHub || '', r.assignedHubRemoved ? ' (hub removed)' : ''),
-        h('dt', {}, 'Group'), h('dd', {}, r.enrollmentGroupId || '—'),
+        h('dt', {}, 'Group'), h('dd', {}, groupOf(r) || '—'),
         h('dt', {}, 'Updated'), h('dd', {}, r.lastUpdatedDateTimeUtc || ''),
         r.errorCode ? [h('dt', {}, 'Error'), h('dd', {}, `${r.errorCode} ${r.errorMessage || ''}`)] : null,
         h('dt', {}, 'Last failure'), h('dd', { dataset: { field: 'lastFailure' } },
@@ -1005,6 +1013,10 @@ async function start() {
     }
   });
   document.getElementById('signout').addEventListener('click', signOut);
+  // The current page's link starts that page afresh (no hashchange).
+  document.getElementById('nav').addEventListener('click', (e) => {
+    if (e.target.matches('a') && e.target.getAttribute('href') === location.hash) render();
+  });
   window.addEventListener('hashchange', render);
   const saved = sessionStorage.getItem(STORE_KEY);
   if (saved) {
