@@ -206,12 +206,16 @@ test('web console in headless Chromium', { timeout: 110000 }, async (t) => {
     await shot(page, 'narrow');
   });
 
-  await t.test('a read-only policy sees a read-only console', async () => {
+  await t.test('a read-only policy sees a read-only console (signed in by keyboard)', async () => {
     const ro = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1200, height: 800 } });
     const p2 = await ro.newPage();
     const w2 = watch(p2);
     await p2.goto(base);
-    await signIn(p2, `HostName=localhost;SharedAccessKeyName=reader;SharedAccessKey=${READER_KEY}`);
+    // Keyboard only: Tab reaches the field, Enter signs in.
+    await p2.keyboard.press('Tab');
+    assert.equal(await p2.evaluate(() => document.activeElement.name), 'connectionString');
+    await p2.keyboard.type(`HostName=localhost;SharedAccessKeyName=reader;SharedAccessKey=${READER_KEY}`);
+    await p2.keyboard.press('Enter');
     await p2.waitForSelector('#who:has-text("read-only")');
     await p2.waitForSelector('tr[data-id="browser-dev-1"]');
     assert.equal(await p2.isVisible('input[name="registrationId"]'), false, 'no create form');
