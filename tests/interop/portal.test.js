@@ -95,6 +95,8 @@ test('device portal in headless Chromium', { timeout: 60000 }, async (t) => {
     const reason = await page.textContent('[data-field="reason"]');
     assert.match(reason, /did not accept these credentials/);
     assert.match(reason, /401002/);
+    assert.equal(await page.inputValue('input[name="registrationId"]'), 'portal-dev-1', 'the typed id stays');
+    assert.equal(await page.inputValue('input[name="symmetricKey"]'), '', 'the key is never sent back');
     await shot(page, 'portal-refused');
   });
 

@@ -90,10 +90,11 @@ static const char PAGE_FORM[] =
     "<p>Type what the enrollment email says, then Provision.</p>"
     "<form method=\"post\" action=\"provision\">"
     "<label for=\"idScope\">ID scope</label>"
-    "<input id=\"idScope\" name=\"idScope\" required autocomplete=\"off\">"
+    "<input id=\"idScope\" name=\"idScope\" required autocomplete=\"off\" "
+    "value=\"%s\">"
     "<label for=\"registrationId\">Registration id</label>"
     "<input id=\"registrationId\" name=\"registrationId\" required "
-    "autocomplete=\"off\">"
+    "autocomplete=\"off\" value=\"%s\">"
     "<label for=\"symmetricKey\">Primary key (symmetric key devices)</label>"
     "<input id=\"symmetricKey\" name=\"symmetricKey\" type=\"password\" "
     "autocomplete=\"off\">"
@@ -179,13 +180,14 @@ static void text_printf(struct text *t, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 static void text_printf(struct text *t, const char *fmt, ...)
 {
-  char buf[4096];
   va_list ap;
   va_start(ap, fmt);
-  int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+  char *buf = NULL;
+  int n = vasprintf(&buf, fmt, ap);
   va_end(ap);
   if (n > 0)
-    text_add(t, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
+    text_add(t, buf, (size_t)n);
+  free(buf);
 }
 
 static void text_html(struct text *t, const char *s)
@@ -468,26 +470,35 @@ static void failure_words(const struct provd_err *err,
     text_lit(out, "The provisioning service could not be reached.");
   else
     text_lit(out, "The registration did not succeed.");
-  text_printf(out, " (%s", code);
-  if (r->error_code)
-    text_printf(out, ", errorCode %ld", r->error_code);
-  text_lit(out, ": ");
-  text_html(out, err->msg);
+  text_lit(out, " (");
+  text_html(out, err->msg[0] ? err->msg : code);
   text_lit(out, ")");
 }
 
+/* Escaped into a new string (caller frees; "" on no memory). */
+static char *html_escaped(const char *s)
+{
+  struct text t = {0};
+  text_html(&t, s);
+  return t.s ? t.s : strdup("");
+}
+
 /* The whole page: the outcome of the last attempt (HTML, may be "")
- * above the form. */
+ * above the form, which keeps the scope and id typed (never the key). */
 static void page_build(const struct portal *p, struct text *t,
-                       const char *url, const char *outcome)
+                       const char *url, const struct form *typed,
+                       const char *outcome)
 {
   text_add(t, PAGE_HEAD, sizeof(PAGE_HEAD) - 1);
   text_add(t, outcome, strlen(outcome));
-  struct text esc = {0};
-  text_html(&esc, url);
-  text_printf(t, PAGE_FORM, esc.s ? esc.s : "",
-              p->pin[0] ? PAGE_PIN_FIELD : "");
-  free(esc.s);
+  char *scope = html_escaped(typed ? typed->scope : "");
+  char *regid = html_escaped(typed ? typed->regid : "");
+  char *esc_url = html_escaped(url);
+  text_printf(t, PAGE_FORM, scope ? scope : "", regid ? regid : "",
+              esc_url ? esc_url : "", p->pin[0] ? PAGE_PIN_FIELD : "");
+  free(scope);
+  free(regid);
+  free(esc_url);
   text_add(t, PAGE_TAIL, sizeof(PAGE_TAIL) - 1);
 }
 
@@ -553,7 +564,7 @@ static void provision(struct portal *p, int fd, const struct request *rq)
     printf("portal: %s not provisioned: %s\n", f->regid, err.code);
   }
   fflush(stdout);
-  page_build(p, &page, o.url, outcome.s ? outcome.s : "");
+  page_build(p, &page, o.url, f, outcome.s ? outcome.s : "");
   respond(fd, 200, "text/html; charset=utf-8", page.s ? page.s : "",
           page.len);
   OPENSSL_cleanse(f, sizeof(*f));
@@ -599,7 +610,7 @@ static void serve(struct portal *p, int fd)
     respond(fd, 403, "text/plain", "Wrong host or origin\n", 21);
   } else if (strcmp(rq.method, "GET") == 0 && strcmp(rq.path, "/") == 0) {
     struct text page = {0};
-    page_build(p, &page, p->url, "");
+    page_build(p, &page, p->url, NULL, "");
     respond(fd, 200, "text/html; charset=utf-8", page.s ? page.s : "",
             page.len);
     free(page.s);
