@@ -215,7 +215,7 @@ static const char *display_host(const struct cfg_listen *l)
 
 static void print_banner(const struct provd_config *cfg,
                          const struct pki_paths *pki, int port,
-                         int mqtt_port, int workers)
+                         int mqtt_port, int console_port, int workers)
 {
   char conn[512] = "";
   FILE *f = fopen(pki->conn_string, "r");
@@ -226,6 +226,10 @@ static void print_banner(const struct provd_config *cfg,
     conn[strcspn(conn, "\r\n")] = '\0';
   }
   const char *host = display_host(&cfg->https);
+  const char *console_host =
+      console_port > 0 ? display_host(&cfg->console) : host;
+  if (console_port <= 0)
+    console_port = port;
   const char *ca = pki->ca[0] ? pki->ca : "(operator certificate: devices "
                                           "trust its issuer)";
   printf("provd %s ready (%d workers)\n"
@@ -236,8 +240,8 @@ static void print_banner(const struct provd_config *cfg,
          "connection string)\n"
          "  CA file:           %s\n"
          "  connection string: %s  (file %s)\n",
-         PROVD_VERSION, workers, cfg->id_scope, host, port, host, port, host,
-         port, ca,
+         PROVD_VERSION, workers, cfg->id_scope, host, port, host, port,
+         console_host, console_port, ca,
          conn, pki->conn_string);
   if (mqtt_port > 0)
     printf("  MQTT endpoint:     mqtts://%s:%d  (DPS device API over MQTT)\n",
@@ -273,6 +277,7 @@ struct daemon {
   struct dispatcher *dispatcher;
   struct api_ctx api;
   struct http_server *http;
+  struct http_server *console_http; /* listen.console, or NULL */
   struct mqtt_server *mqtt;
   SSL_CTX *ssl;
   struct pki_paths pki;
@@ -347,9 +352,19 @@ static int start_daemon(struct daemon *dm, struct provd_err *err)
   }
   if (http_server_start(&ho, &dm->http, err) != 0)
     return -1;
+  if (cfg->has_console) {
+    struct http_server_opts co = {
+        .host = cfg->console.host, .port = cfg->console.port, .workers = 1,
+        .ssl = dm->ssl, .max_body_bytes = cfg->max_body_bytes,
+        .handler = api_handle_console_listener, .ud = &dm->api};
+    if (http_server_start(&co, &dm->console_http, err) != 0)
+      return -1;
+  }
   atomic_store(&dm->api.ready, true);
   print_banner(cfg, &dm->pki, http_server_port(dm->http),
-               dm->mqtt ? http_server_protocol_port(dm->http, 0) : 0, workers);
+               dm->mqtt ? http_server_protocol_port(dm->http, 0) : 0,
+               dm->console_http ? http_server_port(dm->console_http) : 0,
+               workers);
   log_info("provd", "serving https on %s:%d id_scope=%s data_dir=%s",
            cfg->https.host, http_server_port(dm->http), cfg->id_scope,
            cfg->data_dir);
@@ -362,6 +377,8 @@ static int start_daemon(struct daemon *dm, struct provd_err *err)
 static void stop_daemon(struct daemon *dm)
 {
   atomic_store(&dm->api.ready, false);
+  if (dm->console_http)
+    http_server_stop(dm->console_http, SHUTDOWN_GRACE_MS);
   if (dm->http)
     http_server_stop(dm->http, SHUTDOWN_GRACE_MS);
   mqtt_server_free(dm->mqtt); /* its connections went with the workers */
@@ -414,6 +431,8 @@ static void reload_tls(struct daemon *dm, const struct provd_config *fresh)
     return;
   }
   http_server_set_ssl(dm->http, ctx);
+  if (dm->console_http)
+    http_server_set_ssl(dm->console_http, ctx);
   if (dm->mqtt)
     mqtt_server_set_ssl(dm->mqtt, ctx);
   dm->retired_ssl[dm->n_retired_ssl++] = dm->ssl;

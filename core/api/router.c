@@ -61,9 +61,10 @@ static int is_our_scope(const struct api_ctx *ctx, const char *raw)
          strcasecmp(scope, ctx->cfg->id_scope) == 0;
 }
 
-void api_handle(struct http_exchange *ex, void *ud)
+/* device_api: whether this listener serves the DPS device API. */
+static void route(struct api_ctx *ctx, struct http_exchange *ex,
+                  bool device_api)
 {
-  struct api_ctx *ctx = ud;
   const struct http_request *req = http_exchange_request(ex);
   int is_get = strcmp(req->method, "GET") == 0;
   if (is_get && strcmp(req->path, "/healthz") == 0) {
@@ -84,6 +85,10 @@ void api_handle(struct http_exchange *ex, void *ud)
     service_api_handle(ctx, ex, &parts, split);
     return;
   }
+  if (!device_api) {
+    api_respond_reason(ex, "NOT_FOUND", NULL);
+    return;
+  }
   if (!is_our_scope(ctx, parts.seg[0])) {
     log_info("api", "unknown id scope reason=UNKNOWN_ID_SCOPE peer=%s",
              req->peer_addr ? req->peer_addr : "?");
@@ -91,4 +96,14 @@ void api_handle(struct http_exchange *ex, void *ud)
     return;
   }
   device_api_handle(ctx, ex, &parts, split);
+}
+
+void api_handle(struct http_exchange *ex, void *ud)
+{
+  route(ud, ex, true);
+}
+
+void api_handle_console_listener(struct http_exchange *ex, void *ud)
+{
+  route(ud, ex, false);
 }
