@@ -54,16 +54,17 @@ static const struct console_asset *find_asset(const char *name)
   return NULL;
 }
 
+/* A short text answer with the security headers and, when not NULL,
+ * one more header (Allow, Location). */
 static void respond_text(struct http_exchange *ex, int status,
-                         const char *text, const struct http_header *more,
-                         size_t n_more)
+                         const char *text, const struct http_header *extra)
 {
-  struct http_header h[N_SECURITY_HEADERS + 2];
+  struct http_header h[N_SECURITY_HEADERS + 1];
   memcpy(h, SECURITY_HEADERS, sizeof(SECURITY_HEADERS));
-  for (size_t i = 0; i < n_more && i < 2; i++)
-    h[N_SECURITY_HEADERS + i] = more[i];
+  if (extra)
+    h[N_SECURITY_HEADERS] = *extra;
   http_respond(ex, status, "text/plain; charset=utf-8", text, strlen(text),
-               h, N_SECURITY_HEADERS + (n_more < 2 ? n_more : 2));
+               h, N_SECURITY_HEADERS + (extra ? 1 : 0));
 }
 
 void console_handle(struct http_exchange *ex)
@@ -71,18 +72,18 @@ void console_handle(struct http_exchange *ex)
   const struct http_request *req = http_exchange_request(ex);
   if (strcmp(req->method, "GET") != 0) {
     struct http_header allow = {"Allow", "GET"};
-    respond_text(ex, 405, "Method not allowed\n", &allow, 1);
+    respond_text(ex, 405, "Method not allowed\n", &allow);
     return;
   }
   if (strcmp(req->path, "/console") == 0) {
     struct http_header to = {"Location", CONSOLE_PATH};
-    respond_text(ex, 308, "See /console/\n", &to, 1);
+    respond_text(ex, 308, "See /console/\n", &to);
     return;
   }
   /* Only exact names from the table: no decoding, no directories. */
   const struct console_asset *a = find_asset(req->path + strlen(CONSOLE_PATH));
   if (!a) {
-    respond_text(ex, 404, "Not found\n", NULL, 0);
+    respond_text(ex, 404, "Not found\n", NULL);
     return;
   }
   http_respond(ex, 200, content_type_of(a->name), (const char *)a->data,
