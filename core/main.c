@@ -67,7 +67,8 @@ static void usage(FILE *out)
           "  -h, --help              this text\n"
           "\n"
           "Command-line values override the config file.  SIGTERM or SIGINT stop\n"
-          "accepting, finish in-flight requests, flush the store and exit 0.\n"
+          "accepting, finish in-flight requests and answer those already\n"
+          "received (up to 10 s), flush the store and exit 0.\n"
           "SIGHUP, without dropping connections, re-reads the config file and\n"
           "applies log_level, service_policies (and the connection string file's\n"
           "owner key), tls (certificate and key files are read again; new\n"
@@ -287,6 +288,13 @@ struct daemon {
   size_t n_retired_ssl;
 };
 
+/* A listener-wide limit as each worker's share; 0 stays 0 (default). */
+static size_t per_worker(int limit, int workers)
+{
+  return limit > 0 ? ((size_t)limit + (size_t)workers - 1) / (size_t)workers
+                   : 0;
+}
+
 static int start_daemon(struct daemon *dm, struct provd_err *err)
 {
   struct provd_config *cfg = &dm->cfg;
@@ -336,12 +344,20 @@ static int start_daemon(struct daemon *dm, struct provd_err *err)
   struct http_server_opts ho = {
       .host = cfg->https.host, .port = cfg->https.port, .workers = workers,
       .ssl = dm->ssl, .max_body_bytes = cfg->max_body_bytes,
+      .max_connections = per_worker(cfg->max_connections, workers),
+      .max_handshakes = per_worker(cfg->max_handshakes, workers),
+      .handshake_timeout_s = cfg->handshake_timeout_s,
+      .max_connections_per_source = (size_t)cfg->max_connections_per_source,
       .handler = api_handle, .ud = &dm->api};
   struct http_protocol mqtt_listener;
   if (cfg->has_mqtt) {
     struct mqtt_server_opts mo = {
         .ssl = dm->ssl, .workers = workers,
         .max_packet_bytes = cfg->max_body_bytes + MQTT_PUBLISH_OVERHEAD,
+        .max_connections = per_worker(cfg->max_connections, workers),
+        .max_handshakes = per_worker(cfg->max_handshakes, workers),
+        .max_connections_per_source =
+            (size_t)cfg->max_connections_per_source,
         .handlers = device_mqtt_handlers(), .ud = &dm->api};
     if (mqtt_server_new(&mo, &dm->mqtt, err) != 0)
       return -1;

@@ -75,7 +75,8 @@ static uint8_t connect_refused(const struct mqtt_session *s, uint8_t code,
            s->client_id, reason, s->peer_addr, detail ? " detail=" : "",
            detail ? detail : "");
   char labels[96];
-  snprintf(labels, sizeof labels, "transport=\"mqtt\",reason=\"%s\"", reason);
+  snprintf(labels, sizeof labels, "transport=\"mqtt\",reason=\"%s\"",
+           wire_error_public_reason(reason));
   metrics_add("provd_registration_failures_total",
               "Registration requests refused, by reason.", labels, 1);
   return code;
@@ -253,8 +254,10 @@ static json_t *register_body(struct mqtt_exchange *ex, const char *rid,
   json_t *body = json_body_read("application/json", payload, len, max_body,
                                 JSON_BODY_REQUIRED, &why);
   if (!body) {
-    refuse(ex, rid, "BAD_REQUEST",
-           "The payload must be a JSON object (DeviceRegistration).");
+    refuse(ex, rid, "BAD_REQUEST", why == JSON_BODY_EMPTY
+                                       ? "The payload must be a JSON object "
+                                         "(DeviceRegistration)."
+                                       : json_body_problem(why));
     return NULL;
   }
   const char *problem = device_body_problem(body, false, regid);

@@ -386,21 +386,13 @@ static json_t *read_body(const struct http_request *req, size_t max_body,
     prep_fail(e, 415, SVC_E_MEDIA_TYPE,
               "Content-Type must be application/json");
     break;
-  case JSON_BODY_EMPTY:
-    prep_fail(e, 400, SVC_E_BAD_REQUEST, "A JSON request body is required");
-    break;
   case JSON_BODY_TOO_LARGE: {
     struct wire_error w = wire_error_of("PAYLOAD_TOO_LARGE");
     prep_fail(e, w.http_status, w.error_code, w.message);
     break;
   }
-  case JSON_BODY_NOT_JSON:
-    prep_fail(e, 400, SVC_E_BAD_REQUEST,
-              "The request body is not valid JSON (or repeats a key)");
-    break;
-  case JSON_BODY_NOT_OBJECT:
-    prep_fail(e, 400, SVC_E_BAD_REQUEST,
-              "The request body must be a JSON object");
+  default:
+    prep_fail(e, 400, SVC_E_BAD_REQUEST, json_body_problem(why));
     break;
   }
   return doc;

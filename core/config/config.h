@@ -113,6 +113,12 @@ struct provd_config {
   int workers;              /* 0: number of cores */
   int log_level;            /* LOG_* */
   size_t max_body_bytes;    /* `limits.max_body`, default 96 KiB */
+  /* `limits.*` per listener, split over the workers: open connections
+   * and TLS connections without a finished handshake (0: the listener's
+   * defaults, net/http.h and net/mqtt.h), and how long a handshake may
+   * take (default 5 s). */
+  int max_connections, max_handshakes, handshake_timeout_s;
+  int max_connections_per_source; /* all workers; 0: no limit */
   int retry_after_s;        /* `registration.retry_after`, default 1 */
   /* `registration.allocation_policy`: for enrollments without one; NULL:
    * the first allocation plugin declared. */

@@ -246,7 +246,8 @@ static void finish_error(struct job *j, const char *reason, const char *detail)
            j->req->registration_id, reason, j->req->trace_id,
            detail && *detail ? " detail=" : "", detail ? detail : "");
   char labels[96];
-  snprintf(labels, sizeof(labels), "reason=\"%s\"", reason);
+  snprintf(labels, sizeof(labels), "reason=\"%s\"",
+           wire_error_public_reason(reason));
   metrics_add("provd_registration_failures_total",
               "Registration requests refused, by reason.", labels, 1);
   struct reg_outcome out = {0};

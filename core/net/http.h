@@ -97,7 +97,14 @@ struct http_server_opts {
   size_t max_header_bytes;  /* default 16 KiB */
   size_t max_body_bytes;    /* default 96 KiB; larger -> 413 */
   int idle_timeout_s;       /* default 30 */
-  size_t max_connections;   /* per worker, default 4096 */
+  size_t max_connections;   /* per worker, default 4096; at the limit the
+                               longest-open idle connection is closed */
+  size_t max_handshakes;    /* per worker, TLS connections without a
+                               finished handshake, default 1024; beyond it
+                               the oldest is closed */
+  int handshake_timeout_s;  /* default 5 */
+  size_t max_connections_per_source; /* open connections from one IP
+                                        address, all workers; 0: no limit */
   http_handler_fn handler;
   void *ud;
   const struct http_protocol *protocols; /* borrowed until stop */

@@ -10,7 +10,6 @@
  *   thread (the loop no longer knows it). */
 #include "net/mqtt.h"
 
-#include <malloc.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +30,7 @@
 #define DEFAULT_MAX_PACKET (96 * 1024 + MQTT_PUBLISH_OVERHEAD)
 #define DEFAULT_CONNECT_TIMEOUT_S 10
 #define DEFAULT_MAX_CONNECTIONS 16384
+#define DEFAULT_MAX_HANDSHAKES 1024
 /* A packet must arrive whole within this many seconds of its first byte
  * (the idle timeout restarts with every byte). */
 #define PACKET_DEADLINE_S 10
@@ -39,10 +39,6 @@
 #define PACKETS_PER_PASS 32
 #define OUTPUT_HIGH_WATER (256 * 1024)
 #define MAX_WORKERS 1024
-/* A worker whose connections all closed after at least this many were
- * open gives the freed memory back to the system (glibc keeps it in the
- * thread's arena otherwise: 10,000 idle TLS connections left ~300 MB). */
-#define TRIM_AFTER_PEAK 256
 
 #define LABEL "transport=\"mqtt\""
 #define M_OPEN "provd_connections_open"
@@ -69,7 +65,6 @@ struct mqtt_exchange {
 
 struct mqtt_worker {
   struct net_conns conns; /* of struct mconn (nc first); loop thread only */
-  size_t peak;
   size_t in_flight; /* exchanges owned by handlers */
 };
 
@@ -93,6 +88,7 @@ struct mconn {
 struct mqtt_server {
   struct mqtt_server_opts o;
   _Atomic(SSL_CTX *) ssl_now; /* o.ssl, or what mqtt_server_set_ssl gave */
+  struct net_sources *sources; /* NULL: no per-source limit */
   struct mqtt_worker *workers;
   atomic_size_t n_open;
 };
@@ -139,12 +135,7 @@ static void conn_free(struct mconn *c)
 
 static void conn_unlink(struct mconn *c)
 {
-  struct mqtt_worker *mw = c->mw;
-  net_conns_remove(&mw->conns, &c->nc);
-  if (mw->conns.n == 0 && mw->peak >= TRIM_AFTER_PEAK) {
-    mw->peak = 0;
-    malloc_trim(0);
-  }
+  net_conns_remove(&c->mw->conns, &c->nc); /* trims after a flood */
 }
 
 static void conn_close_socket(struct mconn *c)
@@ -533,6 +524,7 @@ static void on_event(struct stream *s, int what, void *arg)
 {
   struct mconn *c = arg;
   if (what & STREAM_CONNECTED) {
+    net_conns_handshake_end(&c->mw->conns, &c->nc);
     count(M_HANDSHAKES, M_HANDSHAKES_HELP, NULL);
     return;
   }
@@ -548,12 +540,26 @@ static void on_event(struct stream *s, int what, void *arg)
 
 /* ---- the protocol on the HTTP server's workers --------------------------- */
 
+/* As on the HTTPS listener: beyond max_handshakes connections without a
+ * finished TLS handshake, the one waiting longest is closed. */
+static void queue_handshake(struct mqtt_worker *mw, struct mconn *c)
+{
+  if (mw->conns.n_handshaking >= c->srv->o.max_handshakes) {
+    struct mconn *oldest = (struct mconn *)mw->conns.hs_oldest;
+    net_conns_shed(&mw->conns, "mqtt", "handshake_backlog",
+                   oldest->peer_addr);
+    conn_close(oldest);
+  }
+  net_conns_handshake_begin(&mw->conns, &c->nc);
+}
+
 static void on_accept(struct http_worker *hw, int fd, const char *peer,
                       void *ud)
 {
   struct mqtt_server *srv = ud;
   struct mqtt_worker *mw = &srv->workers[http_worker_index(hw)];
   if (mw->conns.n >= srv->o.max_connections) {
+    net_conns_shed(&mw->conns, "mqtt", "max_connections", peer);
     close(fd);
     return;
   }
@@ -580,10 +586,14 @@ static void on_accept(struct http_worker *hw, int fd, const char *peer,
   snprintf(c->peer_addr, sizeof c->peer_addr, "%s", peer);
   net_conn_deadline_start(&c->nc, srv->o.connect_timeout_s);
   net_conns_add(&mw->conns, &c->nc);
-  if (mw->conns.n > mw->peak)
-    mw->peak = mw->conns.n;
+  if (srv->o.ssl)
+    queue_handshake(mw, c);
   atomic_fetch_add_explicit(&srv->n_open, 1, memory_order_relaxed);
   publish_open(srv);
+  if (!net_sources_take(srv->sources, &c->nc, peer)) {
+    net_conns_shed(&mw->conns, "mqtt", "per_source", peer);
+    conn_close(c);
+  }
 }
 
 /* Stopping: MQTT clients reconnect, so every connection closes now; an
@@ -638,8 +648,17 @@ int mqtt_server_new(const struct mqtt_server_opts *o, struct mqtt_server **out,
     s->o.connect_timeout_s = DEFAULT_CONNECT_TIMEOUT_S;
   if (!s->o.max_connections)
     s->o.max_connections = DEFAULT_MAX_CONNECTIONS;
+  if (!s->o.max_handshakes)
+    s->o.max_handshakes = DEFAULT_MAX_HANDSHAKES;
   atomic_init(&s->n_open, 0);
   atomic_init(&s->ssl_now, o->ssl);
+  if (o->max_connections_per_source &&
+      !(s->sources = net_sources_new(o->max_connections_per_source))) {
+    free(s->workers);
+    free(s);
+    perr_set(err, "MQTT_INIT", "out of memory");
+    return -1;
+  }
   *out = s;
   return 0;
 }
@@ -664,6 +683,7 @@ void mqtt_server_free(struct mqtt_server *s)
   if (!s)
     return;
   metrics_set(M_OPEN, M_OPEN_HELP, LABEL, 0);
+  net_sources_free(s->sources);
   free(s->workers);
   free(s);
 }

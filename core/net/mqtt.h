@@ -71,6 +71,8 @@ struct mqtt_server_opts {
   size_t max_packet_bytes;  /* remaining-length limit, default 97 KiB */
   int connect_timeout_s;    /* TLS handshake + CONNECT, default 10 */
   size_t max_connections;   /* per worker, default 16384 */
+  size_t max_handshakes;    /* per worker, default 1024 (http.h) */
+  size_t max_connections_per_source; /* as in http.h; 0: no limit */
   struct mqtt_handlers handlers;
   void *ud;
 };
