@@ -5,6 +5,8 @@
 #                                          # 127.0.0.1 port; prints the conninfo
 #   scripts/pg-test-cluster.sh stop DIR    # stop it and remove DIR
 #   scripts/pg-test-cluster.sh conninfo DIR
+#   scripts/pg-test-cluster.sh pause DIR   # stop the server, keep the data
+#   scripts/pg-test-cluster.sh resume DIR  # start it again on the same port
 #
 # PostgreSQL refuses to run as root, so as root the cluster belongs to
 # `nobody` (runuser).  Trust authentication on loopback only: the cluster
@@ -50,9 +52,10 @@ start)
     port=$(free_port)
     # fsync stays on: the durability tests kill provd, not PostgreSQL, but
     # the benchmark's figures should be those of a real server.
+    opts="-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir -c max_connections=200 -c shared_buffers=128MB"
     if as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 \
-        -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir -c max_connections=200 -c shared_buffers=128MB" \
-        start >/dev/null 2>&1; then
+        -o "$opts" start >/dev/null 2>&1; then
+      echo "$opts" >"$dir/server.opts"
       break
     fi
     port=""
@@ -71,7 +74,14 @@ stop)
 conninfo)
   cat "$dir/conninfo"
   ;;
+pause)
+  as_owner "$bindir/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
+  ;;
+resume)
+  as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 \
+    -o "$(cat "$dir/server.opts")" start >/dev/null
+  ;;
 *)
-  echo "usage: $0 start|stop|conninfo DIR" >&2; exit 2
+  echo "usage: $0 start|stop|conninfo|pause|resume DIR" >&2; exit 2
   ;;
 esac
