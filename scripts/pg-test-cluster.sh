@@ -38,6 +38,7 @@ free_port() {
 
 case "$cmd" in
 start)
+  "$0" stop "$dir" # a cluster a killed run left behind
   mkdir -p "$dir"
   chmod 0755 "$dir"
   if [ "$(id -u)" -eq 0 ]; then
