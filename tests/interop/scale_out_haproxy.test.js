@@ -176,12 +176,15 @@ test('three instances behind HAProxy, one killed and restarted', { timeout: 2400
   const results = [];
   const victim = instances[1];
   for (let i = 0; i < devices.length; i += 3) {
-    if (i === 9) await victim.kill();        // dies with registrations in flight
     if (i === 21) {
       await victim.start();
       await sleep(1500);                     // HAProxy sees it up again
     }
     const batch = devices.slice(i, i + 3).map((d) => registerWithRetry(d.registrationId, d.primaryKey, failures));
+    if (i === 9) {                           // dies with registrations in flight
+      await sleep(20);
+      await victim.kill();
+    }
     results.push(...await Promise.all(batch));
   }
 
