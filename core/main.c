@@ -67,10 +67,14 @@ static void usage(FILE *out)
           "  -h, --help              this text\n"
           "\n"
           "Command-line values override the config file.  SIGTERM or SIGINT stop\n"
-          "accepting, finish in-flight requests, flush the store and exit 0.\n"
-          "SIGHUP, without dropping connections, re-reads the config file for\n"
-          "log_level only and reloads the linked hubs from the store (changed by\n"
-          "another provd or tool sharing it); every other setting needs a\n"
+          "accepting, finish in-flight requests and answer those already\n"
+          "received (up to 10 s), flush the store and exit 0.\n"
+          "SIGHUP, without dropping connections, re-reads the config file and\n"
+          "applies log_level, service_policies (and the connection string file's\n"
+          "owner key), tls (certificate and key files are read again; new\n"
+          "connections use them) and registration.retry_after, and reloads the\n"
+          "linked hubs from the store.  A config that does not load changes\n"
+          "nothing.  Other changed sections are named in a warning and need a\n"
           "restart.  The config's hubs: seed the store on first start only;\n"
           "afterwards use `provctl hub`.\n");
 }
@@ -176,60 +180,6 @@ static int load_config(const struct options *o, struct provd_config *cfg)
   return rc;
 }
 
-/* The owner policy of the data dir's connection string. */
-static int owner_policy_from(const struct connstr *cs, const char *path,
-                             struct api_ctx *ctx, struct service_policy *p,
-                             struct provd_err *err)
-{
-  if (strlen(cs->key_name) >= sizeof(p->name) ||
-      strlen(cs->host) >= sizeof(ctx->service_host)) {
-    perr_set(err, "CONFIG", "%s: HostName or SharedAccessKeyName too long",
-             path);
-    return -1;
-  }
-  snprintf(ctx->service_host, sizeof(ctx->service_host), "%s", cs->host);
-  snprintf(p->name, sizeof(p->name), "%s", cs->key_name);
-  p->can_write = 1;
-  if (b64_decode(cs->key, p->key, sizeof(p->key), &p->key_len) != 0) {
-    perr_set(err, "CONFIG", "%s: SharedAccessKey is not valid base64", path);
-    return -1;
-  }
-  return 0;
-}
-
-/* The owner policy from the data dir, then the configured ones. */
-static int load_policies(const struct pki_paths *pki,
-                         const struct provd_config *cfg, struct api_ctx *ctx,
-                         struct provd_err *err)
-{
-  ctx->policies = calloc(cfg->n_policies + 1, sizeof(*ctx->policies));
-  if (!ctx->policies) {
-    perr_set(err, "INTERNAL", "out of memory");
-    return -1;
-  }
-  struct connstr cs;
-  if (pki_read_connection_string(pki->conn_string, &cs, err) != 0)
-    return -1;
-  int rc = owner_policy_from(&cs, pki->conn_string, ctx, &ctx->policies[0],
-                             err);
-  OPENSSL_cleanse(&cs, sizeof(cs));
-  if (rc != 0)
-    return -1;
-  for (size_t i = 0; i < cfg->n_policies; i++) {
-    struct service_policy *p = &ctx->policies[i + 1];
-    snprintf(p->name, sizeof(p->name), "%s", cfg->policies[i].name);
-    p->can_write = cfg->policies[i].can_write;
-    if (b64_decode(cfg->policies[i].key, p->key, sizeof(p->key),
-                   &p->key_len) != 0) {
-      perr_set(err, "CONFIG", "service policy %s: key is not valid base64",
-               p->name);
-      return -1;
-    }
-  }
-  ctx->n_policies = cfg->n_policies + 1;
-  return 0;
-}
-
 static int check_config_only(const struct provd_config *cfg)
 {
   struct plugin_set set = {0};
@@ -324,7 +274,18 @@ struct daemon {
   struct mqtt_server *mqtt;
   SSL_CTX *ssl;
   struct pki_paths pki;
+  /* TLS contexts replaced by SIGHUP: a worker may be accepting with one;
+   * freed at exit (one small context per reload). */
+  SSL_CTX **retired_ssl;
+  size_t n_retired_ssl;
 };
+
+/* A listener-wide limit as each worker's share; 0 stays 0 (default). */
+static size_t per_worker(int limit, int workers)
+{
+  return limit > 0 ? ((size_t)limit + (size_t)workers - 1) / (size_t)workers
+                   : 0;
+}
 
 static int start_daemon(struct daemon *dm, struct provd_err *err)
 {
@@ -367,7 +328,7 @@ static int start_daemon(struct daemon *dm, struct provd_err *err)
   dm->api.cfg = cfg;
   dm->api.store = dm->store;
   dm->api.engine = dm->engine;
-  if (load_policies(&dm->pki, cfg, &dm->api, err) != 0)
+  if (api_policies_load(&dm->api, dm->pki.conn_string, cfg, err) != 0)
     return -1;
   dm->ssl = tls_server_ctx_new(dm->pki.cert, dm->pki.key, err);
   if (!dm->ssl)
@@ -375,12 +336,20 @@ static int start_daemon(struct daemon *dm, struct provd_err *err)
   struct http_server_opts ho = {
       .host = cfg->https.host, .port = cfg->https.port, .workers = workers,
       .ssl = dm->ssl, .max_body_bytes = cfg->max_body_bytes,
+      .max_connections = per_worker(cfg->max_connections, workers),
+      .max_handshakes = per_worker(cfg->max_handshakes, workers),
+      .handshake_timeout_s = cfg->handshake_timeout_s,
+      .max_connections_per_source = (size_t)cfg->max_connections_per_source,
       .handler = api_handle, .ud = &dm->api};
   struct http_protocol mqtt_listener;
   if (cfg->has_mqtt) {
     struct mqtt_server_opts mo = {
         .ssl = dm->ssl, .workers = workers,
         .max_packet_bytes = cfg->max_body_bytes + MQTT_PUBLISH_OVERHEAD,
+        .max_connections = per_worker(cfg->max_connections, workers),
+        .max_handshakes = per_worker(cfg->max_handshakes, workers),
+        .max_connections_per_source =
+            (size_t)cfg->max_connections_per_source,
         .handlers = device_mqtt_handlers(), .ud = &dm->api};
     if (mqtt_server_new(&mo, &dm->mqtt, err) != 0)
       return -1;
@@ -420,7 +389,10 @@ static void stop_daemon(struct daemon *dm)
   plugins_free(&dm->plugins);
   if (dm->ssl)
     SSL_CTX_free(dm->ssl);
-  free(dm->api.policies);
+  for (size_t i = 0; i < dm->n_retired_ssl; i++)
+    SSL_CTX_free(dm->retired_ssl[i]);
+  free(dm->retired_ssl);
+  api_policies_clear(&dm->api);
 }
 
 static void reload_hubs_on_store(struct store_session *s, void *ud)
@@ -430,6 +402,61 @@ static void reload_hubs_on_store(struct store_session *s, void *ud)
     log_error("provd", "SIGHUP: linked hubs not reloaded: %s", err.msg);
   else
     log_info("provd", "SIGHUP: linked hubs reloaded from the store");
+}
+
+/* New connections handshake with the certificate and key the config
+ * names now (rotated files are read again). */
+static void reload_tls(struct daemon *dm, const struct provd_config *fresh)
+{
+  struct pki_paths pki;
+  struct provd_err err = {0};
+  SSL_CTX **slot = realloc(dm->retired_ssl,
+                           (dm->n_retired_ssl + 1) * sizeof(*slot));
+  if (!slot) {
+    log_error("provd", "SIGHUP: tls not reloaded: out of memory");
+    return;
+  }
+  dm->retired_ssl = slot;
+  SSL_CTX *ctx = NULL;
+  if (pki_init_data_dir(dm->cfg.data_dir, fresh->tls_cert, fresh->tls_key,
+                        &pki, &err) == 0)
+    ctx = tls_server_ctx_new(pki.cert, pki.key, &err);
+  if (!ctx) {
+    log_error("provd", "SIGHUP: tls not reloaded, connections keep the "
+                       "running certificate: %s", err.msg);
+    return;
+  }
+  http_server_set_ssl(dm->http, ctx);
+  if (dm->mqtt)
+    mqtt_server_set_ssl(dm->mqtt, ctx);
+  dm->retired_ssl[dm->n_retired_ssl++] = dm->ssl;
+  dm->ssl = ctx;
+  log_info("provd", "SIGHUP: tls reloaded: new connections use %s", pki.cert);
+}
+
+/* Warns about what a reload does not apply. */
+static void report_restart_needed(const struct provd_config *running,
+                                  const struct provd_config *fresh)
+{
+  static const char *const applied[] = {"log_level", "service_policies",
+                                        "tls", "registration", "hubs",
+                                        NULL};
+  char changed[512];
+  size_t n = config_changed_sections(running, fresh, applied, changed,
+                                     sizeof(changed));
+  const char *a = running->allocation_policy, *b = fresh->allocation_policy;
+  if (a != b && (!a || !b || strcmp(a, b) != 0)) {
+    size_t used = strlen(changed);
+    snprintf(changed + used, sizeof(changed) - used, "%s%s",
+             n++ ? ", " : "", "registration.allocation_policy");
+  }
+  if (n)
+    log_warn("provd", "SIGHUP: changed in the config but not applied until "
+                      "a restart: %s", changed);
+  if (config_section_changed(running, fresh, "hubs"))
+    log_warn("provd", "SIGHUP: hubs: in the config seeds the store on "
+                      "first start only; change linked hubs with `provctl "
+                      "hub` (not applied)");
 }
 
 /* SIGHUP: what can change safely while serving (see usage()). */
@@ -442,8 +469,16 @@ static void reload(const struct options *opts, struct daemon *dm)
     return;
   }
   log_set_level(fresh.log_level);
+  struct provd_err err = {0};
+  if (api_policies_load(&dm->api, dm->pki.conn_string, &fresh, &err) != 0)
+    log_error("provd", "SIGHUP: service policies not reloaded, the running "
+                       "ones stay: %s", err.msg);
+  reload_tls(dm, &fresh);
+  engine_set_retry_after(dm->engine, fresh.retry_after_s);
+  report_restart_needed(&dm->cfg, &fresh);
   config_free(&fresh);
-  log_info("provd", "SIGHUP: log level reloaded from the config");
+  log_info("provd", "SIGHUP: config reloaded (log_level, service_policies, "
+                    "tls, registration.retry_after)");
   /* On the writer, behind any queued hub change: an older read cannot
    * swap in a list older than a change already applied. */
   if (store_submit_read_on_writer(dm->store, reload_hubs_on_store,

@@ -26,16 +26,35 @@ struct service_policy {
   int can_write;
 };
 
+/* The policies in force (api/policies.c). */
+struct policy_table {
+  struct policy_table *retired_next; /* main thread only */
+  size_t n;
+  struct service_policy p[];         /* [0] = the data dir's owner */
+};
+
 struct api_ctx {
   const struct provd_config *cfg;
   struct store *store;
   struct engine *engine;
-  char service_host[256];          /* HostName of the connection string */
-  struct service_policy *policies; /* [0] = provisioningserviceowner */
-  size_t n_policies;
-  atomic_bool ready;               /* /healthz answers 200 once set;
-                                      written by main, read by workers */
+  char service_host[256]; /* HostName of the connection string; fixed */
+  _Atomic(const struct policy_table *) policies;
+  struct policy_table *retired_policies; /* main thread only */
+  atomic_bool ready;      /* /healthz answers 200 once set;
+                             written by main, read by workers */
 };
+
+/* Reads the owner policy from the connection string file and the
+ * configured ones, and puts them in force for the next request (at
+ * start and on SIGHUP; main thread).  On failure nothing changes. */
+int api_policies_load(struct api_ctx *ctx, const char *conn_string_path,
+                      const struct provd_config *cfg, struct provd_err *err);
+/* The policy named name (case-insensitive) or NULL; valid until
+ * api_policies_clear.  Any thread. */
+const struct service_policy *api_policy_find(const struct api_ctx *ctx,
+                                             const char *name);
+/* At exit, once no worker runs. */
+void api_policies_clear(struct api_ctx *ctx);
 
 /* http_handler_fn: ud is the struct api_ctx. */
 void api_handle(struct http_exchange *ex, void *ud);

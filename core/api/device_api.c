@@ -85,8 +85,8 @@ static json_t *checked_body(struct http_exchange *ex,
     return NULL;
   }
   if (!body) {
-    refuse(ex, "BAD_REQUEST",
-           "The body must be a JSON object (DeviceRegistration).");
+    refuse(ex, why == JSON_BODY_TOO_LARGE ? "PAYLOAD_TOO_LARGE" : "BAD_REQUEST",
+           json_body_problem(why));
     return NULL;
   }
   const char *problem = device_body_problem(body, op == REG_STATUS_LOOKUP,
@@ -150,6 +150,10 @@ static struct reg_request *request_from(const struct http_request *req,
   return r;
 }
 
+#define REGID_RULES                                                        \
+  "Invalid registration id: 1-128 characters from A-Z a-z 0-9 - . _ :, "   \
+  "starting with a letter or digit."
+
 void device_api_handle(struct api_ctx *ctx, struct http_exchange *ex,
                        const struct path_parts *dp,
                        enum path_split_status split)
@@ -157,6 +161,10 @@ void device_api_handle(struct api_ctx *ctx, struct http_exchange *ex,
   const struct http_request *req = http_exchange_request(ex);
   int wrong_method = 0;
   enum reg_op op = 0;
+  if (split == PATH_SEGMENT_TOO_LONG && dp->n == 2) {
+    refuse(ex, "BAD_REQUEST", REGID_RULES);
+    return;
+  }
   if (split == PATH_OK && !has_empty_segment(dp))
     op = operation_of(req->method, dp, &wrong_method);
   if (!op) {
@@ -171,9 +179,7 @@ void device_api_handle(struct api_ctx *ctx, struct http_exchange *ex,
   }
   if (url_decode(dp->seg[2], strlen(dp->seg[2]), regid, sizeof(regid)) != 0 ||
       !ids_registration_id_valid(regid)) {
-    refuse(ex, "BAD_REQUEST",
-           "Invalid registration id: 1-128 characters from A-Z a-z 0-9 - . _ "
-           ":, starting with a letter or digit.");
+    refuse(ex, "BAD_REQUEST", REGID_RULES);
     return;
   }
   if (op == REG_OPERATION_STATUS &&

@@ -5,11 +5,12 @@
  * $dps/registrations/res/{status}/?$rid={rid}[&retry-after={s}] with the
  * body HTTPS would send.
  *
- * CONNECT checks what needs no store: the username's shape, the ID
- * scope, client id = registration id, and a SAS token that parses, names
- * this registration and has not expired.  The device's proof (the
- * token's signature, the certificate against the enrollment) is checked
- * by the engine on register, exactly as over HTTPS. */
+ * CONNECT first checks what needs no store: the username's shape, the
+ * ID scope, client id = registration id, and a SAS token that parses,
+ * names this registration and has not expired.  Then the engine checks
+ * the device's proof (the token's signature, the certificate against
+ * the enrollment) before the CONNACK, and again on register, exactly as
+ * over HTTPS. */
 #include "api/api.h"
 
 #include <stdio.h>
@@ -74,7 +75,8 @@ static uint8_t connect_refused(const struct mqtt_session *s, uint8_t code,
            s->client_id, reason, s->peer_addr, detail ? " detail=" : "",
            detail ? detail : "");
   char labels[96];
-  snprintf(labels, sizeof labels, "transport=\"mqtt\",reason=\"%s\"", reason);
+  snprintf(labels, sizeof labels, "transport=\"mqtt\",reason=\"%s\"",
+           wire_error_public_reason(reason));
   metrics_add("provd_registration_failures_total",
               "Registration requests refused, by reason.", labels, 1);
   return code;
@@ -217,6 +219,18 @@ static void on_engine_done(void *ud, struct reg_outcome *out)
   free(job);
 }
 
+/* What every engine request from this connection carries. */
+static void request_from_session(struct reg_request *r, enum reg_op op,
+                                 const struct mqtt_session *s)
+{
+  r->op = op;
+  snprintf(r->registration_id, sizeof r->registration_id, "%s", s->client_id);
+  r->authorization = s->password ? strdup(s->password) : NULL;
+  r->peer_chain_pem = s->peer_chain_pem ? strdup(s->peer_chain_pem) : NULL;
+  device_peer_ip(s->peer_addr, r->client_ip, sizeof r->client_ip);
+  ids_uuid(r->trace_id);
+}
+
 /* ---- PUBLISH --------------------------------------------------------------- */
 
 /* $rid is echoed in the answer's topic: a short token of safe bytes. */
@@ -240,8 +254,10 @@ static json_t *register_body(struct mqtt_exchange *ex, const char *rid,
   json_t *body = json_body_read("application/json", payload, len, max_body,
                                 JSON_BODY_REQUIRED, &why);
   if (!body) {
-    refuse(ex, rid, "BAD_REQUEST",
-           "The payload must be a JSON object (DeviceRegistration).");
+    refuse(ex, rid, "BAD_REQUEST", why == JSON_BODY_EMPTY
+                                       ? "The payload must be a JSON object "
+                                         "(DeviceRegistration)."
+                                       : json_body_problem(why));
     return NULL;
   }
   const char *problem = device_body_problem(body, false, regid);
@@ -306,19 +322,66 @@ static void on_publish(struct mqtt_exchange *ex, const char *topic,
     free(r);
     return;
   }
-  r->op = op;
-  snprintf(r->registration_id, sizeof r->registration_id, "%s", s->client_id);
+  request_from_session(r, op, s);
   snprintf(r->operation_id, sizeof r->operation_id, "%s", opid);
-  r->authorization = s->password ? strdup(s->password) : NULL;
-  r->peer_chain_pem = s->peer_chain_pem ? strdup(s->peer_chain_pem) : NULL;
-  device_peer_ip(s->peer_addr, r->client_ip, sizeof r->client_ip);
-  ids_uuid(r->trace_id);
   engine_submit(ctx->engine, r, on_engine_done, job);
+}
+
+/* ---- CONNECT's proof ------------------------------------------------------- */
+
+/* The engine's refusal as a CONNACK: one code per wire status, so a
+ * CONNACK says no more than the HTTPS answer would (an unknown id and a
+ * bad signature both read "bad user name or password"). */
+static uint8_t connack_for(const struct reg_outcome *out)
+{
+  if (!out->error_code)
+    return MQTT_CONNACK_ACCEPTED;
+  switch (out->http_status) {
+  case 401:
+    return MQTT_CONNACK_BAD_CREDENTIALS;
+  case 429:
+  case 500:
+  case 503:
+    return MQTT_CONNACK_UNAVAILABLE;
+  default:
+    return MQTT_CONNACK_NOT_AUTHORIZED;
+  }
+}
+
+static void on_verified(void *ud, struct reg_outcome *out)
+{
+  struct mqtt_exchange *ex = ud;
+  uint8_t code = connack_for(out);
+  if (code != MQTT_CONNACK_ACCEPTED) { /* the engine counted it */
+    const struct mqtt_session *s = mqtt_exchange_session(ex);
+    log_info(COMPONENT, "connect refused regid=%s reason=%s connack=%u "
+                        "peer=%s transport=mqtt",
+             s->client_id, out->reason, code, s->peer_addr);
+  }
+  free(out->body_text);
+  out->body_text = NULL;
+  mqtt_connect_verdict(ex, code);
+}
+
+/* The device's proof (token signature, certificate against the
+ * enrollment) before CONNACK, as DPS refuses a wrong key at CONNECT.
+ * Register checks it again: the enrollment may change in between. */
+static void on_verify(struct mqtt_exchange *ex, void *ud)
+{
+  struct api_ctx *ctx = ud;
+  struct reg_request *r = calloc(1, sizeof *r);
+  if (!r) {
+    mqtt_connect_verdict(ex, MQTT_CONNACK_UNAVAILABLE);
+    return;
+  }
+  request_from_session(r, REG_AUTHENTICATE, mqtt_exchange_session(ex));
+  engine_submit(ctx->engine, r, on_verified, ex);
 }
 
 struct mqtt_handlers device_mqtt_handlers(void)
 {
   return (struct mqtt_handlers){.connect = on_connect,
+                                .verify = on_verify,
                                 .filter_ok = on_filter,
                                 .publish = on_publish};
 }

@@ -39,7 +39,10 @@ json_t *json_body_read(const char *content_type, const char *body,
   json_t *doc =
       json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
   if (!doc) {
-    *status = JSON_BODY_NOT_JSON;
+    enum json_error_code code = json_error_code(&jerr);
+    *status = code == json_error_duplicate_key    ? JSON_BODY_DUPLICATE_KEY
+              : code == json_error_stack_overflow ? JSON_BODY_TOO_DEEP
+                                                  : JSON_BODY_NOT_JSON;
     return NULL;
   }
   if (!json_is_object(doc)) {
@@ -48,4 +51,22 @@ json_t *json_body_read(const char *content_type, const char *body,
     return NULL;
   }
   return doc;
+}
+
+const char *json_body_problem(enum json_body_status status)
+{
+  switch (status) {
+  case JSON_BODY_EMPTY:
+    return "A JSON request body is required.";
+  case JSON_BODY_NOT_JSON:
+    return "The request body is not valid JSON.";
+  case JSON_BODY_DUPLICATE_KEY:
+    return "The request body repeats a key within one JSON object.";
+  case JSON_BODY_TOO_DEEP:
+    return "The request body nests JSON objects or arrays too deeply.";
+  case JSON_BODY_NOT_OBJECT:
+    return "The request body must be a JSON object.";
+  default:
+    return "";
+  }
 }

@@ -14,9 +14,15 @@ enum json_body_status {
   JSON_BODY_EMPTY,          /* no body (and JSON_BODY_OPTIONAL not given) */
   JSON_BODY_MEDIA_TYPE,     /* Content-Type is not application/json */
   JSON_BODY_TOO_LARGE,
-  JSON_BODY_NOT_JSON,       /* syntax error or a duplicate key */
+  JSON_BODY_NOT_JSON,       /* syntax error */
+  JSON_BODY_DUPLICATE_KEY,  /* a key twice in one object */
+  JSON_BODY_TOO_DEEP,       /* nested beyond the parser's depth limit */
   JSON_BODY_NOT_OBJECT
 };
+
+/* What a refused body is told, for the statuses a 400 answers (syntax,
+ * duplicate key, depth, not an object, empty); "" for the others. */
+const char *json_body_problem(enum json_body_status status);
 
 enum json_body_flags {
   JSON_BODY_REQUIRED = 0,

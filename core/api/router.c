@@ -46,12 +46,28 @@ static void respond_metrics(struct http_exchange *ex)
 }
 
 /* /{idScope}/registrations/...: the device API (its first segment is not
- * one of the service API's collections). */
-static int is_device_path(const struct path_parts *parts)
+ * one of the service API's collections).  Read from the raw path, so that
+ * a segment too long to split still reaches the API it was meant for and
+ * gets that API's answer. */
+static int is_device_path(const char *path)
 {
-  return parts->n >= 2 && parts->seg[0][0] &&
-         strcasecmp(parts->seg[1], "registrations") == 0 &&
-         !is_service_root(parts->seg[0]);
+  if (path[0] != '/')
+    return 0;
+  const char *first = path + 1, *slash = strchr(first, '/');
+  if (!slash || slash == first)
+    return 0;
+  const char *second = slash + 1, *end = strchr(second, '/');
+  size_t len = end ? (size_t)(end - second) : strlen(second);
+  size_t first_len = (size_t)(slash - first);
+  char root[32];
+  if (first_len < sizeof(root)) {
+    memcpy(root, first, first_len);
+    root[first_len] = '\0';
+    if (is_service_root(root))
+      return 0;
+  }
+  return len == strlen("registrations") &&
+         strncasecmp(second, "registrations", len) == 0;
 }
 
 static int is_our_scope(const struct api_ctx *ctx, const char *raw)
@@ -76,11 +92,11 @@ void api_handle(struct http_exchange *ex, void *ud)
   }
   struct path_parts parts;
   enum path_split_status split = path_split(req->path, &parts);
-  if (!is_device_path(&parts)) {
+  if (!is_device_path(req->path)) {
     service_api_handle(ctx, ex, &parts, split);
     return;
   }
-  if (!is_our_scope(ctx, parts.seg[0])) {
+  if (parts.n == 0 || !is_our_scope(ctx, parts.seg[0])) {
     log_info("api", "unknown id scope reason=UNKNOWN_ID_SCOPE peer=%s",
              req->peer_addr ? req->peer_addr : "?");
     api_respond_reason(ex, "UNKNOWN_ID_SCOPE", NULL);

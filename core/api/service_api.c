@@ -41,16 +41,6 @@ static int resource_ok(const struct api_ctx *ctx, const char *sr_raw)
   return sr[host_len] == '\0' || sr[host_len] == '/';
 }
 
-static const struct service_policy *find_policy(const struct api_ctx *ctx,
-                                                const char *name)
-{
-  for (size_t i = 0; name && i < ctx->n_policies; i++) {
-    if (strcasecmp(ctx->policies[i].name, name) == 0)
-      return &ctx->policies[i];
-  }
-  return NULL;
-}
-
 /* The policy the request is signed with, or NULL (why says why, for the
  * log only: the client just gets 401). */
 static const struct service_policy *authenticate(
@@ -68,7 +58,7 @@ static const struct service_policy *authenticate(
     *why = "malformed token";
     return NULL;
   }
-  const struct service_policy *p = find_policy(ctx, tok.skn);
+  const struct service_policy *p = api_policy_find(ctx, tok.skn);
   if (!p) {
     /* Check the signature anyway, against a key nobody has, so an
      * unknown policy name takes as long as a wrong signature. */
@@ -389,21 +379,13 @@ static json_t *read_body(const struct http_request *req, size_t max_body,
     prep_fail(e, 415, SVC_E_MEDIA_TYPE,
               "Content-Type must be application/json");
     break;
-  case JSON_BODY_EMPTY:
-    prep_fail(e, 400, SVC_E_BAD_REQUEST, "A JSON request body is required");
-    break;
   case JSON_BODY_TOO_LARGE: {
     struct wire_error w = wire_error_of("PAYLOAD_TOO_LARGE");
     prep_fail(e, w.http_status, w.error_code, w.message);
     break;
   }
-  case JSON_BODY_NOT_JSON:
-    prep_fail(e, 400, SVC_E_BAD_REQUEST,
-              "The request body is not valid JSON (or repeats a key)");
-    break;
-  case JSON_BODY_NOT_OBJECT:
-    prep_fail(e, 400, SVC_E_BAD_REQUEST,
-              "The request body must be a JSON object");
+  default:
+    prep_fail(e, 400, SVC_E_BAD_REQUEST, json_body_problem(why));
     break;
   }
   return doc;

@@ -288,16 +288,51 @@ static void do_log_level(struct ck *c, struct provd_config *cfg,
   cfg->log_level = level;
 }
 
+/* A duration in lo..hi ms into *out. */
+static void get_duration(struct ck *c, const struct cfg_node *v,
+                         const char *what, long long lo, long long hi,
+                         long long *out)
+{
+  long long ms;
+  if (cfg_is_absent(v) || want_text(c, v, what, "a duration"))
+    return;
+  if (cfg_parse_duration_ms(v->text, &ms))
+    ck_err(c, v, "%s: expected a duration like 250ms, 30s, 5m or 24h, got "
+                 "'%s'", what, v->text);
+  else if (ms < lo || ms > hi)
+    ck_err(c, v, "%s: %lld ms is out of range %lld..%lld", what, ms, lo, hi);
+  else
+    *out = ms;
+}
+
 #define MAX_BODY_MIN 1024ULL
 #define MAX_BODY_MAX (64ULL << 20)
 
 static void do_limits(struct ck *c, struct provd_config *cfg,
                       const struct cfg_node *v)
 {
-  static const struct key_rule rules[] = {{"max_body", 0}, {0}};
+  static const struct key_rule rules[] = {
+      {"max_body", 0},       {"max_connections", 0},
+      {"max_handshakes", 0}, {"handshake_timeout", 0},
+      {"max_connections_per_source", 0}, {0}};
   if (want_type(c, v, CFG_MAP, "limits"))
     return;
   check_keys(c, v, rules, "limits");
+  const struct cfg_node *n = cfg_map_get(v, "max_connections");
+  if (!cfg_is_absent(n))
+    get_int(c, n, "limits.max_connections", 16, 1000000,
+            &cfg->max_connections);
+  n = cfg_map_get(v, "max_handshakes");
+  if (!cfg_is_absent(n))
+    get_int(c, n, "limits.max_handshakes", 16, 1000000, &cfg->max_handshakes);
+  n = cfg_map_get(v, "max_connections_per_source");
+  if (!cfg_is_absent(n))
+    get_int(c, n, "limits.max_connections_per_source", 0, 1000000,
+            &cfg->max_connections_per_source);
+  long long hs_ms = cfg->handshake_timeout_s * 1000LL;
+  get_duration(c, cfg_map_get(v, "handshake_timeout"),
+               "limits.handshake_timeout", 1000, 60000, &hs_ms);
+  cfg->handshake_timeout_s = (int)(hs_ms / 1000);
   const struct cfg_node *mb = cfg_map_get(v, "max_body");
   unsigned long long size;
   if (cfg_is_absent(mb) || want_text(c, mb, "limits.max_body", "a size"))
@@ -332,23 +367,6 @@ static void do_registration(struct ck *c, struct provd_config *cfg,
       strcmp(cfg->allocation_policy, "custom") == 0)
     ck_err(c, ap, "registration.allocation_policy: custom cannot be the "
                   "default policy (DPS); name it on the enrollment");
-}
-
-/* A duration in lo..hi ms into *out. */
-static void get_duration(struct ck *c, const struct cfg_node *v,
-                         const char *what, long long lo, long long hi,
-                         long long *out)
-{
-  long long ms;
-  if (cfg_is_absent(v) || want_text(c, v, what, "a duration"))
-    return;
-  if (cfg_parse_duration_ms(v->text, &ms))
-    ck_err(c, v, "%s: expected a duration like 250ms, 30s, 5m or 24h, got "
-                 "'%s'", what, v->text);
-  else if (ms < lo || ms > hi)
-    ck_err(c, v, "%s: %lld ms is out of range %lld..%lld", what, ms, lo, hi);
-  else
-    *out = ms;
 }
 
 #define DAY_MS (24LL * 3600 * 1000)
@@ -878,6 +896,39 @@ static void check_root(struct ck *c, struct provd_config *cfg,
   }
 }
 
+/* ---- reload ---- */
+
+int config_section_changed(const struct provd_config *running,
+                           const struct provd_config *fresh, const char *key)
+{
+  return !cfg_tree_equal(cfg_map_get(running->root, key),
+                         cfg_map_get(fresh->root, key));
+}
+
+size_t config_changed_sections(const struct provd_config *running,
+                               const struct provd_config *fresh,
+                               const char *const *skip, char *out,
+                               size_t len)
+{
+  size_t n = 0, used = 0;
+  if (len)
+    out[0] = '\0';
+  for (size_t t = 0; t < N_TOP; t++) {
+    const char *key = top_keys[t].key;
+    int skipped = 0;
+    for (size_t i = 0; skip && skip[i]; i++)
+      skipped |= strcmp(skip[i], key) == 0;
+    if (skipped || !config_section_changed(running, fresh, key))
+      continue;
+    int w = snprintf(out + used, len > used ? len - used : 0, "%s%s",
+                     n ? ", " : "", key);
+    if (w > 0)
+      used += (size_t)w;
+    n++;
+  }
+  return n;
+}
+
 /* ---- lifecycle ---- */
 
 static int set_defaults(struct provd_config *cfg)
@@ -898,6 +949,7 @@ static int set_defaults(struct provd_config *cfg)
   cfg->workers = 0;
   cfg->log_level = LOG_INFO;
   cfg->max_body_bytes = 96 * 1024;
+  cfg->handshake_timeout_s = 5;
   cfg->retry_after_s = 1;
   cfg->events = (struct cfg_events){
       .retry_initial_ms = 1000, .retry_max_ms = 300000,

@@ -110,6 +110,12 @@ struct provd_config {
   int workers;              /* 0: number of cores */
   int log_level;            /* LOG_* */
   size_t max_body_bytes;    /* `limits.max_body`, default 96 KiB */
+  /* `limits.*` per listener, split over the workers: open connections
+   * and TLS connections without a finished handshake (0: the listener's
+   * defaults, net/http.h and net/mqtt.h), and how long a handshake may
+   * take (default 5 s). */
+  int max_connections, max_handshakes, handshake_timeout_s;
+  int max_connections_per_source; /* all workers; 0: no limit */
   int retry_after_s;        /* `registration.retry_after`, default 1 */
   /* `registration.allocation_policy`: for enrollments without one; NULL:
    * the first allocation plugin declared. */
@@ -129,6 +135,17 @@ int config_load(const char *path, struct provd_config *cfg, struct diag *d);
 /* Defaults only, as if the file were empty (used when no file exists). */
 void config_defaults(struct provd_config *cfg);
 void config_free(struct provd_config *cfg);
+
+/* The top-level sections (`listen`, `plugins`, ...) that differ between
+ * two loaded configs, except those named in skip (NULL-ended), as
+ * "listen, plugins" in out; returns how many. */
+/* 1 when the top-level section key differs between two loaded configs. */
+int config_section_changed(const struct provd_config *running,
+                           const struct provd_config *fresh, const char *key);
+size_t config_changed_sections(const struct provd_config *running,
+                               const struct provd_config *fresh,
+                               const char *const *skip, char *out,
+                               size_t len);
 
 /* Parses "HOST:PORT", "[::1]:PORT" into out; -1 with a message if bad. */
 int config_parse_listen(const char *text, struct cfg_listen *out,

@@ -86,6 +86,22 @@ void cfg_tree_free(struct cfg_node *n)
   free(n);
 }
 
+int cfg_tree_equal(const struct cfg_node *a, const struct cfg_node *b)
+{
+  if (cfg_is_absent(a) || cfg_is_absent(b))
+    return cfg_is_absent(a) && cfg_is_absent(b);
+  if (a->type != b->type || a->n != b->n)
+    return 0;
+  if (a->type == CFG_SCALAR)
+    return strcmp(a->text, b->text) == 0 && a->quoted == b->quoted;
+  for (size_t i = 0; i < a->n; i++) {
+    if ((a->keys && !cfg_tree_equal(a->keys[i], b->keys[i])) ||
+        !cfg_tree_equal(a->items[i], b->items[i]))
+      return 0;
+  }
+  return 1;
+}
+
 static struct cfg_node *new_node(struct builder *b, enum cfg_type type,
                                  yaml_mark_t mark)
 {

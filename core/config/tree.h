@@ -42,6 +42,8 @@ struct cfg_node {
 int cfg_tree_parse(const char *text, size_t len, const char *file,
                    struct cfg_node **root, struct diag *d);
 void cfg_tree_free(struct cfg_node *n);
+/* 1 when both trees say the same (positions aside; absent == null). */
+int cfg_tree_equal(const struct cfg_node *a, const struct cfg_node *b);
 
 /* Value of `key` in mapping m, or NULL (also when m is not a mapping). */
 const struct cfg_node *cfg_map_get(const struct cfg_node *m, const char *key);

@@ -1,5 +1,6 @@
 #include "engine/engine.h"
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +47,7 @@ struct engine {
   /* Every attestation and allocation plugin only computes: registrations
    * read on the store writer (store_submit_read_on_writer). */
   bool reads_on_writer;
+  atomic_int retry_after_s; /* `registration.retry_after`; SIGHUP sets it */
 };
 
 /* What the attestation plugin said beside "yes" (host setters). */
@@ -116,6 +118,7 @@ int engine_new(const struct provd_config *cfg, struct store *store,
   e->cfg = cfg;
   e->store = store;
   e->plugins = plugins;
+  atomic_init(&e->retry_after_s, cfg->retry_after_s);
   e->reads_on_writer = kind_is_nonblocking(plugins, PROVD_KIND_ATTESTATION) &&
                        kind_is_nonblocking(plugins, PROVD_KIND_ALLOCATION);
   log_info("engine", "registrations read on the %s",
@@ -141,6 +144,11 @@ int engine_new(const struct provd_config *cfg, struct store *store,
 int engine_allocation_policy_known(const struct engine *e, const char *policy)
 {
   return allocator_policy_known(e->alloc, policy);
+}
+
+void engine_set_retry_after(struct engine *e, int seconds)
+{
+  atomic_store_explicit(&e->retry_after_s, seconds, memory_order_relaxed);
 }
 
 void engine_set_issuers(struct engine *e, const struct issuer_set *borrow)
@@ -244,7 +252,8 @@ static void finish_error(struct job *j, const char *reason, const char *detail)
            j->req->registration_id, reason, j->req->trace_id,
            detail && *detail ? " detail=" : "", detail ? detail : "");
   char labels[96];
-  snprintf(labels, sizeof(labels), "reason=\"%s\"", reason);
+  snprintf(labels, sizeof(labels), "reason=\"%s\"",
+           wire_error_public_reason(reason));
   metrics_add("provd_registration_failures_total",
               "Registration requests refused, by reason.", labels, 1);
   struct reg_outcome out = {0};
@@ -471,7 +480,9 @@ static const char *mechanism_of_poll(const struct job *j,
                                      const char *detected, const char *type)
 {
   int has_own_data = strcmp(detected, "symmetricKey") != 0;
-  if (j->req->op == REG_REGISTER || has_own_data || !type ||
+  int registers = j->req->op == REG_REGISTER ||
+                  j->req->op == REG_AUTHENTICATE;
+  if (registers || has_own_data || !type ||
       !attest_plugin_for(j->e, type))
     return detected;
   return type;
@@ -1069,7 +1080,8 @@ static void record_written(void *ud, int status, const struct provd_err *err)
     return;
   }
   struct reg_outcome out = {.http_status = 202, .body_text = text,
-                            .retry_after_s = j->e->cfg->retry_after_s};
+                            .retry_after_s = atomic_load_explicit(
+                                &j->e->retry_after_s, memory_order_relaxed)};
   j->done(j->ud, &out);
   job_free(j);
 }
@@ -1184,12 +1196,21 @@ static void read_phase(struct store_session *s, void *ud)
   }
   struct auth_outcome ao = {{0}, {0}};
   int rc = authenticate(j, s, &ao);
+  if (rc == PROVD_CHALLENGE && j->req->op == REG_AUTHENTICATE) {
+    finish_error(j, "ATTESTATION_MISMATCH",
+                 "the enrollment needs a challenge round");
+    return;
+  }
   if (rc == PROVD_CHALLENGE) {
     issue_challenge(j);
     return;
   }
   if (rc != PROVD_OK) {
     finish_error(j, ao.reason, ao.detail);
+    return;
+  }
+  if (j->req->op == REG_AUTHENTICATE) {
+    finish(j, 200, json_object());
     return;
   }
   if (j->req->op != REG_REGISTER) {

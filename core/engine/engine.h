@@ -28,7 +28,11 @@ enum reg_op {
    * registration would get, or why it would fail; nothing is written.
    * With an authorization the device proof is checked too; without one
    * only the individual enrollment is considered. */
-  REG_EXPLAIN = 4
+  REG_EXPLAIN = 4,
+  /* The device's proof only, as a register would check it (MQTT CONNECT):
+   * 200 with an empty document, or the refusal; nothing is written and
+   * no challenge round starts. */
+  REG_AUTHENTICATE = 5
 };
 
 /* What a transport hands over; the engine takes ownership. */
@@ -72,6 +76,10 @@ struct issuer_set;
 int engine_allocation_policy_known(const struct engine *e, const char *policy);
 
 void engine_set_issuers(struct engine *e, const struct issuer_set *borrow);
+
+/* The Retry-After of 202 answers from now on (config reload); any
+ * thread. */
+void engine_set_retry_after(struct engine *e, int seconds);
 
 /* Replaces the linked hubs for later registrations (see engine/hubs.h);
  * any thread. */

@@ -51,6 +51,8 @@
 #define DEFAULT_MAX_BODY_BYTES (96 * 1024)
 #define DEFAULT_IDLE_TIMEOUT_S 30
 #define DEFAULT_MAX_CONNECTIONS 4096
+#define DEFAULT_MAX_HANDSHAKES 1024
+#define DEFAULT_HANDSHAKE_TIMEOUT_S 5
 #define MAX_WORKERS 1024
 #define LISTEN_BACKLOG 1024
 /* Stop serving pipelined requests while this much output is unread. */
@@ -118,6 +120,7 @@ struct conn {
   bool have_head;  /* head parsed, waiting for the body */
   bool sent_continue;
   bool chain_loaded;
+  bool handshaken; /* TLS handshake done (always, for plain HTTP) */
   size_t scan_from; /* where to resume searching for the head's end */
   struct http_head head;
   char *arena; /* the current request: head + body + path copy */
@@ -169,6 +172,8 @@ struct http_worker {
 
 struct http_server {
   struct http_server_opts o;
+  _Atomic(SSL_CTX *) ssl_now; /* o.ssl, or what http_server_set_ssl gave */
+  struct net_sources *sources; /* NULL: no per-source limit */
   char host[256];
   int port;
   struct http_protocol protocols[MAX_PROTOCOLS];
@@ -446,24 +451,14 @@ static void conn_trim_buffers(struct conn *c)
   }
 }
 
+/* Below the idle timeout, so that a request stopping short is answered
+ * 408 by the deadline before the idle timeout closes the stream. */
 static int request_deadline_s(const struct http_worker *w)
 {
-  int idle = w->srv->o.idle_timeout_s;
+  int idle = w->srv->o.idle_timeout_s - 1;
+  if (idle < 1)
+    idle = 1;
   return idle < REQUEST_DEADLINE_S ? idle : REQUEST_DEADLINE_S;
-}
-
-/* The handshake, a request or the linger took too long. */
-static void on_deadline(evutil_socket_t fd, short what, void *arg)
-{
-  (void)fd;
-  (void)what;
-  struct conn *c = arg;
-  if (!c->nc.stream || c->in_flight || c->closing)
-    return; /* nothing being received; the write timeout bounds a flush */
-  log_debug(COMPONENT, "%s: %s deadline passed; closing", c->peer_addr,
-            c->lingering ? "linger" : "request");
-  conn_close_socket(c);
-  conn_release(c);
 }
 
 /* Writes the serialized response in ex->out plus the Connection line. */
@@ -517,6 +512,7 @@ static const char *reason_of_status(int status)
   case 501: return "TRANSFER_ENCODING_UNSUPPORTED";
   case 505: return "HTTP_VERSION_UNSUPPORTED";
   case 500: return "INTERNAL";
+  case 408: return "REQUEST_TIMEOUT";
   default: return "MALFORMED_REQUEST";
   }
 }
@@ -537,7 +533,40 @@ static void conn_fail(struct conn *c, int status)
   conn_write_response(c, false);
 }
 
+/* The handshake, a request or the linger took too long. */
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+  (void)fd;
+  (void)what;
+  struct conn *c = arg;
+  if (!c->nc.stream || c->in_flight || c->closing)
+    return; /* nothing being received; the write timeout bounds a flush */
+  if (!c->lingering && c->handshaken &&
+      (c->have_head || evbuffer_get_length(stream_input(c->nc.stream)))) {
+    conn_fail(c, 408); /* part of a request came: say why we close */
+    return;
+  }
+  log_debug(COMPONENT, "%s: %s deadline passed; closing", c->peer_addr,
+            c->lingering ? "linger" : c->handshaken ? "request"
+                                                    : "handshake");
+  conn_close_socket(c);
+  conn_release(c);
+}
+
 /* ---- request intake (loop thread) ------------------------------------- */
+
+/* A LF not preceded by CR in p[from..n): the parser refuses it (400) at
+ * once instead of waiting for an empty line that a bare-LF client ends
+ * with "\n\n". */
+static bool has_bare_lf(const char *p, size_t from, size_t n)
+{
+  for (const char *lf = memchr(p + from, '\n', n - from); lf;
+       lf = memchr(lf + 1, '\n', (size_t)(p + n - lf - 1))) {
+    if (lf == p || lf[-1] != '\r')
+      return true;
+  }
+  return false;
+}
 
 /* 1: c->head holds a complete head; 0: need more; < 0: minus a status. */
 static int conn_find_head(struct conn *c, struct evbuffer *in, size_t avail)
@@ -552,7 +581,8 @@ static int conn_find_head(struct conn *c, struct evbuffer *in, size_t avail)
   /* Parse only once the empty line is there: a client dripping bytes
    * then costs O(n) in total instead of one full parse per byte. */
   size_t from = c->scan_from > 3 ? c->scan_from - 3 : 0;
-  if (from >= n || !memmem(p + from, n - from, "\r\n\r\n", 4)) {
+  if (from >= n || (!memmem(p + from, n - from, "\r\n\r\n", 4) &&
+                    !has_bare_lf(p, from, n))) {
     c->scan_from = n;
     return avail > lim->max_header_bytes ? -431 : 0;
   }
@@ -747,6 +777,8 @@ static void on_event(struct stream *s, int what, void *arg)
   struct conn *c = arg;
   if (what & STREAM_CONNECTED) {
     net_conn_deadline_stop(&c->nc); /* the handshake is done */
+    net_conns_handshake_end(&c->w->conns, &c->nc);
+    c->handshaken = true;
     c->w->handshakes++;
     worker_counters_dirty(c->w);
     return;
@@ -783,6 +815,58 @@ static void format_peer(const struct sockaddr *sa, char *out, size_t n)
   }
 }
 
+/* A connection that may be closed to make room: handshaken, nothing
+ * received, nothing being answered or sent. */
+static bool conn_idle(struct conn *c)
+{
+  return c->nc.stream && c->handshaken && !c->in_flight && !c->closing &&
+         !c->lingering && !c->have_head &&
+         evbuffer_get_length(stream_input(c->nc.stream)) == 0 &&
+         evbuffer_get_length(stream_output(c->nc.stream)) == 0;
+}
+
+/* At max_connections the longest-open idle keep-alive connection makes
+ * room (clients reconnect, as after an idle timeout); false when none
+ * can, and the new connection is refused. */
+static bool make_room(struct http_worker *w, const char *peer)
+{
+  if (w->conns.n < w->srv->o.max_connections)
+    return true;
+  struct conn *oldest_idle = NULL;
+  for (struct net_conn *n = w->conns.head; n; n = n->next)
+    if (conn_idle((struct conn *)n))
+      oldest_idle = (struct conn *)n;
+  if (!oldest_idle) {
+    net_conns_shed(&w->conns, "https", "max_connections", peer);
+    return false;
+  }
+  net_conns_shed(&w->conns, "https", "idle_evicted",
+                 oldest_idle->peer_addr);
+  conn_close_socket(oldest_idle);
+  conn_release(oldest_idle);
+  return true;
+}
+
+static int handshake_deadline_s(const struct http_worker *w)
+{
+  int hs = w->srv->o.handshake_timeout_s, req = request_deadline_s(w);
+  return hs < req ? hs : req;
+}
+
+/* Bounds what connections that never finish a handshake hold: beyond
+ * max_handshakes the one waiting longest is closed. */
+static void queue_handshake(struct http_worker *w, struct conn *c)
+{
+  if (w->conns.n_handshaking >= w->srv->o.max_handshakes) {
+    struct conn *oldest = (struct conn *)w->conns.hs_oldest;
+    net_conns_shed(&w->conns, "https", "handshake_backlog",
+                   oldest->peer_addr);
+    conn_close_socket(oldest);
+    conn_release(oldest);
+  }
+  net_conns_handshake_begin(&w->conns, &c->nc);
+}
+
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
                       struct sockaddr *sa, int socklen, void *arg)
 {
@@ -790,7 +874,9 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
   (void)socklen;
   struct http_worker *w = arg;
   const struct http_server_opts *o = &w->srv->o;
-  if (w->stopping || w->conns.n >= o->max_connections) {
+  char peer[INET6_ADDRSTRLEN + 8];
+  format_peer(sa, peer, sizeof peer);
+  if (w->stopping || !make_room(w, peer)) {
     evutil_closesocket(fd);
     return;
   }
@@ -800,7 +886,9 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
   struct event *deadline = c ? evtimer_new(w->base, on_deadline, c) : NULL;
   struct stream *stream = NULL;
   if (deadline)
-    stream = stream_new(w->base, fd, o->ssl); /* takes fd */
+    stream = stream_new(w->base, fd, atomic_load_explicit(
+                                         &w->srv->ssl_now,
+                                         memory_order_acquire)); /* takes fd */
   else
     evutil_closesocket(fd);
   if (!stream || stream_start(stream, on_read, on_drained, on_event, c,
@@ -816,12 +904,20 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
   c->w = w;
   c->nc.stream = stream;
   c->tls = o->ssl != NULL;
-  format_peer(sa, c->peer_addr, sizeof c->peer_addr);
-  if (c->tls) /* a handshake dripped byte by byte must end too */
-    net_conn_deadline_start(&c->nc, request_deadline_s(w));
+  c->handshaken = !c->tls;
+  snprintf(c->peer_addr, sizeof c->peer_addr, "%s", peer);
   net_conns_add(&w->conns, &c->nc);
+  if (c->tls) { /* a handshake dripped byte by byte must end too */
+    net_conn_deadline_start(&c->nc, handshake_deadline_s(w));
+    queue_handshake(w, c);
+  }
   atomic_fetch_add_explicit(&w->n_open, 1, memory_order_relaxed);
   worker_counters_dirty(w);
+  if (!net_sources_take(w->srv->sources, &c->nc, peer)) {
+    net_conns_shed(&w->conns, "https", "per_source", peer);
+    conn_close_socket(c);
+    conn_release(c);
+  }
 }
 
 /* A connection of another protocol on this worker. */
@@ -966,6 +1062,14 @@ static void worker_begin_stop(struct http_worker *w, int grace_ms)
        * this very wake-up): flush them, then close. */
       c->closing = true;
       stream_set_reading(c->nc.stream, false);
+      continue;
+    }
+    if (c->nc.stream && c->handshaken && !c->lingering &&
+        stream_input_pending(c->nc.stream)) {
+      /* A request that arrived before the stop is answered (with
+       * Connection: close) within the grace period. */
+      stream_set_reading(c->nc.stream, true);
+      stream_trigger_read(c->nc.stream);
       continue;
     }
     conn_close_socket(c);
@@ -1205,6 +1309,7 @@ static void worker_free_loop(struct http_worker *w)
 
 static void server_free(struct http_server *srv)
 {
+  net_sources_free(srv->sources);
   for (int i = 0; i < srv->n_workers; i++) {
     worker_free_loop(&srv->workers[i]);
     pthread_mutex_destroy(&srv->workers[i].mu);
@@ -1368,6 +1473,10 @@ static void apply_defaults(struct http_server_opts *o)
     o->idle_timeout_s = DEFAULT_IDLE_TIMEOUT_S;
   if (!o->max_connections)
     o->max_connections = DEFAULT_MAX_CONNECTIONS;
+  if (!o->max_handshakes)
+    o->max_handshakes = DEFAULT_MAX_HANDSHAKES;
+  if (o->handshake_timeout_s <= 0)
+    o->handshake_timeout_s = DEFAULT_HANDSHAKE_TIMEOUT_S;
 }
 
 static int check_opts(const struct http_server_opts *o, struct provd_err *err)
@@ -1428,6 +1537,13 @@ static struct http_server *server_alloc(const struct http_server_opts *o)
     return NULL;
   }
   srv->o = *o;
+  atomic_init(&srv->ssl_now, o->ssl);
+  if (o->max_connections_per_source &&
+      !(srv->sources = net_sources_new(o->max_connections_per_source))) {
+    free(srv->workers);
+    free(srv);
+    return NULL;
+  }
   apply_defaults(&srv->o);
   snprintf(srv->host, sizeof srv->host, "%s", o->host ? o->host : "");
   srv->o.host = srv->host;
@@ -1481,6 +1597,12 @@ static int server_bind_all(struct http_server *srv, struct provd_err *err)
     if (worker_init(srv, &srv->workers[i], ss, lens, err) < 0)
       return -1;
   return 0;
+}
+
+void http_server_set_ssl(struct http_server *srv, SSL_CTX *borrow)
+{
+  if (srv->o.ssl && borrow)
+    atomic_store_explicit(&srv->ssl_now, borrow, memory_order_release);
 }
 
 int http_server_start(const struct http_server_opts *o,

@@ -97,7 +97,14 @@ struct http_server_opts {
   size_t max_header_bytes;  /* default 16 KiB */
   size_t max_body_bytes;    /* default 96 KiB; larger -> 413 */
   int idle_timeout_s;       /* default 30 */
-  size_t max_connections;   /* per worker, default 4096 */
+  size_t max_connections;   /* per worker, default 4096; at the limit the
+                               longest-open idle connection is closed */
+  size_t max_handshakes;    /* per worker, TLS connections without a
+                               finished handshake, default 1024; beyond it
+                               the oldest is closed */
+  int handshake_timeout_s;  /* default 5 */
+  size_t max_connections_per_source; /* open connections from one IP
+                                        address, all workers; 0: no limit */
   http_handler_fn handler;
   void *ud;
   const struct http_protocol *protocols; /* borrowed until stop */
@@ -114,6 +121,10 @@ int http_server_start(const struct http_server_opts *o,
 int http_server_port(const struct http_server *srv);
 /* The bound port of opts.protocols[i]. */
 int http_server_protocol_port(const struct http_server *srv, size_t i);
+/* New connections handshake with ctx from now on (certificate rotation);
+ * connections already open keep theirs.  ctx must outlive the server.
+ * Nothing changes on a plain-HTTP server.  Any thread. */
+void http_server_set_ssl(struct http_server *srv, SSL_CTX *borrow);
 /* Stops accepting, lets in-flight exchanges finish (at most grace_ms),
  * closes every connection and joins the worker threads.  Once per
  * server; an exchange answered after the grace period is just freed. */

@@ -10,7 +10,6 @@
  *   thread (the loop no longer knows it). */
 #include "net/mqtt.h"
 
-#include <malloc.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +30,7 @@
 #define DEFAULT_MAX_PACKET (96 * 1024 + MQTT_PUBLISH_OVERHEAD)
 #define DEFAULT_CONNECT_TIMEOUT_S 10
 #define DEFAULT_MAX_CONNECTIONS 16384
+#define DEFAULT_MAX_HANDSHAKES 1024
 /* A packet must arrive whole within this many seconds of its first byte
  * (the idle timeout restarts with every byte). */
 #define PACKET_DEADLINE_S 10
@@ -39,10 +39,6 @@
 #define PACKETS_PER_PASS 32
 #define OUTPUT_HIGH_WATER (256 * 1024)
 #define MAX_WORKERS 1024
-/* A worker whose connections all closed after at least this many were
- * open gives the freed memory back to the system (glibc keeps it in the
- * thread's arena otherwise: 10,000 idle TLS connections left ~300 MB). */
-#define TRIM_AFTER_PEAK 256
 
 #define LABEL "transport=\"mqtt\""
 #define M_OPEN "provd_connections_open"
@@ -60,6 +56,8 @@ struct mqtt_exchange {
   struct mconn *conn;
   struct loop_task task;
   bool refused;
+  bool connecting; /* a CONNECT's verification, answered by a verdict */
+  uint8_t connack; /* that verdict */
   char *topic;   /* the answer, filled by mqtt_answer */
   char *payload;
   size_t payload_len;
@@ -67,7 +65,6 @@ struct mqtt_exchange {
 
 struct mqtt_worker {
   struct net_conns conns; /* of struct mconn (nc first); loop thread only */
-  size_t peak;
   size_t in_flight; /* exchanges owned by handlers */
 };
 
@@ -81,6 +78,7 @@ struct mconn {
   bool connected, subscribed, in_flight, processing, closing;
   uint8_t sub_qos;
   uint16_t next_packet_id;
+  uint16_t keepalive_s;
   char *client_id, *username, *password, *peer_chain;
   char peer_addr[64];
   struct mqtt_session session;
@@ -89,6 +87,8 @@ struct mconn {
 
 struct mqtt_server {
   struct mqtt_server_opts o;
+  _Atomic(SSL_CTX *) ssl_now; /* o.ssl, or what mqtt_server_set_ssl gave */
+  struct net_sources *sources; /* NULL: no per-source limit */
   struct mqtt_worker *workers;
   atomic_size_t n_open;
 };
@@ -135,12 +135,7 @@ static void conn_free(struct mconn *c)
 
 static void conn_unlink(struct mconn *c)
 {
-  struct mqtt_worker *mw = c->mw;
-  net_conns_remove(&mw->conns, &c->nc);
-  if (mw->conns.n == 0 && mw->peak >= TRIM_AFTER_PEAK) {
-    mw->peak = 0;
-    malloc_trim(0);
-  }
+  net_conns_remove(&c->mw->conns, &c->nc); /* trims after a flood */
 }
 
 static void conn_close_socket(struct mconn *c)
@@ -232,6 +227,37 @@ static void send_answer(struct mconn *c)
 
 /* ---- packets (loop thread) ---------------------------------------------- */
 
+/* Sends the CONNACK for code and, when it accepts, starts the session. */
+static void finish_connect(struct mconn *c, uint8_t code)
+{
+  uint8_t b[4];
+  put(c, b, mqtt_encode_connack(b, sizeof b, false, code));
+  char labels[32];
+  snprintf(labels, sizeof labels, "code=\"%u\"", code);
+  count(M_CONNECTS, M_CONNECTS_HELP, labels);
+  if (code != MQTT_CONNACK_ACCEPTED) {
+    close_after_flush(c);
+    return;
+  }
+  c->connected = true;
+  net_conn_deadline_stop(&c->nc);
+  int ka = c->keepalive_s ? c->keepalive_s + c->keepalive_s / 2 : MAX_IDLE_S;
+  stream_set_idle_timeout(c->nc.stream, ka < MAX_IDLE_S ? ka : MAX_IDLE_S);
+}
+
+/* Hands the exchange to a handler: reading pauses until it answers. */
+static struct mqtt_exchange *exchange_start(struct mconn *c)
+{
+  struct mqtt_exchange *ex = &c->ex;
+  free(ex->topic);
+  free(ex->payload);
+  *ex = (struct mqtt_exchange){.conn = c};
+  c->in_flight = true;
+  c->mw->in_flight++;
+  stream_set_reading(c->nc.stream, false); /* one request at a time */
+  return ex;
+}
+
 static void handle_connect(struct mconn *c, const struct mqtt_connect *k)
 {
   struct mqtt_server *srv = c->srv;
@@ -246,24 +272,19 @@ static void handle_connect(struct mconn *c, const struct mqtt_connect *k)
     c->peer_chain = stream_peer_chain_pem(c->nc.stream);
   c->session = (struct mqtt_session){c->client_id, c->username, c->password,
                                      c->peer_chain, c->peer_addr};
+  c->keepalive_s = k->keepalive_s;
   uint8_t code = k->has_will ? MQTT_CONNACK_NOT_AUTHORIZED
                              : srv->o.handlers.connect(&c->session, srv->o.ud);
   if (k->has_will)
     log_info(COMPONENT, "%s client=%s: CONNECT with a will refused (not a "
                         "broker) transport=mqtt", c->peer_addr, c->client_id);
-  uint8_t b[4];
-  put(c, b, mqtt_encode_connack(b, sizeof b, false, code));
-  char labels[32];
-  snprintf(labels, sizeof labels, "code=\"%u\"", code);
-  count(M_CONNECTS, M_CONNECTS_HELP, labels);
-  if (code != MQTT_CONNACK_ACCEPTED) {
-    close_after_flush(c);
+  if (code != MQTT_CONNACK_ACCEPTED || !srv->o.handlers.verify) {
+    finish_connect(c, code);
     return;
   }
-  c->connected = true;
-  net_conn_deadline_stop(&c->nc);
-  int ka = k->keepalive_s ? k->keepalive_s + k->keepalive_s / 2 : MAX_IDLE_S;
-  stream_set_idle_timeout(c->nc.stream, ka < MAX_IDLE_S ? ka : MAX_IDLE_S);
+  struct mqtt_exchange *ex = exchange_start(c);
+  ex->connecting = true;
+  srv->o.handlers.verify(ex, srv->o.ud);
 }
 
 static void handle_subscribe(struct mconn *c, const struct mqtt_subscribe *s,
@@ -307,13 +328,7 @@ static void handle_publish(struct mconn *c, const struct mqtt_publish *p)
   char topic[MQTT_MAX_TOPIC + 1];
   memcpy(topic, p->topic.p, p->topic.len);
   topic[p->topic.len] = '\0';
-  struct mqtt_exchange *ex = &c->ex;
-  free(ex->topic);
-  free(ex->payload);
-  *ex = (struct mqtt_exchange){.conn = c};
-  c->in_flight = true;
-  c->mw->in_flight++;
-  stream_set_reading(c->nc.stream, false); /* one request at a time */
+  struct mqtt_exchange *ex = exchange_start(c);
   c->srv->o.handlers.publish(ex, topic, (const char *)p->payload,
                              p->payload_len, c->srv->o.ud);
 }
@@ -438,8 +453,11 @@ static void on_answer(struct loop_task *t, bool alive)
   c->in_flight = false;
   c->mw->in_flight--;
   if (c->nc.stream) {
-    send_answer(c);
-    if (c->nc.stream)
+    if (ex->connecting)
+      finish_connect(c, ex->connack);
+    else
+      send_answer(c);
+    if (c->nc.stream && !c->closing)
       stream_set_reading(c->nc.stream, true);
   }
   if (c->nc.stream)
@@ -464,6 +482,13 @@ void mqtt_answer(struct mqtt_exchange *ex, const char *topic,
   } else { /* without memory the client gets no answer but a close */
     ex->refused = true;
   }
+  ex->task.run = on_answer;
+  http_worker_post(ex->conn->hw, &ex->task);
+}
+
+void mqtt_connect_verdict(struct mqtt_exchange *ex, uint8_t code)
+{
+  ex->connack = code;
   ex->task.run = on_answer;
   http_worker_post(ex->conn->hw, &ex->task);
 }
@@ -499,6 +524,7 @@ static void on_event(struct stream *s, int what, void *arg)
 {
   struct mconn *c = arg;
   if (what & STREAM_CONNECTED) {
+    net_conns_handshake_end(&c->mw->conns, &c->nc);
     count(M_HANDSHAKES, M_HANDSHAKES_HELP, NULL);
     return;
   }
@@ -514,19 +540,36 @@ static void on_event(struct stream *s, int what, void *arg)
 
 /* ---- the protocol on the HTTP server's workers --------------------------- */
 
+/* As on the HTTPS listener: beyond max_handshakes connections without a
+ * finished TLS handshake, the one waiting longest is closed. */
+static void queue_handshake(struct mqtt_worker *mw, struct mconn *c)
+{
+  if (mw->conns.n_handshaking >= c->srv->o.max_handshakes) {
+    struct mconn *oldest = (struct mconn *)mw->conns.hs_oldest;
+    net_conns_shed(&mw->conns, "mqtt", "handshake_backlog",
+                   oldest->peer_addr);
+    conn_close(oldest);
+  }
+  net_conns_handshake_begin(&mw->conns, &c->nc);
+}
+
 static void on_accept(struct http_worker *hw, int fd, const char *peer,
                       void *ud)
 {
   struct mqtt_server *srv = ud;
   struct mqtt_worker *mw = &srv->workers[http_worker_index(hw)];
   if (mw->conns.n >= srv->o.max_connections) {
+    net_conns_shed(&mw->conns, "mqtt", "max_connections", peer);
     close(fd);
     return;
   }
   struct event_base *base = http_worker_base(hw);
   struct mconn *c = calloc(1, sizeof *c);
   struct event *deadline = c ? evtimer_new(base, on_deadline, c) : NULL;
-  struct stream *stream = deadline ? stream_new(base, fd, srv->o.ssl) : NULL;
+  struct stream *stream = deadline ? stream_new(base, fd, atomic_load_explicit(
+                                               &srv->ssl_now,
+                                               memory_order_acquire))
+                                  : NULL;
   if (!deadline)
     close(fd);
   if (!stream || stream_start(stream, on_read, on_drained, on_event, c,
@@ -543,10 +586,14 @@ static void on_accept(struct http_worker *hw, int fd, const char *peer,
   snprintf(c->peer_addr, sizeof c->peer_addr, "%s", peer);
   net_conn_deadline_start(&c->nc, srv->o.connect_timeout_s);
   net_conns_add(&mw->conns, &c->nc);
-  if (mw->conns.n > mw->peak)
-    mw->peak = mw->conns.n;
+  if (srv->o.ssl)
+    queue_handshake(mw, c);
   atomic_fetch_add_explicit(&srv->n_open, 1, memory_order_relaxed);
   publish_open(srv);
+  if (!net_sources_take(srv->sources, &c->nc, peer)) {
+    net_conns_shed(&mw->conns, "mqtt", "per_source", peer);
+    conn_close(c);
+  }
 }
 
 /* Stopping: MQTT clients reconnect, so every connection closes now; an
@@ -601,9 +648,25 @@ int mqtt_server_new(const struct mqtt_server_opts *o, struct mqtt_server **out,
     s->o.connect_timeout_s = DEFAULT_CONNECT_TIMEOUT_S;
   if (!s->o.max_connections)
     s->o.max_connections = DEFAULT_MAX_CONNECTIONS;
+  if (!s->o.max_handshakes)
+    s->o.max_handshakes = DEFAULT_MAX_HANDSHAKES;
   atomic_init(&s->n_open, 0);
+  atomic_init(&s->ssl_now, o->ssl);
+  if (o->max_connections_per_source &&
+      !(s->sources = net_sources_new(o->max_connections_per_source))) {
+    free(s->workers);
+    free(s);
+    perr_set(err, "MQTT_INIT", "out of memory");
+    return -1;
+  }
   *out = s;
   return 0;
+}
+
+void mqtt_server_set_ssl(struct mqtt_server *s, SSL_CTX *borrow)
+{
+  if (s->o.ssl && borrow)
+    atomic_store_explicit(&s->ssl_now, borrow, memory_order_release);
 }
 
 struct http_protocol mqtt_server_protocol(struct mqtt_server *s,
@@ -620,6 +683,7 @@ void mqtt_server_free(struct mqtt_server *s)
   if (!s)
     return;
   metrics_set(M_OPEN, M_OPEN_HELP, LABEL, 0);
+  net_sources_free(s->sources);
   free(s->workers);
   free(s);
 }

@@ -38,6 +38,12 @@ struct mqtt_exchange;
 struct mqtt_handlers {
   /* On the loop, once: the CONNACK return code (0 accepts). */
   uint8_t (*connect)(const struct mqtt_session *s, void *ud);
+  /* Optional.  On the loop, after connect accepted: the checks that
+   * need more than the packet (the device's proof against the store).
+   * Ends with exactly one mqtt_connect_verdict, now or later, from any
+   * thread; the CONNACK waits for it and the connection reads nothing
+   * meanwhile. */
+  void (*verify)(struct mqtt_exchange *ex, void *ud);
   /* Whether a client may subscribe to this topic filter. */
   bool (*filter_ok)(const char *filter, size_t len, void *ud);
   /* On the loop: a PUBLISH, already acknowledged.  topic and payload
@@ -53,6 +59,9 @@ const struct mqtt_session *mqtt_exchange_session(struct mqtt_exchange *ex);
  * any thread. */
 void mqtt_answer(struct mqtt_exchange *ex, const char *topic,
                  const char *payload, size_t payload_len);
+/* The CONNACK return code for a CONNECT handed to verify (0 accepts).
+ * Any thread. */
+void mqtt_connect_verdict(struct mqtt_exchange *ex, uint8_t code);
 /* MQTT cannot refuse a PUBLISH: closes the connection.  Any thread. */
 void mqtt_refuse(struct mqtt_exchange *ex);
 
@@ -62,6 +71,8 @@ struct mqtt_server_opts {
   size_t max_packet_bytes;  /* remaining-length limit, default 97 KiB */
   int connect_timeout_s;    /* TLS handshake + CONNECT, default 10 */
   size_t max_connections;   /* per worker, default 16384 */
+  size_t max_handshakes;    /* per worker, default 1024 (http.h) */
+  size_t max_connections_per_source; /* as in http.h; 0: no limit */
   struct mqtt_handlers handlers;
   void *ud;
 };
@@ -73,6 +84,9 @@ int mqtt_server_new(const struct mqtt_server_opts *o, struct mqtt_server **out,
 /* The listener to give http_server_start (opts.protocols). */
 struct http_protocol mqtt_server_protocol(struct mqtt_server *s,
                                           const char *host, int port);
+/* As http_server_set_ssl: new connections use ctx (borrowed; it must
+ * outlive the server).  Any thread. */
+void mqtt_server_set_ssl(struct mqtt_server *s, SSL_CTX *borrow);
 /* After http_server_stop.  Answers still on their way only touch the
  * connection they belong to, never the server. */
 void mqtt_server_free(struct mqtt_server *s);

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -357,6 +358,16 @@ void stream_trigger_read(struct stream *s)
     return;
   s->read_triggered = true;
   event_active(s->io, EV_READ, 0);
+}
+
+bool stream_input_pending(struct stream *s)
+{
+  if (s->closed)
+    return false;
+  int kernel = 0;
+  return evbuffer_get_length(s->in) > 0 ||
+         (s->ssl && SSL_pending(s->ssl) > 0) ||
+         (ioctl(s->fd, FIONREAD, &kernel) == 0 && kernel > 0);
 }
 
 void stream_shutdown_write(struct stream *s)

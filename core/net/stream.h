@@ -53,6 +53,10 @@ void stream_set_idle_timeout(struct stream *s, int seconds);
 /* Calls on_read in the next loop pass, whether or not bytes arrived. */
 void stream_trigger_read(struct stream *s);
 
+/* Whether bytes from the peer wait anywhere: unprocessed input, a
+ * decrypted TLS record, or the socket's receive queue. */
+bool stream_input_pending(struct stream *s);
+
 /* Sends close_notify (TLS) and shuts the write side; reading goes on. */
 void stream_shutdown_write(struct stream *s);
 

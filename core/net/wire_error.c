@@ -70,6 +70,7 @@ static const struct {
      {415, 415001, "Content-Type must be application/json."}},
     /* answered by the HTTP layer before any handler runs */
     {"MALFORMED_REQUEST", {400, 400000, "Bad request"}},
+    {"REQUEST_TIMEOUT", {408, 408000, "Request timed out"}},
     {"PAYLOAD_TOO_LARGE", {413, 413000, "Request body too large"}},
     {"EXPECTATION_UNSUPPORTED", {417, 417000, "Unsupported Expect header"}},
     {"HEADERS_TOO_LARGE", {431, 431000, "Request header fields too large"}},
@@ -91,6 +92,15 @@ struct wire_error wire_error_of(const char *reason)
     if (strcmp(reason, reasons[i].reason) == 0)
       return reasons[i].wire;
   return (struct wire_error){UNAUTHORIZED};
+}
+
+const char *wire_error_public_reason(const char *reason)
+{
+  struct wire_error w = wire_error_of(reason);
+  if (w.http_status != 401)
+    return reason;
+  return strcmp(w.message, "Invalid certificate.") == 0 ? "INVALID_CERTIFICATE"
+                                                        : "UNAUTHORIZED";
 }
 
 int wire_error_retry_after_s(int http_status)

@@ -24,6 +24,13 @@ struct wire_error {
  * tells an unauthenticated caller more than DPS would. */
 struct wire_error wire_error_of(const char *reason);
 
+/* What may be published about a refusal to anyone who can read the
+ * metrics (unauthenticated): the reason itself, except that every 401
+ * folds into the class the wire shows ("UNAUTHORIZED" or
+ * "INVALID_CERTIFICATE"), so counters cannot tell an enrolled id with a
+ * wrong key from an unknown one.  Logs keep the real reason. */
+const char *wire_error_public_reason(const char *reason);
+
 /* Seconds of Retry-After an error answer carries: 1 for 429 and 503 (the
  * SDKs retry those), 0 (no header) otherwise. */
 int wire_error_retry_after_s(int http_status);

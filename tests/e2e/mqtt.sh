@@ -46,13 +46,19 @@ DK=$(derive_key "$G" mq-member-7)
 out=$(peer register --regid mq-member-7 --user "$(user mq-member-7)" --password "$(device_token "$DK" mq-member-7)") && rc=0 || rc=$?
 expect_eq "group member over MQTT ends assigned ($out)" 0 "$rc"
 
-# --- wrong key: refused by the engine with HTTPS's 401002 ---
+# --- wrong key: the engine checks the signature before CONNACK ---
 out=$(peer register --regid mq-1 --user "$(user mq-1)" --password "$(device_token "$(random_key)" mq-1)") && rc=0 || rc=$?
 check "wrong key fails" test "$rc" -ne 0
-expect_eq "wrong key answers 401" 401 "$(last_answer "$out" '["status"]')"
-expect_eq "wrong key errorCode 401002" 401002 "$(last_answer "$out" '["body"]["errorCode"]')"
-check "logged reason BAD_SIGNATURE" log_has "regid=mq-1 reason=BAD_SIGNATURE"
-check "logged with transport=mqtt" log_has "answered regid=mq-1 status=401 reason=BAD_SIGNATURE transport=mqtt"
+check "wrong key: CONNACK 4 (bad user name or password) ($out)" grep -q '{"connack": 4}' <<<"$out"
+check "logged reason BAD_SIGNATURE" log_has "registration refused regid=mq-1 reason=BAD_SIGNATURE"
+check "logged the CONNECT refusal with transport=mqtt" log_has "connect refused regid=mq-1 reason=BAD_SIGNATURE connack=4 peer=.* transport=mqtt"
+# an unknown id gets the same CONNACK as a bad signature (no oracle)
+out=$(peer register --regid mq-nobody --user "$(user mq-nobody)" --password "$(device_token "$K1" mq-nobody)") || true
+check "unknown registration id: the same CONNACK 4 ($out)" grep -q '{"connack": 4}' <<<"$out"
+# the enrollment disabled after CONNECT: register still answers from the engine
+provctl enrollment add mq-late --primary-key "$K1" --secondary-key "$K2" >/dev/null
+out=$(peer register --regid mq-late --user "$(user mq-late)" --password "$(device_token "$K1" mq-late)") && rc=0 || rc=$?
+expect_eq "a good key still registers after the CONNECT check ($out)" 0 "$rc"
 
 # --- CONNECT refusals ---
 out=$(peer register --regid mq-1 --user "$(user mq-1)" --password "not a token") || true
@@ -81,6 +87,9 @@ mosq_pub() { # user password: mosquitto_pub's output; its exit status
 out=$(mosq_pub "$(user mq-1)" "not a token") && rc=0 || rc=$?
 check "mosquitto_pub: a password that is no SAS token is refused ($out)" test "$rc" -ne 0
 check "mosquitto_pub: says bad user name or password" grep -qi "bad user name or password" <<<"$out"
+out=$(mosq_pub "$(user mq-1)" "$(device_token "$(random_key)" mq-1)") && rc=0 || rc=$?
+check "mosquitto_pub: a token signed with the wrong key is refused at CONNECT ($out)" test "$rc" -ne 0
+check "mosquitto_pub: wrong key says bad user name or password" grep -qi "bad user name or password" <<<"$out"
 out=$(mosq_pub "0ne99999999/registrations/mq-1/api-version=2019-03-31" "$(device_token "$K1" mq-1)") && rc=0 || rc=$?
 check "mosquitto_pub: another ID scope is refused ($out)" test "$rc" -ne 0
 check "mosquitto_pub: says not authorised" grep -qi "not authori" <<<"$out"

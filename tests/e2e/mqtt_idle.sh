@@ -13,8 +13,11 @@ ulimit -n $(( COUNT * 2 + 256 )) 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 start_provd "$WORK/provd.yaml"
 MQTT_PORT=$(sed -n 's|.*MQTT endpoint: *mqtts://localhost:\([0-9]*\).*|\1|p' "$WORK/banner")
 
+G=$(random_key)
+provctl group add idle-fleet --primary-key "$G" --secondary-key "$(random_key)" >/dev/null
 line=$(python3 "$SOURCE_DIR/tests/e2e/lib/mqtt_idle.py" --port "$MQTT_PORT" \
-       --ca "$DATA_DIR/tls/ca.pem" --pid "$PROVD_PID" --count "$COUNT")
+       --ca "$DATA_DIR/tls/ca.pem" --pid "$PROVD_PID" --count "$COUNT" \
+       --group-key "$G" --scope "$SCOPE")
 echo "# $line"
 read -r before during after opened < <(sed -n 's/.*before=\([0-9]*\) during=\([0-9]*\) after=\([0-9]*\) open=\([0-9]*\).*/\1 \2 \3 \4/p' <<<"$line")
 expect_eq "all $COUNT connections were accepted" "$COUNT" "$opened"

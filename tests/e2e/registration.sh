@@ -151,6 +151,16 @@ for bad in 'bad%21id' '-leading' 'trailing.' "$(head -c 129 /dev/zero | tr '\0' 
   http PUT "/$SCOPE/registrations/$bad/register?api-version=2019-03-31" "{}" -H "Authorization: $tok"
   expect_eq "registration id '$bad' breaks the naming rules: 400" 400 "$STATUS"
 done
+long_id=$(head -c 600 /dev/zero | tr '\0' 'x')
+http PUT "/$SCOPE/registrations/$long_id/register?api-version=2019-03-31" "{}" -H "Authorization: $tok"
+expect_eq "a 600-character id is refused like a 129-character one: 400" 400 "$STATUS"
+check "the answer names the id rules" grep -q "Invalid registration id" <<<"$BODY_OUT"
+http PUT "/$(head -c 600 /dev/zero | tr '\0' 's')/registrations/fresh-1/register?api-version=2019-03-31" "{}" -H "Authorization: $tok"
+expect_eq "an over-long ID scope is an unknown scope: 404" 404 "$STATUS"
+expect_eq "... with errorCode 404001" 404001 "$(json_get "$BODY_OUT" errorCode)"
+http PUT "$(reg_path fresh-1)" '{"registrationId":"fresh-1","registrationId":"fresh-1"}' -H "Authorization: $tok"
+expect_eq "a body that repeats a key: 400" 400 "$STATUS"
+check "the answer says the key repeats" grep -q "repeats a key" <<<"$BODY_OUT"
 http PUT "$(reg_path fresh-1)" '{"registrationId":"fresh-1"}' -H "Authorization: SharedAccessSignature garbage"
 expect_eq "malformed token answers 401" 401 "$STATUS"
 check "logged reason MALFORMED_TOKEN" log_has "regid=fresh-1 reason=MALFORMED_TOKEN"
@@ -160,6 +170,25 @@ expect_eq "bad input stored nothing" "$count_before" "$count_after"
 register fresh-1 "$tok"
 expect_eq "the same token and a good request register fresh-1" 202 "$STATUS"
 check "provd is still healthy" bash -c "curl -sSf --cacert '$DATA_DIR/tls/ca.pem' https://localhost:$PORT/healthz >/dev/null"
+
+# --- /metrics is no enumeration oracle: an unknown id and a wrong key for
+# an enrolled one move the same failure series ---
+failure_series() { curl -sS --cacert "$DATA_DIR/tls/ca.pem" "https://localhost:$PORT/metrics" |
+  grep '^provd_registration_failures_total' | sort; }
+m0=$(failure_series)
+register nobody-enrolled "$(device_token "$(random_key)" nobody-enrolled)"
+expect_eq "unknown id answers 401" 401 "$STATUS"
+m1=$(failure_series)
+register dev-1 "$(device_token "$(random_key)" dev-1)"
+expect_eq "wrong key for an enrolled id answers 401" 401 "$STATUS"
+m2=$(failure_series)
+delta() { diff <(echo "$1") <(echo "$2") | grep '^>' | sed 's/ [0-9.e+]*$//'; }
+expect_eq "both failures move the same series" "$(delta "$m0" "$m1")" "$(delta "$m1" "$m2")"
+check "the series is the folded UNAUTHORIZED" grep -q 'reason="UNAUTHORIZED"' <<<"$m2"
+check "no per-reason series for pre-authentication failures" \
+  bash -c "! grep -qE 'reason=\"(BAD_SIGNATURE|ENROLLMENT_NOT_FOUND)\"' <<<'$m2'"
+check "the log keeps the real reasons" log_has "regid=nobody-enrolled reason=\(ENROLLMENT_NOT_FOUND\|BAD_SIGNATURE\)"
+check "the log keeps BAD_SIGNATURE" log_has "regid=dev-1 reason=BAD_SIGNATURE"
 
 # --- the back end's device -> hub map, and restart durability ---
 out=$(provctl registration show dev-1 --json)

@@ -203,6 +203,46 @@ START_TEST(test_env_expansion)
 }
 END_TEST
 
+/* A config from text, through a temp file. */
+static void load_text(const char *yaml, struct provd_config *cfg)
+{
+  char path[] = "/tmp/provd-test-config-XXXXXX";
+  int fd = mkstemp(path);
+  ck_assert_int_ge(fd, 0);
+  ck_assert_int_eq(write(fd, yaml, strlen(yaml)), (ssize_t)strlen(yaml));
+  close(fd);
+  load_ok(path, cfg);
+  unlink(path);
+}
+
+/* What SIGHUP reports as needing a restart: the changed sections. */
+START_TEST(test_changed_sections)
+{
+  struct provd_config a, b;
+  load_text("id_scope: 0ne00000001\nworkers: 2\nlog_level: info\n"
+            "listen: { https: \"127.0.0.1:8443\" }\n", &a);
+  load_text("# a comment moves positions, not meaning\n"
+            "id_scope: 0ne00000001\nlog_level: debug\nworkers: 3\n"
+            "listen: { https: \"127.0.0.1:8443\" }\n"
+            "limits: { max_body: 64KiB }\n", &b);
+  char out[256];
+  static const char *const skip_log[] = {"log_level", NULL};
+  ck_assert_uint_eq(config_changed_sections(&a, &b, skip_log, out,
+                                            sizeof(out)), 2);
+  ck_assert_str_eq(out, "workers, limits");
+  ck_assert_uint_eq(config_changed_sections(&a, &b, NULL, out, sizeof(out)),
+                    3);
+  ck_assert_str_eq(out, "workers, log_level, limits");
+  ck_assert_int_eq(config_section_changed(&a, &b, "listen"), 0);
+  ck_assert_int_eq(config_section_changed(&a, &b, "id_scope"), 0);
+  ck_assert_uint_eq(config_changed_sections(&a, &a, NULL, out, sizeof(out)),
+                    0);
+  ck_assert_str_eq(out, "");
+  config_free(&a);
+  config_free(&b);
+}
+END_TEST
+
 /* The files shipped in configs/ (two levels above tests/data). */
 START_TEST(test_shipped_configs)
 {
@@ -807,6 +847,7 @@ static Suite *config_suite(void)
   tcase_add_test(load, test_good_file_every_field);
   tcase_add_test(load, test_defaults_when_absent);
   tcase_add_test(load, test_config_defaults);
+  tcase_add_test(load, test_changed_sections);
   tcase_add_test(load, test_env_expansion);
   tcase_add_test(load, test_shipped_configs);
   tcase_add_loop_test(load, test_bad_file, 0,

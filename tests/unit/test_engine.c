@@ -627,6 +627,40 @@ START_TEST(t_attestation_mismatch)
 }
 END_TEST
 
+/* The MQTT CONNECT check: the proof alone, answered 200, nothing
+ * written; refusals carry the register's reasons. */
+START_TEST(t_authenticate_only)
+{
+  enroll("dev-a", individual("dev-a", key1));
+  enroll_group("group-a", group("group-a", key2));
+  char *tok = token(key1, 0, "dev-a");
+  struct answer a = submit(request(REG_AUTHENTICATE, "dev-a", NULL, tok));
+  free(tok);
+  ck_assert_int_eq(a.http_status, 200);
+  ck_assert_int_eq(a.error_code, 0);
+  answer_clear(&a);
+  tok = token(key2, 1, "member-a");
+  a = submit(request(REG_AUTHENTICATE, "member-a", NULL, tok));
+  free(tok);
+  ck_assert_int_eq(a.http_status, 200);
+  answer_clear(&a);
+  ck_assert_int_eq(get_record(PROVD_TABLE_REGISTRATIONS, "dev-a",
+                              &(struct store_rec){0}),
+                   PROVD_NOT_FOUND);
+  ck_assert_int_eq(get_record(PROVD_TABLE_REGISTRATIONS, "member-a",
+                              &(struct store_rec){0}),
+                   PROVD_NOT_FOUND);
+  tok = token(key2, 0, "dev-a");
+  expect_refused(submit(request(REG_AUTHENTICATE, "dev-a", NULL, tok)), 401,
+                 "BAD_SIGNATURE", 401002);
+  free(tok);
+  tok = token(key1, 0, "nobody");
+  expect_refused(submit(request(REG_AUTHENTICATE, "nobody", NULL, tok)), 401,
+                 "BAD_SIGNATURE", 401002);
+  free(tok);
+}
+END_TEST
+
 /* ---------------------------------------------------------------------
  * Disabled enrollments.
  * ------------------------------------------------------------------- */
@@ -1931,6 +1965,7 @@ static Suite *engine_suite(void)
   tcase_add_test(enr, t_unknown_device_refused);
   tcase_add_test(enr, t_no_enrollment_at_all);
   tcase_add_test(enr, t_attestation_mismatch);
+  tcase_add_test(enr, t_authenticate_only);
   tcase_add_test(enr, t_disabled_enrollment);
   tcase_add_test(enr, t_disabled_group);
   tcase_add_test(enr, t_disabled_keeps_known_hub);

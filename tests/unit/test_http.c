@@ -381,6 +381,8 @@ static void handler(struct http_exchange *ex, void *ud)
                          ? (int)strtol(ms, NULL, 10) : 100);
     return;
   }
+  if (strcmp(req->path, "/block") == 0) /* holds the loop thread */
+    sleep_ms(500);
   if (strcmp(req->path, "/big") == 0) {
     memset(out, 'b', 8192);
     snprintf(out + 8192, sizeof out - 8192, "%s", req->query);
@@ -430,6 +432,9 @@ static void teardown_server(void)
   g_server_ctx = NULL;
 }
 
+/* Clients connect to this port instead of g_srv's when set. */
+static int g_port_override;
+
 /* A blocking TLS client that verifies the server like the SDKs do. */
 struct client {
   int fd;
@@ -469,7 +474,8 @@ static void client_open_with(struct client *c, const char *cert,
     ck_assert_int_eq(SSL_CTX_use_PrivateKey_file(c->ctx, key,
                                                  SSL_FILETYPE_PEM), 1);
   }
-  c->fd = tcp_connect(http_server_port(g_srv));
+  c->fd = tcp_connect(g_port_override ? g_port_override
+                                      : http_server_port(g_srv));
   ck_assert_int_ge(c->fd, 0);
   c->ssl = SSL_new(c->ctx);
   SSL_set_fd(c->ssl, c->fd);
@@ -851,6 +857,60 @@ START_TEST(t_stop_waits_for_in_flight)
 }
 END_TEST
 
+struct stopper {
+  struct http_server *srv;
+  double took_ms;
+};
+
+static void *stopper_main(void *arg)
+{
+  struct stopper *st = arg;
+  double t0 = now_ms();
+  http_server_stop(st->srv, 3000);
+  st->took_ms = now_ms() - t0;
+  return NULL;
+}
+
+/* Requests that arrived before the stop but were not read yet (the loop
+ * was busy) are answered, with Connection: close, not dropped. */
+START_TEST(t_stop_answers_requests_already_sent)
+{
+  enum { N = 20 };
+  http_server_stop(g_srv, 1000); /* one worker, so one loop can be held */
+  SSL_CTX_free(g_server_ctx);
+  start_server(1);
+  static struct client cs[N], blocker;
+  struct response r;
+  for (int i = 0; i < N; i++) { /* handshaken, idle keep-alive */
+    client_open(&cs[i]);
+    client_send(&cs[i], "GET /warm HTTP/1.1\r\nHost: l\r\n\r\n");
+    ck_assert_int_eq(client_read(&cs[i], &r), 0);
+  }
+  client_open(&blocker);
+  client_send(&blocker, "GET /block HTTP/1.1\r\nHost: l\r\n\r\n");
+  sleep_ms(100); /* the loop sleeps in the handler */
+  struct stopper st = {.srv = g_srv};
+  pthread_t t;
+  ck_assert_int_eq(pthread_create(&t, NULL, stopper_main, &st), 0);
+  sleep_ms(50); /* the stop is queued before the requests come */
+  for (int i = 0; i < N; i++)
+    client_send(&cs[i], "GET /late HTTP/1.1\r\nHost: l\r\n\r\n");
+  int answered = 0;
+  for (int i = 0; i < N; i++) {
+    if (client_read(&cs[i], &r) == 0 && r.status == 200 &&
+        strstr(r.head, "Connection: close\r\n"))
+      answered++;
+    client_close(&cs[i]);
+  }
+  ck_assert_int_eq(client_read(&blocker, &r), 0);
+  client_close(&blocker);
+  pthread_join(t, NULL);
+  g_srv = NULL;
+  ck_assert_int_eq(answered, N);
+  ck_assert_double_lt(st.took_ms, 2500.0);
+}
+END_TEST
+
 struct drain_reader {
   struct client *c;
   int complete; /* whole responses read before EOF */
@@ -976,7 +1036,7 @@ END_TEST
 /* ---- deadlines: a client dripping bytes must not hold a connection ----- */
 
 /* A second server with a short idle timeout (the request deadline is the
- * shorter of it and 10 s); ssl NULL for plain HTTP. */
+ * shorter of it minus 1 s and 10 s); ssl NULL for plain HTTP. */
 static struct http_server *start_short_server(SSL_CTX *ssl, int idle_s)
 {
   struct http_server_opts o = {0};
@@ -1028,7 +1088,7 @@ static double drip_until_closed(int port, const char *prefix, size_t len,
 
 START_TEST(t_slow_request_deadline)
 {
-  struct http_server *srv = start_short_server(NULL, 2);
+  struct http_server *srv = start_short_server(NULL, 3);
   int port = http_server_port(srv);
   static const char *prefixes[] = {
       "GET / HTTP/1.1\r\nHost: l\r\nX-Drip: ",             /* head */
@@ -1054,6 +1114,218 @@ START_TEST(t_slow_request_deadline)
 }
 END_TEST
 
+/* Reads what the server sends until it closes (at most max_ms); the
+ * status of the first response, or -1 without one. */
+static int status_before_close(int fd, int max_ms)
+{
+  struct timeval tv = {.tv_sec = max_ms / 1000,
+                       .tv_usec = (max_ms % 1000) * 1000};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  char buf[1024];
+  size_t got = 0;
+  ssize_t n;
+  while (got < sizeof buf - 1 &&
+         (n = recv(fd, buf + got, sizeof buf - 1 - got, 0)) > 0)
+    got += (size_t)n;
+  buf[got] = '\0';
+  int status = -1;
+  return sscanf(buf, "HTTP/1.1 %d", &status) == 1 ? status : -1;
+}
+
+/* A request that began but stopped short (body under its Content-Length,
+ * an unfinished head) is answered 408 when the deadline passes, not
+ * dropped without a word. */
+START_TEST(t_incomplete_request_answered_408)
+{
+  struct http_server *srv = start_short_server(NULL, 3);
+  static const char *partial[] = {
+      "PUT / HTTP/1.1\r\nHost: l\r\nContent-Length: 10\r\n\r\nabc",
+      "GET / HTTP/1.1\r\nHost: l\r\n",
+  };
+  for (size_t i = 0; i < 2; i++) {
+    int fd = tcp_connect(http_server_port(srv));
+    ck_assert_int_eq(send(fd, partial[i], strlen(partial[i]), MSG_NOSIGNAL),
+                     (ssize_t)strlen(partial[i]));
+    double t0 = now_ms();
+    ck_assert_int_eq(status_before_close(fd, 6000), 408);
+    double took = now_ms() - t0;
+    ck_assert_msg(took >= 1500 && took < 5000, "case %zu: %.0f ms", i, took);
+    close(fd);
+  }
+  /* A connection that sent nothing is closed without an answer. */
+  int fd = tcp_connect(http_server_port(srv));
+  ck_assert_int_eq(status_before_close(fd, 6000), -1);
+  close(fd);
+  http_server_stop(srv, 1000);
+  ck_assert_int_eq(atomic_load(&g_handler_calls), 0);
+}
+END_TEST
+
+/* Bare LF line ends are refused at once (400), not after the deadline. */
+START_TEST(t_bare_lf_refused_at_once)
+{
+  struct http_server *srv = start_short_server(NULL, 30);
+  static const char *bare[] = {
+      "GET / HTTP/1.1\nHost: l\n\n",
+      "GET / HTTP/1.1\r\nHost: l\n\r\n",
+  };
+  for (size_t i = 0; i < 2; i++) {
+    int fd = tcp_connect(http_server_port(srv));
+    ck_assert_int_eq(send(fd, bare[i], strlen(bare[i]), MSG_NOSIGNAL),
+                     (ssize_t)strlen(bare[i]));
+    double t0 = now_ms();
+    ck_assert_int_eq(status_before_close(fd, 5000), 400);
+    ck_assert_msg(now_ms() - t0 < 1000, "case %zu: %.0f ms", i,
+                  now_ms() - t0);
+    close(fd);
+  }
+  http_server_stop(srv, 1000);
+  ck_assert_int_eq(atomic_load(&g_handler_calls), 0);
+}
+END_TEST
+
+/* ---- limits: floods keep the listener usable ---------------------------- */
+
+static struct http_server *start_limited_server(size_t max_conns,
+                                                size_t max_handshakes)
+{
+  struct http_server_opts o = {0};
+  o.host = "127.0.0.1";
+  o.workers = 1;
+  o.ssl = g_server_ctx;
+  o.idle_timeout_s = 30;
+  o.max_connections = max_conns;
+  o.max_handshakes = max_handshakes;
+  o.handler = handler;
+  struct provd_err err = {0};
+  struct http_server *srv = NULL;
+  ck_assert_msg(http_server_start(&o, &srv, &err) == 0, "%s", err.msg);
+  return srv;
+}
+
+static int count_closed(const int *fds, int n)
+{
+  int closed = 0;
+  for (int i = 0; i < n; i++)
+    closed += peer_closed(fds[i]);
+  return closed;
+}
+
+/* Connections that never finish their handshake: beyond max_handshakes
+ * the oldest are closed, and a real client still gets served. */
+START_TEST(t_handshake_backlog_evicts_oldest)
+{
+  struct provd_err err = {0};
+  g_server_ctx = tls_server_ctx_new(g_paths.cert, g_paths.key, &err);
+  struct http_server *srv = start_limited_server(0, 4);
+  g_port_override = http_server_port(srv);
+  enum { FLOOD = 10 };
+  int fds[FLOOD];
+  static const char partial_hello[] = "\x16\x03\x01\x00\xf4\x01\x00";
+  for (int i = 0; i < FLOOD; i++) {
+    fds[i] = tcp_connect(g_port_override);
+    ck_assert_int_ge(fds[i], 0);
+    send(fds[i], partial_hello, sizeof partial_hello - 1, MSG_NOSIGNAL);
+    sleep_ms(20); /* accepted in this order */
+  }
+  sleep_ms(200);
+  ck_assert_int_eq(count_closed(fds, FLOOD - 4), FLOOD - 4); /* oldest */
+  ck_assert_int_eq(count_closed(fds + FLOOD - 4, 4), 0);      /* newest */
+  struct client c;
+  client_open(&c); /* evicts one more half-open connection */
+  client_send(&c, "GET /ok HTTP/1.1\r\nHost: l\r\n\r\n");
+  struct response r;
+  ck_assert_int_eq(client_read(&c, &r), 0);
+  ck_assert_int_eq(r.status, 200);
+  client_close(&c);
+  for (int i = 0; i < FLOOD; i++)
+    close(fds[i]);
+  g_port_override = 0;
+  http_server_stop(srv, 1000);
+  SSL_CTX_free(g_server_ctx);
+  g_server_ctx = NULL;
+}
+END_TEST
+
+/* At max_connections the longest-open idle keep-alive connection makes
+ * room; connections in the middle of a request are never chosen. */
+START_TEST(t_max_connections_evicts_idle)
+{
+  struct provd_err err = {0};
+  g_server_ctx = tls_server_ctx_new(g_paths.cert, g_paths.key, &err);
+  struct http_server *srv = start_limited_server(4, 0);
+  g_port_override = http_server_port(srv);
+  static struct client cs[5];
+  struct response r;
+  client_open(&cs[0]); /* idle after one request: the victim */
+  client_send(&cs[0], "GET /ok HTTP/1.1\r\nHost: l\r\n\r\n");
+  ck_assert_int_eq(client_read(&cs[0], &r), 0);
+  for (int i = 1; i < 4; i++) { /* busy: half a request each */
+    client_open(&cs[i]);
+    client_send(&cs[i], "GET /ok HTTP/1.1\r\nHost: l\r\n");
+  }
+  sleep_ms(100);
+  client_open(&cs[4]);
+  client_send(&cs[4], "GET /ok HTTP/1.1\r\nHost: l\r\n\r\n");
+  ck_assert_int_eq(client_read(&cs[4], &r), 0);
+  ck_assert_int_eq(r.status, 200);
+  ck_assert_int_eq(client_read(&cs[0], &r), -1); /* closed to make room */
+  for (int i = 1; i < 4; i++) { /* the busy ones finish their requests */
+    client_send(&cs[i], "\r\n");
+    ck_assert_int_eq(client_read(&cs[i], &r), 0);
+    ck_assert_int_eq(r.status, 200);
+  }
+  for (int i = 0; i < 5; i++)
+    client_close(&cs[i]);
+  g_port_override = 0;
+  http_server_stop(srv, 1000);
+  SSL_CTX_free(g_server_ctx);
+  g_server_ctx = NULL;
+}
+END_TEST
+
+/* One address may hold at most max_connections_per_source connections;
+ * a closed one frees its place. */
+START_TEST(t_per_source_limit)
+{
+  struct provd_err err = {0};
+  g_server_ctx = tls_server_ctx_new(g_paths.cert, g_paths.key, &err);
+  struct http_server_opts o = {0};
+  o.host = "127.0.0.1";
+  o.workers = 2;
+  o.ssl = g_server_ctx;
+  o.max_connections_per_source = 3;
+  o.handler = handler;
+  struct http_server *srv = NULL;
+  ck_assert_msg(http_server_start(&o, &srv, &err) == 0, "%s", err.msg);
+  g_port_override = http_server_port(srv);
+  static struct client cs[3];
+  struct response r;
+  for (int i = 0; i < 3; i++) {
+    client_open(&cs[i]);
+    client_send(&cs[i], "GET /ok HTTP/1.1\r\nHost: l\r\n\r\n");
+    ck_assert_int_eq(client_read(&cs[i], &r), 0);
+  }
+  int fd = tcp_connect(g_port_override); /* the fourth: closed at once */
+  ck_assert_int_ge(fd, 0);
+  sleep_ms(200);
+  ck_assert_int_eq(peer_closed(fd), 1);
+  close(fd);
+  client_close(&cs[0]);
+  sleep_ms(200);
+  client_open(&cs[0]); /* its place is free again */
+  client_send(&cs[0], "GET /ok HTTP/1.1\r\nHost: l\r\n\r\n");
+  ck_assert_int_eq(client_read(&cs[0], &r), 0);
+  ck_assert_int_eq(r.status, 200);
+  for (int i = 0; i < 3; i++)
+    client_close(&cs[i]);
+  g_port_override = 0;
+  http_server_stop(srv, 1000);
+  SSL_CTX_free(g_server_ctx);
+  g_server_ctx = NULL;
+}
+END_TEST
+
 /* A TLS record header, then its payload one byte at a time: OpenSSL waits
  * for the whole record, the handshake never ends. */
 START_TEST(t_slow_handshake_deadline)
@@ -1061,7 +1333,7 @@ START_TEST(t_slow_handshake_deadline)
   struct provd_err err = {0};
   SSL_CTX *ctx = tls_server_ctx_new(g_paths.cert, g_paths.key, &err);
   ck_assert_msg(ctx != NULL, "%s", err.msg);
-  struct http_server *srv = start_short_server(ctx, 2);
+  struct http_server *srv = start_short_server(ctx, 3);
   static const char record[] = "\x16\x03\x01\x02\x00\x01\x00\x01\xfc";
   double took = drip_until_closed(http_server_port(srv), record,
                                   sizeof record - 1, 9000);
@@ -1159,6 +1431,7 @@ static Suite *http_suite(void)
   tcase_add_test(l, t_stop_waits_for_in_flight);
   tcase_add_test(l, t_stop_grace_expires);
   tcase_add_test(l, t_stop_flushes_answered);
+  tcase_add_test(l, t_stop_answers_requests_already_sent);
   tcase_add_test(l, t_metrics_counted);
   tcase_add_test(l, t_start_rejects_busy_port);
   suite_add_tcase(s, l);
@@ -1167,6 +1440,11 @@ static Suite *http_suite(void)
   tcase_add_unchecked_fixture(d, make_pki, remove_pki);
   tcase_set_timeout(d, 60);
   tcase_add_test(d, t_slow_request_deadline);
+  tcase_add_test(d, t_incomplete_request_answered_408);
+  tcase_add_test(d, t_bare_lf_refused_at_once);
+  tcase_add_test(d, t_handshake_backlog_evicts_oldest);
+  tcase_add_test(d, t_max_connections_evicts_idle);
+  tcase_add_test(d, t_per_source_limit);
   tcase_add_test(d, t_slow_handshake_deadline);
   tcase_add_test(d, t_linger_ends);
   suite_add_tcase(s, d);

@@ -33,11 +33,41 @@ START_TEST(t_duplicate_keys_are_refused)
   enum json_body_status why;
   ck_assert_ptr_null(read_text(CT, "{\"a\":1,\"a\":2}", JSON_BODY_REQUIRED,
                                &why));
-  ck_assert_int_eq(why, JSON_BODY_NOT_JSON);
+  ck_assert_int_eq(why, JSON_BODY_DUPLICATE_KEY);
   /* nested objects too: a second reader must never see another value */
   ck_assert_ptr_null(read_text(CT, "{\"p\":{\"k\":1,\"k\":1}}",
                                JSON_BODY_OPTIONAL, &why));
-  ck_assert_int_eq(why, JSON_BODY_NOT_JSON);
+  ck_assert_int_eq(why, JSON_BODY_DUPLICATE_KEY);
+  ck_assert_str_eq(json_body_problem(why),
+                   "The request body repeats a key within one JSON object.");
+}
+END_TEST
+
+/* Each refusal names its own problem. */
+START_TEST(t_too_deep_is_named)
+{
+  char deep[2 * 4000 + 16];
+  size_t n = 0;
+  deep[n++] = '{';
+  memcpy(deep + n, "\"a\":", 4);
+  n += 4;
+  for (int i = 0; i < 4000; i++)
+    deep[n++] = '[';
+  for (int i = 0; i < 4000; i++)
+    deep[n++] = ']';
+  deep[n++] = '}';
+  deep[n] = '\0';
+  enum json_body_status why;
+  ck_assert_ptr_null(json_body_read(CT, deep, n, sizeof deep,
+                                    JSON_BODY_REQUIRED, &why));
+  ck_assert_int_eq(why, JSON_BODY_TOO_DEEP);
+  ck_assert_str_eq(json_body_problem(why), "The request body nests JSON "
+                                           "objects or arrays too deeply.");
+  ck_assert_str_eq(json_body_problem(JSON_BODY_NOT_JSON),
+                   "The request body is not valid JSON.");
+  ck_assert_str_eq(json_body_problem(JSON_BODY_NOT_OBJECT),
+                   "The request body must be a JSON object.");
+  ck_assert_str_eq(json_body_problem(JSON_BODY_OK), "");
 }
 END_TEST
 
@@ -115,6 +145,7 @@ int main(void)
   TCase *tc = tcase_create("core");
   tcase_add_test(tc, t_object_is_read);
   tcase_add_test(tc, t_duplicate_keys_are_refused);
+  tcase_add_test(tc, t_too_deep_is_named);
   tcase_add_test(tc, t_non_object_is_refused);
   tcase_add_test(tc, t_malformed_is_refused);
   tcase_add_test(tc, t_size_limit);

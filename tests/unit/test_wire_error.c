@@ -256,6 +256,29 @@ START_TEST(t_unauthenticated_failures_are_indistinguishable)
 }
 END_TEST
 
+/* What unauthenticated readers of /metrics see: one label per wire
+ * class for every 401, the reason itself otherwise. */
+START_TEST(t_public_reason_folds_401s)
+{
+  struct doc_row rows[MAX_ROWS];
+  size_t n = documented_errors(rows, MAX_ROWS);
+  for (size_t i = 0; i < n; i++) {
+    const char *pub = wire_error_public_reason(rows[i].reason);
+    if (rows[i].http_status != 401)
+      ck_assert_str_eq(pub, rows[i].reason);
+    else
+      ck_assert_str_eq(pub, rows[i].invalid_cert ? "INVALID_CERTIFICATE"
+                                                 : "UNAUTHORIZED");
+  }
+  ck_assert_str_eq(wire_error_public_reason("BAD_SIGNATURE"), "UNAUTHORIZED");
+  ck_assert_str_eq(wire_error_public_reason("ENROLLMENT_NOT_FOUND"),
+                   "UNAUTHORIZED");
+  ck_assert_str_eq(wire_error_public_reason("PLUGIN_INVENTED_REASON"),
+                   "UNAUTHORIZED");
+  ck_assert_str_eq(wire_error_public_reason("THROTTLED"), "THROTTLED");
+}
+END_TEST
+
 START_TEST(t_answer_has_the_dps_shape)
 {
   struct wire_error_answer a;
@@ -332,6 +355,7 @@ int main(void)
   tcase_add_test(tc, t_every_mapped_reason_is_documented);
   tcase_add_test(tc, t_unknown_reason_is_unauthorized);
   tcase_add_test(tc, t_unauthenticated_failures_are_indistinguishable);
+  tcase_add_test(tc, t_public_reason_folds_401s);
   tcase_add_test(tc, t_answer_has_the_dps_shape);
   tcase_add_test(tc, t_retry_after_only_on_429_and_503);
   tcase_add_test(tc, t_extra_headers_follow_and_are_bounded);

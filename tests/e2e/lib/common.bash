@@ -99,13 +99,14 @@ device_token() {
   printf 'SharedAccessSignature sr=%s&sig=%s&skn=registration&se=%s' "$sr" "$(urlenc_b64 "$sig")" "$se"
 }
 
-# service_token: the admin token from the data dir's connection string.
+# service_token [POLICY KEY_B64]: a service API token, by default the
+# admin's from the data dir's connection string.
 service_token() {
   local cs host name key se sig
   cs=$(cat "$DATA_DIR/service-connection-string")
   host=$(sed -n 's/.*HostName=\([^;]*\).*/\1/p' <<<"$cs")
-  name=$(sed -n 's/.*SharedAccessKeyName=\([^;]*\).*/\1/p' <<<"$cs")
-  key=$(sed -n 's/.*SharedAccessKey=\([^;]*\).*/\1/p' <<<"$cs")
+  name=${1:-$(sed -n 's/.*SharedAccessKeyName=\([^;]*\).*/\1/p' <<<"$cs")}
+  key=${2:-$(sed -n 's/.*SharedAccessKey=\([^;]*\).*/\1/p' <<<"$cs")}
   se=$(( $(date +%s) + 3600 ))
   sig=$(printf '%s\n%s' "$host" "$se" |
         openssl dgst -sha256 -mac HMAC -macopt "hexkey:$(b64_to_hex "$key")" -binary | base64 -w0)
@@ -119,11 +120,11 @@ derive_key() { # GROUP_KEY_B64 REGID
 random_key() { openssl rand -base64 32; }
 
 # http METHOD PATH [BODY] [extra curl args...]: sets STATUS and BODY_OUT.
-# CONTENT_TYPE overrides the body's content type.
+# CONTENT_TYPE overrides the body's content type; HTTP_CA the CA file.
 http() {
   local method=$1 path=$2 body=${3-}
   shift 3 || shift $#
-  local args=(-sS -o "$WORK/resp" -w '%{http_code}' --cacert "$DATA_DIR/tls/ca.pem" -X "$method")
+  local args=(-sS -o "$WORK/resp" -w '%{http_code}' --cacert "${HTTP_CA:-$DATA_DIR/tls/ca.pem}" -X "$method")
   if [ -n "$body" ]; then
     args+=(-H "Content-Type: ${CONTENT_TYPE:-application/json; charset=utf-8}" --data-binary "$body")
   fi
