@@ -34,9 +34,15 @@ static int run(struct pg_session *s, int id, const char *sql,
   return rc;
 }
 
-static int put_locked(struct pg_session *s, const struct provd_challenge *c,
-                      uint64_t max_open, struct provd_err *err)
+struct put_args {
+  const struct provd_challenge *c;
+  uint64_t max_open;
+};
+
+static int put_locked(struct pg_session *s, void *ud, struct provd_err *err)
 {
+  const struct provd_challenge *c = ((const struct put_args *)ud)->c;
+  uint64_t max_open = ((const struct put_args *)ud)->max_open;
   struct pg_params p;
   memset(&p, 0, sizeof(p));
   pg_param_int(&p, c->issued_ms);
@@ -79,14 +85,8 @@ int pg_challenge_put(void *session, const struct provd_challenge *c,
       c->session_len > PG_MAX_SESSION)
     return pg_invalid(s, err, "challenge: registration id or session "
                               "missing or too long");
-  int opened;
-  int rc = pg_write_begin(s, &opened, err);
-  if (rc != PROVD_OK)
-    return rc;
-  rc = put_locked(s, c, max_open, err);
-  rc = pg_write_end(s, opened, rc, err);
-  pg_leave(s);
-  return rc;
+  struct put_args a = { c, max_open };
+  return pg_locked(s, put_locked, &a, err);
 }
 
 int pg_challenge_get(void *session, const char *registration_id,
@@ -136,9 +136,17 @@ int pg_challenge_get(void *session, const char *registration_id,
   return rc;
 }
 
-static int answer_locked(struct pg_session *s, const char *registration_id,
-                         int64_t answered_ms, struct provd_err *err)
+struct answer_args {
+  const char *registration_id;
+  int64_t answered_ms;
+};
+
+static int answer_locked(struct pg_session *s, void *ud,
+                         struct provd_err *err)
 {
+  const struct answer_args *a = ud;
+  const char *registration_id = a->registration_id;
+  int64_t answered_ms = a->answered_ms;
   struct pg_params p;
   memset(&p, 0, sizeof(p));
   pg_param_text(&p, registration_id);
@@ -165,12 +173,6 @@ int pg_challenge_answer(void *session, const char *registration_id,
   if (!id_ok(registration_id) || answered_ms <= 0)
     return pg_invalid(s, err, "challenge: registration id or answer time "
                               "invalid");
-  int opened;
-  int rc = pg_write_begin(s, &opened, err);
-  if (rc != PROVD_OK)
-    return rc;
-  rc = answer_locked(s, registration_id, answered_ms, err);
-  rc = pg_write_end(s, opened, rc, err);
-  pg_leave(s);
-  return rc;
+  struct answer_args a = { registration_id, answered_ms };
+  return pg_locked(s, answer_locked, &a, err);
 }

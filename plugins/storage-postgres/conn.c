@@ -484,3 +484,16 @@ int pg_write_end(struct pg_session *s, int opened, int status,
   }
   return status;
 }
+
+int pg_locked(struct pg_session *s, pg_locked_fn fn, void *ud,
+              struct provd_err *err)
+{
+  int opened;
+  int rc = pg_write_begin(s, &opened, err);
+  if (rc != PROVD_OK)
+    return rc;
+  rc = fn(s, ud, err);
+  rc = pg_write_end(s, opened, rc, err);
+  pg_leave(s);
+  return rc;
+}

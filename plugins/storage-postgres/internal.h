@@ -62,6 +62,7 @@ struct pg_session {
   int depth;               /* 0: autocommit; 1: BEGIN; >1: savepoints */
   int lock_depth;          /* level that took the write lock; 0: none */
   int lost;                /* the connection died inside the transaction */
+  uint64_t last_seq;       /* seq of this session's last outbox_append */
 };
 
 /* A query's parameters, all sent as text except binary ones. */
@@ -97,6 +98,12 @@ int pg_exec(struct pg_session *s, int id, const char *sql,
 int pg_write_begin(struct pg_session *s, int *opened, struct provd_err *err);
 int pg_write_end(struct pg_session *s, int opened, int status,
                  struct provd_err *err);
+/* Runs fn under the write lock, in the caller's transaction or an
+ * implicit one, and gives the connection back after an implicit one. */
+typedef int (*pg_locked_fn)(struct pg_session *s, void *ud,
+                            struct provd_err *err);
+int pg_locked(struct pg_session *s, pg_locked_fn fn, void *ud,
+              struct provd_err *err);
 int pg_invalid(struct pg_session *s, struct provd_err *err, const char *what);
 int pg_text_ok(const char *v, size_t max, int required);
 int64_t pg_int(const PGresult *r, int row, int col);

@@ -194,65 +194,72 @@ static int probe(struct pg_session *s, enum provd_table t, const char *id,
   return rc;
 }
 
+struct put_args {
+  enum provd_table t;
+  const struct provd_record *rec;
+  const char *if_match;
+  int must_create;
+};
+
 /* Under the write lock: the decision and the write see the same row. */
-static int put_locked(struct pg_session *s, enum provd_table t,
-                      const struct provd_record *rec, const char *if_match,
-                      int must_create, struct provd_err *err)
+static int put_locked(struct pg_session *s, void *ud, struct provd_err *err)
 {
+  const struct put_args *a = ud;
   struct pg_params p;
   int changed = 0, exists = 0, equal = 0, rc;
-  record_params(&p, rec);
-  if (!if_match) {
-    rc = write_row(s, t, must_create ? R_INSERT : R_UPSERT, &p, &changed,
-                   err);
+  record_params(&p, a->rec);
+  if (!a->if_match) {
+    rc = write_row(s, a->t, a->must_create ? R_INSERT : R_UPSERT, &p,
+                   &changed, err);
     return rc == PROVD_OK && changed == 0 ? PROVD_EXISTS : rc;
   }
-  rc = probe(s, t, rec->id, if_match, &exists, &equal, err);
+  rc = probe(s, a->t, a->rec->id, a->if_match, &exists, &equal, err);
   if (rc != PROVD_OK)
     return rc;
-  if (must_create && exists)
+  if (a->must_create && exists)
     return PROVD_EXISTS;
   if (!exists)
     return PROVD_NOT_FOUND;
-  if (strcmp(if_match, "*") != 0 && !equal)
+  if (strcmp(a->if_match, "*") != 0 && !equal)
     return PROVD_PRECONDITION_FAILED;
-  return write_row(s, t, R_UPDATE, &p, &changed, err);
+  return write_row(s, a->t, R_UPDATE, &p, &changed, err);
 }
 
 int pg_put(void *session, enum provd_table t, const struct provd_record *rec,
            const char *if_match, int must_create, struct provd_err *err)
 {
   struct pg_session *s = session;
-  int opened, rc = check_record(s, t, rec, err);
+  int rc = check_record(s, t, rec, err);
   if (rc != PROVD_OK)
     return rc;
   if (if_match && !pg_text_ok(if_match, PG_MAX_TEXT, 1))
     return pg_invalid(s, err, "if_match empty or too long");
-  if ((rc = pg_write_begin(s, &opened, err)) != PROVD_OK)
-    return rc;
-  rc = put_locked(s, t, rec, if_match, must_create, err);
-  rc = pg_write_end(s, opened, rc, err);
-  pg_leave(s);
-  return rc;
+  struct put_args a = { t, rec, if_match, must_create };
+  return pg_locked(s, put_locked, &a, err);
 }
 
-static int del_locked(struct pg_session *s, enum provd_table t,
-                      const char *id, const char *if_match,
-                      struct provd_err *err)
+struct del_args {
+  enum provd_table t;
+  const char *id;
+  const char *if_match;
+};
+
+static int del_locked(struct pg_session *s, void *ud, struct provd_err *err)
 {
+  const struct del_args *a = ud;
   struct pg_params p;
   int changed = 0, exists = 0, equal = 0;
-  int with_etag = if_match && strcmp(if_match, "*") != 0;
-  id_param(&p, id);
+  int with_etag = a->if_match && strcmp(a->if_match, "*") != 0;
+  id_param(&p, a->id);
   if (with_etag)
-    pg_param_text(&p, if_match);
-  int rc = write_row(s, t, with_etag ? R_DELETE_ETAG : R_DELETE, &p, &changed,
-                     err);
+    pg_param_text(&p, a->if_match);
+  int rc = write_row(s, a->t, with_etag ? R_DELETE_ETAG : R_DELETE, &p,
+                     &changed, err);
   if (rc != PROVD_OK || changed > 0)
     return rc;
   if (!with_etag)
     return PROVD_NOT_FOUND;
-  rc = probe(s, t, id, if_match, &exists, &equal, err);
+  rc = probe(s, a->t, a->id, a->if_match, &exists, &equal, err);
   if (rc != PROVD_OK)
     return rc;
   return exists ? PROVD_PRECONDITION_FAILED : PROVD_NOT_FOUND;
@@ -262,17 +269,13 @@ int pg_del(void *session, enum provd_table t, const char *id,
            const char *if_match, struct provd_err *err)
 {
   struct pg_session *s = session;
-  int opened, rc = check_table_id(s, t, id, err);
+  int rc = check_table_id(s, t, id, err);
   if (rc != PROVD_OK)
     return rc;
   if (if_match && !pg_text_ok(if_match, PG_MAX_TEXT, 1))
     return pg_invalid(s, err, "if_match empty or too long");
-  if ((rc = pg_write_begin(s, &opened, err)) != PROVD_OK)
-    return rc;
-  rc = del_locked(s, t, id, if_match, err);
-  rc = pg_write_end(s, opened, rc, err);
-  pg_leave(s);
-  return rc;
+  struct del_args a = { t, id, if_match };
+  return pg_locked(s, del_locked, &a, err);
 }
 
 /* ---- list and count ---- */
@@ -370,6 +373,34 @@ static const char *journal_field(const struct provd_outbox_event *ev,
   return which == 0 ? ev->event_id : which == 1 ? ev->prev_hash : ev->hash;
 }
 
+/* The counter row is transactional: a rolled-back append leaves no gap
+ * and a trimmed journal never reuses a number. */
+static int append_locked(struct pg_session *s, void *ud,
+                         struct provd_err *err)
+{
+  const struct provd_outbox_event *ev = ud;
+  struct pg_params p;
+  memset(&p, 0, sizeof(p));
+  pg_param_text(&p, ev->type);
+  pg_param_int(&p, ev->time_ms);
+  pg_param_text(&p, ev->subject);
+  pg_param_text(&p, ev->body_json);
+  for (int i = 0; i < 3; i++)
+    pg_param_text(&p, journal_field(ev, i));
+  PGresult *r;
+  int rc = pg_exec(s, O_APPEND,
+                   "WITH n AS (UPDATE journal_seq SET seq = seq + 1 "
+                   "RETURNING seq) INSERT INTO outbox (seq, type, time_ms, "
+                   "subject, body, event_id, prev_hash, hash) SELECT n.seq, "
+                   "$1::text, $2::bigint, $3::text, $4::text, $5::text, "
+                   "$6::text, $7::text FROM n RETURNING seq",
+                   &p, &r, err);
+  if (rc == PROVD_OK)
+    s->last_seq = (uint64_t)pg_int(r, 0, 0);
+  PQclear(r);
+  return rc;
+}
+
 int pg_outbox_append(void *session, const struct provd_outbox_event *ev,
                      uint64_t *seq_out, struct provd_err *err)
 {
@@ -384,33 +415,9 @@ int pg_outbox_append(void *session, const struct provd_outbox_event *ev,
       !pg_text_ok(journal_field(ev, 2), PG_MAX_TEXT, 0))
     return pg_invalid(s, err, "event type, subject, body or journal fields "
                               "missing or too long");
-  int opened;
-  int rc = pg_write_begin(s, &opened, err);
-  if (rc != PROVD_OK)
-    return rc;
-  struct pg_params p;
-  memset(&p, 0, sizeof(p));
-  pg_param_text(&p, ev->type);
-  pg_param_int(&p, ev->time_ms);
-  pg_param_text(&p, ev->subject);
-  pg_param_text(&p, ev->body_json);
-  for (int i = 0; i < 3; i++)
-    pg_param_text(&p, journal_field(ev, i));
-  /* The counter row is transactional: a rolled-back append leaves no gap
-   * and a trimmed journal never reuses a number. */
-  PGresult *r;
-  rc = pg_exec(s, O_APPEND,
-               "WITH n AS (UPDATE journal_seq SET seq = seq + 1 "
-               "RETURNING seq) INSERT INTO outbox (seq, type, time_ms, "
-               "subject, body, event_id, prev_hash, hash) SELECT n.seq, "
-               "$1::text, $2::bigint, $3::text, $4::text, $5::text, "
-               "$6::text, $7::text FROM n RETURNING seq",
-               &p, &r, err);
+  int rc = pg_locked(s, append_locked, (void *)ev, err);
   if (rc == PROVD_OK && seq_out)
-    *seq_out = (uint64_t)pg_int(r, 0, 0);
-  PQclear(r);
-  rc = pg_write_end(s, opened, rc, err);
-  pg_leave(s);
+    *seq_out = s->last_seq;
   return rc;
 }
 
@@ -503,22 +510,23 @@ int pg_outbox_head(void *session, provd_event_fn fn, void *ud,
   return rc;
 }
 
+static int trim_locked(struct pg_session *s, void *ud,
+                       struct provd_err *err)
+{
+  struct pg_params p;
+  memset(&p, 0, sizeof(p));
+  pg_param_int(&p, (int64_t)*(const uint64_t *)ud);
+  PGresult *r;
+  int rc = pg_exec(s, O_TRIM, "DELETE FROM outbox WHERE seq < $1", &p, &r,
+                   err);
+  PQclear(r);
+  return rc;
+}
+
 int pg_outbox_trim(void *session, uint64_t before_seq, struct provd_err *err)
 {
   struct pg_session *s = session;
   if (before_seq > (uint64_t)INT64_MAX)
     return pg_invalid(s, err, "trim point out of range");
-  int opened;
-  int rc = pg_write_begin(s, &opened, err);
-  if (rc != PROVD_OK)
-    return rc;
-  struct pg_params p;
-  memset(&p, 0, sizeof(p));
-  pg_param_int(&p, (int64_t)before_seq);
-  PGresult *r;
-  rc = pg_exec(s, O_TRIM, "DELETE FROM outbox WHERE seq < $1", &p, &r, err);
-  PQclear(r);
-  rc = pg_write_end(s, opened, rc, err);
-  pg_leave(s);
-  return rc;
+  return pg_locked(s, trim_locked, &before_seq, err);
 }
