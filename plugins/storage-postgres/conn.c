@@ -175,12 +175,14 @@ static struct pg_conn *pool_take_locked(struct pg_state *st)
 int pg_enter(struct pg_session *s, struct provd_err *err)
 {
   struct pg_state *st = s->st;
+  if (s->c && s->lost) {
+    st->host->err_set(err, "STORE_UNREACHABLE",
+                      "postgres: the connection was lost inside this "
+                      "transaction");
+    return PROVD_E_UNAVAILABLE;
+  }
   if (s->c)
-    return s->lost ? (st->host->err_set(err, "STORE_UNREACHABLE",
-                                        "postgres: the connection was lost "
-                                        "inside this transaction"),
-                      PROVD_E_UNAVAILABLE)
-                   : PROVD_OK;
+    return PROVD_OK;
   struct timespec until = deadline_in(st->pool_wait_ms);
   int timed_out = 0;
   pthread_mutex_lock(&st->mu);
@@ -257,18 +259,19 @@ static int fail(struct pg_session *s, PGresult *r, const char *what,
                 struct provd_err *err)
 {
   const char *reason;
+  PGconn *db = s->c ? s->c->pg : NULL;
   const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
   int status = map_sqlstate(state, &reason);
   s->st->host->err_set(err, reason, "postgres: %s: %s", what,
-                       r ? PQresultErrorMessage(r)
-                         : PQerrorMessage(s->c->pg));
+                       r ? PQresultErrorMessage(r) : PQerrorMessage(db));
   PQclear(r);
-  if (PQstatus(s->c->pg) != CONNECTION_OK) {
+  if (PQstatus(db) != CONNECTION_OK) { /* PQstatus(NULL) is BAD too */
     status = PROVD_E_UNAVAILABLE;
     s->st->host->err_set(err, "STORE_UNREACHABLE",
                          "postgres: %s: the connection was lost", what);
-    PQfinish(s->c->pg);
-    s->c->pg = NULL;
+    PQfinish(db);
+    if (s->c)
+      s->c->pg = NULL;
     if (s->depth > 0)
       s->lost = 1;
   }
