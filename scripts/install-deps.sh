@@ -13,7 +13,7 @@ PACKAGES=(
   libcurl4-openssl-dev libtss2-dev libsqlite3-dev sqlite3 libpq-dev check
   swtpm swtpm-tools tpm2-tools mosquitto mosquitto-clients mosquitto-dev
   libmosquitto-dev
-  postgresql python3-aiosmtpd nginx-light chromium
+  postgresql haproxy python3-aiosmtpd nginx-light chromium
 )
 
 SUDO=""

@@ -27,7 +27,9 @@ static int is_service_root(const char *seg)
 
 static void respond_health(struct api_ctx *ctx, struct http_exchange *ex)
 {
-  if (atomic_load(&ctx->ready))
+  if (atomic_load(&ctx->ready) && ctx->store && !store_reachable(ctx->store))
+    api_respond_error(ex, 503, 503001, "The database is unreachable.");
+  else if (atomic_load(&ctx->ready))
     api_respond_json(ex, 200, json_pack("{s:s}", "status", "ok"), NULL, 0);
   else
     api_respond_error(ex, 503, 503001, "Starting or stopping.");
