@@ -8,6 +8,7 @@
 
 #include "provd_device.h"
 #include "provd_device_tpm.h"
+#include "portal.h"
 #include "send_cmd.h"
 
 #define EXIT_REFUSED 1
@@ -27,6 +28,8 @@ static const char usage_text[] =
   "                         [--hub-host HOST] [--hub-port PORT]"
   " [--hub-ca FILE]\n"
   "       provd-device tpm-info --tpm TCTI [--json]\n"
+  "       provd-device portal --listen HOST:PORT [--credentials FILE]"
+  " [--url URL] [--ca FILE]\n"
   "       provd-device --help | --version\n"
   "\n"
   "Registers a device with provd (or any DPS-compatible service) over\n"
@@ -397,6 +400,8 @@ static int run_register(struct cli *cli)
 
 int main(int argc, char **argv)
 {
+  if (argc > 1 && strcmp(argv[1], "portal") == 0)
+    return portal_main(argc - 1, argv + 1); /* its own options */
   struct cli cli;
   memset(&cli, 0, sizeof(cli));
   send_args_init(&cli.send);

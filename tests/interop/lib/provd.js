@@ -21,8 +21,9 @@ const DEFAULT_HUBS = [
 
 // extraPlugins: more `plugins:` lines (YAML flow items), e.g. the
 // custom-webhook allocation plugin; mqtt: also listen for MQTT; hubs: the
-// `hubs:` items (YAML flow maps) instead of hub-1 and hub-2.
-function writeConfig(dir, { extraPlugins = [], mqtt = false, hubs = DEFAULT_HUBS } = {}) {
+// `hubs:` items (YAML flow maps) instead of hub-1 and hub-2;
+// extraConfig: more top-level YAML lines (service_policies: ...).
+function writeConfig(dir, { extraPlugins = [], mqtt = false, hubs = DEFAULT_HUBS, extraConfig = [] } = {}) {
   const cfg = [
     `id_scope: ${ID_SCOPE}`,
     mqtt ? 'listen: { https: "127.0.0.1:0", mqtt: "127.0.0.1:0" }'
@@ -32,6 +33,7 @@ function writeConfig(dir, { extraPlugins = [], mqtt = false, hubs = DEFAULT_HUBS
     'workers: 2',
     'hubs:',
     ...hubs.map((h) => `  - ${h}`),
+    ...extraConfig,
     'plugins:',
     '  - { kind: attestation, name: symmetric-key }',
     '  - { kind: attestation, name: x509 }',
@@ -45,8 +47,9 @@ function writeConfig(dir, { extraPlugins = [], mqtt = false, hubs = DEFAULT_HUBS
   return file;
 }
 
-// options.extraPlugins, mqtt, hubs: see writeConfig; options.dir: the
-// directory to work in (removed on stop), default a new temporary one.
+// options.extraPlugins, mqtt, hubs, extraConfig: see writeConfig;
+// options.dir: the directory to work in (removed on stop), default a new
+// temporary one.
 async function startProvd(options = {}) {
   const dir = options.dir || fs.mkdtempSync(path.join(os.tmpdir(), 'provd-interop-'));
   const config = writeConfig(dir, options);
@@ -91,4 +94,4 @@ async function startProvd(options = {}) {
   };
 }
 
-module.exports = { startProvd, ID_SCOPE };
+module.exports = { startProvd, ID_SCOPE, BUILD_DIR };
