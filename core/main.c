@@ -17,6 +17,7 @@
 #include "engine/hubs.h"
 #include "notify/dispatch.h"
 #include "net/http.h"
+#include "net/wire_error.h"
 #include "plugin/loader.h"
 #include "store/store.h"
 #include "tls/issuer.h"
@@ -315,6 +316,7 @@ static int start_daemon(struct daemon *dm, struct provd_err *err)
                           .batch_max = 512};
   if (!storage || store_open(storage, &so, &dm->store, err) != PROVD_OK)
     return -1;
+  wire_error_set_retry_spread(cfg->retry_after_max_s);
   if (engine_new(cfg, dm->store, &dm->plugins, &dm->engine, err) != PROVD_OK)
     return -1;
   if (load_hubs(dm->store, cfg, dm->engine, err) != 0)

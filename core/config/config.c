@@ -3,6 +3,7 @@
  * struct provd_config. */
 #include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -314,7 +315,9 @@ static void do_limits(struct ck *c, struct provd_config *cfg,
   static const struct key_rule rules[] = {
       {"max_body", 0},       {"max_connections", 0},
       {"max_handshakes", 0}, {"handshake_timeout", 0},
-      {"max_connections_per_source", 0}, {0}};
+      {"max_connections_per_source", 0}, {"retry_after_max", 0},
+      {"register_rate_per_device", 0},   {"register_rate_per_source", 0},
+      {0}};
   if (want_type(c, v, CFG_MAP, "limits"))
     return;
   check_keys(c, v, rules, "limits");
@@ -329,6 +332,24 @@ static void do_limits(struct ck *c, struct provd_config *cfg,
   if (!cfg_is_absent(n))
     get_int(c, n, "limits.max_connections_per_source", 0, 1000000,
             &cfg->max_connections_per_source);
+  static const struct {
+    const char *key, *what;
+    int lo, hi;
+    size_t off;
+  } ints[] = {
+      {"retry_after_max", "limits.retry_after_max", 1, 300,
+       offsetof(struct provd_config, retry_after_max_s)},
+      {"register_rate_per_device", "limits.register_rate_per_device", 0,
+       1000000, offsetof(struct provd_config, register_rate_per_device)},
+      {"register_rate_per_source", "limits.register_rate_per_source", 0,
+       100000000, offsetof(struct provd_config, register_rate_per_source)},
+  };
+  for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
+    n = cfg_map_get(v, ints[i].key);
+    if (!cfg_is_absent(n))
+      get_int(c, n, ints[i].what, ints[i].lo, ints[i].hi,
+              (int *)((char *)cfg + ints[i].off));
+  }
   long long hs_ms = cfg->handshake_timeout_s * 1000LL;
   get_duration(c, cfg_map_get(v, "handshake_timeout"),
                "limits.handshake_timeout", 1000, 60000, &hs_ms);
@@ -950,6 +971,7 @@ static int set_defaults(struct provd_config *cfg)
   cfg->log_level = LOG_INFO;
   cfg->max_body_bytes = 96 * 1024;
   cfg->handshake_timeout_s = 5;
+  cfg->retry_after_max_s = 5;
   cfg->retry_after_s = 1;
   cfg->events = (struct cfg_events){
       .retry_initial_ms = 1000, .retry_max_ms = 300000,

@@ -116,6 +116,10 @@ struct provd_config {
    * take (default 5 s). */
   int max_connections, max_handshakes, handshake_timeout_s;
   int max_connections_per_source; /* all workers; 0: no limit */
+  int retry_after_max_s;          /* 429/503 Retry-After 1..this, default 5 */
+  /* Register calls per minute per registration id / source address;
+   * 0: no limit. */
+  int register_rate_per_device, register_rate_per_source;
   int retry_after_s;        /* `registration.retry_after`, default 1 */
   /* `registration.allocation_policy`: for enrollments without one; NULL:
    * the first allocation plugin declared. */

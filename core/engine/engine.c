@@ -11,6 +11,7 @@
 
 #include "engine/allocation.h"
 #include "engine/ca_refs.h"
+#include "engine/ratelimit.h"
 #include "engine/opcache.h"
 #include "net/wire_error.h"
 #include "provd/alloc.h"
@@ -27,6 +28,8 @@
 #define CALL_DEADLINE_NS (10ull * 1000000000ull)
 /* Recent operations kept for status polls: devices poll within seconds. */
 #define OPCACHE_SLOTS 16384
+/* Rate-limit slots: ~1.5 MB each table, tens of thousands of keys. */
+#define RATE_SLOTS 65536
 #define OPCACHE_TTL_MS 60000
 /* Challenge rounds (PROVD_CHALLENGE, the TPM flow): the store forgets a
  * challenge after this, whatever the plugin's own lifetime, and keeps at
@@ -48,6 +51,8 @@ struct engine {
    * read on the store writer (store_submit_read_on_writer). */
   bool reads_on_writer;
   atomic_int retry_after_s; /* `registration.retry_after`; SIGHUP sets it */
+  /* `limits.register_rate_per_device|source`; NULL: no limit. */
+  struct rate_table *per_device, *per_source;
 };
 
 /* What the attestation plugin said beside "yes" (host setters). */
@@ -127,7 +132,14 @@ int engine_new(const struct provd_config *cfg, struct store *store,
     return rc;
   }
   e->recent = opcache_new(OPCACHE_SLOTS, OPCACHE_TTL_MS);
-  if (!e->recent) {
+  if (cfg->register_rate_per_device > 0)
+    e->per_device = rate_table_new(RATE_SLOTS,
+                                   (uint32_t)cfg->register_rate_per_device);
+  if (cfg->register_rate_per_source > 0)
+    e->per_source = rate_table_new(RATE_SLOTS,
+                                   (uint32_t)cfg->register_rate_per_source);
+  if (!e->recent || (cfg->register_rate_per_device > 0 && !e->per_device) ||
+      (cfg->register_rate_per_source > 0 && !e->per_source)) {
     engine_free(e);
     perr_set(err, "INTERNAL", "out of memory");
     return PROVD_E_NOMEM;
@@ -157,6 +169,8 @@ void engine_free(struct engine *e)
     return;
   allocator_free(e->alloc);
   opcache_free(e->recent);
+  rate_table_free(e->per_device);
+  rate_table_free(e->per_source);
   free(e);
 }
 
@@ -1190,6 +1204,24 @@ static void read_phase(struct store_session *s, void *ud)
     finish_error(j, "THROTTLED", "store write queue full");
 }
 
+/* Which configured rate a register call exceeds, or NULL.  Polls and
+ * lookups are not counted: the SDKs poll as told. */
+static const char *rate_limited(struct engine *e,
+                                const struct reg_request *req)
+{
+  if (req->op != REG_REGISTER)
+    return NULL;
+  int64_t now_s = time_now_ms() / 1000;
+  if (e->per_device &&
+      !rate_table_admit(e->per_device, req->registration_id, now_s))
+    return "limits.register_rate_per_device reached for this registration "
+           "id";
+  if (e->per_source && req->client_ip[0] &&
+      !rate_table_admit(e->per_source, req->client_ip, now_s))
+    return "limits.register_rate_per_source reached for this address";
+  return NULL;
+}
+
 void engine_submit(struct engine *e, struct reg_request *req,
                    engine_done_fn done, void *ud)
 {
@@ -1210,6 +1242,11 @@ void engine_submit(struct engine *e, struct reg_request *req,
   j->ud = ud;
   snprintf(j->call.trace_id, sizeof(j->call.trace_id), "%s", req->trace_id);
   j->call.deadline_ns = time_mono_ns() + CALL_DEADLINE_NS;
+  const char *limited = rate_limited(e, req);
+  if (limited) {
+    finish_error(j, "THROTTLED", limited);
+    return;
+  }
   /* A registration's read ends in a write: let the writer do both when
    * the plugins allow, else when it is idle. */
   int rc;

@@ -1,5 +1,7 @@
 #include "net/wire_error.h"
 
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,9 +105,29 @@ const char *wire_error_public_reason(const char *reason)
                                                         : "UNAUTHORIZED";
 }
 
+static atomic_int retry_spread_s = 1;
+
+void wire_error_set_retry_spread(int max_s)
+{
+  atomic_store(&retry_spread_s, max_s > 1 ? max_s : 1);
+}
+
 int wire_error_retry_after_s(int http_status)
 {
-  return http_status == 429 || http_status == 503 ? 1 : 0;
+  if (http_status != 429 && http_status != 503)
+    return 0;
+  int spread = atomic_load_explicit(&retry_spread_s, memory_order_relaxed);
+  if (spread <= 1)
+    return 1;
+  /* A hint, not a secret: a per-thread xorshift is enough to spread a
+   * fleet that was refused in the same second. */
+  static _Thread_local uint32_t x;
+  if (!x)
+    x = (uint32_t)time_mono_ns() | 1u;
+  x ^= x << 13;
+  x ^= x >> 17;
+  x ^= x << 5;
+  return 1 + (int)(x % (uint32_t)spread);
 }
 
 /* The DPS error body; NULL without memory. */

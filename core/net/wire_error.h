@@ -31,9 +31,13 @@ struct wire_error wire_error_of(const char *reason);
  * wrong key from an unknown one.  Logs keep the real reason. */
 const char *wire_error_public_reason(const char *reason);
 
-/* Seconds of Retry-After an error answer carries: 1 for 429 and 503 (the
- * SDKs retry those), 0 (no header) otherwise. */
+/* Seconds of Retry-After an error answer carries: for 429 and 503 (the
+ * SDKs retry those) 1, or with a spread set a random 1..spread so that a
+ * fleet refused at once does not come back at once; 0 (no header) for
+ * every other status. */
 int wire_error_retry_after_s(int http_status);
+/* `limits.retry_after_max`; 1 (the default) spreads nothing. */
+void wire_error_set_retry_spread(int max_s);
 
 /* A DPS error answer ready to send: body
  * {"errorCode":N,"trackingId":"..","message":"..","timestampUtc":".."},

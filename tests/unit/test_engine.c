@@ -1272,6 +1272,46 @@ START_TEST(t_default_policy_from_config)
 }
 END_TEST
 
+/* limits.register_rate_per_device|source: register calls beyond the
+ * rate are THROTTLED (429) before any store work; polls are not counted. */
+START_TEST(t_register_rate_limits)
+{
+  rig_down();
+  rig_extra_yaml = "limits: { register_rate_per_device: 2, "
+                   "register_rate_per_source: 3 }\n";
+  rig_up(policy_plugins, 2, 0);
+  enroll("dev-r", individual("dev-r", key1));
+  char *tok = token(key1, 0, "dev-r");
+  char op[128];
+  register_ok("dev-r", tok, op);
+  struct answer a = do_poll("dev-r", op, tok);
+  ck_assert_int_eq(a.http_status, 200); /* a poll costs no admission */
+  answer_clear(&a);
+  register_ok("dev-r", tok, op);
+  a = do_register("dev-r", tok);
+  ck_assert_int_eq(a.retry_after_s >= 1, 1);
+  expect_refused(a, 429, "THROTTLED", 429001);
+  free(tok);
+  /* the source: three registers from one address, whatever the id */
+  for (int i = 0; i < 4; i++) {
+    char id[16];
+    snprintf(id, sizeof(id), "dev-s%d", i);
+    enroll(id, individual(id, key1));
+    tok = token(key1, 0, id);
+    struct reg_request *req = request(REG_REGISTER, id, NULL, tok);
+    snprintf(req->client_ip, sizeof(req->client_ip), "10.9.8.7");
+    a = submit(req);
+    if (i < 3)
+      ck_assert_int_eq(a.http_status, 202);
+    else
+      ck_assert_int_eq(a.http_status, 429);
+    answer_clear(&a);
+    free(tok);
+  }
+  rig_extra_yaml = NULL;
+}
+END_TEST
+
 START_TEST(t_default_policy_unknown_refused)
 {
   char *saved = rig.cfg.allocation_policy;
@@ -1990,6 +2030,7 @@ static Suite *engine_suite(void)
   TCase *pol = tcase_create("policies");
   tcase_add_checked_fixture(pol, setup_policies, teardown_policies);
   tcase_add_test(pol, t_default_policy_from_config);
+  tcase_add_test(pol, t_register_rate_limits);
   tcase_add_test(pol, t_default_policy_unknown_refused);
   tcase_add_test(pol, t_drained_and_closed_hubs_get_no_devices);
   tcase_add_test(pol, t_static_named_hub);

@@ -331,6 +331,27 @@ START_TEST(t_retry_after_only_on_429_and_503)
 }
 END_TEST
 
+/* With a spread, 429/503 hints are spread over 1..spread seconds. */
+START_TEST(t_retry_after_spread)
+{
+  wire_error_set_retry_spread(5);
+  int seen[6] = {0};
+  for (int i = 0; i < 200; i++) {
+    int r = wire_error_retry_after_s(i % 2 ? 429 : 503);
+    ck_assert_int_ge(r, 1);
+    ck_assert_int_le(r, 5);
+    seen[r]++;
+  }
+  int distinct = 0;
+  for (int r = 1; r <= 5; r++)
+    distinct += seen[r] > 0;
+  ck_assert_int_ge(distinct, 4);
+  ck_assert_int_eq(wire_error_retry_after_s(500), 0);
+  wire_error_set_retry_spread(1);
+  ck_assert_int_eq(wire_error_retry_after_s(429), 1);
+}
+END_TEST
+
 START_TEST(t_extra_headers_follow_and_are_bounded)
 {
   struct http_header extra[WIRE_ERROR_EXTRA_HEADERS_MAX + 2];
@@ -356,6 +377,7 @@ int main(void)
   tcase_add_test(tc, t_unknown_reason_is_unauthorized);
   tcase_add_test(tc, t_unauthenticated_failures_are_indistinguishable);
   tcase_add_test(tc, t_public_reason_folds_401s);
+  tcase_add_test(tc, t_retry_after_spread);
   tcase_add_test(tc, t_answer_has_the_dps_shape);
   tcase_add_test(tc, t_retry_after_only_on_429_and_503);
   tcase_add_test(tc, t_extra_headers_follow_and_are_bounded);
