@@ -3,7 +3,8 @@
  * (chain_from_pem), an enrollment's stored certificate (cert_from_text,
  * PEM or base64 DER) and CRLs (crls_from_text), the verification of the
  * chain against them (verify_against, OpenSSL's X509_verify_cert), the
- * DPS certificate info (certinfo.c) and the trust cache (trust.c).  The
+ * DPS certificate info (certinfo.c), the trust cache (trust.c) and the
+ * whole x509a_attest for an individual enrollment and a group.  The
  * plugin's statics are reached by compiling x509.c into this file; the
  * host API is the real one (core/plugin/host_api.c).
  * Input: presented chain \0 stored certificate \0 CRL text (missing parts
@@ -11,12 +12,16 @@
  * Besides "no crash, no leak" it checks the contract: a chain holds 1..max
  * certificates; at most X509A_MAX_CRLS CRLs are kept; every certificate's
  * info and registration state are JSON objects; a verified chain names
- * its anchor and depth; the trust cache gives back what was put. */
+ * its anchor and depth; the trust cache gives back what was put; the
+ * attestation accepts only a chain whose leaf CN is the registration id,
+ * declines only for groups, and
+ * every refusal has a reason code and a message. */
 #include "x509.c"
 
 #include <jansson.h>
 
 #include "plugin/loader.h"
+#include "util/err.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -86,6 +91,51 @@ static void check_cache(const struct x509a *x, const struct trust *t)
   trust_clear(&back);
 }
 
+/* The whole op: the chain presented for REG_ID against an individual
+ * enrollment (the stored text as the device certificate) and a group (the
+ * stored text as its CA, with the CRL text). */
+static void check_attest(struct x509a *x, const char *chain_pem,
+                         const char *cert, const char *crl, int is_group)
+{
+  json_t *enr = json_pack(
+      "{s:{s:s,s:{s:{s:{s:s}}}}}", "attestation", "type", "x509", "x509",
+      is_group ? "signingCertificates" : "clientCertificates", "primary",
+      "certificate", cert);
+  if (!enr)
+    return; /* not UTF-8: the service API never stores it */
+  if (is_group && crl[0])
+    json_object_set_new(json_object_get(json_object_get(enr, "attestation"),
+                                        "x509"),
+                        "crl", json_string(crl));
+  struct provd_attest_request req = {.struct_size = sizeof(req),
+                                     .registration_id = REG_ID,
+                                     .mechanism = "x509",
+                                     .enrollment = cfg_from_json(enr),
+                                     .is_group = is_group,
+                                     .enrollment_id = "fuzz-enrollment",
+                                     .client_cert_chain_pem = chain_pem,
+                                     .now_unix = FUZZ_NOW};
+  struct provd_attest_result res;
+  memset(&res, 0, sizeof(res));
+  struct provd_err err;
+  perr_clear(&err);
+  int rc = x509a_attest(x, NULL, &req, &res, &err);
+  if (rc == PROVD_OK) {
+    STACK_OF(X509) *chain = chain_from_pem(chain_pem, x->max_chain);
+    require(chain && leaf_cn_is(sk_X509_value(chain, 0), REG_ID));
+    /* 0 (unset) when the group's certificate is the leaf itself. */
+    require(res.match_depth <= (uint32_t)x->max_chain);
+    sk_X509_pop_free(chain, X509_free);
+  } else {
+    require(rc == PROVD_DENIED || rc == PROVD_DECLINED ||
+            rc == PROVD_E_CONFIG);
+    require(err.code[0] != '\0' && err.msg[0] != '\0');
+    require(rc != PROVD_DECLINED || is_group);
+  }
+  attest_result_clear(&res);
+  json_decref(enr);
+}
+
 /* Splits the input at NULs into exact-size, NUL-ended copies. */
 static void split(const uint8_t *data, size_t size, char *parts[3])
 {
@@ -128,6 +178,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check_verdict(x, chain, &t);
   if (t.anchors[0] || t.crls)
     check_cache(x, &t);
+  check_attest(x, parts[0], parts[1], parts[2], 0);
+  check_attest(x, parts[0], parts[1], parts[2], 1);
   trust_clear(&t);
   sk_X509_pop_free(chain, X509_free);
   for (int i = 0; i < 3; i++)
