@@ -27,11 +27,15 @@ run: build
 test-normal: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
 
-# Unit and plugin tests again under AddressSanitizer + UBSan.
+# Unit, plugin, fuzz-replay and end-to-end tests again under
+# AddressSanitizer + UBSan (the e2e scripts then drive the sanitized
+# provd).  Left to the normal run: slow, interop, browser and postgres
+# tests, and plugin_sdk (it builds every plugin again out of tree).
 test-asan: deps
 	@cmake -S . -B $(ASAN_DIR) -DPROVD_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug $(CMAKE_FLAGS) >/dev/null
 	@$(SUBMAKE) cmake --build $(ASAN_DIR) -j $(JOBS)
-	cd $(ASAN_DIR) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS) -L 'unit|plugin|fuzz'
+	cd $(ASAN_DIR) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS) \
+	  -L 'unit|plugin|fuzz|e2e' -LE 'slow|interop|browser|postgres' -E '^plugin_sdk$$'
 
 test: test-asan test-normal
 

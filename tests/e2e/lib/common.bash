@@ -21,7 +21,7 @@ cleanup() {
     kill -KILL "$PROVD_PID" 2>/dev/null || true
   fi
   if [ -n "${RECEIVER_PID:-}" ]; then kill "$RECEIVER_PID" 2>/dev/null || true; fi
-  rm -rf "$WORK"
+  if [ -n "${KEEP_WORK:-}" ]; then echo "# kept $WORK" >&2; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 
