@@ -20,15 +20,11 @@
 #include "util/b64.h"
 #include "util/err.h"
 
+#include "fuzz_input.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const char REG_ID[] = "fuzz-device-01";
-
-static void require(int ok)
-{
-  if (!ok)
-    abort();
-}
 
 static int is_reason(const char *code)
 {

@@ -12,27 +12,9 @@
  * payload is a JSON object. */
 #include "api/device_mqtt.c"
 
+#include "fuzz_input.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static void require(int ok)
-{
-  if (!ok)
-    abort();
-}
-
-/* Exact-size NUL-ended copy of data[at..] up to the next NUL. */
-static char *next_part(const uint8_t *data, size_t size, size_t *at)
-{
-  size_t start = *at < size ? *at : size;
-  const uint8_t *end = memchr(data + start, '\0', size - start);
-  size_t n = (end ? (size_t)(end - data) : size) - start;
-  char *s = malloc(n + 1);
-  require(s != NULL);
-  memcpy(s, data + start, n);
-  s[n] = '\0';
-  *at = start + n + 1;
-  return s;
-}
 
 static void check_username(const char *user)
 {
@@ -81,8 +63,8 @@ static void check_payload(const char *payload, size_t len)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
   size_t at = 0;
-  char *user = next_part(data, size, &at);
-  char *topic = next_part(data, size, &at);
+  char *user = fuzz_next_part(data, size, &at);
+  char *topic = fuzz_next_part(data, size, &at);
   size_t rest = at < size ? size - at : 0;
   char *payload = malloc(rest ? rest : 1);
   require(payload != NULL);

@@ -28,15 +28,11 @@
 #include "provd/plugin.h"
 #include "util/err.h"
 
+#include "fuzz_input.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const char CA_NAME[] = "fuzz-ca";
-
-static void require(int ok)
-{
-  if (!ok)
-    abort();
-}
 
 static void fuzz_hub(const json_t *body)
 {

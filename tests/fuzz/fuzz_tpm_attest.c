@@ -22,31 +22,13 @@
 #include "plugin/loader.h"
 #include "util/err.h"
 
+#include "fuzz_input.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define FUZZ_NOW 1798761600
 static const char ID_SCOPE[] = "0ne00000000";
 static const char REG_ID[] = "fuzz-device-01";
-
-static void require(int ok)
-{
-  if (!ok)
-    abort();
-}
-
-/* Exact-size NUL-ended copy of data[at..] up to the next NUL. */
-static char *next_part(const uint8_t *data, size_t size, size_t *at)
-{
-  size_t start = *at < size ? *at : size;
-  const uint8_t *end = memchr(data + start, '\0', size - start);
-  size_t n = (end ? (size_t)(end - data) : size) - start;
-  char *s = malloc(n + 1);
-  require(s != NULL);
-  memcpy(s, data + start, n);
-  s[n] = '\0';
-  *at = start + n + 1;
-  return s;
-}
 
 static void check_challenge(const struct tpm_plugin *t,
                             const struct provd_attest_result *res)
@@ -101,9 +83,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     session_len = SESSION_BYTES;
     at += SESSION_BYTES;
   }
-  char *token = next_part(data, size, &at);
-  char *body_text = next_part(data, size, &at);
-  char *enrolled_ek = next_part(data, size, &at);
+  char *token = fuzz_next_part(data, size, &at);
+  char *body_text = fuzz_next_part(data, size, &at);
+  char *enrolled_ek = fuzz_next_part(data, size, &at);
   json_t *body = json_loads(body_text, JSON_REJECT_DUPLICATES, NULL);
   json_t *enrollment = json_pack("{s:s,s:{s:s,s:{s:s}}}", "registrationId",
                                  REG_ID, "attestation", "type", "tpm", "tpm",

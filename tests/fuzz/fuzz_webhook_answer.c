@@ -14,13 +14,9 @@
 
 #include "plugin/loader.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz_input.h"
 
-static void require(int ok)
-{
-  if (!ok)
-    abort();
-}
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const struct provd_hub_info HUB_A = {
     sizeof(struct provd_hub_info), "hub-a", "hub-a.azure-devices.net", 1};

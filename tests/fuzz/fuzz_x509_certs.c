@@ -23,16 +23,12 @@
 #include "plugin/loader.h"
 #include "util/err.h"
 
+#include "fuzz_input.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const char REG_ID[] = "fuzz-device-01";
 #define FUZZ_NOW 1798761600 /* 2027-01-01, inside the seeds' validity */
-
-static void require(int ok)
-{
-  if (!ok)
-    abort();
-}
 
 static void require_json_object(const char *text)
 {
@@ -136,23 +132,6 @@ static void check_attest(struct x509a *x, const char *chain_pem,
   json_decref(enr);
 }
 
-/* Splits the input at NULs into exact-size, NUL-ended copies. */
-static void split(const uint8_t *data, size_t size, char *parts[3])
-{
-  size_t at = 0;
-  for (int i = 0; i < 3; i++) {
-    const uint8_t *end =
-        at < size ? memchr(data + at, '\0', size - at) : NULL;
-    size_t n = at < size ? (end ? (size_t)(end - data) : size) - at : 0;
-    parts[i] = malloc(n + 1);
-    require(parts[i] != NULL);
-    if (n)
-      memcpy(parts[i], data + at, n);
-    parts[i][n] = '\0';
-    at += n + 1;
-  }
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
   static struct x509a *x;
@@ -161,7 +140,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     require(x509a_create(host_api(), NULL, (void **)&x, &err) == PROVD_OK);
   }
   char *parts[3];
-  split(data, size, parts);
+  size_t at = 0;
+  for (int i = 0; i < 3; i++)
+    parts[i] = fuzz_next_part(data, size, &at);
   STACK_OF(X509) *chain = chain_from_pem(parts[0], x->max_chain);
   struct trust t = {{cert_from_text(x, parts[1]), NULL},
                     parts[2][0] ? crls_from_text(x, parts[2]) : NULL};
