@@ -40,6 +40,7 @@ struct options {
   const char *log_level;
   int workers;
   int check_config;
+  int print_connection_string;
 };
 
 static void usage(FILE *out)
@@ -47,7 +48,8 @@ static void usage(FILE *out)
   fprintf(out,
           "usage: provd [-c FILE] [--listen HOST:PORT] [--mqtt-listen HOST:PORT]\n"
           "             [--data-dir DIR] [--id-scope SCOPE] [--workers N]\n"
-          "             [--log-level LEVEL] [--check-config] [--version] [--help]\n"
+          "             [--log-level LEVEL] [--check-config]\n"
+          "             [--print-connection-string] [--version] [--help]\n"
           "\n"
           "Self-hosted device provisioning service, wire-compatible with Azure\n"
           "IoT Hub DPS (device and service REST APIs over HTTPS).\n"
@@ -64,6 +66,10 @@ static void usage(FILE *out)
           "      --log-level LEVEL   error, warn, info or debug\n"
           "      --check-config      validate the config and plugins, print\n"
           "                          FILE:LINE:COL: message per problem, exit 0 or 2\n"
+          "      --print-connection-string\n"
+          "                          print the service connection string (the\n"
+          "                          owner's key) of the data dir and exit; the\n"
+          "                          start-up banner says only where it is\n"
           "      --version           print the version and exit\n"
           "  -h, --help              this text\n"
           "\n"
@@ -91,6 +97,7 @@ static int parse_args(int argc, char **argv, struct options *o)
       {"workers", required_argument, NULL, 'w'},
       {"log-level", required_argument, NULL, 'L'},
       {"check-config", no_argument, NULL, 'k'},
+      {"print-connection-string", no_argument, NULL, 'P'},
       {"version", no_argument, NULL, 'V'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
@@ -104,6 +111,7 @@ static int parse_args(int argc, char **argv, struct options *o)
     case 's': o->id_scope = optarg; break;
     case 'L': o->log_level = optarg; break;
     case 'k': o->check_config = 1; break;
+    case 'P': o->print_connection_string = 1; break;
     case 'w': {
       long n;
       if (num_parse_long(optarg, 1, 256, &n) != 0) {
@@ -181,6 +189,28 @@ static int load_config(const struct options *o, struct provd_config *cfg)
   return rc;
 }
 
+/* What the banner no longer prints: the admin key goes to stdout only
+ * when asked for (logs collected from stdout keep no secret). */
+static int print_connection_string(const struct provd_config *cfg)
+{
+  struct pki_paths pki;
+  struct provd_err err = {0};
+  if (pki_init_data_dir(cfg->data_dir, cfg->tls_cert, cfg->tls_key, &pki,
+                        &err) != 0) {
+    fprintf(stderr, "provd: %s\n", err.msg);
+    return 1;
+  }
+  struct connstr cs;
+  if (pki_read_connection_string(pki.conn_string, &cs, &err) != 0) {
+    fprintf(stderr, "provd: %s\n", err.msg);
+    return 1;
+  }
+  printf("HostName=%s;SharedAccessKeyName=%s;SharedAccessKey=%s\n", cs.host,
+         cs.key_name, cs.key);
+  OPENSSL_cleanse(&cs, sizeof(cs));
+  return 0;
+}
+
 static int check_config_only(const struct provd_config *cfg)
 {
   struct plugin_set set = {0};
@@ -217,27 +247,26 @@ static const char *display_host(const struct cfg_listen *l)
 
 static void print_banner(const struct provd_config *cfg,
                          const struct pki_paths *pki, int port,
-                         int mqtt_port, int workers)
+                         int mqtt_port, int console_port, int workers)
 {
-  char conn[512] = "";
-  FILE *f = fopen(pki->conn_string, "r");
-  if (f) {
-    if (!fgets(conn, sizeof(conn), f))
-      conn[0] = '\0';
-    fclose(f);
-    conn[strcspn(conn, "\r\n")] = '\0';
-  }
   const char *host = display_host(&cfg->https);
+  const char *console_host =
+      console_port > 0 ? display_host(&cfg->console) : host;
+  if (console_port <= 0)
+    console_port = port;
   const char *ca = pki->ca[0] ? pki->ca : "(operator certificate: devices "
                                           "trust its issuer)";
   printf("provd %s ready (%d workers)\n"
          "  ID scope:          %s\n"
          "  device endpoint:   https://%s:%d  (DPS device API)\n"
          "  service endpoint:  https://%s:%d  (DPS service API)\n"
+         "  console:           https://%s:%d/console/  (sign in with the "
+         "connection string)\n"
          "  CA file:           %s\n"
-         "  connection string: %s  (file %s)\n",
-         PROVD_VERSION, workers, cfg->id_scope, host, port, host, port, ca,
-         conn, pki->conn_string);
+         "  connection string: in %s  (the owner's key; "
+         "provd --print-connection-string)\n",
+         PROVD_VERSION, workers, cfg->id_scope, host, port, host, port,
+         console_host, console_port, ca, pki->conn_string);
   if (mqtt_port > 0)
     printf("  MQTT endpoint:     mqtts://%s:%d  (DPS device API over MQTT)\n",
            display_host(&cfg->mqtt), mqtt_port);
@@ -272,6 +301,7 @@ struct daemon {
   struct dispatcher *dispatcher;
   struct api_ctx api;
   struct http_server *http;
+  struct http_server *console_http; /* listen.console, or NULL */
   struct mqtt_server *mqtt;
   SSL_CTX *ssl;
   struct pki_paths pki;
@@ -362,9 +392,19 @@ static int start_daemon(struct daemon *dm, struct provd_err *err)
   }
   if (http_server_start(&ho, &dm->http, err) != 0)
     return -1;
+  if (cfg->has_console) {
+    struct http_server_opts co = {
+        .host = cfg->console.host, .port = cfg->console.port, .workers = 1,
+        .ssl = dm->ssl, .max_body_bytes = cfg->max_body_bytes,
+        .handler = api_handle_console_listener, .ud = &dm->api};
+    if (http_server_start(&co, &dm->console_http, err) != 0)
+      return -1;
+  }
   atomic_store(&dm->api.ready, true);
   print_banner(cfg, &dm->pki, http_server_port(dm->http),
-               dm->mqtt ? http_server_protocol_port(dm->http, 0) : 0, workers);
+               dm->mqtt ? http_server_protocol_port(dm->http, 0) : 0,
+               dm->console_http ? http_server_port(dm->console_http) : 0,
+               workers);
   log_info("provd", "serving https on %s:%d id_scope=%s data_dir=%s",
            cfg->https.host, http_server_port(dm->http), cfg->id_scope,
            cfg->data_dir);
@@ -377,6 +417,8 @@ static int start_daemon(struct daemon *dm, struct provd_err *err)
 static void stop_daemon(struct daemon *dm)
 {
   atomic_store(&dm->api.ready, false);
+  if (dm->console_http)
+    http_server_stop(dm->console_http, SHUTDOWN_GRACE_MS);
   if (dm->http)
     http_server_stop(dm->http, SHUTDOWN_GRACE_MS);
   mqtt_server_free(dm->mqtt); /* its connections went with the workers */
@@ -429,6 +471,8 @@ static void reload_tls(struct daemon *dm, const struct provd_config *fresh)
     return;
   }
   http_server_set_ssl(dm->http, ctx);
+  if (dm->console_http)
+    http_server_set_ssl(dm->console_http, ctx);
   if (dm->mqtt)
     mqtt_server_set_ssl(dm->mqtt, ctx);
   dm->retired_ssl[dm->n_retired_ssl++] = dm->ssl;
@@ -500,6 +544,11 @@ int main(int argc, char **argv)
   log_set_level(dm.cfg.log_level);
   if (opts.check_config) {
     rc = check_config_only(&dm.cfg);
+    config_free(&dm.cfg);
+    return rc;
+  }
+  if (opts.print_connection_string) {
+    rc = print_connection_string(&dm.cfg);
     config_free(&dm.cfg);
     return rc;
   }

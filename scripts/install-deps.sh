@@ -13,7 +13,7 @@ PACKAGES=(
   libcurl4-openssl-dev libtss2-dev libsqlite3-dev sqlite3 libpq-dev check
   swtpm swtpm-tools tpm2-tools mosquitto mosquitto-clients mosquitto-dev
   libmosquitto-dev
-  postgresql python3-aiosmtpd nginx-light
+  postgresql haproxy python3-aiosmtpd nginx-light chromium
 )
 
 SUDO=""
@@ -39,7 +39,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# npm packages for the interoperability tests (the unmodified Azure IoT SDK),
+# npm packages for the interoperability tests (the unmodified Azure IoT SDK)
+# and the browser tests (playwright-core, driving Debian's chromium: never a
+# downloaded browser),
 # pinned by tests/interop/package-lock.json.  --ignore-scripts: tss.js pulls
 # a native module that does not build on Node 20.
 interop=tests/interop

@@ -58,6 +58,9 @@ void api_policies_clear(struct api_ctx *ctx);
 
 /* http_handler_fn: ud is the struct api_ctx. */
 void api_handle(struct http_exchange *ex, void *ud);
+/* The same without the device API (listen.console: the console and the
+ * service API it calls, /healthz, /metrics). */
+void api_handle_console_listener(struct http_exchange *ex, void *ud);
 
 /* Each answers exactly once through http_respond (possibly later, from
  * a store thread).  parts is the request path split by api_handle, with

@@ -1,5 +1,6 @@
-/* Routes every HTTPS request: operational endpoints, the DPS device API
- * (paths under /{idScope}/registrations/) and the service API. */
+/* Routes every HTTPS request: operational endpoints, the web console
+ * (/console/), the DPS device API (paths under /{idScope}/registrations/)
+ * and the service API. */
 #include "api/api.h"
 
 #include <stdlib.h>
@@ -7,13 +8,14 @@
 #include <strings.h>
 
 #include "api/respond.h"
+#include "console/console.h"
 #include "util/log.h"
 #include "util/metrics.h"
 #include "util/url.h"
 
 static const char *const service_roots[] = {
     "enrollments", "enrollmentGroups", "registrations", "hubs", "events",
-    "explain", NULL};
+    "explain", "policy", NULL};
 
 static int is_service_root(const char *seg)
 {
@@ -25,7 +27,9 @@ static int is_service_root(const char *seg)
 
 static void respond_health(struct api_ctx *ctx, struct http_exchange *ex)
 {
-  if (atomic_load(&ctx->ready))
+  if (atomic_load(&ctx->ready) && ctx->store && !store_reachable(ctx->store))
+    api_respond_error(ex, 503, 503001, "The database is unreachable.");
+  else if (atomic_load(&ctx->ready))
     api_respond_json(ex, 200, json_pack("{s:s}", "status", "ok"), NULL, 0);
   else
     api_respond_error(ex, 503, 503001, "Starting or stopping.");
@@ -75,9 +79,10 @@ static int is_our_scope(const struct api_ctx *ctx, const char *raw)
          strcasecmp(scope, ctx->cfg->id_scope) == 0;
 }
 
-void api_handle(struct http_exchange *ex, void *ud)
+/* device_api: whether this listener serves the DPS device API. */
+static void route(struct api_ctx *ctx, struct http_exchange *ex,
+                  bool device_api)
 {
-  struct api_ctx *ctx = ud;
   const struct http_request *req = http_exchange_request(ex);
   int is_get = strcmp(req->method, "GET") == 0;
   if (is_get && strcmp(req->path, "/healthz") == 0) {
@@ -88,10 +93,18 @@ void api_handle(struct http_exchange *ex, void *ud)
     respond_metrics(ex);
     return;
   }
+  if (console_owns_path(req->path)) {
+    console_handle(ex);
+    return;
+  }
   struct path_parts parts;
   enum path_split_status split = path_split(req->path, &parts);
   if (!is_device_path(req->path)) {
     service_api_handle(ctx, ex, &parts, split);
+    return;
+  }
+  if (!device_api) {
+    api_respond_reason(ex, "NOT_FOUND", NULL);
     return;
   }
   if (parts.n == 0 || !is_our_scope(ctx, parts.seg[0])) {
@@ -101,4 +114,14 @@ void api_handle(struct http_exchange *ex, void *ud)
     return;
   }
   device_api_handle(ctx, ex, &parts, split);
+}
+
+void api_handle(struct http_exchange *ex, void *ud)
+{
+  route(ud, ex, true);
+}
+
+void api_handle_console_listener(struct http_exchange *ex, void *ud)
+{
+  route(ud, ex, false);
 }

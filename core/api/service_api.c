@@ -216,6 +216,13 @@ static void route_action(const struct collection *c, const char *m,
 static void route_extension(const char *name, const char *m,
                             struct route *r)
 {
+  if (strcasecmp(name, "policy") == 0) {
+    if (is_method(m, "GET"))
+      set_op(r, SVC_OP_POLICY, "policy.get");
+    else
+      no_method(r, "GET");
+    return;
+  }
   int hubs = strcasecmp(name, "hubs") == 0;
   if (!hubs && strcasecmp(name, "events") != 0)
     return;
@@ -767,6 +774,14 @@ void service_api_handle(struct api_ctx *ctx, struct http_exchange *ex,
     return;
   if (r.op == SVC_OP_EXPLAIN) {
     handle_explain(ctx, ex, req, r.id);
+    return;
+  }
+  if (r.op == SVC_OP_POLICY) { /* what the console may offer */
+    svc_count_request(r.op_name, 200);
+    api_respond_json(ex, 200, json_pack("{s:s,s:b,s:s}", "name", policy->name,
+                                        "canWrite", policy->can_write,
+                                        "idScope", ctx->cfg->id_scope),
+                     NULL, 0);
     return;
   }
   struct prep_error e = {500, SVC_E_INTERNAL, "Internal error"};

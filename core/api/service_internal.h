@@ -55,7 +55,8 @@ enum svc_op {
   SVC_OP_CA_VERIFY,        /* POST /certificates/{name}/verify (provd) */
   SVC_OP_EVENT_GET,        /* GET /events/{seq} (provd) */
   SVC_OP_EVENTS_VERIFY,    /* GET /events/verify (provd) */
-  SVC_OP_EVENT_RETRY       /* POST /events/{seq}/retry (provd) */
+  SVC_OP_EVENT_RETRY,      /* POST /events/{seq}/retry (provd) */
+  SVC_OP_POLICY            /* GET /policy: the signing policy (provd) */
 };
 
 /* One service request handed to a store thread.  Owns everything it

@@ -559,7 +559,8 @@ int svc_job_submit(struct svc_job *job)
   case SVC_OP_CA_VERIFY:
     return store_submit_write(st, write_ca_change, svc_write_done, job);
   case SVC_OP_EXPLAIN:
-    break; /* answered by the engine, never a store job */
+  case SVC_OP_POLICY:
+    break; /* answered without the store (engine, or at once) */
   }
   return PROVD_E_INTERNAL;
 }

@@ -195,7 +195,8 @@ static int get_listen(struct ck *c, const struct cfg_node *v, const char *what,
 static void do_listen(struct ck *c, struct provd_config *cfg,
                       const struct cfg_node *v)
 {
-  static const struct key_rule rules[] = {{"https", 0}, {"mqtt", 0}, {0}};
+  static const struct key_rule rules[] = {
+      {"https", 0}, {"mqtt", 0}, {"console", 0}, {0}};
   if (want_type(c, v, CFG_MAP, "listen"))
     return;
   check_keys(c, v, rules, "listen");
@@ -206,6 +207,10 @@ static void do_listen(struct ck *c, struct provd_config *cfg,
   if (!cfg_is_absent(mqtt) &&
       get_listen(c, mqtt, "listen.mqtt", &cfg->mqtt) == 0)
     cfg->has_mqtt = 1;
+  const struct cfg_node *console = cfg_map_get(v, "console");
+  if (!cfg_is_absent(console) &&
+      get_listen(c, console, "listen.console", &cfg->console) == 0)
+    cfg->has_console = 1;
 }
 
 static void do_data_dir(struct ck *c, struct provd_config *cfg,

@@ -94,6 +94,9 @@ struct provd_config {
   struct cfg_listen https;
   struct cfg_listen mqtt;
   int has_mqtt;
+  struct cfg_listen console; /* a listener for the console and the
+                                service API only (docs/console.md) */
+  int has_console;
   char *data_dir;           /* relative paths are relative to the cwd */
   char *tls_cert, *tls_key; /* NULL: generated in data_dir/tls */
   struct cfg_plugin_decl storage; /* default: { plugin: sqlite } */

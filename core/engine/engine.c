@@ -87,6 +87,11 @@ struct job {
   size_t session_len;
   int answers_challenge;  /* proof came from a stored challenge */
   int replayed;           /* that challenge was answered meanwhile */
+  /* The registration as the read phase saw it: the write only lands on
+   * that state (see put_planned). */
+  int had_prev;
+  char *prev_etag;        /* owned, or NULL */
+  int adopted;            /* a concurrent registration's record answers */
 };
 
 struct auth_outcome {
@@ -193,6 +198,7 @@ static void job_free(struct job *j)
   free(j->session);
   store_rec_clear(&j->enrollment);
   store_rec_clear(&j->record);
+  free(j->prev_etag);
   json_decref(j->accepted.state);
   alloc_outcome_clear(&j->alloc);
   free(j);
@@ -950,14 +956,52 @@ static void issue_challenge(struct job *j)
     finish_error(j, "THROTTLED", "store write queue full");
 }
 
+/* The registration changed between the read and this write: another
+ * request of the same device (on this instance or another sharing the
+ * store) registered it meanwhile.  Its record answers this request too,
+ * so the device ends up with one registration and one hub. */
+static int adopt_concurrent(struct job *j, struct store_session *s,
+                            struct provd_err *err)
+{
+  struct store_rec cur = {0};
+  int rc = store_get(s, PROVD_TABLE_REGISTRATIONS, j->record.id, &cur, err);
+  if (rc != PROVD_OK)
+    return rc == PROVD_NOT_FOUND ? PROVD_E_UNAVAILABLE : rc;
+  log_info("engine", "concurrent registration regid=%s: answering with the "
+           "record written meanwhile trace=%s", j->record.id,
+           j->req->trace_id);
+  store_rec_clear(&j->record);
+  j->record = cur;
+  j->adopted = 1;
+  operation_id_for(j->record.etag, j->operation_id);
+  return PROVD_OK;
+}
+
+/* Writes the planned record only over the state the read phase saw. */
+static int put_planned(struct job *j, struct store_session *s,
+                       struct provd_err *err)
+{
+  const char *if_match = j->had_prev ? (j->prev_etag ? j->prev_etag : "*")
+                                     : NULL;
+  int rc = store_put(s, PROVD_TABLE_REGISTRATIONS, &j->record, if_match,
+                     !j->had_prev, err);
+  if (rc == PROVD_EXISTS || rc == PROVD_PRECONDITION_FAILED) {
+    perr_clear(err);
+    return adopt_concurrent(j, s, err);
+  }
+  if (rc == PROVD_NOT_FOUND) /* deleted meanwhile: register afresh */
+    rc = store_put(s, PROVD_TABLE_REGISTRATIONS, &j->record, NULL, 0, err);
+  return rc;
+}
+
 static int write_record(struct store_session *s, void *ud,
                         struct provd_err *err)
 {
   struct job *j = ud;
   int rc = answer_challenge(j, s, err);
   if (rc == PROVD_OK)
-    rc = store_put(s, PROVD_TABLE_REGISTRATIONS, &j->record, NULL, 0, err);
-  if (rc != PROVD_OK)
+    rc = put_planned(j, s, err);
+  if (rc != PROVD_OK || j->adopted)
     return rc;
   json_t *ev = json_pack(
       "{s:s,s:O?,s:O?,s:O,s:s?,s:s?}", "registrationId", j->record.id,
@@ -1195,6 +1239,8 @@ static void read_phase(struct store_session *s, void *ud)
     finish_error(j, "STORE_UNAVAILABLE", err.msg);
     return;
   }
+  j->had_prev = rc == PROVD_OK;
+  j->prev_etag = j->had_prev && prev.etag ? strdup(prev.etag) : NULL;
   plan_record(j, rc == PROVD_OK ? &prev : NULL);
   store_rec_clear(&prev);
   if (attach_issued_certificate(j) != PROVD_OK)

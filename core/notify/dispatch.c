@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <openssl/rand.h>
 
 #include "notify/cursors.h"
@@ -29,6 +30,10 @@
 /* One delivery attempt may take this long before the plugin's own
  * timeout should have fired. */
 #define DELIVER_DEADLINE_MS 60000
+/* Several instances on one store: a notifier's lease lasts this long
+ * unless renewed, and is renewed (or sought) this often. */
+#define LEASE_MS 5000
+#define LEASE_RENEW_MS 1000
 
 struct pending {
   uint64_t seq;
@@ -71,6 +76,8 @@ struct notif {
   int n_lanes;
   pthread_t pump;
   int pump_running;
+  int leased;         /* shared store: this process delivers */
+  int64_t lease_at_ms; /* last lease write (or attempt) */
 };
 
 struct dispatcher {
@@ -80,6 +87,8 @@ struct dispatcher {
   size_t n;
   atomic_int stopping;
   struct retention *retention;
+  int shared;         /* store_shared(): deliveries need a lease */
+  char owner[64];     /* this process in lease records */
 };
 
 /* ---- small helpers ---- */
@@ -219,12 +228,63 @@ static int write_and_wait(struct dispatcher *d, store_write_fn fn, void *ud,
 
 /* ---- durable state: cursor and dead letters ---- */
 
+/* Shared store: writes the cursor under the lease (renewing it, or
+ * giving it up with lease_ms 0).  Losing it stops fetching: what is in
+ * flight finishes, the new holder goes on from the stored cursor. */
+static int persist_leased(struct notif *n, uint64_t cursor, int64_t lease_ms,
+                          struct provd_err *err)
+{
+  struct cursor_lease l = {.id = n->inst->id, .owner = n->d->owner,
+                           .lease_ms = lease_ms, .advance = 1,
+                           .cursor = cursor};
+  int rc = write_and_wait(n->d, notify_cursor_lease, &l, err);
+  n->lease_at_ms = time_now_ms();
+  if (rc == PROVD_OK && !l.held && lease_ms > 0) {
+    log_warn(COMP, "notifier %s: lease lost to another instance; it goes on "
+                   "from cursor %" PRIu64, n->inst->id, l.stored);
+    n->leased = 0;
+    perr_set(err, "LEASE_LOST", "another instance holds the lease");
+    return PROVD_E_UNAVAILABLE;
+  }
+  return rc;
+}
+
+/* Shared store, not holding the lease: takes it when free or expired
+ * and nothing of an earlier lease is still in flight. */
+static void seek_lease(struct notif *n)
+{
+  pthread_mutex_lock(&n->mu);
+  int idle = n->win_len == 0;
+  pthread_mutex_unlock(&n->mu);
+  if (!idle || time_now_ms() - n->lease_at_ms < LEASE_RENEW_MS)
+    return;
+  struct cursor_lease l = {.id = n->inst->id, .owner = n->d->owner,
+                           .lease_ms = LEASE_MS};
+  struct provd_err err;
+  perr_clear(&err);
+  int rc = write_and_wait(n->d, notify_cursor_lease, &l, &err);
+  n->lease_at_ms = time_now_ms();
+  if (rc != PROVD_OK || !l.held)
+    return;
+  pthread_mutex_lock(&n->mu);
+  n->cursor = n->fetched = n->persisted = l.stored;
+  pthread_mutex_unlock(&n->mu);
+  n->persisted_at_ms = n->lease_at_ms;
+  n->leased = 1;
+  log_info(COMP, "notifier %s: this instance (%s) holds the lease; "
+                 "delivering events after %" PRIu64,
+           n->inst->id, n->d->owner, l.stored);
+}
+
 static void persist_cursor(struct notif *n, uint64_t cursor)
 {
   struct cursor_write c = {.id = n->inst->id, .cursor = cursor};
   struct provd_err err;
   perr_clear(&err);
-  if (write_and_wait(n->d, notify_cursor_put, &c, &err) != PROVD_OK) {
+  int rc = n->d->shared
+               ? persist_leased(n, cursor, LEASE_MS, &err)
+               : write_and_wait(n->d, notify_cursor_put, &c, &err);
+  if (rc != PROVD_OK) {
     log_warn(COMP, "notifier %s: cursor %" PRIu64 " not saved (%s: %s); "
                    "events after the saved one will come again",
              n->inst->id, cursor, err.code, err.msg);
@@ -699,9 +759,12 @@ static void pump_wait(struct notif *n, int64_t ms)
 static void pump_round(struct notif *n, struct store_session *s,
                        long *got, int *first)
 {
-  *got = fetch(n, s);
+  if (n->d->shared && !n->leased)
+    seek_lease(n);
+  int delivering = !n->d->shared || n->leased;
+  *got = delivering ? fetch(n, s) : 0;
   int64_t now = time_now_ms();
-  if (now - n->retry_scan_at_ms >= RETRY_SCAN_MS) {
+  if (delivering && now - n->retry_scan_at_ms >= RETRY_SCAN_MS) {
     scan_retries(n, s, *first);
     *first = 0;
     n->retry_scan_at_ms = now;
@@ -710,7 +773,8 @@ static void pump_round(struct notif *n, struct store_session *s,
   advance_cursor_locked(n);
   uint64_t cursor = n->cursor;
   pthread_mutex_unlock(&n->mu);
-  if (cursor != n->persisted && now - n->persisted_at_ms >= CURSOR_WRITE_MS)
+  if ((cursor != n->persisted && now - n->persisted_at_ms >= CURSOR_WRITE_MS) ||
+      (n->leased && now - n->persisted_at_ms >= LEASE_RENEW_MS))
     persist_cursor(n, cursor);
   publish_gauges(n);
 }
@@ -726,12 +790,14 @@ static void *pump_main(void *arg)
                     "be delivered", n->inst->id, err.code, err.msg);
     return NULL;
   }
-  uint64_t cursor = notify_cursor_load(s, n->inst->id);
-  pthread_mutex_lock(&n->mu);
-  n->cursor = n->fetched = n->persisted = cursor;
-  pthread_mutex_unlock(&n->mu);
-  log_info(COMP, "notifier %s: delivering events after %" PRIu64,
-           n->inst->id, cursor);
+  if (!n->d->shared) {
+    uint64_t cursor = notify_cursor_load(s, n->inst->id);
+    pthread_mutex_lock(&n->mu);
+    n->cursor = n->fetched = n->persisted = cursor;
+    pthread_mutex_unlock(&n->mu);
+    log_info(COMP, "notifier %s: delivering events after %" PRIu64,
+             n->inst->id, cursor);
+  }
   int first = 1;
   while (!stopping(n->d)) {
     long got = 0;
@@ -825,7 +891,12 @@ static void notif_fini(struct notif *n)
 {
   if (!n->inst)
     return;
-  if (n->pump_running) {
+  if (n->pump_running && n->d->shared && n->leased) {
+    advance_cursor_locked(n);
+    struct provd_err err;
+    perr_clear(&err);
+    persist_leased(n, n->cursor, 0, &err); /* the next holder need not wait */
+  } else if (n->pump_running && !n->d->shared) {
     advance_cursor_locked(n);
     if (n->cursor != n->persisted)
       persist_cursor(n, n->cursor);
@@ -878,6 +949,11 @@ int dispatcher_start(const struct cfg_events *cfg, struct store *st,
   }
   d->cfg = *cfg;
   d->st = st;
+  d->shared = store_shared(st);
+  unsigned char rnd[6] = {0};
+  RAND_bytes(rnd, sizeof(rnd));
+  snprintf(d->owner, sizeof(d->owner), "pid%ld-%02x%02x%02x%02x%02x%02x",
+           (long)getpid(), rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5]);
   int rc = PROVD_OK;
   for (size_t i = 0; i < count && rc == PROVD_OK; i++) {
     rc = notif_init(d, &d->items[i],

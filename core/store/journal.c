@@ -114,7 +114,14 @@ int journal_prev_hash(struct store_session *s, char out[JOURNAL_HASH_HEX],
   int rc = have_journal_ops(s, err);
   if (rc != PROVD_OK)
     return rc;
-  rc = s->st->ops->outbox_last(s->ps, copy_hash, out, err);
+  /* On a shared store the head is read under the lock the append will
+   * hold, so no other instance links an event to the same head. */
+  const struct provd_storage_ops *ops = s->st->ops;
+  if (s->depth > 0 && PROVD_HAS(ops, struct provd_storage_ops, outbox_head) &&
+      ops->outbox_head)
+    rc = ops->outbox_head(s->ps, copy_hash, out, err);
+  else
+    rc = ops->outbox_last(s->ps, copy_hash, out, err);
   if (rc == PROVD_NOT_FOUND) { /* empty: cut to nothing, or brand new */
     uint64_t seq = 0;
     struct provd_err ignored;

@@ -498,6 +498,27 @@ void store_close(struct store *st)
     store_free(st);
 }
 
+static void probe_read(struct store_session *s, void *ud)
+{
+  struct store *st = ud;
+  struct provd_err err = { { 0 }, { 0 } };
+  struct store_rec rec;
+  /* No hub has this name ('$' is not allowed): NOT_FOUND means reached. */
+  int rc = store_get(s, PROVD_TABLE_HUBS, "$reachability-probe", &rec, &err);
+  if (rc == PROVD_OK)
+    store_rec_clear(&rec);
+  store_note_status(st, rc, &err);
+  atomic_store(&st->probing, 0);
+}
+
+int store_reachable(struct store *st)
+{
+  if (!atomic_exchange(&st->probing, 1) &&
+      store_submit_read(st, probe_read, st) != PROVD_OK)
+    atomic_store(&st->probing, 0);
+  return !atomic_load(&st->unreachable);
+}
+
 int store_submit_read(struct store *st, store_read_fn fn, void *ud)
 {
   if (!st || !fn)

@@ -45,6 +45,14 @@ int store_open(struct plugin_instance *storage, const struct store_opts *o,
                struct store **out, struct provd_err *err);
 /* Runs every queued job, then stops the threads. */
 void store_close(struct store *st);
+/* Non-zero when other provd instances may write the same store at the
+ * same time (PROVD_STORAGE_SHARED): nothing read in an earlier
+ * transaction may be assumed current. */
+int store_shared(const struct store *st);
+/* Whether the database answered the last call, or this probe's earlier
+ * one: non-blocking, it queues a cheap read that updates the answer for
+ * the next caller (/healthz). */
+int store_reachable(struct store *st);
 
 /* ---- synchronous use, on the calling thread ---- */
 struct store_session *store_session_open(struct store *st,

@@ -4,6 +4,7 @@
 #define CORE_STORE_STORE_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "store/store.h"
 
@@ -66,7 +67,13 @@ struct store {
   struct write_job *popped; /* jobs as taken from the queue */
   int *batch_status;
   struct provd_err *batch_err;
+  /* The database answered STORE_UNREACHABLE last time (store_reachable). */
+  atomic_int unreachable;
+  atomic_int probing;       /* a reachability probe is queued */
 };
+
+/* Remembers whether the last store call reached the database. */
+void store_note_status(struct store *st, int rc, const struct provd_err *err);
 
 /* Fills an embedded session (store_ops.c); PROVD_OK or an error. */
 int store_session_init(struct store *st, struct store_session *s,

@@ -77,10 +77,30 @@ static int no_session(const struct store_session *s, struct provd_err *err)
 /* ---- transactions: the wrapper counts levels so the writer can check
  * that a job left the nesting as it found it ---- */
 
+int store_shared(const struct store *st)
+{
+  return PROVD_HAS(st->ops, struct provd_storage_ops, flags) &&
+         (st->ops->flags & PROVD_STORAGE_SHARED);
+}
+
+void store_note_status(struct store *st, int rc, const struct provd_err *err)
+{
+  if (rc == PROVD_E_UNAVAILABLE && err &&
+      strcmp(err->code, "STORE_UNREACHABLE") == 0)
+    atomic_store(&st->unreachable, 1);
+  else if (rc >= 0)
+    atomic_store(&st->unreachable, 0);
+}
+
 int store_tx_begin(struct store_session *s, struct provd_err *err)
 {
   NEED_SESSION(s, err);
+  /* Another instance may have appended since this session's last
+   * transaction: the journal head it remembers is only good within one. */
+  if (s->depth == 0 && store_shared(s->st))
+    s->chain_known = 0;
   int rc = s->st->ops->tx_begin(s->ps, err);
+  store_note_status(s->st, rc, err);
   if (rc == PROVD_OK)
     s->depth++;
   return rc;
@@ -208,6 +228,7 @@ int store_get(struct store_session *s, enum provd_table t, const char *id,
   memset(out, 0, sizeof(*out));
   NEED_SESSION(s, err);
   int rc = s->st->ops->get(s->ps, t, id, copy_one, &c, err);
+  store_note_status(s->st, rc, err);
   if (c.failed)
     copy_report(&c, err);
   return rc;

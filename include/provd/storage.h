@@ -154,7 +154,23 @@ struct provd_storage_ops {
    * no challenge. */
   int (*challenge_answer)(void *session, const char *registration_id,
                           int64_t answered_ms, struct provd_err *err);
+
+  /* ---- ABI minor 6: several provd processes on one store (test with
+   * PROVD_HAS) ---- */
+  /* PROVD_STORAGE_SHARED: other provd processes may write the same store
+   * at the same time, so nothing read in an earlier transaction (the
+   * journal's head, a notifier's cursor) may be assumed current. */
+  uint32_t flags;
+  /* Inside a transaction: takes the lock that orders every write of the
+   * store (the one outbox_append and the other writes take; held until
+   * the transaction ends), then reports the event the next append links
+   * to as outbox_last does: fn called once, or PROVD_NOT_FOUND. */
+  int (*outbox_head)(void *session, provd_event_fn fn, void *ud,
+                     struct provd_err *err);
 };
+
+/* provd_storage_ops.flags */
+#define PROVD_STORAGE_SHARED (1u << 0)
 
 #ifdef __cplusplus
 }

@@ -253,6 +253,11 @@ static const struct provd_storage_ops sqlite_ops = {
   .challenge_put = sq_challenge_put,
   .challenge_get = sq_challenge_get,
   .challenge_answer = sq_challenge_answer,
+  /* One process per database file: not PROVD_STORAGE_SHARED.  BEGIN
+   * IMMEDIATE already holds the only write lock, so the head is the
+   * last event. */
+  .flags = 0,
+  .outbox_head = sq_outbox_last,
 };
 
 PROVD_PLUGIN_DEFINE = {

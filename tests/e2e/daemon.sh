@@ -15,8 +15,8 @@ expect_eq "unknown flag exits 2" 2 "$rc"
 start_provd "$WORK/provd.yaml"
 check "banner names the ID scope" grep -q "ID scope: *$SCOPE" "$WORK/banner"
 check "banner names the CA file" grep -q "CA file: *$DATA_DIR/tls/ca.pem" "$WORK/banner"
-check "banner prints the admin connection string" \
-  grep -q "HostName=localhost;SharedAccessKeyName=provisioningserviceowner;SharedAccessKey=" "$WORK/banner"
+check "the connection string file holds the admin connection string" \
+  grep -q "HostName=localhost;SharedAccessKeyName=provisioningserviceowner;SharedAccessKey=" "$DATA_DIR/service-connection-string"
 expect_eq "data dir is 0700" 700 "$(stat -c %a "$DATA_DIR")"
 expect_eq "connection string file is 0600" 600 "$(stat -c %a "$DATA_DIR/service-connection-string")"
 expect_eq "server key is 0600" 600 "$(stat -c %a "$DATA_DIR/tls/server.key")"
@@ -48,6 +48,14 @@ expect_eq "second start reuses the connection string" "$conn_before" "$(cat "$DA
 code=$(curl -sS -o /dev/null -w '%{http_code}' --cacert "$DATA_DIR/tls/ca.pem" "https://localhost:$PORT/healthz")
 expect_eq "/healthz after restart" 200 "$code"
 stop_provd INT; expect_eq "SIGINT exits 0" 0 "$STOP_RC"
+
+# the admin key: not in the banner, printed on request only
+key=$(sed -n 's/.*SharedAccessKey=\([^;]*\).*/\1/p' "$DATA_DIR/service-connection-string")
+check "the banner does not print the admin key" bash -c "! grep -qF -- '$key' '$WORK/banner'"
+check "the banner says where the connection string is" grep -q "connection string: in $DATA_DIR/service-connection-string" "$WORK/banner"
+out=$("$PROVD" -c "$WORK/provd.yaml" --print-connection-string) && rc=0 || rc=$?
+expect_eq "--print-connection-string exits 0" 0 "$rc"
+expect_eq "--print-connection-string prints the data dir's connection string" "$(cat "$DATA_DIR/service-connection-string")" "$out"
 
 # --check-config
 out=$("$PROVD" -c "$WORK/provd.yaml" --check-config 2>&1) && rc=0 || rc=$?

@@ -64,12 +64,13 @@ write_config() { # file, plugin name
   local name=$2 storage=sqlite options=
   local fixture=$PROVD_SOURCE_DIR/tests/data/plugin-options/$name.yaml
   [ -f "$fixture" ] && options=", options: $(cat "$fixture")"
-  [ "${kind_of[$name]}" = storage ] && storage=$name
+  local storage_options=
+  [ "${kind_of[$name]}" = storage ] && storage=$name storage_options=$options
   {
     echo "id_scope: 0ne00000001"
     echo "data_dir: $tmp/data-$name"
     echo "plugin_path: [ \"$oot\" ]"
-    echo "storage: { plugin: $storage }"
+    echo "storage: { plugin: $storage$storage_options }"
     if [ "${kind_of[$name]}" != storage ]; then
       echo "plugins:"
       echo "  - { kind: ${kind_of[$name]}, name: $name$options }"

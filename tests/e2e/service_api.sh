@@ -103,6 +103,18 @@ forbidden "registration DELETE" DELETE /registrations/dev-1
 expect_eq "the reader changed nothing (etag)" "$ETAG" "$(etag_of /enrollments/dev-1)"
 expect_eq "the reader wrote no event" "$EVENTS" "$(event_count)"
 
+# --- GET /policy: what the console may offer ---
+http GET "/policy$V" '' -H "$READER"
+expect_eq "GET /policy names the reader" reader "$(json_get "$BODY_OUT" name)"
+expect_eq "the reader cannot write" False "$(json_get "$BODY_OUT" canWrite)"
+http GET "/policy$V" '' -H "$OWNER"
+expect_eq "the owner can write" True "$(json_get "$BODY_OUT" canWrite)"
+expect_eq "GET /policy says the ID scope" "$SCOPE" "$(json_get "$BODY_OUT" idScope)"
+http GET "/policy$V" ''
+expect_eq "GET /policy needs a token" 401 "$STATUS"
+http POST "/policy$V" '{}' -H "$OWNER"
+expect_eq "only GET /policy" 405 "$STATUS"
+
 # --- If-Match on enrollments ---
 http PUT "/enrollments/dev-1$V" "$SYM" -H "$OWNER" -H 'If-Match: "not-the-etag"'
 expect_eq "PUT with another etag: 412" 412 "$STATUS"

@@ -9,42 +9,9 @@ source "$(dirname "$0")/lib/common.bash"
 TPM_STEP=${PROVD_TPM_STEP:-$BUILD_DIR/tests/tpm_step}
 export TSS2_LOG=all+none
 
-# --- a private swtpm on free ports P, P+1 (the swtpm TCTI's rule) ---
-SWTPM_PID=
-free_port_pair() {
-  python3 - <<'PY'
-import socket
-for _ in range(50):
-    a = socket.socket(); a.bind(("127.0.0.1", 0)); p = a.getsockname()[1]
-    b = socket.socket()
-    try:
-        b.bind(("127.0.0.1", p + 1)); print(p); break
-    except OSError:
-        pass
-    finally:
-        a.close(); b.close()
-PY
-}
-TPM_PORT=$(free_port_pair)
-mkdir -p "$WORK/tpm"
-swtpm socket --tpm2 --server "type=tcp,port=$TPM_PORT,bindaddr=127.0.0.1" \
-  --ctrl "type=tcp,port=$((TPM_PORT + 1)),bindaddr=127.0.0.1" \
-  --flags not-need-init,startup-clear --tpmstate "dir=$WORK/tpm" &
-SWTPM_PID=$!
-stop_swtpm() {
-  if [ -n "$SWTPM_PID" ]; then
-    kill "$SWTPM_PID" 2>/dev/null
-    wait "$SWTPM_PID" 2>/dev/null
-  fi
-  SWTPM_PID=
-  return 0
-}
+source "$(dirname "$0")/lib/swtpm.bash"
+start_swtpm
 trap 'stop_swtpm; cleanup' EXIT
-for _ in $(seq 1 100); do
-  (exec 3<>"/dev/tcp/127.0.0.1/$TPM_PORT") 2>/dev/null && break
-  sleep 0.05
-done
-TCTI="swtpm:host=127.0.0.1,port=$TPM_PORT"
 
 DATA_DIR=$WORK/data
 write_config "$WORK/provd.yaml" "$DATA_DIR"

@@ -42,7 +42,7 @@ static const struct key_group core_keys[] = {
      {"id_scope", "listen", "data_dir", "tls", "storage", "plugin_path",
       "workers", "log_level", "limits", "registration", "events",
       "service_policies", "certificate_issuers", "hubs", "plugins", NULL}},
-    {"do_listen", "listen", MAP, {"https", "mqtt", NULL}},
+    {"do_listen", "listen", MAP, {"https", "mqtt", "console", NULL}},
     {"do_tls", "tls", MAP, {"cert", "key", NULL}},
     {"do_storage", "storage", MAP, {"plugin", "path", "options", NULL}},
     {"do_limits", "limits", MAP,

@@ -109,6 +109,16 @@ static const struct ctl_command commands[] = {
     "enrollment enable REGID",
     "Sets provisioningStatus to enabled (read, modify, write with\n"
     "If-Match).\n" },
+  { "enrollment", "import", 1, 1, 0, cmd_enrollment_import,
+    "enrollment import FILE.csv",
+    "Creates symmetric-key enrollments from a CSV file (the bulk\n"
+    "operation, 10 rows a request) and prints the created ids and keys as\n"
+    "CSV (registrationId,primaryKey,secondaryKey,deviceId); with --json,\n"
+    "every row's result.  Columns: registrationId, primaryKey,\n"
+    "secondaryKey, deviceId, iotHubs (separated by ';'), tags (k=v;k=v,\n"
+    "into initialTwin.tags); a header row naming them is optional, empty\n"
+    "keys are generated.  A progress line and every refused row with its\n"
+    "reason go to stderr; exit 1 when a row was refused.\n" },
   { "enrollment", "disable", 1, 1, 0, cmd_enrollment_disable,
     "enrollment disable REGID",
     "Sets provisioningStatus to disabled: the device can no longer\n"

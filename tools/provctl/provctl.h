@@ -134,6 +134,7 @@ int cmd_enrollment_list(struct ctl *c);
 int cmd_enrollment_remove(struct ctl *c);
 int cmd_enrollment_enable(struct ctl *c);
 int cmd_enrollment_disable(struct ctl *c);
+int cmd_enrollment_import(struct ctl *c); /* cmd_import.c */
 int cmd_group_add(struct ctl *c);
 int cmd_group_show(struct ctl *c);
 int cmd_group_list(struct ctl *c);

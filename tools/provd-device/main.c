@@ -8,6 +8,7 @@
 
 #include "provd_device.h"
 #include "provd_device_tpm.h"
+#include "portal.h"
 
 #define EXIT_REFUSED 1
 #define EXIT_USAGE 2
@@ -21,6 +22,8 @@ static const char usage_text[] =
   " [--json]\n"
   "                             [--csr-key FILE [--cert-out FILE]]\n"
   "       provd-device tpm-info --tpm TCTI [--json]\n"
+  "       provd-device portal --listen HOST:PORT [--credentials FILE]"
+  " [--url URL] [--ca FILE]\n"
   "       provd-device send           (not supported yet)\n"
   "       provd-device --help | --version\n"
   "\n"
@@ -308,6 +311,8 @@ static int run_register(struct cli *cli)
 
 int main(int argc, char **argv)
 {
+  if (argc > 1 && strcmp(argv[1], "portal") == 0)
+    return portal_main(argc - 1, argv + 1); /* its own options */
   struct cli cli;
   memset(&cli, 0, sizeof(cli));
   int rc = parse_args(argc, argv, &cli);

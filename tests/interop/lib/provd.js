@@ -15,8 +15,9 @@ const PLUGIN_DIR = process.env.PROVD_PLUGIN_DIR || path.join(BUILD_DIR, 'plugins
 const ID_SCOPE = '0ne00000001';
 
 // extraPlugins: more `plugins:` lines (YAML flow items), e.g. the
-// custom-webhook allocation plugin; mqtt: also listen for MQTT.
-function writeConfig(dir, { extraPlugins = [], mqtt = false } = {}) {
+// custom-webhook allocation plugin; mqtt: also listen for MQTT;
+// extraConfig: more top-level YAML lines (service_policies: ...).
+function writeConfig(dir, { extraPlugins = [], mqtt = false, extraConfig = [] } = {}) {
   const cfg = [
     `id_scope: ${ID_SCOPE}`,
     mqtt ? 'listen: { https: "127.0.0.1:0", mqtt: "127.0.0.1:0" }'
@@ -27,6 +28,7 @@ function writeConfig(dir, { extraPlugins = [], mqtt = false } = {}) {
     'hubs:',
     '  - { name: hub-1, hostname: hub-1.example.net, weight: 1 }',
     '  - { name: hub-2, hostname: hub-2.example.net, weight: 1 }',
+    ...extraConfig,
     'plugins:',
     '  - { kind: attestation, name: symmetric-key }',
     '  - { kind: attestation, name: x509 }',
@@ -40,8 +42,8 @@ function writeConfig(dir, { extraPlugins = [], mqtt = false } = {}) {
   return file;
 }
 
-// options.extraPlugins: see writeConfig; options.mqtt: also serve the
-// MQTT device endpoint (server.mqttPort).
+// options.extraPlugins, options.extraConfig: see writeConfig;
+// options.mqtt: also serve the MQTT device endpoint (server.mqttPort).
 async function startProvd(options = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'provd-interop-'));
   const config = writeConfig(dir, options);
@@ -86,4 +88,4 @@ async function startProvd(options = {}) {
   };
 }
 
-module.exports = { startProvd, ID_SCOPE };
+module.exports = { startProvd, ID_SCOPE, BUILD_DIR };
