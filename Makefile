@@ -51,7 +51,7 @@ bench: build
 FUZZ_SECONDS ?= 60
 fuzz: deps
 	@CC=clang cmake -S . -B build-fuzz -DPROVD_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
-	@$(SUBMAKE) cmake --build build-fuzz -j $(JOBS)
+	@$(SUBMAKE) cmake --build build-fuzz -j $(JOBS) --target fuzz_all
 	tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS)
 
 clean:

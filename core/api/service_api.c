@@ -708,6 +708,16 @@ static void explain_done(void *ud, struct reg_outcome *out)
   api_respond_outcome(ex, out);
 }
 
+int svc_explain_body_check(const json_t *doc)
+{
+  const json_t *auth = json_object_get(doc, "authorization");
+  const json_t *call_webhook = json_object_get(doc, "callWebhook");
+  return (auth && !json_is_string(auth)) ||
+                 (call_webhook && !json_is_boolean(call_webhook))
+             ? -1
+             : 0;
+}
+
 /* POST /explain/{regId} {"authorization"?: device SAS, "payload"?: ..}:
  * the engine's dry run, answered to an authenticated operator. */
 static void handle_explain(struct api_ctx *ctx, struct http_exchange *ex,
@@ -727,8 +737,7 @@ static void handle_explain(struct api_ctx *ctx, struct http_exchange *ex,
   }
   const json_t *auth = json_object_get(doc, "authorization");
   const json_t *call_webhook = json_object_get(doc, "callWebhook");
-  if ((auth && !json_is_string(auth)) ||
-      (call_webhook && !json_is_boolean(call_webhook))) {
+  if (svc_explain_body_check(doc) != 0) {
     json_decref(doc);
     svc_reject(ex, "explain", 400, SVC_E_BAD_REQUEST,
                "The body must be {\"authorization\"?: string, "

@@ -127,6 +127,11 @@ int svc_hubs_submit(struct svc_job *job);
 /* 0 when doc is a valid PUT /hubs/{name} body, else -1 and why. */
 int svc_hub_doc_check(const json_t *doc, char *why, size_t why_cap);
 
+/* ---- service_api.c ---- */
+/* The body of POST /explain/{regId} (NULL: none): 0 when it is
+ * {"authorization"?: string, "payload"?: any, "callWebhook"?: bool}. */
+int svc_explain_body_check(const json_t *doc);
+
 /* ---- service_events.c: the journal and its deliveries ---- */
 /* Same contract as svc_job_submit, for the SVC_OP_EVENT* ops. */
 int svc_events_submit(struct svc_job *job);

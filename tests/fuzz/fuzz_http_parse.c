@@ -1,11 +1,14 @@
-/* libFuzzer target over the HTTP request-head parser.  Besides "no crash,
+/* libFuzzer target over the HTTP request-head parser and the one path
+ * splitter the APIs route with (core/api/path.c).  Besides "no crash,
  * no out-of-bounds read" (ASan/UBSan) it checks the parser's contract:
  * results in range, spans inside the head, and that every complete head
- * is "need more" one byte earlier (no decision on partial input). */
+ * is "need more" one byte earlier (no decision on partial input); and the
+ * splitter's: segments in bounds, joined with '/' they give the path back. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/path.h"
 #include "net/http_parse.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -46,6 +49,30 @@ static void check_done(const char *buf, const struct http_head *h, int r,
   require(memcmp(buf + end - 4, "\r\n\r\n", 4) == 0);
 }
 
+static void check_path(const char *buf, const struct http_head *h)
+{
+  char *path = malloc(h->path.len + 1);
+  require(path != NULL);
+  memcpy(path, buf + h->path.off, h->path.len);
+  path[h->path.len] = '\0';
+  static struct path_parts parts;
+  enum path_split_status st = path_split(path, &parts);
+  require(parts.n <= PATH_SEGMENTS_MAX);
+  size_t at = 0;
+  for (size_t i = 0; i < parts.n; i++) {
+    size_t n = strlen(parts.seg[i]);
+    require(n < PATH_SEGMENT_MAX && path[at] == '/');
+    require(memcmp(path + at + 1, parts.seg[i], n) == 0);
+    at += 1 + n;
+  }
+  if (st == PATH_OK)
+    require(parts.n >= 1 && path[at] == '\0');
+  else
+    require(st == PATH_NOT_ABSOLUTE || st == PATH_TOO_MANY_SEGMENTS ||
+            st == PATH_SEGMENT_TOO_LONG);
+  free(path);
+}
+
 static void run(const char *buf, size_t size,
                 const struct http_parse_limits *lim)
 {
@@ -54,6 +81,7 @@ static void run(const char *buf, size_t size,
   if (r > 0) {
     require((size_t)r <= size);
     check_done(buf, &h, r, lim);
+    check_path(buf, &h);
     struct http_head shorter;
     require(http_parse_head(buf, (size_t)r - 1, lim, &shorter) ==
             HTTP_PARSE_NEED_MORE);

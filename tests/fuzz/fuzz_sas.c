@@ -7,12 +7,16 @@
  *  - re-signing the parsed resource and expiry with the fuzz key gives a
  *    token that parses back to them and verifies with that key only;
  *  - url_decode works the same in place, and what it returns re-encodes
- *    and decodes back to itself; strict base64 re-encodes to the input. */
+ *    and decodes back to itself; strict base64 re-encodes to the input;
+ *  - a service connection string that parses (core/util/connstr.c) has
+ *    its three parts, and written out again parses to the same parts. */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "util/b64.h"
+#include "util/connstr.h"
 #include "util/err.h"
 #include "util/sas.h"
 #include "util/url.h"
@@ -189,6 +193,27 @@ static void fuzz_base64_n(const uint8_t *data, size_t size)
   free(raw_nul);
 }
 
+static void fuzz_connstr(const char *text)
+{
+  static struct connstr cs, again;
+  struct provd_err err;
+  perr_clear(&err);
+  if (connstr_parse(text, &cs, &err) != 0) {
+    require(strcmp(err.code, "BAD_CONNECTION_STRING") == 0);
+    return;
+  }
+  require(cs.host[0] && cs.key_name[0] && cs.key[0]);
+  static char written[sizeof cs.host + sizeof cs.key_name + sizeof cs.key +
+                      64];
+  snprintf(written, sizeof written,
+           "HostName=%s;SharedAccessKeyName=%s;SharedAccessKey=%s", cs.host,
+           cs.key_name, cs.key);
+  require(connstr_parse(written, &again, &err) == 0);
+  require(strcmp(cs.host, again.host) == 0 &&
+          strcmp(cs.key_name, again.key_name) == 0 &&
+          strcmp(cs.key, again.key) == 0);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
   uint8_t key[32];
@@ -202,6 +227,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   text[size] = '\0';
   fuzz_token(text, key, key_len);
   fuzz_base64(text);
+  fuzz_connstr(text);
   free(text);
   fuzz_url_decode(data, size);
   fuzz_base64_n(data, size);
