@@ -1186,16 +1186,19 @@ END_TEST
 
 /* ---- limits: floods keep the listener usable ---------------------------- */
 
-static struct http_server *start_limited_server(size_t max_conns,
-                                                size_t max_handshakes)
+static struct http_server *start_limited_server(int workers,
+                                                size_t max_conns,
+                                                size_t max_handshakes,
+                                                size_t per_source)
 {
   struct http_server_opts o = {0};
   o.host = "127.0.0.1";
-  o.workers = 1;
+  o.workers = workers;
   o.ssl = g_server_ctx;
   o.idle_timeout_s = 30;
   o.max_connections = max_conns;
   o.max_handshakes = max_handshakes;
+  o.max_connections_per_source = per_source;
   o.handler = handler;
   struct provd_err err = {0};
   struct http_server *srv = NULL;
@@ -1217,7 +1220,7 @@ START_TEST(t_handshake_backlog_evicts_oldest)
 {
   struct provd_err err = {0};
   g_server_ctx = tls_server_ctx_new(g_paths.cert, g_paths.key, &err);
-  struct http_server *srv = start_limited_server(0, 4);
+  struct http_server *srv = start_limited_server(1, 0, 4, 0);
   g_port_override = http_server_port(srv);
   enum { FLOOD = 10 };
   int fds[FLOOD];
@@ -1253,7 +1256,7 @@ START_TEST(t_max_connections_evicts_idle)
 {
   struct provd_err err = {0};
   g_server_ctx = tls_server_ctx_new(g_paths.cert, g_paths.key, &err);
-  struct http_server *srv = start_limited_server(4, 0);
+  struct http_server *srv = start_limited_server(1, 4, 0, 0);
   g_port_override = http_server_port(srv);
   static struct client cs[5];
   struct response r;
@@ -1290,14 +1293,7 @@ START_TEST(t_per_source_limit)
 {
   struct provd_err err = {0};
   g_server_ctx = tls_server_ctx_new(g_paths.cert, g_paths.key, &err);
-  struct http_server_opts o = {0};
-  o.host = "127.0.0.1";
-  o.workers = 2;
-  o.ssl = g_server_ctx;
-  o.max_connections_per_source = 3;
-  o.handler = handler;
-  struct http_server *srv = NULL;
-  ck_assert_msg(http_server_start(&o, &srv, &err) == 0, "%s", err.msg);
+  struct http_server *srv = start_limited_server(2, 0, 0, 3);
   g_port_override = http_server_port(srv);
   static struct client cs[3];
   struct response r;
