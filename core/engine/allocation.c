@@ -40,11 +40,14 @@ struct allocator {
   char unhealthy[ALLOC_MAX_HUBS][PROVD_HUB_NAME_MAX];
 };
 
+/* Copies each hub owns: name, hostname, region (or NULL). */
+#define HUB_STRINGS 3
+
 static void hub_set_free(struct hub_set *h)
 {
   if (!h)
     return;
-  for (size_t i = 0; i < 2 * h->n_hubs; i++)
+  for (size_t i = 0; i < HUB_STRINGS * h->n_hubs; i++)
     free(h->strings[i]);
   free(h->strings);
   free(h->hubs);
@@ -61,22 +64,25 @@ static struct hub_set *hub_set_new(const struct alloc_hub *src, size_t n)
   h->hubs = calloc(n + 1, sizeof(*h->hubs));
   h->accepts = calloc(n + 1, sizeof(*h->accepts));
   h->removed = calloc(n + 1, sizeof(*h->removed));
-  h->strings = calloc(2 * n + 1, sizeof(*h->strings));
+  h->strings = calloc(HUB_STRINGS * n + 1, sizeof(*h->strings));
   if (!h->hubs || !h->accepts || !h->removed || !h->strings) {
     hub_set_free(h);
     return NULL;
   }
   for (size_t i = 0; i < n; i++, h->n_hubs++) {
-    h->strings[2 * i] = strdup(src[i].name);
-    h->strings[2 * i + 1] = strdup(src[i].hostname);
-    if (!h->strings[2 * i] || !h->strings[2 * i + 1]) {
+    char **str = &h->strings[HUB_STRINGS * i];
+    str[0] = strdup(src[i].name);
+    str[1] = strdup(src[i].hostname);
+    str[2] = src[i].region && *src[i].region ? strdup(src[i].region) : NULL;
+    if (!str[0] || !str[1] || (src[i].region && *src[i].region && !str[2])) {
       h->n_hubs++;
       hub_set_free(h);
       return NULL;
     }
     h->hubs[i].struct_size = sizeof(h->hubs[i]);
-    h->hubs[i].name = h->strings[2 * i];
-    h->hubs[i].hostname = h->strings[2 * i + 1];
+    h->hubs[i].name = str[0];
+    h->hubs[i].hostname = str[1];
+    h->hubs[i].region = str[2];
     h->hubs[i].weight = (uint32_t)src[i].weight;
     h->removed[i] = src[i].removed;
     h->accepts[i] = src[i].apply_allocation_policy && src[i].weight > 0 &&

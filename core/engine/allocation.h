@@ -35,6 +35,7 @@ struct alloc_hub {
   int weight;                  /* 0: drained */
   int apply_allocation_policy; /* 0: no new devices */
   int removed;                 /* 1: kept only for its devices' records */
+  const char *region;          /* `provctl hub --region`, or NULL */
 };
 
 /* Replaces the linked hubs (copied) for every later allocation; safe while

@@ -70,7 +70,8 @@ static struct alloc_hub hub_of(const json_t *rec)
       .hostname = json_string_value(json_object_get(rec, "hostname")),
       .weight = (int)json_integer_value(json_object_get(rec, "weight")),
       .apply_allocation_policy = apply ? json_is_true(apply) : 1,
-      .removed = json_is_true(json_object_get(rec, "removed"))};
+      .removed = json_is_true(json_object_get(rec, "removed")),
+      .region = json_string_value(json_object_get(rec, "region"))};
 }
 
 int hubs_apply(struct engine *e, const json_t *records,

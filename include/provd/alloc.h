@@ -18,6 +18,9 @@ struct provd_hub_info {
   const char *name;      /* hub name from the config */
   const char *hostname;  /* assignedHub on the wire */
   uint32_t weight;       /* 1..1000 */
+  /* ---- ABI minor 7 (test with PROVD_HAS) ---- */
+  const char *region;    /* the linked hub's region, or NULL when none is
+                            set (provctl hub add|set --region) */
 };
 
 struct provd_alloc_request {

@@ -232,9 +232,13 @@ static int geo_configure(void *state, const struct provd_cfg *opts,
 
 /* ---- the choice ---- */
 
+/* The hub's own region (managed at run time) first, then hub_regions. */
 static const char *region_of_hub(const struct geo *g,
                                  const struct provd_hub_info *hub)
 {
+  if (PROVD_HAS(hub, struct provd_hub_info, region) && hub->region &&
+      *hub->region)
+    return hub->region;
   for (size_t i = 0; i < g->n_hubs; i++)
     if (strcmp(g->hubs[i].hub, hub->name) == 0 ||
         strcmp(g->hubs[i].hub, hub->hostname) == 0)
@@ -256,8 +260,15 @@ static int64_t latency(const struct geo *g, const char *a, const char *b)
   return GEO_UNKNOWN;
 }
 
-static int region_known(const struct geo *g, const char *region)
+static int region_known(const struct geo *g,
+                        const struct provd_alloc_request *req,
+                        const char *region)
 {
+  for (size_t i = 0; i < req->n_hubs; i++) {
+    const char *r = region_of_hub(g, req->hubs[i]);
+    if (r && strcmp(r, region) == 0)
+      return 1;
+  }
   for (size_t i = 0; i < g->n_hubs; i++)
     if (strcmp(g->hubs[i].region, region) == 0)
       return 1;
@@ -321,7 +332,7 @@ static int geo_allocate(void *state, struct provd_call *call,
                      "no region in the payload field '%s' and none for the "
                      "client address: unknown region",
                      g->payload_field);
-  if (!region_known(g, device))
+  if (!region_known(g, req, device))
     return hand_over(g, res, NULL, 0, "unknown region '%s'", device);
   int64_t best = GEO_UNKNOWN;
   const char *tied[GEO_MAX_HUBS];

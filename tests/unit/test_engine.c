@@ -20,6 +20,7 @@
 #include <openssl/rand.h>
 
 #include "config/config.h"
+#include "engine/allocation.h"
 #include "engine/engine.h"
 #include "plugin/loader.h"
 #include "store/store.h"
@@ -1413,6 +1414,34 @@ START_TEST(t_geo_latency_nearest)
 }
 END_TEST
 
+/* A linked hub's own region (provctl hub set --region) wins over the
+ * plugin's hub_regions, and a region only a hub names is known. */
+START_TEST(t_geo_latency_hub_region_from_hubs)
+{
+  const struct alloc_hub hubs[] = {
+      {.name = "hub-1", .hostname = "hub-1.example.net", .weight = 1,
+       .apply_allocation_policy = 1, .region = "eastus"},
+      {.name = "hub-2", .hostname = "hub-2.example.net", .weight = 1,
+       .apply_allocation_policy = 1, .region = "northeurope"},
+      {.name = "hub-3", .hostname = "hub-3.example.net", .weight = 1,
+       .apply_allocation_policy = 1, .region = "westeurope"}};
+  struct provd_err err = {{0}, {0}};
+  ck_assert_int_eq(engine_set_hubs(rig.engine, hubs, 3, &err), PROVD_OK);
+  enroll_with_policy("dev-hr", "geoLatency");
+  /* northeurope: hub-2 is there now (0 ms), though hub_regions says
+   * eastus for it */
+  json_t *st = state_with_payload("dev-hr",
+                                  json_pack("{s:s}", "region", "northeurope"));
+  ck_assert_str_eq(field(st, "assignedHub"), "hub-2.example.net");
+  json_decref(st);
+  enroll_with_policy("dev-hr2", "geoLatency");
+  json_t *doc = explain("dev-hr2", json_pack("{s:s}", "region", "eastus"), 0);
+  /* hub-1 moved to eastus, hub-3 (eastus in hub_regions) to westeurope */
+  ck_assert_str_eq(field(doc, "hub"), "hub-1");
+  json_decref(doc);
+}
+END_TEST
+
 /* eastus: hub-2 and hub-3 tie at 0 ms; hashed chooses among them only. */
 START_TEST(t_geo_latency_tie_hashed)
 {
@@ -2036,6 +2065,7 @@ static Suite *engine_suite(void)
   tcase_add_test(pol, t_static_named_hub);
   tcase_add_test(pol, t_static_missing_or_unknown_hub);
   tcase_add_test(pol, t_geo_latency_nearest);
+  tcase_add_test(pol, t_geo_latency_hub_region_from_hubs);
   tcase_add_test(pol, t_geo_latency_tie_hashed);
   tcase_add_test(pol, t_geo_latency_unknown_region);
   tcase_add_test(pol, t_geo_latency_client_address);
