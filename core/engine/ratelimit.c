@@ -9,7 +9,7 @@
 
 struct rate_slot {
   uint64_t key;      /* 0: free */
-  int64_t window_s;  /* start of the counted minute */
+  int64_t window_s;  /* the key's first admission of its counted minute */
   uint32_t count;
 };
 
@@ -72,11 +72,10 @@ static struct rate_slot *slot_for(struct rate_table *t, uint64_t key,
 bool rate_table_admit(struct rate_table *t, const char *key, int64_t now_s)
 {
   uint64_t h = key_hash(key);
-  int64_t window = now_s - now_s % WINDOW_S;
   pthread_mutex_lock(&t->mu);
-  struct rate_slot *s = slot_for(t, h, window);
-  if (s->window_s != window) {
-    s->window_s = window;
+  struct rate_slot *s = slot_for(t, h, now_s);
+  if (now_s - s->window_s >= WINDOW_S) { /* the key's minute is over */
+    s->window_s = now_s;
     s->count = 0;
   }
   bool ok = s->count < t->per_minute;

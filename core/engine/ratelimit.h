@@ -1,6 +1,7 @@
 /* Registration rate limits per key (a registration id, a source address):
- * at most `per_minute` admissions per key in each fixed one-minute
- * window.  The table has a fixed number of slots, so memory is bounded
+ * at most `per_minute` admissions per key in each one-minute window,
+ * which starts at the key's first admission (not at a clock minute, so a
+ * burst cannot straddle two windows and get twice the rate).  The table has a fixed number of slots, so memory is bounded
  * whatever the number of keys: when every slot a key may use is held by
  * another key in its current window, the stalest is reused (that key's
  * count starts over, failing open rather than refusing a device no table

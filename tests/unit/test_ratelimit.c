@@ -20,6 +20,20 @@ START_TEST(t_per_minute_then_refused)
 }
 END_TEST
 
+/* The minute starts at the key's first admission: a burst across a clock
+ * minute does not get twice the rate. */
+START_TEST(t_window_follows_the_key)
+{
+  struct rate_table *t = rate_table_new(64, 3);
+  for (int i = 0; i < 3; i++)
+    ck_assert(rate_table_admit(t, "dev-1", T0 + 50));
+  ck_assert(!rate_table_admit(t, "dev-1", T0 + 65));
+  ck_assert(!rate_table_admit(t, "dev-1", T0 + 109));
+  ck_assert(rate_table_admit(t, "dev-1", T0 + 110));
+  rate_table_free(t);
+}
+END_TEST
+
 /* More keys than slots: memory stays fixed and no key is refused before
  * its own limit (an evicted key starts over: the table fails open). */
 START_TEST(t_bounded_and_fails_open)
@@ -41,6 +55,7 @@ int main(void)
   Suite *s = suite_create("ratelimit");
   TCase *tc = tcase_create("core");
   tcase_add_test(tc, t_per_minute_then_refused);
+  tcase_add_test(tc, t_window_follows_the_key);
   tcase_add_test(tc, t_bounded_and_fails_open);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
