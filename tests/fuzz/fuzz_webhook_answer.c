@@ -19,9 +19,10 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const struct provd_hub_info HUB_A = {
-    sizeof(struct provd_hub_info), "hub-a", "hub-a.azure-devices.net", 1};
+    sizeof(struct provd_hub_info), "hub-a", "hub-a.azure-devices.net", 1,
+    NULL};
 static const struct provd_hub_info HUB_B = {
-    sizeof(struct provd_hub_info), "hub-b", "hub-b.example.org", 1};
+    sizeof(struct provd_hub_info), "hub-b", "hub-b.example.org", 1, NULL};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

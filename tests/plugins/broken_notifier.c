@@ -65,7 +65,7 @@ static const struct provd_notifier_ops ops = {
 #define ABI_MAJOR PROVD_ABI_MAJOR
 #endif
 #if defined(BROKEN_NEEDS_NEWER_HOST)
-#define MIN_HOST_MINOR 7
+#define MIN_HOST_MINOR 99 /* newer than any host */
 #else
 #define MIN_HOST_MINOR 0
 #endif

@@ -195,12 +195,12 @@ static const char *allocate(const char *id, const json_t *enr, char *why,
 }
 
 static const struct alloc_hub SET_A[] = {
-    {"eu-1", "eu-1.example.net", 1, 1, 0},
-    {"us-1", "us-1.example.net", 1, 1, 0}};
+    {"eu-1", "eu-1.example.net", 1, 1, 0, NULL},
+    {"us-1", "us-1.example.net", 1, 1, 0, NULL}};
 static const struct alloc_hub SET_B[] = {
-    {"eu-1", "eu-1.example.net", 0, 1, 0},  /* drained */
-    {"us-1", "us-1.example.net", 1, 1, 1},  /* removed */
-    {"us-9", "us-9.example.net", 1, 1, 0}}; /* added */
+    {"eu-1", "eu-1.example.net", 0, 1, 0, NULL},  /* drained */
+    {"us-1", "us-1.example.net", 1, 1, 1, NULL},  /* removed */
+    {"us-9", "us-9.example.net", 1, 1, 0, NULL}}; /* added */
 
 /* Drain, remove and add take effect for the next allocation; a removed
  * hub keeps its host name for its devices' records and an enrollment

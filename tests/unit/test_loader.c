@@ -156,7 +156,7 @@ static const struct open_case open_cases[] = {
   {"bad_abi_major.so", "PLUGIN_ABI_MISMATCH",
    "built for ABI 2, this provd speaks 1"},
   {"needs_newer_host.so", "PLUGIN_ABI_MISMATCH",
-   "needs provd ABI 1.7 or newer, this provd speaks " ABI_TEXT},
+   "needs provd ABI 1.99 or newer, this provd speaks " ABI_TEXT},
   {"bad_name.so", "PLUGIN_BAD_NAME",
    "bad plugin name \"Bad Name\": must match [a-z0-9][a-z0-9_-]{0,31}"},
   {"missing_ops.so", "PLUGIN_MISSING_OPS",
