@@ -1186,11 +1186,16 @@ END_TEST
 
 /* ---- limits: floods keep the listener usable ---------------------------- */
 
+/* A TLS server of its own (g_server_ctx) that clients reach through
+ * g_port_override; stop_limited_server undoes both. */
 static struct http_server *start_limited_server(int workers,
                                                 size_t max_conns,
                                                 size_t max_handshakes,
                                                 size_t per_source)
 {
+  struct provd_err err = {0};
+  g_server_ctx = tls_server_ctx_new(g_paths.cert, g_paths.key, &err);
+  ck_assert_msg(g_server_ctx != NULL, "%s", err.msg);
   struct http_server_opts o = {0};
   o.host = "127.0.0.1";
   o.workers = workers;
@@ -1200,10 +1205,18 @@ static struct http_server *start_limited_server(int workers,
   o.max_handshakes = max_handshakes;
   o.max_connections_per_source = per_source;
   o.handler = handler;
-  struct provd_err err = {0};
   struct http_server *srv = NULL;
   ck_assert_msg(http_server_start(&o, &srv, &err) == 0, "%s", err.msg);
+  g_port_override = http_server_port(srv);
   return srv;
+}
+
+static void stop_limited_server(struct http_server *srv)
+{
+  g_port_override = 0;
+  http_server_stop(srv, 1000);
+  SSL_CTX_free(g_server_ctx);
+  g_server_ctx = NULL;
 }
 
 static int count_closed(const int *fds, int n)
@@ -1218,10 +1231,7 @@ static int count_closed(const int *fds, int n)
  * the oldest are closed, and a real client still gets served. */
 START_TEST(t_handshake_backlog_evicts_oldest)
 {
-  struct provd_err err = {0};
-  g_server_ctx = tls_server_ctx_new(g_paths.cert, g_paths.key, &err);
   struct http_server *srv = start_limited_server(1, 0, 4, 0);
-  g_port_override = http_server_port(srv);
   enum { FLOOD = 10 };
   int fds[FLOOD];
   static const char partial_hello[] = "\x16\x03\x01\x00\xf4\x01\x00";
@@ -1243,10 +1253,7 @@ START_TEST(t_handshake_backlog_evicts_oldest)
   client_close(&c);
   for (int i = 0; i < FLOOD; i++)
     close(fds[i]);
-  g_port_override = 0;
-  http_server_stop(srv, 1000);
-  SSL_CTX_free(g_server_ctx);
-  g_server_ctx = NULL;
+  stop_limited_server(srv);
 }
 END_TEST
 
@@ -1254,10 +1261,7 @@ END_TEST
  * room; connections in the middle of a request are never chosen. */
 START_TEST(t_max_connections_evicts_idle)
 {
-  struct provd_err err = {0};
-  g_server_ctx = tls_server_ctx_new(g_paths.cert, g_paths.key, &err);
   struct http_server *srv = start_limited_server(1, 4, 0, 0);
-  g_port_override = http_server_port(srv);
   static struct client cs[5];
   struct response r;
   client_open(&cs[0]); /* idle after one request: the victim */
@@ -1280,10 +1284,7 @@ START_TEST(t_max_connections_evicts_idle)
   }
   for (int i = 0; i < 5; i++)
     client_close(&cs[i]);
-  g_port_override = 0;
-  http_server_stop(srv, 1000);
-  SSL_CTX_free(g_server_ctx);
-  g_server_ctx = NULL;
+  stop_limited_server(srv);
 }
 END_TEST
 
@@ -1291,10 +1292,7 @@ END_TEST
  * a closed one frees its place. */
 START_TEST(t_per_source_limit)
 {
-  struct provd_err err = {0};
-  g_server_ctx = tls_server_ctx_new(g_paths.cert, g_paths.key, &err);
   struct http_server *srv = start_limited_server(2, 0, 0, 3);
-  g_port_override = http_server_port(srv);
   static struct client cs[3];
   struct response r;
   for (int i = 0; i < 3; i++) {
@@ -1315,10 +1313,7 @@ START_TEST(t_per_source_limit)
   ck_assert_int_eq(r.status, 200);
   for (int i = 0; i < 3; i++)
     client_close(&cs[i]);
-  g_port_override = 0;
-  http_server_stop(srv, 1000);
-  SSL_CTX_free(g_server_ctx);
-  g_server_ctx = NULL;
+  stop_limited_server(srv);
 }
 END_TEST
 
