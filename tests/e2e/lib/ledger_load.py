@@ -13,32 +13,17 @@ stops after --seconds or when --stop-file appears.
 """
 import argparse
 import base64
-import hashlib
-import hmac
 import http.client
 import json
 import os
 import random
 import ssl
 import time
-import urllib.parse
+
+from testkit import sas
 
 API = "api-version=2021-10-01"
 DEV_API = "api-version=2021-06-01"
-
-
-def b64hmac(key_b64, text):
-    mac = hmac.new(base64.b64decode(key_b64), text.encode(), hashlib.sha256)
-    return base64.b64encode(mac.digest()).decode()
-
-
-def sas(resource, key_b64, name=None):
-    se = int(time.time()) + 3600
-    sr = urllib.parse.quote(resource, safe="")
-    sig = b64hmac(key_b64, "%s\n%d" % (sr, se))  # over sr as sent
-    tok = "SharedAccessSignature sr=%s&sig=%s&se=%d" % (
-        sr, urllib.parse.quote(sig, safe=""), se)
-    return tok + ("&skn=%s" % name if name else "&skn=registration")
 
 
 class Client:

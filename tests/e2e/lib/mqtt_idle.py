@@ -9,36 +9,17 @@ Output: one line "rss_kib before=A during=B after=C open=N".
 """
 import argparse
 import asyncio
-import base64
-import hashlib
-import hmac
 import ssl
 import struct
-import time
 
 from mqtt_peer import frame, s
-
-
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return -1
-
-
-def hmac_b64(key_b64, text):
-    mac = hmac.new(base64.b64decode(key_b64), text.encode(), hashlib.sha256)
-    return base64.b64encode(mac.digest()).decode()
+from testkit import b64hmac, rss_kib, sas
 
 
 def connect_packet(i, a):
     regid = "idle-%d" % i
     sr = "%s/registrations/%s" % (a.scope, regid)
-    se = int(time.time()) + 3600
-    sig = hmac_b64(hmac_b64(a.group_key, regid), "%s\n%d" % (sr, se))
-    token = "SharedAccessSignature sr=%s&sig=%s&skn=registration&se=%d" % (
-        sr, sig.replace("+", "%2B").replace("/", "%2F").replace("=", "%3D"), se)
+    token = sas(sr, b64hmac(a.group_key, regid))
     body = (s("MQTT") + bytes([4, 0xC2]) + struct.pack(">H", 600) + s(regid)
             + s("%s/api-version=2019-03-31" % sr) + s(token))
     return frame(0x10, body)

@@ -12,13 +12,7 @@ import socket
 import subprocess
 import time
 
-
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return -1
+from testkit import rss_kib
 
 
 def closed_by_server(s):
