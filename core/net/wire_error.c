@@ -13,7 +13,8 @@
 /* Every authentication failure looks the same on the wire. */
 #define UNAUTHORIZED 401, 401002, "Unauthorized"
 /* ... except a refused client certificate, which DPS names. */
-#define INVALID_CERTIFICATE 401, 401002, "Invalid certificate."
+#define INVALID_CERTIFICATE_MESSAGE "Invalid certificate."
+#define INVALID_CERTIFICATE 401, 401002, INVALID_CERTIFICATE_MESSAGE
 
 static const struct {
   const char *reason;
@@ -101,8 +102,9 @@ const char *wire_error_public_reason(const char *reason)
   struct wire_error w = wire_error_of(reason);
   if (w.http_status != 401)
     return reason;
-  return strcmp(w.message, "Invalid certificate.") == 0 ? "INVALID_CERTIFICATE"
-                                                        : "UNAUTHORIZED";
+  return strcmp(w.message, INVALID_CERTIFICATE_MESSAGE) == 0
+             ? "INVALID_CERTIFICATE"
+             : "UNAUTHORIZED";
 }
 
 static atomic_int retry_spread_s = 1;
