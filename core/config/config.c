@@ -326,22 +326,17 @@ static void do_limits(struct ck *c, struct provd_config *cfg,
   if (want_type(c, v, CFG_MAP, "limits"))
     return;
   check_keys(c, v, rules, "limits");
-  const struct cfg_node *n = cfg_map_get(v, "max_connections");
-  if (!cfg_is_absent(n))
-    get_int(c, n, "limits.max_connections", 16, 1000000,
-            &cfg->max_connections);
-  n = cfg_map_get(v, "max_handshakes");
-  if (!cfg_is_absent(n))
-    get_int(c, n, "limits.max_handshakes", 16, 1000000, &cfg->max_handshakes);
-  n = cfg_map_get(v, "max_connections_per_source");
-  if (!cfg_is_absent(n))
-    get_int(c, n, "limits.max_connections_per_source", 0, 1000000,
-            &cfg->max_connections_per_source);
   static const struct {
     const char *key, *what;
     int lo, hi;
     size_t off;
   } ints[] = {
+      {"max_connections", "limits.max_connections", 16, 1000000,
+       offsetof(struct provd_config, max_connections)},
+      {"max_handshakes", "limits.max_handshakes", 16, 1000000,
+       offsetof(struct provd_config, max_handshakes)},
+      {"max_connections_per_source", "limits.max_connections_per_source", 0,
+       1000000, offsetof(struct provd_config, max_connections_per_source)},
       {"retry_after_max", "limits.retry_after_max", 1, 300,
        offsetof(struct provd_config, retry_after_max_s)},
       {"register_rate_per_device", "limits.register_rate_per_device", 0,
@@ -350,7 +345,7 @@ static void do_limits(struct ck *c, struct provd_config *cfg,
        100000000, offsetof(struct provd_config, register_rate_per_source)},
   };
   for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
-    n = cfg_map_get(v, ints[i].key);
+    const struct cfg_node *n = cfg_map_get(v, ints[i].key);
     if (!cfg_is_absent(n))
       get_int(c, n, ints[i].what, ints[i].lo, ints[i].hi,
               (int *)((char *)cfg + ints[i].off));
