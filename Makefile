@@ -21,8 +21,10 @@ build: deps
 	@cmake -S . -B $(BUILD_DIR) $(CMAKE_FLAGS) >/dev/null
 	@$(SUBMAKE) cmake --build $(BUILD_DIR) -j $(JOBS)
 
+# The banner shows the admin connection string to the developer at the
+# terminal; a service started otherwise only says where the file is.
 run: build
-	$(BUILD_DIR)/provd -c $(CONFIG)
+	$(BUILD_DIR)/provd -c $(CONFIG) --show-connection-string
 
 # The whole back-office story on loopback: enroll, mail, register, hub,
 # telemetry, where is every device (scripts/demo.sh).

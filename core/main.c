@@ -42,6 +42,7 @@ struct options {
   int workers;
   int check_config;
   int print_connection_string;
+  int show_connection_string;
 };
 
 static void usage(FILE *out)
@@ -50,7 +51,8 @@ static void usage(FILE *out)
           "usage: provd [-c FILE] [--listen HOST:PORT] [--mqtt-listen HOST:PORT]\n"
           "             [--data-dir DIR] [--id-scope SCOPE] [--workers N]\n"
           "             [--log-level LEVEL] [--check-config]\n"
-          "             [--print-connection-string] [--version] [--help]\n"
+          "             [--print-connection-string] [--show-connection-string]\n"
+          "             [--version] [--help]\n"
           "\n"
           "Self-hosted device provisioning service, wire-compatible with Azure\n"
           "IoT Hub DPS (device and service REST APIs over HTTPS).\n"
@@ -71,6 +73,9 @@ static void usage(FILE *out)
           "                          print the service connection string (the\n"
           "                          owner's key) of the data dir and exit; the\n"
           "                          start-up banner says only where it is\n"
+          "      --show-connection-string\n"
+          "                          print it in the start-up banner too (make run\n"
+          "                          does, for the developer at the terminal)\n"
           "      --version           print the version and exit\n"
           "  -h, --help              this text\n"
           "\n"
@@ -99,6 +104,7 @@ static int parse_args(int argc, char **argv, struct options *o)
       {"log-level", required_argument, NULL, 'L'},
       {"check-config", no_argument, NULL, 'k'},
       {"print-connection-string", no_argument, NULL, 'P'},
+      {"show-connection-string", no_argument, NULL, 'S'},
       {"version", no_argument, NULL, 'V'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
@@ -113,6 +119,7 @@ static int parse_args(int argc, char **argv, struct options *o)
     case 'L': o->log_level = optarg; break;
     case 'k': o->check_config = 1; break;
     case 'P': o->print_connection_string = 1; break;
+    case 'S': o->show_connection_string = 1; break;
     case 'w': {
       long n;
       if (num_parse_long(optarg, 1, 256, &n) != 0) {
@@ -190,25 +197,33 @@ static int load_config(const struct options *o, struct provd_config *cfg)
   return rc;
 }
 
-/* What the banner no longer prints: the admin key goes to stdout only
- * when asked for (logs collected from stdout keep no secret). */
+/* Writes the data dir's connection string (the admin key) to out; 0, or
+ * -1 with the reason in err. */
+static int write_connection_string(FILE *out, const char *path,
+                                   struct provd_err *err)
+{
+  struct connstr cs;
+  if (pki_read_connection_string(path, &cs, err) != 0)
+    return -1;
+  fprintf(out, "HostName=%s;SharedAccessKeyName=%s;SharedAccessKey=%s",
+          cs.host, cs.key_name, cs.key);
+  OPENSSL_cleanse(&cs, sizeof(cs));
+  return 0;
+}
+
+/* The admin key goes to stdout only when asked for: logs collected from
+ * a service's stdout keep no secret. */
 static int print_connection_string(const struct provd_config *cfg)
 {
   struct pki_paths pki;
   struct provd_err err = {0};
   if (pki_init_data_dir(cfg->data_dir, cfg->tls_cert, cfg->tls_key, &pki,
-                        &err) != 0) {
+                        &err) != 0 ||
+      write_connection_string(stdout, pki.conn_string, &err) != 0) {
     fprintf(stderr, "provd: %s\n", err.msg);
     return 1;
   }
-  struct connstr cs;
-  if (pki_read_connection_string(pki.conn_string, &cs, &err) != 0) {
-    fprintf(stderr, "provd: %s\n", err.msg);
-    return 1;
-  }
-  printf("HostName=%s;SharedAccessKeyName=%s;SharedAccessKey=%s\n", cs.host,
-         cs.key_name, cs.key);
-  OPENSSL_cleanse(&cs, sizeof(cs));
+  printf("\n");
   return 0;
 }
 
@@ -246,9 +261,11 @@ static const char *display_host(const struct cfg_listen *l)
   return l->host;
 }
 
+/* show_key: the connection string itself, not only its file. */
 static void print_banner(const struct provd_config *cfg,
                          const struct pki_paths *pki, int port,
-                         int mqtt_port, int console_port, int workers)
+                         int mqtt_port, int console_port, int workers,
+                         bool show_key)
 {
   const char *host = display_host(&cfg->https);
   const char *console_host =
@@ -264,10 +281,15 @@ static void print_banner(const struct provd_config *cfg,
          "  console:           https://%s:%d/console/  (sign in with the "
          "connection string)\n"
          "  CA file:           %s\n"
-         "  connection string: in %s  (the owner's key; "
-         "provd --print-connection-string)\n",
+         "  connection string: ",
          PROVD_VERSION, workers, cfg->id_scope, host, port, host, port,
-         console_host, console_port, ca, pki->conn_string);
+         console_host, console_port, ca);
+  struct provd_err err = {0};
+  if (show_key && write_connection_string(stdout, pki->conn_string, &err) == 0)
+    printf("  (file %s)\n", pki->conn_string);
+  else
+    printf("in %s  (the owner's key; provd --print-connection-string)\n",
+           pki->conn_string);
   if (mqtt_port > 0)
     printf("  MQTT endpoint:     mqtts://%s:%d  (DPS device API over MQTT)\n",
            display_host(&cfg->mqtt), mqtt_port);
@@ -311,6 +333,7 @@ struct daemon {
    * freed at exit (one small context per reload). */
   SSL_CTX **retired_ssl;
   size_t n_retired_ssl;
+  bool show_connection_string; /* --show-connection-string */
 };
 
 /* A listener-wide limit as each worker's share; 0 stays 0 (default). */
@@ -410,7 +433,7 @@ static int start_daemon(struct daemon *dm, struct provd_err *err)
   print_banner(cfg, &dm->pki, http_server_port(dm->http),
                dm->mqtt ? http_server_protocol_port(dm->http, 0) : 0,
                dm->console_http ? http_server_port(dm->console_http) : 0,
-               workers);
+               workers, dm->show_connection_string);
   log_info("provd", "serving https on %s:%d id_scope=%s data_dir=%s",
            cfg->https.host, http_server_port(dm->http), cfg->id_scope,
            cfg->data_dir);
@@ -571,6 +594,7 @@ int main(int argc, char **argv)
   signal(SIGPIPE, SIG_IGN);
 
   struct provd_err err = {0};
+  dm.show_connection_string = opts.show_connection_string;
   rc = start_daemon(&dm, &err);
   if (rc != 0) {
     if (err.msg[0])

@@ -57,6 +57,12 @@ out=$("$PROVD" -c "$WORK/provd.yaml" --print-connection-string) && rc=0 || rc=$?
 expect_eq "--print-connection-string exits 0" 0 "$rc"
 expect_eq "--print-connection-string prints the data dir's connection string" "$(cat "$DATA_DIR/service-connection-string")" "$out"
 
+"$PROVD" -c "$WORK/provd.yaml" --show-connection-string > "$WORK/banner-shown" 2>>"$WORK/provd.log" &
+SHOWN_PID=$!
+check "--show-connection-string (make run) prints it in the banner" \
+  wait_for 10 grep -qF -- "connection string: $(cat "$DATA_DIR/service-connection-string")  (file" "$WORK/banner-shown"
+kill -TERM "$SHOWN_PID"; wait "$SHOWN_PID" || true
+
 # --check-config
 out=$("$PROVD" -c "$WORK/provd.yaml" --check-config 2>&1) && rc=0 || rc=$?
 expect_eq "--check-config on a good file exits 0" 0 "$rc"
