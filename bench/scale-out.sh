@@ -59,7 +59,7 @@ cpu_ticks() {
 # The PostgreSQL server processes: the postmaster and its children.
 pg_pids() {
   local pm
-  pm=$(head -n 1 "$PG/data/postmaster.pid")
+  pm=$(head -n 1 "$("$ROOT/scripts/pg-test-cluster.sh" datadir "$PG")/postmaster.pid")
   echo "$pm $(ps -o pid= --ppid "$pm" | tr '\n' ' ')"
 }
 
