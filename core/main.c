@@ -1,12 +1,14 @@
 /* provd: the daemon.  Loads the YAML config and the plugins it declares,
  * prepares the data dir, opens the store and serves the DPS device and
  * service APIs over HTTPS until SIGTERM/SIGINT. */
+#include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -27,6 +29,7 @@
 #include "util/ids.h"
 #include "util/log.h"
 #include "util/num.h"
+#include "util/service_notify.h"
 #include "util/timefmt.h"
 
 #define DEFAULT_CONFIG "configs/provd.yaml"
@@ -563,6 +566,65 @@ static void reload(const struct options *opts, struct daemon *dm)
     log_error("provd", "SIGHUP: store busy; linked hubs not reloaded");
 }
 
+/* Tells the service manager (systemd's Type=notify) where provd is; a
+ * failure is logged and otherwise ignored: serving matters more. */
+static void notify_manager(int level, const char *state)
+{
+  if (service_notify(state) < 0)
+    log_msg(level, "provd", "service manager notification failed: %s",
+            strerror(errno));
+}
+
+static long long monotonic_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* SIGHUP as the service manager wants it seen: RELOADING=1 (with the
+ * monotonic time systemd's notify-reload asks for), then READY=1. */
+static void reload_notified(const struct options *opts, struct daemon *dm)
+{
+  char state[64];
+  snprintf(state, sizeof(state), "RELOADING=1\nMONOTONIC_USEC=%lld",
+           monotonic_ms() * 1000);
+  notify_manager(LOG_WARN, state);
+  reload(opts, dm);
+  notify_manager(LOG_WARN, "READY=1");
+}
+
+/* Serves until SIGTERM or SIGINT (returned), reloading on SIGHUP and
+ * pinging the service manager's watchdog (WATCHDOG_USEC) on time even
+ * when signals keep arriving. */
+static int serve_until_stop_signal(const struct options *opts,
+                                   struct daemon *dm, const sigset_t *signals)
+{
+  long ping_ms = service_watchdog_interval_ms();
+  long long next_ping = monotonic_ms() + ping_ms;
+  for (;;) {
+    int sig;
+    if (ping_ms > 0) {
+      long long wait_ms = next_ping - monotonic_ms();
+      if (wait_ms < 0)
+        wait_ms = 0;
+      struct timespec wait = {(time_t)(wait_ms / 1000),
+                              (long)(wait_ms % 1000) * 1000000L};
+      sig = sigtimedwait(signals, NULL, &wait);
+    } else {
+      sig = sigwaitinfo(signals, NULL);
+    }
+    if (ping_ms > 0 && monotonic_ms() >= next_ping) {
+      notify_manager(LOG_DEBUG, "WATCHDOG=1");
+      next_ping = monotonic_ms() + ping_ms;
+    }
+    if (sig == SIGHUP)
+      reload_notified(opts, dm);
+    else if (sig > 0)
+      return sig;
+  }
+}
+
 int main(int argc, char **argv)
 {
   struct options opts = {0};
@@ -603,12 +665,12 @@ int main(int argc, char **argv)
     config_free(&dm.cfg);
     return rc == -2 ? 2 : 1;
   }
-  int sig = 0;
-  while (sigwait(&stop_signals, &sig) != 0 || sig == SIGHUP) {
-    if (sig == SIGHUP)
-      reload(&opts, &dm);
-    sig = 0;
-  }
+  char ready[128];
+  snprintf(ready, sizeof(ready), "READY=1\nSTATUS=serving https on %s:%d",
+           dm.cfg.https.host, http_server_port(dm.http));
+  notify_manager(LOG_WARN, ready); /* the listeners accept by now */
+  int sig = serve_until_stop_signal(&opts, &dm, &stop_signals);
+  notify_manager(LOG_WARN, "STOPPING=1");
   log_info("provd", "signal %d: stopping (finishing in-flight requests)", sig);
   stop_daemon(&dm);
   config_free(&dm.cfg);

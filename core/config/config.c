@@ -2,11 +2,13 @@
  * order, reports every problem it can find in one pass, and fills
  * struct provd_config. */
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config/tree.h"
@@ -952,6 +954,53 @@ size_t config_changed_sections(const struct provd_config *running,
 
 /* ---- lifecycle ---- */
 
+#ifndef PROVD_PLUGIN_DIR_FROM_BIN
+#define PROVD_PLUGIN_DIR_FROM_BIN "../lib/provd/plugins"
+#endif
+
+static int is_directory(const char *path)
+{
+  struct stat st;
+  return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int config_default_plugin_dir(const char *exe_path, char *out,
+                              size_t out_len)
+{
+  const char *slash = strrchr(exe_path, '/');
+  int dir_len = slash ? (int)(slash - exe_path) : 1;
+  const char *dir = slash ? exe_path : ".";
+  int n = snprintf(out, out_len, "%.*s/plugins", dir_len, dir);
+  if (n < 0 || (size_t)n >= out_len)
+    return -1;
+  if (is_directory(out))
+    return 0;
+  char installed[PATH_MAX];
+  n = snprintf(installed, sizeof(installed), "%.*s/%s", dir_len, dir,
+               PROVD_PLUGIN_DIR_FROM_BIN);
+  if (n < 0 || (size_t)n >= sizeof(installed))
+    return -1;
+  /* /usr/bin/../lib/provd/plugins reads better as /usr/lib/provd/plugins */
+  char resolved[PATH_MAX];
+  const char *shown = realpath(installed, resolved) ? resolved : installed;
+  n = snprintf(out, out_len, "%s", shown);
+  return n < 0 || (size_t)n >= out_len ? -1 : 0;
+}
+
+/* Without /proc the executable's place is unknown: the build tree's
+ * relative default is the best guess left. */
+static char *default_plugin_dir(void)
+{
+  char exe[PATH_MAX], dir[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+  if (n <= 0 || (size_t)n >= sizeof(exe) - 1)
+    return strdup("build/plugins");
+  exe[n] = '\0';
+  if (config_default_plugin_dir(exe, dir, sizeof(dir)) != 0)
+    return strdup("build/plugins");
+  return strdup(dir);
+}
+
 static int set_defaults(struct provd_config *cfg)
 {
   memset(cfg, 0, sizeof(*cfg));
@@ -964,7 +1013,7 @@ static int set_defaults(struct provd_config *cfg)
   cfg->storage.id = strdup("sqlite");
   cfg->plugin_path = calloc(1, sizeof(char *));
   if (cfg->plugin_path) {
-    cfg->plugin_path[0] = strdup("build/plugins");
+    cfg->plugin_path[0] = default_plugin_dir();
     cfg->n_plugin_path = 1;
   }
   cfg->workers = 0;

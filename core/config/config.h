@@ -139,6 +139,14 @@ int config_event_wanted(char *const *events, size_t n_events,
 /* Loads and checks `path`.  On failure returns -1 with every problem in d
  * (as many as can be found in one pass). */
 int config_load(const char *path, struct provd_config *cfg, struct diag *d);
+/* The default plugin_path for a provd whose executable is exe_path: the
+ * plugins/ folder beside it when there is one (a build tree: build/provd
+ * and build/plugins/), else the installed folder relative to it
+ * (PREFIX/bin/provd and PREFIX/lib/provd/plugins/), so an installed provd
+ * finds its own plugins under any prefix and never searches the working
+ * directory.  0, or -1 when out is too small. */
+int config_default_plugin_dir(const char *exe_path, char *out,
+                              size_t out_len);
 /* Defaults only, as if the file were empty (used when no file exists). */
 void config_defaults(struct provd_config *cfg);
 void config_free(struct provd_config *cfg);

@@ -2,8 +2,11 @@
  * option checks.  Runs in tests/data (CTest's working directory), so
  * fixtures are named config/<file>.yaml. */
 #include <check.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config/config.h"
@@ -140,7 +143,16 @@ static void assert_defaults(const struct provd_config *cfg)
   ck_assert_ptr_null(cfg->storage.path);
   ck_assert_ptr_null(cfg->storage.options);
   ck_assert_uint_eq(cfg->n_plugin_path, 1);
-  ck_assert_str_eq(cfg->plugin_path[0], "build/plugins");
+  /* Beside this test binary there is no plugins/ folder: the installed
+   * layout's, relative to the binary, never the working directory. */
+  char exe[PATH_MAX], expected[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+  ck_assert_int_gt(n, 0);
+  exe[n] = '\0';
+  ck_assert_int_eq(config_default_plugin_dir(exe, expected, sizeof(expected)),
+                   0);
+  ck_assert_str_eq(cfg->plugin_path[0], expected);
+  ck_assert_msg(expected[0] == '/', "%s is relative", expected);
   ck_assert_int_eq(cfg->workers, 0);
   ck_assert_int_eq(cfg->log_level, LOG_INFO);
   ck_assert_uint_eq(cfg->max_body_bytes, 96 * 1024);
@@ -177,6 +189,47 @@ START_TEST(test_config_defaults)
   ck_assert_ptr_null(cfg.file);
   ck_assert_ptr_null(cfg.root);
   config_free(&cfg);
+}
+END_TEST
+
+static void make_dir(const char *root, const char *sub)
+{
+  char path[PATH_MAX];
+  snprintf(path, sizeof(path), "%s/%s", root, sub);
+  ck_assert_msg(mkdir(path, 0700) == 0, "mkdir %s", path);
+}
+
+/* A build tree keeps plugins/ beside provd; an installed provd finds
+ * PREFIX/lib/provd/plugins from PREFIX/bin/provd. */
+START_TEST(test_default_plugin_dir)
+{
+  char root[] = "/tmp/provd-plugin-dir.XXXXXX";
+  ck_assert_ptr_nonnull(mkdtemp(root));
+  char exe[PATH_MAX], out[PATH_MAX], want[PATH_MAX];
+  snprintf(exe, sizeof(exe), "%s/bin/provd", root);
+  make_dir(root, "bin");
+
+  ck_assert_int_eq(config_default_plugin_dir(exe, out, sizeof(out)), 0);
+  snprintf(want, sizeof(want), "%s/bin/../lib/provd/plugins", root);
+  ck_assert_str_eq(out, want); /* not there yet: shown as computed */
+
+  make_dir(root, "lib");
+  make_dir(root, "lib/provd");
+  make_dir(root, "lib/provd/plugins");
+  ck_assert_int_eq(config_default_plugin_dir(exe, out, sizeof(out)), 0);
+  snprintf(want, sizeof(want), "%s/lib/provd/plugins", root);
+  ck_assert_str_eq(out, want);
+
+  make_dir(root, "bin/plugins");
+  ck_assert_int_eq(config_default_plugin_dir(exe, out, sizeof(out)), 0);
+  snprintf(want, sizeof(want), "%s/bin/plugins", root);
+  ck_assert_str_eq(out, want);
+
+  char small[8];
+  ck_assert_int_eq(config_default_plugin_dir(exe, small, sizeof(small)), -1);
+  char cmd[PATH_MAX + 16];
+  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
+  ck_assert_int_eq(system(cmd), 0);
 }
 END_TEST
 
@@ -847,6 +900,7 @@ static Suite *config_suite(void)
   tcase_add_test(load, test_good_file_every_field);
   tcase_add_test(load, test_defaults_when_absent);
   tcase_add_test(load, test_config_defaults);
+  tcase_add_test(load, test_default_plugin_dir);
   tcase_add_test(load, test_changed_sections);
   tcase_add_test(load, test_env_expansion);
   tcase_add_test(load, test_shipped_configs);
