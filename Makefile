@@ -6,7 +6,7 @@ CONFIG ?= configs/provd.yaml
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build run demo test test-asan test-normal bench fuzz clean
+.PHONY: all deps build run demo test test-asan test-normal bench fuzz package clean
 
 all: build
 
@@ -45,6 +45,11 @@ test-asan: deps
 	  -L 'unit|plugin|fuzz|e2e' -LE 'slow|interop|browser|postgres' -E '^plugin_sdk$$'
 
 test: test-asan test-normal
+
+# The Debian packages provd_VERSION_ARCH.deb and provd-dev_VERSION_ARCH.deb
+# in $(BUILD_DIR) (cmake/ProvdPackage.cmake, docs/operations.md).
+package: build
+	cd $(BUILD_DIR) && cpack -G DEB
 
 bench: build
 	bench/run.sh

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs every Debian and npm package provd's build, run and tests need.
 # nginx-light is the benchmark's external ceiling (bench/run.sh starts its own
-# instance; the package's service is not needed).
+# instance; the package's service is not needed).  dpkg-dev (dpkg-shlibdeps),
+# adduser and systemd (systemd-analyze) serve `make package` and
+# its tests; systemd need not run.
 # Idempotent and quiet when nothing is missing.  Run as root (or with sudo
 # available) on Debian 12.
 set -euo pipefail
@@ -14,6 +16,7 @@ PACKAGES=(
   swtpm swtpm-tools tpm2-tools mosquitto mosquitto-clients mosquitto-dev
   libmosquitto-dev
   postgresql haproxy python3-aiosmtpd nginx-light chromium
+  dpkg-dev adduser systemd
 )
 
 SUDO=""
