@@ -18,7 +18,7 @@ source "$(dirname "$0")/../e2e/lib/common.bash"
 MARKER=/var/lib/provd-package-test.state
 DATA=/var/lib/provd
 
-exec 9>/var/lock/provd-package-test.lock 2>/dev/null ||
+{ exec 9>/var/lock/provd-package-test.lock; } 2>/dev/null ||
   { fail "cannot open /var/lock/provd-package-test.lock (root needed)"; finish; exit 1; }
 flock -w 240 9 || { fail "another package test holds the lock"; finish; exit 1; }
 
@@ -158,6 +158,14 @@ check "purge says it kept the data" grep -q "keeping $DATA" "$WORK/purge.log"
 dpkg_locked dpkg -i "$DEB" >/dev/null && rc=0 || rc=$?
 expect_eq "dpkg -i over kept data exits 0" 0 "$rc"
 check "the kept data is still there" test -f "$DATA/keep-me"
+touch "$DATA/PURGE-WITH-PACKAGE"
+dpkg_locked dpkg --purge provd >/dev/null && rc=0 || rc=$?
+expect_eq "dpkg --purge with $DATA/PURGE-WITH-PACKAGE exits 0" 0 "$rc"
+check "$DATA/PURGE-WITH-PACKAGE: purge removes $DATA" test ! -e "$DATA"
+
+dpkg_locked dpkg -i "$DEB" >/dev/null && rc=0 || rc=$?
+expect_eq "dpkg -i once more exits 0" 0 "$rc"
+check "postinst made $DATA again" test -d "$DATA"
 dpkg_locked env PROVD_PURGE_DATA=1 dpkg --purge provd >/dev/null && rc=0 || rc=$?
 expect_eq "PROVD_PURGE_DATA=1 dpkg --purge exits 0" 0 "$rc"
 check "PROVD_PURGE_DATA=1 removes $DATA" test ! -e "$DATA"
