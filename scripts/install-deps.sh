@@ -2,7 +2,7 @@
 # Installs every Debian and npm package provd's build, run and tests need.
 # nginx-light is the benchmark's external ceiling (bench/run.sh starts its own
 # instance; the package's service is not needed).  dpkg-dev (dpkg-shlibdeps),
-# adduser and systemd (systemd-analyze) serve `make package` and
+# adduser, systemd (systemd-analyze) and strace serve `make package` and
 # its tests; systemd need not run.
 # Idempotent and quiet when nothing is missing.  Run as root (or with sudo
 # available) on Debian 12.
@@ -16,7 +16,7 @@ PACKAGES=(
   swtpm swtpm-tools tpm2-tools mosquitto mosquitto-clients mosquitto-dev
   libmosquitto-dev
   postgresql haproxy python3-aiosmtpd nginx-light chromium
-  dpkg-dev adduser systemd
+  dpkg-dev adduser systemd strace
 )
 
 SUDO=""
