@@ -4,7 +4,9 @@
 #   /etc/provd/provd.yaml (prefix /usr, as GNUInstallDirs places
 #   sysconfdir), else PREFIX/etc/provd/provd.yaml: the example config,
 #   never overwritten (dpkg treats it as a conffile).
-# PROVD_PACKAGING_DIR and PROVD_INSTALL_BINDIR come from CMakeLists.txt.
+# PROVD_PACKAGING_DIR, PROVD_UNIT_STAGING_DIR (where the unit is written
+# before it is installed: the build tree) and PROVD_INSTALL_BINDIR come
+# from cmake/ProvdPackage.cmake.
 if(CMAKE_INSTALL_PREFIX STREQUAL "/usr")
   set(_confdir /etc/provd)
 else()
@@ -15,9 +17,12 @@ set(_staged $ENV{DESTDIR})
 
 set(BINDIR ${CMAKE_INSTALL_PREFIX}/${PROVD_INSTALL_BINDIR})
 set(CONFDIR ${_confdir})
-configure_file(${PROVD_PACKAGING_DIR}/provd.service.in
-               ${CMAKE_CURRENT_BINARY_DIR}/provd.service @ONLY)
-file(INSTALL ${CMAKE_CURRENT_BINARY_DIR}/provd.service
+# One staging file per destination: installs into two prefixes at once
+# (cpack and a test's cmake --install) must not swap units.
+string(MD5 _destination "${_staged}${CMAKE_INSTALL_PREFIX}")
+set(_unit ${PROVD_UNIT_STAGING_DIR}/${_destination}/provd.service)
+configure_file(${PROVD_PACKAGING_DIR}/provd.service.in ${_unit} @ONLY)
+file(INSTALL ${_unit}
      DESTINATION ${_unitdir}
      PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ)
 

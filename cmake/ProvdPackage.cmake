@@ -10,6 +10,7 @@
 
 # The unit and the example config (cmake/InstallSystemFiles.cmake).
 install(CODE "set(PROVD_PACKAGING_DIR \"${CMAKE_SOURCE_DIR}/packaging\")
+set(PROVD_UNIT_STAGING_DIR \"${CMAKE_BINARY_DIR}/packaging\")
 set(PROVD_INSTALL_BINDIR \"${CMAKE_INSTALL_BINDIR}\")" COMPONENT provd)
 install(SCRIPT ${CMAKE_SOURCE_DIR}/cmake/InstallSystemFiles.cmake
         COMPONENT provd)
