@@ -37,8 +37,12 @@ set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
 # Depends: from the shared libraries the binaries and plugins link
 # (dpkg-shlibdeps), plus what the maintainer scripts run.
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
-# A shlibs file and the ldconfig trigger for libprovd-device.so.0.
+# A shlibs file for libprovd-device.so.0, so packages linking it get
+# "provd (>= VERSION)"; CPack warns that the plugins (modules) have no
+# soname, which is right for them.  packaging/debian/triggers runs
+# ldconfig.
 set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS ON)
+set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS_POLICY ">=")
 set(CPACK_DEBIAN_ENABLE_COMPONENT_DEPENDS ON)
 
 set(CPACK_DEBIAN_PROVD_PACKAGE_NAME provd)
@@ -51,7 +55,7 @@ storage, configured in /etc/provd/provd.yaml and run by provd.service.")
 set(_debian ${CMAKE_SOURCE_DIR}/packaging/debian)
 set(CPACK_DEBIAN_PROVD_PACKAGE_CONTROL_EXTRA
     ${_debian}/conffiles ${_debian}/postinst ${_debian}/prerm
-    ${_debian}/postrm)
+    ${_debian}/postrm ${_debian}/triggers)
 
 set(CPACK_DEBIAN_DEV_PACKAGE_NAME provd-dev)
 set(CPACK_DEBIAN_DEV_PACKAGE_SECTION devel)

@@ -83,6 +83,9 @@ expect_eq "provd-dev depends on this provd" "provd (= $VERSION)" "$(dpkg-deb -f 
 dpkg-deb --ctrl-tarfile "$DEB" | tar -x -C "$WORK" ./conffiles ./postinst ./postrm ./prerm
 expect_eq "the example config is a conffile" /etc/provd/provd.yaml "$(cat "$WORK/conffiles")"
 check "maintainer scripts are executable" test -x "$WORK/postinst" -a -x "$WORK/postrm" -a -x "$WORK/prerm"
+dpkg-deb --ctrl-tarfile "$DEB" | tar -x -C "$WORK" ./shlibs ./triggers
+expect_eq "shlibs names libprovd-device.so.0" "libprovd-device 0 provd (>= $VERSION)" "$(cat "$WORK/shlibs")"
+expect_eq "the ldconfig trigger" "activate-noawait ldconfig" "$(cat "$WORK/triggers")"
 contents=$(dpkg-deb -c "$DEB" | awk '{print $6}')
 for f in ./usr/bin/provd ./usr/bin/provctl ./usr/bin/provd-device \
          ./usr/lib/provd/plugins/sqlite.so ./usr/lib/provd/plugins/symmetric-key.so \
