@@ -594,6 +594,24 @@ static void reload_notified(const struct options *opts, struct daemon *dm)
   notify_manager(LOG_WARN, "READY=1");
 }
 
+/* WATCHDOG=1 only while every worker loop turns: a provd whose loops
+ * hang (a deadlock, a handler that never returns) is one the service
+ * manager should restart, however well this thread still runs. */
+static void watchdog_ping(const struct daemon *dm, long ping_ms)
+{
+  long stall = http_server_stall_ms(dm->http);
+  if (dm->console_http) {
+    long console = http_server_stall_ms(dm->console_http);
+    stall = console > stall ? console : stall;
+  }
+  if (stall > ping_ms) {
+    log_warn("provd", "watchdog: a worker loop is %ld ms overdue; "
+                      "WATCHDOG=1 withheld", stall);
+    return;
+  }
+  notify_manager(LOG_DEBUG, "WATCHDOG=1");
+}
+
 /* Serves until SIGTERM or SIGINT (returned), reloading on SIGHUP and
  * pinging the service manager's watchdog (WATCHDOG_USEC) on time even
  * when signals keep arriving. */
@@ -615,7 +633,7 @@ static int serve_until_stop_signal(const struct options *opts,
       sig = sigwaitinfo(signals, NULL);
     }
     if (ping_ms > 0 && monotonic_ms() >= next_ping) {
-      notify_manager(LOG_DEBUG, "WATCHDOG=1");
+      watchdog_ping(dm, ping_ms);
       next_ping = monotonic_ms() + ping_ms;
     }
     if (sig == SIGHUP)

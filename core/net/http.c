@@ -30,6 +30,7 @@
 #include <strings.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -150,6 +151,9 @@ struct http_worker {
   struct event *grace;        /* stop deadline */
   struct event *flush;        /* publish counters once the batch is done */
   struct event *accept_pause; /* re-enable accepting after EMFILE */
+  /* Every HEARTBEAT_MS the loop notes the time (http_server_stall_ms). */
+  struct event *heartbeat;
+  atomic_llong last_turn_ms;
 
   pthread_mutex_t mu;
   struct conn *done_head, *done_tail; /* mu */
@@ -969,6 +973,37 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
   evtimer_add(w->accept_pause, &tv);
 }
 
+#define HEARTBEAT_MS 1000
+
+static long long loop_clock_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
+{
+  (void)fd;
+  (void)what;
+  struct http_worker *w = arg;
+  atomic_store_explicit(&w->last_turn_ms, loop_clock_ms(),
+                        memory_order_relaxed);
+}
+
+long http_server_stall_ms(const struct http_server *srv)
+{
+  long long now = loop_clock_ms(), worst = 0;
+  for (int i = 0; i < srv->n_workers; i++) {
+    long long late = now - HEARTBEAT_MS -
+                     atomic_load_explicit(&srv->workers[i].last_turn_ms,
+                                          memory_order_relaxed);
+    if (late > worst)
+      worst = late;
+  }
+  return (long)worst;
+}
+
 static void on_accept_pause_end(evutil_socket_t fd, short what, void *arg)
 {
   (void)fd;
@@ -1303,7 +1338,8 @@ static void worker_free_loop(struct http_worker *w)
     evconnlistener_free(w->listener);
   w->listener = NULL;
   worker_free_side_listeners(w);
-  struct event **evs[] = {&w->wake, &w->grace, &w->flush, &w->accept_pause};
+  struct event **evs[] = {&w->wake, &w->grace, &w->flush, &w->accept_pause,
+                          &w->heartbeat};
   for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++) {
     if (*evs[i])
       event_free(*evs[i]);
@@ -1454,8 +1490,16 @@ static int worker_init(struct http_server *srv, struct http_worker *w,
   w->grace = evtimer_new(w->base, on_grace_over, w);
   w->flush = event_new(w->base, -1, 0, on_flush, w);
   w->accept_pause = evtimer_new(w->base, on_accept_pause_end, w);
-  if (!w->wake || !w->grace || !w->flush || !w->accept_pause) {
+  w->heartbeat = event_new(w->base, -1, EV_PERSIST, on_heartbeat, w);
+  if (!w->wake || !w->grace || !w->flush || !w->accept_pause ||
+      !w->heartbeat) {
     perr_set(err, "HTTP_INIT", "cannot create loop events");
+    return -1;
+  }
+  atomic_store(&w->last_turn_ms, loop_clock_ms());
+  struct timeval beat = {HEARTBEAT_MS / 1000, (HEARTBEAT_MS % 1000) * 1000};
+  if (event_add(w->heartbeat, &beat) != 0) {
+    perr_set(err, "HTTP_INIT", "cannot start the loop heartbeat");
     return -1;
   }
   w->listener = listen_on(w, on_accept, srv->host, &srv->port, &ss[0],

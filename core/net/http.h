@@ -125,6 +125,12 @@ int http_server_protocol_port(const struct http_server *srv, size_t i);
  * connections already open keep theirs.  ctx must outlive the server.
  * Nothing changes on a plain-HTTP server.  Any thread. */
 void http_server_set_ssl(struct http_server *srv, SSL_CTX *borrow);
+/* How long the worker loop that turned least recently is overdue, in
+ * ms: each loop notes the time on a 1 s timer, so 0 while every loop
+ * serves and the time a handler or a deadlock has held one beyond that.
+ * The service manager's watchdog asks this before provd says it is
+ * alive.  Any thread. */
+long http_server_stall_ms(const struct http_server *srv);
 /* Stops accepting, lets in-flight exchanges finish (at most grace_ms),
  * closes every connection and joins the worker threads.  Once per
  * server; an exchange answered after the grace period is just freed. */

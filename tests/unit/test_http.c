@@ -381,8 +381,11 @@ static void handler(struct http_exchange *ex, void *ud)
                          ? (int)strtol(ms, NULL, 10) : 100);
     return;
   }
-  if (strcmp(req->path, "/block") == 0) /* holds the loop thread */
-    sleep_ms(500);
+  if (strcmp(req->path, "/block") == 0) { /* holds the loop thread */
+    char ms[16];
+    sleep_ms(http_query_param(req, "ms", ms, sizeof ms) > 0
+                 ? (int)strtol(ms, NULL, 10) : 500);
+  }
   if (strcmp(req->path, "/big") == 0) {
     memset(out, 'b', 8192);
     snprintf(out + 8192, sizeof out - 8192, "%s", req->query);
@@ -911,6 +914,26 @@ START_TEST(t_stop_answers_requests_already_sent)
 }
 END_TEST
 
+/* A loop held by a handler shows in http_server_stall_ms (what the
+ * service manager's watchdog asks); once it turns again it is 0. */
+START_TEST(t_stall_measured)
+{
+  sleep_ms(1200); /* every loop's heartbeat has run */
+  ck_assert_int_lt(http_server_stall_ms(g_srv), 200);
+  struct client blocker;
+  struct response r;
+  client_open(&blocker);
+  client_send(&blocker, "GET /block?ms=2500 HTTP/1.1\r\nHost: l\r\n\r\n");
+  sleep_ms(2200);
+  long stalled = http_server_stall_ms(g_srv);
+  ck_assert_msg(stalled >= 500, "stall %ld ms", stalled);
+  ck_assert_int_eq(client_read(&blocker, &r), 0);
+  client_close(&blocker);
+  sleep_ms(1200);
+  ck_assert_int_lt(http_server_stall_ms(g_srv), 200);
+}
+END_TEST
+
 struct drain_reader {
   struct client *c;
   int complete; /* whole responses read before EOF */
@@ -1424,6 +1447,7 @@ static Suite *http_suite(void)
   tcase_add_test(l, t_stop_flushes_answered);
   tcase_add_test(l, t_stop_answers_requests_already_sent);
   tcase_add_test(l, t_metrics_counted);
+  tcase_add_test(l, t_stall_measured);
   tcase_add_test(l, t_start_rejects_busy_port);
   suite_add_tcase(s, l);
 
