@@ -92,7 +92,11 @@ static void usage(FILE *out)
           "linked hubs from the store.  A config that does not load changes\n"
           "nothing.  Other changed sections are named in a warning and need a\n"
           "restart.  The config's hubs: seed the store on first start only;\n"
-          "afterwards use `provctl hub`.\n");
+          "afterwards use `provctl hub`.\n"
+          "Under a service manager that sets NOTIFY_SOCKET (systemd's\n"
+          "Type=notify) provd sends READY=1 once its listeners accept,\n"
+          "RELOADING=1 then READY=1 around a SIGHUP, STOPPING=1, and WATCHDOG=1\n"
+          "at half of WATCHDOG_USEC while every worker loop turns.\n");
 }
 
 static int parse_args(int argc, char **argv, struct options *o)
