@@ -1250,9 +1250,11 @@ static int count_closed(const int *fds, int n)
   return closed;
 }
 
-/* Connections that never finish their handshake: beyond max_handshakes
- * the oldest are closed, and a real client still gets served. */
-START_TEST(t_handshake_backlog_evicts_oldest)
+/* Connections that never finish their handshake: at max_handshakes a
+ * newcomer is refused while those under way are young; once they have
+ * stalled (no whole ClientHello within a second) the oldest makes room,
+ * and a real client still gets served. */
+START_TEST(t_handshake_backlog_evicts_stalled)
 {
   struct http_server *srv = start_limited_server(1, 0, 4, 0);
   enum { FLOOD = 10 };
@@ -1265,14 +1267,17 @@ START_TEST(t_handshake_backlog_evicts_oldest)
     sleep_ms(20); /* accepted in this order */
   }
   sleep_ms(200);
-  ck_assert_int_eq(count_closed(fds, FLOOD - 4), FLOOD - 4); /* oldest */
-  ck_assert_int_eq(count_closed(fds + FLOOD - 4, 4), 0);      /* newest */
+  ck_assert_int_eq(count_closed(fds, 4), 0);                  /* under way */
+  ck_assert_int_eq(count_closed(fds + 4, FLOOD - 4), FLOOD - 4); /* refused */
+  sleep_ms(1000); /* the four under way have stalled */
   struct client c;
-  client_open(&c); /* evicts one more half-open connection */
+  client_open(&c); /* the oldest stalled one makes room */
   client_send(&c, "GET /ok HTTP/1.1\r\nHost: l\r\n\r\n");
   struct response r;
   ck_assert_int_eq(client_read(&c, &r), 0);
   ck_assert_int_eq(r.status, 200);
+  ck_assert_int_eq(count_closed(fds, 1), 1);
+  ck_assert_int_eq(count_closed(fds + 1, 3), 0);
   client_close(&c);
   for (int i = 0; i < FLOOD; i++)
     close(fds[i]);
@@ -1457,7 +1462,7 @@ static Suite *http_suite(void)
   tcase_add_test(d, t_slow_request_deadline);
   tcase_add_test(d, t_incomplete_request_answered_408);
   tcase_add_test(d, t_bare_lf_refused_at_once);
-  tcase_add_test(d, t_handshake_backlog_evicts_oldest);
+  tcase_add_test(d, t_handshake_backlog_evicts_stalled);
   tcase_add_test(d, t_max_connections_evicts_idle);
   tcase_add_test(d, t_per_source_limit);
   tcase_add_test(d, t_slow_handshake_deadline);
