@@ -20,6 +20,7 @@
 #include "net/http.h"
 #include "net/wire_error.h"
 #include "plugin/loader.h"
+#include "restore.h"
 #include "store/store.h"
 #include "tls/issuer.h"
 #include "tls/pki.h"
@@ -53,6 +54,8 @@ static void usage(FILE *out)
           "             [--log-level LEVEL] [--check-config]\n"
           "             [--print-connection-string] [--show-connection-string]\n"
           "             [--version] [--help]\n"
+          "       provd restore FILE --data-dir DIR [--passphrase-file FILE]\n"
+          "             [--force]\n"
           "\n"
           "Self-hosted device provisioning service, wire-compatible with Azure\n"
           "IoT Hub DPS (device and service REST APIs over HTTPS).\n"
@@ -89,7 +92,10 @@ static void usage(FILE *out)
           "linked hubs from the store.  A config that does not load changes\n"
           "nothing.  Other changed sections are named in a warning and need a\n"
           "restart.  The config's hubs: seed the store on first start only;\n"
-          "afterwards use `provctl hub`.\n");
+          "afterwards use `provctl hub`.\n"
+          "\n"
+          "restore writes a backup made by `provctl backup` into a data dir\n"
+          "(`provd restore --help`).\n");
 }
 
 static int parse_args(int argc, char **argv, struct options *o)
@@ -565,6 +571,8 @@ static void reload(const struct options *opts, struct daemon *dm)
 
 int main(int argc, char **argv)
 {
+  if (argc > 1 && strcmp(argv[1], "restore") == 0)
+    return restore_main(argc - 1, argv + 1);
   struct options opts = {0};
   int rc = parse_args(argc, argv, &opts);
   if (rc >= 0)
