@@ -49,7 +49,8 @@ struct ctl_command {
   "\"a\"}}'\n"                                                             \
   "  --no-reprovision         reprovisionPolicy: updateHubAssignment and\n"\
   "                           migrateDeviceData false (default true)\n"    \
-  "  --credential-policy NAME the certificate issuer (provd.yaml\n"        \
+  "  --credential-policy NAME\n"                                         \
+  "                           the certificate issuer (provd.yaml\n"      \
   "                           certificate_issuers) that signs CSRs the\n" \
   "                           devices send (credentialPolicyName)\n"      \
   "  --force                  replace an existing one (else refused)\n"    \
