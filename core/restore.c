@@ -16,6 +16,7 @@
 #include <openssl/crypto.h>
 
 #include "util/backup_file.h"
+#include "util/file_write.h"
 
 #define EXIT_FAILED 1
 #define EXIT_USAGE 2
@@ -173,8 +174,9 @@ static int write_entries(const struct restore_opts *o,
     /* Nothing the backup writes is for other users. */
     unsigned mode = (e->mode & 0700) | 0600;
     int rc = make_parents(path, err);
-    if (rc == PROVD_OK)
-      rc = backup_write_file(path, e->data, e->len, mode, o->force, err);
+    if (rc == PROVD_OK &&
+        file_write_atomic(path, e->data, e->len, mode, o->force, err) != 0)
+      rc = PROVD_E_IO;
     if (rc != PROVD_OK)
       return rc;
   }

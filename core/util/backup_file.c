@@ -3,12 +3,10 @@
 #include "util/backup_file.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -448,54 +446,6 @@ int backup_passphrase(const char *file, char *out, size_t cap,
     perr_set(err, "BACKUP_PASSPHRASE", "the passphrase (%s) is empty",
              file ? file : BACKUP_PASSPHRASE_ENV);
     return PROVD_E_INVAL;
-  }
-  return PROVD_OK;
-}
-
-static int write_all(int fd, const unsigned char *data, size_t len)
-{
-  while (len > 0) {
-    ssize_t w = write(fd, data, len);
-    if (w < 0 && errno == EINTR)
-      continue;
-    if (w <= 0)
-      return -1;
-    data += w;
-    len -= (size_t)w;
-  }
-  return 0;
-}
-
-int backup_write_file(const char *path, const unsigned char *data,
-                      size_t len, unsigned mode, int replace,
-                      struct provd_err *err)
-{
-  char tmp[4096];
-  if (snprintf(tmp, sizeof(tmp), "%s.tmp-XXXXXX", path) >= (int)sizeof(tmp)) {
-    perr_set(err, "BACKUP_IO", "path too long: %s", path);
-    return PROVD_E_INVAL;
-  }
-  if (!replace && access(path, F_OK) == 0) {
-    perr_set(err, "BACKUP_EXISTS", "%s exists; not replaced", path);
-    return PROVD_EXISTS;
-  }
-  int fd = mkstemp(tmp);
-  int ok = fd >= 0 && fchmod(fd, mode & 0777) == 0 &&
-           write_all(fd, data, len) == 0 && fsync(fd) == 0;
-  int saved = errno;
-  if (fd >= 0 && close(fd) != 0)
-    ok = 0;
-  /* link() refuses an existing target: no file appears in between. */
-  if (ok)
-    ok = replace ? rename(tmp, path) == 0 : link(tmp, path) == 0;
-  if (!ok)
-    saved = errno;
-  if (fd >= 0 && (!ok || !replace))
-    unlink(tmp);
-  if (!ok) {
-    perr_set(err, saved == EEXIST ? "BACKUP_EXISTS" : "BACKUP_IO",
-             "cannot write %s: %s", path, strerror(saved));
-    return saved == EEXIST ? PROVD_EXISTS : PROVD_E_IO;
   }
   return PROVD_OK;
 }

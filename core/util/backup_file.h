@@ -88,11 +88,4 @@ int backup_passphrase(const char *file, char *out, size_t cap,
 /* Reads a whole file of at most BACKUP_MAX_BYTES; caller frees *out. */
 int backup_read_file(const char *path, unsigned char **out, size_t *len,
                      struct provd_err *err);
-/* Writes bytes to path, created with mode (and fsync'd) through a
- * temporary file renamed into place; refuses to replace an existing file
- * unless replace is set. */
-int backup_write_file(const char *path, const unsigned char *data,
-                      size_t len, unsigned mode, int replace,
-                      struct provd_err *err);
-
 #endif

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "util/backup_file.h"
+#include "util/file_write.h"
 
 static char dir[64];
 
@@ -147,12 +148,10 @@ START_TEST(test_write_file_never_replaces_unasked)
   struct provd_err err = {0};
   char path[128];
   snprintf(path, sizeof(path), "%s/out", dir);
-  ck_assert_int_eq(backup_write_file(path, (const unsigned char *)"one", 3,
-                                     0600, 0, &err), PROVD_OK);
-  ck_assert_int_eq(backup_write_file(path, (const unsigned char *)"two", 3,
-                                     0600, 0, &err), PROVD_EXISTS);
-  ck_assert_int_eq(backup_write_file(path, (const unsigned char *)"two", 3,
-                                     0640, 1, &err), PROVD_OK);
+  ck_assert_int_eq(file_write_atomic(path, "one", 3, 0600, 0, &err), 0);
+  ck_assert_int_eq(file_write_atomic(path, "two", 3, 0600, 0, &err), 1);
+  ck_assert_str_eq(err.code, "FILE_EXISTS");
+  ck_assert_int_eq(file_write_atomic(path, "two", 3, 0640, 1, &err), 0);
   unsigned char *data;
   size_t len;
   ck_assert_int_eq(backup_read_file(path, &data, &len, &err), PROVD_OK);

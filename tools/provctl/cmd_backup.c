@@ -9,6 +9,7 @@
 
 #include "provctl.h"
 #include "util/backup_file.h"
+#include "util/file_write.h"
 
 /* Copying a large store takes a while; the default 30 s would cut it. */
 #define BACKUP_TIMEOUT_S 3600
@@ -87,8 +88,8 @@ int cmd_backup(struct ctl *c)
   }
   OPENSSL_cleanse(pass, sizeof(pass));
   if (rc == 0)
-    rc = backup_write_file(file, bytes, len, 0600, ctl_has(c, CO_FORCE),
-                           &err) == PROVD_OK ? 0 : -1;
+    rc = file_write_atomic(file, bytes, len, 0600, ctl_has(c, CO_FORCE),
+                           &err) == 0 ? 0 : -1;
   int exit_code = rc == 0 ? report(c, file, len, &a, prc == PROVD_OK)
                           : ctl_fail(&err);
   if (rs.body)
