@@ -60,11 +60,12 @@ PY
 )
 expect_eq "provd.yaml.5: every key of docs/configuration.md is on the page" "" "$missing"
 
-cmake --install "$BUILD_DIR" --prefix "$WORK/prefix" > "$WORK/install.log" 2>&1 && rc=0 || rc=$?
+# DESTDIR keeps every file, absolute destinations too, inside $WORK.
+DESTDIR=$WORK/dest cmake --install "$BUILD_DIR" --prefix /usr > "$WORK/install.log" 2>&1 && rc=0 || rc=$?
 expect_eq "cmake --install succeeds" 0 "$rc"
 for p in $PAGES; do
   check "$p is installed under share/man/man${p##*.}" \
-    cmp -s "$MAN_DIR/$p" "$WORK/prefix/share/man/man${p##*.}/$p"
+    cmp -s "$MAN_DIR/$p" "$WORK/dest/usr/share/man/man${p##*.}/$p"
 done
-check "man finds provd(8) there" bash -c "man -M '$WORK/prefix/share/man' -w 8 provd >/dev/null"
+check "man finds provd(8) there" bash -c "man -M '$WORK/dest/usr/share/man' -w 8 provd >/dev/null"
 finish
