@@ -23,7 +23,10 @@
 #define SCRYPT_LOG2_N 15
 #define SCRYPT_R 8
 #define SCRYPT_P 1
+/* What a file may ask for: a crafted header must not buy minutes of CPU. */
 #define SCRYPT_MAX_LOG2_N 20
+#define SCRYPT_MAX_R 32
+#define SCRYPT_MAX_P 16
 #define SCRYPT_MAXMEM ((uint64_t)1 << 31)
 #define SALT_LEN 16
 #define NONCE_LEN 12
@@ -96,8 +99,8 @@ static int add_entry(struct backup_archive *a, const char *name,
 {
   if (a->n >= BACKUP_MAX_ENTRIES || backup_find(a, name)) {
     free(data_take);
-    perr_set(err, "BACKUP_DAMAGED", "backup: entry %s is one too many",
-             name);
+    perr_set(err, "BACKUP_DAMAGED", "backup: entry %s comes twice, or "
+             "entries are more than %d", name, BACKUP_MAX_ENTRIES);
     return PROVD_E_INVAL;
   }
   struct backup_entry *e = &a->e[a->n++];
@@ -289,7 +292,8 @@ static int derive_key(const char *passphrase, const unsigned char *kdf,
                       struct provd_err *err)
 {
   if (kdf[0] != KDF_SCRYPT || kdf[1] > SCRYPT_MAX_LOG2_N || kdf[1] < 10 ||
-      kdf[2] == 0 || kdf[3] == 0) {
+      kdf[2] == 0 || kdf[2] > SCRYPT_MAX_R || kdf[3] == 0 ||
+      kdf[3] > SCRYPT_MAX_P) {
     perr_set(err, "BACKUP_DAMAGED", "backup: unknown key derivation");
     return PROVD_E_INVAL;
   }

@@ -103,6 +103,13 @@ START_TEST(test_seal_and_open)
   ck_assert_uint_eq(opened_len, plain_len);
   ck_assert_mem_eq(opened, plain, plain_len);
   free(opened);
+  /* A header asking for an absurd scrypt cost is refused, not run. */
+  unsigned char p = sealed[15];
+  sealed[15] = 200;
+  ck_assert_int_eq(backup_open_sealed(sealed, sealed_len, "s3cret", &opened,
+                                      &opened_len, &err), PROVD_E_INVAL);
+  ck_assert_str_eq(err.code, "BACKUP_DAMAGED");
+  sealed[15] = p;
   /* The header (salt, nonce) is authenticated too. */
   sealed[20] ^= 1;
   ck_assert_int_ne(backup_open_sealed(sealed, sealed_len, "s3cret", &opened,

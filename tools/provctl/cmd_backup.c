@@ -73,7 +73,7 @@ int cmd_backup(struct ctl *c)
                               sizeof(pass), &err);
   if (prc != PROVD_OK && prc != PROVD_NOT_FOUND)
     return ctl_usage_error(c, "%s", err.msg);
-  struct https_response rs;
+  struct https_response rs = {0};
   struct backup_archive a = {0};
   unsigned char *sealed = NULL;
   size_t sealed_len = 0;
