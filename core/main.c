@@ -22,6 +22,7 @@
 #include "net/http.h"
 #include "net/wire_error.h"
 #include "plugin/loader.h"
+#include "restore.h"
 #include "store/store.h"
 #include "tls/issuer.h"
 #include "tls/pki.h"
@@ -56,6 +57,8 @@ static void usage(FILE *out)
           "             [--log-level LEVEL] [--check-config]\n"
           "             [--print-connection-string] [--show-connection-string]\n"
           "             [--version] [--help]\n"
+          "       provd restore FILE --data-dir DIR [--passphrase-file FILE]\n"
+          "             [--force]\n"
           "\n"
           "Self-hosted device provisioning service, wire-compatible with Azure\n"
           "IoT Hub DPS (device and service REST APIs over HTTPS).\n"
@@ -96,7 +99,10 @@ static void usage(FILE *out)
           "Under a service manager that sets NOTIFY_SOCKET (systemd's\n"
           "Type=notify) provd sends READY=1 once its listeners accept,\n"
           "RELOADING=1 then READY=1 around a SIGHUP, STOPPING=1, and WATCHDOG=1\n"
-          "at half of WATCHDOG_USEC while every worker loop turns.\n");
+          "at half of WATCHDOG_USEC while every worker loop turns.\n"
+          "\n"
+          "restore writes a backup made by `provctl backup` into a data dir\n"
+          "(`provd restore --help`).\n");
 }
 
 static int parse_args(int argc, char **argv, struct options *o)
@@ -649,6 +655,8 @@ static int serve_until_stop_signal(const struct options *opts,
 
 int main(int argc, char **argv)
 {
+  if (argc > 1 && strcmp(argv[1], "restore") == 0)
+    return restore_main(argc - 1, argv + 1);
   struct options opts = {0};
   int rc = parse_args(argc, argv, &opts);
   if (rc >= 0)

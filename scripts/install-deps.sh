@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Installs every Debian and npm package provd's build, run and tests need.
+# groff-base and man-db check the generated man pages (tests/e2e/man_pages.sh).
 # nginx-light is the benchmark's external ceiling (bench/run.sh starts its own
 # instance; the package's service is not needed).  dpkg-dev (dpkg-shlibdeps),
 # adduser, systemd (systemd-analyze) and strace serve `make package` and
@@ -14,7 +15,7 @@ PACKAGES=(
   libssl-dev openssl libevent-dev libjansson-dev libyaml-dev
   libcurl4-openssl-dev libtss2-dev libsqlite3-dev sqlite3 libpq-dev check
   swtpm swtpm-tools tpm2-tools mosquitto mosquitto-clients mosquitto-dev
-  libmosquitto-dev
+  libmosquitto-dev groff-base man-db
   postgresql haproxy python3-aiosmtpd nginx-light chromium
   dpkg-dev adduser systemd strace
 )

@@ -16,7 +16,7 @@
 
 static const char *const service_roots[] = {
     "enrollments", "enrollmentGroups", "registrations", "hubs", "events",
-    "explain", "policy", NULL};
+    "explain", "policy", "backup", NULL};
 
 static int is_service_root(const char *seg)
 {

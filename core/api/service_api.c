@@ -216,11 +216,14 @@ static void route_action(const struct collection *c, const char *m,
 static void route_extension(const char *name, const char *m,
                             struct route *r)
 {
-  if (strcasecmp(name, "policy") == 0) {
-    if (is_method(m, "GET"))
+  if (strcasecmp(name, "policy") == 0 || strcasecmp(name, "backup") == 0) {
+    int policy = strcasecmp(name, "policy") == 0;
+    if (!is_method(m, "GET"))
+      no_method(r, "GET");
+    else if (policy)
       set_op(r, SVC_OP_POLICY, "policy.get");
     else
-      no_method(r, "GET");
+      set_op(r, SVC_OP_BACKUP, "backup");
     return;
   }
   int hubs = strcasecmp(name, "hubs") == 0;
@@ -774,6 +777,10 @@ void service_api_handle(struct api_ctx *ctx, struct http_exchange *ex,
     return;
   if (r.op == SVC_OP_EXPLAIN) {
     handle_explain(ctx, ex, req, r.id);
+    return;
+  }
+  if (r.op == SVC_OP_BACKUP) {
+    svc_backup_handle(ctx, ex, req, policy);
     return;
   }
   if (r.op == SVC_OP_POLICY) { /* what the console may offer */

@@ -56,7 +56,8 @@ enum svc_op {
   SVC_OP_EVENT_GET,        /* GET /events/{seq} (provd) */
   SVC_OP_EVENTS_VERIFY,    /* GET /events/verify (provd) */
   SVC_OP_EVENT_RETRY,      /* POST /events/{seq}/retry (provd) */
-  SVC_OP_POLICY            /* GET /policy: the signing policy (provd) */
+  SVC_OP_POLICY,           /* GET /policy: the signing policy (provd) */
+  SVC_OP_BACKUP            /* GET /backup: store + keys (provd) */
 };
 
 /* One service request handed to a store thread.  Owns everything it
@@ -135,5 +136,12 @@ int svc_explain_body_check(const json_t *doc);
 /* ---- service_events.c: the journal and its deliveries ---- */
 /* Same contract as svc_job_submit, for the SVC_OP_EVENT* ops. */
 int svc_events_submit(struct svc_job *job);
+
+/* ---- service_backup.c ---- */
+/* GET /backup[?keysOnly=true]: answers (later, from a store thread) with
+ * the backup file of the store and the data dir's keys; owner only. */
+void svc_backup_handle(struct api_ctx *ctx, struct http_exchange *ex,
+                       const struct http_request *req,
+                       const struct service_policy *policy);
 
 #endif

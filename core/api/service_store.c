@@ -560,7 +560,8 @@ int svc_job_submit(struct svc_job *job)
     return store_submit_write(st, write_ca_change, svc_write_done, job);
   case SVC_OP_EXPLAIN:
   case SVC_OP_POLICY:
-    break; /* answered without the store (engine, or at once) */
+  case SVC_OP_BACKUP:
+    break; /* answered without a job (engine, at once, service_backup.c) */
   }
   return PROVD_E_INTERNAL;
 }

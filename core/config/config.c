@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "config/deprecated.h"
 #include "config/tree.h"
 #include "tls/csr.h"
 #include "util/log.h"
@@ -1156,8 +1157,10 @@ int config_load(const char *path, struct provd_config *cfg, struct diag *d)
     config_free(cfg);
     return -1;
   }
-  if (cfg->root)
+  if (cfg->root) {
+    c.errors += cfg_apply_renames(cfg->root, cfg_core_renames, d);
     check_root(&c, cfg, cfg->root);
+  }
   if (tree_errors || c.errors) {
     config_free(cfg);
     return -1;

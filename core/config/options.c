@@ -350,6 +350,9 @@ static void check_entries(struct optck *c, const struct provd_option *schema,
     size_t len = strlen(k);
     const struct provd_option *o = find_opt(schema, k, len);
     if (o) {
+      if (o->flags & PROVD_OPT_DEPRECATED)
+        diag_add(c->d, &map->keys[i]->pos, "warning: plugin '%s': option "
+                 "'%s' is deprecated (%s)", c->label, k, o->description);
       if (!cfg_is_absent(map->items[i]))
         check_value(c, o, map->items[i], obj);
       continue;

@@ -119,6 +119,14 @@ int store_challenge_answer(struct store_session *s,
                            const char *registration_id, int64_t now_ms,
                            struct provd_err *err);
 
+/* ---- online backup ---- */
+/* A consistent copy of the whole store in the new file dest_path, while
+ * other threads go on (provd/storage.h backup).  Blocks on disk: call it
+ * from a store thread, never an event loop.  PROVD_E_UNSUPPORTED
+ * (STORE_BACKUP_UNSUPPORTED) when the plugin has none (postgres). */
+int store_backup(struct store_session *s, const char *dest_path,
+                 struct provd_err *err);
+
 /* ---- asynchronous jobs ---- */
 /* Runs on a reader thread. */
 typedef void (*store_read_fn)(struct store_session *s, void *ud);

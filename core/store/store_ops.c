@@ -533,3 +533,19 @@ int store_challenge_answer(struct store_session *s,
                                                        now_ms, err)
                         : rc;
 }
+
+/* ---- online backup (provd/storage.h backup) ---- */
+
+int store_backup(struct store_session *s, const char *dest_path,
+                 struct provd_err *err)
+{
+  NEED_SESSION(s, err);
+  const struct provd_storage_ops *ops = s->st->ops;
+  if (!PROVD_HAS(ops, struct provd_storage_ops, backup) || !ops->backup) {
+    perr_set(err, "STORE_BACKUP_UNSUPPORTED",
+             "the storage plugin has no online backup (ABI < 1.8, or a "
+             "store saved by its own tools such as pg_dump)");
+    return PROVD_E_UNSUPPORTED;
+  }
+  return ops->backup(s->ps, dest_path, err);
+}

@@ -21,6 +21,7 @@
 #include <openssl/x509v3.h>
 
 #include "tls/certgen.h"
+#include "util/file_write.h"
 #include "util/log.h"
 
 #define COMPONENT "pki"
@@ -90,71 +91,6 @@ static int mkdir_p(const char *path, mode_t mode, struct provd_err *err)
   return 0;
 }
 
-static int write_all(int fd, const void *data, size_t len)
-{
-  const char *p = data;
-  while (len > 0) {
-    ssize_t n = write(fd, p, len);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0)
-      return -1;
-    p += n;
-    len -= (size_t)n;
-  }
-  return 0;
-}
-
-static void fsync_parent(const char *path)
-{
-  char dir[PATH_MAX];
-  snprintf(dir, sizeof dir, "%s", path);
-  char *slash = strrchr(dir, '/');
-  if (!slash)
-    snprintf(dir, sizeof dir, ".");
-  else if (slash == dir)
-    dir[1] = '\0';
-  else
-    *slash = '\0';
-  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd >= 0) {
-    fsync(fd);
-    close(fd);
-  }
-}
-
-/* Writes path atomically with `mode`: a reader sees the old file or the
- * whole new one, even across a crash. */
-static int write_atomic(const char *path, const void *data, size_t len,
-                        mode_t mode, struct provd_err *err)
-{
-  char tmp[PATH_MAX];
-  if (snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path) >= (int)sizeof tmp) {
-    perr_set(err, "PKI_IO", "path too long: %s", path);
-    return -1;
-  }
-  int fd = mkstemp(tmp);
-  if (fd < 0) {
-    perr_set(err, "PKI_IO", "cannot create %s: %s", tmp, strerror(errno));
-    return -1;
-  }
-  if (fchmod(fd, mode) < 0 || write_all(fd, data, len) < 0 || fsync(fd) < 0) {
-    perr_set(err, "PKI_IO", "cannot write %s: %s", tmp, strerror(errno));
-    close(fd);
-    unlink(tmp);
-    return -1;
-  }
-  close(fd);
-  if (rename(tmp, path) < 0) {
-    perr_set(err, "PKI_IO", "cannot rename %s to %s: %s", tmp, path,
-             strerror(errno));
-    unlink(tmp);
-    return -1;
-  }
-  fsync_parent(path);
-  return 0;
-}
-
 /* Writes the PEM held in a memory BIO. */
 static int write_pem(const char *path, mode_t mode, BIO *mem,
                      struct provd_err *err)
@@ -165,7 +101,7 @@ static int write_pem(const char *path, mode_t mode, BIO *mem,
     perr_set(err, "PKI_CRYPTO", "empty PEM for %s", path);
     return -1;
   }
-  return write_atomic(path, data, (size_t)len, mode, err);
+  return file_write_atomic(path, data, (size_t)len, mode, 1, err);
 }
 
 static int write_key(const char *path, EVP_PKEY *key, struct provd_err *err)
@@ -361,7 +297,7 @@ static int generate_connection_string(const char *path, struct provd_err *err)
   }
   EVP_EncodeBlock((unsigned char *)b64, raw, sizeof raw);
   int n = snprintf(line, sizeof line, "%s%s\n", CONN_STRING_PREFIX, b64);
-  int r = write_atomic(path, line, (size_t)n, 0600, err);
+  int r = file_write_atomic(path, line, (size_t)n, 0600, 1, err);
   OPENSSL_cleanse(raw, sizeof raw);
   OPENSSL_cleanse(b64, sizeof b64);
   OPENSSL_cleanse(line, sizeof line);

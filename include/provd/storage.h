@@ -167,6 +167,16 @@ struct provd_storage_ops {
    * to as outbox_last does: fn called once, or PROVD_NOT_FOUND. */
   int (*outbox_head)(void *session, provd_event_fn fn, void *ud,
                      struct provd_err *err);
+
+  /* ---- ABI minor 8: online backup (optional: test with PROVD_HAS) ---- */
+  /* Outside any transaction of this session: writes a copy of the whole
+   * store as it was at one moment (every committed transaction or none of
+   * it) to the new file dest_path, created with mode 0600, while other
+   * sessions go on reading and writing.  The copy is a store this plugin
+   * opens as its `path`.  PROVD_EXISTS when dest_path exists;
+   * PROVD_E_UNSUPPORTED (or a NULL op) when the store is saved by its
+   * own tools instead (pg_dump for postgres). */
+  int (*backup)(void *session, const char *dest_path, struct provd_err *err);
 };
 
 /* provd_storage_ops.flags */

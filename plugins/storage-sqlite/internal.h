@@ -144,6 +144,9 @@ int sq_challenge_get(void *session, const char *registration_id,
 int sq_challenge_answer(void *session, const char *registration_id,
                         int64_t answered_ms, struct provd_err *err);
 
+/* ---- backup.c ---- */
+int sq_backup(void *session, const char *dest_path, struct provd_err *err);
+
 /* ---- schema.c ---- */
 /* Brings the database to PROVD_SQLITE_SCHEMA_VERSION, one migration per
  * transaction; refuses a newer or foreign database. */

@@ -258,6 +258,7 @@ static const struct provd_storage_ops sqlite_ops = {
    * last event. */
   .flags = 0,
   .outbox_head = sq_outbox_last,
+  .backup = sq_backup,
 };
 
 PROVD_PLUGIN_DEFINE = {

@@ -499,6 +499,48 @@ START_TEST(test_list_filters_and_count)
 }
 END_TEST
 
+/* ABI 1.8 backup: the copy holds what was committed when it began, not
+ * another session's open transaction, and opens as a store of its own. */
+START_TEST(test_backup_is_a_consistent_copy)
+{
+  struct plugin_instance inst;
+  struct provd_err err = { { 0 }, { 0 } };
+  struct got g;
+  char copy[600];
+  snprintf(copy, sizeof(copy), "%s/copy.db", tmp);
+  inst_up(&inst, "full");
+  void *writer = sess_open(&inst);
+  void *other = sess_open(&inst);
+  ck_assert_int_eq(put(writer, PROVD_TABLE_REGISTRATIONS, "committed", "e1",
+                       NULL, 1), PROVD_OK);
+  ck_assert_int_eq(ops()->tx_begin(writer, &err), PROVD_OK);
+  ck_assert_int_eq(put(writer, PROVD_TABLE_REGISTRATIONS, "open-tx", "e1",
+                       NULL, 1), PROVD_OK);
+  ck_assert_int_eq(ops()->backup(writer, copy, &err), PROVD_E_INVAL);
+  ck_assert_int_eq(ops()->backup(other, copy, &err), PROVD_OK);
+  ck_assert_int_eq(ops()->backup(other, copy, &err), PROVD_EXISTS);
+  ck_assert_int_eq(ops()->tx_commit(writer, &err), PROVD_OK);
+  struct stat sb;
+  ck_assert_int_eq(stat(copy, &sb), 0);
+  ck_assert_int_eq(sb.st_mode & 0777, 0600);
+  ops()->session_close(other);
+  ops()->session_close(writer);
+  inst_down(&inst);
+
+  snprintf(db_path, sizeof(db_path), "%s", copy);
+  inst_up(&inst, "full");
+  void *s = sess_open(&inst);
+  ck_assert_int_eq(get(s, PROVD_TABLE_REGISTRATIONS, "committed", &g),
+                   PROVD_OK);
+  ck_assert_int_eq(get(s, PROVD_TABLE_REGISTRATIONS, "open-tx", &g),
+                   PROVD_NOT_FOUND);
+  ops()->session_close(s);
+  inst_down(&inst);
+  ck_assert_uint_eq(header_u32(copy, HDR_USER_VERSION),
+                    PROVD_SQLITE_SCHEMA_VERSION);
+}
+END_TEST
+
 START_TEST(test_tx_rollback_and_savepoints)
 {
   struct plugin_instance inst;
@@ -1681,6 +1723,7 @@ static Suite *store_suite(void)
   tcase_add_test(plugin, test_if_match_and_must_create);
   tcase_add_test(plugin, test_list_filters_and_count);
   tcase_add_test(plugin, test_tx_rollback_and_savepoints);
+  tcase_add_test(plugin, test_backup_is_a_consistent_copy);
   suite_add_tcase(s, plugin);
   TCase *core = tcase_create("core-store");
   tcase_add_checked_fixture(core, setup, teardown);

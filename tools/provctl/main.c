@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "provctl.h"
+#include "util/backup_file.h"
 
 #define OPT_BASE 1000
 
@@ -48,7 +49,8 @@ struct ctl_command {
   "\"a\"}}'\n"                                                             \
   "  --no-reprovision         reprovisionPolicy: updateHubAssignment and\n"\
   "                           migrateDeviceData false (default true)\n"    \
-  "  --credential-policy NAME the certificate issuer (provd.yaml\n"        \
+  "  --credential-policy NAME\n"                                         \
+  "                           the certificate issuer (provd.yaml\n"      \
   "                           certificate_issuers) that signs CSRs the\n" \
   "                           devices send (credentialPolicyName)\n"      \
   "  --force                  replace an existing one (else refused)\n"    \
@@ -265,6 +267,23 @@ static const struct ctl_command commands[] = {
     "Walks the journal's hash chain (GET /events/verify).  Exit 0 when\n"
     "every event matches its hash and links to the one before; exit 1\n"
     "naming the first broken link otherwise.\n" },
+  { "backup", NULL, 1, 1,
+    CO_BIT(CO_PASSPHRASE_FILE) | CO_BIT(CO_KEYS_ONLY) | CO_BIT(CO_FORCE),
+    cmd_backup, "backup FILE [--passphrase-file FILE] [--keys-only] "
+    "[--force]",
+    "Saves the running provd (provd extension GET /backup, owner policy\n"
+    "only) to FILE, mode 0600: a consistent copy of the store taken while\n"
+    "devices go on registering, and the data dir's CA, server certificate\n"
+    "and keys, and service connection string.  `provd restore FILE\n"
+    "--data-dir DIR` brings it back as the same server.  With a passphrase\n"
+    "the file is encrypted here (AES-256-GCM, scrypt-derived key), else\n"
+    "it is plain: keep it like the keys it holds.  A store saved by its\n"
+    "own tools (PostgreSQL: pg_dump) is refused; --keys-only then saves\n"
+    "the rest.\n\n"
+    "  --passphrase-file FILE   encrypt with the first line of FILE (else\n"
+    "                           with $" BACKUP_PASSPHRASE_ENV " when set)\n"
+    "  --keys-only              leave the store out\n"
+    "  --force                  replace FILE when it exists\n" },
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -334,6 +353,9 @@ static const struct option long_opts[] = {
     OPT_BASE + CO_ENDORSEMENT_KEY },
   { "registration-id", required_argument, NULL,
     OPT_BASE + CO_REGISTRATION_ID },
+  { "passphrase-file", required_argument, NULL,
+    OPT_BASE + CO_PASSPHRASE_FILE },
+  { "keys-only", no_argument, NULL, OPT_BASE + CO_KEYS_ONLY },
   { NULL, 0, NULL, 0 }
 };
 

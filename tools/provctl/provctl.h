@@ -33,7 +33,7 @@ enum ctl_opt {
   CO_GROUP_KEY, CO_ATTESTATION, CO_CERT, CO_SECONDARY_CERT, CO_CA_CERT,
   CO_CA_REF, CO_CRL, CO_PROOF, CO_CREDENTIAL_POLICY, CO_ENDORSEMENT_KEY,
   CO_REGISTRATION_ID, CO_CALL_WEBHOOK, CO_HOSTNAME, CO_WEIGHT, CO_REGION,
-  CO_APPLY_POLICY, CO_COUNT_
+  CO_APPLY_POLICY, CO_PASSPHRASE_FILE, CO_KEYS_ONLY, CO_COUNT_
 };
 #define CO_BIT(o) (UINT64_C(1) << (o))
 #define CO_GLOBAL (CO_BIT(CO_URL) | CO_BIT(CO_DATA_DIR) | CO_BIT(CO_CONN_STR) \
@@ -98,6 +98,10 @@ int ctl_call(struct ctl *c, const char *method, const char *path,
              json_t *body, const char *const *headers, size_t n_headers,
              struct ctl_reply *reply, struct provd_err *err);
 void ctl_reply_clear(struct ctl_reply *r);
+/* The request as it is (authorization set here), answer body untouched:
+ * 0 on a 2xx answer, else -1 as ctl_call.  Clear rs in both cases. */
+int ctl_request(struct ctl *c, struct https_request *rq,
+                struct https_response *rs, struct provd_err *err);
 /* DELETE path (with If-Match when --etag was given) and report it:
  * "removed <noun> <id>", or {"<id_field>": id, "removed": true} with
  * --json.  A 404 says "<noun> <id> not found".  Returns the exit code. */
@@ -160,6 +164,7 @@ int cmd_ca_show(struct ctl *c);
 int cmd_ca_list(struct ctl *c);
 int cmd_ca_remove(struct ctl *c);
 int cmd_ca_verify(struct ctl *c);
+int cmd_backup(struct ctl *c); /* cmd_backup.c */
 
 /* cmd_enroll.c: a certificate or CRL file as the service API takes it
  * (PEM text as is, DER base64-encoded).  Caller frees; NULL after a

@@ -177,29 +177,14 @@ static void append_hint(struct provd_err *err, const char *hint)
   snprintf(err->msg + used, sizeof(err->msg) - used, "%s", hint);
 }
 
-int ctl_call(struct ctl *c, const char *method, const char *path,
-             json_t *body, const char *const *headers, size_t n_headers,
-             struct ctl_reply *reply, struct provd_err *err)
+int ctl_request(struct ctl *c, struct https_request *rq,
+                struct https_response *rs, struct provd_err *err)
 {
-  struct https_response rs;
-  char *text = NULL;
-  memset(reply, 0, sizeof(*reply));
+  memset(rs, 0, sizeof(*rs));
   if (ctl_connect(c, err) != 0)
     return -1;
-  if (body) {
-    text = json_dumps(body, JSON_COMPACT);
-    if (!text) {
-      perr_set(err, "NO_MEMORY", "out of memory");
-      return -1;
-    }
-  }
-  struct https_request rq = {
-    .method = method, .path = path, .authorization = c->token,
-    .body = text, .headers = headers, .n_headers = n_headers,
-  };
-  int rc = https_do(c->http, &rq, &rs, err);
-  free(text);
-  if (rc != 0) {
+  rq->authorization = c->token;
+  if (https_do(c->http, rq, rs, err) != 0) {
     if (strcmp(err->code, "NETWORK") == 0)
       append_hint(err, " — is provd running (make run), and is --url "
                   "right?");
@@ -208,18 +193,43 @@ int ctl_call(struct ctl *c, const char *method, const char *path,
                   "this server?");
     return -1;
   }
-  reply->status = rs.status;
-  snprintf(reply->etag, sizeof(reply->etag), "%s", rs.etag);
-  snprintf(reply->continuation, sizeof(reply->continuation), "%s",
-           rs.continuation);
-  if (!https_ok(&rs)) {
+  if (!https_ok(rs)) {
     char text_err[512];
-    https_describe_error(&rs, text_err, sizeof(text_err));
+    https_describe_error(rs, text_err, sizeof(text_err));
     perr_set(err, "HTTP_ERROR", "%s", text_err);
-    https_response_clear(&rs);
     return -1;
   }
-  rc = parse_reply_body(&rs, reply, err);
+  return 0;
+}
+
+int ctl_call(struct ctl *c, const char *method, const char *path,
+             json_t *body, const char *const *headers, size_t n_headers,
+             struct ctl_reply *reply, struct provd_err *err)
+{
+  struct https_response rs;
+  char *text = NULL;
+  memset(reply, 0, sizeof(*reply));
+  if (body) {
+    text = json_dumps(body, JSON_COMPACT);
+    if (!text) {
+      perr_set(err, "NO_MEMORY", "out of memory");
+      return -1;
+    }
+  }
+  struct https_request rq = {
+    .method = method, .path = path, .body = text, .headers = headers,
+    .n_headers = n_headers,
+  };
+  int rc = ctl_request(c, &rq, &rs, err);
+  free(text);
+  reply->status = rs.status;
+  if (rs.status) {
+    snprintf(reply->etag, sizeof(reply->etag), "%s", rs.etag);
+    snprintf(reply->continuation, sizeof(reply->continuation), "%s",
+             rs.continuation);
+  }
+  if (rc == 0)
+    rc = parse_reply_body(&rs, reply, err);
   https_response_clear(&rs);
   return rc;
 }

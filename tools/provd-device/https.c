@@ -26,6 +26,7 @@ struct https_client {
 struct https_reader {
   struct https_response *rs;
   size_t cap;
+  size_t max_body;
   int too_large;
   int header_too_long;
 };
@@ -119,7 +120,7 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
   struct https_reader *r = ud;
   struct https_response *rs = r->rs;
   size_t n = size * nmemb;
-  if (n > HTTPS_MAX_BODY - rs->body_len) {
+  if (n > r->max_body - rs->body_len) {
     r->too_large = 1;
     return 0; /* makes curl stop with CURLE_WRITE_ERROR */
   }
@@ -305,7 +306,8 @@ int https_do(struct https_client *c, const struct https_request *rq,
 {
   char url[HTTPS_MAX_URL];
   char curl_msg[CURL_ERROR_SIZE] = "";
-  struct https_reader reader = { .rs = rs };
+  struct https_reader reader = {
+      .rs = rs, .max_body = rq->max_body ? rq->max_body : HTTPS_MAX_BODY};
   memset(rs, 0, sizeof(*rs));
   rs->retry_after_s = -1;
 
@@ -349,8 +351,8 @@ int https_do(struct https_client *c, const struct https_request *rq,
   curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, NULL);
 
   if (reader.too_large) {
-    perr_set(err, "TOO_LARGE", "answer from %s exceeds %u bytes", url,
-             HTTPS_MAX_BODY);
+    perr_set(err, "TOO_LARGE", "answer from %s exceeds %zu bytes", url,
+             reader.max_body);
   } else if (rc != CURLE_OK) {
     describe_curl_error(rc, url, curl_msg, err);
   } else if (reader.header_too_long) {

@@ -37,6 +37,7 @@ struct https_request {
   const char *const *headers; /* extra "Name: value" lines; may be NULL */
   size_t n_headers;
   long timeout_s;             /* 0: the client's default */
+  size_t max_body;            /* 0: HTTPS_MAX_BODY */
 };
 
 struct https_response {
