@@ -45,13 +45,12 @@ static int resource_ok(const struct api_ctx *ctx, const char *sr_raw)
  * the key, so it may learn exactly what to change. */
 #define LIFETIME_MESSAGE_MAX 200
 
-static const char *lifetime_message(const struct api_ctx *ctx, char *out,
-                                    size_t cap)
+static const char *lifetime_message(const struct api_ctx *ctx,
+                                    int64_t lifetime, char *out, size_t cap)
 {
-  snprintf(out, cap, "The token's expiry (se) is more than %lld s ahead; "
-           "this server accepts service tokens valid for at most %lld s "
-           "(limits.max_service_token_lifetime)",
-           ctx->cfg->max_service_token_lifetime_s,
+  snprintf(out, cap, "The token is valid for %lld s more; this server "
+           "accepts service tokens valid for at most %lld s "
+           "(limits.max_service_token_lifetime)", (long long)lifetime,
            ctx->cfg->max_service_token_lifetime_s);
   return out;
 }
@@ -101,7 +100,7 @@ static const struct service_policy *authenticate(
   if (sas_expiry_too_far(tok.se, now, ctx->cfg->max_service_token_lifetime_s,
                          CLOCK_SKEW_S)) {
     *why = "token lifetime beyond limits.max_service_token_lifetime";
-    *answer = lifetime_message(ctx, answer_buf, answer_cap);
+    *answer = lifetime_message(ctx, tok.se - now, answer_buf, answer_cap);
     return NULL;
   }
   return p;
