@@ -323,7 +323,8 @@ static void do_limits(struct ck *c, struct provd_config *cfg,
       {"max_handshakes", 0}, {"handshake_timeout", 0},
       {"max_connections_per_source", 0}, {"retry_after_max", 0},
       {"register_rate_per_device", 0},   {"register_rate_per_source", 0},
-      {"max_service_token_lifetime", 0}, {0}};
+      {"max_service_token_lifetime", 0}, {"first_boot_max_wait", 0},
+      {0}};
   if (want_type(c, v, CFG_MAP, "limits"))
     return;
   check_keys(c, v, rules, "limits");
@@ -360,6 +361,10 @@ static void do_limits(struct ck *c, struct provd_config *cfg,
                "limits.max_service_token_lifetime", 60 * 1000LL,
                SERVICE_TOKEN_LIFETIME_MAX_S * 1000LL, &lifetime_ms);
   cfg->max_service_token_lifetime_s = lifetime_ms / 1000;
+  long long fb_ms = cfg->first_boot_max_wait_ms;
+  get_duration(c, cfg_map_get(v, "first_boot_max_wait"),
+               "limits.first_boot_max_wait", 0, 60000, &fb_ms);
+  cfg->first_boot_max_wait_ms = (int)fb_ms;
   const struct cfg_node *mb = cfg_map_get(v, "max_body");
   unsigned long long size;
   if (cfg_is_absent(mb) || want_text(c, mb, "limits.max_body", "a size"))

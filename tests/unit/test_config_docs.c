@@ -49,7 +49,7 @@ static const struct key_group core_keys[] = {
      {"max_body", "max_connections", "max_handshakes", "handshake_timeout",
       "max_connections_per_source", "retry_after_max",
       "register_rate_per_device", "register_rate_per_source",
-      "max_service_token_lifetime", NULL}},
+      "max_service_token_lifetime", "first_boot_max_wait", NULL}},
     {"do_registration", "registration", MAP,
      {"retry_after", "allocation_policy", NULL}},
     {"do_events", "events", MAP,
