@@ -442,21 +442,33 @@ static void do_events(struct ck *c, struct provd_config *cfg,
 /* A shorter access-policy key could be guessed; DPS keys are 32 bytes. */
 #define POLICY_KEY_MIN_BYTES 16
 
+/* 0 when the mapping item has exactly one of the keys `a` (named first
+ * when both are missing) and `b`; else reports it and returns -1. */
+static int one_of(struct ck *c, const struct cfg_node *item,
+                  const char *what, const char *a, const char *b)
+{
+  int has_a = !cfg_is_absent(cfg_map_get(item, a));
+  int has_b = !cfg_is_absent(cfg_map_get(item, b));
+  if (has_a && has_b) {
+    ck_err(c, key_node(item, b), "%s: give either '%s' or '%s', not both",
+           what, a, b);
+    return -1;
+  }
+  if (!has_a && !has_b) {
+    ck_err(c, item, "%s: missing required key '%s' (or '%s')", what, a, b);
+    return -1;
+  }
+  return 0;
+}
+
 static void policy_key(struct ck *c, const struct cfg_node *item,
                        const char *what, struct cfg_policy *p)
 {
   char w[WHAT_LEN + 16], msg[256];
   const struct cfg_node *key = cfg_map_get(item, "key");
   const struct cfg_node *file = cfg_map_get(item, "key_file");
-  if (!cfg_is_absent(key) && !cfg_is_absent(file)) {
-    ck_err(c, key_node(item, "key_file"),
-           "%s: give either 'key' or 'key_file', not both", what);
+  if (one_of(c, item, what, "key", "key_file") != 0)
     return;
-  }
-  if (cfg_is_absent(key) && cfg_is_absent(file)) {
-    ck_err(c, item, "%s: missing required key 'key' (or 'key_file')", what);
-    return;
-  }
   if (!cfg_is_absent(key)) {
     snprintf(w, sizeof(w), "%s.key", what);
     if (get_str(c, key, w, &p->key) != 0)
@@ -551,16 +563,8 @@ static void policy_rights(struct ck *c, const struct cfg_node *item,
   char w[WHAT_LEN + 16];
   const struct cfg_node *access = cfg_map_get(item, "access");
   const struct cfg_node *perms = cfg_map_get(item, "permissions");
-  if (!cfg_is_absent(access) && !cfg_is_absent(perms)) {
-    ck_err(c, key_node(item, "permissions"),
-           "%s: give either 'access' or 'permissions', not both", what);
+  if (one_of(c, item, what, "permissions", "access") != 0)
     return;
-  }
-  if (cfg_is_absent(access) && cfg_is_absent(perms)) {
-    ck_err(c, item, "%s: missing required key 'permissions' (or 'access')",
-           what);
-    return;
-  }
   if (!cfg_is_absent(perms)) {
     snprintf(w, sizeof(w), "%s.permissions", what);
     policy_permissions(c, perms, w, p);

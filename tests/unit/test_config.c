@@ -305,7 +305,7 @@ START_TEST(test_policy_permissions)
        "F:2:64: service_policies[0].permissions: names no permission"},
       {"service_policies:\n  - { name: a, key: " POLICY_KEY
        ", access: read, permissions: [ EnrollmentRead ] }\n",
-       "F:2:65: service_policies[0]: give either 'access' or 'permissions', "
+       "F:2:51: service_policies[0]: give either 'permissions' or 'access', "
        "not both"},
       {"service_policies:\n  - { name: a, key: " POLICY_KEY " }\n",
        "F:2:5: service_policies[0]: missing required key 'permissions' (or "
