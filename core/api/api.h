@@ -11,6 +11,7 @@
 
 #include "api/path.h"
 #include "config/config.h"
+#include "config/permissions.h"
 #include <jansson.h>
 
 #include "net/http.h"
@@ -23,7 +24,7 @@ struct service_policy {
   char name[64];
   uint8_t key[128];
   size_t key_len;
-  int can_write;
+  unsigned permissions; /* enum service_permission (config/permissions.h) */
 };
 
 /* The policies in force (api/policies.c). */

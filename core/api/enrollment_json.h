@@ -56,8 +56,9 @@ int enrollment_normalize(enum enrollment_kind kind, json_t *doc,
                          struct provd_err *err);
 
 /* Removes the symmetric keys (attestation.symmetricKey.primaryKey and
- * secondaryKey) from a stored document, for query answers: DPS never
- * lists keys (provd's GET keeps them, as the wire traces show). */
+ * secondaryKey) from a stored document, for query answers (DPS never
+ * lists keys) and for callers without EnrollmentWrite (provd's GET keeps
+ * them for the others, as the wire traces show). */
 void enrollment_strip_keys(json_t *doc);
 
 /* 1 when policy is one of DPS's allocationPolicy values (canonical case);

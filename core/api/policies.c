@@ -33,7 +33,7 @@ static int owner_policy_from(const struct connstr *cs, const char *path,
     return -1;
   }
   snprintf(p->name, sizeof(p->name), "%s", cs->key_name);
-  p->can_write = 1;
+  p->permissions = PERM_ALL; /* DPS's provisioningserviceowner */
   if (b64_decode(cs->key, p->key, sizeof(p->key), &p->key_len) != 0) {
     perr_set(err, "CONFIG", "%s: SharedAccessKey is not valid base64", path);
     return -1;
@@ -61,7 +61,7 @@ static int configured_policy(const struct cfg_policy *c,
                              struct service_policy *p, struct provd_err *err)
 {
   snprintf(p->name, sizeof(p->name), "%s", c->name);
-  p->can_write = c->can_write;
+  p->permissions = c->permissions;
   if (b64_decode(c->key, p->key, sizeof(p->key), &p->key_len) != 0) {
     perr_set(err, "CONFIG", "service policy %s: key is not valid base64",
              p->name);

@@ -41,15 +41,32 @@ static int resource_ok(const struct api_ctx *ctx, const char *sr_raw)
   return sr[host_len] == '\0' || sr[host_len] == '/';
 }
 
+/* The refusal of a genuine token that lives too long: the caller holds
+ * the key, so it may learn exactly what to change. */
+#define LIFETIME_MESSAGE_MAX 200
+
+static const char *lifetime_message(const struct api_ctx *ctx,
+                                    int64_t lifetime, char *out, size_t cap)
+{
+  snprintf(out, cap, "The token is valid for %lld s more; this server "
+           "accepts service tokens valid for at most %lld s "
+           "(limits.max_service_token_lifetime)", (long long)lifetime,
+           ctx->cfg->max_service_token_lifetime_s);
+  return out;
+}
+
 /* The policy the request is signed with, or NULL (why says why, for the
- * log only: the client just gets 401). */
+ * log; *answer is what the client is told: "Unauthorized" unless the
+ * token is genuine and only its lifetime is refused). */
 static const struct service_policy *authenticate(
     const struct api_ctx *ctx, const struct http_request *req,
-    const char **why)
+    const char **why, const char **answer, char *answer_buf,
+    size_t answer_cap)
 {
   const char *auth = http_request_header(req, "Authorization");
   struct sas_token tok;
   struct provd_err err;
+  *answer = "Unauthorized";
   if (!auth) {
     *why = "no Authorization header";
     return NULL;
@@ -71,12 +88,19 @@ static const struct service_policy *authenticate(
     *why = "bad signature";
     return NULL;
   }
-  if (sas_expired(&tok, (int64_t)time(NULL), CLOCK_SKEW_S)) {
+  int64_t now = (int64_t)time(NULL);
+  if (sas_expired(&tok, now, CLOCK_SKEW_S)) {
     *why = "token expired";
     return NULL;
   }
   if (!resource_ok(ctx, tok.sr_raw)) {
     *why = "token resource (sr) is not this service";
+    return NULL;
+  }
+  if (sas_expiry_too_far(tok.se, now, ctx->cfg->max_service_token_lifetime_s,
+                         CLOCK_SKEW_S)) {
+    *why = "token lifetime beyond limits.max_service_token_lifetime";
+    *answer = lifetime_message(ctx, tok.se - now, answer_buf, answer_cap);
     return NULL;
   }
   return p;
@@ -630,6 +654,7 @@ static struct svc_job *new_job(struct api_ctx *ctx, struct http_exchange *ex,
   job->op = r->op;
   job->op_name = r->op_name;
   job->is_write = needs_write(r->op);
+  job->show_keys = svc_access_shows_keys(p->permissions);
   job->kind = r->kind;
   job->table = r->table;
   job->page_size = PAGE_SIZE_DEFAULT;
@@ -655,6 +680,20 @@ static struct svc_job *new_job(struct api_ctx *ctx, struct http_exchange *ex,
 
 /* ---- the entry point ---- */
 
+/* 403 naming what the request needs (the caller is authenticated: it
+ * may know its own policy's permissions). */
+static void refuse_permission(struct http_exchange *ex, const struct route *r,
+                              const struct service_policy *policy)
+{
+  char needs[160], msg[320];
+  svc_access_needs_text(r->op, r->table, needs, sizeof(needs));
+  snprintf(msg, sizeof(msg), "The access policy '%s' lacks the permission "
+           "this request needs: %s", policy->name, needs);
+  log_info(SVC_LOG_COMP, "403 %s: policy %s lacks %s", r->op_name,
+           policy->name, needs);
+  svc_reject(ex, r->op_name, 403, SVC_E_FORBIDDEN, msg);
+}
+
 /* Answers 401/400/404/405/403 before any work; 0 when the request may
  * proceed with *r routed (ids point into *parts) and *policy set. */
 static int gatekeep(struct api_ctx *ctx, struct http_exchange *ex,
@@ -663,12 +702,14 @@ static int gatekeep(struct api_ctx *ctx, struct http_exchange *ex,
                     enum path_split_status split, struct svc_path *parts,
                     struct route *r, const struct service_policy **policy)
 {
-  const char *why = NULL;
-  *policy = authenticate(ctx, req, &why);
+  const char *why = NULL, *answer = NULL;
+  char answer_buf[LIFETIME_MESSAGE_MAX];
+  *policy = authenticate(ctx, req, &why, &answer, answer_buf,
+                         sizeof(answer_buf));
   if (!*policy) {
     log_info(SVC_LOG_COMP, "401 %s %s from %s: %s", req->method, req->path,
              req->peer_addr ? req->peer_addr : "?", why);
-    svc_reject(ex, "unauthorized", 401, SVC_E_UNAUTHORIZED, "Unauthorized");
+    svc_reject(ex, "unauthorized", 401, SVC_E_UNAUTHORIZED, answer);
     return -1;
   }
   char version[API_VERSION_MAX];
@@ -696,9 +737,8 @@ static int gatekeep(struct api_ctx *ctx, struct http_exchange *ex,
                            &allow, 1);
     return -1;
   }
-  if (needs_write(r->op) && !(*policy)->can_write) {
-    svc_reject(ex, r->op_name, 403, SVC_E_FORBIDDEN,
-               "The access policy does not allow writes");
+  if (!svc_access_allowed(r->op, r->table, (*policy)->permissions)) {
+    refuse_permission(ex, r, *policy);
     return -1;
   }
   return 0;
@@ -765,6 +805,28 @@ static void handle_explain(struct api_ctx *ctx, struct http_exchange *ex,
   engine_submit(ctx->engine, r, explain_done, ex);
 }
 
+/* GET /policy: what the console may offer.  canWrite (writes to
+ * enrollments) predates the permissions list and stays for old clients. */
+static void respond_policy(const struct api_ctx *ctx, struct http_exchange *ex,
+                           const struct service_policy *policy)
+{
+  json_t *names = json_array();
+  for (unsigned bit = 1; bit & PERM_ALL; bit <<= 1) {
+    if (policy->permissions & bit)
+      json_array_append_new(names,
+                            json_string(service_permission_name(bit)));
+  }
+  svc_count_request("policy.get", 200);
+  api_respond_json(ex, 200,
+                   json_pack("{s:s,s:b,s:o,s:I,s:s}", "name", policy->name,
+                             "canWrite",
+                             (policy->permissions & PERM_ENROLLMENT_WRITE) != 0,
+                             "permissions", names, "maxTokenLifetimeSeconds",
+                             (json_int_t)ctx->cfg->max_service_token_lifetime_s,
+                             "idScope", ctx->cfg->id_scope),
+                   NULL, 0);
+}
+
 void service_api_handle(struct api_ctx *ctx, struct http_exchange *ex,
                         const struct path_parts *raw,
                         enum path_split_status split)
@@ -783,12 +845,8 @@ void service_api_handle(struct api_ctx *ctx, struct http_exchange *ex,
     svc_backup_handle(ctx, ex, req, policy);
     return;
   }
-  if (r.op == SVC_OP_POLICY) { /* what the console may offer */
-    svc_count_request(r.op_name, 200);
-    api_respond_json(ex, 200, json_pack("{s:s,s:b,s:s}", "name", policy->name,
-                                        "canWrite", policy->can_write,
-                                        "idScope", ctx->cfg->id_scope),
-                     NULL, 0);
+  if (r.op == SVC_OP_POLICY) {
+    respond_policy(ctx, ex, policy);
     return;
   }
   struct prep_error e = {500, SVC_E_INTERNAL, "Internal error"};

@@ -41,7 +41,7 @@ static int is_owner(const struct api_ctx *ctx,
                     const struct service_policy *policy)
 {
   const struct policy_table *t = atomic_load(&ctx->policies);
-  return t && t->n > 0 && policy->can_write &&
+  return t && t->n > 0 && policy->permissions == PERM_ALL &&
          strcmp(policy->name, t->p[0].name) == 0;
 }
 

@@ -68,6 +68,7 @@ struct svc_job {
   enum svc_op op;
   const char *op_name;        /* static: "enrollment.put", ... */
   int is_write;
+  int show_keys;              /* the policy may see attestation keys */
   enum enrollment_kind kind;  /* enrollment and group ops */
   enum provd_table table;
   char policy[64];            /* who asked (for the write log) */
@@ -127,6 +128,20 @@ void svc_write_done(void *ud, int status, const struct provd_err *err);
 int svc_hubs_submit(struct svc_job *job);
 /* 0 when doc is a valid PUT /hubs/{name} body, else -1 and why. */
 int svc_hub_doc_check(const json_t *doc, char *why, size_t why_cap);
+
+/* ---- service_access.c: the permission each request needs ---- */
+/* 1 when a policy holding `held` (enum service_permission) may make the
+ * request op on table. */
+int svc_access_allowed(enum svc_op op, enum provd_table table,
+                       unsigned held);
+/* What op on table needs, for the refusal: "EnrollmentWrite",
+ * "(EnrollmentRead, RegistrationStatusRead) or ServiceConfig".
+ * Returns out. */
+char *svc_access_needs_text(enum svc_op op, enum provd_table table,
+                            char *out, size_t cap);
+/* 1 when answers to a policy holding `held` may carry attestation keys
+ * (symmetric primaryKey / secondaryKey): EnrollmentWrite only. */
+int svc_access_shows_keys(unsigned held);
 
 /* ---- service_api.c ---- */
 /* The body of POST /explain/{regId} (NULL: none): 0 when it is

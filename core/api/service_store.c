@@ -100,6 +100,10 @@ static void read_record(struct store_session *s, void *ud)
   if (job->table == PROVD_TABLE_REGISTRATIONS)
     mark_removed_hub(s, body, rec.hub);
   store_rec_clear(&rec);
+  int enrollment_table = job->table == PROVD_TABLE_ENROLLMENTS ||
+                         job->table == PROVD_TABLE_ENROLLMENT_GROUPS;
+  if (enrollment_table && !job->show_keys)
+    enrollment_strip_keys(body);
   if (job->op == SVC_OP_ATTESTATION) {
     json_t *att = json_incref(json_object_get(body, "attestation"));
     json_decref(body);

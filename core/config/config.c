@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "config/deprecated.h"
+#include "config/permissions.h"
 #include "config/tree.h"
 #include "tls/csr.h"
 #include "util/log.h"
@@ -325,7 +326,7 @@ static void do_limits(struct ck *c, struct provd_config *cfg,
       {"max_handshakes", 0}, {"handshake_timeout", 0},
       {"max_connections_per_source", 0}, {"retry_after_max", 0},
       {"register_rate_per_device", 0},   {"register_rate_per_source", 0},
-      {"first_boot_max_wait", 0},
+      {"max_service_token_lifetime", 0}, {"first_boot_max_wait", 0},
       {0}};
   if (want_type(c, v, CFG_MAP, "limits"))
     return;
@@ -358,6 +359,11 @@ static void do_limits(struct ck *c, struct provd_config *cfg,
   get_duration(c, cfg_map_get(v, "handshake_timeout"),
                "limits.handshake_timeout", 1000, 60000, &hs_ms);
   cfg->handshake_timeout_s = (int)(hs_ms / 1000);
+  long long lifetime_ms = cfg->max_service_token_lifetime_s * 1000LL;
+  get_duration(c, cfg_map_get(v, "max_service_token_lifetime"),
+               "limits.max_service_token_lifetime", 60 * 1000LL,
+               SERVICE_TOKEN_LIFETIME_MAX_S * 1000LL, &lifetime_ms);
+  cfg->max_service_token_lifetime_s = lifetime_ms / 1000;
   long long fb_ms = cfg->first_boot_max_wait_ms;
   get_duration(c, cfg_map_get(v, "first_boot_max_wait"),
                "limits.first_boot_max_wait", 0, 60000, &fb_ms);
@@ -439,21 +445,33 @@ static void do_events(struct ck *c, struct provd_config *cfg,
 /* A shorter access-policy key could be guessed; DPS keys are 32 bytes. */
 #define POLICY_KEY_MIN_BYTES 16
 
+/* 0 when the mapping item has exactly one of the keys `a` (named first
+ * when both are missing) and `b`; else reports it and returns -1. */
+static int one_of(struct ck *c, const struct cfg_node *item,
+                  const char *what, const char *a, const char *b)
+{
+  int has_a = !cfg_is_absent(cfg_map_get(item, a));
+  int has_b = !cfg_is_absent(cfg_map_get(item, b));
+  if (has_a && has_b) {
+    ck_err(c, key_node(item, b), "%s: give either '%s' or '%s', not both",
+           what, a, b);
+    return -1;
+  }
+  if (!has_a && !has_b) {
+    ck_err(c, item, "%s: missing required key '%s' (or '%s')", what, a, b);
+    return -1;
+  }
+  return 0;
+}
+
 static void policy_key(struct ck *c, const struct cfg_node *item,
                        const char *what, struct cfg_policy *p)
 {
   char w[WHAT_LEN + 16], msg[256];
   const struct cfg_node *key = cfg_map_get(item, "key");
   const struct cfg_node *file = cfg_map_get(item, "key_file");
-  if (!cfg_is_absent(key) && !cfg_is_absent(file)) {
-    ck_err(c, key_node(item, "key_file"),
-           "%s: give either 'key' or 'key_file', not both", what);
+  if (one_of(c, item, what, "key", "key_file") != 0)
     return;
-  }
-  if (cfg_is_absent(key) && cfg_is_absent(file)) {
-    ck_err(c, item, "%s: missing required key 'key' (or 'key_file')", what);
-    return;
-  }
   if (!cfg_is_absent(key)) {
     snprintf(w, sizeof(w), "%s.key", what);
     if (get_str(c, key, w, &p->key) != 0)
@@ -494,11 +512,82 @@ static const struct cfg_node *earlier_with(const struct cfg_node *seq,
   return NULL;
 }
 
+/* One `permissions:` name into *mask. */
+static void permission_word(struct ck *c, const struct cfg_node *at,
+                            const char *what, const char *word,
+                            unsigned *mask)
+{
+  static const char *const names[] = {
+      "ServiceConfig", "EnrollmentRead", "EnrollmentWrite",
+      "RegistrationStatusRead", "RegistrationStatusWrite", NULL};
+  unsigned bit = service_permission_by_name(word);
+  char hint[128];
+  if (bit) {
+    *mask |= bit;
+    return;
+  }
+  cfg_hint_text(word, names, hint, sizeof(hint));
+  ck_err(c, at, "%s: unknown permission '%s'%s (DPS names: ServiceConfig, "
+         "EnrollmentRead, EnrollmentWrite, RegistrationStatusRead, "
+         "RegistrationStatusWrite)", what, word, hint);
+}
+
+/* `permissions:` is a list of DPS permission names, or one string of them
+ * separated by commas or spaces (as ARM templates write `rights`). */
+static void policy_permissions(struct ck *c, const struct cfg_node *v,
+                               const char *what, struct cfg_policy *p)
+{
+  char word[64];
+  int errors_before = c->errors;
+  if (v->type == CFG_SEQ) {
+    for (size_t i = 0; i < v->n; i++) {
+      if (want_text(c, v->items[i], what, "a permission name") == 0)
+        permission_word(c, v->items[i], what, v->items[i]->text,
+                        &p->permissions);
+    }
+  } else if (want_text(c, v, what, "a list of permission names") == 0) {
+    for (const char *s = v->text; *s;) {
+      size_t n = strcspn(s, ", \t");
+      if (n > 0) {
+        snprintf(word, sizeof(word), "%.*s", (int)n, s);
+        permission_word(c, v, what, word, &p->permissions);
+      }
+      s += n;
+      s += strspn(s, ", \t");
+    }
+  }
+  if (!p->permissions && c->errors == errors_before)
+    ck_err(c, v, "%s: names no permission", what);
+}
+
+static void policy_rights(struct ck *c, const struct cfg_node *item,
+                          const char *what, struct cfg_policy *p)
+{
+  char w[WHAT_LEN + 16];
+  const struct cfg_node *access = cfg_map_get(item, "access");
+  const struct cfg_node *perms = cfg_map_get(item, "permissions");
+  if (one_of(c, item, what, "permissions", "access") != 0)
+    return;
+  if (!cfg_is_absent(perms)) {
+    snprintf(w, sizeof(w), "%s.permissions", what);
+    policy_permissions(c, perms, w, p);
+    return;
+  }
+  snprintf(w, sizeof(w), "%s.access", what);
+  if (want_text(c, access, w, "a string") != 0)
+    return;
+  p->permissions = service_access_by_name(access->text);
+  if (!p->permissions)
+    ck_err(c, access, "%s: unknown access '%s' (expected read or "
+                      "read-write, or give 'permissions')", w, access->text);
+}
+
 static void do_policy(struct ck *c, const struct cfg_node *seq, size_t i,
                       struct cfg_policy *p)
 {
   static const struct key_rule rules[] = {
-      {"name", 1}, {"key", 0}, {"key_file", 0}, {"access", 1}, {0}};
+      {"name", 1}, {"key", 0}, {"key_file", 0}, {"access", 0},
+      {"permissions", 0}, {0}};
   const struct cfg_node *item = seq->items[i];
   char what[WHAT_LEN], w[WHAT_LEN + 16];
   snprintf(what, sizeof(what), "service_policies[%zu]", i);
@@ -507,7 +596,6 @@ static void do_policy(struct ck *c, const struct cfg_node *seq, size_t i,
     return;
   check_keys(c, item, rules, what);
   const struct cfg_node *name = cfg_map_get(item, "name");
-  const struct cfg_node *access = cfg_map_get(item, "access");
   snprintf(w, sizeof(w), "%s.name", what);
   if (!cfg_is_absent(name) && get_str(c, name, w, &p->name) == 0) {
     const struct cfg_node *first = earlier_with(seq, i, "name", p->name);
@@ -516,14 +604,7 @@ static void do_policy(struct ck *c, const struct cfg_node *seq, size_t i,
                       "column %d)", w, p->name, first->pos.line, first->pos.col);
   }
   policy_key(c, item, what, p);
-  snprintf(w, sizeof(w), "%s.access", what);
-  if (!cfg_is_absent(access) && want_text(c, access, w, "a string") == 0) {
-    if (!strcmp(access->text, "read") || !strcmp(access->text, "read-write"))
-      p->can_write = !strcmp(access->text, "read-write");
-    else
-      ck_err(c, access, "%s: unknown access '%s' (expected read or "
-                        "read-write)", w, access->text);
-  }
+  policy_rights(c, item, what, p);
 }
 
 static void do_policies(struct ck *c, struct provd_config *cfg,
@@ -1027,6 +1108,7 @@ static int set_defaults(struct provd_config *cfg)
   cfg->max_body_bytes = 96 * 1024;
   cfg->handshake_timeout_s = 5;
   cfg->retry_after_max_s = 5;
+  cfg->max_service_token_lifetime_s = SERVICE_TOKEN_LIFETIME_DEFAULT_S;
   cfg->retry_after_s = 1;
   cfg->events = (struct cfg_events){
       .retry_initial_ms = 1000, .retry_max_ms = 300000,

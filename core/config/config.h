@@ -72,8 +72,8 @@ struct cfg_events {
 /* A service API access policy (DPS "shared access policy"). */
 struct cfg_policy {
   char *name;
-  char *key;     /* base64 */
-  int can_write; /* 0: read-only */
+  char *key;            /* base64 */
+  unsigned permissions; /* enum service_permission bits (never 0) */
   struct cfg_pos pos;
 };
 
@@ -87,6 +87,11 @@ struct cfg_issuer {
   int csr_key_rule;   /* enum csr_key_rule (tls/csr.h); default P-384 */
   struct cfg_pos pos;
 };
+
+/* The service token lifetime bound: default one hour, as the Azure service
+ * SDKs sign; at most a year. */
+#define SERVICE_TOKEN_LIFETIME_DEFAULT_S 3600
+#define SERVICE_TOKEN_LIFETIME_MAX_S (366LL * 24 * 3600)
 
 struct provd_config {
   char *file;
@@ -120,6 +125,9 @@ struct provd_config {
   int max_connections, max_handshakes, handshake_timeout_s;
   int max_connections_per_source; /* all workers; 0: no limit */
   int retry_after_max_s;          /* 429/503 Retry-After 1..this, default 5 */
+  /* `limits.max_service_token_lifetime`: a service API token whose expiry
+   * is further ahead than this (plus the clock skew) is refused. */
+  long long max_service_token_lifetime_s;
   /* Register calls per minute per registration id / source address;
    * 0: no limit. */
   int register_rate_per_device, register_rate_per_source;

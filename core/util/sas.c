@@ -244,6 +244,16 @@ int sas_expiry_passed(int64_t se, int64_t now, int64_t skew_s)
   return se + skew_s < now;
 }
 
+int sas_expiry_too_far(int64_t se, int64_t now, int64_t max_lifetime_s,
+                       int64_t skew_s)
+{
+  if (max_lifetime_s < 0 || skew_s < 0 || now < 0 ||
+      max_lifetime_s > INT64_MAX / 4 || skew_s > INT64_MAX / 4 ||
+      now > INT64_MAX / 4)
+    return 0;
+  return se > now + max_lifetime_s + skew_s;
+}
+
 int sas_expired(const struct sas_token *t, int64_t now, int64_t skew_s)
 {
   return !t || sas_expiry_passed(t->se, now, skew_s);

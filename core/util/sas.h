@@ -42,6 +42,12 @@ int sas_expired(const struct sas_token *t, int64_t now, int64_t skew_s);
 /* The same for an expiry se (at most 18 digits). */
 int sas_expiry_passed(int64_t se, int64_t now, int64_t skew_s);
 
+/* 1 when an expiry se lies more than max_lifetime_s (+ skew_s, for a
+ * signer whose clock runs ahead) after now: a token that lives longer
+ * than the server allows. */
+int sas_expiry_too_far(int64_t se, int64_t now, int64_t max_lifetime_s,
+                       int64_t skew_s);
+
 /* Builds "SharedAccessSignature sr=<url-encoded resource>&sig=..&se=..
  * [&skn=..]" signed with key.  Caller frees. */
 char *sas_build(const char *resource, const uint8_t *key, size_t key_len,

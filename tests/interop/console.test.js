@@ -16,6 +16,7 @@ const { startProvd, BUILD_DIR } = require('./lib/provd');
 const { launchChromium, watch, shot } = require('./lib/browser');
 
 const READER_KEY = crypto.randomBytes(32).toString('base64');
+const STATUS_KEY = crypto.randomBytes(32).toString('base64');
 
 function run(file, args) {
   return new Promise((resolve) => {
@@ -42,7 +43,8 @@ async function signIn(page, connectionString) {
 
 test('web console in headless Chromium', { timeout: 110000 }, async (t) => {
   const server = await startProvd({
-    extraConfig: ['service_policies:', `  - { name: reader, key: "${READER_KEY}", access: read }`],
+    extraConfig: ['service_policies:', `  - { name: reader, key: "${READER_KEY}", access: read }`,
+      `  - { name: status, key: "${STATUS_KEY}", permissions: [ RegistrationStatusRead ] }`],
   });
   const browser = await launchChromium();
   t.after(async () => {
@@ -185,8 +187,9 @@ test('web console in headless Chromium', { timeout: 110000 }, async (t) => {
     await shot(page, 'groups');
   });
 
+  let groupKey;
   await t.test('a group member shows under its group on Registrations', async () => {
-    const groupKey = (await page.textContent('[data-field="primaryKey"]')).trim();
+    groupKey = (await page.textContent('[data-field="primaryKey"]')).trim();
     const res = await registerDevice(server, 'grp-dev-1', groupKey, '--group-key');
     assert.equal(res.code, 0, res.stderr);
     await page.click('nav a:text-is("Registrations")');
@@ -206,10 +209,20 @@ test('web console in headless Chromium', { timeout: 110000 }, async (t) => {
     await shot(page, 'narrow');
   });
 
+  // Every service API answer a page got, as text.
+  function answersOf(p) {
+    const texts = [];
+    p.on('response', (res) => {
+      if (res.url().includes('api-version=')) texts.push(res.text().catch(() => ''));
+    });
+    return () => Promise.all(texts);
+  }
+
   await t.test('a read-only policy sees a read-only console (signed in by keyboard)', async () => {
     const ro = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1200, height: 800 } });
     const p2 = await ro.newPage();
     const w2 = watch(p2);
+    const answers = answersOf(p2);
     await p2.goto(base);
     // Keyboard only: Tab reaches the field, Enter signs in.
     await p2.keyboard.press('Tab');
@@ -220,10 +233,47 @@ test('web console in headless Chromium', { timeout: 110000 }, async (t) => {
     await p2.waitForSelector('tr[data-id="browser-dev-1"]');
     assert.equal(await p2.isVisible('input[name="registrationId"]'), false, 'no create form');
     assert.equal(await p2.isVisible('tr[data-id="browser-dev-1"] button:text-is("Enable")'), false);
+    // A reader sees records but never a key: a group key would derive
+    // every device key of the group.
+    await p2.click('tr[data-id="browser-dev-1"] a:text-is("View")');
+    await p2.waitForSelector('textarea[name="initialTwin"]');
+    assert.equal(await p2.isVisible('#page form button[type="submit"]'), false, 'no Save button');
+    assert.equal(await p2.isDisabled('select[name="provisioningStatus"]'), true);
+    await p2.click('nav a:text-is("Groups")');
+    await p2.click('tr[data-id="browser-group"] a:text-is("View")');
+    await p2.waitForSelector('textarea[name="initialTwin"]');
+    await shot(p2, 'read-only-group');
+    const text = await p2.textContent('body');
+    assert.equal(text.includes(key) || text.includes(groupKey), false, 'no key on the page');
+    for (const body of await answers()) {
+      assert.doesNotMatch(body, /primaryKey|secondaryKey/, 'no key in any answer to the reader');
+      assert.equal(body.includes(key) || body.includes(groupKey), false);
+    }
     await p2.click('nav a:text-is("Import")');
     assert.equal(await p2.isVisible('input[name="csvFile"]'), false, 'no import form');
     await ro.close();
     assert.deepEqual(w2.problems, []);
+  });
+
+  await t.test('a RegistrationStatusRead policy sees registrations, not enrollments', async () => {
+    const ctx = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1200, height: 800 } });
+    const p3 = await ctx.newPage();
+    const w3 = watch(p3);
+    const answers = answersOf(p3);
+    await p3.goto(base);
+    await signIn(p3, `HostName=localhost;SharedAccessKeyName=status;SharedAccessKey=${STATUS_KEY}`);
+    await p3.waitForSelector('#who:has-text("read-only")');
+    await p3.waitForSelector('[data-field="notPermitted"]:has-text("EnrollmentRead")');
+    assert.equal(await p3.isVisible('tr[data-id="browser-dev-1"]'), false, 'no enrollment listed');
+    await p3.click('nav a:text-is("Registrations")');
+    await p3.waitForSelector(`tr[data-id="browser-dev-1"] [data-field="assignedHub"]:has-text("${hub}")`);
+    await p3.click('a:text-is("browser-dev-1")');
+    await p3.waitForSelector(`[data-field="assignedHub"]:has-text("${hub}")`);
+    await p3.click('nav a:text-is("Events")');
+    await p3.waitForSelector('[data-field="notPermitted"]');
+    for (const body of await answers()) assert.doesNotMatch(body, /primaryKey|"attestation"|"bulk-1"/, 'no enrollment reaches a RegistrationStatusRead policy');
+    await ctx.close();
+    assert.deepEqual(w3.problems, []);
   });
 
   assert.deepEqual(w.problems, []);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "config/config.h"
+#include "config/permissions.h"
 #include "config/tree.h"
 #include "util/log.h"
 
@@ -79,11 +80,11 @@ START_TEST(test_good_file_every_field)
   ck_assert_uint_eq(cfg.n_policies, 2);
   ck_assert_str_eq(cfg.policies[0].name, "backend-ro");
   ck_assert_str_eq(cfg.policies[0].key, "c2VjcmV0LWtleS0xMjM0NTY3OA==");
-  ck_assert_int_eq(cfg.policies[0].can_write, 0);
+  ck_assert_uint_eq(cfg.policies[0].permissions, PERM_ACCESS_READ);
   ck_assert_str_eq(cfg.policies[1].name, "backend-rw");
   /* from config/policy.key, trailing newline removed */
   ck_assert_str_eq(cfg.policies[1].key, "a2V5LWZyb20tYS1maWxlLTEyMzQ1Ng==");
-  ck_assert_int_eq(cfg.policies[1].can_write, 1);
+  ck_assert_uint_eq(cfg.policies[1].permissions, PERM_ALL);
   ck_assert_int_eq(cfg.policies[1].pos.line, 21);
   ck_assert_int_eq(cfg.policies[1].pos.col, 5);
 
@@ -159,6 +160,7 @@ static void assert_defaults(const struct provd_config *cfg)
   ck_assert_int_eq(cfg->retry_after_s, 1);
   ck_assert_uint_eq(cfg->n_plugins, 0);
   ck_assert_uint_eq(cfg->n_policies, 0);
+  ck_assert_int_eq(cfg->max_service_token_lifetime_s, 3600);
 }
 
 START_TEST(test_defaults_when_absent)
@@ -296,6 +298,108 @@ START_TEST(test_changed_sections)
 }
 END_TEST
 
+/* A config from text that must fail: its first diagnostic (caller
+ * frees), the temp file's name replaced by "F". */
+static char *first_error_text(const char *yaml)
+{
+  char path[] = "/tmp/provd-test-config-XXXXXX";
+  int fd = mkstemp(path);
+  ck_assert_int_ge(fd, 0);
+  ck_assert_int_eq(write(fd, yaml, strlen(yaml)), (ssize_t)strlen(yaml));
+  close(fd);
+  char *first = first_error(path, NULL);
+  unlink(path);
+  size_t n = strlen(path);
+  ck_assert_int_eq(strncmp(first, path, n), 0);
+  first[0] = 'F';
+  memmove(first + 1, first + n, strlen(first + n) + 1);
+  return first;
+}
+
+#define POLICY_KEY "c2VjcmV0LWtleS0xMjM0NTY3OA=="
+
+/* service_policies[].permissions: DPS's five names, as a list or as one
+ * ARM-style string; access: read / read-write stay as names of sets. */
+START_TEST(test_policy_permissions)
+{
+  struct provd_config cfg;
+  load_text("service_policies:\n"
+            "  - { name: a, key: " POLICY_KEY ", permissions: "
+            "[ EnrollmentRead ] }\n"
+            "  - { name: b, key: " POLICY_KEY ", permissions: "
+            "\"RegistrationStatusRead, registrationstatuswrite\" }\n"
+            "  - { name: c, key: " POLICY_KEY ", permissions: [ ServiceConfig,"
+            " EnrollmentRead, EnrollmentWrite, RegistrationStatusRead,"
+            " RegistrationStatusWrite ] }\n"
+            "  - { name: d, key: " POLICY_KEY ", access: read }\n"
+            "limits: { max_service_token_lifetime: 24h }\n",
+            &cfg);
+  ck_assert_uint_eq(cfg.n_policies, 4);
+  ck_assert_uint_eq(cfg.policies[0].permissions, PERM_ENROLLMENT_READ);
+  ck_assert_uint_eq(cfg.policies[1].permissions,
+                    PERM_REGISTRATION_READ | PERM_REGISTRATION_WRITE);
+  ck_assert_uint_eq(cfg.policies[2].permissions, PERM_ALL);
+  ck_assert_uint_eq(cfg.policies[3].permissions,
+                    PERM_ENROLLMENT_READ | PERM_REGISTRATION_READ);
+  ck_assert_int_eq(cfg.max_service_token_lifetime_s, 24 * 3600);
+  config_free(&cfg);
+
+  static const struct {
+    const char *yaml, *first;
+  } bad[] = {
+      {"service_policies:\n  - { name: a, key: " POLICY_KEY
+       ", permissions: [ EnrollmentReed ] }\n",
+       "F:2:66: service_policies[0].permissions: unknown permission "
+       "'EnrollmentReed' (did you mean 'EnrollmentRead'?) (DPS names: "
+       "ServiceConfig, EnrollmentRead, EnrollmentWrite, "
+       "RegistrationStatusRead, RegistrationStatusWrite)"},
+      {"service_policies:\n  - { name: a, key: " POLICY_KEY
+       ", permissions: [] }\n",
+       "F:2:64: service_policies[0].permissions: names no permission"},
+      {"service_policies:\n  - { name: a, key: " POLICY_KEY
+       ", access: read, permissions: [ EnrollmentRead ] }\n",
+       "F:2:51: service_policies[0]: give either 'permissions' or 'access', "
+       "not both"},
+      {"service_policies:\n  - { name: a, key: " POLICY_KEY " }\n",
+       "F:2:5: service_policies[0]: missing required key 'permissions' (or "
+       "'access')"},
+      {"limits: { max_service_token_lifetime: 10s }\n",
+       "F:1:39: limits.max_service_token_lifetime: 10000 ms is out of range "
+       "60000..31622400000"},
+  };
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    char *first = first_error_text(bad[i].yaml);
+    ck_assert_str_eq(first, bad[i].first);
+    free(first);
+  }
+}
+END_TEST
+
+/* The names the config, the 403 answers and GET /policy share. */
+START_TEST(test_permission_names)
+{
+  char out[160];
+  ck_assert_uint_eq(service_permission_by_name("EnrollmentWrite"),
+                    PERM_ENROLLMENT_WRITE);
+  ck_assert_uint_eq(service_permission_by_name("serviceconfig"),
+                    PERM_SERVICE_CONFIG);
+  ck_assert_uint_eq(service_permission_by_name("Enrollment"), 0);
+  ck_assert_uint_eq(service_permission_by_name(NULL), 0);
+  ck_assert_uint_eq(service_access_by_name("read"), PERM_ACCESS_READ);
+  ck_assert_uint_eq(service_access_by_name("read-write"), PERM_ALL);
+  ck_assert_uint_eq(service_access_by_name("write"), 0);
+  ck_assert_str_eq(service_permission_name(PERM_REGISTRATION_WRITE),
+                   "RegistrationStatusWrite");
+  ck_assert_ptr_null(service_permission_name(PERM_ALL));
+  ck_assert_str_eq(service_permissions_format(PERM_ACCESS_READ, out,
+                                              sizeof(out)),
+                   "EnrollmentRead, RegistrationStatusRead");
+  ck_assert_str_eq(service_permissions_format(0, out, sizeof(out)), "none");
+  ck_assert_str_eq(service_permissions_format(PERM_ALL, out, 20),
+                   "ServiceConfig");
+}
+END_TEST
+
 /* The files shipped in configs/ (two levels above tests/data). */
 START_TEST(test_shipped_configs)
 {
@@ -418,7 +522,8 @@ static const struct {
      "'key' or 'key_file', not both"},
     {"config/bad-policy-access.yaml",
      "config/bad-policy-access.yaml:2:30: service_policies[0].access: "
-     "unknown access 'write' (expected read or read-write)"},
+     "unknown access 'write' (expected read or read-write, or give "
+     "'permissions')"},
     {"config/bad-policy-short-key.yaml",
      "config/bad-policy-short-key.yaml:2:27: service_policies[0].key: the "
      "key must decode to at least 16 bytes"},
@@ -904,6 +1009,8 @@ static Suite *config_suite(void)
   tcase_add_test(load, test_changed_sections);
   tcase_add_test(load, test_env_expansion);
   tcase_add_test(load, test_shipped_configs);
+  tcase_add_test(load, test_policy_permissions);
+  tcase_add_test(load, test_permission_names);
   tcase_add_loop_test(load, test_bad_file, 0,
                       (int)(sizeof(bad_cases) / sizeof(bad_cases[0])));
   tcase_add_test(load, test_all_errors_in_one_pass);

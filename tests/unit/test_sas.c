@@ -258,6 +258,26 @@ static const char *const malformed[] = {
     "SharedAccessSignature sr=a&=x&sig=QQ%3D%3D&se=1",     /* no name */
 };
 
+/* limits.max_service_token_lifetime: a token may expire at most
+ * lifetime + skew after now; one second more is too far. */
+START_TEST(t_expiry_too_far)
+{
+  const int64_t now = 1700000000, hour = 3600, skew = 300;
+  ck_assert_int_eq(sas_expiry_too_far(now + hour, now, hour, skew), 0);
+  ck_assert_int_eq(sas_expiry_too_far(now + hour + skew, now, hour, skew),
+                   0);
+  ck_assert_int_eq(
+      sas_expiry_too_far(now + hour + skew + 1, now, hour, skew), 1);
+  ck_assert_int_eq(sas_expiry_too_far(now - 10, now, hour, skew), 0);
+  ck_assert_int_eq(sas_expiry_too_far(now + 2 * hour, now, hour, 0), 1);
+  ck_assert_int_eq(sas_expiry_too_far(now + 366LL * 24 * hour, now,
+                                      366LL * 24 * hour, skew), 0);
+  /* the largest expiry a token can carry (18 digits) cannot overflow */
+  ck_assert_int_eq(sas_expiry_too_far(999999999999999999LL, now, hour, skew),
+                   1);
+}
+END_TEST
+
 START_TEST(t_malformed)
 {
   struct sas_token t;
@@ -540,6 +560,7 @@ static Suite *sas_suite(void)
   tcase_add_test(tc, t_secondary_key);
   tcase_add_test(tc, t_sig_wrong_length);
   tcase_add_test(tc, t_expiry);
+  tcase_add_test(tc, t_expiry_too_far);
   tcase_add_test(tc, t_resource_compare);
   suite_add_tcase(s, tc);
 

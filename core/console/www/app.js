@@ -146,7 +146,23 @@ function randomKey() {
   return bytesToB64(crypto.getRandomValues(new Uint8Array(64)));
 }
 
-const session = { cs: null, hmacKey: null, policy: null, canWrite: false };
+const session = { cs: null, hmacKey: null, policy: null, canWrite: false, permissions: [] };
+
+// DPS's access policy permissions (docs/service-api.md#permissions).
+const ALL_PERMISSIONS = ['ServiceConfig', 'EnrollmentRead', 'EnrollmentWrite',
+  'RegistrationStatusRead', 'RegistrationStatusWrite'];
+const WRITE_PERMISSIONS = ['ServiceConfig', 'EnrollmentWrite', 'RegistrationStatusWrite'];
+
+function may(...names) {
+  return names.every((n) => session.permissions.includes(n));
+}
+
+// A page the policy may not read says so instead of failing a request.
+function notPermitted(title, needs, what) {
+  show(h('h1', {}, title),
+    h('p', { class: 'muted', role: 'status', dataset: { field: 'notPermitted' } },
+      `This access policy lacks ${needs}, so ${what} are not shown.`));
+}
 
 async function importKey(cs) {
   let raw;
@@ -200,7 +216,7 @@ function explainError(err) {
   if (err.status === 412) {
     return 'Someone changed this record since it was loaded (ETag conflict). Reload it and apply your change again.';
   }
-  if (err.status === 403) return 'This access policy is read-only.';
+  if (err.status === 403) return err.message; // names the permission it lacks
   if (err.status === 401) return 'The service refused the signature: sign in again.';
   return `${err.message} (HTTP ${err.status}${err.errorCode ? `, ${err.errorCode}` : ''})`;
 }
@@ -212,7 +228,10 @@ async function signIn(text) {
   try {
     const { body } = await api('GET', 'policy');
     session.policy = body.name;
-    session.canWrite = body.canWrite;
+    // Servers before the permissions list said canWrite only.
+    session.permissions = Array.isArray(body.permissions) ? body.permissions
+      : (body.canWrite ? ALL_PERMISSIONS : ['EnrollmentRead', 'RegistrationStatusRead']);
+    session.canWrite = may('EnrollmentWrite');
     session.idScope = body.idScope;
   } catch (err) {
     session.cs = null;
@@ -224,13 +243,15 @@ async function signIn(text) {
   }
   sessionStorage.setItem(STORE_KEY, text);
   document.body.classList.toggle('read-only', !session.canWrite);
-  document.getElementById('who').textContent =
-    `${cs.host} · policy ${session.policy}${session.canWrite ? '' : ' (read-only)'}`;
+  let rights = '';
+  if (!WRITE_PERMISSIONS.some((p) => may(p))) rights = ' (read-only)';
+  else if (!may(...ALL_PERMISSIONS)) rights = ` (${session.permissions.join(', ')})`;
+  document.getElementById('who').textContent = `${cs.host} · policy ${session.policy}${rights}`;
 }
 
 function signOut() {
   sessionStorage.removeItem(STORE_KEY);
-  Object.assign(session, { cs: null, hmacKey: null, policy: null, canWrite: false });
+  Object.assign(session, { cs: null, hmacKey: null, policy: null, canWrite: false, permissions: [] });
   location.hash = '';
   render();
 }
@@ -345,6 +366,10 @@ function kindName(kind) {
 }
 
 function renderList(kind) {
+  if (!may('EnrollmentRead')) {
+    notPermitted(kind.title, 'EnrollmentRead', kind.title.toLowerCase());
+    return;
+  }
   const err = errorBox();
   const tbody = h('tbody');
   const search = h('input', { name: 'search', type: 'search', placeholder: 'id or device id' });
@@ -536,6 +561,10 @@ function createdPanel(kind, doc, keys) {
 }
 
 async function renderEdit(kind, id) {
+  if (!may('EnrollmentRead')) {
+    notPermitted(`${kind.singular} ${id}`, 'EnrollmentRead', kind.title.toLowerCase());
+    return;
+  }
   const err = errorBox();
   const path = `${kind.collection}/${encodeURIComponent(id)}`;
   show(h('h1', {}, `${kind.singular} ${id}`), err);
@@ -754,6 +783,10 @@ function groupOf(r) {
 }
 
 function renderRegistrations() {
+  if (!may('RegistrationStatusRead')) {
+    notPermitted('Registrations', 'RegistrationStatusRead', 'registrations');
+    return;
+  }
   const err = errorBox();
   const hub = h('select', { name: 'hub' }, h('option', { value: '' }, 'any hub'));
   const group = h('input', { name: 'group', placeholder: 'group id' });
@@ -810,11 +843,15 @@ async function lastFailure(id) {
 }
 
 async function renderRegistration(id) {
+  if (!may('RegistrationStatusRead')) {
+    notPermitted(`Registration ${id}`, 'RegistrationStatusRead', 'registrations');
+    return;
+  }
   const err = errorBox();
   show(h('h1', {}, `Registration ${id}`), err);
   try {
     const { body: r } = await api('GET', `registrations/${encodeURIComponent(id)}`);
-    const failed = await lastFailure(id);
+    const failed = mayReadEvents() ? await lastFailure(id) : null;
     const reason = failed && failed.body && failed.body.reason;
     const history = r.assignmentHistory || [];
     page().append(
@@ -842,6 +879,10 @@ async function renderRegistration(id) {
 // ---- hubs ----
 
 async function renderHubs() {
+  if (!['EnrollmentRead', 'RegistrationStatusRead', 'ServiceConfig'].some((p) => may(p))) {
+    notPermitted('Hubs', 'EnrollmentRead, RegistrationStatusRead and ServiceConfig', 'hubs');
+    return;
+  }
   const err = errorBox();
   const chart = h('div', { role: 'list', 'aria-label': 'Devices per hub' });
   show(h('h1', {}, 'Hubs'), h('p', { class: 'muted' }, 'Devices per linked hub; weight 0 is drained.'), err, chart);
@@ -877,9 +918,18 @@ async function recentEvents(after = 0) {
   return kept.reverse();
 }
 
+// The journal tells of enrollments and devices alike.
+function mayReadEvents() {
+  return may('EnrollmentRead', 'RegistrationStatusRead') || may('ServiceConfig');
+}
+
 let eventTimer = null;
 
 function renderEvents() {
+  if (!mayReadEvents()) {
+    notPermitted('Events', 'EnrollmentRead and RegistrationStatusRead (or ServiceConfig)', 'events');
+    return;
+  }
   const err = errorBox();
   const type = h('select', { name: 'type' }, h('option', { value: '' }, 'all types'));
   const tbody = h('tbody');
@@ -922,6 +972,10 @@ function renderEvents() {
 // ---- explain ----
 
 function renderExplain() {
+  if (!may('EnrollmentRead', 'RegistrationStatusRead')) {
+    notPermitted('Explain', 'EnrollmentRead and RegistrationStatusRead', 'dry runs');
+    return;
+  }
   const err = errorBox();
   const out = h('div');
   const id = h('input', { name: 'registrationId', required: true, autocomplete: 'off' });
