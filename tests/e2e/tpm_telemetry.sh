@@ -36,23 +36,7 @@ write_hub_config "$WORK/provd.yaml" "$DATA_DIR" localhost "$IDS" "$MPORT"
 sed -i 's/^  - { kind: attestation, name: x509 }$/&\n  - { kind: attestation, name: tpm }/' "$WORK/provd.yaml"
 start_provd "$WORK/provd.yaml"
 
-mosquitto_passwd -c -b "$WORK/passwd" backend backend-pw >/dev/null 2>&1
-printf 'user backend\ntopic read devices/#\n' >"$WORK/acl"
-cat >"$WORK/mosquitto.conf" <<CONF
-per_listener_settings false
-listener $MPORT 127.0.0.1
-certfile $DATA_DIR/tls/server.pem
-keyfile $DATA_DIR/tls/server.key
-allow_anonymous false
-plugin $BUILD_DIR/mosquitto/provd_auth.so
-plugin_opt_identities $IDS
-password_file $WORK/passwd
-acl_file $WORK/acl
-persistence false
-user $(id -un)
-log_dest stderr
-log_type all
-CONF
+write_broker_config "$WORK/mosquitto.conf" "$MPORT" "$IDS" "$DATA_DIR/tls"
 start_mosquitto "$WORK/mosquitto.conf" "$WORK/mosquitto.log"
 BROKER_PID=$MOSQUITTO_PID
 port_up() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }

@@ -22,14 +22,11 @@
 /* The assigned answer's registrationState.tpm.authenticationKey (the hub
  * identity key wrapped for this TPM), imported once more: the object the
  * TPM made is what the file keeps. */
-static int import_hub_key(const struct provd_device_opts *o,
-                          const struct provd_device_result *r,
+static int import_hub_key(const char *tcti, const char *state_json,
                           struct tpm_device_key_object *out,
                           struct provd_err *err)
 {
-  json_t *state = r->registration_state_json
-                      ? json_loads(r->registration_state_json, 0, NULL)
-                      : NULL;
+  json_t *state = state_json ? json_loads(state_json, 0, NULL) : NULL;
   const char *blob = json_string_value(json_object_get(
       json_object_get(state, "tpm"), "authenticationKey"));
   struct device_tpm *t = NULL;
@@ -37,7 +34,7 @@ static int import_hub_key(const struct provd_device_opts *o,
   if (!blob)
     perr_set(err, "BAD_INPUT", "the assigned answer holds no "
              "registrationState.tpm.authenticationKey for the hub");
-  else if (device_tpm_open(o->tpm_tcti, &t, err) == 0)
+  else if (device_tpm_open(tcti, &t, err) == 0)
     rc = device_tpm_import_object(t, blob, out, err);
   device_tpm_close(t);
   json_decref(state);
@@ -45,18 +42,17 @@ static int import_hub_key(const struct provd_device_opts *o,
 }
 
 /* "tpm": {"tcti", "keyPrivate", "keyPublic"} (base64 TPM2B_*). */
-static json_t *tpm_json(const struct provd_device_opts *o,
-                        const struct provd_device_result *r,
+static json_t *tpm_json(const char *tcti, const char *state_json,
                         struct provd_err *err)
 {
   struct tpm_device_key_object *key = calloc(1, sizeof(*key));
   json_t *doc = NULL;
   if (!key)
     perr_set(err, "NO_MEMORY", "out of memory");
-  else if (import_hub_key(o, r, key, err) == 0) {
+  else if (import_hub_key(tcti, state_json, key, err) == 0) {
     char *priv = b64_encode(key->priv, key->priv_len);
     char *pub = b64_encode(key->pub, key->pub_len);
-    doc = priv && pub ? json_pack("{s:s,s:s,s:s}", "tcti", o->tpm_tcti,
+    doc = priv && pub ? json_pack("{s:s,s:s,s:s}", "tcti", tcti,
                                   "keyPrivate", priv, "keyPublic", pub)
                       : NULL;
     if (!doc)
@@ -76,7 +72,9 @@ static json_t *credentials_json(const struct provd_device_opts *o,
   if ((o->symmetric_key || o->group_key) &&
       device_key_b64(o, key, sizeof(key), err) != 0)
     return NULL;
-  json_t *tpm = o->tpm_tcti ? tpm_json(o, r, err) : NULL;
+  json_t *tpm = o->tpm_tcti
+                    ? tpm_json(o->tpm_tcti, r->registration_state_json, err)
+                    : NULL;
   if (o->tpm_tcti && !tpm)
     return NULL;
   json_t *doc = json_pack(
@@ -150,9 +148,13 @@ static int copy_field(const json_t *doc, const char *key, char *out,
   return 0;
 }
 
-/* The file's JSON, refused when others may read it; caller decrefs. */
-static json_t *read_private_json(const char *path, struct provd_err *err)
+/* The file's JSON, refused when others may read it; caller decrefs.
+ * Clears err and the caller's out (out_size bytes) first. */
+static json_t *read_private_json(const char *path, void *out,
+                                 size_t out_size, struct provd_err *err)
 {
+  perr_clear(err);
+  memset(out, 0, out_size);
   struct stat st;
   if (stat(path, &st) != 0) {
     perr_set(err, errno == ENOENT ? "NOT_FOUND" : "IO", "%s: %s", path,
@@ -182,9 +184,7 @@ int provd_device_credentials_load(const char *path,
                                   struct provd_device_credentials *out,
                                   struct provd_err *err)
 {
-  perr_clear(err);
-  memset(out, 0, sizeof(*out));
-  json_t *doc = read_private_json(path, err);
+  json_t *doc = read_private_json(path, out, sizeof(*out), err);
   if (!doc)
     return -1;
   int bad = copy_field(doc, "idScope", out->id_scope,
@@ -220,9 +220,7 @@ static int decode_into(const char *b64, uint8_t *out, size_t cap,
 int credentials_load_tpm(const char *path, struct credentials_tpm *out,
                          struct provd_err *err)
 {
-  perr_clear(err);
-  memset(out, 0, sizeof(*out));
-  json_t *doc = read_private_json(path, err);
+  json_t *doc = read_private_json(path, out, sizeof(*out), err);
   if (!doc)
     return -1;
   const json_t *tpm = json_object_get(doc, "tpm");
