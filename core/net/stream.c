@@ -331,6 +331,11 @@ int stream_start(struct stream *s, stream_fn on_read, stream_fn on_drained,
 
 struct evbuffer *stream_input(struct stream *s) { return s->in; }
 struct evbuffer *stream_output(struct stream *s) { return s->out; }
+bool stream_hello_received(const struct stream *s)
+{
+  return !s->ssl || SSL_get_state(s->ssl) != TLS_ST_BEFORE;
+}
+
 SSL *stream_ssl(struct stream *s) { return s->ssl; }
 unsigned long stream_tls_error(const struct stream *s) { return s->tls_error; }
 
