@@ -71,7 +71,10 @@ overload_row() { # NAME
            n, served, (cap > 0 ? 100 * served / cap : 0), p50, p99, r429, r503, nohint, tmo, conn, missed,
            rb / 1024, rm / 1024, ra / 1024, held, shed
        }'
-  echo "BENCH overload=$name capacity=$CAPACITY offered=$OFFERED served=$served p50_ms=$(field "$WORK/$name.out" p50_ms) p99_ms=$(field "$WORK/$name.out" p99_ms) refused_429=$(field "$WORK/$name.out" refused_429) refused_no_hint=$(field "$WORK/$name.out" refused_no_hint) timeouts=$(field "$WORK/$name.out" err_timeout) rss_max_kib=$(idle_field "$name" max)"
+  local cpu_s
+  cpu_s=$(server_cpu "provd-$name")
+  echo "           server CPU ${cpu_s} s over the ${OVER_DURATION}s = $(awk -v c="$cpu_s" -v d="$OVER_DURATION" 'BEGIN { printf "%.2f", c / d }') cores; $(cpu_us_per_unit "$name" "provd-$name") us per served registration (capacity run: $(cpu_us_per_unit register1 provd1) us); the load generator took $(field "$WORK/$name.out" cpu_client_s) s"
+  echo "BENCH overload=$name capacity=$CAPACITY offered=$OFFERED served=$served server_cpu_s=$cpu_s p50_ms=$(field "$WORK/$name.out" p50_ms) p99_ms=$(field "$WORK/$name.out" p99_ms) refused_429=$(field "$WORK/$name.out" refused_429) refused_no_hint=$(field "$WORK/$name.out" refused_no_hint) timeouts=$(field "$WORK/$name.out" err_timeout) rss_max_kib=$(idle_field "$name" max)"
 }
 
 overload_main() {
