@@ -8,6 +8,7 @@
 
 #include "api/service_internal.h"
 #include "api/x509_json.h"
+#include "engine/registration_secret.h"
 #include "provd/storage.h"
 #include "util/ids.h"
 #include "util/log.h"
@@ -58,6 +59,7 @@ static void attach_registration_state(struct store_session *s,
   perr_clear(&err);
   if (store_get(s, PROVD_TABLE_REGISTRATIONS, id, &reg, &err) != PROVD_OK)
     return;
+  registration_hide_secrets(reg.body);
   if ((!reg.group_id || !reg.group_id[0]) && json_is_object(reg.body))
     json_object_set(enrollment, "registrationState", reg.body);
   store_rec_clear(&reg);
@@ -97,8 +99,10 @@ static void read_record(struct store_session *s, void *ud)
   }
   json_t *body = rec.body;
   rec.body = NULL;
-  if (job->table == PROVD_TABLE_REGISTRATIONS)
+  if (job->table == PROVD_TABLE_REGISTRATIONS) {
+    registration_hide_secrets(body);
     mark_removed_hub(s, body, rec.hub);
+  }
   store_rec_clear(&rec);
   int enrollment_table = job->table == PROVD_TABLE_ENROLLMENTS ||
                          job->table == PROVD_TABLE_ENROLLMENT_GROUPS;
@@ -155,7 +159,9 @@ static void read_page(struct store_session *s, void *ud)
       continue;
     /* Keys only come from single-record reads (GET, PUT answers and
      * attestationmechanism), never from a listing. */
-    if (job->table != PROVD_TABLE_REGISTRATIONS)
+    if (job->table == PROVD_TABLE_REGISTRATIONS)
+      registration_hide_secrets(body);
+    else
       enrollment_strip_keys(body);
     if (job->table == PROVD_TABLE_ENROLLMENTS)
       attach_registration_state(s, body, recs[i].id);

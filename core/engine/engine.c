@@ -12,6 +12,7 @@
 #include "engine/allocation.h"
 #include "engine/ca_refs.h"
 #include "engine/ratelimit.h"
+#include "engine/registration_secret.h"
 #include "engine/opcache.h"
 #include "net/wire_error.h"
 #include "provd/alloc.h"
@@ -62,6 +63,7 @@ struct accepted {
   char state_key[16];    /* registrationState.<state_key> = state */
   json_t *state;         /* owned, or NULL */
   uint32_t match_depth;  /* group candidates; 0: not ranked */
+  char *hub_key_b64;     /* attest_set_hub_key; owned, a secret, or NULL */
 };
 
 /* One device request travelling through read -> write -> done. */
@@ -190,6 +192,8 @@ void reg_request_free(struct reg_request *req)
   free(req);
 }
 
+static void accepted_clear(struct accepted *a);
+
 static void job_free(struct job *j)
 {
   reg_request_free(j->req);
@@ -200,7 +204,7 @@ static void job_free(struct job *j)
   store_rec_clear(&j->enrollment);
   store_rec_clear(&j->record);
   free(j->prev_etag);
-  json_decref(j->accepted.state);
+  accepted_clear(&j->accepted);
   alloc_outcome_clear(&j->alloc);
   free(j);
 }
@@ -328,6 +332,8 @@ static void accepted_take(struct accepted *out,
            res->device_id ? res->device_id : "");
   out->reuse_until_s = res->reuse_until_s;
   out->match_depth = res->match_depth;
+  out->hub_key_b64 = res->hub_key_b64;
+  res->hub_key_b64 = NULL;
   if (res->state && res->state_key) {
     snprintf(out->state_key, sizeof(out->state_key), "%s", res->state_key);
     out->state = res->state;
@@ -353,6 +359,9 @@ static void challenge_take(struct job *j, struct provd_attest_result *res)
 
 static void accepted_clear(struct accepted *a)
 {
+  if (a->hub_key_b64)
+    OPENSSL_cleanse(a->hub_key_b64, strlen(a->hub_key_b64));
+  free(a->hub_key_b64);
   json_decref(a->state);
   memset(a, 0, sizeof(*a));
 }
@@ -587,6 +596,7 @@ static json_t *device_view_take(struct store_rec *rec)
   /* provd extensions of the service API's view, not the device's */
   json_object_del(v, "initialTwin");
   json_object_del(v, "assignmentHistory");
+  registration_hide_secrets(v);
   const char *status = json_str_at(v, "status");
   if (!status || strcmp(status, "assigned") != 0) {
     json_object_del(v, "assignedHub");
@@ -818,6 +828,7 @@ static void plan_record(struct job *j, const struct store_rec *prev)
     json_object_set_new(body, "substatus", json_string(substatus));
     if (j->alloc.payload)
       json_object_set(body, "payload", j->alloc.payload);
+    registration_set_hub_key(body, j->accepted.hub_key_b64);
     add_initial_twin(j, body, prev, substatus);
     add_history(body, prev, hub, substatus, j->alloc.policy, now_s);
     snprintf(j->event_type, sizeof(j->event_type), "%s",

@@ -7,6 +7,7 @@
 
 #include <openssl/crypto.h>
 
+#include "engine/registration_secret.h"
 #include "provd/hub.h"
 #include "util/log.h"
 #include "util/sas.h"
@@ -81,8 +82,10 @@ static int enabled_enrollment(struct hub_link *l, const struct store_rec *reg,
   return PROVD_OK;
 }
 
-/* The device's primary key as the hub checks it: the enrollment's own, or
- * derived from the group key.  "" for mechanisms without one. */
+/* The device's primary key as the hub checks it: the enrollment's own,
+ * derived from the group key, or the one its attestation made (TPM: the
+ * key imported into the device's TPM).  "" for mechanisms without one
+ * (X.509). */
 static void device_key(const struct store_rec *reg,
                        const struct store_rec *enr, char out[96])
 {
@@ -90,8 +93,12 @@ static void device_key(const struct store_rec *reg,
   const char *key = str_at(json_object_get(att, "symmetricKey"),
                            "primaryKey");
   out[0] = '\0';
-  if (!key)
+  if (!key) {
+    const char *made = registration_hub_key(reg->body);
+    if (made && strlen(made) < 96)
+      snprintf(out, 96, "%s", made);
     return;
+  }
   if (reg->group_id && reg->group_id[0]) {
     if (sas_derive_device_key(key, reg->id, out, 96) != 0)
       out[0] = '\0';

@@ -9,8 +9,10 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+#include "util/b64.h"
 #include "util/log.h"
 #include "util/metrics.h"
 
@@ -23,6 +25,15 @@
 #define STATE_MAX (16 * 1024) /* attest_set_state: certificate infos fit */
 #define RANDOM_MAX (1024 * 1024)
 #define METRIC_NAME_MAX 100
+#define HUB_KEY_MIN 16 /* attest_set_hub_key: IoT Hub takes 16..64 bytes */
+#define HUB_KEY_MAX 64
+
+static void free_secret(char *text)
+{
+  if (text)
+    OPENSSL_cleanse(text, strlen(text));
+  free(text);
+}
 
 static const struct plugin_instance *host_inst(struct provd_instance *inst)
 {
@@ -332,10 +343,24 @@ void alloc_result_clear(struct provd_alloc_result *r)
   memset(r, 0, sizeof(*r));
 }
 
+static int h_attest_set_hub_key(struct provd_attest_result *r,
+                                const uint8_t *key, size_t key_len)
+{
+  if (!r || !key || key_len < HUB_KEY_MIN || key_len > HUB_KEY_MAX)
+    return PROVD_E_INVAL;
+  char *b64 = b64_encode(key, key_len);
+  if (!b64)
+    return PROVD_E_NOMEM;
+  free_secret(r->hub_key_b64);
+  r->hub_key_b64 = b64;
+  return PROVD_OK;
+}
+
 void attest_result_clear(struct provd_attest_result *r)
 {
   if (!r)
     return;
+  free_secret(r->hub_key_b64);
   free(r->device_id);
   json_decref(r->claims);
   free(r->challenge_json);
@@ -398,6 +423,8 @@ static const struct provd_host_api the_host_api = {
   /* ABI minor 4 */
   .alloc_delegate = h_alloc_delegate,
   .alloc_set_data = h_alloc_set_data,
+  /* ABI minor 9 */
+  .attest_set_hub_key = h_attest_set_hub_key,
 };
 
 const struct provd_host_api *host_api(void)

@@ -93,6 +93,7 @@ struct provd_attest_result {
   char *state_key;       /* attest_set_state: "x509", "tpm", ...; owned */
   json_t *state;         /* its object, owned */
   uint32_t match_depth;  /* attest_set_match_depth; 0: not set */
+  char *hub_key_b64;     /* attest_set_hub_key, base64; owned, a secret */
 };
 void attest_result_clear(struct provd_attest_result *r);
 

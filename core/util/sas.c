@@ -180,21 +180,35 @@ fail:
 
 /* ---- signing and checks ---- */
 
+struct software_key {
+  const uint8_t *key;
+  size_t len;
+};
+
+static int sign_with_key(void *ud, const uint8_t *msg, size_t len,
+                         uint8_t mac[SAS_MAC_LEN])
+{
+  const struct software_key *k = ud;
+  static const uint8_t empty_key[1];
+  unsigned int mac_len = 0;
+  if (k->len > (size_t)INT32_MAX ||
+      !HMAC(EVP_sha256(), k->len ? k->key : empty_key, (int)k->len, msg,
+            len, mac, &mac_len) ||
+      mac_len != SAS_MAC_LEN)
+    return -1;
+  return 0;
+}
+
 /* HMAC-SHA256(key, sr "\n" se) into mac.  -1 when it does not fit. */
 static int sas_mac(const char *sr, const char *se, const uint8_t *key,
                    size_t key_len, uint8_t mac[SAS_MAC_LEN])
 {
   char msg[2 * SAS_MAX_TOKEN];
   int n = snprintf(msg, sizeof(msg), "%s\n%s", sr, se);
-  if (n < 0 || (size_t)n >= sizeof(msg) || key_len > (size_t)INT32_MAX)
+  if (n < 0 || (size_t)n >= sizeof(msg))
     return -1;
-  static const uint8_t empty_key[1];
-  unsigned int mac_len = 0;
-  if (!HMAC(EVP_sha256(), key_len ? key : empty_key, (int)key_len,
-            (const unsigned char *)msg, (size_t)n, mac, &mac_len) ||
-      mac_len != SAS_MAC_LEN)
-    return -1;
-  return 0;
+  struct software_key k = {key, key_len};
+  return sign_with_key(&k, (const uint8_t *)msg, (size_t)n, mac);
 }
 
 int sas_signature_matches(const char *sr_raw, const char *se_raw,
@@ -259,17 +273,21 @@ int sas_expired(const struct sas_token *t, int64_t now, int64_t skew_s)
   return !t || sas_expiry_passed(t->se, now, skew_s);
 }
 
-char *sas_build(const char *resource, const uint8_t *key, size_t key_len,
-                int64_t expiry, const char *skn)
+char *sas_build_signed(const char *resource, int64_t expiry, const char *skn,
+                       sas_sign_fn sign, void *ud)
 {
-  if (!resource || (!key && key_len) || expiry < 0)
+  if (!resource || !sign || expiry < 0)
     return NULL;
   char sr[SAS_MAX_TOKEN], se[24], sig_enc[128], skn_enc[SAS_MAX_TOKEN];
+  char msg[SAS_MAX_TOKEN + sizeof(se) + 1];
   uint8_t mac[SAS_MAC_LEN];
   snprintf(se, sizeof(se), "%" PRId64, expiry);
   if (url_encode(resource, sr, sizeof(sr)) < 0 ||
-      (skn && url_encode(skn, skn_enc, sizeof(skn_enc)) < 0) ||
-      sas_mac(sr, se, key, key_len, mac) != 0)
+      (skn && url_encode(skn, skn_enc, sizeof(skn_enc)) < 0))
+    return NULL;
+  int n = snprintf(msg, sizeof(msg), "%s\n%s", sr, se);
+  if (n < 0 || (size_t)n >= sizeof(msg) ||
+      sign(ud, (const uint8_t *)msg, (size_t)n, mac) != 0)
     return NULL;
   char *sig = b64_encode(mac, sizeof(mac));
   OPENSSL_cleanse(mac, sizeof(mac));
@@ -287,6 +305,15 @@ char *sas_build(const char *resource, const uint8_t *key, size_t key_len,
   snprintf(tok, cap, SAS_PREFIX "sr=%s&sig=%s&se=%s%s%s", sr, sig_enc, se,
            skn ? "&skn=" : "", skn ? skn_enc : "");
   return tok;
+}
+
+char *sas_build(const char *resource, const uint8_t *key, size_t key_len,
+                int64_t expiry, const char *skn)
+{
+  if (!key && key_len)
+    return NULL;
+  struct software_key k = {key, key_len};
+  return sas_build_signed(resource, expiry, skn, sign_with_key, &k);
 }
 
 int sas_derive_device_key(const char *group_key_b64,

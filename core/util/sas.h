@@ -53,6 +53,15 @@ int sas_expiry_too_far(int64_t se, int64_t now, int64_t max_lifetime_s,
 char *sas_build(const char *resource, const uint8_t *key, size_t key_len,
                 int64_t expiry, const char *skn);
 
+/* Computes HMAC-SHA256 of the string to sign (msg, len bytes) into mac;
+ * 0, or -1 when it cannot. */
+typedef int (*sas_sign_fn)(void *ud, const uint8_t *msg, size_t len,
+                           uint8_t mac[32]);
+/* sas_build with the HMAC computed by sign, for keys held elsewhere (a
+ * TPM).  Caller frees; NULL when sign fails or on bad input. */
+char *sas_build_signed(const char *resource, int64_t expiry, const char *skn,
+                       sas_sign_fn sign, void *ud);
+
 /* Group enrollment device key: base64(HMAC-SHA256(base64dec(group key),
  * registration id)).  out gets at least 45 bytes.  -1 on bad base64. */
 int sas_derive_device_key(const char *group_key_b64,

@@ -13,7 +13,8 @@
  *   send       telemetry to the assigned hub over MQTT (TLS), as an IoT
  *              Hub device does: client id = device id, username
  *              {hub}/{deviceId}/?api-version=..., a SAS token over
- *              {hub}/devices/{deviceId} signed with the device key, topic
+ *              {hub}/devices/{deviceId} signed with the device key (by
+ *              the TPM for a TPM device), topic
  *              devices/{deviceId}/messages/events/
  *
  * Build against it with `pkg-config --cflags --libs provd-device`.  Calls
@@ -23,6 +24,7 @@
 #define PROVD_DEVICE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "err.h"
 
@@ -137,11 +139,16 @@ struct provd_device_credentials {
   char symmetric_key[128];  /* the device key (derived for groups), or "" */
   char cert_file[1024];     /* X.509: the certificate and key files, or "" */
   char key_file[1024];
+  /* A TPM device's file also holds its TPM and the hub key as the TPM
+   * imported it; provd_device_send_file and provd_device_tpm_hub_token
+   * read them. */
 };
 
 /* Writes what the hub connection needs from opts and an assigned result
- * to path (replaced atomically, mode 0600).  0, or -1 with err->code
- * BAD_INPUT (not assigned) or IO. */
+ * to path (replaced atomically, mode 0600); with opts->tpm_tcti it asks
+ * the TPM to import the hub key first (see "TPM devices on the hub").
+ * 0, or -1 with err->code BAD_INPUT (not assigned; a TPM answer without
+ * authenticationKey), IO or TPM. */
 PROVD_DEVICE_API int provd_device_credentials_save(
     const char *path, const struct provd_device_opts *opts,
     const struct provd_device_result *result, struct provd_err *err);
@@ -167,11 +174,48 @@ struct provd_device_hub_opts {
 /* Connects to the hub as the device, publishes each message (JSON text)
  * to devices/{deviceId}/messages/events/ at QoS 1 and waits for the
  * hub's acknowledgement, interval_s apart, then disconnects.  0, or -1
- * with err->code BAD_INPUT, UNSUPPORTED (TPM devices), NETWORK, TLS,
- * NOT_AUTHORIZED (the hub refused the device) or TIMEOUT; *sent (may be
- * NULL) counts the acknowledged messages. */
+ * with err->code BAD_INPUT, UNSUPPORTED (TPM devices: see
+ * provd_device_send_file), NETWORK, TLS, NOT_AUTHORIZED (the hub refused
+ * the device) or TIMEOUT; *sent (may be NULL) counts the acknowledged
+ * messages. */
 PROVD_DEVICE_API int provd_device_send(
     const struct provd_device_credentials *cred,
+    const struct provd_device_hub_opts *hub, const char *const *messages,
+    size_t n_messages, double interval_s, size_t *sent,
+    struct provd_err *err);
+
+/* ---- TPM devices on the hub ----
+ * A TPM device's hub key never leaves its TPM in the clear.  For a
+ * registration with tpm_tcti, provd_device_credentials_save imports the
+ * assigned answer's registrationState.tpm.authenticationKey (the key the
+ * hub identity was created with, wrapped for this TPM) and keeps what the
+ * TPM made of it -- the TPM2B_PRIVATE, sealed to the TPM's storage root
+ * key (0x81000001), and the TPM2B_PUBLIC -- with the TCTI in the
+ * credentials file.  Hub tokens are then signed by TPM2_HMAC with that
+ * object, loaded under the SRK for each token; another TPM cannot load
+ * it. */
+
+/* The hub's SAS token for the device whose credentials file is
+ * credentials_path: "SharedAccessSignature sr=<url-encoded
+ * {hub}/devices/{deviceId}>&sig=...&se=<expiry_unix>" (no skn), as an IoT
+ * Hub device sends it as its MQTT password.  tpm_tcti: the TPM to sign
+ * with, NULL for the one the file names.  *token_take: caller frees.  0,
+ * or -1 with err->code NOT_FOUND, IO, BAD_CREDENTIALS (not a TPM device's
+ * file), BAD_INPUT or TPM (the TPM cannot be reached or cannot load the
+ * key: another TPM, or its storage root key was replaced). */
+PROVD_DEVICE_API int provd_device_tpm_hub_token(const char *credentials_path,
+                                                const char *tpm_tcti,
+                                                int64_t expiry_unix,
+                                                char **token_take,
+                                                struct provd_err *err);
+
+/* provd_device_send for the device whose credentials file is
+ * credentials_path, whatever its mechanism: its key, its certificate, or
+ * its TPM (tokens from provd_device_tpm_hub_token; tpm_tcti NULL: the
+ * file's).  The same returns, and those of provd_device_credentials_load
+ * and provd_device_tpm_hub_token. */
+PROVD_DEVICE_API int provd_device_send_file(
+    const char *credentials_path, const char *tpm_tcti,
     const struct provd_device_hub_opts *hub, const char *const *messages,
     size_t n_messages, double interval_s, size_t *sent,
     struct provd_err *err);

@@ -257,7 +257,21 @@ struct provd_host_api {
    * other key or text that is not JSON of that shape. */
   int (*alloc_set_data)(struct provd_alloc_result *r, const char *key,
                         const char *json);
-  /* Later additions go here, after the ABI minor 5 members; test for them
+
+  /* ---- ABI minor 9: a device key made by attestation ----
+   * Test with PROVD_HAS(host, struct provd_host_api, attest_set_hub_key)
+   * or set min_host_minor = 9. */
+
+  /* The key the device's hub identity gets (IoT Hub's symmetric primary
+   * key; key_len 16..64 bytes), for a mechanism whose enrollment holds
+   * none: TPM, whose device imported this key into its TPM and signs its
+   * hub tokens with it there.  The host keeps it with the registration,
+   * never shows it (service API, device answers, events) and hands it to
+   * hub connectors as provd_device.symmetric_key.  Used when the answer
+   * assigns the device; PROVD_E_INVAL for a length out of range. */
+  int (*attest_set_hub_key)(struct provd_attest_result *r,
+                            const uint8_t *key, size_t key_len);
+  /* Later additions go here, after the ABI minor 9 members; test for them
    * with PROVD_HAS(host, ...). */
 };
 

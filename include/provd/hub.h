@@ -16,7 +16,10 @@ struct provd_device {
   const char *hub_hostname;
   const char *device_id;
   const char *registration_id;
-  const char *symmetric_key;       /* base64, or NULL */
+  const char *symmetric_key;       /* base64, or NULL: the enrollment's
+                                      key (derived for a group member),
+                                      or the key attestation made (TPM,
+                                      attest_set_hub_key) */
   const char *x509_thumbprint;     /* SHA-256 hex, or NULL */
   const struct provd_cfg *initial_twin; /* or NULL */
 };

@@ -385,6 +385,27 @@ static int check_token(const struct tpm_plugin *t,
   return rc == PROVD_E_INVAL ? PROVD_DENIED : rc;
 }
 
+/* The device's hub identity is created with the key its TPM now holds
+ * (IoT Hub: symmetric primary key).  A host older than ABI minor 9 has no
+ * place for it: the device then registers but no hub connector can let it
+ * in. */
+static int hand_over_hub_key(const struct tpm_plugin *t,
+                             const struct provd_attest_request *req,
+                             const uint8_t *key,
+                             struct provd_attest_result *res,
+                             struct provd_err *err)
+{
+  const struct provd_host_api *h = t->host;
+  if (!PROVD_HAS(h, struct provd_host_api, attest_set_hub_key) ||
+      !h->attest_set_hub_key)
+    return PROVD_OK;
+  if (h->attest_set_hub_key(res, key, TPM_IDENTITY_KEY_LEN) == PROVD_OK)
+    return PROVD_OK;
+  h->err_set(err, "INTERNAL", "registration %s: hub key refused",
+             req->registration_id);
+  return PROVD_E_INTERNAL;
+}
+
 /* Second PUT (and status polls): the token, then the challenge's state.
  * The signature is checked first so that only the device learns whether
  * its challenge expired or was used. */
@@ -434,8 +455,11 @@ static int answer_challenge(const struct tpm_plugin *t,
   }
   if (rc == PROVD_OK && d->have_srk) {
     /* The hub identity uses the same key: wrap it once more for the
-     * answer (registrationState.tpm.authenticationKey). */
+     * answer (registrationState.tpm.authenticationKey), and hand it to the
+     * host for the hub connectors. */
     rc = answer_state(t, req, d, s.key, res, err);
+    if (rc == PROVD_OK)
+      rc = hand_over_hub_key(t, req, s.key, res, err);
   }
   if (rc == PROVD_OK) {
     h->attest_set_reuse_until(res, expiry + t->skew_s < s.expires_unix

@@ -11,6 +11,7 @@
  *                                     registers a minute (Retry-After 1)
  *   DEV_GROUP_KEY DEV_GROUP_MEMBER    an enrollment group
  *   DEV_X509_ID DEV_X509_CERT DEV_X509_KEY  an X.509 enrollment
+ *   DEV_TPM_TCTI                      a TPM whose EK is enrolled
  *   DEV_HUB_PORT                      the hub's MQTT/TLS port (tokens)
  *   DEV_HUB_CERT_PORT                 its port for X.509 devices
  *   DEV_WORK                          a scratch directory */
@@ -122,6 +123,58 @@ START_TEST(symmetric_key_registers_keeps_and_sends)
 
   const char *msgs[] = {"{\"n\":1}", "{\"n\":2}"};
   send_all(&c, "DEV_HUB_PORT", msgs, 2);
+}
+END_TEST
+
+/* A TPM device: the credentials file keeps the hub key as the TPM
+ * imported it, so only the file-based calls can sign for it. */
+START_TEST(tpm_device_signs_its_hub_tokens_in_the_tpm)
+{
+  struct provd_device_opts o = base_opts();
+  o.tpm_tcti = env("DEV_TPM_TCTI");
+  struct provd_device_result r;
+  struct provd_err err;
+  int rc = provd_device_register(&o, &r, &err);
+  ck_assert_msg(rc == 0, "register failed: %s %s", err.code, err.msg);
+  ck_assert_str_eq(r.assigned_hub, "localhost");
+  char path[1024], sym_path[1024];
+  snprintf(path, sizeof(path), "%s/tpm.json", env("DEV_WORK"));
+  snprintf(sym_path, sizeof(sym_path), "%s/sym.json", env("DEV_WORK"));
+  ck_assert_msg(provd_device_credentials_save(path, &o, &r, &err) == 0,
+                "%s %s", err.code, err.msg);
+  struct provd_device_credentials c;
+  ck_assert_int_eq(provd_device_credentials_load(path, &c, &err), 0);
+  ck_assert_str_eq(c.device_id, r.device_id);
+  ck_assert_str_eq(c.symmetric_key, "");
+
+  struct provd_device_hub_opts hub = {.port = atoi(env("DEV_HUB_PORT")),
+                                      .ca_file = env("DEV_CA"),
+                                      .timeout_s = 10};
+  const char *msgs[] = {"{\"tpm\":1}", "{\"tpm\":2}"};
+  size_t sent = 0;
+  ck_assert_int_eq(provd_device_send(&c, &hub, msgs, 2, 0, &sent, &err), -1);
+  ck_assert_str_eq(err.code, "UNSUPPORTED");
+  rc = provd_device_send_file(path, NULL, &hub, msgs, 2, 0.1, &sent, &err);
+  ck_assert_msg(rc == 0, "send failed: %s %s", err.code, err.msg);
+  ck_assert_uint_eq(sent, 2);
+
+  char *token = NULL, want[600];
+  ck_assert_int_eq(provd_device_tpm_hub_token(path, NULL, 2000000000, &token,
+                                              &err),
+                   0);
+  snprintf(want, sizeof(want), "SharedAccessSignature sr=localhost%%2Fdevices"
+           "%%2F%s&sig=", r.device_id);
+  ck_assert_msg(strncmp(token, want, strlen(want)) == 0, "%s", token);
+  ck_assert_ptr_nonnull(strstr(token, "&se=2000000000"));
+  ck_assert_ptr_null(strstr(token, "skn="));
+  free(token);
+  /* A file without a TPM key (the symmetric-key device's) signs nothing. */
+  ck_assert_int_eq(provd_device_tpm_hub_token(sym_path, NULL, 2000000000,
+                                              &token, &err),
+                   -1);
+  ck_assert_str_eq(err.code, "BAD_CREDENTIALS");
+  ck_assert_ptr_null(token);
+  provd_device_result_clear(&r);
 }
 END_TEST
 
@@ -273,6 +326,7 @@ int main(void)
   TCase *tc = tcase_create("against provd");
   tcase_set_timeout(tc, 60);
   tcase_add_test(tc, symmetric_key_registers_keeps_and_sends);
+  tcase_add_test(tc, tpm_device_signs_its_hub_tokens_in_the_tpm);
   tcase_add_test(tc, group_key_derives_the_device_key);
   tcase_add_test(tc, x509_certificate_registers);
   tcase_add_test(tc, wrong_key_is_refused_with_a_reason);

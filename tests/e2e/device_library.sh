@@ -4,12 +4,15 @@
 # empty prefix, then tests/device/test_device_lib.c (Check) compiled with
 # nothing but `pkg-config --cflags --libs provd-device` and run against a
 # real provd and its mosquitto hub: symmetric key (register, keep the
-# credentials 0600, send telemetry), group key, X.509 (over HTTPS and over
+# credentials 0600, send telemetry), TPM (a swtpm; hub tokens signed in
+# the TPM), group key, X.509 (over HTTPS and over
 # provd's DPS MQTT endpoint), a refusal with its reason on both
 # transports, and Retry-After honoured (with jitter): through a front that
 # answers 429 twice before passing requests to provd, and against provd's
 # own per-device register limit.
 source "$(dirname "$0")/lib/common.bash"
+export TSS2_LOG=all+none
+source "$(dirname "$0")/lib/swtpm.bash"
 
 PREFIX=$WORK/prefix
 cmake --install "$BUILD_DIR" --prefix "$PREFIX" >"$WORK/install.log" 2>&1 ||
@@ -40,6 +43,7 @@ PROXY_PID=
 stop_extra() {
   [ -n "$BROKER_PID" ] && kill "$BROKER_PID" 2>/dev/null || true
   [ -n "$PROXY_PID" ] && kill "$PROXY_PID" 2>/dev/null || true
+  stop_swtpm
   cleanup
 }
 trap stop_extra EXIT
@@ -48,6 +52,7 @@ trap stop_extra EXIT
 # 7th is answered 429 with Retry-After: 1.
 write_hub_config "$WORK/provd.yaml" "$DATA_DIR" localhost "$IDS" "$MPORT" \
   "limits: { retry_after_max: 1, register_rate_per_device: 6 }"
+sed -i 's/^  - { kind: attestation, name: x509 }$/&\n  - { kind: attestation, name: tpm }/' "$WORK/provd.yaml"
 start_provd "$WORK/provd.yaml"
 DPS_MQTT_PORT=$(sed -n 's|.*MQTT endpoint: *mqtts://localhost:\([0-9]*\).*|\1|p' "$WORK/banner")
 
@@ -90,6 +95,9 @@ provctl enrollment add lib-sym --primary-key "$SYM_KEY" --secondary-key "$(rando
 provctl enrollment add lib-limited --primary-key "$LIMITED_KEY" --secondary-key "$(random_key)" >/dev/null
 provctl group add lib-fleet --primary-key "$GROUP_KEY" --secondary-key "$(random_key)" >/dev/null
 provctl enrollment add lib-x509 --attestation x509 --cert "$WORK/x509.pem" >/dev/null
+start_swtpm
+TPM_INFO=$("$PROVD_DEVICE" tpm-info --tpm "$TCTI" --json)
+provctl enrollment add --attestation tpm --endorsement-key "$(json_get "$TPM_INFO" endorsementKey)" >/dev/null
 
 if env DEV_URL="https://localhost:$PORT" DEV_CA="$DATA_DIR/tls/ca.pem" DEV_SCOPE="$SCOPE" \
      DEV_THROTTLED_URL="https://localhost:$XPORT" DEV_MQTT_URL="mqtts://localhost:$DPS_MQTT_PORT" \
@@ -97,6 +105,7 @@ if env DEV_URL="https://localhost:$PORT" DEV_CA="$DATA_DIR/tls/ca.pem" DEV_SCOPE
      DEV_LIMITED_ID=lib-limited DEV_LIMITED_KEY="$LIMITED_KEY" \
      DEV_GROUP_KEY="$GROUP_KEY" DEV_GROUP_MEMBER=lib-fleet-01 \
      DEV_X509_ID=lib-x509 DEV_X509_CERT="$WORK/x509.pem" DEV_X509_KEY="$WORK/x509.key" \
+     DEV_TPM_TCTI="$TCTI" \
      DEV_HUB_PORT="$MPORT" DEV_HUB_CERT_PORT="$CPORT" DEV_WORK="$WORK" CK_FORK=no \
      "$WORK/test_device_lib" >"$WORK/check.out" 2>&1; then
   pass "libprovd-device Check suite: $(tail -n 1 "$WORK/check.out" | tr -d '\n')"
@@ -109,6 +118,8 @@ check "the hub saw the library's telemetry login" \
 THUMB=$(openssl x509 -in "$WORK/x509.pem" -noout -fingerprint -sha256 | sed 's/.*=//; s/://g')
 check "provd pushed the X.509 device's certificate thumbprint to the hub" \
   bash -c "awk -F'\t' '\$1 == \"lib-x509\" {print \$5}' '$IDS' | grep -qix '$THUMB'"
+check "the hub saw the TPM device's login (a token its TPM signed)" \
+  grep -q "provd_auth: device $(json_get "$TPM_INFO" registrationId) connected (SAS token)" "$WORK/mosquitto.log"
 check "the hub saw the X.509 device's certificate login" \
   grep -q "provd_auth: device lib-x509 connected (certificate)" "$WORK/mosquitto.log"
 stop_provd TERM

@@ -29,21 +29,7 @@ stop_all_mqtt() {
 }
 trap stop_all_mqtt EXIT
 
-mosquitto_passwd -c -b "$WORK/passwd" backend backend-pw >/dev/null 2>&1
-printf 'user backend\ntopic read devices/#\n' >"$WORK/acl"
-cat >"$WORK/mosquitto.conf" <<CONF
-per_listener_settings false
-listener $MPORT 127.0.0.1
-allow_anonymous false
-plugin $AUTH_SO
-plugin_opt_identities $IDS
-password_file $WORK/passwd
-acl_file $WORK/acl
-persistence false
-user $(id -un)
-log_dest stderr
-log_type all
-CONF
+write_broker_config "$WORK/mosquitto.conf" "$MPORT" "$IDS"
 start_broker() {
   start_mosquitto "$WORK/mosquitto.conf" "$WORK/mosquitto.log"
   BROKER_PID=$MOSQUITTO_PID

@@ -127,12 +127,14 @@ struct round {
   uint8_t session[256];
   size_t session_len;
   char *authentication_key;     /* registrationState.tpm's; owned */
+  char *hub_key_b64;            /* attest_set_hub_key's; owned */
 };
 
 static void round_clear(struct round *r)
 {
   free(r->challenge_json);
   free(r->authentication_key);
+  free(r->hub_key_b64);
 }
 
 static struct round attest_at(json_t *enrollment, json_t *body,
@@ -174,6 +176,8 @@ static struct round attest_at(json_t *enrollment, json_t *body,
                        : NULL;
   if (ak)
     r.authentication_key = strdup(ak);
+  if (res.hub_key_b64)
+    r.hub_key_b64 = strdup(res.hub_key_b64);
   attest_result_clear(&res);
   return r;
 }
@@ -293,6 +297,24 @@ START_TEST(t_challenge_activated_by_tpm)
   import_ok(again, len);
   char *tok2 = tpm_token(NOW + 3600);
   ck_assert_str_eq(tok, tok2);
+  /* The host got that key for the hub: its HMAC is the TPM's. */
+  ck_assert_ptr_null(ch.hub_key_b64);
+  ck_assert_ptr_nonnull(ok.hub_key_b64);
+  size_t key_len = 0;
+  uint8_t *hub_key = decode(ok.hub_key_b64, &key_len);
+  ck_assert_uint_eq(key_len, 32);
+  char sr[256], msg[512];
+  string_to_sign(sr, sizeof(sr), msg, sizeof(msg), NOW + 3600);
+  uint8_t by_tpm[32], by_host[32];
+  unsigned int host_len = 0;
+  struct provd_err err = {{0}, {0}};
+  ck_assert_int_eq(tpm_device_hmac(dev, (const uint8_t *)msg, strlen(msg),
+                                   by_tpm, &err), 0);
+  ck_assert_ptr_nonnull(HMAC(EVP_sha256(), hub_key, (int)key_len,
+                             (const uint8_t *)msg, strlen(msg), by_host,
+                             &host_len));
+  ck_assert_mem_eq(by_tpm, by_host, 32);
+  free(hub_key);
   free(again);
   free(tok);
   free(tok2);
@@ -432,10 +454,59 @@ START_TEST(t_poll_without_keys)
   struct round r = attest_at(e, b, tok, &ch, 0, NOW + 5);
   ck_assert_msg(r.status == PROVD_OK, "%d %s", r.status, r.code);
   ck_assert_ptr_null(r.authentication_key);
+  ck_assert_ptr_null(r.hub_key_b64); /* only a register assigns */
   json_decref(e);
   json_decref(b);
   free(tok);
   round_clear(&r);
+  round_clear(&ch);
+}
+END_TEST
+
+/* The device keeps the imported hub key as a TPM object (credentials
+ * file): it signs what the persistent key signs, and another TPM cannot
+ * load it. */
+START_TEST(t_kept_key_object_only_in_its_tpm)
+{
+  struct round ch = challenged();
+  size_t len = 0;
+  uint8_t *blob = challenge_blob(&ch, &len);
+  struct tpm_device_key_object *obj = calloc(1, sizeof(*obj));
+  struct provd_err err = {{0}, {0}};
+  ck_assert_msg(tpm_device_import_object(dev, blob, len, obj, &err) == 0,
+                "%s", err.msg);
+  ck_assert_uint_gt(obj->priv_len, 0);
+  ck_assert_uint_gt(obj->pub_len, 0);
+  const uint8_t msg[] = "hub.local%2Fdevices%2Fdev\n1800003600";
+  uint8_t by_handle[32], by_object[32];
+  ck_assert_int_eq(tpm_device_hmac(dev, msg, sizeof(msg) - 1, by_handle,
+                                   &err), 0);
+  ck_assert_msg(tpm_device_hmac_object(dev, obj, msg, sizeof(msg) - 1,
+                                       by_object, &err) == 0,
+                "%s", err.msg);
+  ck_assert_mem_eq(by_handle, by_object, 32);
+
+  struct swtpm other;
+  ck_assert_int_eq(swtpm_start(&other), 0);
+  struct tpm_device *odev = NULL;
+  uint8_t ek[TPM_DEVICE_PUBLIC_MAX], srk[TPM_DEVICE_PUBLIC_MAX];
+  size_t ek_len = 0, srk_len = 0;
+  ck_assert_int_eq(tpm_device_open(other.tcti, &odev, &err), 0);
+  ck_assert_int_eq(tpm_device_keys(odev, ek, &ek_len, srk, &srk_len, &err),
+                   0);
+  ck_assert_int_eq(tpm_device_hmac_object(odev, obj, msg, sizeof(msg) - 1,
+                                          by_object, &err),
+                   -1);
+  ck_assert_str_eq(err.code, "TPM");
+  obj->priv[obj->priv_len - 1] ^= 1; /* and a damaged object loads nowhere */
+  ck_assert_int_eq(tpm_device_hmac_object(dev, obj, msg, sizeof(msg) - 1,
+                                          by_object, &err),
+                   -1);
+  ck_assert_str_eq(err.code, "TPM");
+  tpm_device_close(odev);
+  swtpm_stop(&other);
+  free(obj);
+  free(blob);
   round_clear(&ch);
 }
 END_TEST
@@ -454,6 +525,7 @@ static Suite *tpm_suite(void)
   tcase_add_test(tc, t_answered_twice);
   tcase_add_test(tc, t_answered_after_lifetime);
   tcase_add_test(tc, t_poll_without_keys);
+  tcase_add_test(tc, t_kept_key_object_only_in_its_tpm);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -27,6 +27,7 @@ static const char usage_text[] =
   "                         [--count N] [--interval SECONDS]\n"
   "                         [--hub-host HOST] [--hub-port PORT]"
   " [--hub-ca FILE]\n"
+  "                         [--tpm TCTI]\n"
   "       provd-device tpm-info --tpm TCTI [--json]\n"
   "       provd-device portal --listen HOST:PORT [--credentials FILE]"
   " [--url URL] [--ca FILE]\n"
@@ -71,20 +72,25 @@ static const char usage_text[] =
   "  --cert-out FILE          where the issued chain is stored as PEM,\n"
   "                           leaf first (default ID.pem); also printed\n"
   "  --credentials FILE       register: keep the assignment (hub, device\n"
-  "                           id, device key) there, mode 0600, and skip\n"
+  "                           id, device key -- for --tpm the key as the\n"
+  "                           TPM imported it, usable only by that TPM)\n"
+  "                           there, mode 0600, and skip\n"
   "                           registering when FILE already holds this\n"
   "                           device (--force registers again);\n"
   "                           send: the file to connect with\n"
   "\n"
   "send connects to the assigned hub over MQTT with TLS as the device\n"
-  "(IoT Hub style: SAS token from the device key, or the X.509\n"
-  "certificate) and publishes --message to\n"
-  "devices/{deviceId}/messages/events/, --count times (default 1),\n"
+  "(IoT Hub style: SAS token from the device key, signed inside the TPM\n"
+  "for a TPM device, or the X.509 certificate) and publishes --message\n"
+  "to devices/{deviceId}/messages/events/, --count times (default 1),\n"
   "--interval seconds apart (default 1), each acknowledged by the hub.\n"
   "  --hub-host HOST          connect here instead of the assigned hub's\n"
   "                           host name (which still names the hub)\n"
   "  --hub-port PORT          default 8883\n"
   "  --hub-ca FILE            PEM CA file to trust for the hub\n"
+  "  --tpm TCTI               a TPM device: sign with this TPM instead of\n"
+  "                           the TCTI the credentials file names (the\n"
+  "                           TPM must be the one that registered)\n"
   "\n"
   "tpm-info prints the TPM's endorsement key (base64 TPM2B_PUBLIC, what\n"
   "an enrollment holds) and the registration id derived from it,\n"
@@ -429,6 +435,7 @@ int main(int argc, char **argv)
     if (!cli.credentials)
       return usage_error("%s", "send needs --credentials FILE (written by "
                          "register --credentials FILE)");
+    cli.send.tpm_tcti = cli.reg.tpm_tcti;
     return run_send(cli.credentials, &cli.send);
   }
   return usage_error("unknown command \"%s\" (try register)", cmd);

@@ -6,7 +6,7 @@
 
 #include "tpm_device.h"
 #include "util/b64.h"
-#include "util/url.h"
+#include "util/sas.h"
 
 #define BLOB_MAX 4096 /* decoded activation blob */
 #define RESOURCE_MAX 1024
@@ -70,49 +70,100 @@ void device_tpm_registration_id(const struct device_tpm *t,
   ids_tpm_registration_id(t->ek, t->ek_len, out);
 }
 
+/* The decoded activation blob; caller frees. */
+static uint8_t *decode_blob(const char *blob_b64, size_t *len,
+                            struct provd_err *err)
+{
+  uint8_t *blob = malloc(BLOB_MAX);
+  if (!blob) {
+    perr_set(err, "NO_MEMORY", "out of memory");
+  } else if (!blob_b64 || b64_decode(blob_b64, blob, BLOB_MAX, len) < 0) {
+    perr_set(err, "BAD_RESPONSE", "authenticationKey is not base64 (or "
+             "longer than %d bytes)", BLOB_MAX);
+    free(blob);
+    blob = NULL;
+  }
+  return blob;
+}
+
 int device_tpm_activate(struct device_tpm *t, const char *blob_b64,
                         struct provd_err *err)
 {
-  uint8_t *blob = malloc(BLOB_MAX);
   size_t len = 0;
-  int rc = -1;
-  if (!blob)
-    perr_set(err, "NO_MEMORY", "out of memory");
-  else if (!blob_b64 || b64_decode(blob_b64, blob, BLOB_MAX, &len) < 0)
-    perr_set(err, "BAD_RESPONSE", "authenticationKey is not base64 (or "
-             "longer than %d bytes)", BLOB_MAX);
-  else
-    rc = tpm_device_import(t->dev, blob, len, err);
+  uint8_t *blob = decode_blob(blob_b64, &len, err);
+  int rc = blob ? tpm_device_import(t->dev, blob, len, err) : -1;
   free(blob);
   return rc;
+}
+
+int device_tpm_import_object(struct device_tpm *t, const char *blob_b64,
+                             struct tpm_device_key_object *out,
+                             struct provd_err *err)
+{
+  size_t len = 0;
+  uint8_t *blob = decode_blob(blob_b64, &len, err);
+  int rc = blob ? tpm_device_import_object(t->dev, blob, len, out, err) : -1;
+  free(blob);
+  return rc;
+}
+
+/* sas_build_signed's signer: the TPM, with the persistent identity key or
+ * a kept key object. */
+struct tpm_signer {
+  struct device_tpm *t;
+  const struct tpm_device_key_object *key; /* NULL: persistent handle */
+  struct provd_err *err;
+  int failed;
+};
+
+static int sign_in_tpm(void *ud, const uint8_t *msg, size_t len,
+                       uint8_t mac[32])
+{
+  struct tpm_signer *s = ud;
+  int rc = s->key ? tpm_device_hmac_object(s->t->dev, s->key, msg, len, mac,
+                                           s->err)
+                  : tpm_device_hmac(s->t->dev, msg, len, mac, s->err);
+  s->failed = rc != 0;
+  return rc;
+}
+
+static char *signed_token(struct tpm_signer *s, const char *resource,
+                          int64_t expiry, const char *skn)
+{
+  char *token = sas_build_signed(resource, expiry, skn, sign_in_tpm, s);
+  if (!token && !s->failed)
+    perr_set(s->err, "BAD_INPUT", "cannot build a SAS token for %.200s",
+             resource);
+  return token;
 }
 
 char *device_tpm_token(struct device_tpm *t, const char *id_scope,
                        const char *registration_id, int64_t expiry,
                        struct provd_err *err)
 {
-  char resource[RESOURCE_MAX], sr[3 * RESOURCE_MAX], msg[3 * RESOURCE_MAX + 32];
-  char sig_enc[128];
-  uint8_t mac[TPM_DEVICE_HMAC_LEN];
+  char resource[RESOURCE_MAX];
   int n = snprintf(resource, sizeof(resource), "%s/registrations/%s",
                    id_scope, registration_id);
-  if (n < 0 || (size_t)n >= sizeof(resource) ||
-      url_encode(resource, sr, sizeof(sr)) < 0) {
+  if (n < 0 || (size_t)n >= sizeof(resource)) {
     perr_set(err, "BAD_INPUT", "scope and registration id are too long");
     return NULL;
   }
-  n = snprintf(msg, sizeof(msg), "%s\n%lld", sr, (long long)expiry);
-  if (tpm_device_hmac(t->dev, (const uint8_t *)msg, (size_t)n, mac, err) != 0)
+  struct tpm_signer s = {.t = t, .err = err};
+  return signed_token(&s, resource, expiry, "registration");
+}
+
+char *device_tpm_hub_token(struct device_tpm *t,
+                           const struct tpm_device_key_object *key,
+                           const char *hub, const char *device_id,
+                           int64_t expiry, struct provd_err *err)
+{
+  char resource[RESOURCE_MAX];
+  int n = snprintf(resource, sizeof(resource), "%s/devices/%s", hub,
+                   device_id);
+  if (n < 0 || (size_t)n >= sizeof(resource)) {
+    perr_set(err, "BAD_INPUT", "hub and device id are too long");
     return NULL;
-  char *sig = b64_encode(mac, sizeof(mac));
-  char *token = NULL;
-  if (sig && url_encode(sig, sig_enc, sizeof(sig_enc)) == 0 &&
-      asprintf(&token,
-               "SharedAccessSignature sr=%s&sig=%s&se=%lld&skn=registration",
-               sr, sig_enc, (long long)expiry) < 0)
-    token = NULL;
-  free(sig);
-  if (!token)
-    perr_set(err, "NO_MEMORY", "could not build the SAS token");
-  return token;
+  }
+  struct tpm_signer s = {.t = t, .key = key, .err = err};
+  return signed_token(&s, resource, expiry, NULL);
 }

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "util/err.h"
+#include "tpm_device.h"
 #include "util/ids.h"
 
 struct device_tpm;
@@ -27,6 +28,11 @@ void device_tpm_registration_id(const struct device_tpm *t,
 /* Imports an authenticationKey (base64 activation blob) into the TPM. */
 int device_tpm_activate(struct device_tpm *t, const char *blob_b64,
                         struct provd_err *err);
+/* Imports it without keeping it in the TPM: *out is the imported object
+ * (tpm_device.h), for the credentials file. */
+int device_tpm_import_object(struct device_tpm *t, const char *blob_b64,
+                             struct tpm_device_key_object *out,
+                             struct provd_err *err);
 
 /* "SharedAccessSignature sr=<urlenc(scope/registrations/id)>&sig=..&se=..
  * &skn=registration", signed by the TPM with the imported key, as the
@@ -34,5 +40,14 @@ int device_tpm_activate(struct device_tpm *t, const char *blob_b64,
 char *device_tpm_token(struct device_tpm *t, const char *id_scope,
                        const char *registration_id, int64_t expiry,
                        struct provd_err *err);
+
+/* The hub's SAS token for the device, IoT Hub style:
+ * "SharedAccessSignature sr=<urlenc({hub}/devices/{deviceId})>&sig=..&se=.."
+ * (no skn), signed by TPM2_HMAC with the kept key object loaded under the
+ * SRK.  Caller frees; NULL with err (TPM: this TPM cannot load it). */
+char *device_tpm_hub_token(struct device_tpm *t,
+                           const struct tpm_device_key_object *key,
+                           const char *hub, const char *device_id,
+                           int64_t expiry, struct provd_err *err);
 
 #endif

@@ -61,8 +61,9 @@ int run_send(const char *credentials_file, const struct send_args *a)
   for (long i = 0; i < a->count; i++)
     msgs[i] = a->message;
   size_t sent = 0;
-  int rc = provd_device_send(&cred, &a->hub, msgs, (size_t)a->count,
-                             a->interval_s, &sent, &err);
+  int rc = provd_device_send_file(credentials_file, a->tpm_tcti, &a->hub,
+                                  msgs, (size_t)a->count, a->interval_s,
+                                  &sent, &err);
   free(msgs);
   printf("sent %zu message(s) to hub=%s as device_id=%s\n", sent,
          cred.assigned_hub, cred.device_id);

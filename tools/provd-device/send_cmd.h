@@ -10,6 +10,7 @@ struct send_args {
   const char *message;   /* --message JSON */
   long count;            /* --count, default 1 */
   double interval_s;     /* --interval, default 1 */
+  const char *tpm_tcti;  /* --tpm: a TPM device's TPM, if not the file's */
   struct provd_device_hub_opts hub;
 };
 

@@ -10,6 +10,7 @@
 
 #include "device_internal.h"
 #include "mqtt_link.h"
+#include "provd_device_tpm.h"
 #include "util/b64.h"
 #include "util/err.h"
 #include "util/sas.h"
@@ -40,6 +41,40 @@ static char *hub_token(const struct provd_device_credentials *c,
   return token;
 }
 
+/* The same token, signed by the TPM the credentials file names (or tcti). */
+static char *tpm_hub_token(const char *path,
+                           const struct provd_device_credentials *c,
+                           const char *tcti, int64_t expiry,
+                           struct provd_err *err)
+{
+  struct credentials_tpm *kept = malloc(sizeof(*kept));
+  struct device_tpm *t = NULL;
+  char *token = NULL;
+  if (!kept)
+    perr_set(err, "NO_MEMORY", "out of memory");
+  else if (credentials_load_tpm(path, kept, err) == 0 &&
+           device_tpm_open(tcti ? tcti : kept->tcti, &t, err) == 0)
+    token = device_tpm_hub_token(t, &kept->key, c->assigned_hub,
+                                 c->device_id, expiry, err);
+  device_tpm_close(t);
+  free(kept);
+  return token;
+}
+
+int provd_device_tpm_hub_token(const char *credentials_path,
+                               const char *tpm_tcti, int64_t expiry_unix,
+                               char **token_take, struct provd_err *err)
+{
+  struct provd_device_credentials c;
+  *token_take = NULL;
+  if (provd_device_credentials_load(credentials_path, &c, err) != 0)
+    return -1;
+  *token_take = tpm_hub_token(credentials_path, &c, tpm_tcti, expiry_unix,
+                              err);
+  OPENSSL_cleanse(&c, sizeof(c));
+  return *token_take ? 0 : -1;
+}
+
 static int check_send_input(const struct provd_device_credentials *c,
                             const char *const *messages, size_t n,
                             double interval_s, struct provd_err *err)
@@ -47,12 +82,6 @@ static int check_send_input(const struct provd_device_credentials *c,
   if (!c || !c->device_id[0] || !c->assigned_hub[0] || (n && !messages)) {
     perr_set(err, "BAD_INPUT", "credentials with a hub and a device id are "
              "required");
-    return -1;
-  }
-  if (!c->symmetric_key[0] && !c->cert_file[0]) {
-    perr_set(err, "UNSUPPORTED", "device %s has no key or certificate the "
-             "hub can check (TPM devices are not supported here)",
-             c->device_id);
     return -1;
   }
   if (interval_s < 0 || interval_s > 3600) {
@@ -68,48 +97,39 @@ static int check_send_input(const struct provd_device_credentials *c,
   return 0;
 }
 
+/* password: the SAS token, or NULL (X.509: the TLS client certificate). */
 static struct mqtt_link *connect_hub(const struct provd_device_credentials *c,
                                      const struct provd_device_hub_opts *h,
-                                     double deadline, struct provd_err *err)
+                                     const char *password, double deadline,
+                                     struct provd_err *err)
 {
   char username[700];
   snprintf(username, sizeof(username), "%s/%s/?api-version=%s",
            c->assigned_hub, c->device_id, PROVD_DEVICE_HUB_API_VERSION);
-  char *token = NULL;
-  if (c->symmetric_key[0] && !(token = hub_token(c, err)))
-    return NULL;
   struct mqtt_link_opts o = {
       .host = h && h->host ? h->host : c->assigned_hub,
       .port = h && h->port ? h->port : PROVD_DEVICE_HUB_PORT,
       .client_id = c->device_id,
       .username = username,
-      .password = token,
+      .password = password,
       .ca_file = h ? h->ca_file : NULL,
       .cert_file = c->cert_file[0] ? c->cert_file : NULL,
       .key_file = c->key_file[0] ? c->key_file : NULL,
   };
-  struct mqtt_link *l = mqtt_link_open(&o, deadline, err);
-  if (token) {
-    OPENSSL_cleanse(token, strlen(token));
-    free(token);
-  }
-  return l;
+  return mqtt_link_open(&o, deadline, err);
 }
 
-int provd_device_send(const struct provd_device_credentials *cred,
-                      const struct provd_device_hub_opts *hub,
-                      const char *const *messages, size_t n_messages,
-                      double interval_s, size_t *sent, struct provd_err *err)
+/* Connects with password (or the certificate), publishes, disconnects. */
+static int publish_all(const struct provd_device_credentials *cred,
+                       const struct provd_device_hub_opts *hub,
+                       const char *password, const char *const *messages,
+                       size_t n_messages, double interval_s, size_t *sent,
+                       struct provd_err *err)
 {
-  perr_clear(err);
-  if (sent)
-    *sent = 0;
-  if (check_send_input(cred, messages, n_messages, interval_s, err) != 0)
-    return -1;
   double timeout = hub && hub->timeout_s > 0 ? hub->timeout_s
                                              : DEFAULT_TIMEOUT_S;
-  struct mqtt_link *l = connect_hub(cred, hub, mqtt_link_now() + timeout,
-                                    err);
+  struct mqtt_link *l = connect_hub(cred, hub, password,
+                                    mqtt_link_now() + timeout, err);
   if (!l)
     return -1;
   char topic[600];
@@ -125,5 +145,66 @@ int provd_device_send(const struct provd_device_credentials *cred,
       (*sent)++;
   }
   mqtt_link_close(l);
+  return rc;
+}
+
+static void free_token(char *token)
+{
+  if (token)
+    OPENSSL_cleanse(token, strlen(token));
+  free(token);
+}
+
+int provd_device_send(const struct provd_device_credentials *cred,
+                      const struct provd_device_hub_opts *hub,
+                      const char *const *messages, size_t n_messages,
+                      double interval_s, size_t *sent, struct provd_err *err)
+{
+  perr_clear(err);
+  if (sent)
+    *sent = 0;
+  if (check_send_input(cred, messages, n_messages, interval_s, err) != 0)
+    return -1;
+  if (!cred->symmetric_key[0] && !cred->cert_file[0]) {
+    perr_set(err, "UNSUPPORTED", "device %s has no key or certificate the "
+             "hub can check (a TPM device: provd_device_send_file)",
+             cred->device_id);
+    return -1;
+  }
+  char *token = NULL;
+  if (cred->symmetric_key[0] && !(token = hub_token(cred, err)))
+    return -1;
+  int rc = publish_all(cred, hub, token, messages, n_messages, interval_s,
+                       sent, err);
+  free_token(token);
+  return rc;
+}
+
+int provd_device_send_file(const char *credentials_path,
+                           const char *tpm_tcti,
+                           const struct provd_device_hub_opts *hub,
+                           const char *const *messages, size_t n_messages,
+                           double interval_s, size_t *sent,
+                           struct provd_err *err)
+{
+  struct provd_device_credentials c;
+  if (sent)
+    *sent = 0;
+  if (provd_device_credentials_load(credentials_path, &c, err) != 0)
+    return -1;
+  int rc;
+  if (c.symmetric_key[0] || c.cert_file[0]) {
+    rc = provd_device_send(&c, hub, messages, n_messages, interval_s, sent,
+                           err);
+  } else if ((rc = check_send_input(&c, messages, n_messages, interval_s,
+                                     err)) == 0) {
+    char *token = tpm_hub_token(credentials_path, &c, tpm_tcti,
+                                (int64_t)time(NULL) + TOKEN_LIFETIME_S, err);
+    rc = token ? publish_all(&c, hub, token, messages, n_messages,
+                             interval_s, sent, err)
+               : -1;
+    free_token(token);
+  }
+  OPENSSL_cleanse(&c, sizeof(c));
   return rc;
 }

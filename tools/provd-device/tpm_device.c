@@ -225,27 +225,32 @@ static int activate(struct tpm_device *dev, ESYS_TR ek, ESYS_TR srk,
                                                 rc);
 }
 
-/* Import + Load under the SRK: a transient handle (caller flushes). */
-static int import_and_load(struct tpm_device *dev, ESYS_TR srk,
-                           const struct activation *a,
-                           const TPM2B_DIGEST *inner_key, ESYS_TR *out,
-                           struct provd_err *err)
+/* TPM2_Import under the SRK: the key re-encrypted for this TPM (caller
+ * Esys_Free()s *out). */
+static int import_key(struct tpm_device *dev, ESYS_TR srk,
+                      const struct activation *a,
+                      const TPM2B_DIGEST *inner_key, TPM2B_PRIVATE **out,
+                      struct provd_err *err)
 {
   TPM2B_DATA enc_key = {.size = inner_key->size};
   memcpy(enc_key.buffer, inner_key->buffer, inner_key->size);
   const TPMT_SYM_DEF_OBJECT sym = {.algorithm = TPM2_ALG_AES,
                                    .keyBits.aes = (UINT16)(8 * inner_key->size),
                                    .mode.aes = TPM2_ALG_CFB};
-  TPM2B_PRIVATE *priv = NULL;
   TSS2_RC rc = Esys_Import(dev->esys, srk, ESYS_TR_PASSWORD, ESYS_TR_NONE,
                            ESYS_TR_NONE, &enc_key, &a->id_public,
-                           &a->duplicate, &a->sym_seed, &sym, &priv);
+                           &a->duplicate, &a->sym_seed, &sym, out);
   memset(&enc_key, 0, sizeof(enc_key));
-  if (rc != TSS2_RC_SUCCESS)
-    return tpm_failed(err, "Import", rc);
-  rc = Esys_Load(dev->esys, srk, ESYS_TR_PASSWORD, ESYS_TR_NONE,
-                 ESYS_TR_NONE, priv, &a->id_public, out);
-  Esys_Free(priv);
+  return rc == TSS2_RC_SUCCESS ? 0 : tpm_failed(err, "Import", rc);
+}
+
+/* TPM2_Load under the SRK: a transient handle (caller flushes). */
+static int load_key(struct tpm_device *dev, ESYS_TR srk,
+                    const TPM2B_PRIVATE *priv, const TPM2B_PUBLIC *pub,
+                    ESYS_TR *out, struct provd_err *err)
+{
+  TSS2_RC rc = Esys_Load(dev->esys, srk, ESYS_TR_PASSWORD, ESYS_TR_NONE,
+                         ESYS_TR_NONE, priv, pub, out);
   return rc == TSS2_RC_SUCCESS ? 0 : tpm_failed(err, "Load", rc);
 }
 
@@ -279,8 +284,29 @@ static int persist_identity(struct tpm_device *dev, ESYS_TR loaded,
   return 0;
 }
 
-int tpm_device_import(struct tpm_device *dev, const uint8_t *blob,
-                      size_t blob_len, struct provd_err *err)
+/* Marshals the imported object for keeping outside the TPM. */
+static int key_object_of(const TPM2B_PRIVATE *priv, const TPM2B_PUBLIC *pub,
+                         struct tpm_device_key_object *out,
+                         struct provd_err *err)
+{
+  size_t priv_len = 0, pub_len = 0;
+  TSS2_RC rc = Tss2_MU_TPM2B_PRIVATE_Marshal(priv, out->priv,
+                                             sizeof(out->priv), &priv_len);
+  if (rc == TSS2_RC_SUCCESS)
+    rc = Tss2_MU_TPM2B_PUBLIC_Marshal(pub, out->pub, sizeof(out->pub),
+                                      &pub_len);
+  if (rc != TSS2_RC_SUCCESS)
+    return tpm_failed(err, "marshalling the imported key", rc);
+  out->priv_len = priv_len;
+  out->pub_len = pub_len;
+  return 0;
+}
+
+/* ActivateCredential + Import of an activation blob; then either persist
+ * the key (keep == NULL) or hand the imported object out. */
+static int import_blob(struct tpm_device *dev, const uint8_t *blob,
+                       size_t blob_len, struct tpm_device_key_object *keep,
+                       struct provd_err *err)
 {
   struct activation *a = malloc(sizeof(*a));
   if (!a) {
@@ -289,12 +315,16 @@ int tpm_device_import(struct tpm_device *dev, const uint8_t *blob,
   }
   ESYS_TR ek, srk, loaded = ESYS_TR_NONE;
   TPM2B_DIGEST *inner_key = NULL;
+  TPM2B_PRIVATE *priv = NULL;
   int rc = parse_activation(blob, blob_len, a, err);
   if (rc == 0 && (rc = ek_and_srk(dev, &ek, &srk, err)) == 0) {
     rc = activate(dev, ek, srk, a, &inner_key, err);
     if (rc == 0)
-      rc = import_and_load(dev, srk, a, inner_key, &loaded, err);
-    if (rc == 0)
+      rc = import_key(dev, srk, a, inner_key, &priv, err);
+    if (rc == 0 && keep)
+      rc = key_object_of(priv, &a->id_public, keep, err);
+    else if (rc == 0 &&
+             (rc = load_key(dev, srk, priv, &a->id_public, &loaded, err)) == 0)
       rc = persist_identity(dev, loaded, err);
     if (loaded != ESYS_TR_NONE)
       Esys_FlushContext(dev->esys, loaded);
@@ -304,12 +334,30 @@ int tpm_device_import(struct tpm_device *dev, const uint8_t *blob,
   if (inner_key)
     memset(inner_key, 0, sizeof(*inner_key));
   Esys_Free(inner_key);
+  Esys_Free(priv);
   free(a);
   return rc;
 }
 
-int tpm_device_hmac(struct tpm_device *dev, const uint8_t *data, size_t len,
-                    uint8_t out[TPM_DEVICE_HMAC_LEN], struct provd_err *err)
+int tpm_device_import(struct tpm_device *dev, const uint8_t *blob,
+                      size_t blob_len, struct provd_err *err)
+{
+  return import_blob(dev, blob, blob_len, NULL, err);
+}
+
+int tpm_device_import_object(struct tpm_device *dev, const uint8_t *blob,
+                             size_t blob_len,
+                             struct tpm_device_key_object *out,
+                             struct provd_err *err)
+{
+  memset(out, 0, sizeof(*out));
+  return import_blob(dev, blob, blob_len, out, err);
+}
+
+/* TPM2_HMAC(SHA-256) with a loaded or persistent key. */
+static int hmac_with(struct tpm_device *dev, ESYS_TR key,
+                     const uint8_t *data, size_t len,
+                     uint8_t out[TPM_DEVICE_HMAC_LEN], struct provd_err *err)
 {
   TPM2B_MAX_BUFFER in;
   if (len > TPM_DEVICE_HMAC_INPUT_MAX || len > sizeof(in.buffer)) {
@@ -318,20 +366,65 @@ int tpm_device_hmac(struct tpm_device *dev, const uint8_t *data, size_t len,
   }
   in.size = (UINT16)len;
   memcpy(in.buffer, data, len);
-  ESYS_TR key = ESYS_TR_NONE;
   TPM2B_DIGEST *mac = NULL;
-  TSS2_RC rc = Esys_TR_FromTPMPublic(dev->esys, TPM_DEVICE_ID_KEY_HANDLE,
-                                     ESYS_TR_NONE, ESYS_TR_NONE,
-                                     ESYS_TR_NONE, &key);
-  if (rc != TSS2_RC_SUCCESS)
-    return tpm_failed(err, "no identity key at 0x81000100", rc);
-  rc = Esys_HMAC(dev->esys, key, ESYS_TR_PASSWORD, ESYS_TR_NONE,
-                 ESYS_TR_NONE, &in, TPM2_ALG_SHA256, &mac);
-  Esys_TR_Close(dev->esys, &key);
+  TSS2_RC rc = Esys_HMAC(dev->esys, key, ESYS_TR_PASSWORD, ESYS_TR_NONE,
+                         ESYS_TR_NONE, &in, TPM2_ALG_SHA256, &mac);
   if (rc == TSS2_RC_SUCCESS && mac->size != TPM_DEVICE_HMAC_LEN)
     rc = TSS2_ESYS_RC_MALFORMED_RESPONSE;
   if (rc == TSS2_RC_SUCCESS)
     memcpy(out, mac->buffer, TPM_DEVICE_HMAC_LEN);
   Esys_Free(mac);
   return rc == TSS2_RC_SUCCESS ? 0 : tpm_failed(err, "HMAC", rc);
+}
+
+int tpm_device_hmac(struct tpm_device *dev, const uint8_t *data, size_t len,
+                    uint8_t out[TPM_DEVICE_HMAC_LEN], struct provd_err *err)
+{
+  ESYS_TR key = ESYS_TR_NONE;
+  TSS2_RC rc = Esys_TR_FromTPMPublic(dev->esys, TPM_DEVICE_ID_KEY_HANDLE,
+                                     ESYS_TR_NONE, ESYS_TR_NONE,
+                                     ESYS_TR_NONE, &key);
+  if (rc != TSS2_RC_SUCCESS)
+    return tpm_failed(err, "no identity key at 0x81000100", rc);
+  int r = hmac_with(dev, key, data, len, out, err);
+  Esys_TR_Close(dev->esys, &key);
+  return r;
+}
+
+int tpm_device_hmac_object(struct tpm_device *dev,
+                           const struct tpm_device_key_object *key,
+                           const uint8_t *data, size_t len,
+                           uint8_t out[TPM_DEVICE_HMAC_LEN],
+                           struct provd_err *err)
+{
+  TPM2B_PRIVATE priv;
+  TPM2B_PUBLIC pub;
+  size_t off_priv = 0, off_pub = 0;
+  memset(&priv, 0, sizeof(priv));
+  memset(&pub, 0, sizeof(pub));
+  if (Tss2_MU_TPM2B_PRIVATE_Unmarshal(key->priv, key->priv_len, &off_priv,
+                                      &priv) != TSS2_RC_SUCCESS ||
+      off_priv != key->priv_len ||
+      Tss2_MU_TPM2B_PUBLIC_Unmarshal(key->pub, key->pub_len, &off_pub,
+                                     &pub) != TSS2_RC_SUCCESS ||
+      off_pub != key->pub_len) {
+    perr_set(err, "BAD_CREDENTIALS", "the kept TPM key is not a "
+             "TPM2B_PRIVATE and TPM2B_PUBLIC");
+    return -1;
+  }
+  ESYS_TR srk = ESYS_TR_NONE, loaded = ESYS_TR_NONE;
+  if (Esys_TR_FromTPMPublic(dev->esys, TPM_DEVICE_SRK_HANDLE, ESYS_TR_NONE,
+                            ESYS_TR_NONE, ESYS_TR_NONE,
+                            &srk) != TSS2_RC_SUCCESS) {
+    perr_set(err, "TPM", "this TPM has no storage root key at 0x81000001: "
+             "not the TPM the device registered with");
+    return -1;
+  }
+  int rc = load_key(dev, srk, &priv, &pub, &loaded, err);
+  Esys_TR_Close(dev->esys, &srk);
+  if (rc == 0) {
+    rc = hmac_with(dev, loaded, data, len, out, err);
+    Esys_FlushContext(dev->esys, loaded);
+  }
+  return rc;
 }

@@ -19,6 +19,7 @@
 #define TPM_DEVICE_SRK_HANDLE 0x81000001u
 #define TPM_DEVICE_ID_KEY_HANDLE 0x81000100u
 #define TPM_DEVICE_PUBLIC_MAX 1024 /* marshalled TPM2B_PUBLIC */
+#define TPM_DEVICE_PRIVATE_MAX 1024 /* marshalled TPM2B_PRIVATE */
 #define TPM_DEVICE_HMAC_LEN 32
 #define TPM_DEVICE_HMAC_INPUT_MAX 1024 /* one TPM2_HMAC call */
 
@@ -41,9 +42,36 @@ int tpm_device_keys(struct tpm_device *dev, uint8_t *ek, size_t *ek_len,
 int tpm_device_import(struct tpm_device *dev, const uint8_t *blob,
                       size_t blob_len, struct provd_err *err);
 
+/* An identity key as this TPM imported it under its SRK, marshalled: the
+ * TPM2B_PRIVATE is sealed with the SRK's seed (only this TPM, with this
+ * SRK, can load it) and the TPM2B_PUBLIC.  The key itself never appears
+ * in the clear outside the TPM. */
+struct tpm_device_key_object {
+  uint8_t priv[TPM_DEVICE_PRIVATE_MAX];
+  size_t priv_len;
+  uint8_t pub[TPM_DEVICE_PUBLIC_MAX];
+  size_t pub_len;
+};
+
+/* Activates and imports a blob as tpm_device_import does, but keeps
+ * nothing in the TPM: *out gets the imported object. */
+int tpm_device_import_object(struct tpm_device *dev, const uint8_t *blob,
+                             size_t blob_len,
+                             struct tpm_device_key_object *out,
+                             struct provd_err *err);
+
 /* HMAC-SHA256 of data with the identity key, computed by the TPM. */
 int tpm_device_hmac(struct tpm_device *dev, const uint8_t *data,
                     size_t len, uint8_t out[TPM_DEVICE_HMAC_LEN],
                     struct provd_err *err);
+
+/* The same with a kept key object: loaded under the SRK, used, flushed.
+ * err->code TPM when this TPM cannot load it (another TPM, or its SRK
+ * was replaced), BAD_CREDENTIALS when it does not parse. */
+int tpm_device_hmac_object(struct tpm_device *dev,
+                           const struct tpm_device_key_object *key,
+                           const uint8_t *data, size_t len,
+                           uint8_t out[TPM_DEVICE_HMAC_LEN],
+                           struct provd_err *err);
 
 #endif

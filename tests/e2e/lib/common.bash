@@ -68,6 +68,33 @@ ${6:-}
 YAML
 }
 
+# write_broker_config CONF PORT IDENTITIES [TLS_DIR]: a mosquitto hub
+# with provd's broker plugin on 127.0.0.1:PORT (TLS with
+# TLS_DIR/server.pem when given), and a back end: user "backend",
+# password "backend-pw", may read devices/#.
+write_broker_config() {
+  local tls=${4:-}
+  mosquitto_passwd -c -b "$WORK/passwd" backend backend-pw >/dev/null 2>&1
+  printf 'user backend\ntopic read devices/#\n' >"$WORK/acl"
+  {
+    printf 'per_listener_settings false\nlistener %s 127.0.0.1\n' "$2"
+    if [ -n "$tls" ]; then
+      printf 'certfile %s/server.pem\nkeyfile %s/server.key\n' "$tls" "$tls"
+    fi
+    cat <<CONF
+allow_anonymous false
+plugin $BUILD_DIR/mosquitto/provd_auth.so
+plugin_opt_identities $3
+password_file $WORK/passwd
+acl_file $WORK/acl
+persistence false
+user $(id -un)
+log_dest stderr
+log_type all
+CONF
+  } >"$1"
+}
+
 # start_mosquitto CONF LOG: mosquitto in the background (sets
 # MOSQUITTO_PID).  In a sanitizer build the broker plugin needs the ASan
 # and UBSan runtimes loaded first, which mosquitto itself does not link.

@@ -1,7 +1,9 @@
-# A private swtpm for e2e tests: start_swtpm sets TPM_PORT, SWTPM_PID and
-# TCTI (the swtpm TCTI wants the control port at TPM_PORT + 1);
-# stop_swtpm ends it.  Source after common.bash; the caller adds
-# stop_swtpm to its EXIT trap.
+# A private swtpm for e2e tests: start_swtpm [STATE_DIR] sets TPM_PORT,
+# SWTPM_PID and TCTI (the swtpm TCTI wants the control port at
+# TPM_PORT + 1); its state lives in STATE_DIR (default $WORK/tpm), so a
+# swtpm started again on the same directory is the same TPM after a
+# reboot.  stop_swtpm ends the one SWTPM_PID names.  Source after
+# common.bash; the caller adds stop_swtpm to its EXIT trap.
 SWTPM_PID=
 free_port_pair() {
   python3 - <<'PY'
@@ -27,11 +29,12 @@ stop_swtpm() {
 }
 
 start_swtpm() {
+  local dir=${1:-$WORK/tpm}
   TPM_PORT=$(free_port_pair)
-  mkdir -p "$WORK/tpm"
+  mkdir -p "$dir"
   swtpm socket --tpm2 --server "type=tcp,port=$TPM_PORT,bindaddr=127.0.0.1" \
     --ctrl "type=tcp,port=$((TPM_PORT + 1)),bindaddr=127.0.0.1" \
-    --flags not-need-init,startup-clear --tpmstate "dir=$WORK/tpm" &
+    --flags not-need-init,startup-clear --tpmstate "dir=$dir" &
   SWTPM_PID=$!
   for _ in $(seq 1 100); do
     (exec 3<>"/dev/tcp/127.0.0.1/$TPM_PORT") 2>/dev/null && break
