@@ -6,6 +6,7 @@
  * nothing ever calls SSL_set_session.  stats.resumed counts handshakes that
  * resumed anyway, so a report can prove it stayed 0. */
 #include <errno.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -451,6 +452,8 @@ static enum step handle_response(struct lg_engine *e, struct lg_conn *c,
   struct lg_verdict v = { 0 };
   bool reusable = !r->conn_close && !at_eof && !r->until_close;
   c->in[c->in_len] = '\0'; /* bodies are text; the buffer has room */
+  if ((r->status == 429 || r->status == 503) && !r->retry_after)
+    e->stats.refused_no_hint++;
   e->mode->on_response(e, c, c->in, r, &v);
   switch (v.action) {
   case LG_SEND:
@@ -546,18 +549,37 @@ static void drive(struct lg_engine *e, struct lg_conn *c, uint32_t events)
 
 /* ---- the run ---- */
 
+/* Open loop (--rate): how many arrivals are due now.  Arrivals that find
+ * no free slot are counted as missed and not made up later, so the
+ * offered load stays what --rate says whatever the server does. */
+static long arrivals_due(struct lg_engine *e)
+{
+  if (e->rate <= 0)
+    return LONG_MAX;
+  double secs = (double)(lg_now_us() - e->shared->start_us) / 1e6;
+  long due = (long)(secs * e->rate) - e->arrivals;
+  return due > 0 ? due : 0;
+}
+
 static size_t refill(struct lg_engine *e)
 {
   size_t busy = 0;
+  long due = arrivals_due(e), started = 0;
   for (size_t i = 0; i < e->n_conns; i++) {
     struct lg_conn *c = &e->conns[i];
     long unit;
-    if (!c->in_use && claim_unit(e, &unit)) {
+    if (!c->in_use && started < due && claim_unit(e, &unit)) {
+      started++;
       if (start_unit(e, c, unit) == STEP_AGAIN)
         drive(e, c, 0);
     }
     if (c->in_use)
       busy++;
+  }
+  if (e->rate > 0) {
+    if (due > started && units_left(e))
+      e->stats.missed += (uint64_t)(due - started);
+    e->arrivals += due;
   }
   return busy;
 }
@@ -623,6 +645,8 @@ void lg_engine_run(struct lg_engine *e)
      * failed synchronously are retried on the next turn.) */
     if (refill(e) == 0 && !units_left(e))
       break;
+    if (e->rate > 0)
+      wait_ms = 1; /* the next arrival is due within milliseconds */
     if (end_at != INT64_MAX && (end_at - now) / 1000 < wait_ms)
       wait_ms = (int)((end_at - now) / 1000) + 1;
     n = epoll_wait(e->epfd, events, MAX_EVENTS, wait_ms);

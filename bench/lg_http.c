@@ -69,6 +69,9 @@ static int parse_headers(const char *p, const char *end, long *content_len,
         return -1;
     } else if (header_is(p, len, "Transfer-Encoding")) {
       return -1; /* chunked: unsupported, see file comment */
+    } else if (header_is(p, len, "Retry-After")) {
+      header_value(p, len, value, sizeof value);
+      out->retry_after = value[0] != '\0';
     } else if (header_is(p, len, "Connection")) {
       header_value(p, len, value, sizeof value);
       out->conn_close = strcasecmp(value, "close") == 0;

@@ -104,6 +104,8 @@ void lg_stats_merge(struct lg_stats *dst, const struct lg_stats *src)
   dst->handshakes += src->handshakes;
   dst->requests += src->requests;
   dst->cancelled += src->cancelled;
+  dst->missed += src->missed;
+  dst->refused_no_hint += src->refused_no_hint;
   dst->lat_truncated = dst->lat_truncated || src->lat_truncated;
   for (size_t i = 0; i < src->n_lat; i++)
     keep_sample(dst, src->lat_us[i]);

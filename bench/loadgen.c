@@ -33,7 +33,7 @@ static void usage(FILE *f)
 "                     [--timeout S] [--max-polls N] [--max-errors N]\n"
 "                     [--requests-per-conn N] [--api-version V]\n"
 "                     [--threads N] [--client-ca PEM --client-ca-key PEM]\n"
-"                     [--tpm-keys PEM]\n"
+"                     [--tpm-keys PEM] [--rate R]\n"
 "Every register/baseline unit is a new connection with a full TLS handshake.\n"
 "enroll: creates --count individual symmetric-key enrollments prefix0..\n"
 "with keys base64(HMAC-SHA256(seed, regid)) through the service API.\n"
@@ -42,7 +42,10 @@ static void usage(FILE *f)
 "registration id, ECDSA P-256, signed by that CA) instead of a SAS token.\n"
 "--tpm-keys PEM (two RSA-2048 keys, EK then SRK): enroll/enroll-bulk create TPM\n"
 "enrollments with that EK; register-tpm replays the DPS TPM flow with them in\n"
-"software (401 challenge, activation, token signed with the imported key).\n");
+"software (401 challenge, activation, token signed with the imported key).\n"
+"--rate R: open loop; R units start per second whatever the server answers\n"
+"(up to --concurrency at once; arrivals beyond it are reported as missed).\n"
+"Without it a connection starts its next unit when one ends (closed loop).\n");
 }
 
 /* ---- option parsing ---- */
@@ -127,7 +130,7 @@ enum opt_id {
   OPT_DURATION, OPT_COUNT, OPT_SCOPE, OPT_PREFIX, OPT_IDS, OPT_KEYS_SEED,
   OPT_GROUP_KEY, OPT_CONN_STRING, OPT_TIMEOUT, OPT_MAX_POLLS,
   OPT_MAX_ERRORS, OPT_REQ_PER_CONN, OPT_API_VERSION, OPT_THREADS, OPT_HELP,
-  OPT_CLIENT_CA, OPT_CLIENT_CA_KEY, OPT_TPM_KEYS
+  OPT_CLIENT_CA, OPT_CLIENT_CA_KEY, OPT_TPM_KEYS, OPT_RATE
 };
 
 /* Same order as enum opt_id: error messages index it by id. */
@@ -155,6 +158,7 @@ static const struct option long_opts[] = {
   { "client-ca", required_argument, NULL, OPT_CLIENT_CA },
   { "client-ca-key", required_argument, NULL, OPT_CLIENT_CA_KEY },
   { "tpm-keys", required_argument, NULL, OPT_TPM_KEYS },
+  { "rate", required_argument, NULL, OPT_RATE },
   { NULL, 0, NULL, 0 },
 };
 
@@ -172,6 +176,7 @@ static int apply_numeric(struct lg_opts *o, int id, const char *arg)
   case OPT_REQ_PER_CONN:
     return num_parse_long(arg, 1, 1000000, &o->requests_per_conn);
   case OPT_THREADS: return num_parse_long(arg, 1, MAX_THREADS, &o->threads);
+  case OPT_RATE: return parse_double(arg, 1, 1e6, &o->rate);
   default: return -1;
   }
 }
@@ -315,6 +320,14 @@ static void print_human(const struct lg_opts *o, struct lg_result *r)
   print_errors(s);
   printf("cancelled     %llu (in flight at the end; not errors)\n",
          (unsigned long long)s->cancelled);
+  if (o->rate > 0)
+    printf("open loop     %.1f/s offered; %llu arrivals missed (no free "
+           "slot)\n", o->rate, (unsigned long long)s->missed);
+  if (s->http_status[429] + s->http_status[503])
+    printf("refusals      %llu x 429, %llu x 503; %llu without Retry-After\n",
+           (unsigned long long)s->http_status[429],
+           (unsigned long long)s->http_status[503],
+           (unsigned long long)s->refused_no_hint);
   printf("handshakes    %llu full, %llu resumed; %llu HTTP requests\n",
          (unsigned long long)(s->handshakes - s->resumed),
          (unsigned long long)s->resumed, (unsigned long long)s->requests);
@@ -344,6 +357,12 @@ static void print_machine(const struct lg_opts *o, struct lg_result *r)
   for (int k = 0; k < LG_ERR__COUNT; k++)
     printf(" err_%s=%llu", lg_err_kind_name(k),
            (unsigned long long)s->errors[k]);
+  printf(" offered_rate=%.1f missed=%llu refused_429=%llu refused_503=%llu "
+         "refused_no_hint=%llu",
+         o->rate, (unsigned long long)s->missed,
+         (unsigned long long)s->http_status[429],
+         (unsigned long long)s->http_status[503],
+         (unsigned long long)s->refused_no_hint);
   printf("%s\n", r->aborted ? " aborted=1" : "");
 }
 
@@ -369,6 +388,7 @@ static int setup_engine(const struct lg_opts *o, struct lg_engine *e,
   e->count = o->count ? share_of(o->count, n, index) : 0;
   e->unit_timeout_us = (int64_t)(o->timeout_s * 1e6);
   e->max_units_per_conn = (int)o->requests_per_conn;
+  e->rate = o->rate / n;
   e->rng = ((uint64_t)time(NULL) << 20) ^ ((uint64_t)getpid() << 8) ^
            (0x9E3779B97F4A7C15ULL * (index + 1));
   return lg_engine_init(e, o->host, o->port, o->ca,

@@ -27,6 +27,7 @@ struct lg_resp {
   size_t body_len;
   bool conn_close;   /* "Connection: close" */
   bool until_close;  /* no Content-Length: the body ends at EOF */
+  bool retry_after;  /* a Retry-After header with a value was present */
 };
 
 /* 1: a complete response is in buf; 0: need more bytes; -1: malformed or
@@ -56,6 +57,10 @@ struct lg_stats {
   uint64_t handshakes;
   uint64_t requests;    /* HTTP requests sent */
   uint64_t cancelled;   /* in flight when the run ended: not errors */
+  /* --rate runs: arrivals due while every connection slot was busy, so
+   * never started (the client's limit, not the server's answer). */
+  uint64_t missed;
+  uint64_t refused_no_hint; /* 429/503 answers without a Retry-After */
   uint32_t *lat_us;     /* latency samples of successful units */
   size_t n_lat, cap_lat;
   bool lat_truncated;   /* more samples than LG_MAX_SAMPLES */
@@ -192,6 +197,8 @@ struct lg_engine {
   uint64_t rng;            /* Request-Id generator (not security) */
   struct lg_stats stats;
   int64_t end_us;
+  double rate;             /* this engine's arrivals per second; 0: closed */
+  long arrivals;           /* arrivals handled so far (started or missed) */
 };
 
 int64_t lg_now_us(void);
@@ -235,6 +242,8 @@ struct lg_opts {
   long max_errors;
   long requests_per_conn;     /* enroll keep-alive connections */
   long threads;               /* engines, one per thread */
+  double rate;                /* units started per second (open loop); 0:
+                                 a new unit whenever one ends */
   const char *tpm_keys;       /* PEM: EK + SRK of the software TPM */
 };
 

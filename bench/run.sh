@@ -23,7 +23,8 @@
 # symmetric-key devices in the same run, no ceilings),
 # BENCH_NOTIFIERS=1 (provd also runs a webhook and an smtp notifier for
 # every event, against receivers that take 1 s per request: compare
-# register_rate with a run without).
+# register_rate with a run without), BENCH_LIMITS (the body of a
+# `limits: { ... }` map for provd's config, e.g. "max_handshakes: 64").
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -41,6 +42,7 @@ NGINX=${BENCH_NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
 KIND=${BENCH_KIND:-individual}
 X509_DEVICES=${BENCH_X509_DEVICES:-20000}
 NOTIFIERS=${BENCH_NOTIFIERS:-0}
+LIMITS=${BENCH_LIMITS:-}
 
 SCOPE=0ne00000001
 SEED=provd-bench-seed
@@ -227,6 +229,7 @@ plugins:
 $([ "$KIND" != x509 ] || echo "  - { kind: attestation, name: x509 }")
 $([ "$KIND" != tpm ] || echo "  - { kind: attestation, name: tpm }")
   - { kind: allocation, name: hashed }
+$([ -z "$LIMITS" ] || echo "limits: { $LIMITS }")
 EOF
   [ "$NOTIFIERS" = 1 ] || return 0
   cat >>"$CONFIG" <<EOF

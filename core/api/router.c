@@ -3,6 +3,7 @@
  * and the service API. */
 #include "api/api.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -27,12 +28,17 @@ static int is_service_root(const char *seg)
 
 static void respond_health(struct api_ctx *ctx, struct http_exchange *ex)
 {
-  if (atomic_load(&ctx->ready) && ctx->store && !store_reachable(ctx->store))
-    api_respond_error(ex, 503, 503001, "The database is unreachable.");
-  else if (atomic_load(&ctx->ready))
-    api_respond_json(ex, 200, json_pack("{s:s}", "status", "ok"), NULL, 0);
-  else
+  char why[256], msg[320];
+  if (!atomic_load(&ctx->ready)) {
     api_respond_error(ex, 503, 503001, "Starting or stopping.");
+  } else if (ctx->store && !store_reachable(ctx->store)) {
+    api_respond_error(ex, 503, 503001, "The database is unreachable.");
+  } else if (ctx->store && !store_writable(ctx->store, why, sizeof(why))) {
+    snprintf(msg, sizeof(msg), "The database refuses writes: %s", why);
+    api_respond_error(ex, 503, 503001, msg);
+  } else {
+    api_respond_json(ex, 200, json_pack("{s:s}", "status", "ok"), NULL, 0);
+  }
 }
 
 static void respond_metrics(struct http_exchange *ex)

@@ -322,6 +322,7 @@ static void do_limits(struct ck *c, struct provd_config *cfg,
       {"max_handshakes", 0}, {"handshake_timeout", 0},
       {"max_connections_per_source", 0}, {"retry_after_max", 0},
       {"register_rate_per_device", 0},   {"register_rate_per_source", 0},
+      {"first_boot_max_wait", 0},
       {0}};
   if (want_type(c, v, CFG_MAP, "limits"))
     return;
@@ -354,6 +355,10 @@ static void do_limits(struct ck *c, struct provd_config *cfg,
   get_duration(c, cfg_map_get(v, "handshake_timeout"),
                "limits.handshake_timeout", 1000, 60000, &hs_ms);
   cfg->handshake_timeout_s = (int)(hs_ms / 1000);
+  long long fb_ms = cfg->first_boot_max_wait_ms;
+  get_duration(c, cfg_map_get(v, "first_boot_max_wait"),
+               "limits.first_boot_max_wait", 0, 60000, &fb_ms);
+  cfg->first_boot_max_wait_ms = (int)fb_ms;
   const struct cfg_node *mb = cfg_map_get(v, "max_body");
   unsigned long long size;
   if (cfg_is_absent(mb) || want_text(c, mb, "limits.max_body", "a size"))

@@ -123,6 +123,10 @@ struct provd_config {
   /* Register calls per minute per registration id / source address;
    * 0: no limit. */
   int register_rate_per_device, register_rate_per_source;
+  /* `limits.first_boot_max_wait`: a register call from a device with no
+   * registration yet that waited longer than this for the store is
+   * deferred (429), so known devices keep the store; 0: never. */
+  int first_boot_max_wait_ms;
   int retry_after_s;        /* `registration.retry_after`, default 1 */
   /* `registration.allocation_policy`: for enrollments without one; NULL:
    * the first allocation plugin declared. */

@@ -92,6 +92,7 @@ struct job {
   int had_prev;
   char *prev_etag;        /* owned, or NULL */
   int adopted;            /* a concurrent registration's record answers */
+  int64_t submitted_ns;   /* time_mono_ns() at engine_submit */
 };
 
 struct auth_outcome {
@@ -1206,6 +1207,27 @@ static void explain_phase(struct job *j, struct store_session *s)
   finish_explain(j, json_str_at(j->record.body, "status"), NULL);
 }
 
+/* limits.first_boot_max_wait: under a boot storm the devices the store
+ * already knows (re-registrations after an outage) go first; a first
+ * boot that waited too long for the store is told to come back later,
+ * before it costs a write.  Finishes the job and returns 1 if deferred. */
+static int defer_first_boot(struct job *j)
+{
+  int64_t max_ms = j->e->cfg->first_boot_max_wait_ms;
+  int64_t waited_ms = (time_mono_ns() - j->submitted_ns) / 1000000;
+  if (max_ms <= 0 || waited_ms <= max_ms)
+    return 0;
+  metrics_add("provd_first_boots_deferred_total",
+              "First-boot registrations deferred (429) because the store "
+              "was behind (limits.first_boot_max_wait)", NULL, 1);
+  char why[160];
+  snprintf(why, sizeof(why),
+           "first boot deferred: the store is %lld ms behind "
+           "(limits.first_boot_max_wait)", (long long)waited_ms);
+  finish_error(j, "THROTTLED", why);
+  return 1;
+}
+
 static void read_phase(struct store_session *s, void *ud)
 {
   struct job *j = ud;
@@ -1245,6 +1267,8 @@ static void read_phase(struct store_session *s, void *ud)
     return;
   }
   j->had_prev = rc == PROVD_OK;
+  if (!j->had_prev && defer_first_boot(j))
+    return;
   j->prev_etag = j->had_prev && prev.etag ? strdup(prev.etag) : NULL;
   plan_record(j, rc == PROVD_OK ? &prev : NULL);
   store_rec_clear(&prev);
@@ -1292,7 +1316,8 @@ void engine_submit(struct engine *e, struct reg_request *req,
   j->done = done;
   j->ud = ud;
   snprintf(j->call.trace_id, sizeof(j->call.trace_id), "%s", req->trace_id);
-  j->call.deadline_ns = time_mono_ns() + CALL_DEADLINE_NS;
+  j->submitted_ns = time_mono_ns();
+  j->call.deadline_ns = j->submitted_ns + CALL_DEADLINE_NS;
   const char *limited = rate_limited(e, req);
   if (limited) {
     finish_error(j, "THROTTLED", limited);

@@ -208,9 +208,42 @@ static int run_job(struct store_session *s, const struct write_job *job,
   return rc;
 }
 
-static void notify(const struct write_job *job, int status,
+/* Errors that say the database cannot take writes at all, as opposed to
+ * a job's own refusal (not found, precondition) or a busy queue. */
+static bool is_write_failure(int status, const struct provd_err *err)
+{
+  static const char *const codes[] = { "STORE_IO", "STORE_NOMEM",
+                                       "STORE_CORRUPT", "STORE_UNREACHABLE" };
+  if (status == PROVD_OK || !err)
+    return false;
+  for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
+    if (strcmp(err->code, codes[i]) == 0)
+      return true;
+  return false;
+}
+
+/* Writer thread: every finished write job's outcome passes here. */
+static void note_write_outcome(struct store *st, int status,
+                               const struct provd_err *err)
+{
+  if (status == PROVD_OK) {
+    if (atomic_exchange(&st->write_failing, 0))
+      log_info("store", "writes succeed again");
+    return;
+  }
+  if (!is_write_failure(status, err))
+    return;
+  pthread_mutex_lock(&st->write_error_mu);
+  snprintf(st->write_error, sizeof(st->write_error), "%s", err->msg);
+  pthread_mutex_unlock(&st->write_error_mu);
+  if (!atomic_exchange(&st->write_failing, 1))
+    log_error("store", "writes fail reason=%s: %s", err->code, err->msg);
+}
+
+static void notify(struct store *st, const struct write_job *job, int status,
                    const struct provd_err *err)
 {
+  note_write_outcome(st, status, err);
   if (job->done)
     job->done(job->ud, status, err);
 }
@@ -226,7 +259,7 @@ static void run_each_alone(struct store *st, size_t n)
       status = run_job(s, &st->batch[i], &err, &broken);
     if (broken)
       session_unwind(s);
-    notify(&st->batch[i], status, &err);
+    notify(st, &st->batch[i], status, &err);
   }
 }
 
@@ -234,7 +267,7 @@ static void fail_all(struct store *st, size_t n, int status,
                      const struct provd_err *err)
 {
   for (size_t i = 0; i < n; i++)
-    notify(&st->batch[i], status, err);
+    notify(st, &st->batch[i], status, err);
 }
 
 /* The writer's current batch: writes run so far (st->batch[0..n)) and
@@ -342,7 +375,7 @@ static void run_batch(struct store *st, size_t n)
   metrics_add("provd_store_write_batches_total",
               "Write transactions committed by the store writer", NULL, 1);
   for (size_t i = 0; i < b.n; i++)
-    notify(&st->batch[i], st->batch_status[i], &st->batch_err[i]);
+    notify(st, &st->batch[i], st->batch_status[i], &st->batch_err[i]);
 }
 
 static void *writer_main(void *arg)
@@ -409,6 +442,7 @@ static void store_free(struct store *st)
   free(st->popped);
   free(st->batch_status);
   free(st->batch_err);
+  pthread_mutex_destroy(&st->write_error_mu);
   free(st);
 }
 
@@ -479,6 +513,7 @@ int store_open(struct plugin_instance *storage, const struct store_opts *o,
   st->inst = storage;
   st->ops = storage->desc->ops;
   st->opts = opts;
+  pthread_mutex_init(&st->write_error_mu, NULL);
   rc = alloc_parts(st, err);
   if (rc == PROVD_OK)
     rc = open_sessions(st, err);
@@ -517,6 +552,44 @@ int store_reachable(struct store *st)
       store_submit_read(st, probe_read, st) != PROVD_OK)
     atomic_store(&st->probing, 0);
   return !atomic_load(&st->unreachable);
+}
+
+/* A write that changes nothing in the end but must reach the disk: a
+ * row put and deleted again inside one transaction. */
+static int probe_write(struct store_session *s, void *ud,
+                       struct provd_err *err)
+{
+  (void)ud;
+  static const char id[] = "$write-probe"; /* '$' is no hub's name */
+  json_t *body = json_object();
+  struct store_rec rec = { .id = (char *)id, .body = body };
+  int rc = body ? store_put(s, PROVD_TABLE_HUBS, &rec, NULL, 0, err)
+                : PROVD_E_NOMEM;
+  json_decref(body);
+  if (rc == PROVD_OK)
+    rc = store_del(s, PROVD_TABLE_HUBS, id, NULL, err);
+  return rc;
+}
+
+static void probe_write_done(void *ud, int status, const struct provd_err *err)
+{
+  (void)status;
+  (void)err;
+  struct store *st = ud;
+  atomic_store(&st->write_probing, 0);
+}
+
+int store_writable(struct store *st, char *why, size_t why_len)
+{
+  if (!atomic_load(&st->write_failing))
+    return 1;
+  if (!atomic_exchange(&st->write_probing, 1) &&
+      store_submit_write(st, probe_write, probe_write_done, st) != PROVD_OK)
+    atomic_store(&st->write_probing, 0);
+  pthread_mutex_lock(&st->write_error_mu);
+  snprintf(why, why_len, "%s", st->write_error);
+  pthread_mutex_unlock(&st->write_error_mu);
+  return 0;
 }
 
 int store_submit_read(struct store *st, store_read_fn fn, void *ud)

@@ -53,6 +53,13 @@ int store_shared(const struct store *st);
  * one: non-blocking, it queues a cheap read that updates the answer for
  * the next caller (/healthz). */
 int store_reachable(struct store *st);
+/* Whether the last write the database finished succeeded.  When it
+ * failed with an I/O-class error (disk full, read-only file, corrupt
+ * database) this returns 0, copies the error's message into why
+ * (at most why_len bytes, NUL-terminated) and queues a write probe, so
+ * that the answer clears once writes work again even if nothing else
+ * writes meanwhile.  Non-blocking (/healthz). */
+int store_writable(struct store *st, char *why, size_t why_len);
 
 /* ---- synchronous use, on the calling thread ---- */
 struct store_session *store_session_open(struct store *st,

@@ -70,6 +70,12 @@ struct store {
   /* The database answered STORE_UNREACHABLE last time (store_reachable). */
   atomic_int unreachable;
   atomic_int probing;       /* a reachability probe is queued */
+  /* The last write the database finished failed with an I/O-class
+   * error (disk full, read-only file, corruption): store_writable. */
+  atomic_int write_failing;
+  atomic_int write_probing; /* a write probe is queued */
+  pthread_mutex_t write_error_mu;
+  char write_error[256];    /* the failure's message, under the mutex */
 };
 
 /* Remembers whether the last store call reached the database. */

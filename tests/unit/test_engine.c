@@ -26,6 +26,7 @@
 #include "store/store.h"
 #include "util/b64.h"
 #include "util/err.h"
+#include "util/metrics.h"
 #include "util/sas.h"
 
 #define SCOPE "0ne00000001"
@@ -1155,6 +1156,48 @@ START_TEST(t_throttled_when_write_queue_full)
 }
 END_TEST
 
+/* limits.first_boot_max_wait: while the store is behind, a device it
+ * already knows registers; a first boot that waited too long is told to
+ * come back (429), writes nothing, and gets in once the store caught up. */
+START_TEST(t_first_boots_deferred_while_store_behind)
+{
+  rig_down();
+  rig_extra_yaml = "limits: { first_boot_max_wait: 100ms }\n";
+  rig_up(default_plugins, 1, 0);
+  rig_extra_yaml = NULL;
+  enroll("dev-known", individual("dev-known", key1));
+  enroll("dev-new", individual("dev-new", key1));
+  char *known_tok = token(key1, 0, "dev-known");
+  char *new_tok = token(key1, 0, "dev-new");
+  char op[128];
+  register_ok("dev-known", known_tok, op);
+  ck_assert_int_eq(
+      store_submit_write(rig.store, write_held, write_done, NULL), PROVD_OK);
+  gate_wait(&gate.entered, 1); /* the writer is busy: the store is behind */
+  struct waiter *known =
+      submit_async(request(REG_REGISTER, "dev-known", NULL, known_tok));
+  struct waiter *first =
+      submit_async(request(REG_REGISTER, "dev-new", NULL, new_tok));
+  usleep(250 * 1000);
+  gate_count(&gate.open);
+  struct answer a = await_answer(known);
+  ck_assert_int_eq(a.http_status, 202);
+  answer_clear(&a);
+  a = await_answer(first);
+  ck_assert_int_gt(a.retry_after_s, 0);
+  expect_refused(a, 429, "THROTTLED", 429001);
+  ck_assert_int_eq(get_record(PROVD_TABLE_REGISTRATIONS, "dev-new",
+                              &(struct store_rec){0}),
+                   PROVD_NOT_FOUND);
+  char *text = metrics_render();
+  ck_assert_ptr_nonnull(strstr(text, "provd_first_boots_deferred_total 1"));
+  free(text);
+  register_ok("dev-new", new_tok, op); /* the store is idle again */
+  free(known_tok);
+  free(new_tok);
+}
+END_TEST
+
 /* ---------------------------------------------------------------------
  * Allocation policies (DPS allocation policies; docs/allocation.md):
  * every allocation plugin loaded, hashed first (the fallback and tie
@@ -2099,6 +2142,7 @@ static Suite *engine_suite(void)
   tcase_add_checked_fixture(bounds, setup, teardown);
   tcase_add_test(bounds, t_throttled_when_read_queue_full);
   tcase_add_test(bounds, t_throttled_when_write_queue_full);
+  tcase_add_test(bounds, t_first_boots_deferred_while_store_behind);
   suite_add_tcase(s, bounds);
   return s;
 }
