@@ -57,7 +57,7 @@ overload_row() { # NAME
   local name=$1 ok elapsed served
   ok=$(field "$WORK/$name.out" ok)
   elapsed=$(field "$WORK/$name.out" elapsed_s)
-  served=$(awk -v ok="$ok" -v s="$elapsed" 'BEGIN { printf "%.0f", s > 0 ? ok / s : 0 }')
+  served=$(awk -v ok="$ok" -v s="$elapsed" 'BEGIN { printf "%.0f", (s > 0 ? ok / s : 0) }')
   awk -v n="$name" -v served="$served" -v cap="$CAPACITY" \
       -v p50="$(field "$WORK/$name.out" p50_ms)" -v p99="$(field "$WORK/$name.out" p99_ms)" \
       -v r429="$(field "$WORK/$name.out" refused_429)" -v r503="$(field "$WORK/$name.out" refused_503)" \
@@ -68,10 +68,13 @@ overload_row() { # NAME
       -v held="$(idle_field "$name" held)" -v shed="$(idle_field "$name" closed_by_server)" \
       'BEGIN {
          printf "%-10s served %6d/s = %5.1f %% of capacity  p50 %7.1f ms  p99 %7.1f ms  429 %d  503 %d  without Retry-After %d  timeouts %d  connect errors %d  missed %d  RSS %d -> %d -> %d MiB  idle %d held, %d closed by provd\n",
-           n, served, cap > 0 ? 100 * served / cap : 0, p50, p99, r429, r503, nohint, tmo, conn, missed,
+           n, served, (cap > 0 ? 100 * served / cap : 0), p50, p99, r429, r503, nohint, tmo, conn, missed,
            rb / 1024, rm / 1024, ra / 1024, held, shed
        }'
-  echo "BENCH overload=$name capacity=$CAPACITY offered=$OFFERED served=$served p50_ms=$(field "$WORK/$name.out" p50_ms) p99_ms=$(field "$WORK/$name.out" p99_ms) refused_429=$(field "$WORK/$name.out" refused_429) refused_no_hint=$(field "$WORK/$name.out" refused_no_hint) timeouts=$(field "$WORK/$name.out" err_timeout) rss_max_kib=$(idle_field "$name" max)"
+  local cpu_s
+  cpu_s=$(server_cpu "provd-$name")
+  echo "           server CPU ${cpu_s} s over the ${OVER_DURATION}s = $(awk -v c="$cpu_s" -v d="$OVER_DURATION" 'BEGIN { printf "%.2f", c / d }') cores; $(cpu_us_per_unit "$name" "provd-$name") us per served registration (capacity run: $(cpu_us_per_unit register1 provd1) us); the load generator took $(field "$WORK/$name.out" cpu_client_s) s"
+  echo "BENCH overload=$name capacity=$CAPACITY offered=$OFFERED served=$served server_cpu_s=$cpu_s p50_ms=$(field "$WORK/$name.out" p50_ms) p99_ms=$(field "$WORK/$name.out" p99_ms) refused_429=$(field "$WORK/$name.out" refused_429) refused_no_hint=$(field "$WORK/$name.out" refused_no_hint) timeouts=$(field "$WORK/$name.out" err_timeout) rss_max_kib=$(idle_field "$name" max)"
 }
 
 overload_main() {

@@ -13,6 +13,12 @@
 #define TRIM_AFTER_PEAK 256
 #define SHED_LOG_INTERVAL_NS (10ULL * 1000 * 1000 * 1000)
 #define SOURCE_BUCKETS 4096
+/* A handshake this old has stalled: a client on a slow link still sends
+ * its ClientHello within a few round trips. */
+#define HANDSHAKE_STALLED_NS (1000ULL * 1000 * 1000)
+/* Handshakes looked at for a stalled one per new connection: bounded
+ * work at accept, whatever the queue holds. */
+#define STALLED_SEARCH_MAX 64
 
 struct source_count {
   struct source_count *next;
@@ -62,6 +68,7 @@ void net_conns_handshake_begin(struct net_conns *l, struct net_conn *c)
   if (c->handshaking)
     return;
   c->handshaking = true;
+  c->hs_since_ns = time_mono_ns();
   c->hs_next = NULL;
   c->hs_prev = l->hs_newest;
   if (l->hs_newest)
@@ -87,6 +94,27 @@ void net_conns_handshake_end(struct net_conns *l, struct net_conn *c)
     l->hs_newest = c->hs_prev;
   c->hs_prev = c->hs_next = NULL;
   l->n_handshaking--;
+}
+
+enum net_handshake_admission
+net_conns_handshake_admission(const struct net_conns *l, size_t max,
+                              struct net_conn **stalled)
+{
+  *stalled = NULL;
+  if (l->n_handshaking < max)
+    return NET_HANDSHAKE_ADMIT;
+  uint64_t now = time_mono_ns();
+  size_t looked = 0;
+  /* Oldest first, so the search ends at the first young one. */
+  for (struct net_conn *c = l->hs_oldest;
+       c && looked < STALLED_SEARCH_MAX &&
+       now - c->hs_since_ns >= HANDSHAKE_STALLED_NS;
+       c = c->hs_next, looked++)
+    if (!(c->stream && stream_hello_received(c->stream))) {
+      *stalled = c;
+      return NET_HANDSHAKE_EVICT_STALLED;
+    }
+  return NET_HANDSHAKE_REFUSE;
 }
 
 void net_conns_shed(struct net_conns *l, const char *transport,

@@ -26,6 +26,7 @@ struct net_conn {
   /* In the handshake queue (a TLS connection without a finished
    * handshake), oldest first. */
   struct net_conn *hs_prev, *hs_next;
+  uint64_t hs_since_ns;    /* when it joined the handshake queue */
   bool handshaking;
 };
 
@@ -50,6 +51,24 @@ void net_conns_remove(struct net_conns *l, struct net_conn *c);
  * their handshake may hold is bounded by evicting the oldest. */
 void net_conns_handshake_begin(struct net_conns *l, struct net_conn *c);
 void net_conns_handshake_end(struct net_conns *l, struct net_conn *c);
+
+/* What a listener does with a new TLS connection when max handshakes
+ * are already under way: below max it admits; at max, a stalled one
+ * (*stalled: among the oldest, one whose ClientHello never arrived whole
+ * within a second: a flood's half-open connection, a client gone) makes
+ * room; otherwise the worker is merely behind and the newcomer is
+ * refused at once, before it costs anything.  Closing a handshake whose ClientHello was taken in
+ * would throw away the costly half of a handshake already done and,
+ * under a boot storm, make the worker serve almost nothing
+ * (bench/overload.sh). */
+enum net_handshake_admission {
+  NET_HANDSHAKE_ADMIT,
+  NET_HANDSHAKE_EVICT_STALLED,
+  NET_HANDSHAKE_REFUSE
+};
+enum net_handshake_admission
+net_conns_handshake_admission(const struct net_conns *l, size_t max,
+                              struct net_conn **stalled);
 
 /* Counts a connection refused or closed to keep the listener usable, by
  * reason ("max_connections", "idle_evicted", "handshake_backlog"), in

@@ -51,7 +51,7 @@
 #define DEFAULT_MAX_BODY_BYTES (96 * 1024)
 #define DEFAULT_IDLE_TIMEOUT_S 30
 #define DEFAULT_MAX_CONNECTIONS 4096
-#define DEFAULT_MAX_HANDSHAKES 1024
+#define DEFAULT_MAX_HANDSHAKES 256
 #define DEFAULT_HANDSHAKE_TIMEOUT_S 5
 #define MAX_WORKERS 1024
 #define LISTEN_BACKLOG 1024
@@ -853,18 +853,27 @@ static int handshake_deadline_s(const struct http_worker *w)
   return hs < req ? hs : req;
 }
 
-/* Bounds what connections that never finish a handshake hold: beyond
- * max_handshakes the one waiting longest is closed. */
-static void queue_handshake(struct http_worker *w, struct conn *c)
+/* Bounds what connections without a finished handshake hold
+ * (net_conns_handshake_admission); false: refuse the new one. */
+static bool admit_handshake(struct http_worker *w, const char *peer)
 {
-  if (w->conns.n_handshaking >= w->srv->o.max_handshakes) {
-    struct conn *oldest = (struct conn *)w->conns.hs_oldest;
-    net_conns_shed(&w->conns, "https", "handshake_backlog",
-                   oldest->peer_addr);
-    conn_close_socket(oldest);
-    conn_release(oldest);
+  struct net_conn *stalled;
+  switch (net_conns_handshake_admission(&w->conns, w->srv->o.max_handshakes,
+                                        &stalled)) {
+  case NET_HANDSHAKE_ADMIT:
+    return true;
+  case NET_HANDSHAKE_EVICT_STALLED: {
+    struct conn *c = (struct conn *)stalled;
+    net_conns_shed(&w->conns, "https", "handshake_stalled", c->peer_addr);
+    conn_close_socket(c);
+    conn_release(c);
+    return true;
   }
-  net_conns_handshake_begin(&w->conns, &c->nc);
+  case NET_HANDSHAKE_REFUSE:
+  default:
+    net_conns_shed(&w->conns, "https", "handshake_backlog", peer);
+    return false;
+  }
 }
 
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
@@ -876,7 +885,8 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
   const struct http_server_opts *o = &w->srv->o;
   char peer[INET6_ADDRSTRLEN + 8];
   format_peer(sa, peer, sizeof peer);
-  if (w->stopping || !make_room(w, peer)) {
+  if (w->stopping || (o->ssl && !admit_handshake(w, peer)) ||
+      !make_room(w, peer)) {
     evutil_closesocket(fd);
     return;
   }
@@ -909,7 +919,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
   net_conns_add(&w->conns, &c->nc);
   if (c->tls) { /* a handshake dripped byte by byte must end too */
     net_conn_deadline_start(&c->nc, handshake_deadline_s(w));
-    queue_handshake(w, c);
+    net_conns_handshake_begin(&w->conns, &c->nc);
   }
   atomic_fetch_add_explicit(&w->n_open, 1, memory_order_relaxed);
   worker_counters_dirty(w);

@@ -30,7 +30,7 @@
 #define DEFAULT_MAX_PACKET (96 * 1024 + MQTT_PUBLISH_OVERHEAD)
 #define DEFAULT_CONNECT_TIMEOUT_S 10
 #define DEFAULT_MAX_CONNECTIONS 16384
-#define DEFAULT_MAX_HANDSHAKES 1024
+#define DEFAULT_MAX_HANDSHAKES 256
 /* A packet must arrive whole within this many seconds of its first byte
  * (the idle timeout restarts with every byte). */
 #define PACKET_DEADLINE_S 10
@@ -540,17 +540,27 @@ static void on_event(struct stream *s, int what, void *arg)
 
 /* ---- the protocol on the HTTP server's workers --------------------------- */
 
-/* As on the HTTPS listener: beyond max_handshakes connections without a
- * finished TLS handshake, the one waiting longest is closed. */
-static void queue_handshake(struct mqtt_worker *mw, struct mconn *c)
+/* As on the HTTPS listener (net_conns_handshake_admission); false:
+ * refuse the new connection. */
+static bool admit_handshake(struct mqtt_worker *mw, const char *peer,
+                            size_t max_handshakes)
 {
-  if (mw->conns.n_handshaking >= c->srv->o.max_handshakes) {
-    struct mconn *oldest = (struct mconn *)mw->conns.hs_oldest;
-    net_conns_shed(&mw->conns, "mqtt", "handshake_backlog",
-                   oldest->peer_addr);
-    conn_close(oldest);
+  struct net_conn *stalled;
+  switch (net_conns_handshake_admission(&mw->conns, max_handshakes,
+                                        &stalled)) {
+  case NET_HANDSHAKE_ADMIT:
+    return true;
+  case NET_HANDSHAKE_EVICT_STALLED: {
+    struct mconn *c = (struct mconn *)stalled;
+    net_conns_shed(&mw->conns, "mqtt", "handshake_stalled", c->peer_addr);
+    conn_close(c);
+    return true;
   }
-  net_conns_handshake_begin(&mw->conns, &c->nc);
+  case NET_HANDSHAKE_REFUSE:
+  default:
+    net_conns_shed(&mw->conns, "mqtt", "handshake_backlog", peer);
+    return false;
+  }
 }
 
 static void on_accept(struct http_worker *hw, int fd, const char *peer,
@@ -560,6 +570,10 @@ static void on_accept(struct http_worker *hw, int fd, const char *peer,
   struct mqtt_worker *mw = &srv->workers[http_worker_index(hw)];
   if (mw->conns.n >= srv->o.max_connections) {
     net_conns_shed(&mw->conns, "mqtt", "max_connections", peer);
+    close(fd);
+    return;
+  }
+  if (srv->o.ssl && !admit_handshake(mw, peer, srv->o.max_handshakes)) {
     close(fd);
     return;
   }
@@ -587,7 +601,7 @@ static void on_accept(struct http_worker *hw, int fd, const char *peer,
   net_conn_deadline_start(&c->nc, srv->o.connect_timeout_s);
   net_conns_add(&mw->conns, &c->nc);
   if (srv->o.ssl)
-    queue_handshake(mw, c);
+    net_conns_handshake_begin(&mw->conns, &c->nc);
   atomic_fetch_add_explicit(&srv->n_open, 1, memory_order_relaxed);
   publish_open(srv);
   if (!net_sources_take(srv->sources, &c->nc, peer)) {

@@ -300,8 +300,12 @@ struct stream *stream_new(struct event_base *base, int fd, SSL_CTX *ctx)
                     s);
   s->idle = evtimer_new(base, on_idle, s);
   if (ctx && (s->ssl = SSL_new(ctx)) != NULL) {
+    /* RELEASE_BUFFERS: an idle connection (a keep-alive HTTPS client, an
+     * MQTT device between packets) holds no 16 KiB+ record buffers; 10,000
+     * idle TLS connections took 377 MB without it. */
     SSL_set_mode(s->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE |
-                             SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+                             SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                             SSL_MODE_RELEASE_BUFFERS);
     /* A client that closes without close_notify has still said all. */
     SSL_set_options(s->ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
     SSL_set_read_ahead(s->ssl, 1);
@@ -331,6 +335,11 @@ int stream_start(struct stream *s, stream_fn on_read, stream_fn on_drained,
 
 struct evbuffer *stream_input(struct stream *s) { return s->in; }
 struct evbuffer *stream_output(struct stream *s) { return s->out; }
+bool stream_hello_received(const struct stream *s)
+{
+  return !s->ssl || SSL_get_state(s->ssl) != TLS_ST_BEFORE;
+}
+
 SSL *stream_ssl(struct stream *s) { return s->ssl; }
 unsigned long stream_tls_error(const struct stream *s) { return s->tls_error; }
 

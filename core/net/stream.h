@@ -61,6 +61,10 @@ bool stream_input_pending(struct stream *s);
 void stream_shutdown_write(struct stream *s);
 
 SSL *stream_ssl(struct stream *s); /* borrowed; NULL when plain */
+/* Whether the client's whole ClientHello arrived and was taken in (the
+ * server's costly half of the handshake is done); true when plain.  A
+ * connection that sent half a ClientHello and stopped never gets here. */
+bool stream_hello_received(const struct stream *s);
 /* The client's certificate chain as PEM, leaf first, or NULL (plain, no
  * certificate, or out of memory).  Caller frees. */
 char *stream_peer_chain_pem(struct stream *s);

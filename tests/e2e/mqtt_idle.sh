@@ -22,7 +22,9 @@ echo "# $line"
 read -r before during after opened < <(sed -n 's/.*before=\([0-9]*\) during=\([0-9]*\) after=\([0-9]*\) open=\([0-9]*\).*/\1 \2 \3 \4/p' <<<"$line")
 expect_eq "all $COUNT connections were accepted" "$COUNT" "$opened"
 grown=$(( during - before ))
-check "each idle connection costs under 64 KiB ($(( grown / COUNT )) KiB)" test "$grown" -lt $(( COUNT * 64 ))
+# OpenSSL releases its record buffers while a connection is idle
+# (SSL_MODE_RELEASE_BUFFERS): 26 KiB each, 36 KiB without.
+check "each idle connection costs under 32 KiB ($(( grown / COUNT )) KiB)" test "$grown" -lt $(( COUNT * 32 ))
 check "at least half of it is returned once they close (after=$after KiB)" \
   test $(( after - before )) -lt $(( grown / 2 ))
 http GET /healthz ''
