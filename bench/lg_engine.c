@@ -208,15 +208,16 @@ static void record_ok(struct lg_engine *e, int64_t latency_us)
   lg_stats_ok(&e->stats, latency_us);
 }
 
-static void report_progress(const struct lg_shared *sh, uint64_t finished)
+static void report_progress(const struct lg_engine *e, uint64_t finished)
 {
+  const struct lg_shared *sh = e->shared;
   double secs = (double)(lg_now_us() - sh->start_us) / 1e6;
-  fprintf(stderr, "progress: %llu/%ld (%.0f%%) ok=%llu errors=%llu "
-          "%.1f s %.0f/s\n", (unsigned long long)finished, sh->total_count,
-          100.0 * (double)finished / (double)sh->total_count,
+  fprintf(stderr, "progress: %llu/%ld %s (%.0f%%) ok=%llu errors=%llu "
+          "%.1f s %.0f %s/s\n", (unsigned long long)finished, sh->total_count,
+          e->mode->unit, 100.0 * (double)finished / (double)sh->total_count,
           (unsigned long long)atomic_load(&sh->ok),
           (unsigned long long)atomic_load(&sh->errors), secs,
-          secs > 0 ? (double)finished / secs : 0.0);
+          secs > 0 ? (double)finished / secs : 0.0, e->mode->unit);
 }
 
 /* Count runs print a line every progress_step units; whichever thread
@@ -229,7 +230,7 @@ static void count_finished(struct lg_engine *e)
   if (sh->progress_step && n >= mark &&
       atomic_compare_exchange_strong(&sh->next_progress, &mark,
                                      mark + sh->progress_step))
-    report_progress(sh, n);
+    report_progress(e, n);
 }
 
 /* The unit failed: count it and drop the connection (its state is

@@ -653,13 +653,16 @@ static int build_service_auth(struct lg_mode_ctx *m, char *err,
 /* ---- registry ---- */
 
 static const struct lg_mode modes[] = {
-  { "register", false, register_first, register_response, NULL },
-  { "register-mqtt", false, register_mqtt_first, register_response,
-    lg_mqtt_parse },
-  { "register-tpm", false, register_tpm_first, register_tpm_response, NULL },
-  { "baseline", false, baseline_first, baseline_response, NULL },
-  { "enroll", true, enroll_first, status_200_response, NULL },
-  { "enroll-bulk", true, enroll_bulk_first, bulk_response, NULL },
+  { "register", "registrations", false, register_first, register_response,
+    NULL },
+  { "register-mqtt", "registrations", false, register_mqtt_first,
+    register_response, lg_mqtt_parse },
+  { "register-tpm", "registrations", false, register_tpm_first,
+    register_tpm_response, NULL },
+  { "baseline", "units", false, baseline_first, baseline_response, NULL },
+  { "enroll", "enrollments", true, enroll_first, status_200_response, NULL },
+  { "enroll-bulk", "bulk operations", true, enroll_bulk_first, bulk_response,
+    NULL },
 };
 
 const struct lg_mode *lg_mode_find(const char *name)

@@ -101,6 +101,9 @@ struct lg_verdict {
 
 struct lg_mode {
   const char *name;
+  /* What one unit is, for the progress lines ("bulk operations": an
+   * enroll-bulk unit carries 10 enrollments, its rate is not theirs). */
+  const char *unit;
   /* Units share a keep-alive connection (enroll) instead of one new
    * connection + full handshake each (register, baseline). */
   bool keep_alive;

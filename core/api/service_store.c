@@ -414,6 +414,10 @@ static int write_delete(struct store_session *s, void *ud,
 
 /* ---- bulk ---- */
 
+#define CA_REFERENCE_REFUSAL                                              \
+  "attestation.x509.caReferences names a CA that is not registered or "   \
+  "not verified"
+
 struct item_outcome {
   int http;  /* 0 = success */
   int code;
@@ -428,13 +432,41 @@ static void item_not_found(const struct svc_job *job,
   o->text = not_found_text(job->table);
 }
 
-/* One bulk item inside its own savepoint.  Returns a store status when
- * the store failed (the whole job then fails); item-level refusals go to
- * *o with PROVD_OK. */
+/* Create mode asks nothing of the existing record, so it is not read:
+ * the store's insert refuses an id that exists (case-insensitively, as
+ * the read would), before anything of the item is written.  Seeding a
+ * large fleet runs at the store's round trips per item. */
+static int bulk_item_create(struct store_session *s, struct svc_job *job,
+                            struct bulk_item *it, struct item_outcome *o,
+                            struct provd_err *err)
+{
+  char why[160];
+  int rc = PROVD_OK;
+  if (job->table == PROVD_TABLE_ENROLLMENT_GROUPS &&
+      (rc = ca_references_verified(s, it->doc, why, sizeof(why), err)) ==
+          PROVD_E_INVAL) {
+    *o = (struct item_outcome){400, SVC_E_BAD_DOCUMENT, CA_REFERENCE_REFUSAL};
+    return PROVD_OK;
+  }
+  if (rc == PROVD_OK)
+    rc = store_document(s, job->table, it->doc, it->id, it->attestation_type,
+                        NULL, NULL, 1, err);
+  if (rc == PROVD_EXISTS) {
+    *o = (struct item_outcome){409, SVC_E_EXISTS, "Enrollment already exists"};
+    rc = PROVD_OK;
+  }
+  return rc;
+}
+
+/* One bulk item.  Returns a store status when the store failed (the
+ * whole job then fails, and the writer rolls all of it back); item-level
+ * refusals go to *o with PROVD_OK and write nothing. */
 static int bulk_item_apply(struct store_session *s, struct svc_job *job,
                            struct bulk_item *it, struct item_outcome *o,
                            struct provd_err *err)
 {
+  if (job->bulk.mode == BULK_CREATE)
+    return bulk_item_create(s, job, it, o, err);
   struct store_rec old = {0};
   char why[160];
   int rc = store_get(s, job->table, it->id, &old, err);
@@ -443,9 +475,7 @@ static int bulk_item_apply(struct store_session *s, struct svc_job *job,
   int exists = rc == PROVD_OK;
   enum bulk_mode m = job->bulk.mode;
   rc = PROVD_OK;
-  if (m == BULK_CREATE && exists) {
-    *o = (struct item_outcome){409, SVC_E_EXISTS, "Enrollment already exists"};
-  } else if ((m == BULK_UPDATE_IF_MATCH || m == BULK_DELETE) && !exists) {
+  if ((m == BULK_UPDATE_IF_MATCH || m == BULK_DELETE) && !exists) {
     item_not_found(job, o);
   } else if (m == BULK_UPDATE_IF_MATCH && !etag_matches(it->etag, &old)) {
     *o = (struct item_outcome){412, SVC_E_PRECONDITION, "Precondition failed"};
@@ -454,8 +484,7 @@ static int bulk_item_apply(struct store_session *s, struct svc_job *job,
                                           err)) != PROVD_OK) {
     if (rc == PROVD_E_INVAL)
       *o = (struct item_outcome){400, SVC_E_BAD_DOCUMENT,
-                                 "attestation.x509.caReferences names a CA "
-                                 "that is not registered or not verified"};
+                                 CA_REFERENCE_REFUSAL};
     rc = rc == PROVD_E_INVAL ? PROVD_OK : rc;
   } else if (m == BULK_DELETE) {
     const char *id = old.id ? old.id : it->id;
@@ -465,8 +494,7 @@ static int bulk_item_apply(struct store_session *s, struct svc_job *job,
   } else {
     rc = store_document(s, job->table, it->doc, it->id, it->attestation_type,
                         exists ? &old : NULL,
-                        m == BULK_UPDATE_IF_MATCH ? it->etag : NULL,
-                        m == BULK_CREATE, err);
+                        m == BULK_UPDATE_IF_MATCH ? it->etag : NULL, 0, err);
   }
   store_rec_clear(&old);
   return rc;
@@ -494,16 +522,9 @@ static int write_bulk(struct store_session *s, void *ud,
   for (size_t i = 0; i < job->bulk.n; i++) {
     struct bulk_item *it = &job->bulk.items[i];
     struct item_outcome o = {0, 0, NULL};
-    int rc = store_tx_begin(s, err);
-    if (rc != PROVD_OK)
-      return rc;
-    rc = bulk_item_apply(s, job, it, &o, err);
-    if (rc != PROVD_OK) {
-      struct provd_err ignored;
-      store_tx_rollback(s, &ignored);
-      return rc;
-    }
-    rc = store_tx_commit(s, err);
+    /* No savepoint per item: a refused item wrote nothing, and a store
+     * failure fails the job, whose own level the writer rolls back. */
+    int rc = bulk_item_apply(s, job, it, &o, err);
     if (rc != PROVD_OK)
       return rc;
     if (o.http) {

@@ -7,10 +7,23 @@
 # afterwards each one is in the store, each has its event in the journal,
 # every journal event reached the webhook receiver (by event id), and the
 # journal's hash chain verifies.
+#
+# STORE=postgres runs the same ledger on the postgres storage plugin (a
+# throwaway cluster of scripts/pg-test-cluster.sh): a killed provd's
+# transactions die with its connections, and each restart is a new
+# process that must wait out the dead one's notifier lease before it
+# delivers.
+# ctest-variant: postgres STORE=postgres postgres;slow
 source "$(dirname "$0")/lib/common.bash"
 
 CRASHES=${CRASHES:-10}
+STORE=${STORE:-sqlite}
 DATA_DIR=$WORK/data
+case "$STORE" in
+sqlite) ;;
+postgres) source "$(dirname "$0")/lib/multi.bash"; pg_start ;;
+*) fail "STORE must be sqlite or postgres, not $STORE"; exit 1 ;;
+esac
 RPORT=$(free_port)
 FIXED_PORT=$(free_port)
 SECRET=ledger-$(random_key)
@@ -27,6 +40,13 @@ cat >> "$WORK/provd.yaml" <<YAML
     options: { url: "http://127.0.0.1:$RPORT/ok", secret: "$SECRET", timeout: 2s }
 events: { retry_initial: 50ms, retry_max: 300ms, poll: 20ms }
 YAML
+if [ "$STORE" = postgres ]; then
+  cat >> "$WORK/provd.yaml" <<YAML
+storage:
+  plugin: postgres
+  options: { conninfo: "$CONNINFO", pool_size: 4, reconnect_max: 1s }
+YAML
+fi
 start_receiver "$RPORT" "$LOG" "$SECRET"
 start_provd "$WORK/provd.yaml"
 
@@ -50,7 +70,7 @@ check "the load generator ran without errors" test ! -s "$WORK/load.err"
 
 ENROLLS=$(grep -c '^enroll ' "$LEDGER" || true)
 REGS=$(grep -c '^register ' "$LEDGER" || true)
-echo "# ledger: $ENROLLS enrollments, $REGS registrations, $(grep -c '^disable ' "$LEDGER" || true) disables acknowledged across $CRASHES crashes"
+echo "# ledger ($STORE): $ENROLLS enrollments, $REGS registrations, $(grep -c '^disable ' "$LEDGER" || true) disables acknowledged across $CRASHES crashes"
 check "enough writes were acknowledged to mean something" test "$ENROLLS" -ge 50 -a "$REGS" -ge 50
 
 # Every acknowledged write is in the store, with its event in the journal,

@@ -48,4 +48,17 @@ rows = json.load(open(sys.argv[1]))
 assert len(rows) == 27 and not any(r["created"] for r in rows), rows
 assert all(r["reason"] for r in rows)' "$WORK/again.json"
 
+# The bulk create refuses an id that exists in another case, and the
+# refused row writes nothing: neither the record nor an event.
+before=$(json_get "$(provctl enrollment show imp-7 --json)" etag)
+printf 'registrationId,deviceId,iotHubs,tags\nIMP-7,other,,\nimp-new,,,\n' > "$WORK/case.csv"
+provctl enrollment import "$WORK/case.csv" > /dev/null 2> "$WORK/case.err" || true
+check "an id that exists in another case is refused" grep -q '^line 2 IMP-7: refused: already exists' "$WORK/case.err"
+check "the row after it is created" grep -q 'import: 1 created, 1 refused' "$WORK/case.err"
+expect_eq "the refused row left the record alone" "$before" "$(json_get "$(provctl enrollment show imp-7 --json)" etag)"
+http GET "/events?limit=1000&api-version=2021-10-01" '' -H "Authorization: $(service_token)"
+expect_eq "one enrollment event for imp-7, none for the refused row" 1 "$(python3 -c '
+import json, sys
+print(sum(1 for e in json.loads(sys.argv[1]) if e["subject"].lower() == "imp-7"))' "$BODY_OUT")"
+
 finish
