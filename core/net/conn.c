@@ -117,6 +117,25 @@ net_conns_handshake_admission(const struct net_conns *l, size_t max,
   return NET_HANDSHAKE_REFUSE;
 }
 
+bool net_conns_admit_handshake(struct net_conns *l, size_t max,
+                               const char *transport, const char *peer,
+                               void (*close_stalled)(struct net_conn *c))
+{
+  struct net_conn *stalled;
+  switch (net_conns_handshake_admission(l, max, &stalled)) {
+  case NET_HANDSHAKE_ADMIT:
+    return true;
+  case NET_HANDSHAKE_EVICT_STALLED:
+    net_conns_shed(l, transport, "handshake_stalled", peer);
+    close_stalled(stalled);
+    return true;
+  case NET_HANDSHAKE_REFUSE:
+  default:
+    net_conns_shed(l, transport, "handshake_backlog", peer);
+    return false;
+  }
+}
+
 void net_conns_shed(struct net_conns *l, const char *transport,
                     const char *reason, const char *peer)
 {

@@ -69,6 +69,12 @@ enum net_handshake_admission {
 enum net_handshake_admission
 net_conns_handshake_admission(const struct net_conns *l, size_t max,
                               struct net_conn **stalled);
+/* Applies that decision for a new connection from peer: a stalled one is
+ * closed with close_stalled (counted as "handshake_stalled"); false when
+ * the new one must be refused (counted as "handshake_backlog"). */
+bool net_conns_admit_handshake(struct net_conns *l, size_t max,
+                               const char *transport, const char *peer,
+                               void (*close_stalled)(struct net_conn *c));
 
 /* Counts a connection refused or closed to keep the listener usable, by
  * reason ("max_connections", "idle_evicted", "handshake_backlog"), in

@@ -857,27 +857,12 @@ static int handshake_deadline_s(const struct http_worker *w)
   return hs < req ? hs : req;
 }
 
-/* Bounds what connections without a finished handshake hold
- * (net_conns_handshake_admission); false: refuse the new one. */
-static bool admit_handshake(struct http_worker *w, const char *peer)
+/* A stalled handshake making room (net_conns_admit_handshake). */
+static void close_stalled(struct net_conn *n)
 {
-  struct net_conn *stalled;
-  switch (net_conns_handshake_admission(&w->conns, w->srv->o.max_handshakes,
-                                        &stalled)) {
-  case NET_HANDSHAKE_ADMIT:
-    return true;
-  case NET_HANDSHAKE_EVICT_STALLED: {
-    struct conn *c = (struct conn *)stalled;
-    net_conns_shed(&w->conns, "https", "handshake_stalled", c->peer_addr);
-    conn_close_socket(c);
-    conn_release(c);
-    return true;
-  }
-  case NET_HANDSHAKE_REFUSE:
-  default:
-    net_conns_shed(&w->conns, "https", "handshake_backlog", peer);
-    return false;
-  }
+  struct conn *c = (struct conn *)n;
+  conn_close_socket(c);
+  conn_release(c);
 }
 
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
@@ -889,7 +874,9 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
   const struct http_server_opts *o = &w->srv->o;
   char peer[INET6_ADDRSTRLEN + 8];
   format_peer(sa, peer, sizeof peer);
-  if (w->stopping || (o->ssl && !admit_handshake(w, peer)) ||
+  if (w->stopping ||
+      (o->ssl && !net_conns_admit_handshake(&w->conns, o->max_handshakes,
+                                            "https", peer, close_stalled)) ||
       !make_room(w, peer)) {
     evutil_closesocket(fd);
     return;

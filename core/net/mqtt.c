@@ -540,27 +540,10 @@ static void on_event(struct stream *s, int what, void *arg)
 
 /* ---- the protocol on the HTTP server's workers --------------------------- */
 
-/* As on the HTTPS listener (net_conns_handshake_admission); false:
- * refuse the new connection. */
-static bool admit_handshake(struct mqtt_worker *mw, const char *peer,
-                            size_t max_handshakes)
+/* A stalled handshake making room (net_conns_admit_handshake). */
+static void close_stalled(struct net_conn *n)
 {
-  struct net_conn *stalled;
-  switch (net_conns_handshake_admission(&mw->conns, max_handshakes,
-                                        &stalled)) {
-  case NET_HANDSHAKE_ADMIT:
-    return true;
-  case NET_HANDSHAKE_EVICT_STALLED: {
-    struct mconn *c = (struct mconn *)stalled;
-    net_conns_shed(&mw->conns, "mqtt", "handshake_stalled", c->peer_addr);
-    conn_close(c);
-    return true;
-  }
-  case NET_HANDSHAKE_REFUSE:
-  default:
-    net_conns_shed(&mw->conns, "mqtt", "handshake_backlog", peer);
-    return false;
-  }
+  conn_close((struct mconn *)n);
 }
 
 static void on_accept(struct http_worker *hw, int fd, const char *peer,
@@ -573,7 +556,9 @@ static void on_accept(struct http_worker *hw, int fd, const char *peer,
     close(fd);
     return;
   }
-  if (srv->o.ssl && !admit_handshake(mw, peer, srv->o.max_handshakes)) {
+  if (srv->o.ssl && !net_conns_admit_handshake(&mw->conns,
+                                               srv->o.max_handshakes, "mqtt",
+                                               peer, close_stalled)) {
     close(fd);
     return;
   }
