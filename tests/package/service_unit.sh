@@ -45,13 +45,16 @@ expect_eq "the installed provd finds the installed plugins" 0 "$rc"
 [ "$rc" -eq 0 ] || echo "$out" >&2
 
 # --- the system calls provd makes are those the unit allows ---
+# The installed copy, not the build tree's: a checkout may sit below a
+# directory the unprivileged user cannot enter (a `mktemp -d` clone is 0700).
 DATA_DIR=$WORK/data
 mkdir -p "$DATA_DIR" && chown nobody "$DATA_DIR" && chmod 0711 "$WORK"
+PLUGIN_DIR=$ROOT/lib/provd/plugins
 write_config "$WORK/provd.yaml" "$DATA_DIR"
 sed -i 's|^listen:.*|listen: { https: "127.0.0.1:0", mqtt: "127.0.0.1:0" }|' "$WORK/provd.yaml"
 cat > "$WORK/provd-traced" <<SH
 #!/bin/sh
-exec strace -f -qq -o "$WORK/trace" setpriv --reuid=nobody --regid=nogroup --clear-groups "$PROVD" "\$@"
+exec strace -f -qq -o "$WORK/trace" setpriv --reuid=nobody --regid=nogroup --clear-groups "$ROOT/bin/provd" "\$@"
 SH
 chmod 0755 "$WORK/provd-traced"
 REAL_PROVD=$PROVD PROVD=$WORK/provd-traced
