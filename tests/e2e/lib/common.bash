@@ -213,16 +213,31 @@ free_port() {
 }
 
 # start_receiver PORT LOG SECRET: tests/e2e/lib/notify_peer.py receive in
-# the background; sets RECEIVER_PID once it accepts connections.
+# the background; sets RECEIVER_PID once it accepts connections.  A port
+# found free earlier may have been taken meanwhile by another test's
+# listener (then the receiver exits and the probe reaches that one):
+# it tries again for up to 30 s while the port is held.
 start_receiver() {
-  python3 "$SOURCE_DIR/tests/e2e/lib/notify_peer.py" receive --port "$1" \
-    --log "$2" --secret "$3" 2>>"$WORK/receiver.err" &
-  RECEIVER_PID=$!
-  for _ in $(seq 1 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.05
+  local attempt
+  for attempt in $(seq 1 30); do
+    python3 "$SOURCE_DIR/tests/e2e/lib/notify_peer.py" receive --port "$1" \
+      --log "$2" --secret "$3" 2>>"$WORK/receiver.err" &
+    RECEIVER_PID=$!
+    for _ in $(seq 1 100); do
+      kill -0 "$RECEIVER_PID" 2>/dev/null || break
+      if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
+        sleep 0.1 # a receiver that lost the bind race has exited by now
+        kill -0 "$RECEIVER_PID" 2>/dev/null && return 0
+        break
+      fi
+      sleep 0.05
+    done
+    wait "$RECEIVER_PID" 2>/dev/null || true
+    echo "# the webhook receiver could not listen on $1 (attempt $attempt)" >&2
+    sleep 1
   done
-  fail "the webhook receiver did not start"; exit 1
+  RECEIVER_PID=
+  fail "the webhook receiver did not start on port $1"; exit 1
 }
 
 stop_receiver() {
