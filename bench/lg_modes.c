@@ -39,6 +39,9 @@
 #define SERVICE_API_VERSION "2021-10-01"
 #define DEVICE_KEY_MAX 64
 #define TOKEN_LIFETIME_S (24 * 3600)
+/* Under provd's default limits.max_service_token_lifetime (1 h); a
+ * seeding longer than this would need a fresh token. */
+#define SERVICE_TOKEN_LIFETIME_S (50 * 60)
 
 struct lg_mode_ctx {
   const struct lg_opts *o;   /* borrowed */
@@ -640,7 +643,7 @@ static int build_service_auth(struct lg_mode_ctx *m, char *err,
   }
   snprintf(m->service_host, sizeof m->service_host, "%s", cs.host);
   m->service_auth = sas_build(m->service_host, key, key_len,
-                              (int64_t)time(NULL) + TOKEN_LIFETIME_S,
+                              (int64_t)time(NULL) + SERVICE_TOKEN_LIFETIME_S,
                               cs.key_name);
   memset(&cs, 0, sizeof cs);
   if (!m->service_auth) {
