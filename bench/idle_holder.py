@@ -17,17 +17,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests",
                                 "e2e", "lib"))
-from testkit import rss_kib  # noqa: E402
-
-
-def closed_by_server(s):
-    s.setblocking(False)
-    try:
-        return s.recv(1) == b""
-    except (BlockingIOError, ssl.SSLWantReadError):
-        return False
-    except (OSError, ssl.SSLError):
-        return True
+from testkit import closed_by_server, rss_kib  # noqa: E402
 
 
 def open_idle(port, ctx, count):

@@ -1,8 +1,9 @@
-"""Small pieces the e2e helper scripts share: DPS SAS tokens and a
-process's resident memory."""
+"""Small pieces the e2e helper scripts share: DPS SAS tokens, whether a
+server closed a socket, and a process's resident memory."""
 import base64
 import hashlib
 import hmac
+import ssl
 import time
 import urllib.parse
 
@@ -23,6 +24,18 @@ def sas(resource, key_b64, name=None):
     tok = "SharedAccessSignature sr=%s&sig=%s&se=%d" % (
         sr, urllib.parse.quote(sig, safe=""), se)
     return tok + "&skn=%s" % (name or "registration")
+
+
+def closed_by_server(s):
+    """Whether the peer closed s (a plain or a TLS socket), without
+    waiting: leaves s non-blocking."""
+    s.setblocking(False)
+    try:
+        return s.recv(1) == b""
+    except (BlockingIOError, ssl.SSLWantReadError):
+        return False
+    except OSError:  # a reset, or ssl.SSLError
+        return True
 
 
 def rss_kib(pid):

@@ -12,16 +12,7 @@ import socket
 import subprocess
 import time
 
-from testkit import rss_kib
-
-
-def closed_by_server(s):
-    try:
-        return s.recv(1, socket.MSG_DONTWAIT) == b""
-    except BlockingIOError:
-        return False
-    except OSError:
-        return True
+from testkit import closed_by_server, rss_kib
 
 
 def main():
