@@ -381,7 +381,8 @@ static int start_daemon(struct daemon *dm, struct provd_err *err)
   /* As many store readers as event loops: more threads than cores only
    * add context switches (measured with bench/). */
   struct store_opts so = {.readers = workers, .queue_max = 8192,
-                          .batch_max = 512};
+                          .batch_max = 512,
+                          .commit_window_us = cfg->commit_window_ms * 1000L};
   if (!storage || store_open(storage, &so, &dm->store, err) != PROVD_OK)
     return -1;
   wire_error_set_retry_spread(cfg->retry_after_max_s);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "store/store_int.h"
 #include "util/log.h"
@@ -15,6 +16,7 @@
 #define MAX_READERS 64
 #define MAX_QUEUE (1u << 20)
 #define MAX_BATCH 4096
+#define MAX_WINDOW_US 100000
 
 /* ---- bounded job queues ---- */
 
@@ -27,7 +29,11 @@ static int jobq_init(struct jobq *q, size_t elem, size_t cap)
   q->elem = elem;
   q->cap = cap;
   pthread_mutex_init(&q->mu, NULL);
-  pthread_cond_init(&q->cv, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&q->cv, &ca);
+  pthread_condattr_destroy(&ca);
   return 0;
 }
 
@@ -91,6 +97,23 @@ static size_t jobq_take(struct jobq *q, void *out, size_t max, bool wait)
   }
   pthread_mutex_unlock(&q->mu);
   return taken;
+}
+
+/* Like jobq_take without wait, but first waits for a job until deadline
+ * (CLOCK_MONOTONIC); 0 when none came or the queue is closing. */
+static size_t jobq_take_until(struct jobq *q, void *out, size_t max,
+                              const struct timespec *deadline)
+{
+  pthread_mutex_lock(&q->mu);
+  while (q->n == 0 && !q->closing) {
+    q->idle++;
+    int rc = pthread_cond_timedwait(&q->cv, &q->mu, deadline);
+    q->idle--;
+    if (rc != 0)
+      break;
+  }
+  pthread_mutex_unlock(&q->mu);
+  return jobq_take(q, out, max, false);
 }
 
 static size_t jobq_pop(struct jobq *q, void *out, size_t max)
@@ -338,6 +361,42 @@ static void batch_collect(struct store *st, struct batch *b, size_t n)
   }
 }
 
+/* deadline = now + us on CLOCK_MONOTONIC (the queues' condition clock). */
+static void deadline_after_us(struct timespec *deadline, long us)
+{
+  clock_gettime(CLOCK_MONOTONIC, deadline);
+  deadline->tv_sec += us / 1000000;
+  deadline->tv_nsec += (us % 1000000) * 1000;
+  if (deadline->tv_nsec >= 1000000000L) {
+    deadline->tv_sec++;
+    deadline->tv_nsec -= 1000000000L;
+  }
+}
+
+/* The commit window (store_opts.commit_window_us): under concurrent load
+ * the transaction stays open a little longer so that the writes arriving
+ * meanwhile share its one durable commit.  A commit costs a WAL write and
+ * an fsync whatever it holds, so it is the per-write cost that falls; no
+ * one is answered before the commit either way.  It opens only when the
+ * previous commit held several writes: a lone write (a quiet server) is
+ * committed at once and pays no latency for it. */
+static void batch_linger(struct store *st, struct batch *b)
+{
+  size_t max = st->opts.batch_max;
+  bool busy = st->last_batch_writes > 1;
+  st->last_batch_writes = b->n;
+  if (st->opts.commit_window_us <= 0 || !busy || !b->in_tx || b->n == 0)
+    return;
+  struct timespec deadline;
+  deadline_after_us(&deadline, st->opts.commit_window_us);
+  size_t n;
+  while (b->n < max && b->in_tx &&
+         (n = jobq_take_until(&st->writes, st->popped, max - b->n,
+                              &deadline)) > 0)
+    batch_collect(st, b, n);
+  st->last_batch_writes = b->n;
+}
+
 /* Group commit: one transaction for the reads and writes of a batch,
  * one savepoint per write, one durable commit, then every done(). */
 static void run_batch(struct store *st, size_t n)
@@ -350,6 +409,7 @@ static void run_batch(struct store *st, size_t n)
     rc = store_tx_begin(s, &err);
   b.in_tx = rc == PROVD_OK;
   batch_collect(st, &b, n);
+  batch_linger(st, &b);
   if (b.reads)
     metrics_add("provd_store_reads_on_writer_total",
                 "Read jobs the store writer ran itself", NULL,
@@ -412,11 +472,14 @@ static int read_opts(const struct store_opts *o, struct store_opts *out,
   out->readers = o && o->readers ? o->readers : DEFAULT_READERS;
   out->queue_max = o && o->queue_max ? o->queue_max : DEFAULT_QUEUE_MAX;
   out->batch_max = o && o->batch_max ? o->batch_max : DEFAULT_BATCH_MAX;
+  out->commit_window_us = o ? o->commit_window_us : 0;
   if (out->readers < 1 || out->readers > MAX_READERS ||
-      out->queue_max > MAX_QUEUE || out->batch_max > MAX_BATCH) {
+      out->queue_max > MAX_QUEUE || out->batch_max > MAX_BATCH ||
+      out->commit_window_us < 0 || out->commit_window_us > MAX_WINDOW_US) {
     perr_set(err, "STORE_CONFIG",
-             "store: readers 1..%d, queue_max up to %u, batch_max up to %d",
-             MAX_READERS, MAX_QUEUE, MAX_BATCH);
+             "store: readers 1..%d, queue_max up to %u, batch_max up to %d, "
+             "commit window up to %d us",
+             MAX_READERS, MAX_QUEUE, MAX_BATCH, MAX_WINDOW_US);
     return PROVD_E_INVAL;
   }
   return PROVD_OK;

@@ -38,6 +38,7 @@ struct store_opts {
   int readers;        /* reader threads, default 2 */
   size_t queue_max;   /* per queue, default 4096 */
   size_t batch_max;   /* jobs per write transaction, default 256 */
+  long commit_window_us; /* 0: commit as soon as the queue is empty */
 };
 
 /* `storage` is a started storage plugin instance. */

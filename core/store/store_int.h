@@ -67,6 +67,7 @@ struct store {
   struct write_job *popped; /* jobs as taken from the queue */
   int *batch_status;
   struct provd_err *batch_err;
+  size_t last_batch_writes; /* writes the previous commit held */
   /* The database answered STORE_UNREACHABLE last time (store_reachable). */
   atomic_int unreachable;
   atomic_int probing;       /* a reachability probe is queued */

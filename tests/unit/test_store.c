@@ -795,6 +795,70 @@ START_TEST(test_store_group_commit_one_job_fails)
 }
 END_TEST
 
+static double mono_ms(void)
+{
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
+}
+
+/* storage.commit_window: after a commit that held several writes, the
+ * next transaction stays open for the window, so a write arriving later
+ * shares its commit (no answer before it); after a lone write's commit
+ * (a quiet server) the next write is committed at once. */
+START_TEST(test_store_commit_window)
+{
+  enum { WINDOW_MS = 100 };
+  struct plugin_instance inst;
+  struct waiter w;
+  struct job jobs[5];
+  inst_up(&inst, "full");
+  struct provd_err err = { { 0 }, { 0 } };
+  struct store_opts o = { .readers = 1, .queue_max = 64, .batch_max = 64,
+                          .commit_window_us = WINDOW_MS * 1000L };
+  struct store *st = NULL;
+  ck_assert_msg(store_open(&inst, &o, &st, &err) == PROVD_OK, "%s", err.msg);
+  waiter_init(&w);
+  for (int i = 0; i < 5; i++) { /* index 2 is the gate's */
+    jobs[i] = (struct job){ .w = &w, .index = i < 2 ? i : i + 1,
+                            .kind = JOB_PUT };
+    snprintf(jobs[i].id, sizeof(jobs[i].id), "win-%d", i);
+  }
+  /* A gate (one write, committed alone), then a batch of two: busy. */
+  run_gated_batch(st, &w, jobs, 2);
+  double batches0 = metric_value("provd_store_write_batches_total");
+  double t0 = mono_ms();
+  ck_assert_int_eq(store_submit_write(st, job_write, job_done, &jobs[2]),
+                   PROVD_OK);
+  usleep(WINDOW_MS * 1000 / 4);
+  pthread_mutex_lock(&w.mu);
+  int answered_early = w.calls[3];
+  pthread_mutex_unlock(&w.mu);
+  ck_assert_int_eq(answered_early, 0); /* still open, waiting for more */
+  ck_assert_int_eq(store_submit_write(st, job_write, job_done, &jobs[3]),
+                   PROVD_OK);
+  waiter_wait(&w, 5);
+  ck_assert_double_ge(mono_ms() - t0, WINDOW_MS);
+  ck_assert_int_eq(w.status[3], PROVD_OK);
+  ck_assert_int_eq(w.status[4], PROVD_OK);
+  ck_assert_int_eq(
+      (int)(metric_value("provd_store_write_batches_total") - batches0), 1);
+  /* That commit held two writes, so a lone write still waits once; the
+   * one after it is alone behind a commit of one: no wait. */
+  ck_assert_int_eq(store_submit_write(st, job_write, job_done, &jobs[4]),
+                   PROVD_OK);
+  waiter_wait(&w, 6);
+  snprintf(jobs[4].id, sizeof(jobs[4].id), "win-quiet"); /* reused */
+  t0 = mono_ms();
+  ck_assert_int_eq(store_submit_write(st, job_write, job_done, &jobs[4]),
+                   PROVD_OK);
+  waiter_wait(&w, 7);
+  ck_assert_double_lt(mono_ms() - t0, WINDOW_MS);
+  store_close(st);
+  inst_down(&inst);
+}
+END_TEST
+
 START_TEST(test_store_broken_batch_retries_alone)
 {
   struct plugin_instance inst;
@@ -1730,6 +1794,7 @@ static Suite *store_suite(void)
   tcase_set_timeout(core, 120);
   tcase_add_test(core, test_store_group_commit_one_job_fails);
   tcase_add_test(core, test_store_broken_batch_retries_alone);
+  tcase_add_test(core, test_store_commit_window);
   tcase_add_test(core, test_store_failed_rollback_never_reports_uncommitted);
   tcase_add_test(core, test_store_async_reads);
   tcase_add_test(core, test_store_queue_full);
