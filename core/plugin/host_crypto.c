@@ -10,10 +10,10 @@
 #include <strings.h>
 
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 #include "provd/host.h"
 #include "util/b64.h"
+#include "util/hmac.h"
 #include "util/sas.h"
 #include "util/url.h"
 
@@ -73,11 +73,7 @@ int host_hmac_sha256(const uint8_t *key, size_t key_len, const uint8_t *msg,
   if (out_cap < PROVD_HMAC_SHA256_LEN)
     return invalid(err, "BUFFER_TOO_SMALL",
                    "hmac_sha256: output below 32 bytes");
-  static const uint8_t empty[1];
-  unsigned int len = 0;
-  if (!HMAC(EVP_sha256(), key_len ? key : empty, (int)key_len,
-            msg_len ? msg : empty, msg_len, out, &len) ||
-      len != PROVD_HMAC_SHA256_LEN) {
+  if (hmac_sha256(key, key_len, msg, msg_len, out) != 0) {
     perr_set(err, "INTERNAL", "hmac_sha256: OpenSSL failed");
     return PROVD_E_INTERNAL;
   }

@@ -3,6 +3,7 @@
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
@@ -21,10 +22,30 @@ static void uuid_format(unsigned char b[16], int version, char out[37])
   *o = '\0';
 }
 
+/* Random bytes for ids, drawn from OpenSSL's generator 512 at a time:
+ * each RAND_bytes call costs microseconds of locking and bookkeeping,
+ * and every registration takes several ids on the store writer. */
+static int id_random(unsigned char *out, size_t n)
+{
+  static _Thread_local unsigned char pool[512];
+  static _Thread_local size_t left;
+  if (n > sizeof(pool))
+    return RAND_bytes(out, (int)n) == 1 ? 0 : -1;
+  if (left < n) {
+    if (RAND_bytes(pool, sizeof(pool)) != 1)
+      return -1;
+    left = sizeof(pool);
+  }
+  memcpy(out, pool + sizeof(pool) - left, n);
+  OPENSSL_cleanse(pool + sizeof(pool) - left, n); /* never handed out twice */
+  left -= n;
+  return 0;
+}
+
 void ids_uuid(char out[37])
 {
   unsigned char b[16];
-  if (RAND_bytes(b, sizeof(b)) != 1) {
+  if (id_random(b, sizeof(b)) != 0) {
     /* RAND_bytes only fails when the OS has no entropy source at all;
      * an all-zero id is still unique enough never to be trusted. */
     for (int i = 0; i < 16; i++)
@@ -56,7 +77,7 @@ void ids_operation(char out[64])
 {
   unsigned char b[8] = {0};
   char u[37];
-  RAND_bytes(b, sizeof(b));
+  id_random(b, sizeof(b));
   ids_uuid(u);
   snprintf(out, 64, "5.%02x%02x%02x%02x%02x%02x%02x%02x.%s", b[0], b[1],
            b[2], b[3], b[4], b[5], b[6], b[7], u);

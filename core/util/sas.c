@@ -14,9 +14,9 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 #include "util/b64.h"
+#include "util/hmac.h"
 #include "util/url.h"
 
 #define SAS_PREFIX "SharedAccessSignature "
@@ -189,14 +189,7 @@ static int sign_with_key(void *ud, const uint8_t *msg, size_t len,
                          uint8_t mac[SAS_MAC_LEN])
 {
   const struct software_key *k = ud;
-  static const uint8_t empty_key[1];
-  unsigned int mac_len = 0;
-  if (k->len > (size_t)INT32_MAX ||
-      !HMAC(EVP_sha256(), k->len ? k->key : empty_key, (int)k->len, msg,
-            len, mac, &mac_len) ||
-      mac_len != SAS_MAC_LEN)
-    return -1;
-  return 0;
+  return hmac_sha256(k->key, k->len, msg, len, mac);
 }
 
 /* HMAC-SHA256(key, sr "\n" se) into mac.  -1 when it does not fit. */
@@ -330,13 +323,10 @@ int sas_derive_device_key(const char *group_key_b64,
     return -1;
   }
   uint8_t mac[SAS_MAC_LEN];
-  unsigned int mac_len = 0;
-  const unsigned char *ok =
-      HMAC(EVP_sha256(), key, (int)key_len,
-           (const unsigned char *)registration_id, strlen(registration_id),
-           mac, &mac_len);
+  int failed = hmac_sha256(key, key_len, registration_id,
+                           strlen(registration_id), mac);
   OPENSSL_cleanse(key, sizeof(key));
-  if (!ok || mac_len != SAS_MAC_LEN)
+  if (failed)
     return -1;
   char *b64 = b64_encode(mac, sizeof(mac));
   OPENSSL_cleanse(mac, sizeof(mac));
