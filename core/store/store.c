@@ -1,5 +1,6 @@
 /* The store's threads: a pool of readers and one writer doing group
  * commit.  See docs/internals/store.md. */
+#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,11 +30,7 @@ static int jobq_init(struct jobq *q, size_t elem, size_t cap)
   q->elem = elem;
   q->cap = cap;
   pthread_mutex_init(&q->mu, NULL);
-  pthread_condattr_t ca;
-  pthread_condattr_init(&ca);
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-  pthread_cond_init(&q->cv, &ca);
-  pthread_condattr_destroy(&ca);
+  pthread_cond_init(&q->cv, NULL);
   return 0;
 }
 
@@ -97,23 +94,6 @@ static size_t jobq_take(struct jobq *q, void *out, size_t max, bool wait)
   }
   pthread_mutex_unlock(&q->mu);
   return taken;
-}
-
-/* Like jobq_take without wait, but first waits for a job until deadline
- * (CLOCK_MONOTONIC); 0 when none came or the queue is closing. */
-static size_t jobq_take_until(struct jobq *q, void *out, size_t max,
-                              const struct timespec *deadline)
-{
-  pthread_mutex_lock(&q->mu);
-  while (q->n == 0 && !q->closing) {
-    q->idle++;
-    int rc = pthread_cond_timedwait(&q->cv, &q->mu, deadline);
-    q->idle--;
-    if (rc != 0)
-      break;
-  }
-  pthread_mutex_unlock(&q->mu);
-  return jobq_take(q, out, max, false);
 }
 
 static size_t jobq_pop(struct jobq *q, void *out, size_t max)
@@ -361,7 +341,7 @@ static void batch_collect(struct store *st, struct batch *b, size_t n)
   }
 }
 
-/* deadline = now + us on CLOCK_MONOTONIC (the queues' condition clock). */
+/* deadline = now + us on CLOCK_MONOTONIC. */
 static void deadline_after_us(struct timespec *deadline, long us)
 {
   clock_gettime(CLOCK_MONOTONIC, deadline);
@@ -377,9 +357,11 @@ static void deadline_after_us(struct timespec *deadline, long us)
  * the transaction stays open a little longer so that the writes arriving
  * meanwhile share its one durable commit.  A commit costs a WAL write and
  * an fsync whatever it holds, so it is the per-write cost that falls; no
- * one is answered before the commit either way.  It opens only when the
- * previous commit held several writes: a lone write (a quiet server) is
- * committed at once and pays no latency for it. */
+ * one is answered before the commit either way.  The writer sleeps
+ * through the window instead of waking for each job (it is not idle, so
+ * producers do not signal it), then takes everything queued at once.  It
+ * opens only when the previous commit held several writes: a lone write
+ * (a quiet server) is committed at once and pays no latency for it. */
 static void batch_linger(struct store *st, struct batch *b)
 {
   size_t max = st->opts.batch_max;
@@ -389,10 +371,12 @@ static void batch_linger(struct store *st, struct batch *b)
     return;
   struct timespec deadline;
   deadline_after_us(&deadline, st->opts.commit_window_us);
+  while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &deadline, NULL) ==
+         EINTR)
+    ;
   size_t n;
   while (b->n < max && b->in_tx &&
-         (n = jobq_take_until(&st->writes, st->popped, max - b->n,
-                              &deadline)) > 0)
+         (n = jobq_take(&st->writes, st->popped, max - b->n, false)) > 0)
     batch_collect(st, b, n);
   st->last_batch_writes = b->n;
 }
