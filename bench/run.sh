@@ -24,7 +24,9 @@
 # BENCH_NOTIFIERS=1 (provd also runs a webhook and an smtp notifier for
 # every event, against receivers that take 1 s per request: compare
 # register_rate with a run without), BENCH_LIMITS (the body of a
-# `limits: { ... }` map for provd's config, e.g. "max_handshakes: 64").
+# `limits: { ... }` map for provd's config, e.g. "max_handshakes: 64"),
+# BENCH_COMMIT_WINDOW (provd's storage.commit_window, e.g. "0s"; empty:
+# provd's default).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -43,6 +45,7 @@ KIND=${BENCH_KIND:-individual}
 X509_DEVICES=${BENCH_X509_DEVICES:-20000}
 NOTIFIERS=${BENCH_NOTIFIERS:-0}
 LIMITS=${BENCH_LIMITS:-}
+COMMIT_WINDOW=${BENCH_COMMIT_WINDOW:-}
 
 SCOPE=0ne00000001
 SEED=provd-bench-seed
@@ -220,6 +223,7 @@ data_dir: $DATA
 plugin_path: [ $BUILD/plugins ]
 storage:
   plugin: sqlite
+$([ -z "$COMMIT_WINDOW" ] || echo "  commit_window: $COMMIT_WINDOW")
 workers: $WORKERS
 hubs:
   - { name: hub-1, hostname: hub-1.example.net, weight: 1 }
