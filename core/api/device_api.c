@@ -144,6 +144,7 @@ static struct reg_request *request_from(const struct http_request *req,
   const char *auth = http_request_header(req, "Authorization");
   r->authorization = auth ? strdup(auth) : NULL;
   r->peer_chain_pem = req->peer_chain_pem ? strdup(req->peer_chain_pem) : NULL;
+  r->peer_chain = req->peer_chain ? X509_chain_up_ref(req->peer_chain) : NULL;
   device_peer_ip(req->peer_addr, r->client_ip, sizeof(r->client_ip));
   r->body = body;
   trace_id_of(req, r->trace_id);

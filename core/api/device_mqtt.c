@@ -227,6 +227,7 @@ static void request_from_session(struct reg_request *r, enum reg_op op,
   snprintf(r->registration_id, sizeof r->registration_id, "%s", s->client_id);
   r->authorization = s->password ? strdup(s->password) : NULL;
   r->peer_chain_pem = s->peer_chain_pem ? strdup(s->peer_chain_pem) : NULL;
+  r->peer_chain = s->peer_chain ? X509_chain_up_ref(s->peer_chain) : NULL;
   device_peer_ip(s->peer_addr, r->client_ip, sizeof r->client_ip);
   ids_uuid(r->trace_id);
 }

@@ -189,6 +189,7 @@ void reg_request_free(struct reg_request *req)
   free(req->authorization);
   json_decref(req->body);
   free(req->peer_chain_pem);
+  sk_X509_pop_free(req->peer_chain, X509_free);
   free(req);
 }
 
@@ -385,6 +386,7 @@ static int call_attest(struct job *j, struct plugin_instance *p,
       .authorization = j->req->authorization,
       .body = j->req->body ? cfg_from_json(j->req->body) : NULL,
       .client_cert_chain_pem = j->req->peer_chain_pem,
+      .client_cert_chain = j->req->peer_chain,
       .now_unix = time_now_ms() / 1000,
       .session = ch ? ch->session : NULL,
       .session_len = ch ? ch->session_len : 0,

@@ -13,6 +13,7 @@
 #define CORE_ENGINE_ENGINE_H
 
 #include <jansson.h>
+#include <openssl/x509.h>
 
 #include "config/config.h"
 #include "plugin/loader.h"
@@ -43,6 +44,7 @@ struct reg_request {
   char *authorization;      /* SAS token or NULL; owned */
   json_t *body;             /* request body object or NULL; owned */
   char *peer_chain_pem;     /* TLS client chain or NULL; owned */
+  STACK_OF(X509) *peer_chain; /* the same, parsed, or NULL; owned */
   char trace_id[40];
   int call_webhook;         /* REG_EXPLAIN: call custom webhooks too */
   char client_ip[48];       /* the device's IP address, no port; "" unknown */

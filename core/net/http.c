@@ -128,6 +128,7 @@ struct conn {
   size_t arena_cap;
   struct http_header hdrs[HTTP_MAX_HEADERS];
   char *peer_chain; /* PEM, leaf first; NULL without client certificate */
+  STACK_OF(X509) *peer_certs; /* the same chain, parsed; owned */
   char peer_addr[INET6_ADDRSTRLEN + 8];
   struct http_exchange ex;
 };
@@ -426,6 +427,7 @@ static void conn_free(struct conn *c)
   free(c->arena);
   free(c->ex.resp);
   free(c->peer_chain);
+  sk_X509_pop_free(c->peer_certs, X509_free);
   free(c);
 }
 
@@ -649,7 +651,8 @@ static int conn_build_request(struct conn *c, struct evbuffer *in,
 static void conn_load_peer_chain(struct conn *c)
 {
   c->chain_loaded = true;
-  c->peer_chain = stream_peer_chain_pem(c->nc.stream);
+  c->peer_certs = stream_peer_chain(c->nc.stream);
+  c->peer_chain = peer_chain_to_pem(c->peer_certs);
 }
 
 static void conn_dispatch(struct conn *c)
@@ -658,6 +661,7 @@ static void conn_dispatch(struct conn *c)
   if (c->tls && !c->chain_loaded)
     conn_load_peer_chain(c);
   c->ex.req.peer_chain_pem = c->peer_chain;
+  c->ex.req.peer_chain = c->peer_chain ? c->peer_certs : NULL;
   c->ex.conn = c;
   c->ex.state = EX_HANDLER;
   c->in_flight = true;

@@ -30,6 +30,8 @@ struct http_request {
   size_t body_len;
   const char *peer_chain_pem; /* client certificate chain, leaf first, or
                                  NULL when the client sent none */
+  STACK_OF(X509) *peer_chain; /* the same chain as the handshake parsed it
+                                 (borrowed; X509_chain_up_ref to keep) */
   const char *peer_addr;      /* "127.0.0.1:54321" */
 };
 

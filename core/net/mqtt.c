@@ -80,6 +80,7 @@ struct mconn {
   uint16_t next_packet_id;
   uint16_t keepalive_s;
   char *client_id, *username, *password, *peer_chain;
+  STACK_OF(X509) *peer_certs; /* peer_chain parsed; owned */
   char peer_addr[64];
   struct mqtt_session session;
   struct mqtt_exchange ex;
@@ -128,6 +129,7 @@ static void conn_free(struct mconn *c)
   free(c->username);
   free(c->password);
   free(c->peer_chain);
+  sk_X509_pop_free(c->peer_certs, X509_free);
   free(c->ex.topic);
   free(c->ex.payload);
   free(c);
@@ -268,10 +270,13 @@ static void handle_connect(struct mconn *c, const struct mqtt_connect *k)
     conn_violation(c, "out of memory");
     return;
   }
-  if (stream_ssl(c->nc.stream))
-    c->peer_chain = stream_peer_chain_pem(c->nc.stream);
-  c->session = (struct mqtt_session){c->client_id, c->username, c->password,
-                                     c->peer_chain, c->peer_addr};
+  if (stream_ssl(c->nc.stream)) {
+    c->peer_certs = stream_peer_chain(c->nc.stream);
+    c->peer_chain = peer_chain_to_pem(c->peer_certs);
+  }
+  c->session = (struct mqtt_session){
+      c->client_id, c->username, c->password, c->peer_chain,
+      c->peer_chain ? c->peer_certs : NULL, c->peer_addr};
   c->keepalive_s = k->keepalive_s;
   uint8_t code = k->has_will ? MQTT_CONNACK_NOT_AUTHORIZED
                              : srv->o.handlers.connect(&c->session, srv->o.ud);

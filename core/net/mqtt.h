@@ -25,6 +25,7 @@ struct mqtt_session {
   const char *username;       /* "" when absent */
   const char *password;       /* NULL when absent */
   const char *peer_chain_pem; /* client certificate chain or NULL */
+  STACK_OF(X509) *peer_chain; /* the same, parsed (borrowed) or NULL */
   const char *peer_addr;
 };
 

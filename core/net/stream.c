@@ -405,31 +405,47 @@ void stream_free(struct stream *s)
   destroy(s);
 }
 
-char *stream_peer_chain_pem(struct stream *s)
+STACK_OF(X509) *stream_peer_chain(struct stream *s)
 {
   X509 *leaf = s->ssl ? SSL_get1_peer_certificate(s->ssl) : NULL;
   if (!leaf)
     return NULL;
-  char *pem = NULL;
-  BIO *mem = BIO_new(BIO_s_mem());
-  if (mem && PEM_write_bio_X509(mem, leaf)) {
-    /* Server side: the chain does not include the leaf (skip it anyway
-     * should a resumed session report it). */
-    STACK_OF(X509) *chain = SSL_get_peer_cert_chain(s->ssl);
-    int n = chain ? sk_X509_num(chain) : 0;
-    for (int i = 0; i < n && i < MAX_PEER_CHAIN_CERTS; i++) {
-      X509 *x = sk_X509_value(chain, i);
-      if (X509_cmp(x, leaf) != 0)
-        PEM_write_bio_X509(mem, x);
-    }
-    char *data = NULL;
-    long len = BIO_get_mem_data(mem, &data);
-    if (len > 0 && (pem = malloc((size_t)len + 1))) {
-      memcpy(pem, data, (size_t)len);
-      pem[len] = '\0';
+  STACK_OF(X509) *out = sk_X509_new_null();
+  if (!out || !sk_X509_push(out, leaf)) {
+    X509_free(leaf);
+    sk_X509_free(out);
+    return NULL;
+  }
+  /* Server side: the chain does not include the leaf (skip it anyway
+   * should a resumed session report it). */
+  STACK_OF(X509) *chain = SSL_get_peer_cert_chain(s->ssl);
+  int n = chain ? sk_X509_num(chain) : 0;
+  for (int i = 0; i < n && i < MAX_PEER_CHAIN_CERTS; i++) {
+    X509 *x = sk_X509_value(chain, i);
+    if (X509_cmp(x, leaf) == 0)
+      continue;
+    if (!X509_up_ref(x) || !sk_X509_push(out, x)) {
+      X509_free(x);
+      sk_X509_pop_free(out, X509_free);
+      return NULL;
     }
   }
+  return out;
+}
+
+char *peer_chain_to_pem(STACK_OF(X509) *chain)
+{
+  char *pem = NULL;
+  BIO *mem = chain && sk_X509_num(chain) > 0 ? BIO_new(BIO_s_mem()) : NULL;
+  int ok = mem != NULL;
+  for (int i = 0; ok && i < sk_X509_num(chain); i++)
+    ok = PEM_write_bio_X509(mem, sk_X509_value(chain, i));
+  char *data = NULL;
+  long len = ok ? BIO_get_mem_data(mem, &data) : 0;
+  if (len > 0 && (pem = malloc((size_t)len + 1))) {
+    memcpy(pem, data, (size_t)len);
+    pem[len] = '\0';
+  }
   BIO_free(mem);
-  X509_free(leaf);
   return pem;
 }

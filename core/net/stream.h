@@ -65,9 +65,12 @@ SSL *stream_ssl(struct stream *s); /* borrowed; NULL when plain */
  * server's costly half of the handshake is done); true when plain.  A
  * connection that sent half a ClientHello and stopped never gets here. */
 bool stream_hello_received(const struct stream *s);
-/* The client's certificate chain as PEM, leaf first, or NULL (plain, no
- * certificate, or out of memory).  Caller frees. */
-char *stream_peer_chain_pem(struct stream *s);
+/* The client's certificate chain, leaf first, as the handshake parsed it
+ * (each certificate up-referenced: free with sk_X509_pop_free), or NULL
+ * (plain, no certificate, or out of memory). */
+STACK_OF(X509) *stream_peer_chain(struct stream *s);
+/* That chain as PEM, leaf first, or NULL.  Caller frees. */
+char *peer_chain_to_pem(STACK_OF(X509) *chain);
 /* The OpenSSL error that ended the stream, or 0. */
 unsigned long stream_tls_error(const struct stream *s);
 

@@ -43,6 +43,13 @@ struct provd_attest_request {
    * registration, i.e. the answer is being replayed.  Status polls of
    * that registration see 0. */
   int session_answered;
+  /* ABI minor 10 (test with PROVD_HAS): client_cert_chain_pem as the TLS
+   * handshake parsed it, an OpenSSL STACK_OF(X509), leaf first, or NULL
+   * (then parse the PEM).  Borrowed for the call: X509_chain_up_ref() to
+   * keep it, never modify it.  Parsing a certificate costs tens of
+   * microseconds in OpenSSL 3 (its key decoder), more than the rest of
+   * an X.509 registration's checks but the signature. */
+  struct stack_st_X509 *client_cert_chain;
 };
 
 /* provd_attest_ops.flags (ABI minor 4) */

@@ -25,7 +25,7 @@ extern "C" {
 #define PROVD_EXPORT __attribute__((visibility("default")))
 
 #define PROVD_ABI_MAJOR 1
-#define PROVD_ABI_MINOR 9
+#define PROVD_ABI_MINOR 10
 #define PROVD_PLUGIN_MAGIC 0x31565250u /* "PRV1" little-endian */
 #define PROVD_PLUGIN_SYMBOL "provd_plugin_v1"
 

@@ -123,6 +123,24 @@ static STACK_OF(X509) *chain_from_pem(const char *pem, int64_t max)
   return chain;
 }
 
+/* The chain the device presented, leaf first (caller frees): as the TLS
+ * handshake parsed it when the host hands it over (ABI 1.10), which
+ * spares parsing each certificate again, else from the PEM text. */
+static STACK_OF(X509) *presented_chain(const struct x509a *x,
+                                       const struct provd_attest_request *req)
+{
+  STACK_OF(X509) *parsed =
+      PROVD_HAS(req, struct provd_attest_request, client_cert_chain)
+          ? req->client_cert_chain
+          : NULL;
+  if (parsed && sk_X509_num(parsed) > 0)
+    return sk_X509_num(parsed) <= x->max_chain ? X509_chain_up_ref(parsed)
+                                                : NULL;
+  return req->client_cert_chain_pem
+             ? chain_from_pem(req->client_cert_chain_pem, x->max_chain)
+             : NULL;
+}
+
 /* Stored text: PEM, or base64 DER (DPS accepts both for certificates). */
 static int text_to_der(const struct x509a *x, const char *text,
                        unsigned char **der, size_t *der_len)
@@ -517,10 +535,7 @@ static int x509a_attest(void *state, struct provd_call *call,
     h->err_set(err, "INTERNAL", "attest: request without ids");
     return PROVD_E_INVAL;
   }
-  STACK_OF(X509) *presented =
-      req->client_cert_chain_pem
-          ? chain_from_pem(req->client_cert_chain_pem, x->max_chain)
-          : NULL;
+  STACK_OF(X509) *presented = presented_chain(x, req);
   if (!presented) {
     h->err_set(err, "CERT_MISSING",
                "registration %s: no usable TLS client certificate (none, "

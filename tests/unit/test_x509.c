@@ -254,9 +254,11 @@ struct outcome {
   uint32_t depth;
 };
 
-/* Takes enr. */
-static struct outcome attest(json_t *enr, int is_group, const char *reg_id,
-                             const char *chain_pem)
+/* Takes enr.  parsed: the chain as the TLS layer hands it over (ABI
+ * 1.10), or NULL for PEM only. */
+static struct outcome attest_with(json_t *enr, int is_group,
+                                  const char *reg_id, const char *chain_pem,
+                                  STACK_OF(X509) *parsed)
 {
   struct provd_attest_request req = {
       .struct_size = sizeof(req),
@@ -268,6 +270,7 @@ static struct outcome attest(json_t *enr, int is_group, const char *reg_id,
       .enrollment_id = is_group ? "group-1" : reg_id,
       .client_cert_chain_pem = chain_pem,
       .now_unix = NOW,
+      .client_cert_chain = parsed,
   };
   struct provd_attest_result res;
   memset(&res, 0, sizeof(res));
@@ -284,6 +287,12 @@ static struct outcome attest(json_t *enr, int is_group, const char *reg_id,
   attest_result_clear(&res);
   json_decref(enr);
   return o;
+}
+
+static struct outcome attest(json_t *enr, int is_group, const char *reg_id,
+                             const char *chain_pem)
+{
+  return attest_with(enr, is_group, reg_id, chain_pem, NULL);
 }
 
 static void outcome_is(struct outcome o, int status, const char *code)
@@ -487,6 +496,55 @@ START_TEST(t_group_rsa_chain)
 }
 END_TEST
 
+/* The chain as the handshake parsed it decides, without the PEM: the same
+ * answer and state as from the PEM text, the same limits. */
+static STACK_OF(X509) *stack_of(X509 *const *certs, int n)
+{
+  STACK_OF(X509) *sk = sk_X509_new_null();
+  for (int i = 0; i < n; i++)
+    ck_assert(sk_X509_push(sk, certs[i]) > 0); /* borrowed, not up-ref'd */
+  return sk;
+}
+
+START_TEST(t_parsed_chain_from_tls)
+{
+  X509 *certs[] = {leaf.cert, inter.cert};
+  STACK_OF(X509) *sk = stack_of(certs, 2);
+  char *a = pem1(root.cert);
+  struct outcome o = attest_with(
+      enrollment("signingCertificates", a, NULL, NULL, NULL), 1, "dev-1",
+      NULL, sk);
+  ck_assert_msg(o.status == PROVD_OK, "%s: %s", o.code, o.msg);
+  ck_assert_uint_eq(o.depth, 2);
+  ck_assert_str_eq(info_field(o.state, "certificateInfo", "issuerName"),
+                   "CN=Test Intermediate, O=provd tests");
+  json_decref(o.state);
+  /* The leaf alone does not reach the root, whatever the PEM says. */
+  char *full = pem2(leaf.cert, inter.cert);
+  STACK_OF(X509) *leaf_only = stack_of(certs, 1);
+  outcome_is(attest_with(enrollment("signingCertificates", a, NULL, NULL,
+                                    NULL),
+                         1, "dev-1", full, leaf_only),
+             PROVD_DECLINED, "CERT_UNTRUSTED");
+  X509 *many[11];
+  many[0] = leaf.cert;
+  for (int i = 1; i < 11; i++)
+    many[i] = inter.cert;
+  STACK_OF(X509) *too_long = stack_of(many, 11); /* max_chain_length 10 */
+  outcome_is(attest_with(enrollment("signingCertificates", a, NULL, NULL,
+                                    NULL),
+                         1, "dev-1", NULL, too_long),
+             PROVD_DENIED, "CERT_MISSING");
+  /* The plugin took its own references: ours are untouched. */
+  ck_assert_int_eq(sk_X509_num(sk), 2);
+  sk_X509_free(too_long);
+  sk_X509_free(leaf_only);
+  sk_X509_free(sk);
+  free(full);
+  free(a);
+}
+END_TEST
+
 /* Only the root is enrolled: the device must send the intermediate. */
 START_TEST(t_group_root_leaf_only)
 {
@@ -596,6 +654,7 @@ static Suite *x509_suite(void)
   tcase_add_test(tc, t_group_root_full_chain);
   tcase_add_test(tc, t_group_rsa_chain);
   tcase_add_test(tc, t_group_root_leaf_only);
+  tcase_add_test(tc, t_parsed_chain_from_tls);
   tcase_add_test(tc, t_group_intermediate_leaf_only);
   tcase_add_test(tc, t_group_other_ca);
   tcase_add_test(tc, t_group_revoked_by_crl);
