@@ -354,31 +354,28 @@ static void deadline_after_us(struct timespec *deadline, long us)
 }
 
 /* The commit window (store_opts.commit_window_us): under concurrent load
- * the transaction stays open a little longer so that the writes arriving
- * meanwhile share its one durable commit.  A commit costs a WAL write and
- * an fsync whatever it holds, so it is the per-write cost that falls; no
- * one is answered before the commit either way.  The writer sleeps
- * through the window instead of waking for each job (it is not idle, so
- * producers do not signal it), then takes everything queued at once.  It
- * opens only when the previous commit held several writes: a lone write
- * (a quiet server) is committed at once and pays no latency for it. */
-static void batch_linger(struct store *st, struct batch *b)
+ * the writer waits a little before it opens a transaction, so that the
+ * writes arriving meanwhile share its one durable commit.  A commit costs
+ * a WAL write and an fsync whatever it holds, so it is the per-write cost
+ * that falls; no one is answered before the commit either way.  It waits
+ * before the transaction, so no lock (SQLite's write lock, PostgreSQL's
+ * advisory lock other instances queue on) is held while it sleeps; it
+ * sleeps instead of waking for each job (it is not idle, so producers do
+ * not signal it).  It waits only when the previous commit held several
+ * writes: a lone write (a quiet server) is committed at once.  Returns
+ * the number of jobs now in st->popped. */
+static size_t batch_linger(struct store *st, size_t n)
 {
   size_t max = st->opts.batch_max;
-  bool busy = st->last_batch_writes > 1;
-  st->last_batch_writes = b->n;
-  if (st->opts.commit_window_us <= 0 || !busy || !b->in_tx || b->n == 0)
-    return;
+  if (st->opts.commit_window_us <= 0 || st->last_batch_writes <= 1 ||
+      n >= max)
+    return n;
   struct timespec deadline;
   deadline_after_us(&deadline, st->opts.commit_window_us);
   while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &deadline, NULL) ==
          EINTR)
     ;
-  size_t n;
-  while (b->n < max && b->in_tx &&
-         (n = jobq_take(&st->writes, st->popped, max - b->n, false)) > 0)
-    batch_collect(st, b, n);
-  st->last_batch_writes = b->n;
+  return n + jobq_take(&st->writes, st->popped + n, max - n, false);
 }
 
 /* Group commit: one transaction for the reads and writes of a batch,
@@ -388,12 +385,13 @@ static void run_batch(struct store *st, size_t n)
   struct store_session *s = &st->writer_session;
   struct provd_err err = { { 0 }, { 0 } };
   struct batch b = { 0 };
+  n = batch_linger(st, n);
   int rc = session_ready(s, &err);
   if (rc == PROVD_OK)
     rc = store_tx_begin(s, &err);
   b.in_tx = rc == PROVD_OK;
   batch_collect(st, &b, n);
-  batch_linger(st, &b);
+  st->last_batch_writes = b.n;
   if (b.reads)
     metrics_add("provd_store_reads_on_writer_total",
                 "Read jobs the store writer ran itself", NULL,

@@ -803,9 +803,9 @@ static double mono_ms(void)
 }
 
 /* storage.commit_window: after a commit that held several writes, the
- * next transaction stays open for the window, so a write arriving later
- * shares its commit (no answer before it); after a lone write's commit
- * (a quiet server) the next write is committed at once. */
+ * writer waits for the window before the next transaction, so a write
+ * arriving later shares its commit (no answer before it); after a lone
+ * write's commit (a quiet server) the next write is committed at once. */
 START_TEST(test_store_commit_window)
 {
   enum { WINDOW_MS = 100 };
