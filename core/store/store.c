@@ -353,22 +353,32 @@ static void deadline_after_us(struct timespec *deadline, long us)
   }
 }
 
-/* The commit window (store_opts.commit_window_us): under concurrent load
- * the writer waits a little before it opens a transaction, so that the
- * writes arriving meanwhile share its one durable commit.  A commit costs
- * a WAL write and an fsync whatever it holds, so it is the per-write cost
- * that falls; no one is answered before the commit either way.  It waits
- * before the transaction, so no lock (SQLite's write lock, PostgreSQL's
- * advisory lock other instances queue on) is held while it sleeps; it
- * sleeps instead of waking for each job (it is not idle, so producers do
- * not signal it).  It waits only when the previous commit held several
- * writes: a lone write (a quiet server) is committed at once.  Returns
- * the number of jobs now in st->popped. */
+/* Whether one of the n popped jobs is a read that ends in a write. */
+static bool any_joins_window(const struct store *st, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    if (st->popped[i].joins_window)
+      return true;
+  return false;
+}
+
+/* The commit window (store_opts.commit_window_us): under concurrent
+ * registrations the writer waits a little before it opens a transaction,
+ * so that the registrations arriving meanwhile share its one durable
+ * commit.  A commit costs a WAL write and an fsync whatever it holds, so
+ * it is the per-registration cost that falls; no one is answered before
+ * the commit either way.  It waits before the transaction, so no lock
+ * (SQLite's write lock, PostgreSQL's advisory lock other instances queue
+ * on) is held while it sleeps; it sleeps instead of waking for each job
+ * (it is not idle, so producers do not signal it).  It waits only for a
+ * registration (write_job.joins_window) and only when the previous commit
+ * held several writes: a lone registration on a quiet server is committed
+ * at once.  Returns the number of jobs now in st->popped. */
 static size_t batch_linger(struct store *st, size_t n)
 {
   size_t max = st->opts.batch_max;
   if (st->opts.commit_window_us <= 0 || st->last_batch_writes <= 1 ||
-      n >= max)
+      n >= max || !any_joins_window(st, n))
     return n;
   struct timespec deadline;
   deadline_after_us(&deadline, st->opts.commit_window_us);
@@ -649,7 +659,7 @@ int store_submit_read_for_write(struct store *st, store_read_fn fn, void *ud)
 {
   if (!st || !fn)
     return PROVD_E_INVAL;
-  struct write_job job = { .read_fn = fn, .ud = ud };
+  struct write_job job = { .read_fn = fn, .ud = ud, .joins_window = true };
   if (jobq_push_when(&st->writes, &job, true) == PROVD_OK)
     return PROVD_OK;
   return store_submit_read(st, fn, ud);
@@ -659,7 +669,7 @@ int store_submit_read_on_writer(struct store *st, store_read_fn fn, void *ud)
 {
   if (!st || !fn)
     return PROVD_E_INVAL;
-  struct write_job job = { .read_fn = fn, .ud = ud };
+  struct write_job job = { .read_fn = fn, .ud = ud, .joins_window = true };
   return jobq_push(&st->writes, &job);
 }
 

@@ -5,6 +5,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 
 #include "store/store.h"
 
@@ -47,6 +48,11 @@ struct write_job {
   store_done_fn done;
   store_read_fn read_fn;
   void *ud;
+  /* A read that ends in a write (a registration): worth the commit
+   * window's wait for company.  Other writes (the service API's, bulk
+   * imports) never wait: their clients wait for each answer, so a wait
+   * would only slow them down. */
+  bool joins_window;
 };
 
 struct store {
