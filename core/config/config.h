@@ -105,9 +105,9 @@ struct provd_config {
   char *data_dir;           /* relative paths are relative to the cwd */
   char *tls_cert, *tls_key; /* NULL: generated in data_dir/tls */
   struct cfg_plugin_decl storage; /* default: { plugin: sqlite } */
-  /* `storage.commit_window`: how long the store writer keeps a
-   * transaction open for more writes under concurrent load (group
-   * commit); 0: commit as soon as its queue is empty. */
+  /* `storage.commit_window`: how long the store writer waits, under
+   * concurrent registrations, before it opens a transaction, so that more
+   * of them share its commit; 0: commit as soon as its queue is empty. */
   int commit_window_ms;
   char **plugin_path;
   size_t n_plugin_path;

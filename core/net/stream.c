@@ -424,8 +424,12 @@ STACK_OF(X509) *stream_peer_chain(struct stream *s)
     X509 *x = sk_X509_value(chain, i);
     if (X509_cmp(x, leaf) == 0)
       continue;
-    if (!X509_up_ref(x) || !sk_X509_push(out, x)) {
-      X509_free(x);
+    if (!X509_up_ref(x)) {
+      sk_X509_pop_free(out, X509_free);
+      return NULL;
+    }
+    if (!sk_X509_push(out, x)) {
+      X509_free(x); /* the reference just taken */
       sk_X509_pop_free(out, X509_free);
       return NULL;
     }
