@@ -588,9 +588,7 @@ static void notify_manager(int level, const char *state)
 
 static long long monotonic_ms(void)
 {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+  return (long long)(time_mono_ns() / 1000000);
 }
 
 /* SIGHUP as the service manager wants it seen: RELOADING=1 (with the
@@ -599,7 +597,7 @@ static void reload_notified(const struct options *opts, struct daemon *dm)
 {
   char state[64];
   snprintf(state, sizeof(state), "RELOADING=1\nMONOTONIC_USEC=%lld",
-           monotonic_ms() * 1000);
+           (long long)(time_mono_ns() / 1000));
   notify_manager(LOG_WARN, state);
   reload(opts, dm);
   notify_manager(LOG_WARN, "READY=1");

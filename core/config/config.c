@@ -521,19 +521,20 @@ static void permission_word(struct ck *c, const struct cfg_node *at,
                             const char *what, const char *word,
                             unsigned *mask)
 {
-  static const char *const names[] = {
-      "ServiceConfig", "EnrollmentRead", "EnrollmentWrite",
-      "RegistrationStatusRead", "RegistrationStatusWrite", NULL};
   unsigned bit = service_permission_by_name(word);
-  char hint[128];
   if (bit) {
     *mask |= bit;
     return;
   }
+  const char *names[8]; /* the five names, from config/permissions.c */
+  size_t n = 0;
+  for (unsigned b = 1; (b & PERM_ALL) && n + 1 < 8; b <<= 1)
+    names[n++] = service_permission_name(b);
+  names[n] = NULL;
+  char hint[128], all[160];
   cfg_hint_text(word, names, hint, sizeof(hint));
-  ck_err(c, at, "%s: unknown permission '%s'%s (DPS names: ServiceConfig, "
-         "EnrollmentRead, EnrollmentWrite, RegistrationStatusRead, "
-         "RegistrationStatusWrite)", what, word, hint);
+  ck_err(c, at, "%s: unknown permission '%s'%s (DPS names: %s)", what, word,
+         hint, service_permissions_format(PERM_ALL, all, sizeof(all)));
 }
 
 /* `permissions:` is a list of DPS permission names, or one string of them

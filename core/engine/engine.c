@@ -22,6 +22,7 @@
 #include "util/ids.h"
 #include "util/log.h"
 #include "util/metrics.h"
+#include "util/secret.h"
 #include "util/timefmt.h"
 
 /* Groups tried per registration; DPS allows 100 symmetric-key groups. */
@@ -360,9 +361,7 @@ static void challenge_take(struct job *j, struct provd_attest_result *res)
 
 static void accepted_clear(struct accepted *a)
 {
-  if (a->hub_key_b64)
-    OPENSSL_cleanse(a->hub_key_b64, strlen(a->hub_key_b64));
-  free(a->hub_key_b64);
+  secret_free(a->hub_key_b64);
   json_decref(a->state);
   memset(a, 0, sizeof(*a));
 }

@@ -30,7 +30,6 @@
 #include <strings.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -46,6 +45,7 @@
 #include "net/wire_error.h"
 #include "util/log.h"
 #include "util/metrics.h"
+#include "util/timefmt.h"
 #include "util/url.h"
 
 #define DEFAULT_MAX_HEADER_BYTES (16 * 1024)
@@ -968,9 +968,7 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
 
 static long long loop_clock_ms(void)
 {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+  return (long long)(time_mono_ns() / 1000000);
 }
 
 static void on_heartbeat(evutil_socket_t fd, short what, void *arg)

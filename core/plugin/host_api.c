@@ -9,12 +9,12 @@
 #include <string.h>
 #include <time.h>
 
-#include <openssl/crypto.h>
 #include <openssl/rand.h>
 
 #include "util/b64.h"
 #include "util/log.h"
 #include "util/metrics.h"
+#include "util/secret.h"
 
 #define DEVICE_ID_MAX 128
 #define CLAIM_KEY_MAX 128
@@ -27,13 +27,6 @@
 #define METRIC_NAME_MAX 100
 #define HUB_KEY_MIN 16 /* attest_set_hub_key: IoT Hub takes 16..64 bytes */
 #define HUB_KEY_MAX 64
-
-static void free_secret(char *text)
-{
-  if (text)
-    OPENSSL_cleanse(text, strlen(text));
-  free(text);
-}
 
 static const struct plugin_instance *host_inst(struct provd_instance *inst)
 {
@@ -351,7 +344,7 @@ static int h_attest_set_hub_key(struct provd_attest_result *r,
   char *b64 = b64_encode(key, key_len);
   if (!b64)
     return PROVD_E_NOMEM;
-  free_secret(r->hub_key_b64);
+  secret_free(r->hub_key_b64);
   r->hub_key_b64 = b64;
   return PROVD_OK;
 }
@@ -360,7 +353,7 @@ void attest_result_clear(struct provd_attest_result *r)
 {
   if (!r)
     return;
-  free_secret(r->hub_key_b64);
+  secret_free(r->hub_key_b64);
   free(r->device_id);
   json_decref(r->claims);
   free(r->challenge_json);

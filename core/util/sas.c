@@ -192,16 +192,24 @@ static int sign_with_key(void *ud, const uint8_t *msg, size_t len,
   return hmac_sha256(k->key, k->len, msg, len, mac);
 }
 
-/* HMAC-SHA256(key, sr "\n" se) into mac.  -1 when it does not fit. */
-static int sas_mac(const char *sr, const char *se, const uint8_t *key,
-                   size_t key_len, uint8_t mac[SAS_MAC_LEN])
+/* sign(sr "\n" se), the string a SAS token signs, into mac.  -1 when it
+ * does not fit or signing fails. */
+static int sign_token_string(const char *sr, const char *se, sas_sign_fn sign,
+                             void *ud, uint8_t mac[SAS_MAC_LEN])
 {
   char msg[2 * SAS_MAX_TOKEN];
   int n = snprintf(msg, sizeof(msg), "%s\n%s", sr, se);
   if (n < 0 || (size_t)n >= sizeof(msg))
     return -1;
+  return sign(ud, (const uint8_t *)msg, (size_t)n, mac);
+}
+
+/* HMAC-SHA256(key, sr "\n" se) into mac.  -1 when it does not fit. */
+static int sas_mac(const char *sr, const char *se, const uint8_t *key,
+                   size_t key_len, uint8_t mac[SAS_MAC_LEN])
+{
   struct software_key k = {key, key_len};
-  return sign_with_key(&k, (const uint8_t *)msg, (size_t)n, mac);
+  return sign_token_string(sr, se, sign_with_key, &k, mac);
 }
 
 int sas_signature_matches(const char *sr_raw, const char *se_raw,
@@ -272,15 +280,11 @@ char *sas_build_signed(const char *resource, int64_t expiry, const char *skn,
   if (!resource || !sign || expiry < 0)
     return NULL;
   char sr[SAS_MAX_TOKEN], se[24], sig_enc[128], skn_enc[SAS_MAX_TOKEN];
-  char msg[SAS_MAX_TOKEN + sizeof(se) + 1];
   uint8_t mac[SAS_MAC_LEN];
   snprintf(se, sizeof(se), "%" PRId64, expiry);
   if (url_encode(resource, sr, sizeof(sr)) < 0 ||
-      (skn && url_encode(skn, skn_enc, sizeof(skn_enc)) < 0))
-    return NULL;
-  int n = snprintf(msg, sizeof(msg), "%s\n%s", sr, se);
-  if (n < 0 || (size_t)n >= sizeof(msg) ||
-      sign(ud, (const uint8_t *)msg, (size_t)n, mac) != 0)
+      (skn && url_encode(skn, skn_enc, sizeof(skn_enc)) < 0) ||
+      sign_token_string(sr, se, sign, ud, mac) != 0)
     return NULL;
   char *sig = b64_encode(mac, sizeof(mac));
   OPENSSL_cleanse(mac, sizeof(mac));

@@ -16,6 +16,7 @@
 #include "provd_device_tpm.h"
 #include "util/b64.h"
 #include "util/err.h"
+#include "util/secret.h"
 
 #define MAX_FILE_BYTES (64u * 1024u)
 
@@ -131,8 +132,7 @@ int provd_device_credentials_save(const char *path,
     return -1;
   }
   int rc = write_private(path, text, err);
-  OPENSSL_cleanse(text, strlen(text));
-  free(text);
+  secret_free(text);
   return rc;
 }
 

@@ -34,6 +34,7 @@
 
 #include "provd_device.h"
 #include "util/url.h"
+#include "util/secret.h"
 
 #define PORTAL_HEAD_MAX 8192
 #define PORTAL_BODY_MAX (64 * 1024) /* a certificate chain and its key */
@@ -442,10 +443,7 @@ static int write_credentials(const struct portal *p, const struct form *f,
   int rc = fd < 0 ? -1 : write_all(fd, text, strlen(text));
   if (fd >= 0)
     close(fd);
-  if (text) {
-    OPENSSL_cleanse(text, strlen(text));
-    free(text);
-  }
+  secret_free(text);
   return rc;
 }
 

@@ -14,6 +14,7 @@
 #include "util/b64.h"
 #include "util/err.h"
 #include "util/sas.h"
+#include "util/secret.h"
 
 #define DEFAULT_TIMEOUT_S 30
 #define TOKEN_LIFETIME_S 3600
@@ -148,13 +149,6 @@ static int publish_all(const struct provd_device_credentials *cred,
   return rc;
 }
 
-static void free_token(char *token)
-{
-  if (token)
-    OPENSSL_cleanse(token, strlen(token));
-  free(token);
-}
-
 int provd_device_send(const struct provd_device_credentials *cred,
                       const struct provd_device_hub_opts *hub,
                       const char *const *messages, size_t n_messages,
@@ -176,7 +170,7 @@ int provd_device_send(const struct provd_device_credentials *cred,
     return -1;
   int rc = publish_all(cred, hub, token, messages, n_messages, interval_s,
                        sent, err);
-  free_token(token);
+  secret_free(token);
   return rc;
 }
 
@@ -203,7 +197,7 @@ int provd_device_send_file(const char *credentials_path,
     rc = token ? publish_all(&c, hub, token, messages, n_messages,
                              interval_s, sent, err)
                : -1;
-    free_token(token);
+    secret_free(token);
   }
   OPENSSL_cleanse(&c, sizeof(c));
   return rc;
