@@ -10,7 +10,7 @@
 #include <openssl/crypto.h>
 
 #include "engine/allocation.h"
-#include "engine/ca_refs.h"
+#include "engine/group_cache.h"
 #include "engine/ratelimit.h"
 #include "engine/registration_secret.h"
 #include "engine/opcache.h"
@@ -48,6 +48,7 @@ struct engine {
   struct plugin_set *plugins;
   struct allocator *alloc;
   struct opcache *recent; /* answers to status polls, see opcache.h */
+  struct group_cache *groups; /* enrollment groups per mechanism */
   const struct issuer_set *issuers; /* borrowed; NULL: none configured */
   /* Every attestation and allocation plugin only computes: registrations
    * read on the store writer (store_submit_read_on_writer). */
@@ -141,13 +142,14 @@ int engine_new(const struct provd_config *cfg, struct store *store,
     return rc;
   }
   e->recent = opcache_new(OPCACHE_SLOTS, OPCACHE_TTL_MS);
+  e->groups = group_cache_new();
   if (cfg->register_rate_per_device > 0)
     e->per_device = rate_table_new(RATE_SLOTS,
                                    (uint32_t)cfg->register_rate_per_device);
   if (cfg->register_rate_per_source > 0)
     e->per_source = rate_table_new(RATE_SLOTS,
                                    (uint32_t)cfg->register_rate_per_source);
-  if (!e->recent || (cfg->register_rate_per_device > 0 && !e->per_device) ||
+  if (!e->recent || !e->groups || (cfg->register_rate_per_device > 0 && !e->per_device) ||
       (cfg->register_rate_per_source > 0 && !e->per_source)) {
     engine_free(e);
     perr_set(err, "INTERNAL", "out of memory");
@@ -178,6 +180,7 @@ void engine_free(struct engine *e)
     return;
   allocator_free(e->alloc);
   opcache_free(e->recent);
+  group_cache_free(e->groups);
   rate_table_free(e->per_device);
   rate_table_free(e->per_source);
   free(e);
@@ -428,28 +431,23 @@ static int authenticate_by_group(struct job *j, struct store_session *s,
                                  struct plugin_instance *p,
                                  const char *mechanism, struct auth_outcome *ao)
 {
-  struct provd_query q = {.struct_size = sizeof(q), .kind = mechanism,
-                          .limit = MAX_GROUPS_TRIED};
-  struct store_rec *groups = NULL;
-  size_t n = 0;
+  const struct group_list *groups = NULL;
   struct provd_err err = {0};
-  if (store_list(s, PROVD_TABLE_ENROLLMENT_GROUPS, &q, &groups, &n, &err) !=
-      PROVD_OK) {
+  if (group_cache_get(j->e->groups, s, mechanism, MAX_GROUPS_TRIED, &groups,
+                      &err) != PROVD_OK) {
     snprintf(ao->reason, sizeof(ao->reason), "STORE_UNAVAILABLE");
     snprintf(ao->detail, sizeof(ao->detail), "%s", err.msg);
     return PROVD_E_UNAVAILABLE;
   }
+  size_t n = groups->n;
   int rc = PROVD_NOT_FOUND;
   snprintf(ao->reason, sizeof(ao->reason), "ENROLLMENT_NOT_FOUND");
   size_t best = n;
   for (size_t i = 0; i < n; i++) {
     struct accepted cand = {0};
-    json_t *resolved = ca_refs_resolve(s, groups[i].body);
-    struct store_rec as_seen = groups[i];
-    if (resolved)
-      as_seen.body = resolved;
+    struct store_rec as_seen = groups->recs[i];
+    as_seen.body = groups->seen[i];
     rc = call_attest(j, p, mechanism, &as_seen, 1, &cand, NULL, ao);
-    json_decref(resolved);
     if (rc == PROVD_DECLINED)
       continue; /* ao keeps the plugin's reason, BAD_SIGNATURE if none */
     if (rc != PROVD_OK) {
@@ -467,15 +465,18 @@ static int authenticate_by_group(struct job *j, struct store_session *s,
     if (j->accepted.match_depth <= 1)
       break; /* unranked, or nothing can be more specific */
   }
-  if (best < n) {
+  if (best < n && store_rec_dup(&groups->recs[best], &j->enrollment) ==
+                      PROVD_OK) {
     rc = PROVD_OK;
-    j->enrollment = groups[best];
-    memset(&groups[best], 0, sizeof(groups[best]));
     j->is_group = 1;
-  } else {
-    accepted_clear(&j->accepted);
+  } else if (best < n) {
+    rc = PROVD_E_NOMEM;
+    snprintf(ao->reason, sizeof(ao->reason), "INTERNAL");
+    snprintf(ao->detail, sizeof(ao->detail), "out of memory");
   }
-  store_recs_free(groups, n);
+  if (rc != PROVD_OK)
+    accepted_clear(&j->accepted);
+  group_list_release(groups);
   return rc;
 }
 

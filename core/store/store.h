@@ -33,6 +33,9 @@ struct store_rec {
   char *kind;
 };
 void store_rec_clear(struct store_rec *r);
+/* An owned copy of in (the body shared by reference; bodies are not
+ * changed once read).  PROVD_OK or PROVD_E_NOMEM. */
+int store_rec_dup(const struct store_rec *in, struct store_rec *out);
 
 struct store_opts {
   int readers;        /* reader threads, default 2 */
@@ -50,6 +53,13 @@ void store_close(struct store *st);
  * same time (PROVD_STORAGE_SHARED): nothing read in an earlier
  * transaction may be assumed current. */
 int store_shared(const struct store *st);
+/* A number that changes whenever table t may have changed: every put and
+ * delete, and the end of the transaction holding them.  A copy of the
+ * table read after taking the number is current while the number stays
+ * the same.  0 when that cannot be known: another process may write the
+ * store (store_shared), or this session changed t in its open
+ * transaction (what it reads is not yet everyone's). */
+uint64_t store_generation(const struct store_session *s, enum provd_table t);
 /* Whether the database answered the last call, or this probe's earlier
  * one: non-blocking, it queues a cheap read that updates the answer for
  * the next caller (/healthz). */

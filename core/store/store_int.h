@@ -9,6 +9,9 @@
 
 #include "store/store.h"
 
+/* Table numbers (enum provd_table) stay below this. */
+#define STORE_TABLES 8
+
 struct store_session {
   struct store *st;
   void *ps;          /* the plugin's session, owned */
@@ -24,6 +27,9 @@ struct store_session {
   int id_ready;
   unsigned char id_prefix[8];
   uint64_t id_counter;
+  /* Tables this session changed in its open transaction (bit = table):
+   * it must not read them through a cache other sessions share. */
+  unsigned dirty_tables;
 };
 
 /* A bounded FIFO of fixed-size jobs. */
@@ -83,6 +89,9 @@ struct store {
   atomic_int write_probing; /* a write probe is queued */
   pthread_mutex_t write_error_mu;
   char write_error[256];    /* the failure's message, under the mutex */
+  /* Per table: bumped by every put and delete and again when the
+   * transaction holding them ends (store_generation). */
+  _Atomic uint64_t generation[STORE_TABLES];
 };
 
 /* Remembers whether the last store call reached the database. */

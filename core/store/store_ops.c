@@ -92,6 +92,34 @@ void store_note_status(struct store *st, int rc, const struct provd_err *err)
     atomic_store(&st->unreachable, 0);
 }
 
+uint64_t store_generation(const struct store_session *s, enum provd_table t)
+{
+  if (!s || (unsigned)t >= STORE_TABLES || store_shared(s->st) ||
+      (s->dirty_tables & (1u << t)))
+    return 0;
+  /* Starts at 1: 0 means "unknown". */
+  return atomic_load(&s->st->generation[t]) + 1;
+}
+
+static void note_change(struct store_session *s, enum provd_table t)
+{
+  if ((unsigned)t >= STORE_TABLES)
+    return;
+  s->dirty_tables |= 1u << t;
+  atomic_fetch_add(&s->st->generation[t], 1);
+}
+
+/* After a commit or rollback: what the session changed is now either
+ * everyone's or gone, and a copy read meanwhile may hold either. */
+static void note_tx_end(struct store_session *s)
+{
+  for (unsigned t = 0; t < STORE_TABLES; t++)
+    if (s->dirty_tables & (1u << t))
+      atomic_fetch_add(&s->st->generation[t], 1);
+  if (s->depth == 0)
+    s->dirty_tables = 0;
+}
+
 int store_tx_begin(struct store_session *s, struct provd_err *err)
 {
   NEED_SESSION(s, err);
@@ -113,6 +141,8 @@ int store_tx_commit(struct store_session *s, struct provd_err *err)
   /* A failed commit leaves the level open for a rollback. */
   if (rc == PROVD_OK && s->depth > 0)
     s->depth--;
+  if (rc == PROVD_OK)
+    note_tx_end(s);
   return rc;
 }
 
@@ -140,6 +170,7 @@ int store_tx_rollback(struct store_session *s, struct provd_err *err)
   int rc = s->st->ops->tx_rollback(s->ps, err);
   if (rc != PROVD_OK)
     session_drop(s);
+  note_tx_end(s);
   return rc;
 }
 
@@ -167,18 +198,37 @@ static int dup_opt(const char *src, char **dst)
   return *dst ? 0 : -1;
 }
 
-/* Copies a borrowed plugin record into an owned one. */
-static int rec_copy(const struct provd_record *in, struct store_rec *out)
+/* out gets copies of the strings; its body is left NULL. */
+static int dup_fields(const char *id, const char *etag, const char *group_id,
+                      const char *hub, const char *kind, struct store_rec *out)
 {
   memset(out, 0, sizeof(*out));
-  out->created_ms = in->created_ms;
-  out->updated_ms = in->updated_ms;
-  if (dup_opt(in->id, &out->id) || dup_opt(in->etag, &out->etag) ||
-      dup_opt(in->group_id, &out->group_id) || dup_opt(in->hub, &out->hub) ||
-      dup_opt(in->kind, &out->kind)) {
+  if (dup_opt(id, &out->id) || dup_opt(etag, &out->etag) ||
+      dup_opt(group_id, &out->group_id) || dup_opt(hub, &out->hub) ||
+      dup_opt(kind, &out->kind)) {
     store_rec_clear(out);
     return PROVD_E_NOMEM;
   }
+  return PROVD_OK;
+}
+
+int store_rec_dup(const struct store_rec *in, struct store_rec *out)
+{
+  if (dup_fields(in->id, in->etag, in->group_id, in->hub, in->kind, out))
+    return PROVD_E_NOMEM;
+  out->created_ms = in->created_ms;
+  out->updated_ms = in->updated_ms;
+  out->body = json_incref(in->body);
+  return PROVD_OK;
+}
+
+/* Copies a borrowed plugin record into an owned one. */
+static int rec_copy(const struct provd_record *in, struct store_rec *out)
+{
+  if (dup_fields(in->id, in->etag, in->group_id, in->hub, in->kind, out))
+    return PROVD_E_NOMEM;
+  out->created_ms = in->created_ms;
+  out->updated_ms = in->updated_ms;
   json_error_t jerr;
   out->body = in->body_json ? json_loads(in->body_json, 0, &jerr) : NULL;
   if (!out->body) {
@@ -291,14 +341,22 @@ int store_put(struct store_session *s, enum provd_table t,
     .hub = rec->hub,
     .kind = rec->kind,
   };
-  return s->st->ops->put(s->ps, t, &r, if_match, must_create, err);
+  note_change(s, t);
+  rc = s->st->ops->put(s->ps, t, &r, if_match, must_create, err);
+  if (s->depth == 0)
+    note_tx_end(s); /* committed on its own */
+  return rc;
 }
 
 int store_del(struct store_session *s, enum provd_table t, const char *id,
               const char *if_match, struct provd_err *err)
 {
   NEED_SESSION(s, err);
-  return s->st->ops->del(s->ps, t, id, if_match, err);
+  note_change(s, t);
+  int rc = s->st->ops->del(s->ps, t, id, if_match, err);
+  if (s->depth == 0)
+    note_tx_end(s); /* committed on its own */
+  return rc;
 }
 
 struct rec_vec {

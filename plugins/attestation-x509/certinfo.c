@@ -103,8 +103,12 @@ int certinfo_thumbprint(const X509 *cert, const EVP_MD *md, char *hex,
   unsigned int n = 0;
   if (!X509_digest(cert, md, d, &n) || cap < 2 * (size_t)n + 1)
     return -1;
-  for (unsigned int i = 0; i < n; i++)
-    snprintf(hex + 2 * i, 3, "%02X", d[i]);
+  static const char digits[] = "0123456789ABCDEF";
+  for (unsigned int i = 0; i < n; i++) {
+    hex[2 * i] = digits[d[i] >> 4];
+    hex[2 * i + 1] = digits[d[i] & 15];
+  }
+  hex[2 * n] = '\0';
   return 0;
 }
 
@@ -150,13 +154,12 @@ int certinfo_json(const X509 *cert, char *out, size_t cap)
   return t.full ? -1 : 0;
 }
 
-int certinfo_state_json(const X509 *leaf, const X509 *signer,
+int certinfo_state_json(const X509 *leaf, const char *signer_info,
                         const char *group_id, char *out, size_t cap)
 {
   struct text t = {out, cap, 0, cap == 0};
-  char leaf_info[CERTINFO_JSON_MAX], signer_info[CERTINFO_JSON_MAX];
-  if (certinfo_json(leaf, leaf_info, sizeof(leaf_info)) ||
-      (signer && certinfo_json(signer, signer_info, sizeof(signer_info))))
+  char leaf_info[CERTINFO_JSON_MAX];
+  if (certinfo_json(leaf, leaf_info, sizeof(leaf_info)))
     return -1;
   if (cap)
     out[0] = '\0';
@@ -166,7 +169,7 @@ int certinfo_state_json(const X509 *leaf, const X509 *signer,
     puts_raw(&t, ",\"enrollmentGroupId\":");
     put_json_string(&t, group_id, strlen(group_id));
   }
-  if (signer) {
+  if (signer_info) {
     puts_raw(&t, ",\"signingCertificateInfo\":");
     puts_raw(&t, signer_info);
   }

@@ -19,8 +19,9 @@ int certinfo_thumbprint(const X509 *cert, const EVP_MD *md, char *hex,
 int certinfo_json(const X509 *cert, char *out, size_t cap);
 
 /* registrationState.x509: certificateInfo (the leaf), enrollmentGroupId
- * and signingCertificateInfo (the group's anchor) when given. */
-int certinfo_state_json(const X509 *leaf, const X509 *signer,
+ * and signingCertificateInfo (the group's anchor, as certinfo_json made
+ * it) when given. */
+int certinfo_state_json(const X509 *leaf, const char *signer_info,
                         const char *group_id, char *out, size_t cap);
 
 #endif

@@ -23,6 +23,8 @@ void trust_clear(struct trust *t)
 {
   X509_free(t->anchors[0]);
   X509_free(t->anchors[1]);
+  free(t->anchor_info[0]);
+  free(t->anchor_info[1]);
   sk_X509_CRL_pop_free(t->crls, X509_CRL_free);
   memset(t, 0, sizeof(*t));
 }
@@ -31,9 +33,15 @@ void trust_clear(struct trust *t)
 static int trust_share(const struct trust *src, struct trust *dst)
 {
   memset(dst, 0, sizeof(*dst));
-  for (size_t i = 0; i < 2; i++)
+  for (size_t i = 0; i < 2; i++) {
     if (src->anchors[i] && X509_up_ref(src->anchors[i]))
       dst->anchors[i] = src->anchors[i];
+    if (src->anchor_info[i] &&
+        !(dst->anchor_info[i] = strdup(src->anchor_info[i]))) {
+      trust_clear(dst);
+      return -1;
+    }
+  }
   if (src->crls) {
     dst->crls = sk_X509_CRL_new_null();
     for (int i = 0; dst->crls && i < sk_X509_CRL_num(src->crls); i++) {

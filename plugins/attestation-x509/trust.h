@@ -16,6 +16,9 @@
 struct trust {
   X509 *anchors[2];         /* primary, secondary; NULL when absent */
   STACK_OF(X509_CRL) *crls; /* NULL: no CRL */
+  /* Group anchors: their certinfo_json, made once per parse because
+   * every registration through the group answers it; NULL otherwise. */
+  char *anchor_info[2];
 };
 
 #define TRUST_KEY_LEN 32

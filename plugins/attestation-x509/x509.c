@@ -278,6 +278,7 @@ static int crl_optional_cb(int ok, X509_STORE_CTX *ctx)
 struct verdict {
   int verify_error; /* X509_V_OK or X509_V_ERR_* */
   X509 *anchor;     /* the trusted certificate the chain reached (owned) */
+  char *anchor_info; /* its certinfo_json for a group (owned) or NULL */
   int depth;        /* its position in the chain: 0 = the leaf itself */
   int error_depth;  /* the certificate verify_error is about */
 };
@@ -408,6 +409,14 @@ static int trust_parse(const struct x509a *x,
       return PROVD_E_CONFIG;
     }
     found++;
+    char info[CERTINFO_JSON_MAX];
+    if (req->is_group &&
+        certinfo_json(t->anchors[i], info, sizeof(info)) == 0 &&
+        !(t->anchor_info[i] = strdup(info))) {
+      x->host->err_set(err, "INTERNAL", "out of memory");
+      trust_clear(t);
+      return PROVD_E_NOMEM;
+    }
   }
   const char *crl_text = texts[2];
   if (crl_text && !(t->crls = crls_from_text(x, crl_text))) {
@@ -466,7 +475,7 @@ static int attest_individual(const struct x509a *x,
                              STACK_OF(X509) *presented, struct verdict *v,
                              struct provd_err *err)
 {
-  struct trust t = {{NULL, NULL}, NULL};
+  struct trust t = {{NULL, NULL}, NULL, {NULL, NULL}};
   int rc = trust_load(x, req, "clientCertificates", &t, err);
   if (rc != PROVD_OK)
     return rc;
@@ -497,11 +506,16 @@ static int attest_group(const struct x509a *x,
                         STACK_OF(X509) *presented, struct verdict *v,
                         struct provd_err *err)
 {
-  struct trust t = {{NULL, NULL}, NULL};
+  struct trust t = {{NULL, NULL}, NULL, {NULL, NULL}};
   int rc = trust_load(x, req, "signingCertificates", &t, err);
   if (rc != PROVD_OK)
     return rc;
   rc = verify_against(x, req, presented, t.anchors, 2, t.crls, v);
+  for (size_t i = 0; i < 2 && v->anchor; i++)
+    if (v->anchor == t.anchors[i]) {
+      v->anchor_info = t.anchor_info[i];
+      t.anchor_info[i] = NULL;
+    }
   trust_clear(&t);
   return rc;
 }
@@ -513,8 +527,14 @@ static void set_answer(const struct x509a *x,
                        X509 *leaf, const struct verdict *v,
                        struct provd_attest_result *res)
 {
-  char state[CERTINFO_STATE_MAX];
-  if (certinfo_state_json(leaf, req->is_group ? v->anchor : NULL,
+  char state[CERTINFO_STATE_MAX], made[CERTINFO_JSON_MAX];
+  const char *signer = NULL;
+  if (req->is_group)
+    signer = v->anchor_info ? v->anchor_info
+             : certinfo_json(v->anchor, made, sizeof(made)) == 0 ? made
+                                                                 : NULL;
+  if ((!req->is_group || signer) &&
+      certinfo_state_json(leaf, signer,
                           req->is_group ? req->enrollment_id : NULL, state,
                           sizeof(state)) == 0)
     x->host->attest_set_state(res, "x509", state);
@@ -545,7 +565,7 @@ static int x509a_attest(void *state, struct provd_call *call,
   }
   X509 *leaf = sk_X509_value(presented, 0);
   int rc;
-  struct verdict v = {X509_V_OK, NULL, 0, 0};
+  struct verdict v = {X509_V_OK, NULL, NULL, 0, 0};
   if (!leaf_cn_is(leaf, req->registration_id)) {
     h->err_set(err, "CERT_CN_MISMATCH",
                "registration %s: the certificate's subject CN is not the "
@@ -571,6 +591,7 @@ static int x509a_attest(void *state, struct provd_call *call,
   if (rc == PROVD_OK)
     set_answer(x, req, leaf, &v, res);
   X509_free(v.anchor);
+  free(v.anchor_info);
   sk_X509_pop_free(presented, X509_free);
   return rc;
 }

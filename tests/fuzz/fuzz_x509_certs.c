@@ -64,17 +64,19 @@ static void check_verdict(const struct x509a *x, STACK_OF(X509) *chain,
     return;
   }
   require(v.anchor != NULL && v.depth >= 0 && v.depth <= x->max_chain);
-  static char state[CERTINFO_STATE_MAX];
-  if (certinfo_state_json(sk_X509_value(chain, 0), v.anchor, "fuzz-group",
+  static char state[CERTINFO_STATE_MAX], signer[CERTINFO_JSON_MAX];
+  if (certinfo_json(v.anchor, signer, sizeof(signer)) == 0 &&
+      certinfo_state_json(sk_X509_value(chain, 0), signer, "fuzz-group",
                           state, sizeof(state)) == 0)
     require_json_object(state);
   X509_free(v.anchor);
+  free(v.anchor_info);
 }
 
 static void check_cache(const struct x509a *x, const struct trust *t)
 {
   uint8_t key[TRUST_KEY_LEN] = {1};
-  struct trust back = {{NULL, NULL}, NULL};
+  struct trust back = {{NULL, NULL}, NULL, {NULL, NULL}};
   trust_cache_put(x->cache, key, t);
   require(trust_cache_get(x->cache, key, &back) == 1);
   require(back.anchors[0] == t->anchors[0] &&
@@ -145,7 +147,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     parts[i] = fuzz_next_part(data, size, &at);
   STACK_OF(X509) *chain = chain_from_pem(parts[0], x->max_chain);
   struct trust t = {{cert_from_text(x, parts[1]), NULL},
-                    parts[2][0] ? crls_from_text(x, parts[2]) : NULL};
+                    parts[2][0] ? crls_from_text(x, parts[2]) : NULL,
+                    {NULL, NULL}};
   require(!t.crls || (sk_X509_CRL_num(t.crls) >= 1 &&
                       sk_X509_CRL_num(t.crls) <= X509A_MAX_CRLS));
   if (chain) {

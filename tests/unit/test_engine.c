@@ -600,6 +600,37 @@ START_TEST(t_individual_enrollment_shadows_groups)
 }
 END_TEST
 
+static void delete_record(enum provd_table t, const char *id)
+{
+  struct provd_err err = {{0}, {0}};
+  struct store_session *s = store_session_open(rig.store, &err);
+  ck_assert_msg(s != NULL, "%s", err.msg);
+  ck_assert_msg(store_del(s, t, id, NULL, &err) == PROVD_OK, "%s", err.msg);
+  store_session_close(s);
+}
+
+/* Groups are kept in memory between registrations: every change to
+ * them counts from the next registration on. */
+START_TEST(t_group_changes_count_at_once)
+{
+  expect_refused(register_with_key("member-c", key1, 1), 401,
+                 "ENROLLMENT_NOT_FOUND", 401002);
+  enroll_group("group-c", group("group-c", key1));
+  json_t *st = state_after_register("member-c", key1, 1);
+  ck_assert_str_eq(field(st, "status"), "assigned");
+  json_decref(st);
+  enroll_group("group-c", group("group-c", key2)); /* new keys */
+  expect_refused(register_with_key("member-c", key1, 1), 401,
+                 "BAD_SIGNATURE", 401002);
+  st = state_after_register("member-c", key2, 1);
+  ck_assert_str_eq(field(st, "status"), "assigned");
+  json_decref(st);
+  delete_record(PROVD_TABLE_ENROLLMENT_GROUPS, "group-c");
+  expect_refused(register_with_key("member-c", key2, 1), 401,
+                 "ENROLLMENT_NOT_FOUND", 401002);
+}
+END_TEST
+
 START_TEST(t_unknown_device_refused)
 {
   enroll_group("group-a", group("group-a", key1));
@@ -2075,6 +2106,7 @@ static Suite *engine_suite(void)
   tcase_add_test(enr, t_second_group_accepts);
   tcase_add_test(enr, t_individual_enrollment_shadows_groups);
   tcase_add_test(enr, t_unknown_device_refused);
+  tcase_add_test(enr, t_group_changes_count_at_once);
   tcase_add_test(enr, t_no_enrollment_at_all);
   tcase_add_test(enr, t_attestation_mismatch);
   tcase_add_test(enr, t_authenticate_only);

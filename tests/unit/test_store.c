@@ -1603,6 +1603,67 @@ START_TEST(test_store_close_drains_queue)
 }
 END_TEST
 
+/* store_generation: what group_cache relies on to know a copy is
+ * current. */
+static void put_group(struct store_session *s, const char *id)
+{
+  struct provd_err err = { { 0 }, { 0 } };
+  json_t *body = json_pack("{s:s}", "enrollmentGroupId", id);
+  struct store_rec r = { .id = (char *)id, .etag = (char *)"\"e\"",
+                         .body = body };
+  ck_assert_msg(store_put(s, PROVD_TABLE_ENROLLMENT_GROUPS, &r, NULL, 0,
+                          &err) == PROVD_OK, "%s", err.msg);
+  json_decref(body);
+}
+
+START_TEST(test_store_generation)
+{
+  struct plugin_instance inst;
+  struct provd_err err = { { 0 }, { 0 } };
+  inst_up(&inst, "normal");
+  struct store *st = open_store(&inst, 1, 16, 16);
+  struct store_session *a = store_session_open(st, &err);
+  struct store_session *b = store_session_open(st, &err);
+  ck_assert_ptr_nonnull(a);
+  ck_assert_ptr_nonnull(b);
+  enum provd_table g = PROVD_TABLE_ENROLLMENT_GROUPS;
+  uint64_t g0 = store_generation(a, g);
+  uint64_t h0 = store_generation(a, PROVD_TABLE_HUBS);
+  ck_assert_uint_ne(g0, 0);
+  ck_assert_uint_eq(store_generation(b, g), g0);
+
+  put_group(a, "autocommitted"); /* outside a transaction */
+  uint64_t g1 = store_generation(b, g);
+  ck_assert_uint_ne(g1, g0);
+  ck_assert_uint_eq(store_generation(a, g), g1); /* a is clean again */
+
+  ck_assert_int_eq(store_tx_begin(a, &err), PROVD_OK);
+  put_group(a, "in-a-transaction");
+  /* a reads its own uncommitted write: nothing to share */
+  ck_assert_uint_eq(store_generation(a, g), 0);
+  uint64_t during = store_generation(b, g);
+  ck_assert_uint_ne(during, g1);
+  ck_assert_int_eq(store_tx_commit(a, &err), PROVD_OK);
+  uint64_t after = store_generation(b, g);
+  ck_assert_uint_ne(after, during); /* read during it, stale after it */
+  ck_assert_uint_eq(store_generation(a, g), after);
+
+  ck_assert_int_eq(store_tx_begin(a, &err), PROVD_OK);
+  put_group(a, "rolled-back");
+  uint64_t before_rollback = store_generation(b, g);
+  ck_assert_int_eq(store_tx_rollback(a, &err), PROVD_OK);
+  ck_assert_uint_ne(store_generation(b, g), before_rollback);
+  ck_assert_uint_ne(store_generation(a, g), 0);
+
+  /* other tables keep their number */
+  ck_assert_uint_eq(store_generation(a, PROVD_TABLE_HUBS), h0);
+  store_session_close(a);
+  store_session_close(b);
+  store_close(st);
+  inst_down(&inst);
+}
+END_TEST
+
 /* ---- durability across SIGKILL ---- */
 
 #define CRASH_ROWS 500
@@ -1831,6 +1892,7 @@ static Suite *store_suite(void)
   tcase_add_test(core, test_journal_removed_event_breaks_link);
   tcase_add_test(core, test_journal_head_cache_rollback_and_conflict);
   tcase_add_test(core, test_store_close_drains_queue);
+  tcase_add_test(core, test_store_generation);
   tcase_add_test(core, test_crash_durability);
   tcase_add_test(core, test_store_write_throughput);
   suite_add_tcase(s, core);

@@ -480,6 +480,12 @@ START_TEST(t_group_root_full_chain)
                    "CN=Test Intermediate, O=provd tests");
   ck_assert_str_eq(info_field(o.state, "certificateInfo", "notBeforeUtc"),
                    "2027-01-14T08:00:00Z"); /* NOW - 1 day */
+  /* The next device of the group finds the root parsed and described. */
+  struct outcome again = group_of(root.cert, "dev-1", chain);
+  ck_assert_msg(again.status == PROVD_OK, "%s: %s", again.code, again.msg);
+  ck_assert(json_equal(json_object_get(again.state, "signingCertificateInfo"),
+                       json_object_get(o.state, "signingCertificateInfo")));
+  json_decref(again.state);
   json_decref(o.state);
   free(chain);
 }
