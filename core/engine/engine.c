@@ -149,7 +149,8 @@ int engine_new(const struct provd_config *cfg, struct store *store,
   if (cfg->register_rate_per_source > 0)
     e->per_source = rate_table_new(RATE_SLOTS,
                                    (uint32_t)cfg->register_rate_per_source);
-  if (!e->recent || !e->groups || (cfg->register_rate_per_device > 0 && !e->per_device) ||
+  if (!e->recent || !e->groups ||
+      (cfg->register_rate_per_device > 0 && !e->per_device) ||
       (cfg->register_rate_per_source > 0 && !e->per_source)) {
     engine_free(e);
     perr_set(err, "INTERNAL", "out of memory");

@@ -430,6 +430,7 @@ static int trust_parse(const struct x509a *x,
                      "%s %s has no attestation.x509.%s certificate",
                      req->is_group ? "enrollment group" : "enrollment",
                      req->enrollment_id, list);
+    trust_clear(t); /* the CRL, when there was one */
     return PROVD_E_CONFIG;
   }
   return PROVD_OK;
