@@ -586,11 +586,6 @@ static void notify_manager(int level, const char *state)
             strerror(errno));
 }
 
-static long long monotonic_ms(void)
-{
-  return (long long)(time_mono_ns() / 1000000);
-}
-
 /* SIGHUP as the service manager wants it seen: RELOADING=1 (with the
  * monotonic time systemd's notify-reload asks for), then READY=1. */
 static void reload_notified(const struct options *opts, struct daemon *dm)
@@ -628,11 +623,11 @@ static int serve_until_stop_signal(const struct options *opts,
                                    struct daemon *dm, const sigset_t *signals)
 {
   long ping_ms = service_watchdog_interval_ms();
-  long long next_ping = monotonic_ms() + ping_ms;
+  long long next_ping = (long long)time_mono_ms() + ping_ms;
   for (;;) {
     int sig;
     if (ping_ms > 0) {
-      long long wait_ms = next_ping - monotonic_ms();
+      long long wait_ms = next_ping - (long long)time_mono_ms();
       if (wait_ms < 0)
         wait_ms = 0;
       struct timespec wait = {(time_t)(wait_ms / 1000),
@@ -641,9 +636,9 @@ static int serve_until_stop_signal(const struct options *opts,
     } else {
       sig = sigwaitinfo(signals, NULL);
     }
-    if (ping_ms > 0 && monotonic_ms() >= next_ping) {
+    if (ping_ms > 0 && (long long)time_mono_ms() >= next_ping) {
       watchdog_ping(dm, ping_ms);
-      next_ping = monotonic_ms() + ping_ms;
+      next_ping = (long long)time_mono_ms() + ping_ms;
     }
     if (sig == SIGHUP)
       reload_notified(opts, dm);

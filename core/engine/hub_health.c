@@ -10,6 +10,7 @@
 #include "provd/hub.h"
 #include "util/log.h"
 #include "util/metrics.h"
+#include "util/timefmt.h"
 
 #define COMP "hub"
 
@@ -101,14 +102,8 @@ static void check_one(struct hub_health *h, struct watched *w)
 /* Waits one interval (or until stopped); 0 when stopping. */
 static int pause_interval(struct hub_health *h)
 {
-  struct timespec until;
-  clock_gettime(CLOCK_REALTIME, &until);
-  until.tv_sec += h->interval_ms / 1000;
-  until.tv_nsec += (long)(h->interval_ms % 1000) * 1000000L;
-  if (until.tv_nsec >= 1000000000L) {
-    until.tv_sec++;
-    until.tv_nsec -= 1000000000L;
-  }
+  struct timespec until =
+      time_after_us(CLOCK_REALTIME, (int64_t)h->interval_ms * 1000);
   pthread_mutex_lock(&h->mu);
   while (!h->stopping &&
          pthread_cond_timedwait(&h->cv, &h->mu, &until) != ETIMEDOUT)

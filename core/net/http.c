@@ -966,23 +966,18 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
 
 #define HEARTBEAT_MS 1000
 
-static long long loop_clock_ms(void)
-{
-  return (long long)(time_mono_ns() / 1000000);
-}
-
 static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
 {
   (void)fd;
   (void)what;
   struct http_worker *w = arg;
-  atomic_store_explicit(&w->last_turn_ms, loop_clock_ms(),
+  atomic_store_explicit(&w->last_turn_ms, (long long)time_mono_ms(),
                         memory_order_relaxed);
 }
 
 long http_server_stall_ms(const struct http_server *srv)
 {
-  long long now = loop_clock_ms(), worst = 0;
+  long long now = (long long)time_mono_ms(), worst = 0;
   for (int i = 0; i < srv->n_workers; i++) {
     long long late = now - HEARTBEAT_MS -
                      atomic_load_explicit(&srv->workers[i].last_turn_ms,
@@ -1485,7 +1480,7 @@ static int worker_init(struct http_server *srv, struct http_worker *w,
     perr_set(err, "HTTP_INIT", "cannot create loop events");
     return -1;
   }
-  atomic_store(&w->last_turn_ms, loop_clock_ms());
+  atomic_store(&w->last_turn_ms, (long long)time_mono_ms());
   struct timeval beat = {HEARTBEAT_MS / 1000, (HEARTBEAT_MS % 1000) * 1000};
   if (event_add(w->heartbeat, &beat) != 0) {
     perr_set(err, "HTTP_INIT", "cannot start the loop heartbeat");

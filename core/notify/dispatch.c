@@ -147,20 +147,6 @@ static struct pending *pending_from(const struct provd_outbox_event *ev)
   return p;
 }
 
-/* Absolute CLOCK_REALTIME time ms from now, for pthread_cond_timedwait. */
-static struct timespec deadline_in(int64_t ms)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  ts.tv_sec += ms / 1000;
-  ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-  if (ts.tv_nsec >= 1000000000L) {
-    ts.tv_sec++;
-    ts.tv_nsec -= 1000000000L;
-  }
-  return ts;
-}
-
 /* FNV-1a: a subject always lands in the same lane. */
 static int lane_of(const struct notif *n, const char *subject)
 {
@@ -434,11 +420,7 @@ static int try_deliver(struct lane *l, const struct pending *p,
   memset(call, 0, sizeof(*call));
   snprintf(call->trace_id, sizeof(call->trace_id), "%s",
            p->event_id ? p->event_id : "");
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  call->deadline_ns = (unsigned long long)ts.tv_sec * 1000000000ULL +
-                      (unsigned long long)ts.tv_nsec +
-                      DELIVER_DEADLINE_MS * 1000000ULL;
+  call->deadline_ns = time_mono_ns() + DELIVER_DEADLINE_MS * 1000000ULL;
   perr_clear(err);
   plugin_op_enter(n->inst);
   int rc = n->ops->deliver(n->ops_state, call, &ev, err);
@@ -451,7 +433,7 @@ static int try_deliver(struct lane *l, const struct pending *p,
 static void lane_sleep(struct lane *l, int64_t ms)
 {
   struct notif *n = l->n;
-  struct timespec until = deadline_in(ms);
+  struct timespec until = time_after_us(CLOCK_REALTIME, ms * 1000);
   pthread_mutex_lock(&n->mu);
   while (!stopping(n->d) &&
          pthread_cond_timedwait(&l->cv, &n->mu, &until) != ETIMEDOUT)
@@ -756,7 +738,7 @@ static void scan_retries(struct notif *n, struct store_session *s,
 
 static void pump_wait(struct notif *n, int64_t ms)
 {
-  struct timespec until = deadline_in(ms);
+  struct timespec until = time_after_us(CLOCK_REALTIME, ms * 1000);
   pthread_mutex_lock(&n->mu);
   if (!stopping(n->d))
     pthread_cond_timedwait(&n->pump_cv, &n->mu, &until);

@@ -76,9 +76,8 @@ static void *retention_main(void *arg)
   while (!r->stopping) {
     pthread_mutex_unlock(&r->mu);
     retention_round(r, s);
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += RETENTION_EVERY_MS / 1000;
+    struct timespec until =
+        time_after_us(CLOCK_REALTIME, RETENTION_EVERY_MS * 1000LL);
     pthread_mutex_lock(&r->mu);
     while (!r->stopping &&
            pthread_cond_timedwait(&r->cv, &r->mu, &until) != ETIMEDOUT)

@@ -15,6 +15,7 @@
 #include "util/log.h"
 #include "util/metrics.h"
 #include "util/secret.h"
+#include "util/timefmt.h"
 
 #define DEVICE_ID_MAX 128
 #define CLAIM_KEY_MAX 128
@@ -73,20 +74,6 @@ static void h_err_set(struct provd_err *err, const char *reason_code,
   va_start(ap, fmt);
   perr_vset(err, reason_code, fmt, ap);
   va_end(ap);
-}
-
-static uint64_t h_mono_ns(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static int64_t h_unix_ms(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static int h_random(uint8_t *buf, size_t len)
@@ -389,8 +376,8 @@ static const struct provd_host_api the_host_api = {
   .cfg_count = host_cfg_count,
   .cfg_at = host_cfg_at,
   .cfg_text = host_cfg_text,
-  .mono_ns = h_mono_ns,
-  .unix_ms = h_unix_ms,
+  .mono_ns = time_mono_ns,
+  .unix_ms = time_now_ms,
   .random = h_random,
   .counter_add = h_counter_add,
   .call_trace_id = h_call_trace_id,

@@ -12,6 +12,7 @@
 #include <curl/curl.h>
 
 #include "util/log.h"
+#include "util/timefmt.h"
 
 #define MAX_REQ_HEADERS 64
 #define MAX_HEADER_LEN 8192
@@ -80,13 +81,6 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
   return n;
 }
 
-static uint64_t now_mono_ns(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* The request's own timeout, shortened to what is left of the call's
  * deadline; 0 when the deadline has already passed. */
 static long effective_timeout_ms(const struct provd_call *call,
@@ -97,7 +91,7 @@ static long effective_timeout_ms(const struct provd_call *call,
                    ? req->timeout_ms
                    : HOST_HTTP_DEFAULT_TIMEOUT_MS;
   if (call && call->deadline_ns) {
-    uint64_t now = now_mono_ns();
+    uint64_t now = time_mono_ns();
     if (now >= call->deadline_ns)
       return 0;
     int64_t left = (int64_t)((call->deadline_ns - now) / 1000000u);

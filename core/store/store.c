@@ -10,6 +10,7 @@
 #include "store/store_int.h"
 #include "util/log.h"
 #include "util/metrics.h"
+#include "util/timefmt.h"
 
 #define DEFAULT_READERS 2
 #define DEFAULT_QUEUE_MAX 4096
@@ -341,18 +342,6 @@ static void batch_collect(struct store *st, struct batch *b, size_t n)
   }
 }
 
-/* deadline = now + us on CLOCK_MONOTONIC. */
-static void deadline_after_us(struct timespec *deadline, long us)
-{
-  clock_gettime(CLOCK_MONOTONIC, deadline);
-  deadline->tv_sec += us / 1000000;
-  deadline->tv_nsec += (us % 1000000) * 1000;
-  if (deadline->tv_nsec >= 1000000000L) {
-    deadline->tv_sec++;
-    deadline->tv_nsec -= 1000000000L;
-  }
-}
-
 /* Whether one of the n popped jobs is a read that ends in a write. */
 static bool any_joins_window(const struct store *st, size_t n)
 {
@@ -380,8 +369,8 @@ static size_t batch_linger(struct store *st, size_t n)
   if (st->opts.commit_window_us <= 0 || st->last_batch_writes <= 1 ||
       n >= max || !any_joins_window(st, n))
     return n;
-  struct timespec deadline;
-  deadline_after_us(&deadline, st->opts.commit_window_us);
+  struct timespec deadline =
+      time_after_us(CLOCK_MONOTONIC, st->opts.commit_window_us);
   while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &deadline, NULL) ==
          EINTR)
     ;

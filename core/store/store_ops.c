@@ -12,6 +12,7 @@
 #include "store/journal.h"
 #include "store/store_int.h"
 #include "util/ids.h"
+#include "util/timefmt.h"
 
 /* Bodies above this are refused before serialization finishes. */
 #define STORE_MAX_BODY (4u * 1024u * 1024u)
@@ -422,13 +423,6 @@ int store_count(struct store_session *s, enum provd_table t,
   return s->st->ops->count(s->ps, t, q, out, err);
 }
 
-static int64_t now_unix_ms(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void next_event_id(struct store_session *s, char out[37])
 {
   if (!s->id_ready) {
@@ -472,7 +466,7 @@ int store_event(struct store_session *s, const char *type,
   struct provd_outbox_event ev = {
     .struct_size = sizeof(ev),
     .type = type,
-    .time_ms = now_unix_ms(),
+    .time_ms = time_now_ms(),
     .subject = subject,
     .body_json = text,
     .event_id = event_id,

@@ -17,6 +17,24 @@ uint64_t time_mono_ns(void)
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+uint64_t time_mono_ms(void)
+{
+  return time_mono_ns() / 1000000u;
+}
+
+struct timespec time_after_us(clockid_t clock, int64_t us)
+{
+  struct timespec ts;
+  clock_gettime(clock, &ts);
+  ts.tv_sec += (time_t)(us / 1000000);
+  ts.tv_nsec += (long)(us % 1000000) * 1000L;
+  if (ts.tv_nsec >= 1000000000L) {
+    ts.tv_sec++;
+    ts.tv_nsec -= 1000000000L;
+  }
+  return ts;
+}
+
 void time_iso8601(int64_t unix_ms, char out[32])
 {
   time_t secs = (time_t)(unix_ms / 1000);
