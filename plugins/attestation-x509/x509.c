@@ -502,6 +502,24 @@ static int attest_individual(const struct x509a *x,
   return rc;
 }
 
+/* v->anchor_info for the anchor the chain reached: taken from t when
+ * it is one of t's (made when t was parsed), else made now (the
+ * verifier may have ended on the device's copy of the same CA). */
+static void describe_anchor(struct trust *t, struct verdict *v)
+{
+  if (!v->anchor)
+    return;
+  for (size_t i = 0; i < 2; i++)
+    if (v->anchor == t->anchors[i] && t->anchor_info[i]) {
+      v->anchor_info = t->anchor_info[i];
+      t->anchor_info[i] = NULL;
+      return;
+    }
+  char info[CERTINFO_JSON_MAX];
+  if (certinfo_json(v->anchor, info, sizeof(info)) == 0)
+    v->anchor_info = strdup(info);
+}
+
 static int attest_group(const struct x509a *x,
                         const struct provd_attest_request *req,
                         STACK_OF(X509) *presented, struct verdict *v,
@@ -512,11 +530,7 @@ static int attest_group(const struct x509a *x,
   if (rc != PROVD_OK)
     return rc;
   rc = verify_against(x, req, presented, t.anchors, 2, t.crls, v);
-  for (size_t i = 0; i < 2 && v->anchor; i++)
-    if (v->anchor == t.anchors[i]) {
-      v->anchor_info = t.anchor_info[i];
-      t.anchor_info[i] = NULL;
-    }
+  describe_anchor(&t, v);
   trust_clear(&t);
   return rc;
 }
@@ -528,14 +542,9 @@ static void set_answer(const struct x509a *x,
                        X509 *leaf, const struct verdict *v,
                        struct provd_attest_result *res)
 {
-  char state[CERTINFO_STATE_MAX], made[CERTINFO_JSON_MAX];
-  const char *signer = NULL;
-  if (req->is_group)
-    signer = v->anchor_info ? v->anchor_info
-             : certinfo_json(v->anchor, made, sizeof(made)) == 0 ? made
-                                                                 : NULL;
-  if ((!req->is_group || signer) &&
-      certinfo_state_json(leaf, signer,
+  char state[CERTINFO_STATE_MAX];
+  if ((!req->is_group || v->anchor_info) &&
+      certinfo_state_json(leaf, req->is_group ? v->anchor_info : NULL,
                           req->is_group ? req->enrollment_id : NULL, state,
                           sizeof(state)) == 0)
     x->host->attest_set_state(res, "x509", state);
