@@ -417,7 +417,7 @@ measure_baseline() { # ROUND
 # The fixed answer of both ceilings (FIXED_BODY in bench/tls_baseline.c).
 NGINX_BODY='{"operationId":"5.0000000000000000.00000000-0000-0000-0000-000000000000","status":"assigning"}'
 
-# nginx with provd's TLS settings (core/tls/pki.c tls_server_ctx_new):
+# nginx with provd's TLS settings (core/tls/server_ctx.c tls_server_ctx_new):
 # the data dir's P-256 certificate, TLS 1.2+, the same TLS 1.2 cipher
 # list, a client certificate requested but not required, no session
 # cache, no tickets.  Everything it writes stays in its own prefix; no
@@ -456,7 +456,7 @@ EOF
 
 # provd's TLS 1.2 cipher list, read from the source so the two cannot drift.
 tls12_ciphers() {
-  sed -n '/#define TLS12_CIPHERS/{n;p}' "$ROOT/core/tls/pki.c" |
+  sed -n '/#define TLS12_CIPHERS/{n;p}' "$ROOT/core/tls/server_ctx.c" |
     sed 's/^[^"]*"\([^"]*\)".*/\1/'
 }
 

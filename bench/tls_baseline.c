@@ -19,6 +19,7 @@
 #include "config/config.h"
 #include "net/http.h"
 #include "tls/pki.h"
+#include "tls/server_ctx.h"
 #include "util/num.h"
 
 /* Keep in step with NGINX_BODY in bench/run.sh. */
@@ -90,6 +91,7 @@ static int serve(const struct baseline_opts *o)
   struct http_server *srv = NULL;
   struct http_server_opts hopts = { 0 };
   sigset_t stop_set;
+  struct tls_libs *libs;
   SSL_CTX *ctx;
   int sig = 0;
 
@@ -97,9 +99,11 @@ static int serve(const struct baseline_opts *o)
     fprintf(stderr, "provd-tls-baseline: %s: %s\n", err.code, err.msg);
     return 1;
   }
-  ctx = tls_server_ctx_new(paths.cert, paths.key, &err);
+  libs = tls_libs_new(o->workers, &err);
+  ctx = libs ? tls_server_ctx_new(paths.cert, paths.key, libs, &err) : NULL;
   if (!ctx) {
     fprintf(stderr, "provd-tls-baseline: %s: %s\n", err.code, err.msg);
+    tls_libs_free(libs);
     return 1;
   }
   block_stop_signals(&stop_set);
@@ -111,6 +115,7 @@ static int serve(const struct baseline_opts *o)
   if (http_server_start(&hopts, &srv, &err) != 0) {
     fprintf(stderr, "provd-tls-baseline: %s: %s\n", err.code, err.msg);
     SSL_CTX_free(ctx);
+    tls_libs_free(libs);
     return 1;
   }
   printf("listening https://%s:%d workers %d\n", o->listen.host,
@@ -119,6 +124,7 @@ static int serve(const struct baseline_opts *o)
   sigwait(&stop_set, &sig);
   http_server_stop(srv, STOP_GRACE_MS);
   SSL_CTX_free(ctx);
+  tls_libs_free(libs);
   return 0;
 }
 

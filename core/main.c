@@ -26,6 +26,7 @@
 #include "store/store.h"
 #include "tls/issuer.h"
 #include "tls/pki.h"
+#include "tls/server_ctx.h"
 #include "util/b64.h"
 #include "util/ids.h"
 #include "util/log.h"
@@ -341,6 +342,7 @@ struct daemon {
   struct http_server *console_http; /* listen.console, or NULL */
   struct mqtt_server *mqtt;
   SSL_CTX *ssl;
+  struct tls_libs *tls_libs; /* one per worker; freed after every SSL_CTX */
   struct pki_paths pki;
   /* TLS contexts replaced by SIGHUP: a worker may be accepting with one;
    * freed at exit (one small context per reload). */
@@ -405,7 +407,10 @@ static int start_daemon(struct daemon *dm, struct provd_err *err)
   dm->api.engine = dm->engine;
   if (api_policies_load(&dm->api, dm->pki.conn_string, cfg, err) != 0)
     return -1;
-  dm->ssl = tls_server_ctx_new(dm->pki.cert, dm->pki.key, err);
+  dm->tls_libs = tls_libs_new(workers, err);
+  if (!dm->tls_libs)
+    return -1;
+  dm->ssl = tls_server_ctx_new(dm->pki.cert, dm->pki.key, dm->tls_libs, err);
   if (!dm->ssl)
     return -1;
   struct http_server_opts ho = {
@@ -481,6 +486,7 @@ static void stop_daemon(struct daemon *dm)
   for (size_t i = 0; i < dm->n_retired_ssl; i++)
     SSL_CTX_free(dm->retired_ssl[i]);
   free(dm->retired_ssl);
+  tls_libs_free(dm->tls_libs); /* after the contexts and the engine's jobs */
   api_policies_clear(&dm->api);
 }
 
@@ -509,7 +515,7 @@ static void reload_tls(struct daemon *dm, const struct provd_config *fresh)
   SSL_CTX *ctx = NULL;
   if (pki_init_data_dir(dm->cfg.data_dir, fresh->tls_cert, fresh->tls_key,
                         &pki, &err) == 0)
-    ctx = tls_server_ctx_new(pki.cert, pki.key, &err);
+    ctx = tls_server_ctx_new(pki.cert, pki.key, dm->tls_libs, &err);
   if (!ctx) {
     log_error("provd", "SIGHUP: tls not reloaded, connections keep the "
                        "running certificate: %s", err.msg);

@@ -43,6 +43,7 @@
 #include "net/http_parse.h"
 #include "net/stream.h"
 #include "net/wire_error.h"
+#include "tls/server_ctx.h"
 #include "util/log.h"
 #include "util/metrics.h"
 #include "util/timefmt.h"
@@ -869,6 +870,14 @@ static void close_stalled(struct net_conn *n)
   conn_release(c);
 }
 
+/* The TLS context this worker's new connections use: the current one
+ * (SIGHUP may have replaced it), on this thread's library context. */
+static SSL_CTX *worker_ssl(const struct http_worker *w)
+{
+  return tls_ctx_for_worker(
+      atomic_load_explicit(&w->srv->ssl_now, memory_order_acquire), w->index);
+}
+
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
                       struct sockaddr *sa, int socklen, void *arg)
 {
@@ -891,9 +900,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
   struct event *deadline = c ? evtimer_new(w->base, on_deadline, c) : NULL;
   struct stream *stream = NULL;
   if (deadline)
-    stream = stream_new(w->base, fd, atomic_load_explicit(
-                                         &w->srv->ssl_now,
-                                         memory_order_acquire)); /* takes fd */
+    stream = stream_new(w->base, fd, worker_ssl(w)); /* takes fd */
   else
     evutil_closesocket(fd);
   if (!stream || stream_start(stream, on_read, on_drained, on_event, c,

@@ -23,6 +23,7 @@
 #include "net/conn.h"
 #include "net/mqtt_codec.h"
 #include "net/stream.h"
+#include "tls/server_ctx.h"
 #include "util/log.h"
 #include "util/metrics.h"
 
@@ -570,10 +571,13 @@ static void on_accept(struct http_worker *hw, int fd, const char *peer,
   struct event_base *base = http_worker_base(hw);
   struct mconn *c = calloc(1, sizeof *c);
   struct event *deadline = c ? evtimer_new(base, on_deadline, c) : NULL;
-  struct stream *stream = deadline ? stream_new(base, fd, atomic_load_explicit(
-                                               &srv->ssl_now,
-                                               memory_order_acquire))
-                                  : NULL;
+  struct stream *stream =
+      deadline ? stream_new(base, fd,
+                            tls_ctx_for_worker(
+                                atomic_load_explicit(&srv->ssl_now,
+                                                     memory_order_acquire),
+                                http_worker_index(hw)))
+               : NULL;
   if (!deadline)
     close(fd);
   if (!stream || stream_start(stream, on_read, on_drained, on_event, c,

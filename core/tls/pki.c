@@ -1,5 +1,5 @@
 /* Data-dir PKI: a local CA, a server certificate it signs, the service
- * connection string; and the server TLS context.  Files are written
+ * connection string.  Files are written
  * atomically (temp + fsync + rename) and never regenerated once they
  * exist: an operator who distributed ca.pem must be able to rely on it. */
 #include "tls/pki.h"
@@ -29,10 +29,6 @@
 #define SERVER_DAYS 825
 #define SAS_KEY_BYTES 32
 #define MAX_CONN_STRING_FILE 4096
-/* TLS 1.2 suites: forward secrecy and AEAD first; CBC kept for small
- * device stacks.  TLS 1.3 suites stay OpenSSL's defaults. */
-#define TLS12_CIPHERS                                                       \
-  "ECDHE+AESGCM:ECDHE+CHACHA20:ECDHE+AES:!aNULL:!eNULL:!MD5:!DSS:!RC4:!3DES"
 
 static const char CONN_STRING_PREFIX[] =
     "HostName=localhost;SharedAccessKeyName=provisioningserviceowner;"
@@ -424,56 +420,4 @@ int pki_read_connection_string(const char *path, struct connstr *out,
     perr_set(err, "CONN_STRING", "%s: %s", path, msg);
   }
   return r;
-}
-
-/* Replaces OpenSSL's chain verification in the handshake: the x509
- * attestation plugin verifies the chain against the enrollment's CAs
- * (which TLS does not know), so building and checking it here too would
- * cost every mutual-TLS registration a second round of signature checks
- * for an answer nobody reads.  The client still proves it holds the
- * leaf's key: CertificateVerify is checked by the handshake itself. */
-static int skip_chain_verification(X509_STORE_CTX *ctx, void *arg)
-{
-  (void)ctx;
-  (void)arg;
-  return 1;
-}
-
-SSL_CTX *tls_server_ctx_new(const char *cert, const char *key,
-                            struct provd_err *err)
-{
-  static const unsigned char sid_ctx[] = "provd";
-  SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-  if (!ctx) {
-    certgen_crypto_err(err, "TLS_CONFIG", "SSL_CTX_new");
-    return NULL;
-  }
-  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-  SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
-                               SSL_OP_CIPHER_SERVER_PREFERENCE);
-  const char *step = NULL;
-  if (!SSL_CTX_set_cipher_list(ctx, TLS12_CIPHERS))
-    step = "cipher list";
-  else if (!SSL_CTX_use_certificate_chain_file(ctx, cert))
-    step = cert;
-  else if (!SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM))
-    step = key;
-  else if (!SSL_CTX_check_private_key(ctx))
-    step = "private key does not match the certificate";
-  if (step) {
-    certgen_crypto_err(err, "TLS_CONFIG", step);
-    SSL_CTX_free(ctx);
-    return NULL;
-  }
-  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-  SSL_CTX_set_cert_verify_callback(ctx, skip_chain_verification, NULL);
-  SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof sid_ctx - 1);
-  /* No resumption: a booting device registers over one connection and
-   * never comes back with a session, while issuing TLS 1.3 tickets and
-   * caching sessions costs 10-15% of the server CPU of every full
-   * handshake (measured with bench/). */
-  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-  SSL_CTX_set_num_tickets(ctx, 0);
-  SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
-  return ctx;
 }

@@ -1,10 +1,9 @@
 /* Data-dir initialisation: local CA, server certificate, service
- * connection string; and the server TLS context. */
+ * connection string.  The TLS context built on them: tls/server_ctx.h. */
 #ifndef CORE_TLS_PKI_H
 #define CORE_TLS_PKI_H
 
 #include <limits.h>
-#include <openssl/ssl.h>
 
 #include "util/connstr.h"
 #include "util/err.h"
@@ -29,10 +28,5 @@ int pki_init_data_dir(const char *data_dir, const char *cert,
  * errors are CONN_STRING and name the file.  out holds the key: wipe it. */
 int pki_read_connection_string(const char *path, struct connstr *out,
                                struct provd_err *err);
-
-/* TLS 1.2+ server context; requests but does not require a client
- * certificate (any certificate is accepted at the TLS layer). */
-SSL_CTX *tls_server_ctx_new(const char *cert, const char *key,
-                            struct provd_err *err);
 
 #endif

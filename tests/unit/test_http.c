@@ -25,6 +25,7 @@
 #include "net/http.h"
 #include "net/http_parse.h"
 #include "tls/pki.h"
+#include "tls/server_ctx.h"
 #include "util/metrics.h"
 
 /* ---- parser ------------------------------------------------------------ */
@@ -405,7 +406,7 @@ static void handler(struct http_exchange *ex, void *ud)
 static void start_server(int workers)
 {
   struct provd_err err = {0};
-  g_server_ctx = tls_server_ctx_new(g_paths.cert, g_paths.key, &err);
+  g_server_ctx = tls_server_ctx_new(g_paths.cert, g_paths.key, NULL, &err);
   ck_assert_msg(g_server_ctx != NULL, "%s", err.msg);
   struct http_server_opts o = {0};
   o.host = "127.0.0.1";
@@ -1217,7 +1218,7 @@ static struct http_server *start_limited_server(int workers,
                                                 size_t per_source)
 {
   struct provd_err err = {0};
-  g_server_ctx = tls_server_ctx_new(g_paths.cert, g_paths.key, &err);
+  g_server_ctx = tls_server_ctx_new(g_paths.cert, g_paths.key, NULL, &err);
   ck_assert_msg(g_server_ctx != NULL, "%s", err.msg);
   struct http_server_opts o = {0};
   o.host = "127.0.0.1";
@@ -1350,7 +1351,7 @@ END_TEST
 START_TEST(t_slow_handshake_deadline)
 {
   struct provd_err err = {0};
-  SSL_CTX *ctx = tls_server_ctx_new(g_paths.cert, g_paths.key, &err);
+  SSL_CTX *ctx = tls_server_ctx_new(g_paths.cert, g_paths.key, NULL, &err);
   ck_assert_msg(ctx != NULL, "%s", err.msg);
   struct http_server *srv = start_short_server(ctx, 3);
   static const char record[] = "\x16\x03\x01\x02\x00\x01\x00\x01\xfc";

@@ -14,6 +14,7 @@
 #include <openssl/x509v3.h>
 
 #include "tls/pki.h"
+#include "tls/server_ctx.h"
 
 static char g_tmp[256];
 static char g_data[512];
@@ -340,7 +341,7 @@ START_TEST(t_tls_ctx)
   struct pki_paths p;
   init_ok(&p);
   struct provd_err err = {0};
-  SSL_CTX *ctx = tls_server_ctx_new(p.cert, p.key, &err);
+  SSL_CTX *ctx = tls_server_ctx_new(p.cert, p.key, NULL, &err);
   ck_assert_msg(ctx != NULL, "%s", err.msg);
   ck_assert_int_eq(SSL_CTX_get_min_proto_version(ctx), TLS1_2_VERSION);
   ck_assert_int_eq(SSL_CTX_get_verify_mode(ctx), SSL_VERIFY_PEER);
@@ -350,9 +351,87 @@ START_TEST(t_tls_ctx)
   /* A key that does not belong to the certificate. */
   char path[600];
   path_in(path, sizeof path, "tls/ca.key");
-  ctx = tls_server_ctx_new(p.cert, path, &err);
+  ctx = tls_server_ctx_new(p.cert, path, NULL, &err);
   ck_assert_ptr_null(ctx);
   ck_assert_str_eq(err.code, "TLS_CONFIG");
+}
+END_TEST
+
+/* A full in-memory handshake against server, the client presenting the
+ * data dir's CA certificate as its own; returns the peer certificate the
+ * server decoded (caller frees), or NULL. */
+static X509 *handshake_with_client_cert(SSL_CTX *server)
+{
+  char cert[600], key[600];
+  path_in(cert, sizeof cert, "tls/ca.pem");
+  path_in(key, sizeof key, "tls/ca.key");
+  SSL_CTX *cctx = SSL_CTX_new(TLS_client_method());
+  ck_assert_int_eq(SSL_CTX_use_certificate_file(cctx, cert, SSL_FILETYPE_PEM),
+                   1);
+  ck_assert_int_eq(SSL_CTX_use_PrivateKey_file(cctx, key, SSL_FILETYPE_PEM),
+                   1);
+  SSL *c = SSL_new(cctx), *s = SSL_new(server);
+  BIO *cb, *sb;
+  ck_assert_int_eq(BIO_new_bio_pair(&cb, 0, &sb, 0), 1);
+  SSL_set_bio(c, cb, cb);
+  SSL_set_bio(s, sb, sb);
+  SSL_set_connect_state(c);
+  SSL_set_accept_state(s);
+  int cdone = 0, sdone = 0;
+  for (int i = 0; i < 20 && !(cdone && sdone); i++) {
+    cdone = cdone || SSL_do_handshake(c) == 1;
+    sdone = sdone || SSL_do_handshake(s) == 1;
+  }
+  /* TLS 1.3 sends the client certificate after the client is done. */
+  char byte;
+  SSL_write(c, "x", 1);
+  ck_assert_int_eq(SSL_read(s, &byte, 1), 1);
+  X509 *peer = cdone && sdone ? SSL_get1_peer_certificate(s) : NULL;
+  SSL_free(c);
+  SSL_free(s);
+  SSL_CTX_free(cctx);
+  return peer;
+}
+
+START_TEST(t_tls_ctx_per_worker)
+{
+  struct pki_paths p;
+  init_ok(&p);
+  struct provd_err err = {0};
+  struct tls_libs *libs = tls_libs_new(2, &err);
+  ck_assert_msg(libs != NULL, "%s", err.msg);
+  SSL_CTX *ctx = tls_server_ctx_new(p.cert, p.key, libs, &err);
+  ck_assert_msg(ctx != NULL, "%s", err.msg);
+  SSL_CTX *w0 = tls_ctx_for_worker(ctx, 0), *w1 = tls_ctx_for_worker(ctx, 1);
+  ck_assert_ptr_ne(w0, ctx);
+  ck_assert_ptr_ne(w1, ctx);
+  ck_assert_ptr_ne(w0, w1);
+  ck_assert_ptr_eq(tls_ctx_for_worker(ctx, 2), w0); /* more threads share */
+  ck_assert_ptr_eq(tls_ctx_for_worker(ctx, -1), ctx);
+  /* The copies carry the same settings and certificate. */
+  ck_assert_int_eq(SSL_CTX_get_min_proto_version(w1), TLS1_2_VERSION);
+  ck_assert_int_eq(SSL_CTX_get_verify_mode(w1), SSL_VERIFY_PEER);
+  ck_assert(SSL_CTX_get_options(w1) & SSL_OP_NO_TICKET);
+  ck_assert_int_eq(X509_cmp(SSL_CTX_get0_certificate(w1),
+                            SSL_CTX_get0_certificate(ctx)), 0);
+  /* And serve a mutual-TLS handshake, the client certificate decoded on
+   * the copy's library context. */
+  X509 *peer = handshake_with_client_cert(w1);
+  ck_assert_ptr_nonnull(peer);
+  ck_assert_ptr_nonnull(X509_get0_pubkey(peer));
+  X509_free(peer);
+  /* A context without copies hands out itself. */
+  SSL_CTX *plain = tls_server_ctx_new(p.cert, p.key, NULL, &err);
+  ck_assert_ptr_eq(tls_ctx_for_worker(plain, 1), plain);
+  SSL_CTX_free(plain);
+  SSL_CTX_free(ctx);
+  /* A bad key fails with copies too (ASan checks nothing leaks). */
+  char path[600];
+  path_in(path, sizeof path, "tls/ca.key");
+  ck_assert_ptr_null(tls_server_ctx_new(p.cert, path, libs, &err));
+  ck_assert_str_eq(err.code, "TLS_CONFIG");
+  tls_libs_free(libs);
+  ck_assert_ptr_null(tls_libs_new(0, &err));
 }
 END_TEST
 
@@ -370,6 +449,7 @@ static Suite *pki_suite(void)
   tcase_add_test(tc, t_inconsistent_state_refused);
   tcase_add_test(tc, t_given_cert_used_as_is);
   tcase_add_test(tc, t_tls_ctx);
+  tcase_add_test(tc, t_tls_ctx_per_worker);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -1,0 +1,206 @@
+/* The server TLS context (settings shared by every listener) and its
+ * copies on per-thread OpenSSL library contexts (server_ctx.h says why). */
+#include "tls/server_ctx.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+
+#include <openssl/conf.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+
+#include "tls/certgen.h"
+
+/* TLS 1.2 suites: forward secrecy and AEAD first; CBC kept for small
+ * device stacks.  TLS 1.3 suites stay OpenSSL's defaults. */
+#define TLS12_CIPHERS                                                       \
+  "ECDHE+AESGCM:ECDHE+CHACHA20:ECDHE+AES:!aNULL:!eNULL:!MD5:!DSS:!RC4:!3DES"
+#define MAX_LIBS 64
+
+struct tls_libs {
+  int n;
+  OSSL_LIB_CTX *lib[MAX_LIBS];
+};
+
+/* The context's copies, kept in its ex_data so that every holder of the
+ * SSL_CTX pointer (listeners, SIGHUP's reload) finds them. */
+struct worker_copies {
+  int n;
+  SSL_CTX *ctx[MAX_LIBS];
+};
+
+static int copies_index = -1;
+static pthread_once_t copies_once = PTHREAD_ONCE_INIT;
+
+static void free_copies(void *parent, void *ptr, CRYPTO_EX_DATA *ad,
+                        int idx, long argl, void *argp)
+{
+  (void)parent, (void)ad, (void)idx, (void)argl, (void)argp;
+  struct worker_copies *copies = ptr;
+  if (!copies)
+    return;
+  for (int i = 0; i < copies->n; i++)
+    SSL_CTX_free(copies->ctx[i]); /* connections still open keep theirs */
+  free(copies);
+}
+
+static void register_copies_index(void)
+{
+  copies_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, free_copies);
+}
+
+/* A new library context configured like the default one: the same
+ * configuration file, then a fetch to prove a provider answers. */
+static OSSL_LIB_CTX *lib_new(struct provd_err *err)
+{
+  OSSL_LIB_CTX *lib = OSSL_LIB_CTX_new();
+  if (!lib) {
+    certgen_crypto_err(err, "TLS_CONFIG", "OSSL_LIB_CTX_new");
+    return NULL;
+  }
+  const char *conf = getenv("OPENSSL_CONF");
+  char *default_conf = conf ? NULL : CONF_get1_default_config_file();
+  /* As for the default context, a missing file is no error. */
+  if (!OSSL_LIB_CTX_load_config(lib, conf ? conf : default_conf))
+    ERR_clear_error();
+  OPENSSL_free(default_conf);
+  EVP_MD *probe = EVP_MD_fetch(lib, "SHA256", NULL);
+  if (!probe) {
+    certgen_crypto_err(err, "TLS_CONFIG",
+                       "no provider answers in a new library context");
+    OSSL_LIB_CTX_free(lib);
+    return NULL;
+  }
+  EVP_MD_free(probe);
+  return lib;
+}
+
+struct tls_libs *tls_libs_new(int n, struct provd_err *err)
+{
+  if (n < 1) {
+    perr_set(err, "TLS_CONFIG", "library contexts must be 1 or more, got %d",
+             n);
+    return NULL;
+  }
+  if (n > MAX_LIBS)
+    n = MAX_LIBS; /* threads beyond share them (tls_ctx_for_worker) */
+  struct tls_libs *libs = calloc(1, sizeof *libs);
+  if (!libs) {
+    perr_set(err, "TLS_CONFIG", "out of memory");
+    return NULL;
+  }
+  for (; libs->n < n; libs->n++) {
+    libs->lib[libs->n] = lib_new(err);
+    if (!libs->lib[libs->n]) {
+      tls_libs_free(libs);
+      return NULL;
+    }
+  }
+  return libs;
+}
+
+void tls_libs_free(struct tls_libs *take)
+{
+  if (!take)
+    return;
+  for (int i = 0; i < take->n; i++)
+    OSSL_LIB_CTX_free(take->lib[i]);
+  free(take);
+}
+
+/* Replaces OpenSSL's chain verification in the handshake: the x509
+ * attestation plugin verifies the chain against the enrollment's CAs
+ * (which TLS does not know), so building and checking it here too would
+ * cost every mutual-TLS registration a second round of signature checks
+ * for an answer nobody reads.  The client still proves it holds the
+ * leaf's key: CertificateVerify is checked by the handshake itself. */
+static int skip_chain_verification(X509_STORE_CTX *ctx, void *arg)
+{
+  (void)ctx;
+  (void)arg;
+  return 1;
+}
+
+/* One context with provd's settings on library context lib (NULL: the
+ * default one). */
+static SSL_CTX *ctx_new_on(OSSL_LIB_CTX *lib, const char *cert,
+                           const char *key, struct provd_err *err)
+{
+  static const unsigned char sid_ctx[] = "provd";
+  SSL_CTX *ctx = SSL_CTX_new_ex(lib, NULL, TLS_server_method());
+  if (!ctx) {
+    certgen_crypto_err(err, "TLS_CONFIG", "SSL_CTX_new");
+    return NULL;
+  }
+  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+                               SSL_OP_CIPHER_SERVER_PREFERENCE);
+  const char *step = NULL;
+  if (!SSL_CTX_set_cipher_list(ctx, TLS12_CIPHERS))
+    step = "cipher list";
+  else if (!SSL_CTX_use_certificate_chain_file(ctx, cert))
+    step = cert;
+  else if (!SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM))
+    step = key;
+  else if (!SSL_CTX_check_private_key(ctx))
+    step = "private key does not match the certificate";
+  if (step) {
+    certgen_crypto_err(err, "TLS_CONFIG", step);
+    SSL_CTX_free(ctx);
+    return NULL;
+  }
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+  SSL_CTX_set_cert_verify_callback(ctx, skip_chain_verification, NULL);
+  SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof sid_ctx - 1);
+  /* No resumption: a booting device registers over one connection and
+   * never comes back with a session, while issuing TLS 1.3 tickets and
+   * caching sessions costs 10-15% of the server CPU of every full
+   * handshake (measured with bench/). */
+  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+  SSL_CTX_set_num_tickets(ctx, 0);
+  SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+  return ctx;
+}
+
+static int attach_copies(SSL_CTX *ctx, const struct tls_libs *libs,
+                         const char *cert, const char *key,
+                         struct provd_err *err)
+{
+  pthread_once(&copies_once, register_copies_index);
+  struct worker_copies *copies = calloc(1, sizeof *copies);
+  if (copies_index < 0 || !copies ||
+      !SSL_CTX_set_ex_data(ctx, copies_index, copies)) {
+    free(copies);
+    perr_set(err, "TLS_CONFIG", "cannot attach per-thread TLS contexts");
+    return -1;
+  }
+  for (; copies->n < libs->n; copies->n++) {
+    copies->ctx[copies->n] = ctx_new_on(libs->lib[copies->n], cert, key, err);
+    if (!copies->ctx[copies->n])
+      return -1; /* the caller's SSL_CTX_free frees those made */
+  }
+  return 0;
+}
+
+SSL_CTX *tls_server_ctx_new(const char *cert, const char *key,
+                            const struct tls_libs *libs_borrow,
+                            struct provd_err *err)
+{
+  SSL_CTX *ctx = ctx_new_on(NULL, cert, key, err);
+  if (ctx && libs_borrow &&
+      attach_copies(ctx, libs_borrow, cert, key, err) != 0) {
+    SSL_CTX_free(ctx);
+    return NULL;
+  }
+  return ctx;
+}
+
+SSL_CTX *tls_ctx_for_worker(SSL_CTX *ctx, int worker)
+{
+  struct worker_copies *copies =
+      ctx && copies_index >= 0 ? SSL_CTX_get_ex_data(ctx, copies_index)
+                               : NULL;
+  if (!copies || copies->n == 0 || worker < 0)
+    return ctx;
+  return copies->ctx[worker % copies->n];
+}
