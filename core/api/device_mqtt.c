@@ -230,6 +230,8 @@ static void request_from_session(struct reg_request *r, enum reg_op op,
   r->peer_chain = s->peer_chain ? X509_chain_up_ref(s->peer_chain) : NULL;
   device_peer_ip(s->peer_addr, r->client_ip, sizeof r->client_ip);
   ids_uuid(r->trace_id);
+  if (op != REG_AUTHENTICATE)
+    r->known = engine_known_dup(s->verified); /* what CONNECT read */
 }
 
 /* ---- PUBLISH --------------------------------------------------------------- */
@@ -349,6 +351,11 @@ static uint8_t connack_for(const struct reg_outcome *out)
   }
 }
 
+static void free_known(void *known)
+{
+  engine_known_free(known);
+}
+
 static void on_verified(void *ud, struct reg_outcome *out)
 {
   struct mqtt_exchange *ex = ud;
@@ -361,12 +368,21 @@ static void on_verified(void *ud, struct reg_outcome *out)
   }
   free(out->body_text);
   out->body_text = NULL;
-  mqtt_connect_verdict(ex, code);
+  /* The enrollment CONNECT read serves the register too, unless it
+   * changes meanwhile (engine_known). */
+  struct engine_known *known = out->known;
+  out->known = NULL;
+  if (code != MQTT_CONNACK_ACCEPTED) {
+    engine_known_free(known);
+    known = NULL;
+  }
+  mqtt_connect_verdict_keep(ex, code, known, free_known);
 }
 
 /* The device's proof (token signature, certificate against the
  * enrollment) before CONNACK, as DPS refuses a wrong key at CONNECT.
- * Register checks it again: the enrollment may change in between. */
+ * Register checks it again: the token may expire and the enrollment
+ * change in between. */
 static void on_verify(struct mqtt_exchange *ex, void *ud)
 {
   struct api_ctx *ctx = ud;

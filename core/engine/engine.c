@@ -77,6 +77,8 @@ struct job {
   struct provd_call call;
   /* read phase results */
   struct store_rec enrollment;
+  int has_enrollment;       /* the individual enrollment exists */
+  uint64_t enrollment_gen;  /* store_generation before it was read; 0 */
   int is_group;
   struct store_rec record;   /* registration state to write */
   char event_type[32];
@@ -187,10 +189,51 @@ void engine_free(struct engine *e)
   free(e);
 }
 
+struct engine_known {
+  uint64_t gen; /* never 0 */
+  int found;
+  struct store_rec enrollment; /* when found */
+};
+
+struct engine_known *engine_known_dup(const struct engine_known *k)
+{
+  struct engine_known *copy = k ? calloc(1, sizeof *copy) : NULL;
+  if (!copy)
+    return NULL;
+  copy->gen = k->gen;
+  copy->found = k->found;
+  if (k->found && store_rec_dup(&k->enrollment, &copy->enrollment)) {
+    free(copy);
+    return NULL; /* the engine reads the enrollment itself */
+  }
+  return copy;
+}
+
+void engine_known_free(struct engine_known *take)
+{
+  if (!take)
+    return;
+  store_rec_clear(&take->enrollment);
+  free(take);
+}
+
+/* What a REG_AUTHENTICATE job read, for its outcome; NULL when it cannot
+ * be reused (unknown change number). */
+static struct engine_known *known_of(const struct job *j)
+{
+  if (!j->enrollment_gen)
+    return NULL;
+  struct engine_known k = {.gen = j->enrollment_gen,
+                           .found = j->has_enrollment,
+                           .enrollment = j->enrollment};
+  return engine_known_dup(&k);
+}
+
 void reg_request_free(struct reg_request *req)
 {
   if (!req)
     return;
+  engine_known_free(req->known);
   free(req->authorization);
   json_decref(req->body);
   free(req->peer_chain_pem);
@@ -302,6 +345,21 @@ static void finish(struct job *j, int http_status, json_t *body_take)
     return;
   }
   struct reg_outcome out = {.http_status = http_status, .body_text = text};
+  j->done(j->ud, &out);
+  job_free(j);
+}
+
+/* REG_AUTHENTICATE accepted: 200 with an empty document, and what the
+ * job read for the connection's next requests. */
+static void finish_authenticated(struct job *j)
+{
+  struct reg_outcome out = {.http_status = 200, .body_text = strdup("{}"),
+                            .known = known_of(j)};
+  if (!out.body_text) {
+    engine_known_free(out.known);
+    finish_error(j, "INTERNAL", "out of memory");
+    return;
+  }
   j->done(j->ud, &out);
   job_free(j);
 }
@@ -520,13 +578,36 @@ static const char *mechanism_of_poll(const struct job *j,
   return type;
 }
 
+/* The device's individual enrollment: what the request's connection
+ * already read when nothing changed since (engine_known), else the
+ * store's. */
+static int read_enrollment(struct job *j, struct store_session *s,
+                           struct provd_err *err)
+{
+  j->enrollment_gen = store_generation(s, PROVD_TABLE_ENROLLMENTS);
+  const struct engine_known *k = j->req->known;
+  int rc;
+  if (k && j->enrollment_gen == k->gen) {
+    rc = k->found ? store_rec_dup(&k->enrollment, &j->enrollment)
+                  : PROVD_NOT_FOUND;
+    metrics_add("provd_enrollment_reads_reused_total",
+                "Requests that used the enrollment their connection's "
+                "authentication had read, unchanged since, instead of "
+                "reading it again.", NULL, 1);
+  } else {
+    rc = store_get(s, PROVD_TABLE_ENROLLMENTS, j->req->registration_id,
+                   &j->enrollment, err);
+  }
+  j->has_enrollment = rc == PROVD_OK;
+  return rc;
+}
+
 static int authenticate(struct job *j, struct store_session *s,
                         struct auth_outcome *ao)
 {
   const char *mechanism = detect_mechanism(j->req);
   struct provd_err err = {0};
-  int rc = store_get(s, PROVD_TABLE_ENROLLMENTS, j->req->registration_id,
-                     &j->enrollment, &err);
+  int rc = read_enrollment(j, s, &err);
   if (rc != PROVD_OK && rc != PROVD_NOT_FOUND) {
     snprintf(ao->reason, sizeof(ao->reason), "STORE_UNAVAILABLE");
     snprintf(ao->detail, sizeof(ao->detail), "%s", err.msg);
@@ -1265,7 +1346,7 @@ static void read_phase(struct store_session *s, void *ud)
     return;
   }
   if (j->req->op == REG_AUTHENTICATE) {
-    finish(j, 200, json_object());
+    finish_authenticated(j);
     return;
   }
   if (j->req->op != REG_REGISTER) {

@@ -36,6 +36,17 @@ enum reg_op {
   REG_AUTHENTICATE = 5
 };
 
+/* What authenticating a device (REG_AUTHENTICATE) read: its individual
+ * enrollment, or that it has none, with the store's change number of the
+ * enrollments (store_generation) taken before the read.  A transport
+ * keeps it for the connection and hands a copy to each later request
+ * (reg_request.known): the engine then uses that enrollment instead of
+ * reading and parsing it again, as long as the number is unchanged.  The
+ * device's proof (token, certificate) is checked again either way. */
+struct engine_known;
+struct engine_known *engine_known_dup(const struct engine_known *k);
+void engine_known_free(struct engine_known *take);
+
 /* What a transport hands over; the engine takes ownership. */
 struct reg_request {
   enum reg_op op;
@@ -48,6 +59,8 @@ struct reg_request {
   char trace_id[40];
   int call_webhook;         /* REG_EXPLAIN: call custom webhooks too */
   char client_ip[48];       /* the device's IP address, no port; "" unknown */
+  struct engine_known *known; /* from this connection's REG_AUTHENTICATE,
+                                 or NULL; owned */
 };
 
 /* The answer in wire terms.  Success: http_status and body_text (the
@@ -62,6 +75,9 @@ struct reg_outcome {
   char reason[64];         /* reason code ("" on success) */
   char *body_text;         /* success document; owned by the callback */
   int retry_after_s;       /* > 0: send Retry-After */
+  /* REG_AUTHENTICATE accepted: what it read, for the connection's later
+   * requests, or NULL; owned by the callback (engine_known_free). */
+  struct engine_known *known;
 };
 
 typedef void (*engine_done_fn)(void *ud, struct reg_outcome *outcome);

@@ -84,6 +84,7 @@ struct mconn {
   STACK_OF(X509) *peer_certs; /* peer_chain parsed; owned */
   char peer_addr[64];
   struct mqtt_session session;
+  void (*verified_free)(void *); /* frees session.verified */
   struct mqtt_exchange ex;
 };
 
@@ -133,6 +134,8 @@ static void conn_free(struct mconn *c)
   sk_X509_pop_free(c->peer_certs, X509_free);
   free(c->ex.topic);
   free(c->ex.payload);
+  if (c->verified_free)
+    c->verified_free(c->session.verified);
   free(c);
 }
 
@@ -277,7 +280,7 @@ static void handle_connect(struct mconn *c, const struct mqtt_connect *k)
   }
   c->session = (struct mqtt_session){
       c->client_id, c->username, c->password, c->peer_chain,
-      c->peer_chain ? c->peer_certs : NULL, c->peer_addr};
+      c->peer_chain ? c->peer_certs : NULL, c->peer_addr, NULL};
   c->keepalive_s = k->keepalive_s;
   uint8_t code = k->has_will ? MQTT_CONNACK_NOT_AUTHORIZED
                              : srv->o.handlers.connect(&c->session, srv->o.ud);
@@ -490,6 +493,15 @@ void mqtt_answer(struct mqtt_exchange *ex, const char *topic,
   }
   ex->task.run = on_answer;
   http_worker_post(ex->conn->hw, &ex->task);
+}
+
+void mqtt_connect_verdict_keep(struct mqtt_exchange *ex, uint8_t code,
+                               void *data_take, void (*free_fn)(void *))
+{
+  struct mconn *c = ex->conn; /* the loop reads these after the post */
+  c->session.verified = data_take;
+  c->verified_free = data_take ? free_fn : NULL;
+  mqtt_connect_verdict(ex, code);
 }
 
 void mqtt_connect_verdict(struct mqtt_exchange *ex, uint8_t code)

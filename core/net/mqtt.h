@@ -27,6 +27,7 @@ struct mqtt_session {
   const char *peer_chain_pem; /* client certificate chain or NULL */
   STACK_OF(X509) *peer_chain; /* the same, parsed (borrowed) or NULL */
   const char *peer_addr;
+  void *verified; /* what verify kept (mqtt_connect_verdict_keep), or NULL */
 };
 
 struct mqtt_exchange;
@@ -63,6 +64,11 @@ void mqtt_answer(struct mqtt_exchange *ex, const char *topic,
 /* The CONNACK return code for a CONNECT handed to verify (0 accepts).
  * Any thread. */
 void mqtt_connect_verdict(struct mqtt_exchange *ex, uint8_t code);
+/* The same, and keeps data_take with the connection: it reads back as
+ * the session's `verified` until the connection ends, then
+ * free_fn(data_take) runs on the loop.  Any thread. */
+void mqtt_connect_verdict_keep(struct mqtt_exchange *ex, uint8_t code,
+                               void *data_take, void (*free_fn)(void *));
 /* MQTT cannot refuse a PUBLISH: closes the connection.  Any thread. */
 void mqtt_refuse(struct mqtt_exchange *ex);
 

@@ -133,6 +133,7 @@ expect_eq "healthz after all of it" 200 "$STATUS"
 curl -sS --cacert "$DATA_DIR/tls/ca.pem" "https://localhost:$PORT/metrics" > "$WORK/metrics"
 check "metrics: answers by transport" grep -q 'provd_device_answers_total{transport="mqtt",code="200"}' "$WORK/metrics"
 check "metrics: protocol errors counted" grep -q 'provd_mqtt_protocol_errors_total{transport="mqtt"}' "$WORK/metrics"
+check "metrics: registers reused the enrollment CONNECT read" grep -Eq '^provd_enrollment_reads_reused_total [1-9]' "$WORK/metrics"
 
 stop_provd TERM
 expect_eq "provd exits 0 on SIGTERM" 0 "$STOP_RC"

@@ -261,6 +261,7 @@ struct answer {
   int retry_after_s;
   char reason[64];
   json_t *doc;      /* the success document, or NULL */
+  struct engine_known *known; /* REG_AUTHENTICATE's, or NULL */
 };
 
 static void answer_take(struct answer *a, struct reg_outcome *o)
@@ -280,12 +281,15 @@ static void answer_take(struct answer *a, struct reg_outcome *o)
   if (o->body_text)
     a->doc = json_loads(o->body_text, 0, NULL);
   free(o->body_text);
+  a->known = o->known;
 }
 
 static void answer_clear(struct answer *a)
 {
   json_decref(a->doc);
   a->doc = NULL;
+  engine_known_free(a->known);
+  a->known = NULL;
 }
 
 struct waiter {
@@ -691,6 +695,74 @@ START_TEST(t_authenticate_only)
   expect_refused(submit(request(REG_AUTHENTICATE, "nobody", NULL, tok)), 401,
                  "BAD_SIGNATURE", 401002);
   free(tok);
+}
+END_TEST
+
+/* A counter's value in the metrics text; 0 when it was never counted. */
+static double metric_value(const char *name)
+{
+  char *text = metrics_render();
+  ck_assert_ptr_nonnull(text);
+  double v = 0;
+  size_t len = strlen(name);
+  for (const char *line = text; line && *line;) {
+    if (strncmp(line, name, len) == 0 && line[len] == ' ')
+      v = strtod(line + len + 1, NULL);
+    line = strchr(line, '\n');
+    line = line ? line + 1 : NULL;
+  }
+  free(text);
+  return v;
+}
+
+static struct answer register_knowing(const char *reg_id, const char *tok,
+                                      const struct engine_known *known)
+{
+  struct reg_request *r = request(REG_REGISTER, reg_id, NULL, tok);
+  r->known = engine_known_dup(known);
+  ck_assert_ptr_nonnull(r->known);
+  return submit(r);
+}
+
+/* MQTT: a register uses the enrollment its connection's CONNECT check
+ * read, while the enrollments are unchanged; after a change it reads
+ * the store again (and the proof is checked every time). */
+START_TEST(t_authenticated_enrollment_reused)
+{
+  const char *reused = "provd_enrollment_reads_reused_total";
+  enroll("dev-k", individual("dev-k", key1));
+  char *tok1 = token(key1, 0, "dev-k"), *tok2 = token(key2, 0, "dev-k");
+  struct answer auth = submit(request(REG_AUTHENTICATE, "dev-k", NULL, tok1));
+  ck_assert_int_eq(auth.http_status, 200);
+  ck_assert_ptr_nonnull(auth.known);
+  double before = metric_value(reused);
+  struct answer a = register_knowing("dev-k", tok1, auth.known);
+  ck_assert_int_eq(a.http_status, 202);
+  answer_clear(&a);
+  ck_assert(metric_value(reused) == before + 1);
+  /* Recording a registration does not change the enrollments. */
+  a = register_knowing("dev-k", tok1, auth.known);
+  ck_assert_int_eq(a.http_status, 202);
+  answer_clear(&a);
+  ck_assert(metric_value(reused) == before + 2);
+  /* The proof still counts: a bad token with a kept enrollment fails. */
+  expect_refused(register_knowing("dev-k", tok2, auth.known), 401,
+                 "BAD_SIGNATURE", 401002);
+  /* New keys: the kept copy is out of date and not used. */
+  enroll("dev-k", individual("dev-k", key2));
+  expect_refused(register_knowing("dev-k", tok1, auth.known), 401,
+                 "BAD_SIGNATURE", 401002);
+  a = register_knowing("dev-k", tok2, auth.known);
+  ck_assert_int_eq(a.http_status, 202);
+  answer_clear(&a);
+  ck_assert(metric_value(reused) == before + 3);
+  /* Deleted: refused, not served from the kept copy. */
+  delete_record(PROVD_TABLE_ENROLLMENTS, "dev-k");
+  expect_refused(register_knowing("dev-k", tok2, auth.known), 401,
+                 "ENROLLMENT_NOT_FOUND", 401002);
+  answer_clear(&auth);
+  free(tok1);
+  free(tok2);
 }
 END_TEST
 
@@ -2110,6 +2182,7 @@ static Suite *engine_suite(void)
   tcase_add_test(enr, t_no_enrollment_at_all);
   tcase_add_test(enr, t_attestation_mismatch);
   tcase_add_test(enr, t_authenticate_only);
+  tcase_add_test(enr, t_authenticated_enrollment_reused);
   tcase_add_test(enr, t_disabled_enrollment);
   tcase_add_test(enr, t_disabled_group);
   tcase_add_test(enr, t_disabled_keeps_known_hub);
