@@ -410,6 +410,9 @@ static int start_daemon(struct daemon *dm, struct provd_err *err)
   dm->tls_libs = tls_libs_new(workers, err);
   if (!dm->tls_libs)
     return -1;
+  log_info("provd", "TLS: %d per-thread OpenSSL library contexts on "
+           "provd-lean (docs/internals/http.md)",
+           tls_libs_lean(dm->tls_libs));
   dm->ssl = tls_server_ctx_new(dm->pki.cert, dm->pki.key, dm->tls_libs, err);
   if (!dm->ssl)
     return -1;

@@ -10,6 +10,7 @@
 #include <openssl/evp.h>
 
 #include "tls/certgen.h"
+#include "tls/lean_provider.h"
 
 /* TLS 1.2 suites: forward secrecy and AEAD first; CBC kept for small
  * device stacks.  TLS 1.3 suites stay OpenSSL's defaults. */
@@ -20,6 +21,8 @@
 struct tls_libs {
   int n;
   OSSL_LIB_CTX *lib[MAX_LIBS];
+  /* lib[i]'s provd-lean serves inner[i]'s default provider (or NULL). */
+  OSSL_LIB_CTX *inner[MAX_LIBS];
 };
 
 /* The context's copies, kept in its ex_data so that every holder of the
@@ -49,26 +52,61 @@ static void register_copies_index(void)
   copies_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, free_copies);
 }
 
-/* A new library context configured like the default one: the same
- * configuration file, then a fetch to prove a provider answers. */
-static OSSL_LIB_CTX *lib_new(struct provd_err *err)
+static int count_provider(OSSL_PROVIDER *prov, void *count)
 {
-  OSSL_LIB_CTX *lib = OSSL_LIB_CTX_new();
-  if (!lib) {
-    certgen_crypto_err(err, "TLS_CONFIG", "OSSL_LIB_CTX_new");
-    return NULL;
-  }
+  (void)prov;
+  ++*(int *)count;
+  return 1;
+}
+
+/* lib gets provd-lean on a default provider of its own inner context,
+ * unless that fails (OpenSSL then falls back to its default provider) or
+ * the configuration file loads providers itself (FIPS, say): those are
+ * then lib's only ones, as they are the default context's. */
+static void load_providers(OSSL_LIB_CTX *lib, OSSL_LIB_CTX **inner_out)
+{
+  OSSL_LIB_CTX *inner = OSSL_LIB_CTX_new();
+  OSSL_PROVIDER *inner_default =
+      inner ? OSSL_PROVIDER_load(inner, "default") : NULL;
+  OSSL_PROVIDER *lean =
+      inner_default ? lean_provider_load(lib, inner_default) : NULL;
   const char *conf = getenv("OPENSSL_CONF");
   char *default_conf = conf ? NULL : CONF_get1_default_config_file();
   /* As for the default context, a missing file is no error. */
   if (!OSSL_LIB_CTX_load_config(lib, conf ? conf : default_conf))
     ERR_clear_error();
   OPENSSL_free(default_conf);
+  int loaded = 0;
+  OSSL_PROVIDER_do_all(lib, count_provider, &loaded);
+  if (lean && loaded > 1) {
+    OSSL_PROVIDER_unload(lean);
+    lean = NULL;
+  }
+  ERR_clear_error(); /* a failed lean load leaves its reason queued */
+  if (!lean) {
+    OSSL_LIB_CTX_free(inner); /* frees inner_default */
+    inner = NULL;
+  }
+  *inner_out = inner;
+}
+
+/* A new library context configured like the default one (the same
+ * configuration file), then a fetch to prove a provider answers. */
+static OSSL_LIB_CTX *lib_new(OSSL_LIB_CTX **inner_out, struct provd_err *err)
+{
+  OSSL_LIB_CTX *lib = OSSL_LIB_CTX_new();
+  if (!lib) {
+    certgen_crypto_err(err, "TLS_CONFIG", "OSSL_LIB_CTX_new");
+    return NULL;
+  }
+  load_providers(lib, inner_out);
   EVP_MD *probe = EVP_MD_fetch(lib, "SHA256", NULL);
   if (!probe) {
     certgen_crypto_err(err, "TLS_CONFIG",
                        "no provider answers in a new library context");
     OSSL_LIB_CTX_free(lib);
+    OSSL_LIB_CTX_free(*inner_out);
+    *inner_out = NULL;
     return NULL;
   }
   EVP_MD_free(probe);
@@ -90,7 +128,7 @@ struct tls_libs *tls_libs_new(int n, struct provd_err *err)
     return NULL;
   }
   for (; libs->n < n; libs->n++) {
-    libs->lib[libs->n] = lib_new(err);
+    libs->lib[libs->n] = lib_new(&libs->inner[libs->n], err);
     if (!libs->lib[libs->n]) {
       tls_libs_free(libs);
       return NULL;
@@ -99,12 +137,27 @@ struct tls_libs *tls_libs_new(int n, struct provd_err *err)
   return libs;
 }
 
+int tls_libs_lean(const struct tls_libs *libs)
+{
+  int lean = 0;
+  for (int i = 0; libs && i < libs->n; i++)
+    lean += libs->inner[i] != NULL;
+  return lean;
+}
+
+OSSL_LIB_CTX *tls_libs_get(const struct tls_libs *libs, int i)
+{
+  return libs && i >= 0 && i < libs->n ? libs->lib[i] : NULL;
+}
+
 void tls_libs_free(struct tls_libs *take)
 {
   if (!take)
     return;
-  for (int i = 0; i < take->n; i++)
+  for (int i = 0; i < take->n; i++) {
     OSSL_LIB_CTX_free(take->lib[i]);
+    OSSL_LIB_CTX_free(take->inner[i]); /* after the lib it serves */
+  }
   free(take);
 }
 

@@ -14,13 +14,20 @@
  * those locks' cache lines between cores, which doubles the cost of
  * decoding a client certificate (bench/, docs/benchmark.md).  Each
  * context reads the same OpenSSL configuration file as the process's
- * default one, so providers configured there (FIPS) apply here too.
+ * default one, so providers configured there (FIPS) apply here too;
+ * when it configures none, a context runs on provd-lean, the default
+ * provider's algorithms with fewer certificate decoders.
  * Owned by the caller; free it only after every SSL_CTX built on it and
  * every object those made (connections, client certificates).  At most
  * 64 are made; threads beyond share them. */
 struct tls_libs;
 
 struct tls_libs *tls_libs_new(int n, struct provd_err *err);
+/* How many of them run on provd-lean (lean_provider.h); the others, when
+ * the configuration file loads providers itself, on those. */
+int tls_libs_lean(const struct tls_libs *libs);
+/* Context i (borrowed), or NULL past the last. */
+OSSL_LIB_CTX *tls_libs_get(const struct tls_libs *libs, int i);
 void tls_libs_free(struct tls_libs *take);
 
 /* TLS 1.2+ server context; requests but does not require a client

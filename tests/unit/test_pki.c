@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/decoder.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -357,19 +358,14 @@ START_TEST(t_tls_ctx)
 }
 END_TEST
 
-/* A full in-memory handshake against server, the client presenting the
- * data dir's CA certificate as its own; returns the peer certificate the
- * server decoded (caller frees), or NULL. */
-static X509 *handshake_with_client_cert(SSL_CTX *server)
+/* A full in-memory handshake against server, the client presenting
+ * cert and key; returns the peer certificate the server decoded (caller
+ * frees), or NULL. */
+static X509 *handshake_as(SSL_CTX *server, X509 *cert, EVP_PKEY *key)
 {
-  char cert[600], key[600];
-  path_in(cert, sizeof cert, "tls/ca.pem");
-  path_in(key, sizeof key, "tls/ca.key");
   SSL_CTX *cctx = SSL_CTX_new(TLS_client_method());
-  ck_assert_int_eq(SSL_CTX_use_certificate_file(cctx, cert, SSL_FILETYPE_PEM),
-                   1);
-  ck_assert_int_eq(SSL_CTX_use_PrivateKey_file(cctx, key, SSL_FILETYPE_PEM),
-                   1);
+  ck_assert_int_eq(SSL_CTX_use_certificate(cctx, cert), 1);
+  ck_assert_int_eq(SSL_CTX_use_PrivateKey(cctx, key), 1);
   SSL *c = SSL_new(cctx), *s = SSL_new(server);
   BIO *cb, *sb;
   ck_assert_int_eq(BIO_new_bio_pair(&cb, 0, &sb, 0), 1);
@@ -393,6 +389,39 @@ static X509 *handshake_with_client_cert(SSL_CTX *server)
   return peer;
 }
 
+/* The server decodes a self-signed client certificate on key and
+ * checks the client's proof of it (key is freed). */
+static void client_cert_accepted(SSL_CTX *server, EVP_PKEY *key)
+{
+  ck_assert_ptr_nonnull(key);
+  const char *alg = EVP_PKEY_get0_type_name(key);
+  X509 *cert = X509_new();
+  ASN1_INTEGER_set(X509_get_serialNumber(cert), 1);
+  X509_gmtime_adj(X509_getm_notBefore(cert), -60);
+  X509_gmtime_adj(X509_getm_notAfter(cert), 3600);
+  X509_NAME *name = X509_get_subject_name(cert);
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                             (const unsigned char *)"dev-1", -1, -1, 0);
+  X509_set_issuer_name(cert, name);
+  X509_set_pubkey(cert, key);
+  const EVP_MD *md = strncmp(alg, "ED", 2) == 0 ? NULL : EVP_sha256();
+  ck_assert_int_gt(X509_sign(cert, key, md), 0);
+  X509 *peer = handshake_as(server, cert, key);
+  ck_assert_msg(peer != NULL, "%s client certificate refused", alg);
+  EVP_PKEY *decoded = X509_get0_pubkey(peer);
+  ck_assert_msg(decoded && EVP_PKEY_eq(decoded, key) == 1,
+                "%s public key not decoded", alg);
+  X509_free(peer);
+  X509_free(cert);
+  EVP_PKEY_free(key);
+}
+
+static void count_decoder(OSSL_DECODER *decoder, void *count)
+{
+  (void)decoder;
+  ++*(int *)count;
+}
+
 START_TEST(t_tls_ctx_per_worker)
 {
   struct pki_paths p;
@@ -414,12 +443,25 @@ START_TEST(t_tls_ctx_per_worker)
   ck_assert(SSL_CTX_get_options(w1) & SSL_OP_NO_TICKET);
   ck_assert_int_eq(X509_cmp(SSL_CTX_get0_certificate(w1),
                             SSL_CTX_get0_certificate(ctx)), 0);
-  /* And serve a mutual-TLS handshake, the client certificate decoded on
-   * the copy's library context. */
-  X509 *peer = handshake_with_client_cert(w1);
-  ck_assert_ptr_nonnull(peer);
-  ck_assert_ptr_nonnull(X509_get0_pubkey(peer));
-  X509_free(peer);
+  /* And serve mutual-TLS handshakes, the client certificate decoded on
+   * the copy's library context, which runs on provd-lean: the key types
+   * a TLS client signs with still decode, with a fraction of the default
+   * provider's 40 decoders (the point of it). */
+  ck_assert_int_eq(tls_libs_lean(libs), 2);
+  client_cert_accepted(w1, EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256"));
+  client_cert_accepted(w1, EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-384"));
+  client_cert_accepted(w1, EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048));
+  client_cert_accepted(w0, EVP_PKEY_Q_keygen(NULL, NULL, "ED25519"));
+  client_cert_accepted(w0, EVP_PKEY_Q_keygen(NULL, NULL, "ED448"));
+  int lean_decoders = 0, default_decoders = 0;
+  OSSL_LIB_CTX *probe = OSSL_LIB_CTX_new();
+  OSSL_DECODER_do_all_provided(probe, count_decoder, &default_decoders);
+  OSSL_LIB_CTX_free(probe);
+  OSSL_DECODER_do_all_provided(tls_libs_get(libs, 1), count_decoder,
+                               &lean_decoders);
+  ck_assert_int_gt(lean_decoders, 0);
+  ck_assert_msg(2 * lean_decoders < default_decoders, "%d of %d decoders",
+                lean_decoders, default_decoders);
   /* A context without copies hands out itself. */
   SSL_CTX *plain = tls_server_ctx_new(p.cert, p.key, NULL, &err);
   ck_assert_ptr_eq(tls_ctx_for_worker(plain, 1), plain);
