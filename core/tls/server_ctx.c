@@ -18,11 +18,20 @@
   "ECDHE+AESGCM:ECDHE+CHACHA20:ECDHE+AES:!aNULL:!eNULL:!MD5:!DSS:!RC4:!3DES"
 #define MAX_LIBS 64
 
+/* One library context and what it holds: its provd-lean, serving the
+ * default provider of a context of its own (all NULL when lib runs on
+ * what the configuration file loads).  OpenSSL frees a library context's
+ * providers only once what OSSL_PROVIDER_load returned is unloaded. */
+struct lib_slot {
+  OSSL_LIB_CTX *lib;
+  OSSL_PROVIDER *lean;
+  OSSL_LIB_CTX *inner;
+  OSSL_PROVIDER *inner_default;
+};
+
 struct tls_libs {
   int n;
-  OSSL_LIB_CTX *lib[MAX_LIBS];
-  /* lib[i]'s provd-lean serves inner[i]'s default provider (or NULL). */
-  OSSL_LIB_CTX *inner[MAX_LIBS];
+  struct lib_slot slot[MAX_LIBS];
 };
 
 /* The context's copies, kept in its ex_data so that every holder of the
@@ -59,58 +68,72 @@ static int count_provider(OSSL_PROVIDER *prov, void *count)
   return 1;
 }
 
-/* lib gets provd-lean on a default provider of its own inner context,
+/* Gives up provd-lean: lib (if any) runs on what else it loaded. */
+static void drop_lean(struct lib_slot *slot)
+{
+  if (slot->lean)
+    OSSL_PROVIDER_unload(slot->lean);
+  if (slot->inner_default)
+    OSSL_PROVIDER_unload(slot->inner_default);
+  OSSL_LIB_CTX_free(slot->inner);
+  slot->lean = slot->inner_default = NULL;
+  slot->inner = NULL;
+}
+
+static void slot_clear(struct lib_slot *slot)
+{
+  if (slot->lean)
+    OSSL_PROVIDER_unload(slot->lean);
+  slot->lean = NULL;
+  OSSL_LIB_CTX_free(slot->lib);
+  drop_lean(slot); /* the inner context, after the lib it served */
+  slot->lib = NULL;
+}
+
+/* slot->lib gets provd-lean on a default provider of an inner context,
  * unless that fails (OpenSSL then falls back to its default provider) or
  * the configuration file loads providers itself (FIPS, say): those are
  * then lib's only ones, as they are the default context's. */
-static void load_providers(OSSL_LIB_CTX *lib, OSSL_LIB_CTX **inner_out)
+static void load_providers(struct lib_slot *slot)
 {
-  OSSL_LIB_CTX *inner = OSSL_LIB_CTX_new();
-  OSSL_PROVIDER *inner_default =
-      inner ? OSSL_PROVIDER_load(inner, "default") : NULL;
-  OSSL_PROVIDER *lean =
-      inner_default ? lean_provider_load(lib, inner_default) : NULL;
+  slot->inner = OSSL_LIB_CTX_new();
+  slot->inner_default =
+      slot->inner ? OSSL_PROVIDER_load(slot->inner, "default") : NULL;
+  slot->lean = slot->inner_default
+                   ? lean_provider_load(slot->lib, slot->inner_default)
+                   : NULL;
   const char *conf = getenv("OPENSSL_CONF");
   char *default_conf = conf ? NULL : CONF_get1_default_config_file();
   /* As for the default context, a missing file is no error. */
-  if (!OSSL_LIB_CTX_load_config(lib, conf ? conf : default_conf))
+  if (!OSSL_LIB_CTX_load_config(slot->lib, conf ? conf : default_conf))
     ERR_clear_error();
   OPENSSL_free(default_conf);
   int loaded = 0;
-  OSSL_PROVIDER_do_all(lib, count_provider, &loaded);
-  if (lean && loaded > 1) {
-    OSSL_PROVIDER_unload(lean);
-    lean = NULL;
-  }
+  OSSL_PROVIDER_do_all(slot->lib, count_provider, &loaded);
+  if (!slot->lean || loaded > 1)
+    drop_lean(slot);
   ERR_clear_error(); /* a failed lean load leaves its reason queued */
-  if (!lean) {
-    OSSL_LIB_CTX_free(inner); /* frees inner_default */
-    inner = NULL;
-  }
-  *inner_out = inner;
 }
 
 /* A new library context configured like the default one (the same
  * configuration file), then a fetch to prove a provider answers. */
-static OSSL_LIB_CTX *lib_new(OSSL_LIB_CTX **inner_out, struct provd_err *err)
+static int slot_open(struct lib_slot *slot, struct provd_err *err)
 {
-  OSSL_LIB_CTX *lib = OSSL_LIB_CTX_new();
-  if (!lib) {
+  slot->lib = OSSL_LIB_CTX_new();
+  if (!slot->lib) {
     certgen_crypto_err(err, "TLS_CONFIG", "OSSL_LIB_CTX_new");
-    return NULL;
+    return -1;
   }
-  load_providers(lib, inner_out);
-  EVP_MD *probe = EVP_MD_fetch(lib, "SHA256", NULL);
+  load_providers(slot);
+  EVP_MD *probe = EVP_MD_fetch(slot->lib, "SHA256", NULL);
   if (!probe) {
     certgen_crypto_err(err, "TLS_CONFIG",
                        "no provider answers in a new library context");
-    OSSL_LIB_CTX_free(lib);
-    OSSL_LIB_CTX_free(*inner_out);
-    *inner_out = NULL;
-    return NULL;
+    slot_clear(slot);
+    return -1;
   }
   EVP_MD_free(probe);
-  return lib;
+  return 0;
 }
 
 struct tls_libs *tls_libs_new(int n, struct provd_err *err)
@@ -128,8 +151,7 @@ struct tls_libs *tls_libs_new(int n, struct provd_err *err)
     return NULL;
   }
   for (; libs->n < n; libs->n++) {
-    libs->lib[libs->n] = lib_new(&libs->inner[libs->n], err);
-    if (!libs->lib[libs->n]) {
+    if (slot_open(&libs->slot[libs->n], err) != 0) {
       tls_libs_free(libs);
       return NULL;
     }
@@ -141,23 +163,21 @@ int tls_libs_lean(const struct tls_libs *libs)
 {
   int lean = 0;
   for (int i = 0; libs && i < libs->n; i++)
-    lean += libs->inner[i] != NULL;
+    lean += libs->slot[i].lean != NULL;
   return lean;
 }
 
 OSSL_LIB_CTX *tls_libs_get(const struct tls_libs *libs, int i)
 {
-  return libs && i >= 0 && i < libs->n ? libs->lib[i] : NULL;
+  return libs && i >= 0 && i < libs->n ? libs->slot[i].lib : NULL;
 }
 
 void tls_libs_free(struct tls_libs *take)
 {
   if (!take)
     return;
-  for (int i = 0; i < take->n; i++) {
-    OSSL_LIB_CTX_free(take->lib[i]);
-    OSSL_LIB_CTX_free(take->inner[i]); /* after the lib it serves */
-  }
+  for (int i = 0; i < take->n; i++)
+    slot_clear(&take->slot[i]);
   free(take);
 }
 
@@ -228,7 +248,7 @@ static int attach_copies(SSL_CTX *ctx, const struct tls_libs *libs,
     return -1;
   }
   for (; copies->n < libs->n; copies->n++) {
-    copies->ctx[copies->n] = ctx_new_on(libs->lib[copies->n], cert, key, err);
+    copies->ctx[copies->n] = ctx_new_on(libs->slot[copies->n].lib, cert, key, err);
     if (!copies->ctx[copies->n])
       return -1; /* the caller's SSL_CTX_free frees those made */
   }
