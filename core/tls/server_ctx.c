@@ -68,16 +68,23 @@ static int count_provider(OSSL_PROVIDER *prov, void *count)
   return 1;
 }
 
-/* Gives up provd-lean: lib (if any) runs on what else it loaded. */
+/* The inner context and its default provider, once nothing uses them. */
+static void release_inner(struct lib_slot *slot)
+{
+  if (slot->inner_default)
+    OSSL_PROVIDER_unload(slot->inner_default);
+  OSSL_LIB_CTX_free(slot->inner);
+  slot->inner_default = NULL;
+  slot->inner = NULL;
+}
+
+/* Gives up provd-lean: lib runs on what else it loaded. */
 static void drop_lean(struct lib_slot *slot)
 {
   if (slot->lean)
     OSSL_PROVIDER_unload(slot->lean);
-  if (slot->inner_default)
-    OSSL_PROVIDER_unload(slot->inner_default);
-  OSSL_LIB_CTX_free(slot->inner);
-  slot->lean = slot->inner_default = NULL;
-  slot->inner = NULL;
+  slot->lean = NULL;
+  release_inner(slot);
 }
 
 static void slot_clear(struct lib_slot *slot)
@@ -86,8 +93,8 @@ static void slot_clear(struct lib_slot *slot)
     OSSL_PROVIDER_unload(slot->lean);
   slot->lean = NULL;
   OSSL_LIB_CTX_free(slot->lib);
-  drop_lean(slot); /* the inner context, after the lib it served */
   slot->lib = NULL;
+  release_inner(slot); /* after the lib it served */
 }
 
 /* slot->lib gets provd-lean on a default provider of an inner context,
@@ -248,7 +255,8 @@ static int attach_copies(SSL_CTX *ctx, const struct tls_libs *libs,
     return -1;
   }
   for (; copies->n < libs->n; copies->n++) {
-    copies->ctx[copies->n] = ctx_new_on(libs->slot[copies->n].lib, cert, key, err);
+    copies->ctx[copies->n] =
+        ctx_new_on(libs->slot[copies->n].lib, cert, key, err);
     if (!copies->ctx[copies->n])
       return -1; /* the caller's SSL_CTX_free frees those made */
   }

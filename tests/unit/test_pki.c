@@ -14,6 +14,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "tls/certgen.h"
 #include "tls/pki.h"
 #include "tls/server_ctx.h"
 
@@ -395,17 +396,11 @@ static void client_cert_accepted(SSL_CTX *server, EVP_PKEY *key)
 {
   ck_assert_ptr_nonnull(key);
   const char *alg = EVP_PKEY_get0_type_name(key);
-  X509 *cert = X509_new();
-  ASN1_INTEGER_set(X509_get_serialNumber(cert), 1);
-  X509_gmtime_adj(X509_getm_notBefore(cert), -60);
-  X509_gmtime_adj(X509_getm_notAfter(cert), 3600);
-  X509_NAME *name = X509_get_subject_name(cert);
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                             (const unsigned char *)"dev-1", -1, -1, 0);
-  X509_set_issuer_name(cert, name);
-  X509_set_pubkey(cert, key);
-  const EVP_MD *md = strncmp(alg, "ED", 2) == 0 ? NULL : EVP_sha256();
-  ck_assert_int_gt(X509_sign(cert, key, md), 0);
+  static const struct certgen_ext no_extensions[] = {{0, NULL}};
+  const struct certgen_signer self = {
+      NULL, key, strncmp(alg, "ED", 2) == 0 ? NULL : EVP_sha256()};
+  X509 *cert = certgen_sign(key, "dev-1", 1, no_extensions, &self);
+  ck_assert_ptr_nonnull(cert);
   X509 *peer = handshake_as(server, cert, key);
   ck_assert_msg(peer != NULL, "%s client certificate refused", alg);
   EVP_PKEY *decoded = X509_get0_pubkey(peer);
@@ -450,7 +445,8 @@ START_TEST(t_tls_ctx_per_worker)
   ck_assert_int_eq(tls_libs_lean(libs), 2);
   client_cert_accepted(w1, EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256"));
   client_cert_accepted(w1, EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-384"));
-  client_cert_accepted(w1, EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048));
+  client_cert_accepted(w1,
+                       EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048));
   client_cert_accepted(w0, EVP_PKEY_Q_keygen(NULL, NULL, "ED25519"));
   client_cert_accepted(w0, EVP_PKEY_Q_keygen(NULL, NULL, "ED448"));
   int lean_decoders = 0, default_decoders = 0;
