@@ -227,6 +227,15 @@ const char *allocator_hub_name(const struct allocator *alloc,
   return i < 0 ? NULL : a->hubs[i].name;
 }
 
+/* The trace is built for `provctl explain` only (alloc_input.want_trace):
+ * a registration would pay for a dozen JSON values it never reads.
+ * trace NULL: nothing to record. */
+static void trace_str(json_t *trace, const char *key, const char *value)
+{
+  if (trace)
+    json_object_set_new(trace, key, json_string(value));
+}
+
 static void refuse(struct alloc_outcome *out, const char *reason,
                    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
@@ -239,8 +248,8 @@ static void refuse(struct alloc_outcome *out, const char *reason,
   va_end(ap);
   snprintf(out->reason, sizeof(out->reason), "%s", reason);
   out->hub = NULL;
-  json_object_set_new(out->trace, "refused", json_string(reason));
-  json_object_set_new(out->trace, "detail", json_string(out->detail));
+  trace_str(out->trace, "refused", reason);
+  trace_str(out->trace, "detail", out->detail);
 }
 
 static int unhealthy_index(const struct allocator *al, const char *name)
@@ -456,7 +465,7 @@ static int run_policy(struct allocator *a, struct provd_call *call,
   }
   const char *name = ((const struct provd_alloc_ops *)p->desc->ops)->policy;
   out->policy = name;
-  json_object_set_new(step, "policy", json_string(name ? name : p->name));
+  trace_str(step, "policy", name ? name : p->name);
   /* Only a plugin that may call out (not NONBLOCKING) gets the webhook
    * body: the others would pay for a serialization they never read. */
   char *request_json = (p->desc->flags & PROVD_PLUGIN_NONBLOCKING)
@@ -466,15 +475,15 @@ static int run_policy(struct allocator *a, struct provd_call *call,
   int rc = call_plugin(p, call, in, cands, n, request_json, res, &err);
   free(request_json);
   if (res->reason[0])
-    json_object_set_new(step, "said", json_string(res->reason));
+    trace_str(step, "said", res->reason);
   if (rc != PROVD_OK) {
     refuse(out, err.code[0] ? err.code : "NO_HUB_AVAILABLE", "%s",
            err.msg[0] ? err.msg : "the allocation plugin chose no hub");
     return PROVD_DENIED;
   }
   if (res->delegate[0]) {
-    json_object_set_new(step, "delegatedTo", json_string(res->delegate));
-    json_object_set_new(step, "why", json_string(res->why));
+    trace_str(step, "delegatedTo", res->delegate);
+    trace_str(step, "why", res->why);
     return PROVD_PENDING;
   }
   const struct provd_hub_info *hub = pick_of(cands, n, res->hub);
@@ -484,7 +493,7 @@ static int run_policy(struct allocator *a, struct provd_call *call,
     return PROVD_DENIED;
   }
   out->hub = hub->name;
-  json_object_set_new(step, "hub", json_string(hub->name));
+  trace_str(step, "hub", hub->name);
   return PROVD_OK;
 }
 
@@ -532,29 +541,39 @@ static const char *policy_of(const struct allocator *a, const json_t *enr,
     policy = a->default_policy;
     source = policy ? "registration.allocation_policy" : "first plugin";
   }
-  json_object_set_new(trace, "policySource", json_string(source));
+  trace_str(trace, "policySource", source);
   return policy;
+}
+
+/* A new step of the trace's "steps", or NULL without a trace. */
+static json_t *trace_step(json_t *steps)
+{
+  json_t *step = steps ? json_object() : NULL;
+  if (step)
+    json_array_append_new(steps, step);
+  return step;
 }
 
 void allocator_run(struct allocator *a, struct provd_call *call,
                    const struct alloc_input *in, struct alloc_outcome *out)
 {
   memset(out, 0, sizeof(*out));
-  out->trace = json_object();
+  out->trace = in->want_trace ? json_object() : NULL;
   json_t *excluded = json_array();
   const struct provd_hub_info *cands[ALLOC_MAX_HUBS];
   size_t n = candidate_hubs(a, hubs_current(a), in->enrollment, cands,
                             excluded);
   const char *policy = policy_of(a, in->enrollment, out->trace);
-  json_object_set_new(out->trace, "candidates", hub_names(cands, n));
-  if (json_array_size(excluded))
-    json_object_set(out->trace, "excluded", excluded);
-  json_t *steps = json_array();
-  json_object_set_new(out->trace, "steps", steps);
+  json_t *steps = out->trace ? json_array() : NULL;
+  if (out->trace) {
+    json_object_set_new(out->trace, "candidates", hub_names(cands, n));
+    if (json_array_size(excluded))
+      json_object_set(out->trace, "excluded", excluded);
+    json_object_set_new(out->trace, "steps", steps);
+  }
   if (n == 0) {
     const json_t *first = json_array_get(excluded, 0);
-    json_object_set_new(out->trace, "policy",
-                        json_string(policy ? policy : "(default)"));
+    trace_str(out->trace, "policy", policy ? policy : "(default)");
     if (first)
       refuse(out, "NO_HUB_AVAILABLE", "hub '%s': %s",
              json_string_value(json_object_get(first, "hub")),
@@ -566,12 +585,10 @@ void allocator_run(struct allocator *a, struct provd_call *call,
   }
   json_decref(excluded);
   struct provd_alloc_result res = {0};
-  json_t *step = json_object();
-  json_array_append_new(steps, step);
-  int rc = run_policy(a, call, in, policy, cands, n, &res, step, out);
-  json_object_set_new(out->trace, "policy",
-                      json_string(out->policy ? out->policy
-                                              : policy ? policy : "?"));
+  int rc = run_policy(a, call, in, policy, cands, n, &res, trace_step(steps),
+                      out);
+  trace_str(out->trace, "policy",
+            out->policy ? out->policy : policy ? policy : "?");
   take_data(&res, out);
   if (rc == PROVD_PENDING) { /* delegated: run that policy, once */
     const struct provd_hub_info *sub[ALLOC_MAX_HUBS];
@@ -579,8 +596,7 @@ void allocator_run(struct allocator *a, struct provd_call *call,
     char delegate[sizeof(res.delegate)];
     snprintf(delegate, sizeof(delegate), "%s", res.delegate);
     alloc_result_clear(&res);
-    step = json_object();
-    json_array_append_new(steps, step);
+    json_t *step = trace_step(steps);
     if (m == 0)
       refuse(out, "NO_HUB_AVAILABLE",
              "delegation to %s named no candidate hub", delegate);
@@ -593,5 +609,5 @@ void allocator_run(struct allocator *a, struct provd_call *call,
   }
   alloc_result_clear(&res);
   if (out->hub)
-    json_object_set_new(out->trace, "hub", json_string(out->hub));
+    trace_str(out->trace, "hub", out->hub);
 }

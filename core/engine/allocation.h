@@ -10,7 +10,8 @@
  *               another policy (alloc_delegate: geoLatency ties, webhook
  *               fallbacks), once
  *
- * Every step is written into a trace for `provctl explain`. */
+ * Every step is written into a trace for `provctl explain`
+ * (alloc_input.want_trace). */
 #ifndef CORE_ENGINE_ALLOCATION_H
 #define CORE_ENGINE_ALLOCATION_H
 
@@ -71,6 +72,7 @@ struct alloc_input {
   const char *current_device_id;
   const char *client_ip;      /* the device's IP address, or NULL */
   int dry_run;                /* explain without --call-webhook */
+  int want_trace;             /* fill alloc_outcome.trace (explain) */
 };
 
 struct alloc_outcome {
@@ -80,7 +82,8 @@ struct alloc_outcome {
   char detail[256];      /* refusal message naming what was missing */
   json_t *initial_twin;  /* from the plugin (webhook), owned, or NULL */
   json_t *payload;       /* for registrationState.payload, owned, or NULL */
-  json_t *trace;         /* explain: policy, candidates, steps; owned */
+  json_t *trace;         /* explain (want_trace): policy, candidates,
+                            steps; owned; else NULL */
 };
 void alloc_outcome_clear(struct alloc_outcome *o);
 

@@ -726,9 +726,10 @@ static const char *allocate(struct job *j, const struct store_rec *prev)
   struct engine *e = j->e;
   const json_t *enr = j->enrollment.body;
   if (keeps_current_hub(enr, prev) && hostname_of(e, prev->hub)) {
-    j->alloc.trace = json_pack("{s:s,s:s}", "policy",
-                               "reprovisionPolicy.updateHubAssignment: false",
-                               "hub", prev->hub);
+    if (j->req->op == REG_EXPLAIN)
+      j->alloc.trace = json_pack(
+          "{s:s,s:s}", "policy",
+          "reprovisionPolicy.updateHubAssignment: false", "hub", prev->hub);
     return prev->hub;
   }
   const json_t *payload = j->req->body ? json_object_get(j->req->body,
@@ -743,6 +744,7 @@ static const char *allocate(struct job *j, const struct store_rec *prev)
       .current_hub = prev ? prev->hub : NULL,
       .current_device_id = prev ? json_str_at(prev->body, "deviceId") : NULL,
       .dry_run = j->req->op == REG_EXPLAIN && !j->req->call_webhook,
+      .want_trace = j->req->op == REG_EXPLAIN,
       .client_ip = j->req->client_ip[0] ? j->req->client_ip : NULL,
   };
   allocator_run(e->alloc, &j->call, &in, &j->alloc);
@@ -1418,10 +1420,13 @@ void engine_submit(struct engine *e, struct reg_request *req,
     finish_error(j, "THROTTLED", limited);
     return;
   }
-  /* A registration's read ends in a write: let the writer do both when
-   * the plugins allow, else when it is idle. */
+  /* A registration's read ends in a write, and an MQTT CONNECT's check
+   * is followed by the register's: let the writer do them when the
+   * plugins allow, else when it is idle.  Its page cache stays warm; a
+   * reader's is reset by every commit. */
   int rc;
-  if (req->op != REG_REGISTER || asks_for_certificate(req))
+  if ((req->op != REG_REGISTER && req->op != REG_AUTHENTICATE) ||
+      asks_for_certificate(req))
     rc = store_submit_read(e->store, read_phase, j);
   else if (e->reads_on_writer)
     rc = store_submit_read_on_writer(e->store, read_phase, j);

@@ -314,6 +314,60 @@ START_TEST(t_unhealthy_hub_is_skipped_until_back)
 }
 END_TEST
 
+/* The explain trace is built only when asked for: a registration carries
+ * none, `provctl explain` gets the candidates, what was left out and why,
+ * each policy step and the refusal. */
+START_TEST(t_trace_only_when_asked)
+{
+  up("  - { name: eu-1, hostname: eu-1.example.net }\n"
+     "  - { name: us-1, hostname: us-1.example.net }\n");
+  json_t *enr = json_pack("{s:s,s:[s,s]}", "allocationPolicy", "hashed",
+                          "iotHubs", "eu-1", "nowhere-1");
+  struct provd_call call = {0};
+  struct alloc_input in = {.registration_id = "dev-1", .enrollment = enr,
+                           .mechanism = "symmetricKey"};
+  struct alloc_outcome out;
+  allocator_run(alloc, &call, &in, &out);
+  ck_assert_str_eq(out.hub, "eu-1");
+  ck_assert_ptr_null(out.trace);
+  alloc_outcome_clear(&out);
+
+  in.want_trace = 1;
+  allocator_run(alloc, &call, &in, &out);
+  ck_assert_str_eq(out.hub, "eu-1");
+  char *text = json_dumps(out.trace, JSON_COMPACT | JSON_SORT_KEYS);
+  ck_assert_str_eq(text,
+                   "{\"candidates\":[\"eu-1\"],"
+                   "\"excluded\":[{\"hub\":\"nowhere-1\","
+                   "\"why\":\"not a linked hub\"}],"
+                   "\"hub\":\"eu-1\",\"policy\":\"hashed\","
+                   "\"policySource\":\"enrollment\","
+                   "\"steps\":[{\"hub\":\"eu-1\",\"policy\":\"hashed\","
+                   "\"said\":\"hashed\"}]}");
+  free(text);
+  alloc_outcome_clear(&out);
+
+  json_t *nowhere = json_pack("{s:[s]}", "iotHubs", "nowhere-1");
+  in.enrollment = nowhere;
+  allocator_run(alloc, &call, &in, &out);
+  ck_assert_ptr_null(out.hub);
+  ck_assert_str_eq(out.reason, "NO_HUB_AVAILABLE");
+  ck_assert_str_eq(json_string_value(json_object_get(out.trace, "refused")),
+                   "NO_HUB_AVAILABLE");
+  ck_assert_str_eq(json_string_value(json_object_get(out.trace, "detail")),
+                   "hub 'nowhere-1': not a linked hub");
+  alloc_outcome_clear(&out);
+  in.want_trace = 0;
+  allocator_run(alloc, &call, &in, &out);
+  ck_assert_str_eq(out.detail, "hub 'nowhere-1': not a linked hub");
+  ck_assert_ptr_null(out.trace);
+  alloc_outcome_clear(&out);
+  json_decref(nowhere);
+  json_decref(enr);
+  down();
+}
+END_TEST
+
 int main(void)
 {
   Suite *s = suite_create("allocation");
@@ -325,6 +379,7 @@ int main(void)
   tcase_add_test(tc, t_set_hubs_applies_at_once);
   tcase_add_test(tc, t_set_hubs_while_allocating);
   tcase_add_test(tc, t_unhealthy_hub_is_skipped_until_back);
+  tcase_add_test(tc, t_trace_only_when_asked);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
