@@ -1138,11 +1138,12 @@ static void worker_wake_locked(struct http_worker *w)
 static void on_wake(evutil_socket_t fd, short what, void *arg)
 {
   (void)fd;
-  (void)what;
   struct http_worker *w = arg;
-  uint64_t count;
-  ssize_t r = read(w->wake_fd, &count, sizeof count); /* resets it */
-  (void)r;
+  if (what & EV_READ) { /* not a post from this loop (EV_TIMEOUT) */
+    uint64_t count;
+    ssize_t r = read(w->wake_fd, &count, sizeof count); /* resets it */
+    (void)r;
+  }
   pthread_mutex_lock(&w->mu);
   struct conn *done = w->done_head;
   w->done_head = w->done_tail = NULL;
@@ -1246,6 +1247,12 @@ void http_worker_post(struct http_worker *w, struct loop_task *t)
   if (alive) {
     if (w->tasks_tail) {
       w->tasks_tail->next = t;
+    } else if (tl_worker == w) {
+      /* Posted from this loop (an MQTT answer from memory): run it in
+       * this pass, without an eventfd write and read.  EV_TIMEOUT tells
+       * on_wake there is nothing to read. */
+      w->tasks_head = t;
+      event_active(w->wake, EV_TIMEOUT, 0);
     } else {
       w->tasks_head = t;
       worker_wake_locked(w); /* at most one write per batch is needed */
