@@ -362,9 +362,18 @@ END_TEST
 /* A full in-memory handshake against server, the client presenting
  * cert and key; returns the peer certificate the server decoded (caller
  * frees), or NULL. */
-static X509 *handshake_as(SSL_CTX *server, X509 *cert, EVP_PKEY *key)
+/* The client offers only TLS 1.2 with tls12_ciphers when that is set,
+ * and only the key exchange groups `groups` when that is set. */
+static X509 *handshake_offering(SSL_CTX *server, X509 *cert, EVP_PKEY *key,
+                                const char *tls12_ciphers, const char *groups)
 {
   SSL_CTX *cctx = SSL_CTX_new(TLS_client_method());
+  if (tls12_ciphers) {
+    ck_assert_int_eq(SSL_CTX_set_max_proto_version(cctx, TLS1_2_VERSION), 1);
+    ck_assert_int_eq(SSL_CTX_set_cipher_list(cctx, tls12_ciphers), 1);
+  }
+  if (groups)
+    ck_assert_int_eq(SSL_CTX_set1_groups_list(cctx, groups), 1);
   ck_assert_int_eq(SSL_CTX_use_certificate(cctx, cert), 1);
   ck_assert_int_eq(SSL_CTX_use_PrivateKey(cctx, key), 1);
   SSL *c = SSL_new(cctx), *s = SSL_new(server);
@@ -381,13 +390,20 @@ static X509 *handshake_as(SSL_CTX *server, X509 *cert, EVP_PKEY *key)
   }
   /* TLS 1.3 sends the client certificate after the client is done. */
   char byte;
-  SSL_write(c, "x", 1);
-  ck_assert_int_eq(SSL_read(s, &byte, 1), 1);
-  X509 *peer = cdone && sdone ? SSL_get1_peer_certificate(s) : NULL;
+  int delivered = SSL_write(c, "x", 1) == 1 && SSL_read(s, &byte, 1) == 1;
+  X509 *peer =
+      cdone && sdone && delivered ? SSL_get1_peer_certificate(s) : NULL;
+  if (peer && tls12_ciphers)
+    ck_assert_str_eq(SSL_get_cipher_name(s), tls12_ciphers);
   SSL_free(c);
   SSL_free(s);
   SSL_CTX_free(cctx);
   return peer;
+}
+
+static X509 *handshake_as(SSL_CTX *server, X509 *cert, EVP_PKEY *key)
+{
+  return handshake_offering(server, cert, key, NULL, NULL);
 }
 
 /* The server decodes a self-signed client certificate on key and
@@ -415,6 +431,31 @@ static void count_decoder(OSSL_DECODER *decoder, void *count)
 {
   (void)decoder;
   ++*(int *)count;
+}
+
+static void count_keymgmt(EVP_KEYMGMT *keymgmt, void *count)
+{
+  (void)keymgmt;
+  ++*(int *)count;
+}
+
+/* What a client may negotiate still works on the server's copy: each
+ * key exchange group and a TLS 1.2 CBC suite (its MAC key is an HMAC
+ * EVP_PKEY), with a P-256 client certificate. */
+static void negotiates(SSL_CTX *server, const char *tls12_ciphers,
+                       const char *groups)
+{
+  EVP_PKEY *key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+  static const struct certgen_ext no_extensions[] = {{0, NULL}};
+  const struct certgen_signer self = {NULL, key, EVP_sha256()};
+  X509 *cert = certgen_sign(key, "dev-1", 1, no_extensions, &self);
+  X509 *peer = handshake_offering(server, cert, key, tls12_ciphers, groups);
+  ck_assert_msg(peer != NULL, "refused: ciphers %s, groups %s",
+                tls12_ciphers ? tls12_ciphers : "(TLS 1.3)",
+                groups ? groups : "(default)");
+  X509_free(peer);
+  X509_free(cert);
+  EVP_PKEY_free(key);
 }
 
 START_TEST(t_tls_ctx_per_worker)
@@ -458,6 +499,24 @@ START_TEST(t_tls_ctx_per_worker)
   ck_assert_int_gt(lean_decoders, 0);
   ck_assert_msg(2 * lean_decoders < default_decoders, "%d of %d decoders",
                 lean_decoders, default_decoders);
+  /* Fewer key managers too (every public key decode walks them all),
+   * and none that a handshake needs is missing. */
+  int lean_keymgmts = 0, default_keymgmts = 0;
+  probe = OSSL_LIB_CTX_new();
+  EVP_KEYMGMT_do_all_provided(probe, count_keymgmt, &default_keymgmts);
+  OSSL_LIB_CTX_free(probe);
+  EVP_KEYMGMT_do_all_provided(tls_libs_get(libs, 1), count_keymgmt,
+                              &lean_keymgmts);
+  ck_assert_msg(lean_keymgmts > 0 && lean_keymgmts < default_keymgmts,
+                "%d of %d key managers", lean_keymgmts, default_keymgmts);
+  const char *groups[] = {"X25519", "P-256", "P-384", "P-521", "X448",
+                          "ffdhe2048"};
+  for (size_t i = 0; i < sizeof groups / sizeof groups[0]; i++)
+    negotiates(w1, NULL, groups[i]);
+  negotiates(w1, "ECDHE-ECDSA-AES128-SHA", NULL);
+  negotiates(w1, "ECDHE-ECDSA-AES256-SHA384", NULL);
+  negotiates(w1, "ECDHE-ECDSA-AES128-GCM-SHA256", "X25519:P-256");
+  negotiates(w0, "ECDHE-ECDSA-CHACHA20-POLY1305", "P-256");
   /* A context without copies hands out itself. */
   SSL_CTX *plain = tls_server_ctx_new(p.cert, p.key, NULL, &err);
   ck_assert_ptr_eq(tls_ctx_for_worker(plain, 1), plain);
