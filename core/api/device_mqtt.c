@@ -23,6 +23,7 @@
 #include "net/mqtt_codec.h"
 #include "net/wire_error.h"
 #include "util/ids.h"
+#include "util/json_text.h"
 #include "util/log.h"
 #include "util/metrics.h"
 #include "util/sas.h"
@@ -144,9 +145,7 @@ static char *ascii_json(const char *text)
   for (const char *p = text; *p; p++) {
     if ((unsigned char)*p >= 0x80) {
       json_t *v = json_loads(text, JSON_DECODE_ANY, NULL);
-      char *out = v ? json_dumps(v, JSON_COMPACT | JSON_ENSURE_ASCII |
-                                        JSON_ENCODE_ANY)
-                    : NULL;
+      char *out = v ? json_text(v, JSON_TEXT_ASCII) : NULL;
       json_decref(v);
       return out;
     }

@@ -5,13 +5,12 @@
 #include <string.h>
 
 #include "engine/engine.h"
+#include "util/json_text.h"
 
 void api_respond_json(struct http_exchange *ex, int status, json_t *body_take,
                       const struct http_header *extra, size_t n_extra)
 {
-  char *text = body_take ? json_dumps(body_take, JSON_COMPACT |
-                                                     JSON_ENCODE_ANY)
-                         : NULL;
+  char *text = body_take ? json_text(body_take, 0) : NULL;
   int lost = body_take && !text;
   json_decref(body_take);
   if (lost) {

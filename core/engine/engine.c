@@ -20,6 +20,7 @@
 #include "tls/issuer.h"
 #include "util/b64.h"
 #include "util/ids.h"
+#include "util/json_text.h"
 #include "util/log.h"
 #include "util/metrics.h"
 #include "util/secret.h"
@@ -338,7 +339,7 @@ static void finish_error(struct job *j, const char *reason, const char *detail)
 /* A success answer: body_take is serialized here, once. */
 static void finish(struct job *j, int http_status, json_t *body_take)
 {
-  char *text = json_dumps(body_take, JSON_COMPACT);
+  char *text = json_text(body_take, 0);
   json_decref(body_take);
   if (!text) {
     finish_error(j, "INTERNAL", "out of memory");
@@ -1134,7 +1135,7 @@ static void remember_operation(struct job *j)
   if (j->accepted.reuse_until_s <= 0 || !credential)
     return;
   json_t *answer = operation_view_take(j->operation_id, &j->record);
-  char *text = json_dumps(answer, JSON_COMPACT);
+  char *text = json_text(answer, 0);
   json_decref(answer);
   if (text)
     opcache_put(j->e->recent, j->operation_id, j->record.id, credential,

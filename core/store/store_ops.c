@@ -12,6 +12,7 @@
 #include "store/journal.h"
 #include "store/store_int.h"
 #include "util/ids.h"
+#include "util/json_text.h"
 #include "util/timefmt.h"
 
 /* Bodies above this are refused before serialization finishes. */
@@ -292,8 +293,10 @@ static int serialize(struct store_session *s, const json_t *body,
 {
   /* One pass into the reused buffer in the common case; a second one
    * only after the buffer had to grow. */
-  size_t need = json_dumpb(body, s->buf, s->buf_cap ? s->buf_cap - 1 : 0,
-                           JSON_COMPACT);
+  size_t need = json_is_object(body) || json_is_array(body)
+                    ? json_text_into(body, 0, s->buf,
+                                     s->buf_cap ? s->buf_cap - 1 : 0)
+                    : 0;
   if (need == 0 || need >= STORE_MAX_BODY) {
     perr_set(err, "STORE_INVALID",
              need ? "record body larger than 4 MiB"
@@ -311,7 +314,7 @@ static int serialize(struct store_session *s, const json_t *body,
     }
     s->buf = nb;
     s->buf_cap = cap;
-    json_dumpb(body, s->buf, need, JSON_COMPACT);
+    json_text_into(body, 0, s->buf, need);
   }
   s->buf[need] = '\0';
   *out = s->buf;
