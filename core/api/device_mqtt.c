@@ -144,7 +144,7 @@ static char *ascii_json(const char *text)
 {
   for (const char *p = text; *p; p++) {
     if ((unsigned char)*p >= 0x80) {
-      json_t *v = json_loads(text, JSON_DECODE_ANY, NULL);
+      json_t *v = json_text_parse(text, strlen(text), JSON_TEXT_ANY);
       char *out = v ? json_text(v, JSON_TEXT_ASCII) : NULL;
       json_decref(v);
       return out;

@@ -12,6 +12,7 @@
 #include <openssl/rand.h>
 
 #include "util/b64.h"
+#include "util/json_text.h"
 #include "util/log.h"
 #include "util/metrics.h"
 #include "util/secret.h"
@@ -190,7 +191,8 @@ static int h_attest_set_challenge(struct provd_attest_result *r,
       strnlen(challenge_json, CHALLENGE_MAX + 1) > CHALLENGE_MAX ||
       session_len > SESSION_MAX || (session_len && !session))
     return PROVD_E_INVAL;
-  json_t *parsed = json_loads(challenge_json, JSON_DECODE_ANY, NULL);
+  json_t *parsed = json_text_parse(challenge_json, strlen(challenge_json),
+                                   JSON_TEXT_ANY);
   if (!parsed)
     return PROVD_E_INVAL;
   json_decref(parsed);
@@ -232,7 +234,8 @@ static int h_attest_set_state(struct provd_attest_result *r, const char *key,
   if (!r || !known || !object_json ||
       strnlen(object_json, STATE_MAX + 1) > STATE_MAX)
     return PROVD_E_INVAL;
-  json_t *parsed = json_loads(object_json, JSON_REJECT_DUPLICATES, NULL);
+  json_t *parsed = json_text_parse(object_json, strlen(object_json),
+                                   JSON_TEXT_UNIQUE_KEYS);
   if (!json_is_object(parsed)) {
     json_decref(parsed);
     return PROVD_E_INVAL;
@@ -302,8 +305,8 @@ static int h_alloc_set_data(struct provd_alloc_result *r, const char *key,
   int is_twin = strcmp(key, "initialTwin") == 0;
   if (!is_twin && strcmp(key, "payload") != 0)
     return PROVD_E_INVAL;
-  json_t *parsed = json_loads(json, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES,
-                              NULL);
+  json_t *parsed =
+      json_text_parse(json, strlen(json), JSON_TEXT_ANY | JSON_TEXT_UNIQUE_KEYS);
   if (!parsed || (is_twin && !json_is_object(parsed))) {
     json_decref(parsed);
     return PROVD_E_INVAL;

@@ -231,8 +231,9 @@ static int rec_copy(const struct provd_record *in, struct store_rec *out)
     return PROVD_E_NOMEM;
   out->created_ms = in->created_ms;
   out->updated_ms = in->updated_ms;
-  json_error_t jerr;
-  out->body = in->body_json ? json_loads(in->body_json, 0, &jerr) : NULL;
+  out->body = in->body_json
+                  ? json_text_parse(in->body_json, strlen(in->body_json), 0)
+                  : NULL;
   if (!out->body) {
     store_rec_clear(out);
     return PROVD_E_INTERNAL;

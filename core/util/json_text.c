@@ -1,6 +1,8 @@
 #include "util/json_text.h"
 
+#include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -262,4 +264,374 @@ size_t json_text_into(const json_t *v, int flags, char *buf, size_t cap)
   struct out o = {.buf = buf, .cap = cap, .flags = flags};
   put_value(&o, v, 0);
   return o.failed ? 0 : o.len;
+}
+
+/* ---- reading ---------------------------------------------------------- */
+
+struct in {
+  const unsigned char *p, *end;
+  int flags;
+  int depth; /* of the value being parsed; the top is 1, as in jansson */
+};
+
+static void skip_space(struct in *in)
+{
+  while (in->p < in->end &&
+         (*in->p == ' ' || *in->p == '\t' || *in->p == '\n' || *in->p == '\r'))
+    in->p++;
+}
+
+static bool next_is(struct in *in, unsigned char c)
+{
+  return in->p < in->end && *in->p == c;
+}
+
+static int hex_value(unsigned char c)
+{
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}
+
+/* The four hex digits after "\u" at p (p points at the 'u'), or -1. */
+static int32_t unicode_escape(const struct in *in, const unsigned char *p)
+{
+  if (in->end - p < 5)
+    return -1;
+  int32_t v = 0;
+  for (int i = 1; i <= 4; i++) {
+    int h = hex_value(p[i]);
+    if (h < 0)
+      return -1;
+    v = (v << 4) | h;
+  }
+  return v;
+}
+
+static size_t utf8_encode(uint32_t cp, char *out)
+{
+  if (cp < 0x80) {
+    out[0] = (char)cp;
+    return 1;
+  }
+  if (cp < 0x800) {
+    out[0] = (char)(0xC0 | (cp >> 6));
+    out[1] = (char)(0x80 | (cp & 0x3F));
+    return 2;
+  }
+  if (cp < 0x10000) {
+    out[0] = (char)(0xE0 | (cp >> 12));
+    out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    out[2] = (char)(0x80 | (cp & 0x3F));
+    return 3;
+  }
+  out[0] = (char)(0xF0 | (cp >> 18));
+  out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+  out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+  out[3] = (char)(0x80 | (cp & 0x3F));
+  return 4;
+}
+
+/* One escape at in->p (just past the backslash) decoded into out;
+ * returns the bytes written, 0 when jansson refuses it (\u0000 too:
+ * jansson refuses NUL in strings and keys alike). */
+static size_t decode_escape(struct in *in, char *out)
+{
+  static const char simple[][2] = {{'"', '"'}, {'\\', '\\'}, {'/', '/'},
+                                   {'b', '\b'}, {'f', '\f'}, {'n', '\n'},
+                                   {'r', '\r'}, {'t', '\t'}};
+  if (in->p >= in->end)
+    return 0;
+  for (size_t i = 0; i < sizeof(simple) / sizeof(simple[0]); i++)
+    if (*in->p == (unsigned char)simple[i][0]) {
+      in->p++;
+      *out = simple[i][1];
+      return 1;
+    }
+  int32_t cp = *in->p == 'u' ? unicode_escape(in, in->p) : -1;
+  if (cp <= 0 || (cp >= 0xDC00 && cp <= 0xDFFF))
+    return 0;
+  in->p += 5;
+  if (cp >= 0xD800 && cp <= 0xDBFF) { /* a pair's first half */
+    if (in->end - in->p < 2 || in->p[0] != '\\' || in->p[1] != 'u')
+      return 0;
+    int32_t low = unicode_escape(in, in->p + 1);
+    if (low < 0xDC00 || low > 0xDFFF)
+      return 0;
+    in->p += 6;
+    cp = ((cp - 0xD800) << 10) + (low - 0xDC00) + 0x10000;
+  }
+  return utf8_encode((uint32_t)cp, out);
+}
+
+/* The string whose opening quote was just passed: *out points into the
+ * text when it has no escapes, else into *scratch (caller frees).
+ * Returns 0, or -1 when jansson refuses it. */
+static int read_string(struct in *in, const char **out, size_t *len,
+                       char **scratch)
+{
+  const unsigned char *start = in->p;
+  char *buf = NULL;
+  size_t n = 0; /* bytes in buf */
+  *scratch = NULL;
+  for (;;) {
+    const unsigned char *run = in->p;
+    while (in->p < in->end && *in->p >= 0x20 && *in->p != '"' &&
+           *in->p != '\\') {
+      uint32_t cp;
+      size_t step = *in->p < 0x80 ? 1 : utf8_decode(in->p, in->end - in->p, &cp);
+      if (!step)
+        goto refused;
+      in->p += step;
+    }
+    if (buf) {
+      memcpy(buf + n, run, (size_t)(in->p - run));
+      n += (size_t)(in->p - run);
+    }
+    if (in->p >= in->end || *in->p < 0x20)
+      goto refused; /* unterminated, or a raw control character */
+    if (*in->p == '"') {
+      in->p++;
+      *out = buf ? buf : (const char *)start;
+      *len = buf ? n : (size_t)(in->p - 1 - start);
+      *scratch = buf;
+      return 0;
+    }
+    if (!buf) { /* the first escape: decoded text is never longer */
+      if (!(buf = malloc((size_t)(in->end - start) + 1)))
+        return -1;
+      n = (size_t)(in->p - start);
+      memcpy(buf, start, n);
+    }
+    in->p++; /* the backslash */
+    size_t w = decode_escape(in, buf + n);
+    if (!w)
+      goto refused;
+    n += w;
+  }
+refused:
+  free(buf);
+  return -1;
+}
+
+static json_t *read_number(struct in *in)
+{
+  const unsigned char *start = in->p;
+  bool real = false;
+  if (next_is(in, '-'))
+    in->p++;
+  if (next_is(in, '0')) {
+    in->p++;
+    if (in->p < in->end && *in->p >= '0' && *in->p <= '9')
+      return NULL; /* a leading zero */
+  } else if (in->p < in->end && *in->p >= '1' && *in->p <= '9') {
+    while (in->p < in->end && *in->p >= '0' && *in->p <= '9')
+      in->p++;
+  } else {
+    return NULL;
+  }
+  if (next_is(in, '.')) {
+    in->p++;
+    if (!(in->p < in->end && *in->p >= '0' && *in->p <= '9'))
+      return NULL;
+    while (in->p < in->end && *in->p >= '0' && *in->p <= '9')
+      in->p++;
+    real = true;
+  }
+  if (next_is(in, 'e') || next_is(in, 'E')) {
+    in->p++;
+    if (next_is(in, '+') || next_is(in, '-'))
+      in->p++;
+    if (!(in->p < in->end && *in->p >= '0' && *in->p <= '9'))
+      return NULL;
+    while (in->p < in->end && *in->p >= '0' && *in->p <= '9')
+      in->p++;
+    real = true;
+  }
+  /* strtoll and strtod want a terminated copy; the text need not be. */
+  size_t len = (size_t)(in->p - start);
+  char small[64], *copy = len < sizeof(small) ? small : malloc(len + 1);
+  if (!copy)
+    return NULL;
+  memcpy(copy, start, len);
+  copy[len] = '\0';
+  json_t *v = NULL;
+  errno = 0;
+  if (real) {
+    double d = strtod(copy, NULL);
+    if (!((d == HUGE_VAL || d == -HUGE_VAL) && errno == ERANGE))
+      v = json_real(d);
+  } else {
+    long long i = strtoll(copy, NULL, 10);
+    if (errno != ERANGE)
+      v = json_integer((json_int_t)i);
+  }
+  if (copy != small)
+    free(copy);
+  return v;
+}
+
+static bool is_alpha(unsigned char c)
+{
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+/* true, false or null; jansson reads a whole run of letters as one
+ * word, so "nullx" is refused, not null followed by junk. */
+static json_t *read_word(struct in *in)
+{
+  static const struct {
+    const char *word;
+    json_type type;
+  } words[] = {{"true", JSON_TRUE}, {"false", JSON_FALSE}, {"null", JSON_NULL}};
+  const unsigned char *start = in->p;
+  while (in->p < in->end && is_alpha(*in->p))
+    in->p++;
+  size_t len = (size_t)(in->p - start);
+  for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+    if (len == strlen(words[i].word) && memcmp(start, words[i].word, len) == 0)
+      return words[i].type == JSON_TRUE    ? json_true()
+             : words[i].type == JSON_FALSE ? json_false()
+                                           : json_null();
+  return NULL;
+}
+
+static json_t *read_value(struct in *in);
+
+static json_t *read_array(struct in *in)
+{
+  json_t *a = json_array();
+  in->p++; /* '[' */
+  skip_space(in);
+  if (next_is(in, ']')) {
+    in->p++;
+    return a;
+  }
+  while (a) {
+    json_t *v = read_value(in);
+    if (!v || json_array_append_new(a, v)) {
+      json_decref(a);
+      return NULL;
+    }
+    skip_space(in);
+    if (next_is(in, ']')) {
+      in->p++;
+      return a;
+    }
+    if (!next_is(in, ','))
+      break;
+    in->p++;
+    skip_space(in);
+  }
+  json_decref(a);
+  return NULL;
+}
+
+/* One "key": value member of the object being read, added to o. */
+static int read_member(struct in *in, json_t *o)
+{
+  const char *key;
+  size_t key_len;
+  char *scratch;
+  if (!next_is(in, '"'))
+    return -1;
+  in->p++;
+  if (read_string(in, &key, &key_len, &scratch))
+    return -1;
+  int rc = -1;
+  skip_space(in);
+  if (next_is(in, ':')) {
+    in->p++;
+    skip_space(in);
+    json_t *v = read_value(in);
+    if (v && (in->flags & JSON_TEXT_UNIQUE_KEYS) &&
+        json_object_getn(o, key, key_len)) {
+      json_decref(v);
+      v = NULL;
+    }
+    rc = v ? json_object_setn_new_nocheck(o, key, key_len, v) : -1;
+  }
+  free(scratch);
+  return rc;
+}
+
+static json_t *read_object(struct in *in)
+{
+  json_t *o = json_object();
+  in->p++; /* '{' */
+  skip_space(in);
+  if (next_is(in, '}')) {
+    in->p++;
+    return o;
+  }
+  while (o && read_member(in, o) == 0) {
+    skip_space(in);
+    if (next_is(in, '}')) {
+      in->p++;
+      return o;
+    }
+    if (!next_is(in, ','))
+      break;
+    in->p++;
+    skip_space(in);
+  }
+  json_decref(o);
+  return NULL;
+}
+
+static json_t *read_string_value(struct in *in)
+{
+  const char *s;
+  size_t len;
+  char *scratch;
+  in->p++; /* '"' */
+  if (read_string(in, &s, &len, &scratch))
+    return NULL;
+  json_t *v = json_stringn_nocheck(s, len);
+  free(scratch);
+  return v;
+}
+
+static json_t *read_value(struct in *in)
+{
+  if (in->p >= in->end || ++in->depth > JSON_TEXT_MAX_DEPTH)
+    return NULL;
+  json_t *v;
+  unsigned char c = *in->p;
+  if (c == '{')
+    v = read_object(in);
+  else if (c == '[')
+    v = read_array(in);
+  else if (c == '"')
+    v = read_string_value(in);
+  else if (c == '-' || (c >= '0' && c <= '9'))
+    v = read_number(in);
+  else if (is_alpha(c))
+    v = read_word(in);
+  else
+    v = NULL;
+  in->depth--;
+  return v;
+}
+
+json_t *json_text_parse(const char *text, size_t len, int flags)
+{
+  if (!text)
+    return NULL;
+  struct in in = {(const unsigned char *)text,
+                  (const unsigned char *)text + len, flags, 0};
+  skip_space(&in);
+  if (!(flags & JSON_TEXT_ANY) && !next_is(&in, '{') && !next_is(&in, '['))
+    return NULL;
+  json_t *v = read_value(&in);
+  skip_space(&in);
+  if (v && in.p != in.end) {
+    json_decref(v);
+    return NULL;
+  }
+  return v;
 }

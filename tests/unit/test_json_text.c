@@ -207,6 +207,132 @@ START_TEST(t_refusals)
 }
 END_TEST
 
+/* json_text_parse against json_loadb: both refuse, or both give the
+ * same value with the same key order and number kinds. */
+static void parses_as_jansson(const char *text, size_t len, int flags,
+                              const char *what)
+{
+  size_t theirs_flags = ((flags & JSON_TEXT_ANY) ? JSON_DECODE_ANY : 0) |
+                        ((flags & JSON_TEXT_UNIQUE_KEYS)
+                             ? JSON_REJECT_DUPLICATES
+                             : 0);
+  json_t *ours = json_text_parse(text, len, flags);
+  if (memchr(text, '\0', len)) {
+    /* Refused (json_loadb loses a NUL right after a number or a word,
+     * and accepts "1\0"; json_loads never sees one). */
+    ck_assert_msg(!ours, "%s: accepts a NUL byte", what);
+    return;
+  }
+  json_t *theirs = json_loadb(text, len, theirs_flags, NULL);
+  ck_assert_msg(!theirs == !ours, "%s: jansson %s, ours %s: %.*s", what,
+                theirs ? "accepts" : "refuses", ours ? "accepts" : "refuses",
+                (int)len, text);
+  if (theirs) {
+    char *a = json_dumps(theirs, JSON_COMPACT | JSON_ENCODE_ANY);
+    char *b = json_dumps(ours, JSON_COMPACT | JSON_ENCODE_ANY);
+    ck_assert_msg(json_equal(theirs, ours) && strcmp(a, b) == 0,
+                  "%s: %.*s\n jansson %s\n ours    %s", what, (int)len, text,
+                  a, b);
+    free(a);
+    free(b);
+  }
+  json_decref(theirs);
+  json_decref(ours);
+}
+
+/* Every flag combination, on the text as it is. */
+static void parses_as_jansson_all_flags(const char *text, size_t len,
+                                        const char *what)
+{
+  for (int flags = 0; flags <= (JSON_TEXT_ANY | JSON_TEXT_UNIQUE_KEYS);
+       flags += 2)
+    parses_as_jansson(text, len, flags, what);
+}
+
+START_TEST(t_parse_generated_and_mutated_texts)
+{
+  static const char inserts[] = " \t\n\"\\/{}[]:,0123456789.eE+-uatfnlx\x01\x80\xc3\xed\xf4";
+  char what[64];
+  for (uint64_t seed = 1; seed <= 20000; seed++) {
+    rng_state = seed * 0x9E3779B97F4A7C15ull;
+    json_t *v = random_value(0);
+    /* jansson's own text, compact or indented, then damaged a little */
+    char *text = json_dumps(v, JSON_ENCODE_ANY |
+                                   (below(2) ? JSON_COMPACT : JSON_INDENT(1)) |
+                                   (below(2) ? JSON_ENSURE_ASCII : 0));
+    size_t len = strlen(text);
+    snprintf(what, sizeof(what), "seed %llu", (unsigned long long)seed);
+    parses_as_jansson_all_flags(text, len, what);
+    for (int damage = 0; damage < 3 && len > 0; damage++) {
+      size_t at = below(len);
+      switch (below(4)) {
+      case 0: /* cut short */
+        len = at;
+        break;
+      case 1: /* one byte changed */
+        text[at] = inserts[below(sizeof(inserts) - 1)];
+        break;
+      case 2: /* one byte dropped */
+        memmove(text + at, text + at + 1, len - at);
+        len--;
+        break;
+      default: /* a byte flipped */
+        text[at] ^= (char)(1u << below(8));
+      }
+      snprintf(what, sizeof(what), "seed %llu damage %d",
+               (unsigned long long)seed, damage);
+      parses_as_jansson_all_flags(text, len, what);
+    }
+    free(text);
+    json_decref(v);
+  }
+}
+END_TEST
+
+START_TEST(t_parse_edges_as_jansson)
+{
+  static const char *const texts[] = {
+      "", " ", "{}", "[]", " { } ", "{\"a\":1,}", "[1,]", "[,1]", "{,}",
+      "{\"a\" 1}", "{\"a\":}", "{1:2}", "{\"a\":1 \"b\":2}",
+      "{\"a\":1,\"a\":2}", "{\"a\":{\"a\":1},\"b\":[{\"a\":1,\"a\":3}]}",
+      "1", "-1", "-", "-0", "01", "-01", "0.", ".5", "1.", "1.5", "1e5",
+      "1E+5", "1e-5", "1e", "1e+", "2.5e-400", "1e400", "-1e400",
+      "9223372036854775807", "9223372036854775808", "-9223372036854775808",
+      "-9223372036854775809", "123456789012345678901234567890",
+      "0.00000000000000000000000000000000000000000000000000000000000000001",
+      "true", "false", "null", "nul", "nullx", "True", "[true,false,null]",
+      "[truefalse]", "\"\"", "\"a\"", "\"\\u0000\"", "\"\\u00e9\"",
+      "\"\\u00E9\"", "\"\\ud83d\\ude00\"", "\"\\ud83d\"", "\"\\ude00\"",
+      "\"\\ud83d\\u0041\"", "\"\\ud83dx\"", "\"\\u12\"", "\"\\u12g4\"",
+      "\"\\x\"", "\"\\/\\b\\f\\n\\r\\t\\\"\\\\\"", "\"a\tb\"", "\"a\nb\"",
+      "\"\x7f\"", "\"\xc3\xa9\"", "\"\xc3\"", "\"\xc0\xaf\"", "\"\xed\xa0\x80\"",
+      "\"\xf4\x90\x80\x80\"", "\"\xef\xbb\xbf\"", "\xef\xbb\xbf{}", "{\"\\u0000\":1}",
+      "{\"k\\u00e9\":1}", "[1]x", "[1] [2]", "{\"a\":1}}", "[\"a\"", "[1,2",
+      "\"unterminated", "[\"a\\\"]", "\x01", "[1\x00]", "null\x00]",
+      "{\"a\":1}\x00"};
+  for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+    size_t len = strlen(texts[i]);
+    if (i + 3 >= sizeof(texts) / sizeof(texts[0]))
+      len += 1 + strlen(texts[i] + len + 1); /* the last three hold a NUL */
+    parses_as_jansson_all_flags(texts[i], len, "edge");
+  }
+  /* Depth: the top value is level 1; JSON_TEXT_MAX_DEPTH levels parse,
+   * one more does not (a scalar counts as a level too). */
+  for (int levels = JSON_TEXT_MAX_DEPTH - 1; levels <= JSON_TEXT_MAX_DEPTH + 1;
+       levels++) {
+    char *deep = malloc(2 * (size_t)levels + 2);
+    memset(deep, '[', (size_t)levels);
+    memset(deep + levels, ']', (size_t)levels);
+    parses_as_jansson(deep, 2 * (size_t)levels, 0, "nested arrays");
+    memset(deep, '[', (size_t)levels - 1);
+    deep[levels - 1] = '1';
+    memset(deep + levels, ']', (size_t)levels - 1);
+    parses_as_jansson(deep, 2 * (size_t)levels - 1, 0, "a scalar nested");
+    free(deep);
+  }
+}
+END_TEST
+
 int main(void)
 {
   Suite *s = suite_create("json_text");
@@ -214,6 +340,8 @@ int main(void)
   tcase_add_test(tc, t_generated_values_match_jansson);
   tcase_add_test(tc, t_registration_answer_matches_jansson);
   tcase_add_test(tc, t_refusals);
+  tcase_add_test(tc, t_parse_generated_and_mutated_texts);
+  tcase_add_test(tc, t_parse_edges_as_jansson);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
