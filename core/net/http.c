@@ -48,6 +48,7 @@
 #include "util/metrics.h"
 #include "util/timefmt.h"
 #include "util/url.h"
+#include "util/wake_batch.h"
 
 #define DEFAULT_MAX_HEADER_BYTES (16 * 1024)
 #define DEFAULT_MAX_BODY_BYTES (96 * 1024)
@@ -1128,11 +1129,21 @@ static void on_grace_over(evutil_socket_t fd, short what, void *arg)
 
 /* Under w->mu with w->loop_alive: the fd is closed only after the loop
  * was torn down, which clears loop_alive under the same mutex. */
-static void worker_wake_locked(struct http_worker *w)
+/* Needs no lock: the eventfd is the worker's for its whole life. */
+static void worker_wake(void *worker)
 {
+  struct http_worker *w = worker;
   uint64_t one = 1;
   ssize_t r = write(w->wake_fd, &one, sizeof one);
   (void)r; /* EAGAIN: the counter is full, a wake-up is pending anyway */
+}
+
+/* A wake-up now, or at the end of the posting thread's batch when it
+ * answers many at once (the store writer: util/wake_batch.h). */
+static void worker_wake_soon(struct http_worker *w)
+{
+  if (!wake_batch_defer(worker_wake, w))
+    worker_wake(w);
 }
 
 static void on_wake(evutil_socket_t fd, short what, void *arg)
@@ -1255,7 +1266,7 @@ void http_worker_post(struct http_worker *w, struct loop_task *t)
       event_active(w->wake, EV_TIMEOUT, 0);
     } else {
       w->tasks_head = t;
-      worker_wake_locked(w); /* at most one write per batch is needed */
+      worker_wake_soon(w); /* one write per batch of tasks is enough */
     }
     w->tasks_tail = t;
   }
@@ -1294,7 +1305,7 @@ void http_respond(struct http_exchange *ex, int status,
       w->done_tail->done_next = c; /* a wake-up is already on its way */
     } else {
       w->done_head = c;
-      worker_wake_locked(w);
+      worker_wake_soon(w);
     }
     w->done_tail = c;
   }
@@ -1721,7 +1732,7 @@ void http_server_stop(struct http_server *srv, int grace_ms)
     w->stop_requested = true;
     w->grace_ms = grace_ms;
     if (w->loop_alive && w->thread_started)
-      worker_wake_locked(w);
+      worker_wake(w);
     pthread_mutex_unlock(&w->mu);
   }
   for (int i = 0; i < srv->n_workers; i++)

@@ -11,6 +11,7 @@
 #include "util/log.h"
 #include "util/metrics.h"
 #include "util/timefmt.h"
+#include "util/wake_batch.h"
 
 #define DEFAULT_READERS 2
 #define DEFAULT_QUEUE_MAX 4096
@@ -415,8 +416,11 @@ static void run_batch(struct store *st, size_t n)
   }
   metrics_add("provd_store_write_batches_total",
               "Write transactions committed by the store writer", NULL, 1);
+  /* The answers go out together: each event loop is woken once. */
+  wake_batch_begin();
   for (size_t i = 0; i < b.n; i++)
     notify(st, &st->batch[i], st->batch_status[i], &st->batch_err[i]);
+  wake_batch_end();
 }
 
 static void *writer_main(void *arg)
