@@ -26,7 +26,8 @@
 # register_rate with a run without), BENCH_LIMITS (the body of a
 # `limits: { ... }` map for provd's config, e.g. "max_handshakes: 64"),
 # BENCH_COMMIT_WINDOW (provd's storage.commit_window, e.g. "0s"; empty:
-# provd's default).
+# provd's default), BENCH_STORAGE_OPTIONS (the body of the sqlite plugin's
+# `options: { ... }`, e.g. "mmap_size: 256MiB").
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -46,6 +47,7 @@ X509_DEVICES=${BENCH_X509_DEVICES:-20000}
 NOTIFIERS=${BENCH_NOTIFIERS:-0}
 LIMITS=${BENCH_LIMITS:-}
 COMMIT_WINDOW=${BENCH_COMMIT_WINDOW:-}
+STORAGE_OPTIONS=${BENCH_STORAGE_OPTIONS:-}
 
 SCOPE=0ne00000001
 SEED=provd-bench-seed
@@ -224,6 +226,7 @@ plugin_path: [ $BUILD/plugins ]
 storage:
   plugin: sqlite
 $([ -z "$COMMIT_WINDOW" ] || echo "  commit_window: $COMMIT_WINDOW")
+$([ -z "$STORAGE_OPTIONS" ] || echo "  options: { $STORAGE_OPTIONS }")
 workers: $WORKERS
 hubs:
   - { name: hub-1, hostname: hub-1.example.net, weight: 1 }

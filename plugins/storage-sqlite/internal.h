@@ -32,6 +32,7 @@ struct sq_state {
   int sync_full;             /* 1: synchronous=FULL, 0: NORMAL */
   int64_t busy_timeout_ms;
   int64_t cache_size_bytes;
+  int64_t mmap_size_bytes; /* PRAGMA mmap_size; 0 = read() every page */
   sqlite3 *control;          /* from start() to stop(): keeps the WAL open */
 };
 

@@ -74,7 +74,7 @@ static int exec_once(sqlite3 *db, const char *sql)
 static int configure_connection(struct sq_state *st, sqlite3 *db,
                                 struct provd_err *err)
 {
-  char sql[192];
+  char sql[256];
   int rc;
   sqlite3_extended_result_codes(db, 1);
   rc = sqlite3_busy_timeout(db, (int)st->busy_timeout_ms);
@@ -84,9 +84,10 @@ static int configure_connection(struct sq_state *st, sqlite3 *db,
    * after a checkpoint so that one burst does not keep a huge file. */
   snprintf(sql, sizeof(sql),
            "PRAGMA synchronous = %s; PRAGMA cache_size = -%lld; "
-           "PRAGMA journal_size_limit = %d;",
+           "PRAGMA journal_size_limit = %d; PRAGMA mmap_size = %lld;",
            st->sync_full ? "FULL" : "NORMAL",
-           (long long)(st->cache_size_bytes / 1024), SQ_WAL_SIZE_LIMIT);
+           (long long)(st->cache_size_bytes / 1024), SQ_WAL_SIZE_LIMIT,
+           (long long)st->mmap_size_bytes);
   rc = exec_once(db, sql);
   if (rc != SQLITE_OK)
     return sq_db_fail(st, db, rc, "setting session pragmas", err);

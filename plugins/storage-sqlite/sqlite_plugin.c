@@ -12,6 +12,12 @@
 #define DEFAULT_SYNCHRONOUS "full"
 #define DEFAULT_BUSY_TIMEOUT_MS 5000
 #define DEFAULT_CACHE_SIZE (16 * 1024 * 1024)
+/* Reading pages through the map costs a page fault the first time (and
+ * the kernel maps the neighbours with it), a read() call per cache miss
+ * otherwise: 45-110 us less CPU per MQTT registration on the bench. */
+#define DEFAULT_MMAP_SIZE ((int64_t)1024 * 1024 * 1024)
+#define DEFAULT_MMAP_TEXT "1GiB"
+#define MAX_MMAP_SIZE ((int64_t)64 * 1024 * 1024 * 1024)
 #define MAX_PATH_LEN 4096
 #define MAX_BUSY_TIMEOUT_MS (10 * 60 * 1000)
 #define MIN_CACHE_SIZE (64 * 1024)
@@ -37,6 +43,11 @@ static const struct provd_option sqlite_options[] = {
     .default_value = "16MiB",
     .description = "Page cache per session (each reader thread and the "
                    "writer has one)." },
+  { .name = "mmap_size", .type = PROVD_OPT_SIZE,
+    .default_value = DEFAULT_MMAP_TEXT,
+    .description = "How much of the database file each session reads "
+                   "through a shared memory map instead of a read call "
+                   "per page its cache misses; 0 turns the map off." },
   { .name = NULL }
 };
 
@@ -54,6 +65,7 @@ static int sq_create(const struct provd_host_api *host,
   st->sync_full = 1;
   st->busy_timeout_ms = DEFAULT_BUSY_TIMEOUT_MS;
   st->cache_size_bytes = DEFAULT_CACHE_SIZE;
+  st->mmap_size_bytes = DEFAULT_MMAP_SIZE;
   *state = st;
   return PROVD_OK;
 }
@@ -107,7 +119,8 @@ static int sq_configure(void *state, const struct provd_cfg *options,
   struct sq_state *st = state;
   const char *path = NULL;
   int sync_full = 1;
-  int64_t busy = DEFAULT_BUSY_TIMEOUT_MS, cache = DEFAULT_CACHE_SIZE;
+  int64_t busy = DEFAULT_BUSY_TIMEOUT_MS, cache = DEFAULT_CACHE_SIZE,
+          mmap = DEFAULT_MMAP_SIZE;
   int rc = st->host->cfg_str(options, "path", &path);
   if (rc == PROVD_NOT_FOUND)
     return config_error(st, err, "option path is missing (the core "
@@ -120,7 +133,9 @@ static int sq_configure(void *state, const struct provd_cfg *options,
       (rc = read_int(st, options, "busy_timeout", 0, MAX_BUSY_TIMEOUT_MS,
                      &busy, err)) != PROVD_OK ||
       (rc = read_int(st, options, "cache_size", MIN_CACHE_SIZE,
-                     MAX_CACHE_SIZE, &cache, err)) != PROVD_OK)
+                     MAX_CACHE_SIZE, &cache, err)) != PROVD_OK ||
+      (rc = read_int(st, options, "mmap_size", 0, MAX_MMAP_SIZE, &mmap,
+                     err)) != PROVD_OK)
     return rc;
   char *copy = strdup(path);
   if (!copy) {
@@ -133,6 +148,7 @@ static int sq_configure(void *state, const struct provd_cfg *options,
   st->sync_full = sync_full;
   st->busy_timeout_ms = busy;
   st->cache_size_bytes = cache;
+  st->mmap_size_bytes = mmap;
   return PROVD_OK;
 }
 

@@ -57,10 +57,12 @@ static const struct provd_storage_ops *ops(void)
 
 static json_t *options(const char *synchronous)
 {
-  json_t *o = json_pack("{s:s, s:s, s:I, s:I}", "path", db_path,
+  /* Every test here reads through SQLite's memory map too. */
+  json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:I}", "path", db_path,
                         "synchronous", synchronous, "busy_timeout",
                         (json_int_t)5000, "cache_size",
-                        (json_int_t)(4 * 1024 * 1024));
+                        (json_int_t)(4 * 1024 * 1024), "mmap_size",
+                        (json_int_t)(64 * 1024 * 1024));
   ck_assert_ptr_nonnull(o);
   return o;
 }
@@ -272,6 +274,11 @@ START_TEST(test_configure_errors)
   o = options("sometimes");
   ck_assert_int_eq(inst_try_up(&inst, o, &err), PROVD_E_CONFIG);
   ck_assert_ptr_nonnull(strstr(err.msg, "synchronous"));
+  json_decref(o);
+  o = options("full");
+  json_object_set_new(o, "mmap_size", json_integer(-1));
+  ck_assert_int_eq(inst_try_up(&inst, o, &err), PROVD_E_CONFIG);
+  ck_assert_ptr_nonnull(strstr(err.msg, "mmap_size"));
   json_decref(o);
   o = options("full");
   json_object_set_new(o, "path", json_string("/nonexistent-dir/x/provd.db"));
