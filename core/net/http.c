@@ -192,6 +192,7 @@ struct http_server {
   struct http_parse_limits limits;
   pthread_mutex_t life_mu;
   size_t orphans; /* life_mu: exchanges still owned by handlers after stop */
+  size_t holds;   /* life_mu: deferred wake-ups still to run (wake_batch) */
   bool detached;  /* life_mu: stop returned; last orphan frees the server */
 };
 
@@ -1020,6 +1021,8 @@ static void worker_free_side_listeners(struct http_worker *w)
 }
 
 static void server_orphan_done(struct http_server *srv);
+static void server_hold(struct http_server *srv);
+static void server_release(struct http_server *srv);
 
 /* ---- completions and stop (loop thread) ------------------------------- */
 
@@ -1129,21 +1132,43 @@ static void on_grace_over(evutil_socket_t fd, short what, void *arg)
 
 /* Under w->mu with w->loop_alive: the fd is closed only after the loop
  * was torn down, which clears loop_alive under the same mutex. */
-/* Needs no lock: the eventfd is the worker's for its whole life. */
-static void worker_wake(void *worker)
+static void worker_wake_locked(struct http_worker *w)
 {
-  struct http_worker *w = worker;
   uint64_t one = 1;
   ssize_t r = write(w->wake_fd, &one, sizeof one);
   (void)r; /* EAGAIN: the counter is full, a wake-up is pending anyway */
 }
 
-/* A wake-up now, or at the end of the posting thread's batch when it
- * answers many at once (the store writer: util/wake_batch.h). */
+/* A wake-up deferred to the end of the posting thread's batch.  The loop
+ * may have been torn down meanwhile (its eventfd closed: look again
+ * under the mutex); the hold taken when it was deferred keeps the
+ * server's memory until now. */
+static void worker_wake_deferred(void *worker)
+{
+  struct http_worker *w = worker;
+  struct http_server *srv = w->srv;
+  pthread_mutex_lock(&w->mu);
+  if (w->loop_alive)
+    worker_wake_locked(w);
+  pthread_mutex_unlock(&w->mu);
+  server_release(srv);
+}
+
+/* Under w->mu with w->loop_alive: a wake-up now, or once at the end of
+ * the posting thread's batch when it answers many at once (the store
+ * writer after a commit: util/wake_batch.h). */
 static void worker_wake_soon(struct http_worker *w)
 {
-  if (!wake_batch_defer(worker_wake, w))
-    worker_wake(w);
+  switch (wake_batch_defer(worker_wake_deferred, w)) {
+  case WAKE_NOW:
+    worker_wake_locked(w);
+    break;
+  case WAKE_DEFERRED:
+    server_hold(w->srv);
+    break;
+  case WAKE_ALREADY_DEFERRED:
+    break;
+  }
 }
 
 static void on_wake(evutil_socket_t fd, short what, void *arg)
@@ -1229,12 +1254,36 @@ static void orphan_release(struct conn *c)
   server_orphan_done(srv);
 }
 
+/* Under life_mu: nothing the stopped server waits for is left. */
+static bool server_unused_locked(const struct http_server *srv)
+{
+  return srv->detached && srv->orphans == 0 && srv->holds == 0;
+}
+
 /* One work item the stopped server was still waiting for has ended. */
 static void server_orphan_done(struct http_server *srv)
 {
   pthread_mutex_lock(&srv->life_mu);
   srv->orphans--;
-  bool last = srv->detached && srv->orphans == 0;
+  bool last = server_unused_locked(srv);
+  pthread_mutex_unlock(&srv->life_mu);
+  if (last)
+    server_free(srv);
+}
+
+/* Keeps the server's memory (not its loops) until server_release. */
+static void server_hold(struct http_server *srv)
+{
+  pthread_mutex_lock(&srv->life_mu);
+  srv->holds++;
+  pthread_mutex_unlock(&srv->life_mu);
+}
+
+static void server_release(struct http_server *srv)
+{
+  pthread_mutex_lock(&srv->life_mu);
+  srv->holds--;
+  bool last = server_unused_locked(srv);
   pthread_mutex_unlock(&srv->life_mu);
   if (last)
     server_free(srv);
@@ -1732,7 +1781,7 @@ void http_server_stop(struct http_server *srv, int grace_ms)
     w->stop_requested = true;
     w->grace_ms = grace_ms;
     if (w->loop_alive && w->thread_started)
-      worker_wake(w);
+      worker_wake_locked(w);
     pthread_mutex_unlock(&w->mu);
   }
   for (int i = 0; i < srv->n_workers; i++)
@@ -1749,7 +1798,7 @@ void http_server_stop(struct http_server *srv, int grace_ms)
   }
   metrics_set(M_OPEN, M_OPEN_HELP, NULL, 0);
   pthread_mutex_lock(&srv->life_mu);
-  bool free_now = srv->orphans == 0;
+  bool free_now = srv->orphans == 0 && srv->holds == 0;
   if (!free_now)
     srv->detached = true;
   size_t orphans = srv->orphans;
@@ -1757,6 +1806,8 @@ void http_server_stop(struct http_server *srv, int grace_ms)
   if (free_now) {
     log_info(COMPONENT, "stopped");
     server_free(srv);
+  } else if (orphans == 0) {
+    log_info(COMPONENT, "stopped (a deferred wake-up frees the rest)");
   } else {
     log_warn(COMPONENT, "stopped with %zu unanswered requests; their "
                         "memory is released when they are answered",

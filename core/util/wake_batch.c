@@ -1,5 +1,6 @@
 #include "util/wake_batch.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct deferred {
@@ -17,17 +18,17 @@ void wake_batch_begin(void)
   n_deferred = 0;
 }
 
-bool wake_batch_defer(wake_batch_fn *fn, void *target)
+enum wake_batch_result wake_batch_defer(wake_batch_fn *fn, void *target)
 {
   if (!batching)
-    return false;
+    return WAKE_NOW;
   for (size_t i = 0; i < n_deferred; i++)
     if (deferred[i].fn == fn && deferred[i].target == target)
-      return true;
+      return WAKE_ALREADY_DEFERRED;
   if (n_deferred == WAKE_BATCH_MAX)
-    return false;
+    return WAKE_NOW;
   deferred[n_deferred++] = (struct deferred){fn, target};
-  return true;
+  return WAKE_DEFERRED;
 }
 
 void wake_batch_end(void)

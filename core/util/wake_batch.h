@@ -9,18 +9,21 @@
 #ifndef CORE_UTIL_WAKE_BATCH_H
 #define CORE_UTIL_WAKE_BATCH_H
 
-#include <stdbool.h>
-
 #define WAKE_BATCH_MAX 64 /* distinct targets; past that, wake at once */
 
 typedef void wake_batch_fn(void *target);
 
+enum wake_batch_result {
+  WAKE_NOW,      /* not batching, or the batch is full: wake it yourself */
+  WAKE_DEFERRED, /* recorded: fn(target) runs once at wake_batch_end */
+  WAKE_ALREADY_DEFERRED, /* recorded before in this batch */
+};
+
 void wake_batch_begin(void);
 
-/* true when fn(target) will run at wake_batch_end (now or already
- * recorded); false when this thread is not batching or the batch is
- * full: the caller wakes target itself. */
-bool wake_batch_defer(wake_batch_fn *fn, void *target);
+/* A target that must outlive the batch (memory another thread may free)
+ * needs a hold taken on WAKE_DEFERRED and released by fn. */
+enum wake_batch_result wake_batch_defer(wake_batch_fn *fn, void *target);
 
 /* Calls each deferred wake-up once, in the order first recorded. */
 void wake_batch_end(void);

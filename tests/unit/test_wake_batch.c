@@ -26,12 +26,12 @@ static void reset(void)
 START_TEST(t_once_per_target_in_order)
 {
   reset();
-  ck_assert(!wake_batch_defer(wake, (void *)1)); /* not batching */
+  ck_assert_int_eq(wake_batch_defer(wake, (void *)1), WAKE_NOW);
   wake_batch_begin();
-  ck_assert(wake_batch_defer(wake, (void *)2));
-  ck_assert(wake_batch_defer(wake, (void *)1));
-  ck_assert(wake_batch_defer(wake, (void *)2));
-  ck_assert(wake_batch_defer(wake, (void *)1));
+  ck_assert_int_eq(wake_batch_defer(wake, (void *)2), WAKE_DEFERRED);
+  ck_assert_int_eq(wake_batch_defer(wake, (void *)1), WAKE_DEFERRED);
+  ck_assert_int_eq(wake_batch_defer(wake, (void *)2), WAKE_ALREADY_DEFERRED);
+  ck_assert_int_eq(wake_batch_defer(wake, (void *)1), WAKE_ALREADY_DEFERRED);
   ck_assert_int_eq(woken[1] + woken[2], 0); /* nothing before the end */
   wake_batch_end();
   ck_assert_int_eq(woken[1], 1);
@@ -40,7 +40,7 @@ START_TEST(t_once_per_target_in_order)
   ck_assert_int_eq(order[0], 2);
   ck_assert_int_eq(order[1], 1);
   /* After the end, nothing is deferred any more. */
-  ck_assert(!wake_batch_defer(wake, (void *)1));
+  ck_assert_int_eq(wake_batch_defer(wake, (void *)1), WAKE_NOW);
   wake_batch_end(); /* an end without a batch wakes nothing */
   ck_assert_int_eq(woken[1], 1);
 }
@@ -51,9 +51,11 @@ START_TEST(t_full_batch_wakes_at_once)
   reset();
   wake_batch_begin();
   for (int i = 0; i < WAKE_BATCH_MAX; i++)
-    ck_assert(wake_batch_defer(wake, (void *)(intptr_t)i));
-  ck_assert(!wake_batch_defer(wake, (void *)(intptr_t)WAKE_BATCH_MAX));
-  ck_assert(wake_batch_defer(wake, (void *)0)); /* already recorded */
+    ck_assert_int_eq(wake_batch_defer(wake, (void *)(intptr_t)i),
+                     WAKE_DEFERRED);
+  ck_assert_int_eq(wake_batch_defer(wake, (void *)(intptr_t)WAKE_BATCH_MAX),
+                   WAKE_NOW);
+  ck_assert_int_eq(wake_batch_defer(wake, (void *)0), WAKE_ALREADY_DEFERRED);
   wake_batch_end();
   for (int i = 0; i < WAKE_BATCH_MAX; i++)
     ck_assert_int_eq(woken[i], 1);
