@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/num.h"
+
 #define FIRST_CAP 1024
 
 struct out {
@@ -286,17 +288,6 @@ static bool next_is(struct in *in, unsigned char c)
   return in->p < in->end && *in->p == c;
 }
 
-static int hex_value(unsigned char c)
-{
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
 /* The four hex digits after "\u" at p (p points at the 'u'), or -1. */
 static int32_t unicode_escape(const struct in *in, const unsigned char *p)
 {
@@ -304,7 +295,7 @@ static int32_t unicode_escape(const struct in *in, const unsigned char *p)
     return -1;
   int32_t v = 0;
   for (int i = 1; i <= 4; i++) {
-    int h = hex_value(p[i]);
+    int h = num_hex_digit(p[i]);
     if (h < 0)
       return -1;
     v = (v << 4) | h;
@@ -368,6 +359,16 @@ static size_t decode_escape(struct in *in, char *out)
   return utf8_encode((uint32_t)cp, out);
 }
 
+/* Bytes from start (just past a string's opening quote) to its closing
+ * quote, or to the end of the text: what its decoded form can need. */
+static size_t encoded_length(const struct in *in, const unsigned char *start)
+{
+  const unsigned char *p = start;
+  while (p < in->end && *p != '"')
+    p += *p == '\\' && p + 1 < in->end ? 2 : 1;
+  return (size_t)(p - start);
+}
+
 /* The string whose opening quote was just passed: *out points into the
  * text when it has no escapes, else into *scratch (caller frees).
  * Returns 0, or -1 when jansson refuses it. */
@@ -383,7 +384,8 @@ static int read_string(struct in *in, const char **out, size_t *len,
     while (in->p < in->end && *in->p >= 0x20 && *in->p != '"' &&
            *in->p != '\\') {
       uint32_t cp;
-      size_t step = *in->p < 0x80 ? 1 : utf8_decode(in->p, in->end - in->p, &cp);
+      size_t step =
+          *in->p < 0x80 ? 1 : utf8_decode(in->p, (size_t)(in->end - in->p), &cp);
       if (!step)
         goto refused;
       in->p += step;
@@ -402,7 +404,7 @@ static int read_string(struct in *in, const char **out, size_t *len,
       return 0;
     }
     if (!buf) { /* the first escape: decoded text is never longer */
-      if (!(buf = malloc((size_t)(in->end - start) + 1)))
+      if (!(buf = malloc(encoded_length(in, start) + 1)))
         return -1;
       n = (size_t)(in->p - start);
       memcpy(buf, start, n);
@@ -502,33 +504,11 @@ static json_t *read_word(struct in *in)
 
 static json_t *read_value(struct in *in);
 
-static json_t *read_array(struct in *in)
+/* One array element read and appended to a. */
+static int read_item(struct in *in, json_t *a)
 {
-  json_t *a = json_array();
-  in->p++; /* '[' */
-  skip_space(in);
-  if (next_is(in, ']')) {
-    in->p++;
-    return a;
-  }
-  while (a) {
-    json_t *v = read_value(in);
-    if (!v || json_array_append_new(a, v)) {
-      json_decref(a);
-      return NULL;
-    }
-    skip_space(in);
-    if (next_is(in, ']')) {
-      in->p++;
-      return a;
-    }
-    if (!next_is(in, ','))
-      break;
-    in->p++;
-    skip_space(in);
-  }
-  json_decref(a);
-  return NULL;
+  json_t *v = read_value(in);
+  return v ? json_array_append_new(a, v) : -1;
 }
 
 /* One "key": value member of the object being read, added to o. */
@@ -559,27 +539,32 @@ static int read_member(struct in *in, json_t *o)
   return rc;
 }
 
-static json_t *read_object(struct in *in)
+/* The elements of the array or object c (taken) opening at in->p, each
+ * added by read_element, separated by ',' and ended by `close`; NULL
+ * when one fails or the text does not follow that shape. */
+static json_t *read_container(struct in *in, json_t *c, unsigned char close,
+                              int (*read_element)(struct in *, json_t *))
 {
-  json_t *o = json_object();
-  in->p++; /* '{' */
+  if (!c)
+    return NULL;
+  in->p++; /* '[' or '{' */
   skip_space(in);
-  if (next_is(in, '}')) {
+  if (next_is(in, close)) {
     in->p++;
-    return o;
+    return c;
   }
-  while (o && read_member(in, o) == 0) {
+  while (read_element(in, c) == 0) {
     skip_space(in);
-    if (next_is(in, '}')) {
+    if (next_is(in, close)) {
       in->p++;
-      return o;
+      return c;
     }
     if (!next_is(in, ','))
       break;
     in->p++;
     skip_space(in);
   }
-  json_decref(o);
+  json_decref(c);
   return NULL;
 }
 
@@ -603,9 +588,9 @@ static json_t *read_value(struct in *in)
   json_t *v;
   unsigned char c = *in->p;
   if (c == '{')
-    v = read_object(in);
+    v = read_container(in, json_object(), '}', read_member);
   else if (c == '[')
-    v = read_array(in);
+    v = read_container(in, json_array(), ']', read_item);
   else if (c == '"')
     v = read_string_value(in);
   else if (c == '-' || (c >= '0' && c <= '9'))

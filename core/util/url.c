@@ -3,16 +3,7 @@
 
 #include <stddef.h>
 
-static int hex_value(unsigned char c)
-{
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
+#include "util/num.h"
 
 /* 0 on success, like every helper here (callers test `!= 0` or `< 0`).
  * "%00" is refused as well: a NUL in the middle would let
@@ -28,8 +19,8 @@ int url_decode(const char *in, size_t in_len, char *out, size_t out_cap)
     if (c == '%') {
       if (i + 2 >= in_len)
         return -1;
-      int hi = hex_value((unsigned char)in[i + 1]);
-      int lo = hi < 0 ? -1 : hex_value((unsigned char)in[i + 2]);
+      int hi = num_hex_digit((unsigned char)in[i + 1]);
+      int lo = hi < 0 ? -1 : num_hex_digit((unsigned char)in[i + 2]);
       if (lo < 0 || (hi == 0 && lo == 0))
         return -1;
       c = (unsigned char)(hi << 4 | lo);
