@@ -1254,21 +1254,22 @@ static void orphan_release(struct conn *c)
   server_orphan_done(srv);
 }
 
-/* Under life_mu: nothing the stopped server waits for is left. */
-static bool server_unused_locked(const struct http_server *srv)
+/* One of the things the stopped server still waits for (an orphan, a
+ * hold: *count) has ended; after the last of all of them it is freed. */
+static void server_count_down(struct http_server *srv, size_t *count)
 {
-  return srv->detached && srv->orphans == 0 && srv->holds == 0;
+  pthread_mutex_lock(&srv->life_mu);
+  (*count)--;
+  bool last = srv->detached && srv->orphans == 0 && srv->holds == 0;
+  pthread_mutex_unlock(&srv->life_mu);
+  if (last)
+    server_free(srv);
 }
 
 /* One work item the stopped server was still waiting for has ended. */
 static void server_orphan_done(struct http_server *srv)
 {
-  pthread_mutex_lock(&srv->life_mu);
-  srv->orphans--;
-  bool last = server_unused_locked(srv);
-  pthread_mutex_unlock(&srv->life_mu);
-  if (last)
-    server_free(srv);
+  server_count_down(srv, &srv->orphans);
 }
 
 /* Keeps the server's memory (not its loops) until server_release. */
@@ -1281,12 +1282,7 @@ static void server_hold(struct http_server *srv)
 
 static void server_release(struct http_server *srv)
 {
-  pthread_mutex_lock(&srv->life_mu);
-  srv->holds--;
-  bool last = server_unused_locked(srv);
-  pthread_mutex_unlock(&srv->life_mu);
-  if (last)
-    server_free(srv);
+  server_count_down(srv, &srv->holds);
 }
 
 struct event_base *http_worker_base(struct http_worker *w)

@@ -420,6 +420,21 @@ refused:
   return -1;
 }
 
+static bool next_is_digit(const struct in *in)
+{
+  return in->p < in->end && *in->p >= '0' && *in->p <= '9';
+}
+
+/* Passes one or more digits; false when there is none. */
+static bool skip_digits(struct in *in)
+{
+  if (!next_is_digit(in))
+    return false;
+  while (next_is_digit(in))
+    in->p++;
+  return true;
+}
+
 static json_t *read_number(struct in *in)
 {
   const unsigned char *start = in->p;
@@ -428,30 +443,23 @@ static json_t *read_number(struct in *in)
     in->p++;
   if (next_is(in, '0')) {
     in->p++;
-    if (in->p < in->end && *in->p >= '0' && *in->p <= '9')
+    if (next_is_digit(in))
       return NULL; /* a leading zero */
-  } else if (in->p < in->end && *in->p >= '1' && *in->p <= '9') {
-    while (in->p < in->end && *in->p >= '0' && *in->p <= '9')
-      in->p++;
-  } else {
+  } else if (!skip_digits(in)) {
     return NULL;
   }
   if (next_is(in, '.')) {
     in->p++;
-    if (!(in->p < in->end && *in->p >= '0' && *in->p <= '9'))
+    if (!skip_digits(in))
       return NULL;
-    while (in->p < in->end && *in->p >= '0' && *in->p <= '9')
-      in->p++;
     real = true;
   }
   if (next_is(in, 'e') || next_is(in, 'E')) {
     in->p++;
     if (next_is(in, '+') || next_is(in, '-'))
       in->p++;
-    if (!(in->p < in->end && *in->p >= '0' && *in->p <= '9'))
+    if (!skip_digits(in))
       return NULL;
-    while (in->p < in->end && *in->p >= '0' && *in->p <= '9')
-      in->p++;
     real = true;
   }
   /* strtoll and strtod want a terminated copy; the text need not be. */
