@@ -1,5 +1,7 @@
 #include "net/stream.h"
 
+#include "net/sock_read.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,8 +22,10 @@
 
 struct stream {
   int fd;
+  struct sock_read sock; /* reads of fd, also through the SSL's BIO */
   SSL *ssl;        /* NULL: plain TCP */
-  struct event *io; /* EV_READ | EV_WRITE | EV_ET | EV_PERSIST */
+  struct event *io; /* EV_READ | EV_WRITE | EV_ET | EV_PERSIST | EV_CLOSED */
+  struct event *kick; /* our own wake-ups: no kernel edge behind them */
   struct event *idle;
   struct evbuffer *in, *out;
   stream_fn on_read, on_drained;
@@ -43,6 +47,8 @@ static void destroy(struct stream *s)
 {
   if (s->io)
     event_free(s->io);
+  if (s->kick)
+    event_free(s->kick);
   if (s->idle)
     event_free(s->idle);
   if (s->ssl)
@@ -145,7 +151,7 @@ static enum io_result fill_input(struct stream *s, size_t *got)
       return IO_ERROR;
     size_t room = v.iov_len < READ_CHUNK ? v.iov_len : READ_CHUNK;
     ssize_t n = s->ssl ? SSL_read(s->ssl, v.iov_base, (int)room)
-                       : read(s->fd, v.iov_base, room);
+                       : sock_read(&s->sock, v.iov_base, room);
     if (n <= 0) {
       evbuffer_commit_space(s->in, &v, 0);
       return s->ssl ? tls_result(s, (int)n, true) : sock_result(n);
@@ -228,7 +234,7 @@ static void do_read(struct stream *s)
   bool triggered = s->read_triggered;
   s->read_triggered = false;
   if (r == IO_PROGRESS) /* budget spent: continue in the next pass */
-    event_active(s->io, EV_READ, 0);
+    event_active(s->kick, EV_READ, 0);
   if (got)
     idle_rearm(s);
   if ((got || triggered) && evbuffer_get_length(s->in) > 0 && s->on_read)
@@ -237,10 +243,8 @@ static void do_read(struct stream *s)
     finish(s, r);
 }
 
-static void on_io(evutil_socket_t fd, short what, void *arg)
+static void step(struct stream *s, short what)
 {
-  (void)fd;
-  struct stream *s = arg;
   s->busy++;
   if (!s->closed && !s->handshaken) {
     if (!do_handshake_step(s))
@@ -258,6 +262,23 @@ static void on_io(evutil_socket_t fd, short what, void *arg)
 out:
   if (--s->busy == 0 && s->dead)
     destroy(s);
+}
+
+/* The kernel reported the socket. */
+static void on_io(evutil_socket_t fd, short what, void *arg)
+{
+  (void)fd;
+  struct stream *s = arg;
+  if (what & (EV_READ | EV_CLOSED))
+    sock_read_edge(&s->sock, (what & EV_CLOSED) != 0);
+  step(s, what);
+}
+
+/* One of our own wake-ups (what: the EV_READ or EV_WRITE it asked for). */
+static void on_kick(evutil_socket_t fd, short what, void *arg)
+{
+  (void)fd;
+  step(arg, what);
 }
 
 static void on_idle(evutil_socket_t fd, short what, void *arg)
@@ -282,7 +303,7 @@ static void on_output_added(struct evbuffer *b,
   (void)b;
   struct stream *s = arg;
   if (info->n_added > 0 && !s->closed && !s->dead)
-    event_active(s->io, EV_WRITE, 0);
+    event_active(s->kick, EV_WRITE, 0);
 }
 
 struct stream *stream_new(struct event_base *base, int fd, SSL_CTX *ctx)
@@ -293,11 +314,14 @@ struct stream *stream_new(struct event_base *base, int fd, SSL_CTX *ctx)
     return NULL;
   }
   s->fd = fd;
+  s->sock.fd = fd;
   s->handshaken = ctx == NULL;
   s->in = evbuffer_new();
   s->out = evbuffer_new();
-  s->io = event_new(base, fd, EV_READ | EV_WRITE | EV_ET | EV_PERSIST, on_io,
+  s->io = event_new(base, fd,
+                    EV_READ | EV_WRITE | EV_ET | EV_PERSIST | EV_CLOSED, on_io,
                     s);
+  s->kick = event_new(base, -1, 0, on_kick, s);
   s->idle = evtimer_new(base, on_idle, s);
   if (ctx && (s->ssl = SSL_new(ctx)) != NULL) {
     /* RELEASE_BUFFERS: an idle connection (a keep-alive HTTPS client, an
@@ -311,8 +335,11 @@ struct stream *stream_new(struct event_base *base, int fd, SSL_CTX *ctx)
     SSL_set_read_ahead(s->ssl, 1);
     SSL_set_accept_state(s->ssl);
   }
-  if (!s->in || !s->out || !s->io || !s->idle || (ctx && !s->ssl) ||
-      (s->ssl && !SSL_set_fd(s->ssl, fd)) ||
+  BIO *bio = s->ssl ? sock_read_bio_new(&s->sock) : NULL;
+  if (bio)
+    SSL_set_bio(s->ssl, bio, bio); /* the SSL owns it */
+  if (!s->in || !s->out || !s->io || !s->kick || !s->idle ||
+      (ctx && !s->ssl) || (s->ssl && !bio) ||
       !evbuffer_add_cb(s->out, on_output_added, s)) {
     destroy(s);
     return NULL;
@@ -350,7 +377,7 @@ void stream_set_reading(struct stream *s, bool on)
   s->reading = on;
   /* Edge-triggered: bytes that arrived while off raise no new edge. */
   if (on && !s->closed)
-    event_active(s->io, EV_READ, 0);
+    event_active(s->kick, EV_READ, 0);
   if (!s->closed)
     idle_rearm(s);
 }
@@ -366,7 +393,7 @@ void stream_trigger_read(struct stream *s)
   if (s->closed)
     return;
   s->read_triggered = true;
-  event_active(s->io, EV_READ, 0);
+  event_active(s->kick, EV_READ, 0);
 }
 
 bool stream_input_pending(struct stream *s)
@@ -386,6 +413,7 @@ void stream_shutdown_write(struct stream *s)
       ERR_clear_error(); /* best effort; the peer may be gone */
   }
   shutdown(s->fd, SHUT_WR);
+  sock_read_to_eof(&s->sock);
 }
 
 void stream_free(struct stream *s)
@@ -395,6 +423,7 @@ void stream_free(struct stream *s)
   /* No callback after this returns: stop the events now, free later if
    * one of our callbacks is on the stack. */
   event_del(s->io);
+  event_del(s->kick);
   event_del(s->idle);
   evbuffer_remove_cb(s->out, on_output_added, s);
   s->closed = true;
