@@ -416,10 +416,13 @@ static void run_batch(struct store *st, size_t n)
   }
   metrics_add("provd_store_write_batches_total",
               "Write transactions committed by the store writer", NULL, 1);
-  /* The answers go out together: each event loop is woken once. */
+  /* The answers go out together: each event loop is woken once, and
+   * their log lines leave in one write. */
   wake_batch_begin();
+  log_batch_begin();
   for (size_t i = 0; i < b.n; i++)
     notify(st, &st->batch[i], st->batch_status[i], &st->batch_err[i]);
+  log_batch_end();
   wake_batch_end();
 }
 

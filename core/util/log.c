@@ -25,7 +25,34 @@ int log_level_parse(const char *name)
   return -1;
 }
 
-/* One write(2) per line so lines from different threads never interleave. */
+/* Info and debug lines a thread logs inside a batch wait here and leave
+ * together; whole lines only, so threads still never interleave. */
+#define BATCH_BYTES 16384
+static _Thread_local struct {
+  int on;
+  size_t len;
+  char buf[BATCH_BYTES];
+} batch;
+
+static void batch_flush(void)
+{
+  if (batch.len > 0) {
+    ssize_t w = write(STDERR_FILENO, batch.buf, batch.len);
+    (void)w;
+  }
+  batch.len = 0;
+}
+
+void log_batch_begin(void) { batch.on = 1; }
+
+void log_batch_end(void)
+{
+  batch_flush();
+  batch.on = 0;
+}
+
+/* One write(2) per line (or per batch of whole lines) so lines from
+ * different threads never interleave. */
 void log_vmsg(int level, const char *component, const char *fmt, va_list ap)
 {
   if (level > atomic_load(&current_level) || level < LOG_ERROR)
@@ -54,6 +81,14 @@ void log_vmsg(int level, const char *component, const char *fmt, va_list ap)
     if (line[i] == '\n' || line[i] == '\r')
       line[i] = ' ';
   line[n++] = '\n';
+  if (batch.on && level > LOG_WARN) {
+    if (batch.len + (size_t)n > sizeof(batch.buf))
+      batch_flush();
+    memcpy(batch.buf + batch.len, line, (size_t)n);
+    batch.len += (size_t)n;
+    return;
+  }
+  batch_flush(); /* a warning or error keeps its place, and leaves now */
   ssize_t w = write(STDERR_FILENO, line, (size_t)n);
   (void)w;
 }

@@ -17,6 +17,13 @@ void log_msg(int level, const char *component, const char *fmt, ...)
 void log_vmsg(int level, const char *component, const char *fmt,
               va_list ap);
 
+/* Between these two, this thread's info and debug lines are written
+ * together at the end (or when 16 KiB are waiting): one write(2) for a
+ * store batch's per-registration lines.  Warnings and errors still leave
+ * at once, after the lines before them. */
+void log_batch_begin(void);
+void log_batch_end(void);
+
 #define log_error(comp, ...) log_msg(LOG_ERROR, comp, __VA_ARGS__)
 #define log_warn(comp, ...) log_msg(LOG_WARN, comp, __VA_ARGS__)
 #define log_info(comp, ...) log_msg(LOG_INFO, comp, __VA_ARGS__)
