@@ -38,6 +38,16 @@ static size_t drain(char *buf, size_t cap)
   return len;
 }
 
+/* Both texts were written, first before second. */
+static void assert_in_order(const char *buf, const char *first,
+                            const char *second)
+{
+  const char *a = strstr(buf, first), *b = strstr(buf, second);
+  ck_assert_ptr_nonnull(a);
+  ck_assert_ptr_nonnull(b);
+  ck_assert(a < b);
+}
+
 START_TEST(t_line_leaves_at_once)
 {
   capture();
@@ -60,10 +70,7 @@ START_TEST(t_batch_waits_for_its_end)
   ck_assert_uint_eq(drain(buf, sizeof buf), 0);
   log_batch_end();
   drain(buf, sizeof buf);
-  char *a = strstr(buf, "test: first\n"), *b = strstr(buf, "test: second\n");
-  ck_assert_ptr_nonnull(a);
-  ck_assert_ptr_nonnull(b);
-  ck_assert(a < b);
+  assert_in_order(buf, "test: first\n", "test: second\n");
   ck_assert_ptr_null(strstr(buf, "hidden"));
   /* After the end, lines leave at once again. */
   log_info("test", "third");
@@ -81,10 +88,7 @@ START_TEST(t_warning_keeps_its_place)
   log_info("test", "before");
   log_warn("test", "trouble");
   drain(buf, sizeof buf);
-  char *a = strstr(buf, "test: before\n"), *b = strstr(buf, "test: trouble\n");
-  ck_assert_ptr_nonnull(a);
-  ck_assert_ptr_nonnull(b);
-  ck_assert(a < b);
+  assert_in_order(buf, "test: before\n", "test: trouble\n");
   log_info("test", "after");
   ck_assert_uint_eq(drain(buf, sizeof buf), 0);
   log_batch_end();
@@ -110,9 +114,8 @@ START_TEST(t_full_batch_leaves_whole_lines)
   for (char *p = buf; (p = strstr(p, "of a batch")); p++)
     lines++;
   ck_assert_int_eq(lines, 400);
-  ck_assert_ptr_nonnull(strstr(buf, "line 000 of"));
-  ck_assert_ptr_nonnull(strstr(buf, "line 399 of"));
-  ck_assert(strstr(buf, "line 398 of") < strstr(buf, "line 399 of"));
+  assert_in_order(buf, "line 000 of", "line 399 of");
+  assert_in_order(buf, "line 398 of", "line 399 of");
   release();
 }
 END_TEST

@@ -167,6 +167,30 @@ static void tcp_pair(int *client, int *server)
   close(l);
 }
 
+static struct stream *start_stream(struct seen *seen, int server)
+{
+  seen->base = event_base_new();
+  struct stream *s = stream_new(seen->base, server, NULL);
+  ck_assert_ptr_nonnull(s);
+  ck_assert_int_eq(stream_start(s, on_read, NULL, on_event, seen, 5), 0);
+  return s;
+}
+
+/* Runs the loop until an event of the stream or ms milliseconds. */
+static void run_loop(struct seen *seen, int ms)
+{
+  struct timeval limit = {ms / 1000, (ms % 1000) * 1000};
+  event_base_loopexit(seen->base, &limit);
+  event_base_dispatch(seen->base);
+}
+
+static void end_stream(struct stream *s, struct seen *seen, int client)
+{
+  stream_free(s);
+  event_base_free(seen->base);
+  close(client);
+}
+
 /* Bytes and FIN queued before the loop first looks: one edge for both.
  * The stream must not take the short read for "nothing more" and wait
  * for an edge that never comes. */
@@ -177,19 +201,13 @@ START_TEST(t_stream_sees_bytes_and_fin_together)
   ck_assert_int_eq(write(client, "last words", 10), 10);
   shutdown(client, SHUT_WR);
   usleep(20000); /* both queued on the server side */
-  struct seen seen = {.base = event_base_new()};
-  struct stream *s = stream_new(seen.base, server, NULL);
-  ck_assert_ptr_nonnull(s);
-  ck_assert_int_eq(stream_start(s, on_read, NULL, on_event, &seen, 5), 0);
-  struct timeval limit = {2, 0};
-  event_base_loopexit(seen.base, &limit);
-  event_base_dispatch(seen.base);
+  struct seen seen = {0};
+  struct stream *s = start_stream(&seen, server);
+  run_loop(&seen, 2000);
   ck_assert_uint_eq(seen.len, 10);
   ck_assert_int_eq(memcmp(seen.data, "last words", 10), 0);
   ck_assert_int_eq(seen.eof, 1);
-  stream_free(s);
-  event_base_free(seen.base);
-  close(client);
+  end_stream(s, &seen, client);
 }
 END_TEST
 
@@ -200,26 +218,19 @@ START_TEST(t_stream_after_own_shutdown_sees_fin)
 {
   int client, server;
   tcp_pair(&client, &server);
-  struct seen seen = {.base = event_base_new()};
-  struct stream *s = stream_new(seen.base, server, NULL);
-  ck_assert_int_eq(stream_start(s, on_read, NULL, on_event, &seen, 5), 0);
-  struct timeval tick = {0, 50000};
-  event_base_loopexit(seen.base, &tick);
-  event_base_dispatch(seen.base); /* the first edge: nothing to read */
+  struct seen seen = {0};
+  struct stream *s = start_stream(&seen, server);
+  run_loop(&seen, 50); /* the first edge: nothing to read */
   stream_shutdown_write(s);
   char c;
   ck_assert_int_eq(read(client, &c, 1), 0); /* our FIN arrived */
   ck_assert_int_eq(write(client, "reply", 5), 5);
   shutdown(client, SHUT_WR);
   usleep(20000);
-  struct timeval limit = {2, 0};
-  event_base_loopexit(seen.base, &limit);
-  event_base_dispatch(seen.base);
+  run_loop(&seen, 2000);
   ck_assert_uint_eq(seen.len, 5);
   ck_assert_int_eq(seen.eof, 1);
-  stream_free(s);
-  event_base_free(seen.base);
-  close(client);
+  end_stream(s, &seen, client);
 }
 END_TEST
 
@@ -229,27 +240,21 @@ START_TEST(t_stream_reads_each_flight)
 {
   int client, server;
   tcp_pair(&client, &server);
-  struct seen seen = {.base = event_base_new()};
-  struct stream *s = stream_new(seen.base, server, NULL);
-  ck_assert_int_eq(stream_start(s, on_read, NULL, on_event, &seen, 5), 0);
+  struct seen seen = {0};
+  struct stream *s = start_stream(&seen, server);
   const char *flights[] = {"one ", "two ", "three"};
   for (int i = 0; i < 3; i++) {
     ck_assert_int_eq(write(client, flights[i], strlen(flights[i])),
                      (ssize_t)strlen(flights[i]));
-    struct timeval tick = {0, 100000};
-    event_base_loopexit(seen.base, &tick);
-    event_base_dispatch(seen.base);
+    run_loop(&seen, 100);
   }
   ck_assert_uint_eq(seen.len, 13);
   ck_assert_int_eq(memcmp(seen.data, "one two three", 13), 0);
   ck_assert_int_eq(seen.eof, 0);
-  close(client);
-  struct timeval limit = {2, 0};
-  event_base_loopexit(seen.base, &limit);
-  event_base_dispatch(seen.base);
+  shutdown(client, SHUT_WR);
+  run_loop(&seen, 2000);
   ck_assert_int_eq(seen.eof, 1);
-  stream_free(s);
-  event_base_free(seen.base);
+  end_stream(s, &seen, client);
 }
 END_TEST
 
