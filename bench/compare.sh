@@ -60,17 +60,12 @@ stop_side() {
 
 # run_slice SIDE N: one slice of load on SIDE, its CPU counted.
 run_slice() {
-  local side=$1 n=$2 mode=register port before after name
+  local side=$1 n=$2 before after name
   use_side "$side"
-  [ "$KIND" != mqtt ] || { mode=register-mqtt; port=$MQTT_PORT; }
-  port=${port:-$PORT}
+  set_register_load "$SLICE"
   name=slice-$side$n
   before=$(process_ticks "${SIDE_PID[$side]}")
-  # shellcheck disable=SC2046 # device_args is a list of arguments
-  pin "$CLIENT_CPUS" "$LOADGEN" --mode "$mode" --concurrency "$CONCURRENCY" \
-    --duration "$SLICE" --url "https://127.0.0.1:$port" \
-    --ca "$DATA/tls/ca.pem" --scope "$SCOPE" --ids "$ENROLLMENTS" \
-    $(device_args) >"$WORK/$name.out" 2>/dev/null || true
+  pin "$CLIENT_CPUS" "$LOADGEN" "${LOAD_ARGS[@]}" >"$WORK/$name.out" 2>/dev/null || true
   after=$(process_ticks "${SIDE_PID[$side]}")
   grep -q '^RESULT ' "$WORK/$name.out" ||
     die "$name: no RESULT from the load generator (see $WORK/$name.out)"
@@ -86,11 +81,16 @@ run_slice() {
                n, s, ok, (ok > 0 ? t * 1e6 / hz / ok : 0), t / hz / d }'
 }
 
+# Server CPU µs per registration of one side over all its slices.
+side_us() {
+  awk -v t="${SIDE_TICKS[$1]}" -v ok="${SIDE_OK[$1]}" -v hz="$(getconf CLK_TCK)" \
+    'BEGIN { printf "%.0f", (ok > 0 ? t * 1e6 / hz / ok : 0) }'
+}
+
 compare_report() {
-  local hz a b
-  hz=$(getconf CLK_TCK)
-  a=$(awk -v t="${SIDE_TICKS[A]}" -v ok="${SIDE_OK[A]}" -v hz="$hz" 'BEGIN { printf "%.0f", t * 1e6 / hz / ok }')
-  b=$(awk -v t="${SIDE_TICKS[B]}" -v ok="${SIDE_OK[B]}" -v hz="$hz" 'BEGIN { printf "%.0f", t * 1e6 / hz / ok }')
+  local a b
+  a=$(side_us A)
+  b=$(side_us B)
   echo
   echo "== provd A against provd B, $KIND registrations =="
   echo "A            $BUILD_A: ${SIDE_OK[A]} registrations, $a us of server CPU each"

@@ -366,18 +366,25 @@ seeding_line() {
 
 # A fresh provd process for the measured run, so its rusage covers the
 # registrations (plus start-up and shutdown), not the seeding.
+# set_register_load SECONDS: LOAD_ARGS = the load generator's arguments
+# for that long a register load against PORT (BENCH_KIND=mqtt: the same
+# devices over MQTT/TLS on MQTT_PORT, docs/mqtt.md).
+set_register_load() {
+  local mode=register port=$PORT
+  [ "$KIND" != mqtt ] || { mode=register-mqtt; port=$MQTT_PORT; }
+  # shellcheck disable=SC2207 # device_args is a list of arguments
+  LOAD_ARGS=(--mode "$mode" --concurrency "$CONCURRENCY" --duration "$1"
+    --url "https://127.0.0.1:$port" --ca "$DATA/tls/ca.pem" --scope "$SCOPE"
+    --ids "$ENROLLMENTS" $(device_args))
+}
+
 measure_register() { # ROUND [TAG]
   local r=$1 tag=${2:-}
   echo "== round $r: register$tag, $CONCURRENCY devices at a time for ${DURATION}s, $ENROLLMENTS enrollments =="
-  local mode=register port=$PORT
-  # BENCH_KIND=mqtt: the same devices over MQTT/TLS (docs/mqtt.md).
-  [ "$KIND" != mqtt ] || { mode=register-mqtt; port=$MQTT_PORT; }
   start_server "provd$tag$r" "$PROVD" -c "$CONFIG"
   wait_ready "provd$tag$r" "https://127.0.0.1:$PORT/healthz"
-  run_load "register$tag$r" --mode "$mode" --concurrency "$CONCURRENCY" \
-    --duration "$DURATION" --url "https://127.0.0.1:$port" \
-    --ca "$DATA/tls/ca.pem" --scope "$SCOPE" --ids "$ENROLLMENTS" \
-    $(device_args)
+  set_register_load "$DURATION"
+  run_load "register$tag$r" "${LOAD_ARGS[@]}"
   stop_server "provd$tag$r"
 }
 

@@ -4,9 +4,9 @@
  * A read that returns fewer bytes than asked for emptied the kernel's
  * receive queue.  Until the loop reports the socket readable again (a
  * new edge: bytes, FIN or RST arrived since), another read could only
- * fail with EAGAIN, and sock_read answers that without the syscall: four
- * fewer per MQTT registration (after the ClientHello, after the client's
- * Finished, after each request).
+ * fail with EAGAIN, and sock_read answers that without the syscall:
+ * about five fewer per MQTT registration (after the ClientHello, after
+ * the client's Finished, after each request).
  *
  * A FIN already queued behind the bytes raises no new edge.  So once the
  * loop reports the peer's half-close (EV_CLOSED: EPOLLRDHUP), every read

@@ -21,8 +21,8 @@
 #define WRITE_CHUNK 16384
 
 struct stream {
-  int fd;
-  struct sock_read sock; /* reads of fd, also through the SSL's BIO */
+  struct sock_read sock; /* the socket (sock.fd), read also through the
+                            SSL's BIO */
   SSL *ssl;        /* NULL: plain TCP */
   struct event *io; /* EV_READ | EV_WRITE | EV_ET | EV_PERSIST | EV_CLOSED */
   struct event *kick; /* our own wake-ups: no kernel edge behind them */
@@ -53,8 +53,8 @@ static void destroy(struct stream *s)
     event_free(s->idle);
   if (s->ssl)
     SSL_free(s->ssl);
-  if (s->fd >= 0)
-    close(s->fd);
+  if (s->sock.fd >= 0)
+    close(s->sock.fd);
   if (s->in)
     evbuffer_free(s->in);
   if (s->out)
@@ -174,7 +174,7 @@ static enum io_result flush_output(struct stream *s, bool *drained)
     unsigned char *p = evbuffer_pullup(s->out, (ev_ssize_t)n);
     if (!p)
       return IO_ERROR;
-    ssize_t w = s->ssl ? SSL_write(s->ssl, p, (int)n) : write(s->fd, p, n);
+    ssize_t w = s->ssl ? SSL_write(s->ssl, p, (int)n) : write(s->sock.fd, p, n);
     if (w <= 0)
       return s->ssl ? tls_result(s, (int)w, false) : sock_result(w);
     evbuffer_drain(s->out, (size_t)w);
@@ -313,7 +313,6 @@ struct stream *stream_new(struct event_base *base, int fd, SSL_CTX *ctx)
     close(fd);
     return NULL;
   }
-  s->fd = fd;
   s->sock.fd = fd;
   s->handshaken = ctx == NULL;
   s->in = evbuffer_new();
@@ -403,7 +402,7 @@ bool stream_input_pending(struct stream *s)
   int kernel = 0;
   return evbuffer_get_length(s->in) > 0 ||
          (s->ssl && SSL_pending(s->ssl) > 0) ||
-         (ioctl(s->fd, FIONREAD, &kernel) == 0 && kernel > 0);
+         (ioctl(s->sock.fd, FIONREAD, &kernel) == 0 && kernel > 0);
 }
 
 void stream_shutdown_write(struct stream *s)
@@ -412,7 +411,7 @@ void stream_shutdown_write(struct stream *s)
     if (SSL_shutdown(s->ssl) < 0)
       ERR_clear_error(); /* best effort; the peer may be gone */
   }
-  shutdown(s->fd, SHUT_WR);
+  shutdown(s->sock.fd, SHUT_WR);
   sock_read_to_eof(&s->sock);
 }
 
