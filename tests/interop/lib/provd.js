@@ -82,6 +82,15 @@ async function startProvd(options = {}) {
   return {
     dir, port, mqttPort, ca, connectionString, idScope: ID_SCOPE,
     logs: () => stderr,
+    // provd logs before it answers, but its stderr reaches this process
+    // through a pipe that may be read after the answer's socket: the logs
+    // once they match re, or as they are after ms.
+    async waitForLog(re, ms = 2000) {
+      for (let waited = 0; !re.test(stderr) && waited < ms; waited += 50) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      return stderr;
+    },
     async stop() {
       if (child.exitCode !== null) return child.exitCode;
       const code = await new Promise((resolve) => {
