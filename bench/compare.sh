@@ -11,7 +11,7 @@
 # Knobs: BENCH_BUILD_DIR (A, default build), BENCH_COMPARE_BUILD_DIR (B,
 # required), BENCH_SLICE (seconds per slice, 4), BENCH_SLICES (slices per
 # build, 12), BENCH_KIND (individual, group, x509 or mqtt), and those of
-# bench/run.sh for the load and the seeding (BENCH_CONCURRENCY,
+# bench/run.sh for the load and the seeding (BENCH_CONCURRENCY, BENCH_RATE,
 # BENCH_ENROLLMENTS, BENCH_X509_DEVICES, BENCH_WORKERS, BENCH_KEEP, pinning,
 # BENCH_COMMIT_WINDOW, BENCH_STORAGE_OPTIONS).
 set -euo pipefail

@@ -25,6 +25,9 @@
 # every event, against receivers that take 1 s per request: compare
 # register_rate with a run without), BENCH_LIMITS (the body of a
 # `limits: { ... }` map for provd's config, e.g. "max_handshakes: 64"),
+# BENCH_RATE (an open loop: that many units start per second, the same
+# rate for provd and both ceilings, up to BENCH_CONCURRENCY in flight;
+# empty: closed loop, each device starts its next unit when one ends),
 # BENCH_COMMIT_WINDOW (provd's storage.commit_window, e.g. "0s"; empty:
 # provd's default), BENCH_STORAGE_OPTIONS (the body of the sqlite plugin's
 # `options: { ... }`, e.g. "mmap_size: 256MiB").
@@ -46,6 +49,7 @@ KIND=${BENCH_KIND:-individual}
 X509_DEVICES=${BENCH_X509_DEVICES:-20000}
 NOTIFIERS=${BENCH_NOTIFIERS:-0}
 LIMITS=${BENCH_LIMITS:-}
+RATE=${BENCH_RATE:-}
 COMMIT_WINDOW=${BENCH_COMMIT_WINDOW:-}
 STORAGE_OPTIONS=${BENCH_STORAGE_OPTIONS:-}
 
@@ -78,6 +82,10 @@ check_setup() {
     die "BENCH_DURATION must be 1..3600 seconds"
   [[ $CONCURRENCY =~ ^[0-9]+$ && $CONCURRENCY -ge 1 && $CONCURRENCY -le 20000 ]] ||
     die "BENCH_CONCURRENCY must be 1..20000"
+  [[ -z $RATE || ( $RATE =~ ^[0-9]+$ && $RATE -ge 1 && $RATE -le 100000 ) ]] ||
+    die "BENCH_RATE must be 1..100000 units per second"
+  [[ -z $RATE || $KIND != tpm ]] ||
+    die "BENCH_RATE is for the kinds measured against the ceilings, not tpm"
   [[ $ENROLLMENTS =~ ^[0-9]+$ && $ENROLLMENTS -ge 1 && $ENROLLMENTS -le 10000000 ]] ||
     die "BENCH_ENROLLMENTS must be 1..10000000"
   [[ $SEED_CONCURRENCY =~ ^[0-9]+$ && $SEED_CONCURRENCY -ge 1 && $SEED_CONCURRENCY -le 1000 ]] ||
@@ -364,8 +372,21 @@ seeding_line() {
     'BEGIN { printf "%d enrollments in %.1f s (%.0f/s)", n, s, (s > 0 ? n / s : 0) }'
 }
 
-# A fresh provd process for the measured run, so its rusage covers the
-# registrations (plus start-up and shutdown), not the seeding.
+# The load line of the reports.
+load_shape() {
+  if [ -n "$RATE" ]; then
+    echo "open loop: $RATE units started per second for every server (at most $CONCURRENCY in flight)"
+  else
+    echo "closed loop: $CONCURRENCY concurrent devices"
+  fi
+}
+
+# BENCH_RATE: an open loop at that many units per second, the same for
+# provd and the ceilings, so that every server is measured at one load.
+rate_args() {
+  [ -z "$RATE" ] || echo --rate "$RATE"
+}
+
 # set_register_load SECONDS: LOAD_ARGS = the load generator's arguments
 # for that long a register load against PORT (BENCH_KIND=mqtt: the same
 # devices over MQTT/TLS on MQTT_PORT, docs/mqtt.md).
@@ -375,12 +396,14 @@ set_register_load() {
   # shellcheck disable=SC2207 # device_args is a list of arguments
   LOAD_ARGS=(--mode "$mode" --concurrency "$CONCURRENCY" --duration "$1"
     --url "https://127.0.0.1:$port" --ca "$DATA/tls/ca.pem" --scope "$SCOPE"
-    --ids "$ENROLLMENTS" $(device_args))
+    --ids "$ENROLLMENTS" $(device_args) $(rate_args))
 }
 
+# A fresh provd process for the measured run, so its rusage covers the
+# registrations (plus start-up and shutdown), not the seeding.
 measure_register() { # ROUND [TAG]
   local r=$1 tag=${2:-}
-  echo "== round $r: register$tag, $CONCURRENCY devices at a time for ${DURATION}s, $ENROLLMENTS enrollments =="
+  echo "== round $r: register$tag, $(load_shape) for ${DURATION}s, $ENROLLMENTS enrollments =="
   start_server "provd$tag$r" "$PROVD" -c "$CONFIG"
   wait_ready "provd$tag$r" "https://127.0.0.1:$PORT/healthz"
   set_register_load "$DURATION"
@@ -410,7 +433,7 @@ run_ceiling_load() { # NAME PORT
   run_load "$1" --mode baseline --concurrency "$CONCURRENCY" \
     --duration "$DURATION" --url "https://127.0.0.1:$2" \
     --ca "$DATA/tls/ca.pem" --scope "$SCOPE" --ids "$ENROLLMENTS" \
-    $(device_args)
+    $(device_args) $(rate_args)
 }
 
 measure_baseline() { # ROUND
@@ -525,11 +548,12 @@ median_cpu() {
 }
 
 report() {
-  local r kind errors=0 resumed=0 reg_us base_us ngx_us eff_base eff_ngx
+  local r kind errors=0 resumed=0 missed=0 reg_us base_us ngx_us eff_base eff_ngx
   for r in $(seq 1 "$ROUNDS"); do
     for kind in register baseline nginx; do
       errors=$(( errors + $(field "$WORK/$kind$r.out" errors) ))
       resumed=$(( resumed + $(field "$WORK/$kind$r.out" resumed) ))
+      [ -z "$RATE" ] || missed=$(( missed + $(field "$WORK/$kind$r.out" missed) ))
     done
   done
   reg_us=$(median_cpu register provd)
@@ -542,7 +566,7 @@ report() {
   echo "machine      $(nproc) cores, $(openssl version 2>/dev/null | cut -d' ' -f1-2), $("$NGINX" -v 2>&1 | sed 's/^nginx version: //'), load average before the runs: $LOAD_BEFORE"
   awk -v l="$LOAD_BEFORE" -v n="$(nproc)" 'BEGIN { exit !(l > n / 4) }' &&
     echo "WARNING      the machine was busy before the runs: rates are skewed by other work"
-  echo "load         $CONCURRENCY concurrent devices, ${DURATION}s per run, $ROUNDS alternating rounds; per device a new TLS connection + full handshake, $([ "$KIND" = mqtt ] && echo "MQTT CONNECT + SUBSCRIBE + PUBLISH register, one PUBLISH poll (the ceilings: PUT register, one GET)" || echo "PUT register, one GET of the operation")"
+  echo "load         $(load_shape), ${DURATION}s per run, $ROUNDS alternating rounds; per device a new TLS connection + full handshake, $([ "$KIND" = mqtt ] && echo "MQTT CONNECT + SUBSCRIBE + PUBLISH register, one PUBLISH poll (the ceilings: PUT register, one GET)" || echo "PUT register, one GET of the operation")"
   echo "servers      $WORKERS workers each (provd, provd-tls-baseline, nginx); pinned to: ${SERVER_CPUS:-all cores (no pinning)}"
   echo "client       pinned to: ${CLIENT_CPUS:-all cores (no pinning)}; it shares the machine with the server"
   echo "seeding      $(seeding_line enroll)"
@@ -559,11 +583,13 @@ report() {
     report_row "nginx$r" "nginx$r" "nginx$r"
   done
   echo
+  [ "$missed" -eq 0 ] ||
+    echo "WARNING      $missed arrivals found all $CONCURRENCY slots busy and were not started: the servers did not all run at ${RATE}/s (raise BENCH_CONCURRENCY or lower BENCH_RATE)"
   echo "server CPU per request (median of rounds): provd ${reg_us} us per registration, baseline ${base_us} us, nginx ${ngx_us} us"
   echo "efficiency = ceiling CPU per request / provd CPU per registration: ${eff_ngx} against nginx, ${eff_base} against the baseline"
   [ "$KIND" != mqtt ] || awk -v e="$eff_ngx" 'BEGIN { printf "mqtt target  provd CPU per MQTT registration (handshake, CONNECT, SUBSCRIBE, PUBLISH register, answer, poll) <= 1.25 x nginx per bare handshake + 2 requests: %.2f x (%s)\n", (e > 0 ? 1 / e : 0), (e > 0 && 1 / e <= 1.25 ? "met" : "missed") }'
   [ "$KIND" != x509 ] || awk -v e="$eff_ngx" 'BEGIN { printf "x509 target  provd CPU per registration <= 1.25 x nginx per mTLS handshake: %.2f x (%s)\n", (e > 0 ? 1 / e : 0), (e > 0 && 1 / e <= 1.25 ? "met" : "missed") }'
-  echo "BENCH kind=$KIND notifiers=$NOTIFIERS provd_cpu_us=$reg_us baseline_cpu_us=$base_us nginx_cpu_us=$ngx_us efficiency_nginx=$eff_ngx efficiency_baseline=$eff_base register_rate=$(median_of register rate) baseline_rate=$(median_of baseline rate) nginx_rate=$(median_of nginx rate) register_p99_ms=$(median_of register p99_ms) resumed=$resumed errors=$errors"
+  echo "BENCH kind=$KIND notifiers=$NOTIFIERS provd_cpu_us=$reg_us baseline_cpu_us=$base_us nginx_cpu_us=$ngx_us efficiency_nginx=$eff_ngx efficiency_baseline=$eff_base register_rate=$(median_of register rate) baseline_rate=$(median_of baseline rate) nginx_rate=$(median_of nginx rate) register_p99_ms=$(median_of register p99_ms) offered_rate=${RATE:-0} missed=$missed resumed=$resumed errors=$errors"
   [ "$resumed" -eq 0 ] || { echo "bench: $resumed handshakes resumed a session; the figures are not of full handshakes" >&2; return 3; }
   [ "$errors" -eq 0 ] || return 3
 }
