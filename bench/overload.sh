@@ -21,6 +21,7 @@ set -euo pipefail
 BENCH_ENROLLMENTS=${BENCH_ENROLLMENTS:-20000}
 # shellcheck source=bench/run.sh
 . "$(dirname "${BASH_SOURCE[0]}")/run.sh"
+RATE= # its runs are closed loops: BENCH_RATE does not apply
 
 FACTOR=${BENCH_OVERLOAD_FACTOR:-3}
 OVER_DURATION=${BENCH_OVERLOAD_DURATION:-60}

@@ -12,6 +12,7 @@ set -euo pipefail
 
 # shellcheck source=bench/run.sh
 . "$(dirname "${BASH_SOURCE[0]}")/run.sh"
+RATE= # its runs are closed loops: BENCH_RATE does not apply
 
 SMALL=${BENCH_SCALE_SMALL:-1000}
 LARGE=${BENCH_SCALE_LARGE:-1000000}
