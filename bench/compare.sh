@@ -62,11 +62,12 @@ stop_side() {
 run_slice() {
   local side=$1 n=$2 before after name
   use_side "$side"
-  set_register_load "$SLICE"
+  set_register_load "$SLICE" "$side"
   name=slice-$side$n
   before=$(process_ticks "${SIDE_PID[$side]}")
   pin "$CLIENT_CPUS" "$LOADGEN" "${LOAD_ARGS[@]}" >"$WORK/$name.out" 2>/dev/null || true
   after=$(process_ticks "${SIDE_PID[$side]}")
+  devices_used "$side" "$WORK/$name.out"
   grep -q '^RESULT ' "$WORK/$name.out" ||
     die "$name: no RESULT from the load generator (see $WORK/$name.out)"
   local ok errors

@@ -117,6 +117,14 @@ static void body_excerpt(const char *buf, const struct lg_resp *r,
       out[i] = ' ';
 }
 
+/* The device (index into the --ids devices) that global unit u registers:
+ * runs started at the previous run's next_id use devices not yet used. */
+static long unit_device(const struct lg_opts *o, long unit)
+{
+  return (long)(((unsigned long)o->first_id + (unsigned long)unit) %
+                (unsigned long)o->ids);
+}
+
 static int unit_reg_id(const struct lg_opts *o, long n, char *out,
                        size_t cap)
 {
@@ -171,7 +179,7 @@ static char *sign_device_token(const struct lg_mode_ctx *m,
 
 static int device_token(struct lg_mode_ctx *m, struct lg_conn *c)
 {
-  long i = c->unit % m->o->ids;
+  long i = unit_device(m->o, c->unit);
   c->identity = NULL;
   if (m->identities) { /* mutual TLS: the certificate is the proof */
     c->identity = &m->identities[i];
@@ -248,7 +256,8 @@ static int register_first(struct lg_engine *e, struct lg_conn *c,
 {
   const struct lg_opts *o = e->mode_ctx->o;
   char body[LG_MAX_ID + 32];
-  if (unit_reg_id(o, c->unit % o->ids, c->reg_id, sizeof c->reg_id) != 0 ||
+  if (unit_reg_id(o, unit_device(o, c->unit), c->reg_id,
+                  sizeof c->reg_id) != 0 ||
       device_token(e->mode_ctx, c) != 0) {
     set_error(v, LG_ERR_PROTOCOL, 0, "cannot build the SAS token");
     return -1;
@@ -266,7 +275,8 @@ static int register_mqtt_first(struct lg_engine *e, struct lg_conn *c,
                                struct lg_verdict *v)
 {
   const struct lg_opts *o = e->mode_ctx->o;
-  if (unit_reg_id(o, c->unit % o->ids, c->reg_id, sizeof c->reg_id) != 0 ||
+  if (unit_reg_id(o, unit_device(o, c->unit), c->reg_id,
+                  sizeof c->reg_id) != 0 ||
       device_token(e->mode_ctx, c) != 0) {
     set_error(v, LG_ERR_PROTOCOL, 0, "cannot build the SAS token");
     return -1;
@@ -374,7 +384,8 @@ static int register_tpm_first(struct lg_engine *e, struct lg_conn *c,
 {
   const struct lg_opts *o = e->mode_ctx->o;
   c->auth[0] = '\0';
-  if (unit_reg_id(o, c->unit % o->ids, c->reg_id, sizeof c->reg_id) != 0 ||
+  if (unit_reg_id(o, unit_device(o, c->unit), c->reg_id,
+                  sizeof c->reg_id) != 0 ||
       tpm_register_request(e, c) != 0) {
     set_error(v, LG_ERR_PROTOCOL, 0, "request too large");
     return -1;

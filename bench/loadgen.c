@@ -33,7 +33,7 @@ static void usage(FILE *f)
 "                     [--timeout S] [--max-polls N] [--max-errors N]\n"
 "                     [--requests-per-conn N] [--api-version V]\n"
 "                     [--threads N] [--client-ca PEM --client-ca-key PEM]\n"
-"                     [--tpm-keys PEM] [--rate R]\n"
+"                     [--tpm-keys PEM] [--rate R] [--first-id N]\n"
 "Every register/baseline unit is a new connection with a full TLS handshake.\n"
 "enroll: creates --count individual symmetric-key enrollments prefix0..\n"
 "with keys base64(HMAC-SHA256(seed, regid)) through the service API.\n"
@@ -45,7 +45,9 @@ static void usage(FILE *f)
 "software (401 challenge, activation, token signed with the imported key).\n"
 "--rate R: open loop; R units start per second whatever the server answers\n"
 "(up to --concurrency at once; arrivals beyond it are reported as missed).\n"
-"Without it a connection starts its next unit when one ends (closed loop).\n");
+"Without it a connection starts its next unit when one ends (closed loop).\n"
+"--first-id N: unit u registers device (N + u) mod --ids (default 0); the\n"
+"report's next_id= is where a following run starts on devices not yet used.\n");
 }
 
 /* ---- option parsing ---- */
@@ -130,7 +132,7 @@ enum opt_id {
   OPT_DURATION, OPT_COUNT, OPT_SCOPE, OPT_PREFIX, OPT_IDS, OPT_KEYS_SEED,
   OPT_GROUP_KEY, OPT_CONN_STRING, OPT_TIMEOUT, OPT_MAX_POLLS,
   OPT_MAX_ERRORS, OPT_REQ_PER_CONN, OPT_API_VERSION, OPT_THREADS, OPT_HELP,
-  OPT_CLIENT_CA, OPT_CLIENT_CA_KEY, OPT_TPM_KEYS, OPT_RATE
+  OPT_CLIENT_CA, OPT_CLIENT_CA_KEY, OPT_TPM_KEYS, OPT_RATE, OPT_FIRST_ID
 };
 
 /* Same order as enum opt_id: error messages index it by id. */
@@ -159,6 +161,7 @@ static const struct option long_opts[] = {
   { "client-ca-key", required_argument, NULL, OPT_CLIENT_CA_KEY },
   { "tpm-keys", required_argument, NULL, OPT_TPM_KEYS },
   { "rate", required_argument, NULL, OPT_RATE },
+  { "first-id", required_argument, NULL, OPT_FIRST_ID },
   { NULL, 0, NULL, 0 },
 };
 
@@ -177,6 +180,7 @@ static int apply_numeric(struct lg_opts *o, int id, const char *arg)
     return num_parse_long(arg, 1, 1000000, &o->requests_per_conn);
   case OPT_THREADS: return num_parse_long(arg, 1, MAX_THREADS, &o->threads);
   case OPT_RATE: return parse_double(arg, 1, 1e6, &o->rate);
+  case OPT_FIRST_ID: return num_parse_long(arg, 0, MAX_COUNT, &o->first_id);
   default: return -1;
   }
 }
@@ -239,6 +243,9 @@ static int finish_options(struct lg_opts *o, char *ca_buf, size_t ca_cap)
   }
   if (!o->ca)
     return fprintf(stderr, "--ca FILE (or --data-dir) is required\n"), -1;
+  if (enroll && o->first_id > 0)
+    return fprintf(stderr, "--first-id is for the register and baseline "
+                           "modes\n"), -1;
   if (enroll && (o->count == 0 || o->duration_s > 0))
     return fprintf(stderr, "--mode enroll needs --count N\n"), -1;
   if (o->count > 0 && o->duration_s > 0)
@@ -303,6 +310,7 @@ static void print_errors(const struct lg_stats *s)
 struct lg_result {
   struct lg_stats stats;
   double elapsed_s, rate, cpu_user_s, cpu_sys_s;
+  long units; /* global unit numbers claimed: 0 .. units - 1 */
   unsigned threads;
   bool aborted;
 };
@@ -328,6 +336,12 @@ static void print_human(const struct lg_opts *o, struct lg_result *r)
            (unsigned long long)s->http_status[429],
            (unsigned long long)s->http_status[503],
            (unsigned long long)s->refused_no_hint);
+  if (r->units > 0 && strncmp(o->mode, "enroll", 6) != 0)
+    printf("devices       %ld units from device %ld of %ld%s\n", r->units,
+           o->first_id % o->ids, o->ids,
+           o->first_id + r->units > o->ids ? " (wrapped: some registered "
+                                             "again)"
+                                           : "");
   printf("handshakes    %llu full, %llu resumed; %llu HTTP requests\n",
          (unsigned long long)(s->handshakes - s->resumed),
          (unsigned long long)s->resumed, (unsigned long long)s->requests);
@@ -358,11 +372,12 @@ static void print_machine(const struct lg_opts *o, struct lg_result *r)
     printf(" err_%s=%llu", lg_err_kind_name(k),
            (unsigned long long)s->errors[k]);
   printf(" offered_rate=%.1f missed=%llu refused_429=%llu refused_503=%llu "
-         "refused_no_hint=%llu",
+         "refused_no_hint=%llu first_id=%ld next_id=%ld",
          o->rate, (unsigned long long)s->missed,
          (unsigned long long)s->http_status[429],
          (unsigned long long)s->http_status[503],
-         (unsigned long long)s->refused_no_hint);
+         (unsigned long long)s->refused_no_hint, o->first_id,
+         o->first_id + r->units);
   printf("%s\n", r->aborted ? " aborted=1" : "");
 }
 
@@ -431,6 +446,12 @@ static void run_engines(struct lg_engine *engines, unsigned n,
     lg_stats_merge(&r->stats, &engines[t].stats);
     if (engines[t].end_us > end_us)
       end_us = engines[t].end_us;
+    /* engine t claimed t, t + n, ...: its last is (next_unit - 1) n + t */
+    long last = engines[t].next_unit > 0
+                    ? (engines[t].next_unit - 1) * (long)n + (long)t
+                    : -1;
+    if (last + 1 > r->units)
+      r->units = last + 1;
   }
   r->threads = started;
   r->aborted = atomic_load(&sh->abort);

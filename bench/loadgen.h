@@ -245,6 +245,7 @@ struct lg_opts {
   double rate;                /* units started per second (open loop); 0:
                                  a new unit whenever one ends */
   const char *tpm_keys;       /* PEM: EK + SRK of the software TPM */
+  long first_id;              /* unit u is device (first_id + u) % ids */
 };
 
 /* Mode state built from the options; lives as long as the run. */

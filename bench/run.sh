@@ -387,16 +387,38 @@ rate_args() {
   [ -z "$RATE" ] || echo --rate "$RATE"
 }
 
-# set_register_load SECONDS: LOAD_ARGS = the load generator's arguments
-# for that long a register load against PORT (BENCH_KIND=mqtt: the same
-# devices over MQTT/TLS on MQTT_PORT, docs/mqtt.md).
+# Where the next register run on a store starts (NEXT_DEVICE[STORE], the
+# load generator's next_id): each run goes on with devices the store has
+# not registered yet, so that every registration is a device's first, as
+# on a booting fleet, until the enrollments run out (the report says how
+# many were registered again).
+declare -A NEXT_DEVICE=()
+
+# devices_used STORE LOADGEN_OUT: the next run on STORE starts after the
+# devices this one used.
+devices_used() {
+  local next
+  next=$(field "$2" next_id)
+  [ -z "$next" ] || NEXT_DEVICE[$1]=$next
+}
+
+# The devices the register load cycles over.
+device_count() {
+  if [ "$KIND" = x509 ]; then echo "$X509_DEVICES"; else echo "$ENROLLMENTS"; fi
+}
+
+# set_register_load SECONDS [STORE]: LOAD_ARGS = the load generator's
+# arguments for that long a register load against PORT (BENCH_KIND=mqtt:
+# the same devices over MQTT/TLS on MQTT_PORT, docs/mqtt.md), from the
+# first device STORE (default main) has not registered.
 set_register_load() {
   local mode=register port=$PORT
   [ "$KIND" != mqtt ] || { mode=register-mqtt; port=$MQTT_PORT; }
   # shellcheck disable=SC2207 # device_args is a list of arguments
   LOAD_ARGS=(--mode "$mode" --concurrency "$CONCURRENCY" --duration "$1"
     --url "https://127.0.0.1:$port" --ca "$DATA/tls/ca.pem" --scope "$SCOPE"
-    --ids "$ENROLLMENTS" $(device_args) $(rate_args))
+    --ids "$ENROLLMENTS" $(device_args) $(rate_args)
+    --first-id "${NEXT_DEVICE[${2:-main}]:-0}")
 }
 
 # A fresh provd process for the measured run, so its rusage covers the
@@ -406,8 +428,9 @@ measure_register() { # ROUND [TAG]
   echo "== round $r: register$tag, $(load_shape) for ${DURATION}s, $ENROLLMENTS enrollments =="
   start_server "provd$tag$r" "$PROVD" -c "$CONFIG"
   wait_ready "provd$tag$r" "https://127.0.0.1:$PORT/healthz"
-  set_register_load "$DURATION"
+  set_register_load "$DURATION" "main$tag"
   run_load "register$tag$r" "${LOAD_ARGS[@]}"
+  devices_used "main$tag" "$WORK/register$tag$r.out"
   stop_server "provd$tag$r"
 }
 
@@ -422,7 +445,9 @@ measure_register_tpm() { # ROUND
   run_load "register-tpm$r" --mode register-tpm --concurrency "$CONCURRENCY" \
     --duration "$DURATION" --url "https://127.0.0.1:$PORT" \
     --ca "$DATA/tls/ca.pem" --scope "$SCOPE" --ids "$ENROLLMENTS" \
-    --prefix "$TPM_PREFIX" --tpm-keys "$TPM_KEYS"
+    --prefix "$TPM_PREFIX" --tpm-keys "$TPM_KEYS" \
+    --first-id "${NEXT_DEVICE[tpm]:-0}"
+  devices_used tpm "$WORK/register-tpm$r.out"
   stop_server "provd-tpm$r"
 }
 
@@ -548,7 +573,7 @@ median_cpu() {
 }
 
 report() {
-  local r kind errors=0 resumed=0 missed=0 reg_us base_us ngx_us eff_base eff_ngx
+  local r kind errors=0 resumed=0 missed=0 again reg_us base_us ngx_us eff_base eff_ngx
   for r in $(seq 1 "$ROUNDS"); do
     for kind in register baseline nginx; do
       errors=$(( errors + $(field "$WORK/$kind$r.out" errors) ))
@@ -585,11 +610,14 @@ report() {
   echo
   [ "$missed" -eq 0 ] ||
     echo "WARNING      $missed arrivals found all $CONCURRENCY slots busy and were not started: the servers did not all run at ${RATE}/s (raise BENCH_CONCURRENCY or lower BENCH_RATE)"
+  again=$(( ${NEXT_DEVICE[main]:-0} - $(device_count) ))
+  [ "$again" -le 0 ] ||
+    echo "NOTE         $again registrations were of devices already registered earlier in the run (repeat registrations, not first ones): raise $([ "$KIND" = x509 ] && echo BENCH_X509_DEVICES || echo BENCH_ENROLLMENTS) for first registrations only"
   echo "server CPU per request (median of rounds): provd ${reg_us} us per registration, baseline ${base_us} us, nginx ${ngx_us} us"
   echo "efficiency = ceiling CPU per request / provd CPU per registration: ${eff_ngx} against nginx, ${eff_base} against the baseline"
   [ "$KIND" != mqtt ] || awk -v e="$eff_ngx" 'BEGIN { printf "mqtt target  provd CPU per MQTT registration (handshake, CONNECT, SUBSCRIBE, PUBLISH register, answer, poll) <= 1.25 x nginx per bare handshake + 2 requests: %.2f x (%s)\n", (e > 0 ? 1 / e : 0), (e > 0 && 1 / e <= 1.25 ? "met" : "missed") }'
   [ "$KIND" != x509 ] || awk -v e="$eff_ngx" 'BEGIN { printf "x509 target  provd CPU per registration <= 1.25 x nginx per mTLS handshake: %.2f x (%s)\n", (e > 0 ? 1 / e : 0), (e > 0 && 1 / e <= 1.25 ? "met" : "missed") }'
-  echo "BENCH kind=$KIND notifiers=$NOTIFIERS provd_cpu_us=$reg_us baseline_cpu_us=$base_us nginx_cpu_us=$ngx_us efficiency_nginx=$eff_ngx efficiency_baseline=$eff_base register_rate=$(median_of register rate) baseline_rate=$(median_of baseline rate) nginx_rate=$(median_of nginx rate) register_p99_ms=$(median_of register p99_ms) offered_rate=${RATE:-0} missed=$missed resumed=$resumed errors=$errors"
+  echo "BENCH kind=$KIND notifiers=$NOTIFIERS provd_cpu_us=$reg_us baseline_cpu_us=$base_us nginx_cpu_us=$ngx_us efficiency_nginx=$eff_ngx efficiency_baseline=$eff_base register_rate=$(median_of register rate) baseline_rate=$(median_of baseline rate) nginx_rate=$(median_of nginx rate) register_p99_ms=$(median_of register p99_ms) offered_rate=${RATE:-0} missed=$missed registered_again=$(( again > 0 ? again : 0 )) resumed=$resumed errors=$errors"
   [ "$resumed" -eq 0 ] || { echo "bench: $resumed handshakes resumed a session; the figures are not of full handshakes" >&2; return 3; }
   [ "$errors" -eq 0 ] || return 3
 }
