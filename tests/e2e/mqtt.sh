@@ -5,7 +5,8 @@
 # and group) and X.509, the same refusals and reason codes as HTTPS, and
 # bad input (CONNECT refusals, truncated and oversized packets, PUBLISH
 # before CONNECT, a second CONNECT, unknown topic, QoS 2) closing the
-# connection without harming the server.
+# connection without harming the server; a throttled register answered
+# 429 with a retry-after.
 source "$(dirname "$0")/lib/common.bash"
 
 DATA_DIR=$WORK/data
@@ -137,4 +138,25 @@ check "metrics: registers reused the enrollment CONNECT read" grep -Eq '^provd_e
 
 stop_provd TERM
 expect_eq "provd exits 0 on SIGTERM" 0 "$STOP_RC"
+
+# --- admission control: a throttled register is answered 429 with a
+# retry-after on the res topic, as HTTPS answers it (the same store,
+# restarted with one register per device a minute) ---
+cat >>"$WORK/provd.yaml" <<'YAML'
+limits: { register_rate_per_device: 1, retry_after_max: 1 }
+YAML
+start_provd "$WORK/provd.yaml"
+MQTT_PORT=$(sed -n 's|.*MQTT endpoint: *mqtts://localhost:\([0-9]*\).*|\1|p' "$WORK/banner")
+out=$(peer register --regid mq-1 --user "$(user mq-1)" --password "$(device_token "$K1" mq-1)") && rc=0 || rc=$?
+expect_eq "the first register of the minute ends assigned ($out)" 0 "$rc"
+out=$(peer register --regid mq-1 --user "$(user mq-1)" --password "$(device_token "$K1" mq-1)") && rc=0 || rc=$?
+check "the second register is not assigned" test "$rc" -ne 0
+check "the second register: CONNACK accepted (the limit counts registers, not connections) ($out)" \
+  grep -q '{"connack": 0}' <<<"$out"
+check "the second register is answered 429 with retry-after=1 ($out)" \
+  grep -q '"publish": "$dps/registrations/res/429/?$rid=r2&retry-after=1"' <<<"$out"
+expect_eq "the 429 carries the DPS error code" 429001 "$(last_answer "$out" '["body"]["errorCode"]')"
+check "logged: reason THROTTLED for mq-1" log_has "regid=mq-1 reason=THROTTLED"
+stop_provd TERM
+expect_eq "provd exits 0 on SIGTERM after the throttled run" 0 "$STOP_RC"
 finish
