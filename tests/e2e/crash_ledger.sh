@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # ctest-labels: e2e;slow
-# The crash ledger: enrollment writes and device registrations run while
+# The crash ledger: enrollment writes and device registrations (over
+# HTTPS and over DPS MQTT) run while
 # provd is killed -9 at random moments (CRASHES, default 10) and
 # restarted.  A ledger kept by the load generator
 # (tests/e2e/lib/ledger_load.py) lists every write provd acknowledged;
@@ -26,13 +27,15 @@ postgres) source "$(dirname "$0")/lib/multi.bash"; pg_start ;;
 esac
 RPORT=$(free_port)
 FIXED_PORT=$(free_port)
+FIXED_MQTT_PORT=$(free_port)
+while [ "$FIXED_MQTT_PORT" = "$FIXED_PORT" ]; do FIXED_MQTT_PORT=$(free_port); done
 SECRET=ledger-$(random_key)
 LOG=$WORK/requests.jsonl
 LEDGER=$WORK/ledger
 : > "$LOG"; : > "$LEDGER"
 
 write_config "$WORK/provd.yaml" "$DATA_DIR"
-sed -i "s|listen: { https: \"127.0.0.1:0\" }|listen: { https: \"127.0.0.1:$FIXED_PORT\" }|" "$WORK/provd.yaml"
+sed -i "s|listen: { https: \"127.0.0.1:0\" }|listen: { https: \"127.0.0.1:$FIXED_PORT\", mqtt: \"127.0.0.1:$FIXED_MQTT_PORT\" }|" "$WORK/provd.yaml"
 cat >> "$WORK/provd.yaml" <<YAML
   - kind: notifier
     name: webhook
@@ -53,6 +56,7 @@ start_provd "$WORK/provd.yaml"
 python3 "$SOURCE_DIR/tests/e2e/lib/ledger_load.py" --port "$FIXED_PORT" \
   --ca "$DATA_DIR/tls/ca.pem" --scope "$SCOPE" \
   --conn-string "$DATA_DIR/service-connection-string" --ledger "$LEDGER" \
+  --mqtt-port "$FIXED_MQTT_PORT" \
   --stop-file "$WORK/stop" --seconds 300 2>>"$WORK/load.err" &
 LOAD=$!
 
@@ -70,8 +74,9 @@ check "the load generator ran without errors" test ! -s "$WORK/load.err"
 
 ENROLLS=$(grep -c '^enroll ' "$LEDGER" || true)
 REGS=$(grep -c '^register ' "$LEDGER" || true)
-echo "# ledger ($STORE): $ENROLLS enrollments, $REGS registrations, $(grep -c '^disable ' "$LEDGER" || true) disables acknowledged across $CRASHES crashes"
-check "enough writes were acknowledged to mean something" test "$ENROLLS" -ge 50 -a "$REGS" -ge 50
+MQTT_REGS=$(grep -c '^register-mqtt ' "$LEDGER" || true)
+echo "# ledger ($STORE): $ENROLLS enrollments, $REGS registrations over HTTPS and $MQTT_REGS over MQTT, $(grep -c '^disable ' "$LEDGER" || true) disables acknowledged across $CRASHES crashes"
+check "enough writes were acknowledged to mean something" test "$ENROLLS" -ge 50 -a "$REGS" -ge 50 -a "$MQTT_REGS" -ge 20
 
 # Every acknowledged write is in the store, with its event in the journal,
 # and every journal event was delivered.
@@ -94,7 +99,7 @@ for line in open(ledger):
             problems.append(f"acknowledged enrollment {rid} is missing ({st})")
         elif what == "disable" and json.loads(body).get("provisioningStatus") != "disabled":
             problems.append(f"acknowledged disable of {rid} is lost")
-    elif what == "register":
+    elif what in ("register", "register-mqtt"):
         st, _ = get(f"/registrations/{rid}?api-version=2021-10-01")
         if st != 200:
             problems.append(f"acknowledged registration {rid} is missing ({st})")
@@ -115,6 +120,7 @@ want = {"enroll": {"enrollment.created"}, "disable": {"enrollment.updated"},
         # against an enrollment disabled behind the ledger's back
         "register": {"device.assigned", "device.reprovisioned",
                      "registration.failed"}}
+want["register-mqtt"] = want["register"]
 for line in open(ledger):
     what, rid = line.split()
     if not want[what] & by_subject.get(rid, set()):

@@ -7,6 +7,8 @@ acknowledged is a line in --ledger:
   enroll ID      PUT /enrollments/ID answered 200 (or 201)
   disable ID     PUT /enrollments/ID with provisioningStatus disabled, 200
   register ID    PUT /{scope}/registrations/ID/register answered 202
+  register-mqtt ID  the same register over DPS MQTT (--mqtt-port: a third
+                 of the registrations), its res/202 answer received
 
 Refused connections and 5xx are retried after a short pause; the script
 stops after --seconds or when --stop-file appears.
@@ -18,8 +20,13 @@ import json
 import os
 import random
 import ssl
+import struct
 import time
+from types import SimpleNamespace
 
+from mqtt_peer import (connect_packet, describe, frame, next_answer,
+                       open_conn, publish_packet, read_packet)
+from mqtt_peer import s as mqtt_str
 from testkit import sas
 
 API = "api-version=2021-10-01"
@@ -45,6 +52,32 @@ class Client:
         return None, None
 
 
+def mqtt_register(a, rid, token):
+    """The status of provd's answer to a register over MQTT, or None when
+    provd was not reachable or refused the CONNECT (it is restarting)."""
+    peer = SimpleNamespace(port=a.mqtt_port, ca=a.ca, plain=False, cert=None,
+                           key=None, timeout=10, regid=rid, password=token,
+                           keepalive=60,
+                           user="%s/registrations/%s/%s" % (a.scope, rid, DEV_API))
+    try:
+        sock = open_conn(peer)
+        try:
+            sock.sendall(connect_packet(peer))
+            if describe(*read_packet(sock)).get("connack") != 0:
+                return None
+            sock.sendall(frame(0x82, struct.pack(">H", 1) +
+                               mqtt_str("$dps/registrations/res/#") + bytes([1])))
+            read_packet(sock)  # SUBACK
+            sock.sendall(publish_packet(
+                "$dps/registrations/PUT/iotdps-register/?$rid=1",
+                json.dumps({"registrationId": rid}), 1, 2))
+            return next_answer(sock, "1")["status"]
+        finally:
+            sock.close()
+    except (OSError, EOFError, ValueError):  # ssl.SSLError is an OSError
+        return None
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--port", type=int, required=True)
@@ -54,6 +87,7 @@ def main():
     p.add_argument("--ledger", required=True)
     p.add_argument("--stop-file", required=True)
     p.add_argument("--seconds", type=float, default=120)
+    p.add_argument("--mqtt-port", type=int)
     a = p.parse_args()
     cs = dict(kv.split("=", 1) for kv in open(a.conn_string).read().strip().split(";"))
     admin = {"Content-Type": "application/json; charset=utf-8"}
@@ -82,12 +116,17 @@ def main():
         elif choice < 0.9:                    # a device registers
             rid = random.choice(list(keys))
             tok = sas("%s/registrations/%s" % (a.scope, rid), keys[rid])
-            st, _ = client.call(
-                "PUT", "/%s/registrations/%s/register?%s" % (a.scope, rid, DEV_API),
-                json.dumps({"registrationId": rid}),
-                {"Content-Type": "application/json", "Authorization": tok})
-            if st == 202:
-                ledger.write("register %s\n" % rid)
+            if a.mqtt_port and random.random() < 1 / 3:
+                st = mqtt_register(a, rid, tok)
+                if st == 202:
+                    ledger.write("register-mqtt %s\n" % rid)
+            else:
+                st, _ = client.call(
+                    "PUT", "/%s/registrations/%s/register?%s" % (a.scope, rid, DEV_API),
+                    json.dumps({"registrationId": rid}),
+                    {"Content-Type": "application/json", "Authorization": tok})
+                if st == 202:
+                    ledger.write("register %s\n" % rid)
         else:                                 # an enrollment is disabled
             rid = random.choice(list(keys))
             st, body = client.call("GET", "/enrollments/%s?%s" % (rid, API), None, admin)
