@@ -22,5 +22,7 @@ set_target_properties(provd-loadgen PROPERTIES
 
 add_executable(provd-tls-baseline ${_bench_dir}/tls_baseline.c)
 target_link_libraries(provd-tls-baseline PRIVATE provd_core)
+# The baseline is provd's listener stack: the same allocator too.
+provd_use_jemalloc(provd-tls-baseline)
 set_target_properties(provd-tls-baseline PROPERTIES
   RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/bench)

@@ -27,6 +27,7 @@
 #include "tls/issuer.h"
 #include "tls/pki.h"
 #include "tls/server_ctx.h"
+#include "util/allocator.h"
 #include "util/b64.h"
 #include "util/ids.h"
 #include "util/log.h"
@@ -410,6 +411,7 @@ static int start_daemon(struct daemon *dm, struct provd_err *err)
   dm->tls_libs = tls_libs_new(workers, err);
   if (!dm->tls_libs)
     return -1;
+  log_info("provd", "memory allocator: %s", allocator_describe());
   log_info("provd", "TLS: %d per-thread OpenSSL library contexts on "
            "provd-lean (docs/internals/http.md)",
            tls_libs_lean(dm->tls_libs));

@@ -14,6 +14,7 @@ PACKAGES=(
   build-essential cmake pkg-config git curl ca-certificates python3 time
   libssl-dev openssl libevent-dev libjansson-dev libyaml-dev
   libcurl4-openssl-dev libtss2-dev libsqlite3-dev sqlite3 libpq-dev check
+  libjemalloc-dev
   swtpm swtpm-tools tpm2-tools mosquitto mosquitto-clients mosquitto-dev
   libmosquitto-dev groff-base man-db
   postgresql haproxy python3-aiosmtpd nginx-light chromium

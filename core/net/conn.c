@@ -1,11 +1,11 @@
 #include "net/conn.h"
 
-#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/allocator.h"
 #include "util/log.h"
 #include "util/metrics.h"
 #include "util/timefmt.h"
@@ -59,7 +59,7 @@ void net_conns_remove(struct net_conns *l, struct net_conn *c)
   l->n--;
   if (l->peak >= TRIM_AFTER_PEAK && l->n <= l->peak / 4) {
     l->peak = l->n;
-    malloc_trim(0);
+    allocator_release_free_memory();
   }
 }
 
