@@ -39,11 +39,6 @@ use_side() {
   [ -f "$CONFIG" ] || write_config
 }
 
-# CPU clock ticks (user + system, all threads) of a running process.
-process_ticks() {
-  awk '{ print $14 + $15 }' "/proc/$1/stat"
-}
-
 start_side() {
   use_side "$1"
   start_server "provd-$1" "$PROVD" -c "$CONFIG"

@@ -5,7 +5,7 @@
 # full TLS handshake per device.  See docs/benchmark.md.
 # Builds nothing: run `make build` first (or `make bench`).
 #
-# Knobs: BENCH_DURATION (s per run, 15), BENCH_ROUNDS (3 alternating
+# Knobs: BENCH_DURATION (s per run, 5), BENCH_ROUNDS (9 alternating
 # register/baseline/nginx rounds; figures are medians), BENCH_CONCURRENCY
 # (32), BENCH_ENROLLMENTS (100000), BENCH_SEED_CONCURRENCY (16 connections
 # seeding), BENCH_WORKERS (nproc), BENCH_NGINX (the
@@ -35,8 +35,8 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${BENCH_BUILD_DIR:-$ROOT/build}
-DURATION=${BENCH_DURATION:-15}
-ROUNDS=${BENCH_ROUNDS:-3}
+DURATION=${BENCH_DURATION:-5}
+ROUNDS=${BENCH_ROUNDS:-9}
 CONCURRENCY=${BENCH_CONCURRENCY:-32}
 ENROLLMENTS=${BENCH_ENROLLMENTS:-100000}
 WORKERS=${BENCH_WORKERS:-$(nproc)}
@@ -211,9 +211,27 @@ forget_pid() {
   PIDS=("${kept[@]}")
 }
 
-# Server CPU seconds (user + system) from the time file's last line.
+# Server CPU seconds (user + system) of the run NAME: what /proc counted
+# over that run of a server that serves every round (NAME.cpu, see
+# timed_load), else the time file's last line (a server started for that
+# one run: bench/scale.sh, bench/overload.sh).
 server_cpu() {
-  tail -n 1 "$WORK/$1.time" | awk 'NF >= 2 { printf "%.2f", $1 + $2 }'
+  if [ -f "$WORK/$1.cpu" ]; then
+    cat "$WORK/$1.cpu"
+  else
+    tail -n 1 "$WORK/$1.time" | awk 'NF >= 2 { printf "%.2f", $1 + $2 }'
+  fi
+}
+
+# process_ticks PID: CPU clock ticks (user + system, all threads) the
+# running process PID and its children (nginx's workers) have used.
+process_ticks() {
+  local pid total=0 t
+  for pid in "$1" $(ps -o pid= --ppid "$1" 2>/dev/null); do
+    t=$(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null) || t=0
+    total=$(( total + ${t:-0} ))
+  done
+  echo "$total"
 }
 
 # field FILE KEY: a value from the loadgen's RESULT line.
@@ -434,44 +452,6 @@ measure_register() { # ROUND [TAG]
   stop_server "provd$tag$r"
 }
 
-# The TPM devices: a new connection each, PUT register with EK and SRK,
-# the 401 challenge activated in software, the same PUT with the token,
-# the polls.
-measure_register_tpm() { # ROUND
-  local r=$1
-  echo "== round $r: register-tpm, $CONCURRENCY devices at a time for ${DURATION}s =="
-  start_server "provd-tpm$r" "$PROVD" -c "$CONFIG"
-  wait_ready "provd-tpm$r" "https://127.0.0.1:$PORT/healthz"
-  run_load "register-tpm$r" --mode register-tpm --concurrency "$CONCURRENCY" \
-    --duration "$DURATION" --url "https://127.0.0.1:$PORT" \
-    --ca "$DATA/tls/ca.pem" --scope "$SCOPE" --ids "$ENROLLMENTS" \
-    --prefix "$TPM_PREFIX" --tpm-keys "$TPM_KEYS" \
-    --first-id "${NEXT_DEVICE[tpm]:-0}"
-  devices_used tpm "$WORK/register-tpm$r.out"
-  stop_server "provd-tpm$r"
-}
-
-# The device side of a ceiling run: the same requests as a registration
-# (PUT register with the device's token, then one GET of an operation, on
-# one new connection with a full handshake), answered with a fixed body.
-run_ceiling_load() { # NAME PORT
-  run_load "$1" --mode baseline --concurrency "$CONCURRENCY" \
-    --duration "$DURATION" --url "https://127.0.0.1:$2" \
-    --ca "$DATA/tls/ca.pem" --scope "$SCOPE" --ids "$ENROLLMENTS" \
-    $(device_args) $(rate_args)
-}
-
-measure_baseline() { # ROUND
-  local bport
-  bport=$(free_port)
-  echo "== round $1: baseline, same listener stack, certificate and workers, fixed answer =="
-  start_server "baseline$1" "$BASELINE" --data-dir "$DATA" \
-    --listen "127.0.0.1:$bport" --workers "$WORKERS"
-  wait_ready "baseline$1" "https://127.0.0.1:$bport/"
-  run_ceiling_load "baseline$1" "$bport"
-  stop_server "baseline$1"
-}
-
 # The fixed answer of both ceilings (FIXED_BODY in bench/tls_baseline.c).
 NGINX_BODY='{"operationId":"5.0000000000000000.00000000-0000-0000-0000-000000000000","status":"assigning"}'
 
@@ -518,19 +498,104 @@ tls12_ciphers() {
     sed 's/^[^"]*"\([^"]*\)".*/\1/'
 }
 
-measure_nginx() { # ROUND
-  local nport prefix
+# ---- the measured rounds ----
+
+# The servers of the rounds start once, after the seeding, and serve every
+# round; a run's server CPU is what /proc counted for the process (and
+# nginx's workers) between the start and the end of that run.  Runs a few
+# seconds apart see the same machine, where runs separated by a restart
+# each saw the shared VM's speed of their own minute.
+declare -A SERVING_PID=() SERVING_TIME=() SERVING_PORT=()
+
+# serve NAME PORT CMD...: starts a server for all the rounds.
+serve() {
+  local name=$1 port=$2
+  shift 2
+  start_server "$name" "$@"
+  SERVING_PID[$name]=$SERVER_PID
+  SERVING_TIME[$name]=$TIME_PID
+  SERVING_PORT[$name]=$port
+}
+
+unserve() {
+  SERVER_PID=${SERVING_PID[$1]}
+  TIME_PID=${SERVING_TIME[$1]}
+  stop_server "$1"
+}
+
+# serve_all: provd over the seeded data dir, and for the kinds measured
+# against the ceilings provd-tls-baseline (provd's listener code, same
+# certificate and workers) and nginx with provd's TLS settings.
+serve_all() {
+  serve provd "$PORT" "$PROVD" -c "$CONFIG"
+  wait_ready provd "https://127.0.0.1:$PORT/healthz"
+  [ "$KIND" != tpm ] || return 0
+  local bport nport prefix=$WORK/nginx
+  bport=$(free_port)
+  serve baseline "$bport" "$BASELINE" --data-dir "$DATA" \
+    --listen "127.0.0.1:$bport" --workers "$WORKERS"
+  wait_ready baseline "https://127.0.0.1:$bport/"
   nport=$(free_port)
-  prefix=$WORK/nginx$1
+  while [ "$nport" = "$bport" ]; do nport=$(free_port); done
   write_nginx_config "$prefix" "$nport"
-  echo "== round $1: nginx, same certificate, TLS settings and workers, fixed answer =="
-  # daemon off: the master stays the child of time, and it reaps its
-  # workers, so the rusage time reports covers master + workers.
-  start_server "nginx$1" "$NGINX" -p "$prefix" -c "$prefix/nginx.conf" \
+  # daemon off: the master stays the child of time, its workers are its
+  # children (process_ticks counts them).
+  serve nginx "$nport" "$NGINX" -p "$prefix" -c "$prefix/nginx.conf" \
     -g 'daemon off;'
-  wait_ready "nginx$1" "https://127.0.0.1:$nport/"
-  run_ceiling_load "nginx$1" "$nport"
-  stop_server "nginx$1"
+  wait_ready nginx "https://127.0.0.1:$nport/"
+}
+
+unserve_all() {
+  local name
+  for name in "${!SERVING_PID[@]}"; do unserve "$name"; done
+}
+
+# timed_load SERVER RUN ARGS...: the load generator against the running
+# SERVER (output RUN.out); the server's CPU seconds over it go to RUN.cpu
+# (server_cpu RUN reads them back).
+timed_load() {
+  local server=$1 run=$2 before after
+  shift 2
+  before=$(process_ticks "${SERVING_PID[$server]}")
+  run_load "$run" "$@"
+  after=$(process_ticks "${SERVING_PID[$server]}")
+  awk -v t=$(( after - before )) -v hz="$(getconf CLK_TCK)" \
+    'BEGIN { printf "%.2f\n", t / hz }' >"$WORK/$run.cpu"
+}
+
+round_register() { # ROUND
+  echo "== round $1: register, $(load_shape) for ${DURATION}s =="
+  set_register_load "$DURATION" main
+  timed_load provd "register$1" "${LOAD_ARGS[@]}"
+  devices_used main "$WORK/register$1.out"
+}
+
+# The TPM devices: a new connection each, PUT register with EK and SRK,
+# the 401 challenge activated in software, the same PUT with the token,
+# the polls.
+round_register_tpm() { # ROUND
+  echo "== round $1: register-tpm, $CONCURRENCY devices at a time for ${DURATION}s =="
+  timed_load provd "register-tpm$1" --mode register-tpm \
+    --concurrency "$CONCURRENCY" --duration "$DURATION" \
+    --url "https://127.0.0.1:$PORT" --ca "$DATA/tls/ca.pem" --scope "$SCOPE" \
+    --ids "$ENROLLMENTS" --prefix "$TPM_PREFIX" --tpm-keys "$TPM_KEYS" \
+    --first-id "${NEXT_DEVICE[tpm]:-0}"
+  devices_used tpm "$WORK/register-tpm$1.out"
+}
+
+# A ceiling run: the same requests as a registration (PUT register with
+# the device's token, then one GET of an operation, on one new connection
+# with a full handshake), answered with a fixed body.
+round_ceiling() { # SERVER ROUND
+  case $1 in
+  baseline) echo "== round $2: baseline, same listener stack, certificate and workers, fixed answer ==" ;;
+  nginx) echo "== round $2: nginx, same certificate, TLS settings and workers, fixed answer ==" ;;
+  esac
+  # shellcheck disable=SC2046 # device_args and rate_args are lists
+  timed_load "$1" "$1$2" --mode baseline --concurrency "$CONCURRENCY" \
+    --duration "$DURATION" --url "https://127.0.0.1:${SERVING_PORT[$1]}" \
+    --ca "$DATA/tls/ca.pem" --scope "$SCOPE" --ids "$ENROLLMENTS" \
+    $(device_args) $(rate_args)
 }
 
 # ---- the report ----
@@ -565,15 +630,26 @@ median_of() {
   for r in $(seq 1 "$ROUNDS"); do field "$WORK/$1$r.out" "$2"; done | median
 }
 
-# median_cpu KIND SERVER_KIND: median server CPU µs per unit.
+# median_cpu KIND: median server CPU µs per unit of the runs KIND1..
 median_cpu() {
   local r
-  for r in $(seq 1 "$ROUNDS"); do cpu_us_per_unit "$1$r" "$2$r"; done |
+  for r in $(seq 1 "$ROUNDS"); do cpu_us_per_unit "$1$r" "$1$r"; done |
     median
 }
 
+# round_ratios CEILING: per round, the ceiling's CPU per unit over provd's
+# per registration ("min median max"): how much the rounds agree.
+round_ratios() {
+  local r
+  for r in $(seq 1 "$ROUNDS"); do
+    awk -v c="$(cpu_us_per_unit "$1$r" "$1$r")" \
+        -v p="$(cpu_us_per_unit "register$r" "register$r")" \
+        'BEGIN { printf "%.2f\n", (p > 0 ? c / p : 0) }'
+  done | sort -g | awk '{ v[NR] = $1 } END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%.2f %.2f %.2f\n", v[1], m, v[NR] }'
+}
+
 report() {
-  local r kind errors=0 resumed=0 missed=0 again reg_us base_us ngx_us eff_base eff_ngx
+  local r kind errors=0 resumed=0 missed=0 again reg_us base_us ngx_us eff_base eff_ngx lo mid hi
   for r in $(seq 1 "$ROUNDS"); do
     for kind in register baseline nginx; do
       errors=$(( errors + $(field "$WORK/$kind$r.out" errors) ))
@@ -581,9 +657,9 @@ report() {
       [ -z "$RATE" ] || missed=$(( missed + $(field "$WORK/$kind$r.out" missed) ))
     done
   done
-  reg_us=$(median_cpu register provd)
-  base_us=$(median_cpu baseline baseline)
-  ngx_us=$(median_cpu nginx nginx)
+  reg_us=$(median_cpu register)
+  base_us=$(median_cpu baseline)
+  ngx_us=$(median_cpu nginx)
   eff_base=$(awk -v c="$base_us" -v p="$reg_us" 'BEGIN { printf "%.2f", (p > 0 ? c / p : 0) }')
   eff_ngx=$(awk -v c="$ngx_us" -v p="$reg_us" 'BEGIN { printf "%.2f", (p > 0 ? c / p : 0) }')
   echo
@@ -603,7 +679,7 @@ report() {
   printf "%-10s %9s %8s %8s %7s %8s %9s %10s %8s %9s\n" "run" "rate/s" "p50 ms" \
     "p99 ms" "errors" "resumed" "srv cpu s" "srv us/req" "srv cores" "cli cpu s"
   for r in $(seq 1 "$ROUNDS"); do
-    report_row "register$r" "register$r" "provd$r"
+    report_row "register$r" "register$r" "register$r"
     report_row "baseline$r" "baseline$r" "baseline$r"
     report_row "nginx$r" "nginx$r" "nginx$r"
   done
@@ -615,6 +691,8 @@ report() {
     echo "NOTE         $again registrations were of devices already registered earlier in the run (repeat registrations, not first ones): raise $([ "$KIND" = x509 ] && echo BENCH_X509_DEVICES || echo BENCH_ENROLLMENTS) for first registrations only"
   echo "server CPU per request (median of rounds): provd ${reg_us} us per registration, baseline ${base_us} us, nginx ${ngx_us} us"
   echo "efficiency = ceiling CPU per request / provd CPU per registration: ${eff_ngx} against nginx, ${eff_base} against the baseline"
+  read -r lo mid hi < <(round_ratios nginx)
+  echo "             round by round against nginx: $lo .. $hi (median $mid)"
   [ "$KIND" != mqtt ] || awk -v e="$eff_ngx" 'BEGIN { printf "mqtt target  provd CPU per MQTT registration (handshake, CONNECT, SUBSCRIBE, PUBLISH register, answer, poll) <= 1.25 x nginx per bare handshake + 2 requests: %.2f x (%s)\n", (e > 0 ? 1 / e : 0), (e > 0 && 1 / e <= 1.25 ? "met" : "missed") }'
   [ "$KIND" != x509 ] || awk -v e="$eff_ngx" 'BEGIN { printf "x509 target  provd CPU per registration <= 1.25 x nginx per mTLS handshake: %.2f x (%s)\n", (e > 0 ? 1 / e : 0), (e > 0 && 1 / e <= 1.25 ? "met" : "missed") }'
   echo "BENCH kind=$KIND notifiers=$NOTIFIERS provd_cpu_us=$reg_us baseline_cpu_us=$base_us nginx_cpu_us=$ngx_us efficiency_nginx=$eff_ngx efficiency_baseline=$eff_base register_rate=$(median_of register rate) baseline_rate=$(median_of baseline rate) nginx_rate=$(median_of nginx rate) register_p99_ms=$(median_of register p99_ms) offered_rate=${RATE:-0} missed=$missed registered_again=$(( again > 0 ? again : 0 )) resumed=$resumed errors=$errors"
@@ -632,8 +710,8 @@ report_tpm() {
       resumed=$(( resumed + $(field "$WORK/$kind$r.out" resumed) ))
     done
   done
-  sym_us=$(median_cpu register provd)
-  tpm_us=$(median_cpu register-tpm provd-tpm)
+  sym_us=$(median_cpu register)
+  tpm_us=$(median_cpu register-tpm)
   ratio=$(awk -v t="$tpm_us" -v s="$sym_us" 'BEGIN { printf "%.2f", (s > 0 ? t / s : 0) }')
   echo
   echo "== provd TPM registration benchmark =="
@@ -645,8 +723,8 @@ report_tpm() {
   printf "%-14s %9s %8s %8s %7s %8s %9s %10s %8s %9s\n" "run" "rate/s" "p50 ms" \
     "p99 ms" "errors" "resumed" "srv cpu s" "srv us/reg" "srv cores" "cli cpu s"
   for r in $(seq 1 "$ROUNDS"); do
-    report_row "register$r" "register$r" "provd$r"
-    report_row "register-tpm$r" "register-tpm$r" "provd-tpm$r"
+    report_row "register$r" "register$r" "register$r"
+    report_row "register-tpm$r" "register-tpm$r" "register-tpm$r"
   done
   echo
   echo "server CPU per registration (median of rounds): symmetric key ${sym_us} us, TPM ${tpm_us} us: TPM = ${ratio} x symmetric key (target <= 3)"
@@ -676,18 +754,20 @@ main() {
   fi
   write_config
   seed_enrollments
-  # Alternating rounds: a drift in the machine's speed (a shared VM) hits
-  # both sides alike, and the median ratio ignores one odd round.
+  serve_all
+  # Short alternating rounds: a drift in the machine's speed (a shared VM)
+  # hits all the servers alike, and the median ignores odd rounds.
   local r
   for r in $(seq 1 "$ROUNDS"); do
-    measure_register "$r"
+    round_register "$r"
     if [ "$KIND" = tpm ]; then
-      measure_register_tpm "$r"
+      round_register_tpm "$r"
     else
-      measure_baseline "$r"
-      measure_nginx "$r"
+      round_ceiling baseline "$r"
+      round_ceiling nginx "$r"
     fi
   done
+  unserve_all
   if [ "$KIND" = tpm ]; then report_tpm; else report; fi
 }
 

@@ -13,6 +13,10 @@ set -euo pipefail
 # shellcheck source=bench/run.sh
 . "$(dirname "${BASH_SOURCE[0]}")/run.sh"
 RATE= # its runs are closed loops: BENCH_RATE does not apply
+# Its runs each start provd afresh (its CPU from /usr/bin/time, start-up
+# included): longer runs than bench/run.sh's alternating ones.
+DURATION=${BENCH_DURATION:-15}
+ROUNDS=${BENCH_ROUNDS:-3}
 
 SMALL=${BENCH_SCALE_SMALL:-1000}
 LARGE=${BENCH_SCALE_LARGE:-1000000}
