@@ -638,7 +638,9 @@ median_cpu() {
 }
 
 # round_ratios CEILING: per round, the ceiling's CPU per unit over provd's
-# per registration ("min median max"): how much the rounds agree.
+# per registration in the same round: "lowest median highest".  The
+# median is the efficiency: a ratio of two runs seconds apart, where the
+# VM's drift over the minutes of a run cancels out.
 round_ratios() {
   local r
   for r in $(seq 1 "$ROUNDS"); do
@@ -649,7 +651,7 @@ round_ratios() {
 }
 
 report() {
-  local r kind errors=0 resumed=0 missed=0 again reg_us base_us ngx_us eff_base eff_ngx lo mid hi
+  local r kind errors=0 resumed=0 missed=0 again reg_us base_us ngx_us eff_base eff_ngx lo hi
   for r in $(seq 1 "$ROUNDS"); do
     for kind in register baseline nginx; do
       errors=$(( errors + $(field "$WORK/$kind$r.out" errors) ))
@@ -660,8 +662,8 @@ report() {
   reg_us=$(median_cpu register)
   base_us=$(median_cpu baseline)
   ngx_us=$(median_cpu nginx)
-  eff_base=$(awk -v c="$base_us" -v p="$reg_us" 'BEGIN { printf "%.2f", (p > 0 ? c / p : 0) }')
-  eff_ngx=$(awk -v c="$ngx_us" -v p="$reg_us" 'BEGIN { printf "%.2f", (p > 0 ? c / p : 0) }')
+  read -r _ eff_base _ < <(round_ratios baseline)
+  read -r lo eff_ngx hi < <(round_ratios nginx)
   echo
   echo "== provd registration benchmark =="
   echo "machine      $(nproc) cores, $(openssl version 2>/dev/null | cut -d' ' -f1-2), $("$NGINX" -v 2>&1 | sed 's/^nginx version: //'), load average before the runs: $LOAD_BEFORE"
@@ -690,9 +692,7 @@ report() {
   [ "$again" -le 0 ] ||
     echo "NOTE         $again registrations were of devices already registered earlier in the run (repeat registrations, not first ones): raise $([ "$KIND" = x509 ] && echo BENCH_X509_DEVICES || echo BENCH_ENROLLMENTS) for first registrations only"
   echo "server CPU per request (median of rounds): provd ${reg_us} us per registration, baseline ${base_us} us, nginx ${ngx_us} us"
-  echo "efficiency = ceiling CPU per request / provd CPU per registration: ${eff_ngx} against nginx, ${eff_base} against the baseline"
-  read -r lo mid hi < <(round_ratios nginx)
-  echo "             round by round against nginx: $lo .. $hi (median $mid)"
+  echo "efficiency = ceiling CPU per request / provd CPU per registration in the same round, median of rounds: ${eff_ngx} against nginx ($lo .. $hi), ${eff_base} against the baseline"
   [ "$KIND" != mqtt ] || awk -v e="$eff_ngx" 'BEGIN { printf "mqtt target  provd CPU per MQTT registration (handshake, CONNECT, SUBSCRIBE, PUBLISH register, answer, poll) <= 1.25 x nginx per bare handshake + 2 requests: %.2f x (%s)\n", (e > 0 ? 1 / e : 0), (e > 0 && 1 / e <= 1.25 ? "met" : "missed") }'
   [ "$KIND" != x509 ] || awk -v e="$eff_ngx" 'BEGIN { printf "x509 target  provd CPU per registration <= 1.25 x nginx per mTLS handshake: %.2f x (%s)\n", (e > 0 ? 1 / e : 0), (e > 0 && 1 / e <= 1.25 ? "met" : "missed") }'
   echo "BENCH kind=$KIND notifiers=$NOTIFIERS provd_cpu_us=$reg_us baseline_cpu_us=$base_us nginx_cpu_us=$ngx_us efficiency_nginx=$eff_ngx efficiency_baseline=$eff_base register_rate=$(median_of register rate) baseline_rate=$(median_of baseline rate) nginx_rate=$(median_of nginx rate) register_p99_ms=$(median_of register p99_ms) offered_rate=${RATE:-0} missed=$missed registered_again=$(( again > 0 ? again : 0 )) resumed=$resumed errors=$errors"
