@@ -20,13 +20,10 @@ import json
 import os
 import random
 import ssl
-import struct
 import time
 from types import SimpleNamespace
 
-from mqtt_peer import (connect_packet, describe, frame, next_answer,
-                       open_conn, publish_packet, read_packet)
-from mqtt_peer import s as mqtt_str
+from mqtt_peer import FIRST_PID, next_answer, start_register
 from testkit import sas
 
 API = "api-version=2021-10-01"
@@ -57,21 +54,14 @@ def mqtt_register(a, rid, token):
     provd was not reachable or refused the CONNECT (it is restarting)."""
     peer = SimpleNamespace(port=a.mqtt_port, ca=a.ca, plain=False, cert=None,
                            key=None, timeout=10, regid=rid, password=token,
-                           keepalive=60,
+                           keepalive=60, qos=1, payload=None,
                            user="%s/registrations/%s/%s" % (a.scope, rid, DEV_API))
     try:
-        sock = open_conn(peer)
+        sock = start_register(peer)
+        if sock is None:
+            return None
         try:
-            sock.sendall(connect_packet(peer))
-            if describe(*read_packet(sock)).get("connack") != 0:
-                return None
-            sock.sendall(frame(0x82, struct.pack(">H", 1) +
-                               mqtt_str("$dps/registrations/res/#") + bytes([1])))
-            read_packet(sock)  # SUBACK
-            sock.sendall(publish_packet(
-                "$dps/registrations/PUT/iotdps-register/?$rid=1",
-                json.dumps({"registrationId": rid}), 1, 2))
-            return next_answer(sock, "1")["status"]
+            return next_answer(sock, "r%d" % FIRST_PID)["status"]
         finally:
             sock.close()
     except (OSError, EOFError, ValueError):  # ssl.SSLError is an OSError

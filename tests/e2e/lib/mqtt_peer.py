@@ -120,22 +120,40 @@ def next_answer(sock, rid):
             return d
 
 
-def cmd_register(a):
+FIRST_PID = 2
+
+
+def start_register(a, emit=lambda d: None):
+    """Connects as a.regid, subscribes to the answers and publishes the
+    register as $rid=r2 (packet id 2) at a.qos; emits the CONNACK and the
+    SUBACK.  The socket, or None when the CONNACK refused."""
     sock = open_conn(a)
-    sock.sendall(connect_packet(a))
-    d = describe(*read_packet(sock))
-    emit(d)
-    if d.get("connack") != 0:
+    try:
+        sock.sendall(connect_packet(a))
+        d = describe(*read_packet(sock))
+        emit(d)
+        if d.get("connack") != 0:
+            sock.close()
+            return None
+        sock.sendall(frame(0x82, struct.pack(">H", 1) + s("$dps/registrations/res/#") + bytes([1])))
+        emit(describe(*read_packet(sock)))
+        body = {"registrationId": a.regid}
+        if a.payload:
+            body["payload"] = json.loads(a.payload)
+        sock.sendall(publish_packet("$dps/registrations/PUT/iotdps-register/?$rid=r%d" % FIRST_PID,
+                                    json.dumps(body), a.qos, FIRST_PID))
+        return sock
+    except BaseException:
+        sock.close()
+        raise
+
+
+def cmd_register(a):
+    sock = start_register(a, emit)
+    if sock is None:
         return 1
-    sock.sendall(frame(0x82, struct.pack(">H", 1) + s("$dps/registrations/res/#") + bytes([1])))
-    emit(describe(*read_packet(sock)))
-    pid = 2
-    body = {"registrationId": a.regid}
-    if a.payload:
-        body["payload"] = json.loads(a.payload)
+    pid = FIRST_PID
     rid = "r%d" % pid
-    sock.sendall(publish_packet("$dps/registrations/PUT/iotdps-register/?$rid=" + rid,
-                                json.dumps(body), a.qos, pid))
     for _ in range(20):
         d = next_answer(sock, rid)
         emit(d)
