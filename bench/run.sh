@@ -638,20 +638,20 @@ median_cpu() {
 }
 
 # round_ratios CEILING: per round, the ceiling's CPU per unit over provd's
-# per registration in the same round: "lowest median highest".  The
-# median is the efficiency: a ratio of two runs seconds apart, where the
-# VM's drift over the minutes of a run cancels out.
+# per registration in the same round, one line each.  Their median is the
+# efficiency: a ratio of two runs seconds apart, where the VM's drift over
+# the minutes of a run cancels out.
 round_ratios() {
   local r
   for r in $(seq 1 "$ROUNDS"); do
     awk -v c="$(cpu_us_per_unit "$1$r" "$1$r")" \
         -v p="$(cpu_us_per_unit "register$r" "register$r")" \
         'BEGIN { printf "%.2f\n", (p > 0 ? c / p : 0) }'
-  done | sort -g | awk '{ v[NR] = $1 } END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%.2f %.2f %.2f\n", v[1], m, v[NR] }'
+  done
 }
 
 report() {
-  local r kind errors=0 resumed=0 missed=0 again reg_us base_us ngx_us eff_base eff_ngx lo hi
+  local r kind errors=0 resumed=0 missed=0 again reg_us base_us ngx_us eff_base eff_ngx ratios lo hi
   for r in $(seq 1 "$ROUNDS"); do
     for kind in register baseline nginx; do
       errors=$(( errors + $(field "$WORK/$kind$r.out" errors) ))
@@ -662,8 +662,11 @@ report() {
   reg_us=$(median_cpu register)
   base_us=$(median_cpu baseline)
   ngx_us=$(median_cpu nginx)
-  read -r _ eff_base _ < <(round_ratios baseline)
-  read -r lo eff_ngx hi < <(round_ratios nginx)
+  eff_base=$(round_ratios baseline | median)
+  ratios=$(round_ratios nginx | sort -g)
+  eff_ngx=$(median <<<"$ratios")
+  lo=$(head -n 1 <<<"$ratios")
+  hi=$(tail -n 1 <<<"$ratios")
   echo
   echo "== provd registration benchmark =="
   echo "machine      $(nproc) cores, $(openssl version 2>/dev/null | cut -d' ' -f1-2), $("$NGINX" -v 2>&1 | sed 's/^nginx version: //'), load average before the runs: $LOAD_BEFORE"
